@@ -1,0 +1,224 @@
+//! Identity and membership: institutions, credentials (issue, revoke), patients and attestations.
+
+use crate::records::{key, Attestation, Credential, Institution, Revocation};
+use crate::store::{Overlay, StateRead, WriteSet};
+use crate::{decode_stored, BlockEnv, Principal, Rejection};
+use medledger_types::{Canonical, CredentialSpec, Event, Genesis, Operation, PublicKey, RejectCode, Role};
+
+/// Admin credentials created at genesis are valid for ten years.
+pub const GENESIS_ADMIN_VALIDITY_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
+
+pub fn ca_key(state: &dyn StateRead) -> Option<PublicKey> {
+    state.get(key::CA).and_then(|b| PublicKey::from_bytes(&b).ok())
+}
+
+pub fn credential(state: &dyn StateRead, pk: &PublicKey) -> Option<Credential> {
+    state.get(&key::credential(pk)).map(|b| decode_stored(&b, "credential"))
+}
+
+pub fn institution(state: &dyn StateRead, id: &str) -> Option<Institution> {
+    state.get(&key::institution(id)).map(|b| decode_stored(&b, "institution"))
+}
+
+pub fn patient_key(state: &dyn StateRead, pseudonym: &medledger_types::Hash) -> Option<PublicKey> {
+    state.get(&key::patient(pseudonym)).and_then(|b| PublicKey::from_bytes(&b).ok())
+}
+
+pub fn attestation(state: &dyn StateRead, digest: &medledger_types::Hash) -> Option<Attestation> {
+    state.get(&key::attestation(digest)).map(|b| decode_stored(&b, "attestation"))
+}
+
+/// Why a credential is not usable at (`now_ms`, `height`), if it is not.
+pub fn credential_problem(c: &Credential, now_ms: u64, height: u64) -> Option<Rejection> {
+    if let Some(r) = &c.revoked {
+        // Revocation takes effect from the block after the one that recorded it.
+        if r.at_height < height {
+            return Some(Rejection::new(
+                RejectCode::CredentialRevoked,
+                format!("credential revoked at height {}: {}", r.at_height, r.reason),
+            ));
+        }
+    }
+    if now_ms < c.valid_from_ms {
+        return Some(Rejection::new(
+            RejectCode::CredentialNotYetValid,
+            format!("credential valid from {} ms, now is {now_ms}", c.valid_from_ms),
+        ));
+    }
+    if now_ms > c.valid_until_ms {
+        return Some(Rejection::new(
+            RejectCode::CredentialExpired,
+            format!("credential expired at {} ms, now is {now_ms}", c.valid_until_ms),
+        ));
+    }
+    None
+}
+
+/// Resolves who is signing: the CA, or the role of a valid credential.
+pub fn principal(state: &dyn StateRead, signer: &PublicKey, now_ms: u64, height: u64) -> Result<Principal, Rejection> {
+    if ca_key(state).as_ref() == Some(signer) {
+        return Ok(Principal::Ca);
+    }
+    let c = credential(state, signer).ok_or_else(|| {
+        Rejection::new(RejectCode::UnknownSigner, format!("no credential for key {}", signer.short()))
+    })?;
+    match credential_problem(&c, now_ms, height) {
+        Some(r) => Err(r),
+        None => Ok(Principal::Role(c.role)),
+    }
+}
+
+pub(crate) fn genesis(g: &Genesis) -> WriteSet {
+    let mut w = WriteSet::new();
+    w.insert(key::CA.to_vec(), Some(g.ca_key.to_bytes()));
+    w.insert(key::CHAIN_ID.to_vec(), Some(g.chain_id.as_bytes().to_vec()));
+    for i in &g.institutions {
+        let inst = Institution { id: i.id.clone(), name: i.name.clone(), added_at_height: 0 };
+        w.insert(key::institution(&i.id), Some(inst.to_bytes()));
+        let c = Credential {
+            subject: i.admin_key,
+            role: Role::InstitutionAdmin,
+            institution: i.id.clone(),
+            display_name: format!("{} administrator", i.name),
+            valid_from_ms: g.genesis_time_ms,
+            valid_until_ms: g.genesis_time_ms.saturating_add(GENESIS_ADMIN_VALIDITY_MS),
+            issued_at_height: 0,
+            issuer: g.ca_key,
+            pseudonym: None,
+            revoked: None,
+        };
+        w.insert(key::credential(&i.admin_key), Some(c.to_bytes()));
+    }
+    w
+}
+
+fn invalid(msg: impl Into<String>) -> Rejection {
+    Rejection::new(RejectCode::InvalidArgument, msg)
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// Applies an identity operation. The permission table was already checked; this adds scope rules.
+pub(crate) fn apply(
+    o: &mut Overlay<'_>,
+    env: &BlockEnv,
+    signer: &PublicKey,
+    principal: Principal,
+    op: &Operation,
+) -> Result<Vec<Event>, Rejection> {
+    match op {
+        Operation::AddInstitution { id, name } => {
+            if !valid_id(id) {
+                return Err(invalid(format!("institution id `{id}` must be non-empty [A-Za-z0-9._-]")));
+            }
+            if institution(o, id).is_some() {
+                return Err(Rejection::new(RejectCode::AlreadyExists, format!("institution `{id}` already exists")));
+            }
+            let inst = Institution { id: id.clone(), name: name.clone(), added_at_height: env.height };
+            o.put(key::institution(id), inst.to_bytes());
+            Ok(vec![Event::new("institution_added").with("institution", id)])
+        }
+        Operation::IssueCredential(spec) => issue(o, env, signer, spec),
+        Operation::RevokeCredential { subject, reason } => {
+            let mut c = credential(o, subject).ok_or_else(|| {
+                Rejection::new(RejectCode::NotFound, format!("no credential for key {}", subject.short()))
+            })?;
+            if let Principal::Role(Role::InstitutionAdmin) = principal {
+                let own = credential(o, signer).map(|c| c.institution).unwrap_or_default();
+                if c.institution != own {
+                    return Err(Rejection::new(
+                        RejectCode::NotPermitted,
+                        format!("an admin of `{own}` may not revoke a credential of `{}`", c.institution),
+                    ));
+                }
+            }
+            if c.revoked.is_some() {
+                return Err(Rejection::new(RejectCode::AlreadyExists, "credential is already revoked"));
+            }
+            c.revoked = Some(Revocation { at_height: env.height, by: *signer, reason: reason.clone() });
+            o.put(key::credential(subject), c.to_bytes());
+            Ok(vec![Event::new("credential_revoked")
+                .with("subject", subject)
+                .with("effective_from_height", env.height + 1)])
+        }
+        Operation::RegisterPatient { subject, pseudonym, valid_until_ms } => {
+            let admin = credential(o, signer).expect("principal resolved from this credential");
+            if credential(o, subject).is_some() || ca_key(o).as_ref() == Some(subject) {
+                return Err(Rejection::new(RejectCode::AlreadyExists, "key already holds a credential"));
+            }
+            if patient_key(o, pseudonym).is_some() {
+                return Err(Rejection::new(RejectCode::AlreadyExists, "patient pseudonym already registered"));
+            }
+            if *valid_until_ms <= env.timestamp_ms {
+                return Err(invalid("patient credential would already be expired"));
+            }
+            let c = Credential {
+                subject: *subject,
+                role: Role::Patient,
+                institution: admin.institution.clone(),
+                display_name: String::new(),
+                valid_from_ms: env.timestamp_ms,
+                valid_until_ms: *valid_until_ms,
+                issued_at_height: env.height,
+                issuer: *signer,
+                pseudonym: Some(*pseudonym),
+                revoked: None,
+            };
+            o.put(key::credential(subject), c.to_bytes());
+            o.put(key::patient(pseudonym), subject.to_bytes());
+            Ok(vec![Event::new("patient_registered")
+                .with("pseudonym", pseudonym)
+                .with("institution", &admin.institution)])
+        }
+        Operation::Attest { digest, label } => {
+            if attestation(o, digest).is_some() {
+                return Err(Rejection::new(RejectCode::AlreadyExists, format!("digest {digest} already attested")));
+            }
+            let a = Attestation { digest: *digest, label: label.clone(), attester: *signer, height: env.height };
+            o.put(key::attestation(digest), a.to_bytes());
+            Ok(vec![Event::new("attested").with("digest", digest)])
+        }
+    }
+}
+
+fn issue(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, spec: &CredentialSpec) -> Result<Vec<Event>, Rejection> {
+    if spec.role == Role::Patient {
+        return Err(invalid("patients are registered by their hospital with register_patient, not issued by name"));
+    }
+    if spec.display_name.trim().is_empty() {
+        return Err(invalid("display name must not be empty"));
+    }
+    if spec.valid_until_ms <= spec.valid_from_ms {
+        return Err(invalid("valid_until must be after valid_from"));
+    }
+    if institution(o, &spec.institution).is_none() {
+        return Err(Rejection::new(RejectCode::NotFound, format!("unknown institution `{}`", spec.institution)));
+    }
+    if ca_key(o).as_ref() == Some(&spec.subject) {
+        return Err(invalid("the CA key cannot hold a credential"));
+    }
+    if let Some(existing) = credential(o, &spec.subject) {
+        if existing.revoked.is_none() && existing.valid_until_ms >= env.timestamp_ms {
+            return Err(Rejection::new(RejectCode::AlreadyExists, "key already holds a valid credential"));
+        }
+    }
+    let c = Credential {
+        subject: spec.subject,
+        role: spec.role,
+        institution: spec.institution.clone(),
+        display_name: spec.display_name.clone(),
+        valid_from_ms: spec.valid_from_ms,
+        valid_until_ms: spec.valid_until_ms,
+        issued_at_height: env.height,
+        issuer: *signer,
+        pseudonym: None,
+        revoked: None,
+    };
+    o.put(key::credential(&spec.subject), c.to_bytes());
+    Ok(vec![Event::new("credential_issued")
+        .with("subject", spec.subject)
+        .with("role", spec.role.name())
+        .with("institution", &spec.institution)])
+}

@@ -1,0 +1,191 @@
+//! MedLedger's deterministic state machine.
+//!
+//! `execute_block(state, prev_root, env, txs) -> Executed { writes, receipts, state_root }` is a
+//! pure function: the same parent state and the same block give the same writes, receipts and
+//! state root on every node. It does no I/O, reads no clock and draws no randomness; time is the
+//! block timestamp. The node supplies the state view ([`StateRead`]) and persists the writes.
+//!
+//! Modules: [`identity`] (institutions, credentials, patients, attestations) and the
+//! [`permissions`] table. Later domains (consent, records, drugs, care, resources, wallet) add
+//! operations and modules here, never in the node.
+
+pub mod identity;
+pub mod permissions;
+pub mod records;
+pub mod store;
+
+use medledger_types::hash::{domain, tagged};
+use medledger_types::{Canonical, Event, Genesis, Hash, Outcome, PublicKey, Receipt, RejectCode, Tx};
+pub use permissions::{allowed, Principal};
+pub use store::{Layered, MemState, StateRead, WriteSet};
+use store::Overlay;
+
+/// What execution needs to know about the block besides its transactions.
+#[derive(Clone, Debug)]
+pub struct BlockEnv {
+    pub chain_id: String,
+    pub height: u64,
+    pub timestamp_ms: u64,
+    pub proposer: PublicKey,
+}
+
+#[derive(Clone, Debug)]
+pub struct Executed {
+    pub writes: WriteSet,
+    pub receipts: Vec<Receipt>,
+    pub state_root: Hash,
+}
+
+/// A rejection: a stable code and a human reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: RejectCode,
+    pub reason: String,
+}
+
+impl Rejection {
+    pub fn new(code: RejectCode, reason: impl Into<String>) -> Self {
+        Rejection { code, reason: reason.into() }
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.reason)
+    }
+}
+
+/// The state root after a block: an accumulator over every block's sorted write set.
+///
+/// `root_h = H_state(root_{h-1} || h || H_writes(encode(writes_h)))`. Equal roots mean equal
+/// histories of writes, hence equal state.
+pub fn next_state_root(prev: &Hash, height: u64, writes: &WriteSet) -> Hash {
+    let mut enc = Vec::new();
+    enc.extend_from_slice(&(writes.len() as u64).to_be_bytes());
+    for (k, v) in writes {
+        enc.extend_from_slice(&(k.len() as u32).to_be_bytes());
+        enc.extend_from_slice(k);
+        match v {
+            Some(v) => {
+                enc.push(1);
+                enc.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                enc.extend_from_slice(v);
+            }
+            None => enc.push(0),
+        }
+    }
+    let w = tagged(domain::WRITES, &[&enc]);
+    tagged(domain::STATE, &[&prev.0, &height.to_be_bytes(), &w.0])
+}
+
+/// The state written at genesis: chain id, CA key, member institutions and their admins.
+pub fn genesis_writes(g: &Genesis) -> WriteSet {
+    identity::genesis(g)
+}
+
+/// The state root of the genesis state (height 0).
+pub fn genesis_root(g: &Genesis) -> Hash {
+    next_state_root(&g.hash(), 0, &genesis_writes(g))
+}
+
+/// Next expected nonce of `signer`.
+pub fn nonce_of(state: &dyn StateRead, signer: &PublicKey) -> u64 {
+    state
+        .get(&records::key::nonce(signer))
+        .map(|b| u64::from_be_bytes(b.as_slice().try_into().unwrap_or([0; 8])))
+        .unwrap_or(0)
+}
+
+/// Checks a transaction against current state before it enters the mempool: chain id, nonce
+/// not already used, and a signer that may perform this kind of operation now. Signature and
+/// size are checked by the caller.
+pub fn precheck(state: &dyn StateRead, chain_id: &str, now_ms: u64, height: u64, tx: &Tx) -> Result<(), Rejection> {
+    let body = tx.body();
+    if body.chain_id != chain_id {
+        return Err(Rejection::new(
+            RejectCode::WrongChain,
+            format!("transaction is for chain `{}`, this is `{chain_id}`", body.chain_id),
+        ));
+    }
+    let expected = nonce_of(state, &body.signer);
+    if body.nonce < expected {
+        return Err(Rejection::new(
+            RejectCode::BadNonce,
+            format!("nonce {} already used (next is {expected}): replay", body.nonce),
+        ));
+    }
+    let principal = identity::principal(state, &body.signer, now_ms, height)?;
+    if let Err(e) = body.op.check_limits() {
+        return Err(Rejection::new(RejectCode::InvalidArgument, e));
+    }
+    if !allowed(principal, body.op.kind()) {
+        return Err(not_permitted(principal, body.op.kind()));
+    }
+    Ok(())
+}
+
+fn not_permitted(p: Principal, k: medledger_types::OpKind) -> Rejection {
+    Rejection::new(RejectCode::NotPermitted, format!("role `{}` may not perform `{}`", p.name(), k.name()))
+}
+
+/// Executes `txs` on `state`. Precondition: every transaction's signature was verified by the
+/// caller (a block with a bad signature is invalid as a whole and never executed).
+pub fn execute_block(state: &dyn StateRead, prev_root: &Hash, env: &BlockEnv, txs: &[Tx]) -> Executed {
+    let mut block = Overlay::new(state);
+    let mut receipts = Vec::with_capacity(txs.len());
+    for (i, tx) in txs.iter().enumerate() {
+        let outcome = {
+            let mut txo = Overlay::new(&block);
+            let result = execute_tx(&mut txo, env, tx);
+            let writes = std::mem::take(&mut txo.writes);
+            drop(txo);
+            block.writes.extend(writes);
+            match result {
+                Ok(events) => Outcome::Applied { events },
+                Err(r) => Outcome::Rejected { code: r.code, reason: r.reason },
+            }
+        };
+        receipts.push(Receipt { tx_id: tx.id(), height: env.height, index: i as u32, outcome });
+    }
+    let writes = block.writes;
+    let state_root = next_state_root(prev_root, env.height, &writes);
+    Executed { writes, receipts, state_root }
+}
+
+/// Runs one transaction. On `Err`, the overlay holds only what must persist anyway (the spent
+/// nonce, once the signer is known); on `Ok`, all of the operation's writes.
+fn execute_tx(o: &mut Overlay<'_>, env: &BlockEnv, tx: &Tx) -> Result<Vec<Event>, Rejection> {
+    let body = tx.body();
+    if body.chain_id != env.chain_id {
+        return Err(Rejection::new(RejectCode::WrongChain, format!("transaction is for chain `{}`", body.chain_id)));
+    }
+    let expected = nonce_of(o, &body.signer);
+    if body.nonce != expected {
+        return Err(Rejection::new(
+            RejectCode::BadNonce,
+            format!("nonce {} but next expected is {expected}", body.nonce),
+        ));
+    }
+    let principal = identity::principal(o, &body.signer, env.timestamp_ms, env.height)?;
+    // From here on the nonce is spent, whatever the outcome.
+    o.put(records::key::nonce(&body.signer), (expected + 1).to_be_bytes().to_vec());
+    let spent = o.writes.clone();
+    if let Err(e) = body.op.check_limits() {
+        return Err(Rejection::new(RejectCode::InvalidArgument, e));
+    }
+    if !allowed(principal, body.op.kind()) {
+        return Err(not_permitted(principal, body.op.kind()));
+    }
+    match identity::apply(o, env, &body.signer, principal, &body.op) {
+        Ok(events) => Ok(events),
+        Err(r) => {
+            o.writes = spent;
+            Err(r)
+        }
+    }
+}
+
+/// Decodes a stored value, treating corruption as a fatal invariant violation.
+pub(crate) fn decode_stored<T: Canonical>(bytes: &[u8], what: &str) -> T {
+    T::from_bytes(bytes).unwrap_or_else(|e| panic!("stored {what} does not decode ({e}): state is corrupt"))
+}

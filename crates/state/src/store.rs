@@ -1,0 +1,78 @@
+//! The key-value view the state machine reads, and the write sets it produces.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Read access to committed (or speculative) state.
+pub trait StateRead {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
+}
+
+/// Writes of one block, sorted by key. `None` deletes.
+pub type WriteSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// An in-memory state, for tests and simulations.
+#[derive(Clone, Default, Debug, PartialEq, Eq)]
+pub struct MemState(pub BTreeMap<Vec<u8>, Vec<u8>>);
+
+impl StateRead for MemState {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.0.get(key).cloned()
+    }
+}
+
+impl MemState {
+    pub fn apply(&mut self, writes: &WriteSet) {
+        for (k, v) in writes {
+            match v {
+                Some(v) => {
+                    self.0.insert(k.clone(), v.clone());
+                }
+                None => {
+                    self.0.remove(k);
+                }
+            }
+        }
+    }
+}
+
+/// Committed state plus the write sets of not-yet-finalized ancestors, newest last.
+pub struct Layered<'a> {
+    pub base: &'a dyn StateRead,
+    pub layers: Vec<Arc<WriteSet>>,
+}
+
+impl StateRead for Layered<'_> {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        for layer in self.layers.iter().rev() {
+            if let Some(v) = layer.get(key) {
+                return v.clone();
+            }
+        }
+        self.base.get(key)
+    }
+}
+
+/// Buffered writes over a base view.
+pub(crate) struct Overlay<'a> {
+    pub base: &'a dyn StateRead,
+    pub writes: WriteSet,
+}
+
+impl<'a> Overlay<'a> {
+    pub fn new(base: &'a dyn StateRead) -> Self {
+        Overlay { base, writes: WriteSet::new() }
+    }
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.insert(key, Some(value));
+    }
+}
+
+impl StateRead for Overlay<'_> {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        match self.writes.get(key) {
+            Some(v) => v.clone(),
+            None => self.base.get(key),
+        }
+    }
+}

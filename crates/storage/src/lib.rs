@@ -1,0 +1,246 @@
+//! Durable, embedded storage for a MedLedger node, on [redb] (pure Rust, ACID, crash-safe).
+//!
+//! One write transaction per finalized block stores, atomically: the block, its finality
+//! certificate, its receipts, the tx index, the state writes and the new tip. A crash at any
+//! point leaves either the whole block applied or none of it, so restart resumes from the last
+//! committed height and consensus redelivers the rest.
+
+use medledger_state::{Executed, StateRead, WriteSet};
+use medledger_types::{Block, Canonical, Hash, Receipt};
+use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+use std::path::Path;
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
+const CERTS: TableDefinition<u64, &[u8]> = TableDefinition::new("certificates");
+const ROOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("state_roots");
+const BY_HASH: TableDefinition<&[u8], u64> = TableDefinition::new("block_by_hash");
+const TX_INDEX: TableDefinition<&[u8], (u64, u32)> = TableDefinition::new("tx_index");
+const RECEIPTS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("receipts");
+const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage: {0}")]
+    Db(String),
+    #[error("block {got} does not extend the stored tip {tip}")]
+    NotNext { got: u64, tip: u64 },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the store belongs to another chain (genesis {stored}, expected {expected})")]
+    WrongGenesis { stored: Hash, expected: Hash },
+}
+
+macro_rules! db_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Db(e.to_string()) }
+        }
+    )*};
+}
+db_err!(redb::Error, redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The head of the stored chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tip {
+    pub height: u64,
+    pub hash: Hash,
+    pub state_root: Hash,
+}
+
+pub struct Store {
+    db: Database,
+}
+
+fn hash_of(b: &[u8]) -> Result<Hash> {
+    b.try_into().map(Hash).map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into()))
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        let db = Database::create(path)?;
+        let w = db.begin_write()?;
+        {
+            // Create every table so that readers never see a missing one.
+            w.open_table(META)?;
+            w.open_table(BLOCKS)?;
+            w.open_table(CERTS)?;
+            w.open_table(ROOTS)?;
+            w.open_table(BY_HASH)?;
+            w.open_table(TX_INDEX)?;
+            w.open_table(RECEIPTS)?;
+            w.open_table(STATE)?;
+        }
+        w.commit()?;
+        Ok(Store { db })
+    }
+
+    /// Writes the genesis block and state if the store is empty; otherwise checks it matches.
+    pub fn init_genesis(&self, block: &Block, writes: &WriteSet, genesis_hash: Hash) -> Result<()> {
+        let r = self.db.begin_read()?;
+        let meta = r.open_table(META)?;
+        if let Some(stored) = meta.get("genesis")? {
+            let stored = hash_of(stored.value())?;
+            if stored != genesis_hash {
+                return Err(StoreError::WrongGenesis { stored, expected: genesis_hash });
+            }
+            return Ok(());
+        }
+        drop(meta);
+        drop(r);
+        let w = self.db.begin_write()?;
+        {
+            let mut meta = w.open_table(META)?;
+            meta.insert("genesis", genesis_hash.0.as_slice())?;
+            w.open_table(BLOCKS)?.insert(0u64, block.encode().as_slice())?;
+            w.open_table(ROOTS)?.insert(0u64, block.header.state_root.0.as_slice())?;
+            w.open_table(BY_HASH)?.insert(block.digest().0.as_slice(), 0u64)?;
+            apply_writes(&mut w.open_table(STATE)?, writes)?;
+            meta.insert("tip", 0u64.to_be_bytes().as_slice())?;
+        }
+        w.commit()?;
+        Ok(())
+    }
+
+    pub fn tip(&self) -> Result<Option<Tip>> {
+        let r = self.db.begin_read()?;
+        let meta = r.open_table(META)?;
+        let Some(h) = meta.get("tip")? else { return Ok(None) };
+        let height = u64::from_be_bytes(h.value().try_into().map_err(|_| StoreError::Corrupt("tip".into()))?);
+        let block = self.block(height)?.ok_or_else(|| StoreError::Corrupt(format!("tip block {height} missing")))?;
+        Ok(Some(Tip { height, hash: block.digest(), state_root: block.header.state_root }))
+    }
+
+    /// Commits one finalized block with everything derived from it, atomically.
+    pub fn commit_block(&self, block: &Block, certificate: &[u8], executed: &Executed) -> Result<()> {
+        let height = block.height();
+        let tip = self.tip()?.map(|t| t.height);
+        if tip != Some(height.wrapping_sub(1)) {
+            return Err(StoreError::NotNext { got: height, tip: tip.unwrap_or(0) });
+        }
+        assert_eq!(executed.receipts.len(), block.txs.len(), "one receipt per transaction");
+        assert_eq!(executed.state_root, block.header.state_root, "executed root must match the header");
+        let w = self.db.begin_write()?;
+        {
+            w.open_table(BLOCKS)?.insert(height, block.encode().as_slice())?;
+            w.open_table(CERTS)?.insert(height, certificate)?;
+            w.open_table(ROOTS)?.insert(height, block.header.state_root.0.as_slice())?;
+            w.open_table(BY_HASH)?.insert(block.digest().0.as_slice(), height)?;
+            let mut idx = w.open_table(TX_INDEX)?;
+            let mut rec = w.open_table(RECEIPTS)?;
+            for r in &executed.receipts {
+                idx.insert(r.tx_id.0.as_slice(), (height, r.index))?;
+                rec.insert((height, r.index), r.to_bytes().as_slice())?;
+            }
+            apply_writes(&mut w.open_table(STATE)?, &executed.writes)?;
+            w.open_table(META)?.insert("tip", height.to_be_bytes().as_slice())?;
+        }
+        w.commit()?;
+        Ok(())
+    }
+
+    pub fn block(&self, height: u64) -> Result<Option<Block>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(BLOCKS)?;
+        match t.get(height)? {
+            None => Ok(None),
+            Some(v) => Block::decode(v.value()).map(Some).map_err(|e| StoreError::Corrupt(format!("block {height}: {e}"))),
+        }
+    }
+
+    pub fn block_bytes(&self, height: u64) -> Result<Option<Vec<u8>>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(BLOCKS)?;
+        Ok(t.get(height)?.map(|v| v.value().to_vec()))
+    }
+
+    pub fn height_of(&self, hash: &Hash) -> Result<Option<u64>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(BY_HASH)?;
+        Ok(t.get(hash.0.as_slice())?.map(|v| v.value()))
+    }
+
+    pub fn certificate(&self, height: u64) -> Result<Option<Vec<u8>>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(CERTS)?;
+        Ok(t.get(height)?.map(|v| v.value().to_vec()))
+    }
+
+    pub fn tx_location(&self, id: &Hash) -> Result<Option<(u64, u32)>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(TX_INDEX)?;
+        Ok(t.get(id.0.as_slice())?.map(|v| v.value()))
+    }
+
+    pub fn receipt(&self, height: u64, index: u32) -> Result<Option<Receipt>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(RECEIPTS)?;
+        match t.get((height, index))? {
+            None => Ok(None),
+            Some(v) => Receipt::from_bytes(v.value())
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("receipt {height}/{index}: {e}"))),
+        }
+    }
+
+    pub fn receipts(&self, height: u64) -> Result<Vec<Receipt>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(RECEIPTS)?;
+        let mut out = Vec::new();
+        for item in t.range((height, 0)..=(height, u32::MAX))? {
+            let (_, v) = item?;
+            out.push(Receipt::from_bytes(v.value()).map_err(|e| StoreError::Corrupt(format!("receipt: {e}")))?);
+        }
+        Ok(out)
+    }
+
+    pub fn state_root(&self, height: u64) -> Result<Option<Hash>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(ROOTS)?;
+        t.get(height)?.map(|v| hash_of(v.value())).transpose()
+    }
+
+    pub fn state_entries(&self) -> Result<u64> {
+        let r = self.db.begin_read()?;
+        Ok(r.open_table(STATE)?.len()?)
+    }
+
+    /// A consistent read view of the committed state.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let r = self.db.begin_read()?;
+        let table = r.open_table(STATE)?;
+        Ok(Snapshot { table })
+    }
+}
+
+fn apply_writes(t: &mut redb::Table<&[u8], &[u8]>, writes: &WriteSet) -> Result<()> {
+    for (k, v) in writes {
+        match v {
+            Some(v) => {
+                t.insert(k.as_slice(), v.as_slice())?;
+            }
+            None => {
+                t.remove(k.as_slice())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A point-in-time view of the state table; implements [`StateRead`].
+pub struct Snapshot {
+    table: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+}
+
+impl StateRead for Snapshot {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        // A read error on committed state is unrecoverable for a validator: stop rather than diverge.
+        self.table
+            .get(key)
+            .unwrap_or_else(|e| panic!("state read failed: {e}"))
+            .map(|v| v.value().to_vec())
+    }
+}

@@ -1,0 +1,107 @@
+//! Domain-separated SHA-256.
+//!
+//! Every hash MedLedger computes names its purpose: `H(tag, parts) = SHA-256(tag || 0x00 || parts...)`
+//! with a distinct ASCII tag per use (see [`domain`]). Merkle hashing is the exception: it follows
+//! RFC 9162 exactly (see [`crate::merkle`]) so that proofs can be checked by standard tools.
+
+use commonware_cryptography::{sha256::Sha256, Hasher};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// Domain tags. Never reuse one for a different structure.
+pub mod domain {
+    pub const TX_ID: &[u8] = b"medledger/tx-id/v1";
+    pub const BLOCK: &[u8] = b"medledger/block/v1";
+    pub const STATE: &[u8] = b"medledger/state/v1";
+    pub const WRITES: &[u8] = b"medledger/writes/v1";
+    pub const GENESIS: &[u8] = b"medledger/genesis/v1";
+    pub const PATIENT_ID: &[u8] = b"medledger/patient-id/v1";
+    /// ed25519 signing namespace for transactions (prepended by the signer, see `union_unique`).
+    pub const TX_SIGNATURE: &[u8] = b"medledger/tx-signature/v1";
+}
+
+/// A 32-byte SHA-256 (or keyed BLAKE3) output.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Hash(pub [u8; 32]);
+
+impl Hash {
+    pub const ZERO: Hash = Hash([0u8; 32]);
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+    pub fn from_hex(s: &str) -> Result<Self, String> {
+        let s = s.strip_prefix("0x").unwrap_or(s);
+        let v = hex::decode(s).map_err(|e| format!("not hex: {e}"))?;
+        let a: [u8; 32] = v
+            .try_into()
+            .map_err(|v: Vec<u8>| format!("expected 32 bytes, got {}", v.len()))?;
+        Ok(Hash(a))
+    }
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", &self.to_hex()[..16])
+    }
+}
+impl fmt::Display for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+impl Serialize for Hash {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+impl<'de> Deserialize<'de> for Hash {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Hash::from_hex(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Plain SHA-256 over the concatenation of `parts`.
+pub fn sha256(parts: &[&[u8]]) -> Hash {
+    Hash(Sha256::hash(parts).0)
+}
+
+/// Domain-separated SHA-256: `SHA-256(tag || 0x00 || parts...)`.
+pub fn tagged(tag: &[u8], parts: &[&[u8]]) -> Hash {
+    let mut all: Vec<&[u8]> = Vec::with_capacity(parts.len() + 2);
+    all.push(tag);
+    all.push(&[0u8]);
+    all.extend_from_slice(parts);
+    sha256(&all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_separate_equal_payloads() {
+        assert_ne!(tagged(domain::TX_ID, &[b"x"]), tagged(domain::BLOCK, &[b"x"]));
+        assert_eq!(tagged(domain::TX_ID, &[b"x"]), tagged(domain::TX_ID, &[b"x"]));
+    }
+
+    #[test]
+    fn sha256_matches_known_vector() {
+        assert_eq!(
+            sha256(&[b"abc"]).to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn hex_round_trip_and_errors() {
+        let h = sha256(&[b"abc"]);
+        assert_eq!(Hash::from_hex(&h.to_hex()).unwrap(), h);
+        assert!(Hash::from_hex("zz").unwrap_err().contains("not hex"));
+        assert!(Hash::from_hex("abcd").unwrap_err().contains("expected 32 bytes"));
+    }
+}
