@@ -115,7 +115,11 @@ impl Store {
     }
 
     /// Commits one finalized block with everything derived from it, atomically.
-    pub fn commit_block(&self, block: &Block, certificate: &[u8], executed: &Executed) -> Result<()> {
+    ///
+    /// `certificate` is the block's own finalization certificate, if consensus produced one. A
+    /// block finalized through a descendant's certificate has none; [`Store::certified_at_or_above`]
+    /// finds the certificate that covers it.
+    pub fn commit_block(&self, block: &Block, certificate: Option<&[u8]>, executed: &Executed) -> Result<()> {
         let height = block.height();
         let tip = self.tip()?.map(|t| t.height);
         if tip != Some(height.wrapping_sub(1)) {
@@ -126,7 +130,9 @@ impl Store {
         let w = self.db.begin_write()?;
         {
             w.open_table(BLOCKS)?.insert(height, block.encode().as_slice())?;
-            w.open_table(CERTS)?.insert(height, certificate)?;
+            if let Some(c) = certificate {
+                w.open_table(CERTS)?.insert(height, c)?;
+            }
             w.open_table(ROOTS)?.insert(height, block.header.state_root.0.as_slice())?;
             w.open_table(BY_HASH)?.insert(block.digest().0.as_slice(), height)?;
             let mut idx = w.open_table(TX_INDEX)?;
@@ -167,6 +173,20 @@ impl Store {
         let r = self.db.begin_read()?;
         let t = r.open_table(CERTS)?;
         Ok(t.get(height)?.map(|v| v.value().to_vec()))
+    }
+
+    /// The lowest height `>= height` that has its own certificate, with that certificate.
+    pub fn certified_at_or_above(&self, height: u64) -> Result<Option<(u64, Vec<u8>)>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(CERTS)?;
+        let mut range = t.range(height..)?;
+        match range.next() {
+            None => Ok(None),
+            Some(item) => {
+                let (k, v) = item?;
+                Ok(Some((k.value(), v.value().to_vec())))
+            }
+        }
     }
 
     pub fn tx_location(&self, id: &Hash) -> Result<Option<(u64, u32)>> {

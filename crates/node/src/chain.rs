@@ -1,0 +1,416 @@
+//! The node's view of the chain: committed store, speculative (not yet finalized) blocks,
+//! the mempool, and the logic to build, verify and finalize blocks.
+//!
+//! Consensus calls [`Chain::build`], [`Chain::verify`] and [`Chain::finalize`]; the API calls
+//! [`Chain::submit`]. Everything here is synchronous and guarded by one mutex for speculative
+//! state plus one for the mempool; the store has its own (redb) concurrency.
+
+use crate::mempool::{AdmitError, Mempool, MempoolConfig};
+use medledger_state::{execute_block, genesis_root, genesis_writes, precheck, BlockEnv, Layered, WriteSet};
+use medledger_storage::{Store, StoreError, Tip};
+use medledger_types::block::MAX_BLOCK_TXS;
+use medledger_types::tx::{verify_signatures, TxDecodeError};
+use medledger_types::{Block, Genesis, Hash, PublicKey, Receipt, RejectCode, Tx};
+use parking_lot::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// How far ahead of local time a proposer's timestamp may be before verification waits.
+pub const MAX_CLOCK_DRIFT_MS: u64 = 2_000;
+/// Minimum spacing of empty blocks.
+pub const EMPTY_BLOCK_INTERVAL_MS: u64 = 500;
+/// How long a proposer lets transactions gather before building a non-full block.
+pub const BATCH_WINDOW_MS: u64 = 50;
+
+/// Why a submitted transaction was refused before the mempool.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SubmitError {
+    #[error("{0}")]
+    Decode(#[from] TxDecodeError),
+    #[error("signature does not verify for signer {0}")]
+    BadSignature(String),
+    #[error("{}", .0.reason)]
+    Rejected(medledger_state::Rejection),
+    #[error("{0}")]
+    Mempool(#[from] AdmitError),
+    #[error("transaction {0} is already committed")]
+    AlreadyCommitted(Hash),
+}
+
+impl SubmitError {
+    /// The stable error code the API returns.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SubmitError::Decode(TxDecodeError::Oversize(..)) => "oversize",
+            SubmitError::Decode(TxDecodeError::Malformed(_)) => "malformed",
+            SubmitError::BadSignature(_) => "bad_signature",
+            SubmitError::Rejected(r) => match r.code {
+                RejectCode::BadNonce => "replay",
+                c => c.as_str(),
+            },
+            SubmitError::Mempool(AdmitError::Full(_)) | SubmitError::Mempool(AdmitError::SignerFull(_)) => {
+                "mempool_full"
+            }
+            SubmitError::Mempool(AdmitError::Duplicate(_)) => "duplicate",
+            SubmitError::Mempool(AdmitError::NonceTaken(_)) => "replay",
+            SubmitError::Mempool(AdmitError::NonceGap { .. }) => "nonce_gap",
+            SubmitError::AlreadyCommitted(_) => "replay",
+        }
+    }
+}
+
+/// A block that passed verification (or that this node built) but is not finalized yet.
+struct Speculative {
+    block: Arc<Block>,
+    writes: Arc<WriteSet>,
+    receipts: Arc<Vec<Receipt>>,
+}
+
+/// A finalized block, as announced to subscribers (SSE).
+#[derive(Clone, Debug)]
+pub struct Finalized {
+    pub block: Arc<Block>,
+    pub receipts: Arc<Vec<Receipt>>,
+}
+
+pub struct Chain {
+    pub genesis: Genesis,
+    pub store: Arc<Store>,
+    pub me: PublicKey,
+    mempool: Mutex<Mempool>,
+    speculative: Mutex<HashMap<Hash, Speculative>>,
+    tip: Mutex<Tip>,
+    finalized_tx: broadcast::Sender<Finalized>,
+    pub metrics: Metrics,
+    /// Cap on transactions per proposed block.
+    pub max_block_txs: usize,
+    /// Milliseconds since the Unix epoch (the runtime's clock; simulated in tests).
+    clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    pub submitted: AtomicU64,
+    pub rejected: AtomicU64,
+    pub committed_txs: AtomicU64,
+    pub committed_blocks: AtomicU64,
+    pub verify_sig_cache_hits: AtomicU64,
+    pub verify_sig_checked: AtomicU64,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The genesis block implied by a genesis file.
+pub fn genesis_block(g: &Genesis) -> Block {
+    Block::new(0, g.hash(), g.genesis_time_ms, PublicKey::default(), genesis_root(g), vec![])
+}
+
+impl Chain {
+    pub fn open(
+        genesis: Genesis,
+        store: Arc<Store>,
+        me: PublicKey,
+        mempool: MempoolConfig,
+        clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+    ) -> Result<Arc<Chain>, StoreError> {
+        let g0 = genesis_block(&genesis);
+        store.init_genesis(&g0, &genesis_writes(&genesis), genesis.hash())?;
+        let tip = store.tip()?.expect("genesis was just written");
+        let (finalized_tx, _) = broadcast::channel(1024);
+        Ok(Arc::new(Chain {
+            genesis,
+            store,
+            me,
+            mempool: Mutex::new(Mempool::new(mempool)),
+            speculative: Mutex::new(HashMap::new()),
+            tip: Mutex::new(tip),
+            finalized_tx,
+            metrics: Metrics::default(),
+            max_block_txs: 2000,
+            clock,
+        }))
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        (self.clock)()
+    }
+
+    /// Is the state after block `digest` known here (committed tip or speculative)?
+    pub fn knows(&self, digest: &Hash) -> bool {
+        self.tip().hash == *digest || self.speculative.lock().contains_key(digest)
+    }
+
+    /// How long a proposer should wait before building on `parent`: empty mempools produce a
+    /// block at most every [`EMPTY_BLOCK_INTERVAL_MS`], busy ones after [`BATCH_WINDOW_MS`] to
+    /// gather a batch, full ones at once.
+    pub fn proposal_delay(&self, parent: &Block) -> std::time::Duration {
+        let pending = self.mempool_len();
+        let window = if pending == 0 {
+            EMPTY_BLOCK_INTERVAL_MS
+        } else if pending < self.max_block_txs {
+            BATCH_WINDOW_MS
+        } else {
+            0
+        };
+        let due = parent.header.timestamp_ms.saturating_add(window);
+        std::time::Duration::from_millis(due.saturating_sub(self.now_ms()))
+    }
+
+    pub fn tip(&self) -> Tip {
+        *self.tip.lock()
+    }
+
+    pub fn mempool_len(&self) -> usize {
+        self.mempool.lock().len()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Finalized> {
+        self.finalized_tx.subscribe()
+    }
+
+    pub fn genesis_block(&self) -> Block {
+        genesis_block(&self.genesis)
+    }
+
+    /// Is `id` waiting in the mempool?
+    pub fn is_pending(&self, id: &Hash) -> bool {
+        self.mempool.lock().contains(id)
+    }
+
+    /// Admits already-decoded transactions (from the API or from peers): batch-verifies the
+    /// signatures, prechecks them against committed state and adds them to the mempool.
+    pub fn submit(&self, txs: Vec<Tx>) -> Vec<Result<Hash, SubmitError>> {
+        self.metrics.submitted.fetch_add(txs.len() as u64, Ordering::Relaxed);
+        let refs: Vec<&Tx> = txs.iter().collect();
+        let verdicts = verify_signatures(&refs);
+        let snap = match self.store.snapshot() {
+            Ok(s) => s,
+            Err(e) => panic!("cannot read committed state: {e}"),
+        };
+        let tip = self.tip();
+        let now = self.now_ms();
+        let mut out = Vec::with_capacity(txs.len());
+        let mut pool = self.mempool.lock();
+        for (tx, ok) in txs.into_iter().zip(verdicts) {
+            let id = tx.id();
+            let r = if !ok {
+                Err(SubmitError::BadSignature(tx.body().signer.short()))
+            } else if let Err(r) = precheck(&snap, &self.genesis.chain_id, now, tip.height + 1, &tx) {
+                Err(SubmitError::Rejected(r))
+            } else {
+                let expected = medledger_state::nonce_of(&snap, &tx.body().signer);
+                pool.admit(tx, expected).map(|_| id).map_err(SubmitError::from)
+            };
+            if r.is_err() {
+                self.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            out.push(r);
+        }
+        out
+    }
+
+    /// Decodes and submits raw transactions.
+    pub fn submit_raw(&self, raws: &[&[u8]]) -> Vec<Result<Hash, SubmitError>> {
+        let mut decoded = Vec::with_capacity(raws.len());
+        let mut slots: Vec<Option<SubmitError>> = Vec::with_capacity(raws.len());
+        for raw in raws {
+            match Tx::decode(raw) {
+                Ok(t) => {
+                    decoded.push(t);
+                    slots.push(None);
+                }
+                Err(e) => slots.push(Some(SubmitError::Decode(e))),
+            }
+        }
+        let mut results = self.submit(decoded).into_iter();
+        slots
+            .into_iter()
+            .map(|s| match s {
+                Some(e) => Err(e),
+                None => results.next().expect("one result per decoded tx"),
+            })
+            .collect()
+    }
+
+    /// Write-set layers from the committed tip up to `parent`, or `None` if `parent` is neither
+    /// the committed tip nor a known speculative descendant of it.
+    fn layers_to(&self, spec: &HashMap<Hash, Speculative>, tip: &Tip, parent: Hash) -> Option<(Vec<Arc<WriteSet>>, HashSet<Hash>)> {
+        let mut layers = Vec::new();
+        let mut included = HashSet::new();
+        let mut cur = parent;
+        while cur != tip.hash {
+            let s = spec.get(&cur)?;
+            if s.block.height() <= tip.height {
+                return None;
+            }
+            layers.push(s.writes.clone());
+            included.extend(s.block.txs.iter().map(Tx::id));
+            cur = s.block.header.parent;
+        }
+        layers.reverse();
+        Some((layers, included))
+    }
+
+    fn env(&self, height: u64, timestamp_ms: u64, proposer: PublicKey) -> BlockEnv {
+        BlockEnv { chain_id: self.genesis.chain_id.clone(), height, timestamp_ms, proposer }
+    }
+
+    /// Builds a block on `parent`. Returns `None` if the parent's state is not known here.
+    pub fn build(&self, parent: &Block) -> Option<Arc<Block>> {
+        let tip = self.tip();
+        let snap = self.store.snapshot().ok()?;
+        let spec = self.speculative.lock();
+        let (layers, included) = self.layers_to(&spec, &tip, parent.digest())?;
+        drop(spec);
+        let view = Layered { base: &snap, layers };
+        let txs = self.mempool.lock().select(&view, self.max_block_txs.min(MAX_BLOCK_TXS), &included);
+        let height = parent.height() + 1;
+        let ts = self.now_ms().max(parent.header.timestamp_ms + 1);
+        let ex = execute_block(&view, &parent.header.state_root, &self.env(height, ts, self.me), &txs);
+        let block = Arc::new(Block::new(height, parent.digest(), ts, self.me, ex.state_root, txs));
+        self.speculative.lock().insert(
+            block.digest(),
+            Speculative { block: block.clone(), writes: Arc::new(ex.writes), receipts: Arc::new(ex.receipts) },
+        );
+        Some(block)
+    }
+
+    /// Verifies a proposed block against its parent. `Ok(false)` is a permanent verdict; `Err`
+    /// means "cannot decide yet" (unknown parent state, or a timestamp from the future).
+    pub fn verify(&self, parent: &Block, block: &Block, leader: &PublicKey) -> Result<bool, VerifyLater> {
+        if block.header.timestamp_ms > self.now_ms() + MAX_CLOCK_DRIFT_MS {
+            return Err(VerifyLater::FutureTimestamp(block.header.timestamp_ms));
+        }
+        self.check_and_execute(parent, block, Some(leader))
+    }
+
+    /// Executes an ancestor that a quorum already notarized, to learn the state after it.
+    pub fn adopt(&self, block: &Block) -> Result<bool, VerifyLater> {
+        let parent = self.block_by_digest(&block.header.parent).ok_or(VerifyLater::UnknownParent)?;
+        self.check_and_execute(&parent, block, None)
+    }
+
+    fn block_by_digest(&self, digest: &Hash) -> Option<Arc<Block>> {
+        if let Some(s) = self.speculative.lock().get(digest) {
+            return Some(s.block.clone());
+        }
+        let tip = self.tip();
+        if tip.hash == *digest {
+            return self.store.block(tip.height).ok().flatten().map(Arc::new);
+        }
+        None
+    }
+
+    fn check_and_execute(&self, parent: &Block, block: &Block, leader: Option<&PublicKey>) -> Result<bool, VerifyLater> {
+        let h = &block.header;
+        if h.height != parent.height() + 1 || h.parent != parent.digest() {
+            return Ok(false);
+        }
+        if h.timestamp_ms <= parent.header.timestamp_ms || leader.is_some_and(|l| &h.proposer != l) {
+            return Ok(false);
+        }
+        if block.txs.len() > MAX_BLOCK_TXS {
+            return Ok(false);
+        }
+        if self.speculative.lock().contains_key(&block.digest()) {
+            return Ok(true);
+        }
+        let tip = self.tip();
+        if h.height <= tip.height {
+            // Only the committed block itself is valid at a committed height.
+            return Ok(self.store.height_of(&block.digest()).ok().flatten() == Some(h.height));
+        }
+        // Signatures: only those this node has not already verified.
+        let unseen: Vec<&Tx> = {
+            let pool = self.mempool.lock();
+            block.txs.iter().filter(|t| !pool.was_verified(&t.id())).collect()
+        };
+        self.metrics
+            .verify_sig_cache_hits
+            .fetch_add((block.txs.len() - unseen.len()) as u64, Ordering::Relaxed);
+        self.metrics.verify_sig_checked.fetch_add(unseen.len() as u64, Ordering::Relaxed);
+        if !unseen.is_empty() {
+            if verify_signatures(&unseen).iter().any(|ok| !ok) {
+                return Ok(false);
+            }
+            let mut pool = self.mempool.lock();
+            for t in &unseen {
+                pool.mark_verified(t.id());
+            }
+        }
+        let snap = self.store.snapshot().map_err(|_| VerifyLater::UnknownParent)?;
+        let (layers, _) = {
+            let spec = self.speculative.lock();
+            self.layers_to(&spec, &tip, parent.digest()).ok_or(VerifyLater::UnknownParent)?
+        };
+        let view = Layered { base: &snap, layers };
+        let ex = execute_block(&view, &parent.header.state_root, &self.env(h.height, h.timestamp_ms, h.proposer), &block.txs);
+        if ex.state_root != h.state_root {
+            return Ok(false);
+        }
+        self.speculative.lock().insert(
+            block.digest(),
+            Speculative { block: Arc::new(block.clone()), writes: Arc::new(ex.writes), receipts: Arc::new(ex.receipts) },
+        );
+        Ok(true)
+    }
+
+    /// Applies a finalized block: executes it on committed state (reusing the speculative result
+    /// when there is one), commits it with its certificate, prunes the mempool and announces it.
+    /// Blocks at or below the committed tip are ignored (redelivery after restart).
+    pub fn finalize(&self, block: Arc<Block>, certificate: Option<&[u8]>) -> Result<(), StoreError> {
+        let tip = self.tip();
+        if block.height() <= tip.height {
+            return Ok(());
+        }
+        assert_eq!(block.height(), tip.height + 1, "finalized blocks arrive in height order");
+        assert_eq!(block.header.parent, tip.hash, "a finalized block extends the committed tip");
+        let cached = self.speculative.lock().remove(&block.digest());
+        let executed = match cached {
+            Some(s) => medledger_state::Executed {
+                writes: (*s.writes).clone(),
+                receipts: (*s.receipts).clone(),
+                state_root: block.header.state_root,
+            },
+            None => {
+                let snap = self.store.snapshot()?;
+                let h = &block.header;
+                execute_block(&snap, &tip.state_root, &self.env(h.height, h.timestamp_ms, h.proposer), &block.txs)
+            }
+        };
+        // Finalized blocks carry a quorum certificate; honest validators cannot diverge here.
+        assert_eq!(executed.state_root, block.header.state_root, "finalized block state root mismatch");
+        self.store.commit_block(&block, certificate, &executed)?;
+        let new_tip = Tip { height: block.height(), hash: block.digest(), state_root: block.header.state_root };
+        *self.tip.lock() = new_tip;
+        {
+            let snap = self.store.snapshot()?;
+            let signers: HashSet<PublicKey> = block.txs.iter().map(|t| t.body().signer).collect();
+            self.mempool.lock().prune(&snap, signers);
+        }
+        self.speculative.lock().retain(|_, s| s.block.height() > new_tip.height);
+        self.metrics.committed_blocks.fetch_add(1, Ordering::Relaxed);
+        self.metrics.committed_txs.fetch_add(block.txs.len() as u64, Ordering::Relaxed);
+        let _ = self.finalized_tx.send(Finalized { block, receipts: Arc::new(executed.receipts) });
+        Ok(())
+    }
+
+    /// Transactions waiting in the mempool for gossip or inspection.
+    pub fn with_mempool<R>(&self, f: impl FnOnce(&mut Mempool) -> R) -> R {
+        f(&mut self.mempool.lock())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyLater {
+    UnknownParent,
+    FutureTimestamp(u64),
+}

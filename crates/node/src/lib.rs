@@ -1,0 +1,10 @@
+//! The MedLedger validator node: consensus and p2p (Commonware), mempool, execution and
+//! storage glue, the REST API, and offline verification.
+
+pub mod api;
+pub mod chain;
+pub mod consensus;
+pub mod mempool;
+pub mod verify;
+
+pub use chain::Chain;

@@ -1,0 +1,77 @@
+use medledger_state::{execute_block, genesis_root, genesis_writes, BlockEnv, StateRead};
+use medledger_storage::{Store, StoreError};
+use medledger_types::{
+    genesis::GenesisInstitution, Block, Genesis, Hash, Keypair, Operation, Transaction, Tx,
+};
+
+fn genesis(chain: &str) -> (Genesis, Vec<Keypair>) {
+    let admins: Vec<Keypair> = (0..4).map(|i| Keypair::from_seed(10 + i)).collect();
+    let g = Genesis {
+        chain_id: chain.into(),
+        genesis_time_ms: 1_000,
+        ca_key: Keypair::from_seed(1).public(),
+        institutions: (0..4)
+            .map(|i| GenesisInstitution {
+                id: format!("h{i}"),
+                name: format!("H{i}"),
+                validator_key: Keypair::from_seed(20 + i as u64).public(),
+                admin_key: admins[i].public(),
+                p2p_address: "127.0.0.1:1".into(),
+                api_address: "127.0.0.1:2".into(),
+            })
+            .collect(),
+    };
+    (g, admins)
+}
+
+fn genesis_block(g: &Genesis) -> Block {
+    Block::new(0, g.hash(), g.genesis_time_ms, Default::default(), genesis_root(g), vec![])
+}
+
+#[test]
+fn committed_blocks_survive_reopen_and_order_is_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    let (g, admins) = genesis("c");
+    let g0 = genesis_block(&g);
+    let tx = Tx::sign(
+        Transaction {
+            chain_id: "c".into(),
+            signer: admins[0].public(),
+            nonce: 0,
+            op: Operation::Attest { digest: Hash([5; 32]), label: "x".into() },
+        },
+        &admins[0],
+    );
+    let (b1, ex) = {
+        let store = Store::open(&path).unwrap();
+        store.init_genesis(&g0, &genesis_writes(&g), g.hash()).unwrap();
+        let env = BlockEnv { chain_id: "c".into(), height: 1, timestamp_ms: 2_000, proposer: Default::default() };
+        let snap = store.snapshot().unwrap();
+        let ex = execute_block(&snap, &g0.header.state_root, &env, std::slice::from_ref(&tx));
+        let b1 = Block::new(1, g0.digest(), 2_000, Default::default(), ex.state_root, vec![tx.clone()]);
+        store.commit_block(&b1, Some(b"cert-1"), &ex).unwrap();
+        // Committing the same height again is refused.
+        assert!(matches!(store.commit_block(&b1, Some(b"cert-1"), &ex), Err(StoreError::NotNext { got: 1, tip: 1 })));
+        (b1, ex)
+    };
+    let store = Store::open(&path).unwrap();
+    store.init_genesis(&g0, &genesis_writes(&g), g.hash()).unwrap();
+    let tip = store.tip().unwrap().unwrap();
+    assert_eq!(tip.height, 1);
+    assert_eq!(tip.hash, b1.digest());
+    assert_eq!(tip.state_root, ex.state_root);
+    assert_eq!(store.block(1).unwrap().unwrap(), b1);
+    assert_eq!(store.certificate(1).unwrap().unwrap(), b"cert-1");
+    assert_eq!(store.tx_location(&tx.id()).unwrap(), Some((1, 0)));
+    assert_eq!(store.receipt(1, 0).unwrap().unwrap(), ex.receipts[0]);
+    assert_eq!(store.height_of(&b1.digest()).unwrap(), Some(1));
+    let snap = store.snapshot().unwrap();
+    for (k, v) in &ex.writes {
+        assert_eq!(&snap.get(k), v);
+    }
+    // A store of one chain refuses another chain's genesis.
+    let (other, _) = genesis("other");
+    let err = store.init_genesis(&genesis_block(&other), &genesis_writes(&other), other.hash()).unwrap_err();
+    assert!(matches!(err, StoreError::WrongGenesis { .. }), "{err}");
+}
