@@ -1,0 +1,357 @@
+//! `medledger devnet`: a local consortium of validator processes with demo data.
+
+use crate::http::Client;
+use crate::txcmd::{now_ms, submit_with_nonce, wait_committed};
+use clap::Args;
+use medledger_node::run::{read_key, write_key, write_private};
+use medledger_types::{
+    genesis::GenesisInstitution, patient_pseudonym, CredentialSpec, Genesis, Keypair, Operation, Role,
+};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub struct DevnetArgs {
+    /// Directory for keys, genesis, node configs and data.
+    #[arg(long, default_value = ".devnet")]
+    pub dir: PathBuf,
+    /// Delete the directory first and start a fresh chain.
+    #[arg(long)]
+    pub reset: bool,
+    /// Number of validator institutions (at least 4).
+    #[arg(long, default_value_t = 4)]
+    pub validators: usize,
+    /// First p2p port; APIs listen on base+100 onwards.
+    #[arg(long, default_value_t = 7600)]
+    pub base_port: u16,
+    /// Do not seed demo identities and data.
+    #[arg(long)]
+    pub no_seed: bool,
+}
+
+const INSTITUTIONS: [(&str, &str); 4] = [
+    ("hospital-a", "Hospital A (university hospital)"),
+    ("hospital-b", "Hospital B (regional hospital)"),
+    ("clinic-c", "Clinic C (community clinic and pharmacy)"),
+    ("health-authority", "Regional Health Authority"),
+];
+
+fn institution(i: usize) -> (String, String) {
+    match INSTITUTIONS.get(i) {
+        Some((id, name)) => (id.to_string(), name.to_string()),
+        None => (format!("institution-{i}"), format!("Institution {i}")),
+    }
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn install_signal_handlers() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+}
+
+fn node_dir(dir: &Path, id: &str) -> PathBuf {
+    dir.join("nodes").join(id)
+}
+
+/// Creates keys, the consortium secret, genesis and node configs.
+fn init(args: &DevnetArgs) -> Result<(), String> {
+    let dir = &args.dir;
+    let mk = |p: &Path| std::fs::create_dir_all(p).map_err(|e| format!("cannot create {}: {e}", p.display()));
+    mk(dir)?;
+    let ca = Keypair::generate();
+    write_key(&dir.join("ca.key"), &ca)?;
+    let secret = Keypair::generate().secret_bytes();
+    write_private(&dir.join("consortium.secret"), hex::encode(secret).as_bytes())?;
+    let mut institutions = Vec::new();
+    for i in 0..args.validators {
+        let (id, name) = institution(i);
+        let nd = node_dir(dir, &id);
+        mk(&nd)?;
+        let validator = Keypair::generate();
+        let admin = Keypair::generate();
+        write_key(&nd.join("validator.key"), &validator)?;
+        write_key(&nd.join("admin.key"), &admin)?;
+        let p2p = format!("127.0.0.1:{}", args.base_port as usize + i);
+        let api = format!("127.0.0.1:{}", args.base_port as usize + 100 + i);
+        let config = format!("genesis = \"../../genesis.json\"\nkey = \"validator.key\"\ndata_dir = \"data\"\n");
+        std::fs::write(nd.join("node.toml"), config).map_err(|e| e.to_string())?;
+        institutions.push(GenesisInstitution {
+            id,
+            name,
+            validator_key: validator.public(),
+            admin_key: admin.public(),
+            p2p_address: p2p,
+            api_address: api,
+        });
+    }
+    let genesis = Genesis { chain_id: "medledger-devnet".into(), genesis_time_ms: now_ms(), ca_key: ca.public(), institutions };
+    genesis.validate()?;
+    let json = serde_json::to_string_pretty(&genesis).expect("genesis serialises");
+    std::fs::write(dir.join("genesis.json"), json).map_err(|e| e.to_string())
+}
+
+fn port_free(addr: &str) -> bool {
+    std::net::TcpListener::bind(addr).is_ok()
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let v: Vec<&str> = text.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+struct Node {
+    id: String,
+    api: String,
+    log: PathBuf,
+    child: Child,
+}
+
+fn spawn_node(dir: &Path, inst: &GenesisInstitution) -> Result<Node, String> {
+    let nd = node_dir(dir, &inst.id);
+    let log_path = nd.join("node.log");
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| e.to_string())?;
+    let err = log.try_clone().map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the medledger binary: {e}"))?;
+    let child = Command::new(exe)
+        .arg("node")
+        .arg("--config")
+        .arg(nd.join("node.toml"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .map_err(|e| format!("cannot start node {}: {e}", inst.id))?;
+    std::fs::write(nd.join("pid"), child.id().to_string()).map_err(|e| e.to_string())?;
+    Ok(Node { id: inst.id.clone(), api: inst.api_address.clone(), log: log_path, child })
+}
+
+fn stop_all(nodes: &mut [Node]) {
+    for n in nodes.iter() {
+        // SAFETY: plain kill(2) on a child we spawned.
+        unsafe {
+            libc::kill(n.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for n in nodes.iter_mut() {
+        loop {
+            match n.child.try_wait() {
+                Ok(Some(_)) => break,
+                _ if Instant::now() > deadline => {
+                    let _ = n.child.kill();
+                    let _ = n.child.wait();
+                    break;
+                }
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
+
+struct Seeder<'a> {
+    client: &'a Client,
+    chain_id: String,
+}
+
+impl Seeder<'_> {
+    /// Submits a sequence of operations from one signer with consecutive nonces.
+    fn run(&self, key: &Keypair, ops: Vec<Operation>) -> Result<Vec<medledger_types::Hash>, String> {
+        let ident = self.client.get(&format!("/v1/identities/{}", key.public().to_hex()))?;
+        let mut nonce = ident["next_nonce"].as_u64().unwrap_or(0);
+        let mut ids = Vec::new();
+        for op in ops {
+            let (tx, _) = submit_with_nonce(self.client, key, &self.chain_id, nonce, op)?;
+            nonce += 1;
+            ids.push(tx.id());
+        }
+        for id in &ids {
+            let v = wait_committed(self.client, id, Duration::from_secs(60))?;
+            if v["receipt"]["outcome"]["status"] != "applied" {
+                return Err(format!("demo transaction rejected: {}", v["receipt"]["outcome"]));
+            }
+        }
+        Ok(ids)
+    }
+}
+
+/// Seeds demo identities: doctors, a regulator, a pharmacist, two patients, one attestation.
+fn seed(dir: &Path, genesis: &Genesis, client: &Client) -> Result<serde_json::Value, String> {
+    let demo = dir.join("demo");
+    std::fs::create_dir_all(&demo).map_err(|e| e.to_string())?;
+    let ca = read_key(&dir.join("ca.key"))?;
+    let secret_hex = std::fs::read_to_string(dir.join("consortium.secret")).map_err(|e| e.to_string())?;
+    let secret: [u8; 32] = hex::decode(secret_hex.trim())
+        .map_err(|e| e.to_string())?
+        .try_into()
+        .map_err(|_| "consortium secret must be 32 bytes".to_string())?;
+    let s = Seeder { client, chain_id: genesis.chain_id.clone() };
+    let inst = |i: usize| genesis.institutions[i].id.clone();
+    let year = 365 * 86_400_000u64;
+    let now = now_ms();
+    let people: Vec<(&str, Role, usize, &str)> = vec![
+        ("dr-alice", Role::Doctor, 0, "Dr. Alice Martin (cardiology)"),
+        ("dr-bob", Role::Doctor, 1, "Dr. Bob Chen (emergency medicine)"),
+        ("regulator-rita", Role::Regulator, 3, "Rita Okafor (health inspector)"),
+        ("pharmacist-pat", Role::Pharmacy, 2, "Clinic C dispensary"),
+        ("researcher-rui", Role::Researcher, 0, "Rui Costa (epidemiology)"),
+    ];
+    let mut identities = serde_json::Map::new();
+    let mut ops = Vec::new();
+    for (name, role, i, display) in &people {
+        let k = Keypair::generate();
+        write_key(&demo.join(format!("{name}.key")), &k)?;
+        identities.insert(name.to_string(), json!({ "key": k.public().to_hex(), "role": role.name(), "institution": inst(*i) }));
+        ops.push(Operation::IssueCredential(CredentialSpec {
+            subject: k.public(),
+            role: *role,
+            institution: inst(*i),
+            display_name: display.to_string(),
+            valid_from_ms: now.saturating_sub(60_000),
+            valid_until_ms: now + year,
+        }));
+    }
+    s.run(&ca, ops)?;
+    // Patients: the pseudonym is derived by the CA from national id + medical record number;
+    // neither ever leaves this process.
+    let patients = [("patient-1", 0usize, "NID-1985-0001", "MRN-A-000917"), ("patient-2", 1, "NID-1972-0042", "MRN-B-004411")];
+    for (name, i, national, mrn) in patients {
+        let k = Keypair::generate();
+        write_key(&demo.join(format!("{name}.key")), &k)?;
+        let pseudonym = patient_pseudonym(&secret, national, mrn);
+        let admin = read_key(&node_dir(dir, &inst(i)).join("admin.key"))?;
+        s.run(&admin, vec![Operation::RegisterPatient { subject: k.public(), pseudonym, valid_until_ms: now + 10 * year }])?;
+        identities.insert(name.to_string(), json!({ "key": k.public().to_hex(), "role": "patient", "institution": inst(i), "pseudonym": pseudonym.to_hex() }));
+    }
+    let alice = read_key(&demo.join("dr-alice.key"))?;
+    let doc = b"Discharge summary template v1 (demo document, no patient data)";
+    let ids = s.run(&alice, vec![Operation::Attest { digest: medledger_types::hash::sha256(&[doc]), label: "discharge-template-v1".into() }])?;
+    let summary = json!({ "identities": identities, "demo_attestation_tx": ids[0].to_hex() });
+    std::fs::write(demo.join("seeded.json"), serde_json::to_string_pretty(&summary).expect("json")).map_err(|e| e.to_string())?;
+    Ok(summary)
+}
+
+pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
+    if args.validators < 4 {
+        return Err(format!("--validators must be at least 4 to tolerate one faulty validator (got {})", args.validators));
+    }
+    if args.reset && args.dir.exists() {
+        std::fs::remove_dir_all(&args.dir).map_err(|e| format!("cannot reset {}: {e}", args.dir.display()))?;
+    }
+    let genesis_path = args.dir.join("genesis.json");
+    let fresh = !genesis_path.exists();
+    if fresh {
+        init(&args)?;
+    }
+    let genesis = medledger_node::run::read_genesis(&genesis_path)?;
+    for i in &genesis.institutions {
+        for addr in [&i.p2p_address, &i.api_address] {
+            if !port_free(addr) {
+                return Err(format!("{addr} is in use (another devnet running?); stop it or pick --base-port"));
+            }
+        }
+    }
+    install_signal_handlers();
+    let mut nodes = Vec::new();
+    for inst in &genesis.institutions {
+        match spawn_node(&args.dir, inst) {
+            Ok(n) => nodes.push(n),
+            Err(e) => {
+                stop_all(&mut nodes);
+                return Err(e);
+            }
+        }
+    }
+    // Wait until every API answers.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for i in 0..nodes.len() {
+        let c = Client::new(&nodes[i].api);
+        loop {
+            if c.get("/v1/status").is_ok() {
+                break;
+            }
+            if let Ok(Some(status)) = nodes[i].child.try_wait() {
+                let msg = format!("node {} exited ({status}) during startup:\n{}", nodes[i].id, tail(&nodes[i].log, 20));
+                stop_all(&mut nodes);
+                return Err(msg);
+            }
+            if Instant::now() > deadline || STOP.load(Ordering::SeqCst) {
+                let msg = format!("node {} did not start within 60s; see {}", nodes[i].id, nodes[i].log.display());
+                stop_all(&mut nodes);
+                return Err(msg);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let client = Client::new(&genesis.institutions[0].api_address);
+    let seeded_path = args.dir.join("demo/seeded.json");
+    let demo = if args.no_seed {
+        None
+    } else if seeded_path.exists() {
+        std::fs::read_to_string(&seeded_path).ok().and_then(|t| serde_json::from_str(&t).ok())
+    } else {
+        match seed(&args.dir, &genesis, &client) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                stop_all(&mut nodes);
+                return Err(format!("seeding demo data failed: {e}"));
+            }
+        }
+    };
+    let status = client.get("/v1/status").unwrap_or_default();
+    if json_out {
+        println!(
+            "{}",
+            json!({
+                "event": "ready",
+                "chain_id": genesis.chain_id,
+                "dir": args.dir,
+                "height": status["height"],
+                "validators": genesis.institutions.iter().map(|i| json!({"id": i.id, "api": format!("http://{}", i.api_address), "p2p": i.p2p_address})).collect::<Vec<_>>(),
+                "demo": demo,
+            })
+        );
+    } else {
+        println!("MedLedger devnet `{}` ({} validators, {}) at height {}", genesis.chain_id, nodes.len(), if fresh { "new chain" } else { "resumed from disk" }, status["height"]);
+        for i in &genesis.institutions {
+            println!("  {:<18} API http://{:<16} p2p {}", i.id, i.api_address, i.p2p_address);
+        }
+        if let Some(d) = &demo {
+            println!("demo identities (keys in {}):", args.dir.join("demo").display());
+            for (name, v) in d["identities"].as_object().into_iter().flatten() {
+                println!("  {:<16} {:<18} {}  {}", name, v["role"].as_str().unwrap_or(""), v["institution"].as_str().unwrap_or(""), &v["key"].as_str().unwrap_or("")[..16]);
+            }
+        }
+        println!("try: medledger query --node {} status", genesis.institutions[0].api_address);
+        println!("devnet ready; Ctrl-C stops every validator (data stays in {})", args.dir.display());
+    }
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    let mut reported = vec![false; nodes.len()];
+    while !STOP.load(Ordering::SeqCst) {
+        for (n, r) in nodes.iter_mut().zip(reported.iter_mut()) {
+            if !*r {
+                if let Ok(Some(status)) = n.child.try_wait() {
+                    eprintln!("medledger: warning: validator {} exited ({status}); the consortium tolerates one failure. Log: {}", n.id, n.log.display());
+                    *r = true;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("stopping validators...");
+    stop_all(&mut nodes);
+    eprintln!("stopped; run `medledger devnet --dir {}` to resume", args.dir.display());
+    Ok(())
+}

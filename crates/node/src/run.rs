@@ -1,0 +1,267 @@
+//! Running a validator as a process: Commonware's tokio runtime, authenticated p2p
+//! (`lookup`, peers and addresses from the genesis file), the embedded store and the REST API.
+
+use crate::api::{self, ApiState, NodeInfo};
+use crate::chain::{now_ms, Chain};
+use crate::consensus::{self, channel, start_validator, Channels, Timing, P2P_NAMESPACE};
+use crate::mempool::MempoolConfig;
+use commonware_cryptography::{ed25519, ChaCha20Poly1305};
+use commonware_p2p::authenticated::lookup;
+use commonware_p2p::{Address, AddressableManager as _, Message, Receiver};
+use commonware_runtime::{tokio as cw_tokio, Metrics as _, Quota, Runner as _, Spawner as _, Supervisor as _};
+use commonware_stream::{cups::{self, Cups}, sake::{self, Sake}};
+use commonware_utils::{ordered::Map, NZUsize, NZU32};
+use medledger_storage::Store;
+use medledger_types::{Genesis, Keypair};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A validator's configuration file (TOML).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Path of the consortium genesis file.
+    pub genesis: PathBuf,
+    /// Path of this validator's key file.
+    pub key: PathBuf,
+    /// Directory for the ledger store and consensus journals.
+    pub data_dir: PathBuf,
+    /// Where to accept peer connections (default: this institution's `p2p_address`).
+    #[serde(default)]
+    pub p2p_listen: Option<SocketAddr>,
+    /// Where to serve the REST API (default: this institution's `api_address`).
+    #[serde(default)]
+    pub api_listen: Option<SocketAddr>,
+    /// Worker threads of the runtime (default 2).
+    #[serde(default)]
+    pub worker_threads: Option<usize>,
+}
+
+impl NodeConfig {
+    pub fn load(path: &Path) -> Result<NodeConfig, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+        let mut cfg: NodeConfig = toml::from_str(&text).map_err(|e| format!("config {}: {e}", path.display()))?;
+        // Relative paths are relative to the config file.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut cfg.genesis, &mut cfg.key, &mut cfg.data_dir] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+/// A key file: `{"public_key": hex, "secret_key": hex}`, written with mode 0600.
+#[derive(Serialize, Deserialize)]
+pub struct KeyFile {
+    pub public_key: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub secret_key: Option<String>,
+}
+
+pub fn write_key(path: &Path, key: &Keypair) -> Result<(), String> {
+    let kf = KeyFile { public_key: key.public().to_hex(), secret_key: Some(hex::encode(key.secret_bytes())) };
+    let json = serde_json::to_string_pretty(&kf).expect("key file serialises");
+    write_private(path, json.as_bytes())
+}
+
+/// Writes a file readable only by its owner.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write as _;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts.open(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    f.write_all(bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+pub fn read_key(path: &Path) -> Result<Keypair, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read key {}: {e}", path.display()))?;
+    let kf: KeyFile = serde_json::from_str(&text).map_err(|e| format!("key file {}: {e}", path.display()))?;
+    let secret = kf.secret_key.ok_or_else(|| format!("{} holds only a public key", path.display()))?;
+    let bytes = hex::decode(secret.trim()).map_err(|e| format!("key file {}: secret is not hex: {e}", path.display()))?;
+    let key = Keypair::from_secret_bytes(&bytes)?;
+    if key.public().to_hex() != kf.public_key.trim() {
+        return Err(format!("key file {}: public key does not match the secret key", path.display()));
+    }
+    Ok(key)
+}
+
+/// Reads the public key of a key file (secret part optional).
+pub fn read_public_key(path: &Path) -> Result<medledger_types::PublicKey, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read key {}: {e}", path.display()))?;
+    let kf: KeyFile = serde_json::from_str(&text).map_err(|e| format!("key file {}: {e}", path.display()))?;
+    medledger_types::PublicKey::from_hex(&kf.public_key)
+}
+
+pub fn read_genesis(path: &Path) -> Result<Genesis, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read genesis {}: {e}", path.display()))?;
+    Genesis::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Records which peers sent anything recently (for `/v1/status` and metrics).
+#[derive(Debug)]
+struct Seen<R> {
+    inner: R,
+    peers: Arc<Mutex<HashMap<String, Instant>>>,
+}
+
+impl<R: Receiver> Receiver for Seen<R> {
+    type Error = R::Error;
+    type PublicKey = R::PublicKey;
+    async fn recv(&mut self) -> Result<Message<Self::PublicKey>, Self::Error> {
+        let m = self.inner.recv().await?;
+        self.peers.lock().insert(hex::encode(m.0.as_ref()), Instant::now());
+        Ok(m)
+    }
+    fn capacity(&self) -> NonZeroUsize {
+        self.inner.capacity()
+    }
+}
+
+struct Info {
+    peers: Arc<Mutex<HashMap<String, Instant>>>,
+    metrics: Arc<dyn Fn() -> String + Send + Sync>,
+}
+
+impl NodeInfo for Info {
+    fn peers(&self) -> Vec<String> {
+        let now = Instant::now();
+        let mut v: Vec<String> = self
+            .peers
+            .lock()
+            .iter()
+            .filter(|(_, t)| now.duration_since(**t) < Duration::from_secs(10))
+            .map(|(k, _)| k.clone())
+            .collect();
+        v.sort();
+        v
+    }
+    fn prometheus(&self) -> String {
+        (self.metrics)()
+    }
+}
+
+/// Runs a validator until SIGINT/SIGTERM. Errors are configuration or startup problems.
+pub fn run(cfg: NodeConfig) -> Result<(), String> {
+    let genesis = read_genesis(&cfg.genesis)?;
+    let key = read_key(&cfg.key)?;
+    let me = genesis
+        .institution_of_validator(&key.public())
+        .ok_or_else(|| format!("key {} is not a validator in the genesis file", key.public().short()))?
+        .clone();
+    let p2p_listen = match cfg.p2p_listen {
+        Some(a) => a,
+        None => me.p2p_address.parse().map_err(|e| format!("p2p_address: {e}"))?,
+    };
+    let api_listen = match cfg.api_listen {
+        Some(a) => a,
+        None => me.api_address.parse().map_err(|e| format!("api_address: {e}"))?,
+    };
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| format!("cannot create {}: {e}", cfg.data_dir.display()))?;
+    let store = Arc::new(Store::open(&cfg.data_dir.join("ledger.redb")).map_err(|e| e.to_string())?);
+    let chain = Chain::open(genesis.clone(), store, key.public(), MempoolConfig::default(), Arc::new(now_ms))
+        .map_err(|e| e.to_string())?;
+    // Bind the API first so that a port clash is reported before consensus starts.
+    let std_listener = std::net::TcpListener::bind(api_listen).map_err(|e| format!("cannot listen on {api_listen}: {e}"))?;
+    std_listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+
+    let rt_cfg = cw_tokio::Config::new()
+        .with_storage_directory(cfg.data_dir.join("consensus"))
+        .with_worker_threads(cfg.worker_threads.unwrap_or(2))
+        .with_catch_panics(false);
+    let tip = chain.tip();
+    eprintln!(
+        "medledger node {} ({}) chain {} at height {} — p2p {p2p_listen}, API http://{api_listen}",
+        me.id, key.public().short(), genesis.chain_id, tip.height
+    );
+    cw_tokio::Runner::new(rt_cfg).start(|context| async move {
+        let signer: ed25519::PrivateKey = key.private().clone();
+        let handshake = Cups::<_, ChaCha20Poly1305>::new(
+            Sake {
+                signer: signer.clone(),
+                synchrony_bound: Duration::from_secs(5),
+                max_handshake_age: Duration::from_secs(10),
+                version: sake::Version::V1,
+            },
+            cups::Version::V1,
+        );
+        let n = genesis.institutions.len();
+        let mut p2p_cfg = lookup::Config::local(
+            handshake,
+            P2P_NAMESPACE,
+            p2p_listen,
+            NZUsize!(n.max(1)),
+            consensus::max_message_size(&genesis),
+            NZUsize!(1024),
+        );
+        p2p_cfg.allow_dns = false;
+        let (mut network, mut oracle) = lookup::Network::new(context.child("network"), p2p_cfg);
+        let peers: Vec<(ed25519::PublicKey, Address)> = genesis
+            .institutions
+            .iter()
+            .map(|i| {
+                let addr: SocketAddr = i.p2p_address.parse().expect("validated with the genesis file");
+                (consensus::ed_key(&i.validator_key), Address::Symmetric(addr))
+            })
+            .collect();
+        let _ = oracle.track(0, Map::try_from(peers).expect("genesis keys are unique"));
+        let q = |n: u32| Quota::per_second(NZU32!(n));
+        let seen = Arc::new(Mutex::new(HashMap::new()));
+        let wrap = |(s, r)| (s, Seen { inner: r, peers: seen.clone() });
+        let channels = Channels {
+            votes: wrap(network.register(channel::VOTES, q(10_000))),
+            certificates: wrap(network.register(channel::CERTIFICATES, q(10_000))),
+            resolver: wrap(network.register(channel::RESOLVER, q(1_000))),
+            broadcast: wrap(network.register(channel::BROADCAST, q(1_000))),
+            backfill: wrap(network.register(channel::BACKFILL, q(1_000))),
+            txs: wrap(network.register(channel::TXS, q(10_000))),
+        };
+        let net_handle = network.start();
+        let validator = start_validator(
+            context.child("validator"),
+            signer,
+            chain.clone(),
+            Timing::default(),
+            oracle.clone(),
+            oracle.clone(),
+            channels,
+        )
+        .await;
+
+        let metrics_ctx = Arc::new(context.child("metrics"));
+        let info = Info { peers: seen, metrics: Arc::new(move || metrics_ctx.encode()) };
+        let state = ApiState { chain: chain.clone(), info: Arc::new(info), gossip: Some(validator.gossip_tx.clone()) };
+        let app = api::router(state);
+        let api = context.child("api").spawn(move |_| async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).expect("adopt the API listener");
+            if let Err(e) = axum::serve(listener, app).await {
+                eprintln!("API server stopped: {e}");
+            }
+        });
+
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+            _ = validator.simplex => eprintln!("consensus engine stopped"),
+            _ = validator.marshal => eprintln!("marshal stopped"),
+            _ = validator.executor => eprintln!("executor stopped"),
+            _ = net_handle => eprintln!("network stopped"),
+        }
+        eprintln!("shutting down at height {}", chain.tip().height);
+        api.abort();
+        let _ = context.stop(0, Some(Duration::from_secs(5))).await;
+    });
+    Ok(())
+}
