@@ -1,0 +1,292 @@
+//! The REST API against a real node core (store, mempool, execution), blocks committed directly:
+//! the bad-input suite (every rejection before the mempool has a specific error) and the read
+//! endpoints.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt as _;
+use medledger_node::api::{self, ApiState, NodeInfo};
+use medledger_node::chain::Chain;
+use medledger_node::mempool::MempoolConfig;
+use medledger_state::permissions::{allowed, Principal};
+use medledger_storage::Store;
+use medledger_types::{
+    genesis::GenesisInstitution, CredentialSpec, Genesis, Hash, Keypair, OpKind, Operation, Role, Transaction, Tx,
+};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tower::ServiceExt as _;
+
+struct NoPeers;
+impl NodeInfo for NoPeers {
+    fn peers(&self) -> Vec<String> {
+        vec![]
+    }
+}
+
+struct Node {
+    chain: Arc<Chain>,
+    router: axum::Router,
+    ca: Keypair,
+    admins: Vec<Keypair>,
+    clock: Arc<AtomicU64>,
+    _dir: tempfile::TempDir,
+}
+
+const T0: u64 = 1_800_000_000_000;
+
+fn node() -> Node {
+    let ca = Keypair::from_seed(1);
+    let admins: Vec<Keypair> = (0..4).map(|i| Keypair::from_seed(10 + i)).collect();
+    let g = Genesis {
+        chain_id: "api-test".into(),
+        genesis_time_ms: T0,
+        ca_key: ca.public(),
+        institutions: (0..4)
+            .map(|i| GenesisInstitution {
+                id: format!("h{i}"),
+                name: format!("H{i}"),
+                validator_key: Keypair::from_seed(20 + i as u64).public(),
+                admin_key: admins[i].public(),
+                p2p_address: "127.0.0.1:1".into(),
+                api_address: "127.0.0.1:2".into(),
+            })
+            .collect(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("l.redb")).unwrap());
+    let clock = Arc::new(AtomicU64::new(T0 + 1000));
+    let c2 = clock.clone();
+    let chain = Chain::open(g.clone(), store, g.institutions[0].validator_key, MempoolConfig::default(), Arc::new(move || c2.load(Ordering::SeqCst))).unwrap();
+    let router = api::router(ApiState { chain: chain.clone(), info: Arc::new(NoPeers), gossip: None });
+    Node { chain, router, ca, admins, clock, _dir: dir }
+}
+
+impl Node {
+    /// Builds and commits one block from the mempool (no consensus: a single-node harness).
+    fn commit(&self) -> Arc<medledger_types::Block> {
+        self.clock.fetch_add(1000, Ordering::SeqCst);
+        let parent = self.chain.store.block(self.chain.tip().height).unwrap().unwrap();
+        let b = self.chain.build(&parent).unwrap();
+        self.chain.finalize(b.clone(), None).unwrap();
+        b
+    }
+
+    fn nonce(&self, k: &Keypair) -> u64 {
+        let snap = self.chain.store.snapshot().unwrap();
+        medledger_state::nonce_of(&snap, &k.public())
+    }
+
+    fn tx(&self, k: &Keypair, op: Operation) -> Tx {
+        self.tx_n(k, self.nonce(k), op)
+    }
+
+    fn tx_n(&self, k: &Keypair, nonce: u64, op: Operation) -> Tx {
+        Tx::sign(Transaction { chain_id: "api-test".into(), signer: k.public(), nonce, op }, k)
+    }
+
+    async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let req = Request::builder().method(method).uri(uri).header("content-type", "application/json");
+        let req = req.body(body.map_or(Body::empty(), |b| Body::from(b.to_string()))).unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    async fn submit_raw(&self, raw: &[u8]) -> (StatusCode, Value) {
+        self.call("POST", "/v1/txs", Some(json!({ "tx": hex::encode(raw) }))).await
+    }
+
+    async fn submit(&self, tx: &Tx) -> (StatusCode, Value) {
+        self.submit_raw(tx.raw()).await
+    }
+
+    /// Issues a credential through a committed block and returns the key.
+    async fn credential(&self, seed: u64, role: Role, until: u64) -> Keypair {
+        let k = Keypair::from_seed(seed);
+        let op = if role == Role::Patient {
+            Operation::RegisterPatient { subject: k.public(), pseudonym: Hash([seed as u8; 32]), valid_until_ms: until }
+        } else {
+            Operation::IssueCredential(CredentialSpec {
+                subject: k.public(),
+                role,
+                institution: "h0".into(),
+                display_name: format!("{} {seed}", role.name()),
+                valid_from_ms: T0,
+                valid_until_ms: until,
+            })
+        };
+        let signer = if role == Role::Patient { &self.admins[0] } else { &self.ca };
+        let tx = self.tx(signer, op);
+        assert_eq!(self.submit(&tx).await.0, StatusCode::ACCEPTED);
+        self.commit();
+        k
+    }
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<no code>")
+}
+
+fn attest(n: u8) -> Operation {
+    Operation::Attest { digest: Hash([n; 32]), label: "x".into() }
+}
+
+#[tokio::test]
+async fn bad_inputs_get_specific_errors_and_change_nothing() {
+    let n = node();
+    let admin = n.admins[0].clone();
+    let good = n.tx(&admin, attest(1));
+
+    // Malformed bytes, non-hex, bad JSON.
+    let (s, v) = n.submit_raw(&[1, 2, 3]).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "malformed"));
+    let (s, v) = n.call("POST", "/v1/txs", Some(json!({ "tx": "zz" }))).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "malformed"));
+    let (s, v) = n.call("POST", "/v1/txs", Some(json!({ "nope": 1 }))).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "malformed"));
+    // Oversize.
+    let (s, v) = n.submit_raw(&vec![0u8; medledger_types::tx::limits::MAX_TX_BYTES + 1]).await;
+    assert_eq!((s, code(&v)), (StatusCode::PAYLOAD_TOO_LARGE, "oversize"));
+    // Wrong chain id.
+    let wrong = Tx::sign(Transaction { chain_id: "other".into(), signer: admin.public(), nonce: 0, op: attest(2) }, &admin);
+    let (s, v) = n.submit(&wrong).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "wrong_chain"));
+    // Bad signature: flip a bit of the signature.
+    let mut raw = good.raw().to_vec();
+    let last = raw.len() - 1;
+    raw[last] ^= 1;
+    let (s, v) = n.submit_raw(&raw).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "bad_signature"));
+    // Unknown signer.
+    let stranger = Keypair::from_seed(999);
+    let (s, v) = n.submit(&n.tx(&stranger, attest(3))).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "unknown_signer"));
+    // Nothing above reached the mempool.
+    assert_eq!(n.chain.mempool_len(), 0);
+
+    // The good one is accepted; submitting it again is a duplicate; after commit it is a replay.
+    assert_eq!(n.submit(&good).await.0, StatusCode::ACCEPTED);
+    let (s, v) = n.submit(&good).await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "duplicate"));
+    n.commit();
+    let (s, v) = n.submit(&good).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "replay"));
+    let (s, v) = n.call("GET", &format!("/v1/txs/{}", good.id().to_hex()), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["status"], "committed");
+    assert_eq!(v["receipt"]["outcome"]["status"], "applied");
+}
+
+#[tokio::test]
+async fn expired_and_revoked_credentials_are_refused() {
+    let n = node();
+    let short = n.credential(50, Role::Doctor, T0 + 5_000).await;
+    let doc = n.credential(51, Role::Doctor, T0 + 10_000_000).await;
+    n.clock.fetch_add(10_000, Ordering::SeqCst);
+    let (s, v) = n.submit(&n.tx(&short, attest(5))).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "credential_expired"));
+    let revoke = n.tx(&n.ca, Operation::RevokeCredential { subject: doc.public(), reason: "left the hospital".into() });
+    assert_eq!(n.submit(&revoke).await.0, StatusCode::ACCEPTED);
+    n.commit();
+    // Effective from the next block, which is what admission checks against.
+    let (s, v) = n.submit(&n.tx(&doc, attest(6))).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "credential_revoked"));
+    let (_, ident) = n.call("GET", &format!("/v1/identities/{}", doc.public().to_hex()), None).await;
+    assert!(ident["problem"].as_str().unwrap().contains("revoked"));
+}
+
+#[tokio::test]
+async fn every_disallowed_cell_is_refused_at_the_api() {
+    let n = node();
+    let mut signers: Vec<(Principal, Keypair)> = vec![(Principal::Ca, n.ca.clone())];
+    for (i, role) in Role::ALL.iter().enumerate() {
+        let k = match role {
+            Role::InstitutionAdmin => n.admins[1].clone(),
+            r => n.credential(300 + i as u64, *r, T0 + 1_000_000_000).await,
+        };
+        signers.push((Principal::Role(*role), k));
+    }
+    let victim = Keypair::from_seed(300 + 1).public();
+    let mut refused = 0;
+    for (p, k) in &signers {
+        for (j, kind) in OpKind::ALL.iter().enumerate() {
+            if allowed(*p, *kind) {
+                continue;
+            }
+            let op = match kind {
+                OpKind::AddInstitution => Operation::AddInstitution { id: "x".into(), name: "X".into() },
+                OpKind::IssueCredential => Operation::IssueCredential(CredentialSpec {
+                    subject: Keypair::from_seed(777).public(),
+                    role: Role::Doctor,
+                    institution: "h0".into(),
+                    display_name: "X".into(),
+                    valid_from_ms: T0,
+                    valid_until_ms: T0 + 1_000_000,
+                }),
+                OpKind::RevokeCredential => Operation::RevokeCredential { subject: victim, reason: "r".into() },
+                OpKind::RegisterPatient => Operation::RegisterPatient { subject: Keypair::from_seed(778).public(), pseudonym: Hash([9; 32]), valid_until_ms: T0 + 1_000_000 },
+                OpKind::Attest => attest(100 + j as u8),
+            };
+            let (s, v) = n.submit(&n.tx(k, op)).await;
+            assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{} × {}", p.name(), kind.name());
+            refused += 1;
+        }
+    }
+    assert!(refused >= 30);
+    assert_eq!(n.chain.mempool_len(), 0);
+}
+
+#[tokio::test]
+async fn read_endpoints_and_proofs() {
+    let n = node();
+    let admin = n.admins[0].clone();
+    let txs: Vec<Tx> = (0..5u64).map(|i| n.tx_n(&admin, i, attest(40 + i as u8))).collect();
+    let (s, v) = n
+        .call("POST", "/v1/txs/batch", Some(json!({ "txs": txs.iter().map(|t| hex::encode(t.raw())).collect::<Vec<_>>() })))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["accepted"], 5);
+    let (_, pending) = n.call("GET", &format!("/v1/txs/{}", txs[0].id().to_hex()), None).await;
+    assert_eq!(pending["status"], "pending");
+    let block = n.commit();
+    assert_eq!(block.txs.len(), 5);
+
+    let (s, b) = n.call("GET", &format!("/v1/blocks/{}", block.height()), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b["hash"], block.digest().to_hex());
+    let (_, by_hash) = n.call("GET", &format!("/v1/blocks/by-hash/{}", block.digest().to_hex()), None).await;
+    assert_eq!(by_hash["header"]["height"], block.height());
+    let (s, v) = n.call("GET", "/v1/blocks/99999", None).await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    let (s, v) = n.call("GET", "/v1/blocks/abc", None).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_argument"));
+    let (s, v) = n.call("GET", "/v1/txs/00", None).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_argument"));
+
+    // No certificate in this harness: the proof endpoint says so instead of inventing one.
+    let (s, v) = n.call("GET", &format!("/v1/txs/{}/proof", txs[2].id().to_hex()), None).await;
+    assert_eq!((s, code(&v)), (StatusCode::SERVICE_UNAVAILABLE, "not_yet_certified"));
+
+    let (s, st) = n.call("GET", "/v1/status", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(st["height"], block.height());
+    assert_eq!(st["validators"].as_array().unwrap().len(), 4);
+    let (_, att) = n.call("GET", &format!("/v1/attestations/{}", Hash([42; 32]).to_hex()), None).await;
+    assert_eq!(att["attester"], admin.public().to_hex());
+
+    // The OpenAPI document lists every route the router serves.
+    let (_, doc) = n.call("GET", "/openapi.json", None).await;
+    for path in ["/v1/txs", "/v1/txs/batch", "/v1/txs/{id}", "/v1/txs/{id}/proof", "/v1/blocks", "/v1/blocks/{height}",
+                 "/v1/blocks/by-hash/{hash}", "/v1/identities/{key}", "/v1/patients/{pseudonym}", "/v1/attestations/{digest}",
+                 "/v1/permissions", "/v1/status", "/v1/events/blocks", "/metrics"] {
+        assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
+    }
+    let req = Request::builder().uri("/metrics").body(Body::empty()).unwrap();
+    let resp = n.router.clone().oneshot(req).await.unwrap();
+    let text = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(text.contains(&format!("medledger_height {}", block.height())));
+    assert!(text.contains("medledger_committed_transactions_total 5"));
+}
