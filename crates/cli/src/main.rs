@@ -1,5 +1,6 @@
 //! `medledger`: the MedLedger command line.
 
+mod bench;
 mod devnet;
 mod http;
 mod txcmd;
@@ -78,6 +79,8 @@ enum Cmd {
         #[command(subcommand)]
         what: Ca,
     },
+    /// Load-test a running devnet and measure ed25519 verification rates.
+    Bench(bench::BenchArgs),
     /// Analytics: DEA, kernel density, severity model, synthetic cohorts.
     Analytics {
         #[command(subcommand)]
@@ -309,6 +312,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let p = patient_pseudonym(&bytes, &national_id, &medical_id);
             print(j, &json!({ "pseudonym": p.to_hex() }), |_| println!("{p}"));
         }
+        Cmd::Bench(args) => bench::run(args, j)?,
         Cmd::Analytics { cmd } => {
             let mut out = std::io::stdout().lock();
             let mut err = std::io::stderr().lock();

@@ -1,0 +1,273 @@
+//! `medledger bench`: load generator against a running devnet, plus raw ed25519 rates.
+
+use crate::http::Client;
+use crate::txcmd::now_ms;
+use clap::Args;
+use medledger_node::run::{read_genesis, read_key};
+use medledger_types::hash::domain;
+use medledger_types::keys::{verify, verify_many, BatchItem};
+use medledger_types::{CredentialSpec, Hash, Keypair, Operation, Role, Transaction, Tx};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::BufRead as _;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Devnet directory (for the genesis file and the CA key).
+    #[arg(long, default_value = ".devnet")]
+    pub dir: PathBuf,
+    /// Transactions to submit.
+    #[arg(long, default_value_t = 40_000)]
+    pub txs: usize,
+    /// Distinct signers (credentialed by the CA during setup).
+    #[arg(long, default_value_t = 40)]
+    pub signers: usize,
+    /// Transactions per API batch.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Submitting threads.
+    #[arg(long, default_value_t = 4)]
+    pub threads: usize,
+    /// Only measure ed25519 verification rates.
+    #[arg(long)]
+    pub crypto_only: bool,
+}
+
+/// Single and batched ed25519 verification rates on one core.
+pub fn ed25519_rates(n: usize) -> (f64, f64) {
+    let keys: Vec<Keypair> = (0..64).map(|i| Keypair::from_seed(i as u64)).collect();
+    let msgs: Vec<Vec<u8>> = (0..n).map(|i| format!("message {i} of the verification benchmark").into_bytes()).collect();
+    let sigs: Vec<_> = msgs.iter().enumerate().map(|(i, m)| keys[i % 64].sign(domain::TX_SIGNATURE, m)).collect();
+    let pks: Vec<_> = (0..n).map(|i| keys[i % 64].public()).collect();
+    let t = Instant::now();
+    for i in 0..n {
+        assert!(verify(&pks[i], domain::TX_SIGNATURE, &msgs[i], &sigs[i]));
+    }
+    let single = n as f64 / t.elapsed().as_secs_f64();
+    let items: Vec<BatchItem> = (0..n).map(|i| BatchItem { public_key: &pks[i], message: &msgs[i], signature: &sigs[i] }).collect();
+    let t = Instant::now();
+    for chunk in items.chunks(1024) {
+        assert!(verify_many(domain::TX_SIGNATURE, chunk).iter().all(|v| *v));
+    }
+    let batched = n as f64 / t.elapsed().as_secs_f64();
+    (single, batched)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn post_batch(client: &Client, txs: &[Tx]) -> Result<usize, String> {
+    let body = json!({ "txs": txs.iter().map(|t| hex::encode(t.raw())).collect::<Vec<_>>() });
+    let r = client.post("/v1/txs/batch", &body)?;
+    Ok(r["accepted"].as_u64().unwrap_or(0) as usize)
+}
+
+pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
+    let (single, batched) = ed25519_rates(16_384);
+    let mut report = json!({
+        "ed25519_single_per_s": single.round(),
+        "ed25519_batched_per_s": batched.round(),
+        "batch_speedup": (batched / single * 100.0).round() / 100.0,
+    });
+    if args.crypto_only {
+        println!("{}", if json_out { report.to_string() } else { format!("ed25519 verify: {single:.0}/s single, {batched:.0}/s batched ({:.2}x)", batched / single) });
+        return Ok(());
+    }
+    let genesis = read_genesis(&args.dir.join("genesis.json"))?;
+    let ca = read_key(&args.dir.join("ca.key"))?;
+    let apis: Vec<Client> = genesis.institutions.iter().map(|i| Client::new(&i.api_address)).collect();
+    let chain_id = genesis.chain_id.clone();
+    let sign = |k: &Keypair, nonce: u64, op: Operation| {
+        Tx::sign(Transaction { chain_id: chain_id.clone(), signer: k.public(), nonce, op }, k)
+    };
+
+    // Setup: credential the signers.
+    let signers: Vec<Keypair> = (0..args.signers).map(|_| Keypair::generate()).collect();
+    let ca_nonce = apis[0].get(&format!("/v1/identities/{}", ca.public().to_hex()))?["next_nonce"].as_u64().unwrap_or(0);
+    let now = now_ms();
+    let setup: Vec<Tx> = signers
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            sign(&ca, ca_nonce + i as u64, Operation::IssueCredential(CredentialSpec {
+                subject: k.public(),
+                role: Role::Doctor,
+                institution: genesis.institutions[i % genesis.institutions.len()].id.clone(),
+                display_name: format!("bench signer {i}"),
+                valid_from_ms: now.saturating_sub(60_000),
+                valid_until_ms: now + 86_400_000,
+            }))
+        })
+        .collect();
+    post_batch(&apis[0], &setup)?;
+    let last = setup.last().map(Tx::id).ok_or("no signers")?;
+    crate::txcmd::wait_committed(&apis[0], &last, Duration::from_secs(60))?;
+
+    // Pre-sign the load.
+    let per_signer = args.txs.div_ceil(args.signers);
+    let mut load: Vec<Vec<Tx>> = Vec::new();
+    let tag = now.to_be_bytes();
+    for (s, k) in signers.iter().enumerate() {
+        let txs: Vec<Tx> = (0..per_signer as u64)
+            .map(|n| {
+                let mut d = [0u8; 32];
+                d[..8].copy_from_slice(&tag);
+                d[8..16].copy_from_slice(&(s as u64).to_be_bytes());
+                d[16..24].copy_from_slice(&n.to_be_bytes());
+                sign(k, n, Operation::Attest { digest: Hash(d), label: String::new() })
+            })
+            .collect();
+        load.push(txs);
+    }
+    let total: usize = load.iter().map(Vec::len).sum();
+
+    // Commit times, observed through the SSE stream of the first validator.
+    let committed: Arc<Mutex<HashMap<Hash, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
+    let blocks: Arc<Mutex<Vec<usize>>> = Arc::new(Mutex::new(Vec::new()));
+    {
+        let committed = committed.clone();
+        let blocks = blocks.clone();
+        let api = genesis.institutions[0].api_address.clone();
+        std::thread::spawn(move || {
+            let client = Client::new(&api);
+            let Ok(resp) = ureq::get(&format!("http://{api}/v1/events/blocks")).call() else { return };
+            let reader = std::io::BufReader::new(resp.into_reader());
+            for line in reader.lines().map_while(Result::ok) {
+                let Some(data) = line.strip_prefix("data:") else { continue };
+                let t = Instant::now();
+                let Ok(ev) = serde_json::from_str::<Value>(data.trim()) else { continue };
+                let h = ev["height"].as_u64().unwrap_or(0);
+                if ev["tx_count"].as_u64().unwrap_or(0) == 0 {
+                    continue;
+                }
+                if let Ok(b) = client.get(&format!("/v1/blocks/{h}")) {
+                    let ids: Vec<Hash> = b["tx_ids"].as_array().into_iter().flatten().filter_map(|v| Hash::from_hex(v.as_str()?).ok()).collect();
+                    blocks.lock().unwrap().push(ids.len());
+                    let mut c = committed.lock().unwrap();
+                    for id in ids {
+                        c.insert(id, t);
+                    }
+                }
+            }
+        });
+    }
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Submit: threads take signers round-robin; batches go to validators round-robin.
+    let submitted: Arc<Mutex<Vec<(Hash, Instant)>>> = Arc::new(Mutex::new(Vec::with_capacity(total)));
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    let load = Arc::new(load);
+    for t in 0..args.threads {
+        let load = load.clone();
+        let submitted = submitted.clone();
+        let addrs: Vec<String> = genesis.institutions.iter().map(|i| i.api_address.clone()).collect();
+        let batch = args.batch;
+        let threads = args.threads;
+        handles.push(std::thread::spawn(move || -> Result<(), String> {
+            let clients: Vec<Client> = addrs.iter().map(|a| Client::new(a)).collect();
+            let mine: Vec<&Vec<Tx>> = load.iter().skip(t).step_by(threads).collect();
+            // Interleave signers so each batch spans several of them.
+            let mut queue: Vec<&Tx> = Vec::new();
+            let max = mine.iter().map(|v| v.len()).max().unwrap_or(0);
+            for n in 0..max {
+                for v in &mine {
+                    if let Some(tx) = v.get(n) {
+                        queue.push(tx);
+                    }
+                }
+            }
+            for (i, chunk) in queue.chunks(batch).enumerate() {
+                let txs: Vec<Tx> = chunk.iter().map(|t| (*t).clone()).collect();
+                let at = Instant::now();
+                let client = &clients[(i + t) % clients.len()];
+                let mut tries = 0;
+                loop {
+                    match post_batch(client, &txs) {
+                        Ok(_) => break,
+                        Err(e) if tries < 50 && e.contains("mempool_full") => {
+                            tries += 1;
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                submitted.lock().unwrap().extend(txs.iter().map(|t| (t.id(), at)));
+            }
+            Ok(())
+        }));
+    }
+    for h in handles {
+        h.join().map_err(|_| "submitter panicked")??;
+    }
+    let submit_secs = start.elapsed().as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let done = committed.lock().unwrap().len();
+        if done >= total || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let sub = submitted.lock().unwrap().clone();
+    let com = committed.lock().unwrap().clone();
+    let mut lat: Vec<f64> = Vec::new();
+    let mut last_commit = start;
+    for (id, at) in &sub {
+        if let Some(c) = com.get(id) {
+            lat.push(c.duration_since(*at).as_secs_f64() * 1000.0);
+            if *c > last_commit {
+                last_commit = *c;
+            }
+        }
+    }
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let window = last_commit.duration_since(start).as_secs_f64();
+    let bl = blocks.lock().unwrap().clone();
+    report["submitted"] = json!(sub.len());
+    report["committed"] = json!(lat.len());
+    report["submit_seconds"] = json!((submit_secs * 100.0).round() / 100.0);
+    report["window_seconds"] = json!((window * 100.0).round() / 100.0);
+    report["committed_tx_per_s"] = json!((lat.len() as f64 / window).round());
+    report["latency_ms"] = json!({
+        "p50": percentile(&lat, 0.5).round(),
+        "p90": percentile(&lat, 0.9).round(),
+        "p99": percentile(&lat, 0.99).round(),
+        "max": lat.last().copied().unwrap_or(f64::NAN).round(),
+    });
+    report["blocks_with_txs"] = json!(bl.len());
+    report["avg_txs_per_block"] = json!(if bl.is_empty() { 0 } else { bl.iter().sum::<usize>() / bl.len() });
+    if json_out {
+        println!("{report}");
+    } else {
+        println!("ed25519 verify (1 core): {single:.0}/s single, {batched:.0}/s batched ({:.2}x)", batched / single);
+        println!(
+            "{} submitted, {} committed in {:.2}s: {:.0} committed tx/s",
+            sub.len(),
+            lat.len(),
+            window,
+            lat.len() as f64 / window
+        );
+        println!(
+            "commit latency ms: p50 {:.0}  p90 {:.0}  p99 {:.0}  max {:.0}  ({} blocks, {} txs/block avg)",
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.9),
+            percentile(&lat, 0.99),
+            lat.last().copied().unwrap_or(f64::NAN),
+            bl.len(),
+            report["avg_txs_per_block"]
+        );
+    }
+    if lat.len() < total {
+        return Err(format!("only {} of {total} transactions committed within the time limit", lat.len()));
+    }
+    Ok(())
+}
