@@ -31,6 +31,9 @@ pub struct BenchArgs {
     /// Submitting threads.
     #[arg(long, default_value_t = 4)]
     pub threads: usize,
+    /// Offered load in tx/s (0 = as fast as possible). Latency is only meaningful below capacity.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
     /// Only measure ed25519 verification rates.
     #[arg(long)]
     pub crypto_only: bool,
@@ -172,6 +175,7 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
         let addrs: Vec<String> = genesis.institutions.iter().map(|i| i.api_address.clone()).collect();
         let batch = args.batch;
         let threads = args.threads;
+        let per_thread_rate = args.rate as f64 / args.threads as f64;
         handles.push(std::thread::spawn(move || -> Result<(), String> {
             let clients: Vec<Client> = addrs.iter().map(|a| Client::new(a)).collect();
             let mine: Vec<&Vec<Tx>> = load.iter().skip(t).step_by(threads).collect();
@@ -201,6 +205,12 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
                     }
                 }
                 submitted.lock().unwrap().extend(txs.iter().map(|t| (t.id(), at)));
+                if per_thread_rate > 0.0 {
+                    let due = start + Duration::from_secs_f64(((i + 1) * batch) as f64 / per_thread_rate);
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                }
             }
             Ok(())
         }));
@@ -232,6 +242,7 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let window = last_commit.duration_since(start).as_secs_f64();
     let bl = blocks.lock().unwrap().clone();
+    report["offered_tx_per_s"] = json!(args.rate);
     report["submitted"] = json!(sub.len());
     report["committed"] = json!(lat.len());
     report["submit_seconds"] = json!((submit_secs * 100.0).round() / 100.0);
