@@ -383,3 +383,41 @@ fn slow_lossy_links_still_agree() {
         drop(handles);
     });
 }
+
+#[test]
+fn late_validator_with_empty_store_catches_up_from_peers() {
+    runner(5).start(|context| async move {
+        let f = fixture();
+        let mut oracle = network(&context, &f).await;
+        link_all(&mut oracle, &keys(&f), good_link()).await;
+        let mut chains = Vec::new();
+        let mut gossips = Vec::new();
+        let mut handles = Vec::new();
+        for i in 0..N - 1 {
+            let (h, ready) = spawn_honest(&context, &f, i, 0, oracle.clone());
+            let (c, g) = ready.await.unwrap();
+            handles.push(h);
+            chains.push(c);
+            gossips.push(g);
+        }
+        let mut accepted = Vec::new();
+        for round in 0..3u64 {
+            accepted.extend(submit(&chains[0], &gossips[0], &f, &[0, 1], round * 10, 10, round));
+            wait_for(&context, "progress with three validators", Duration::from_secs(60), || all_committed(&chains, &accepted)).await;
+        }
+        context.sleep(Duration::from_secs(5)).await;
+        let target = chains[0].tip().height;
+        assert!(target >= 5);
+        // Validator 3 has never run: empty store, no consensus journal.
+        assert!(!f.dirs[3].exists());
+        let (h, ready) = spawn_honest(&context, &f, 3, 0, oracle.clone());
+        let (c3, g3) = ready.await.unwrap();
+        handles.push(h);
+        chains.push(c3.clone());
+        gossips.push(g3);
+        wait_for(&context, "late validator catch-up", Duration::from_secs(120), || c3.tip().height >= target).await;
+        accepted.extend(submit(&chains[3], &gossips[3], &f, &[2], 0, 10, 9));
+        wait_for(&context, "late validator's own submissions", Duration::from_secs(60), || all_committed(&chains, &accepted)).await;
+        assert_consistent(&chains, &accepted);
+    });
+}

@@ -5,6 +5,7 @@
 
 pub mod block;
 pub mod codec;
+pub mod fuzz;
 pub mod genesis;
 pub mod hash;
 pub mod keys;
