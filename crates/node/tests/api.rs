@@ -130,6 +130,16 @@ fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("<no code>")
 }
 
+fn terms(grantee: medledger_types::PublicKey) -> medledger_types::ConsentTerms {
+    medledger_types::ConsentTerms {
+        grantee: medledger_types::Grantee::Person(grantee),
+        actions: medledger_types::action::READ,
+        scope: medledger_types::Scope::All,
+        purpose: medledger_types::Purpose::Treatment,
+        expires_ms: None,
+    }
+}
+
 fn attest(n: u8) -> Operation {
     Operation::Attest { digest: Hash([n; 32]), label: "x".into() }
 }
@@ -229,6 +239,10 @@ async fn every_disallowed_cell_is_refused_at_the_api() {
                 OpKind::RevokeCredential => Operation::RevokeCredential { subject: victim, reason: "r".into() },
                 OpKind::RegisterPatient => Operation::RegisterPatient { subject: Keypair::from_seed(778).public(), pseudonym: Hash([9; 32]), valid_until_ms: T0 + 1_000_000 },
                 OpKind::Attest => attest(100 + j as u8),
+                OpKind::GrantConsent => Operation::GrantConsent { consent_id: Hash([j as u8; 32]), terms: terms(victim) },
+                OpKind::RevokeConsent => Operation::RevokeConsent { consent_id: Hash([j as u8; 32]) },
+                OpKind::RequestAccess => Operation::RequestAccess { request_id: Hash([j as u8; 32]), patient: Hash([1; 32]), terms: terms(victim), reason: String::new() },
+                OpKind::RespondAccess => Operation::RespondAccess { request_id: Hash([j as u8; 32]), approve: false },
             };
             let (s, v) = n.submit(&n.tx(k, op)).await;
             assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{} × {}", p.name(), kind.name());

@@ -180,6 +180,7 @@ pub(crate) fn apply(
             o.put(key::attestation(digest), a.to_bytes());
             Ok(vec![Event::new("attested").with("digest", digest)])
         }
+        _ => unreachable!("consent operations are applied by the consent module"),
     }
 }
 

@@ -5,17 +5,19 @@
 //! state root on every node. It does no I/O, reads no clock and draws no randomness; time is the
 //! block timestamp. The node supplies the state view ([`StateRead`]) and persists the writes.
 //!
-//! Modules: [`identity`] (institutions, credentials, patients, attestations) and the
-//! [`permissions`] table. Later domains (consent, records, drugs, care, resources, wallet) add
+//! Modules: [`identity`] (institutions, credentials, patients, attestations), [`consent`]
+//! (patient consents, access requests, and [`consent::permits`], the one place effective
+//! permission is decided) and the [`permissions`] table. Later domains (consent, records, drugs, care, resources, wallet) add
 //! operations and modules here, never in the node.
 
+pub mod consent;
 pub mod identity;
 pub mod permissions;
 pub mod records;
 pub mod store;
 
 use medledger_types::hash::{domain, tagged};
-use medledger_types::{Canonical, Event, Genesis, Hash, Outcome, PublicKey, Receipt, RejectCode, Tx};
+use medledger_types::{Canonical, Event, Genesis, Hash, OpKind, Outcome, PublicKey, Receipt, RejectCode, Tx};
 pub use permissions::{allowed, Principal};
 pub use store::{Layered, MemState, StateRead, WriteSet};
 use store::Overlay;
@@ -176,7 +178,13 @@ fn execute_tx(o: &mut Overlay<'_>, env: &BlockEnv, tx: &Tx) -> Result<Vec<Event>
     if !allowed(principal, body.op.kind()) {
         return Err(not_permitted(principal, body.op.kind()));
     }
-    match identity::apply(o, env, &body.signer, principal, &body.op) {
+    let result = match body.op.kind() {
+        OpKind::GrantConsent | OpKind::RevokeConsent | OpKind::RequestAccess | OpKind::RespondAccess => {
+            consent::apply(o, env, &body.signer, principal, &body.op)
+        }
+        _ => identity::apply(o, env, &body.signer, principal, &body.op),
+    };
+    match result {
         Ok(events) => Ok(events),
         Err(r) => {
             o.writes = spent;

@@ -1,110 +1,11 @@
 //! Identity module behaviour through `execute_block`, including every disallowed cell of the
 //! permission table.
 
-use medledger_state::{
-    allowed, execute_block, genesis_root, genesis_writes, identity, nonce_of, precheck, BlockEnv, MemState, Principal,
-};
-use medledger_types::{
-    genesis::GenesisInstitution, patient_pseudonym, CredentialSpec, Genesis, Hash, Keypair, OpKind, Operation, Outcome,
-    Receipt, RejectCode, Role, Transaction, Tx,
-};
+mod common;
 
-const T0: u64 = 1_700_000_000_000;
-const DAY: u64 = 86_400_000;
-
-struct Chain {
-    genesis: Genesis,
-    ca: Keypair,
-    admins: Vec<Keypair>,
-    state: MemState,
-    root: Hash,
-    height: u64,
-    now: u64,
-}
-
-impl Chain {
-    fn new() -> Chain {
-        let ca = Keypair::from_seed(1000);
-        let admins: Vec<Keypair> = (0..4).map(|i| Keypair::from_seed(2000 + i)).collect();
-        let genesis = Genesis {
-            chain_id: "test-chain".into(),
-            genesis_time_ms: T0,
-            ca_key: ca.public(),
-            institutions: (0..4)
-                .map(|i| GenesisInstitution {
-                    id: format!("hospital-{i}"),
-                    name: format!("Hospital {i}"),
-                    validator_key: Keypair::from_seed(3000 + i as u64).public(),
-                    admin_key: admins[i].public(),
-                    p2p_address: format!("127.0.0.1:{}", 7000 + i),
-                    api_address: format!("127.0.0.1:{}", 8000 + i),
-                })
-                .collect(),
-        };
-        let mut state = MemState::default();
-        state.apply(&genesis_writes(&genesis));
-        let root = genesis_root(&genesis);
-        Chain { genesis, ca, admins, state, root, height: 0, now: T0 }
-    }
-
-    fn tx(&self, key: &Keypair, op: Operation) -> Tx {
-        let nonce = nonce_of(&self.state, &key.public());
-        Tx::sign(Transaction { chain_id: "test-chain".into(), signer: key.public(), nonce, op }, key)
-    }
-
-    fn block(&mut self, txs: Vec<Tx>) -> Vec<Receipt> {
-        self.height += 1;
-        self.now += 1000;
-        let env = BlockEnv {
-            chain_id: self.genesis.chain_id.clone(),
-            height: self.height,
-            timestamp_ms: self.now,
-            proposer: self.genesis.institutions[0].validator_key,
-        };
-        let ex = execute_block(&self.state, &self.root, &env, &txs);
-        self.state.apply(&ex.writes);
-        self.root = ex.state_root;
-        ex.receipts
-    }
-
-    fn one(&mut self, key: &Keypair, op: Operation) -> Outcome {
-        let tx = self.tx(key, op);
-        self.block(vec![tx]).remove(0).outcome
-    }
-
-    fn issue(&mut self, role: Role, inst: usize, seed: u64) -> Keypair {
-        let k = Keypair::from_seed(seed);
-        let ca = self.ca.clone();
-        let out = self.one(
-            &ca,
-            Operation::IssueCredential(CredentialSpec {
-                subject: k.public(),
-                role,
-                institution: format!("hospital-{inst}"),
-                display_name: format!("{} {seed}", role.name()),
-                valid_from_ms: T0,
-                valid_until_ms: T0 + 365 * DAY,
-            }),
-        );
-        assert!(matches!(out, Outcome::Applied { .. }), "{out:?}");
-        k
-    }
-
-    fn patient(&mut self, seed: u64) -> Keypair {
-        let k = Keypair::from_seed(seed);
-        let admin = self.admins[0].clone();
-        let out = self.one(
-            &admin,
-            Operation::RegisterPatient {
-                subject: k.public(),
-                pseudonym: patient_pseudonym(&[9; 32], &format!("N{seed}"), &format!("M{seed}")),
-                valid_until_ms: T0 + 365 * DAY,
-            },
-        );
-        assert!(matches!(out, Outcome::Applied { .. }), "{out:?}");
-        k
-    }
-}
+use common::*;
+use medledger_state::{allowed, execute_block, identity, nonce_of, precheck, BlockEnv, Principal};
+use medledger_types::{CredentialSpec, Hash, Keypair, OpKind, Operation, Outcome, RejectCode, Role, Transaction, Tx};
 
 fn rejected(o: &Outcome) -> RejectCode {
     match o {
@@ -250,6 +151,16 @@ fn patients_are_pseudonymous_and_unique() {
     assert_eq!(rejected(&out), RejectCode::InvalidArgument);
 }
 
+fn terms(subject: &Keypair) -> medledger_types::ConsentTerms {
+    medledger_types::ConsentTerms {
+        grantee: medledger_types::Grantee::Person(subject.public()),
+        actions: medledger_types::action::READ,
+        scope: medledger_types::Scope::All,
+        purpose: medledger_types::Purpose::Treatment,
+        expires_ms: None,
+    }
+}
+
 fn op_of_kind(k: OpKind, subject: &Keypair, n: u8) -> Operation {
     match k {
         OpKind::AddInstitution => Operation::AddInstitution { id: format!("new-{n}"), name: "New".into() },
@@ -268,6 +179,10 @@ fn op_of_kind(k: OpKind, subject: &Keypair, n: u8) -> Operation {
             valid_until_ms: T0 + DAY * 400,
         },
         OpKind::Attest => Operation::Attest { digest: Hash([n; 32]), label: String::new() },
+        OpKind::GrantConsent => Operation::GrantConsent { consent_id: Hash([n; 32]), terms: terms(subject) },
+        OpKind::RevokeConsent => Operation::RevokeConsent { consent_id: Hash([n; 32]) },
+        OpKind::RequestAccess => Operation::RequestAccess { request_id: Hash([n; 32]), patient: Hash([1; 32]), terms: terms(subject), reason: String::new() },
+        OpKind::RespondAccess => Operation::RespondAccess { request_id: Hash([n; 32]), approve: true },
     }
 }
 

@@ -143,13 +143,36 @@ impl Keypair {
     }
 }
 
+/// Parsed (decompressed) public keys, reused across verifications: signers repeat, and
+/// decompressing a point is a large share of verification cost. Bounded: cleared when full.
+/// Only the cost changes; verdicts are identical with or without the cache.
+const KEY_CACHE_CAPACITY: usize = 65_536;
+
+fn parsed_key(pk: &PublicKey) -> Option<ed25519::PublicKey> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<[u8; 32], ed25519::PublicKey>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(k) = cache.lock().ok().and_then(|c| c.get(&pk.0).cloned()) {
+        return Some(k);
+    }
+    let parsed = pk.to_ed25519()?;
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= KEY_CACHE_CAPACITY {
+            c.clear();
+        }
+        c.insert(pk.0, parsed.clone());
+    }
+    Some(parsed)
+}
+
 fn to_lib_sig(sig: &Signature) -> Option<ed25519::Signature> {
     ed25519::Signature::try_from(&sig.0[..]).ok()
 }
 
 /// Single ed25519 verification under a namespace (ZIP-215 rules).
 pub fn verify(pk: &PublicKey, namespace: &[u8], msg: &[u8], sig: &Signature) -> bool {
-    match (pk.to_ed25519(), to_lib_sig(sig)) {
+    match (parsed_key(pk), to_lib_sig(sig)) {
         (Some(pk), Some(sig)) => pk.verify(namespace, msg, &sig),
         _ => false,
     }
@@ -173,7 +196,7 @@ pub fn verify_many(namespace: &[u8], items: &[BatchItem<'_>]) -> Vec<bool> {
     }
     let parsed: Vec<Option<(ed25519::PublicKey, ed25519::Signature)>> = items
         .iter()
-        .map(|i| Some((i.public_key.to_ed25519()?, to_lib_sig(i.signature)?)))
+        .map(|i| Some((parsed_key(i.public_key)?, to_lib_sig(i.signature)?)))
         .collect();
     if parsed.iter().all(Option::is_some) {
         let pairs: Vec<(&(ed25519::PublicKey, ed25519::Signature), &[u8])> = parsed

@@ -15,6 +15,8 @@ pub mod limits {
     pub const MAX_NAME: usize = 128;
     pub const MAX_REASON: usize = 256;
     pub const MAX_LABEL: usize = 128;
+    pub const MAX_SCOPE_ITEMS: usize = 64;
+    pub const MAX_RESOURCE_TYPE: usize = 64;
 }
 
 /// The roles a credential can bind to a key.
@@ -97,6 +99,73 @@ pub struct CredentialSpec {
     pub valid_until_ms: u64,
 }
 
+/// Who a consent is granted to: one person (by key) or every credential holder of an institution.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Grantee {
+    Person(PublicKey),
+    Institution(String),
+}
+
+/// Which of a patient's records a consent covers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "items", rename_all = "snake_case")]
+pub enum Scope {
+    All,
+    /// FHIR resource types, e.g. `Observation`.
+    ResourceTypes(Vec<String>),
+    /// Record ids.
+    Records(Vec<Hash>),
+}
+
+/// Why access is granted (FHIR Consent `purpose`, simplified).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    Treatment,
+    Research,
+    Insurance,
+    Audit,
+}
+
+impl Purpose {
+    pub const ALL: [Purpose; 4] = [Purpose::Treatment, Purpose::Research, Purpose::Insurance, Purpose::Audit];
+    pub fn name(self) -> &'static str {
+        match self {
+            Purpose::Treatment => "treatment",
+            Purpose::Research => "research",
+            Purpose::Insurance => "insurance",
+            Purpose::Audit => "audit",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Purpose, String> {
+        Purpose::ALL
+            .iter()
+            .copied()
+            .find(|p| p.name() == s.trim().to_ascii_lowercase())
+            .ok_or_else(|| format!("unknown purpose `{s}` (expected treatment, research, insurance or audit)"))
+    }
+}
+
+/// Consent actions, as a bit set.
+pub mod action {
+    pub const READ: u8 = 1;
+    pub const WRITE: u8 = 2;
+    pub const ALL: u8 = READ | WRITE;
+}
+
+/// Terms of a consent (granted directly, or requested by a grantee and approved by the patient).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentTerms {
+    pub grantee: Grantee,
+    /// [`action`] bits.
+    pub actions: u8,
+    pub scope: Scope,
+    pub purpose: Purpose,
+    /// No expiry when `None`.
+    pub expires_ms: Option<u64>,
+}
+
 /// The operations a transaction can carry. The tag byte is the index in this list; never reorder.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -111,6 +180,15 @@ pub enum Operation {
     RegisterPatient { subject: PublicKey, pseudonym: Hash, valid_until_ms: u64 },
     /// Anchor a document digest with a label (notarisation of off-chain data).
     Attest { digest: Hash, label: String },
+    /// Patient: grant a consent under a client-chosen unique id.
+    GrantConsent { consent_id: Hash, terms: ConsentTerms },
+    /// Patient: revoke one of their consents, effective from the next block.
+    RevokeConsent { consent_id: Hash },
+    /// A would-be grantee asks a patient (by pseudonym) for access; the request id becomes the
+    /// consent id if approved.
+    RequestAccess { request_id: Hash, patient: Hash, terms: ConsentTerms, reason: String },
+    /// Patient: approve (creating the consent) or decline a request.
+    RespondAccess { request_id: Hash, approve: bool },
 }
 
 /// Operation kinds, the columns of the permission table.
@@ -122,15 +200,23 @@ pub enum OpKind {
     RevokeCredential,
     RegisterPatient,
     Attest,
+    GrantConsent,
+    RevokeConsent,
+    RequestAccess,
+    RespondAccess,
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 5] = [
+    pub const ALL: [OpKind; 9] = [
         OpKind::AddInstitution,
         OpKind::IssueCredential,
         OpKind::RevokeCredential,
         OpKind::RegisterPatient,
         OpKind::Attest,
+        OpKind::GrantConsent,
+        OpKind::RevokeConsent,
+        OpKind::RequestAccess,
+        OpKind::RespondAccess,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -139,6 +225,10 @@ impl OpKind {
             OpKind::RevokeCredential => "revoke_credential",
             OpKind::RegisterPatient => "register_patient",
             OpKind::Attest => "attest",
+            OpKind::GrantConsent => "grant_consent",
+            OpKind::RevokeConsent => "revoke_consent",
+            OpKind::RequestAccess => "request_access",
+            OpKind::RespondAccess => "respond_access",
         }
     }
 }
@@ -151,6 +241,10 @@ impl Operation {
             Operation::RevokeCredential { .. } => OpKind::RevokeCredential,
             Operation::RegisterPatient { .. } => OpKind::RegisterPatient,
             Operation::Attest { .. } => OpKind::Attest,
+            Operation::GrantConsent { .. } => OpKind::GrantConsent,
+            Operation::RevokeConsent { .. } => OpKind::RevokeConsent,
+            Operation::RequestAccess { .. } => OpKind::RequestAccess,
+            Operation::RespondAccess { .. } => OpKind::RespondAccess,
         }
     }
 
@@ -176,6 +270,12 @@ impl Operation {
             Operation::RevokeCredential { reason, .. } => check("reason", reason, MAX_REASON),
             Operation::RegisterPatient { .. } => Ok(()),
             Operation::Attest { label, .. } => check("label", label, MAX_LABEL),
+            Operation::GrantConsent { terms, .. } => terms.check_limits(),
+            Operation::RevokeConsent { .. } | Operation::RespondAccess { .. } => Ok(()),
+            Operation::RequestAccess { terms, reason, .. } => {
+                terms.check_limits()?;
+                check("reason", reason, MAX_REASON)
+            }
         }
     }
 }
@@ -185,6 +285,101 @@ fn hash_enc(h: &Hash, w: &mut Writer) {
 }
 fn hash_dec(r: &mut Reader<'_>, what: &'static str) -> Result<Hash, DecodeError> {
     Ok(Hash(r.array(what)?))
+}
+
+impl ConsentTerms {
+    pub fn check_limits(&self) -> Result<(), String> {
+        use limits::*;
+        if self.actions == 0 || self.actions & !action::ALL != 0 {
+            return Err(format!("actions must be a non-empty combination of read and write, got {:#04b}", self.actions));
+        }
+        match &self.scope {
+            Scope::All => Ok(()),
+            Scope::ResourceTypes(v) => {
+                if v.is_empty() || v.len() > MAX_SCOPE_ITEMS {
+                    return Err(format!("scope must list 1..={MAX_SCOPE_ITEMS} resource types"));
+                }
+                match v.iter().find(|t| t.is_empty() || t.len() > MAX_RESOURCE_TYPE) {
+                    Some(t) => Err(format!("resource type `{t}` must be 1..={MAX_RESOURCE_TYPE} bytes")),
+                    None => Ok(()),
+                }
+            }
+            Scope::Records(v) if v.is_empty() || v.len() > MAX_SCOPE_ITEMS => {
+                Err(format!("scope must list 1..={MAX_SCOPE_ITEMS} records"))
+            }
+            Scope::Records(_) => Ok(()),
+        }
+    }
+}
+
+impl Canonical for ConsentTerms {
+    fn encode_to(&self, w: &mut Writer) {
+        match &self.grantee {
+            Grantee::Person(pk) => {
+                w.u8(0);
+                pk.encode_to(w);
+            }
+            Grantee::Institution(id) => {
+                w.u8(1).str(id);
+            }
+        }
+        w.u8(self.actions);
+        match &self.scope {
+            Scope::All => {
+                w.u8(0);
+            }
+            Scope::ResourceTypes(v) => {
+                w.u8(1).u32(v.len() as u32);
+                for t in v {
+                    w.str(t);
+                }
+            }
+            Scope::Records(v) => {
+                w.u8(2).u32(v.len() as u32);
+                for h in v {
+                    hash_enc(h, w);
+                }
+            }
+        }
+        w.u8(Purpose::ALL.iter().position(|p| *p == self.purpose).expect("listed") as u8);
+        match self.expires_ms {
+            Some(t) => w.u8(1).u64(t),
+            None => w.u8(0),
+        };
+    }
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        use limits::*;
+        let grantee = match r.u8("grantee")? {
+            0 => Grantee::Person(PublicKey::decode_from(r)?),
+            1 => Grantee::Institution(r.string("grantee institution", MAX_INSTITUTION_ID)?),
+            t => return Err(DecodeError::UnknownTag("grantee", t)),
+        };
+        let actions = r.u8("actions")?;
+        let scope = match r.u8("scope")? {
+            0 => Scope::All,
+            1 => {
+                let n = r.len("scope resource types", MAX_SCOPE_ITEMS)?;
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    v.push(r.string("resource type", MAX_RESOURCE_TYPE)?);
+                }
+                Scope::ResourceTypes(v)
+            }
+            2 => {
+                let n = r.len("scope records", MAX_SCOPE_ITEMS)?;
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    v.push(hash_dec(r, "record id")?);
+                }
+                Scope::Records(v)
+            }
+            t => return Err(DecodeError::UnknownTag("scope", t)),
+        };
+        let p = r.u8("purpose")?;
+        let purpose = *Purpose::ALL.get(p as usize).ok_or(DecodeError::UnknownTag("purpose", p))?;
+        let expires_ms = if r.bool("expiry flag")? { Some(r.u64("expiry")?) } else { None };
+        Ok(ConsentTerms { grantee, actions, scope, purpose, expires_ms })
+    }
 }
 
 impl Canonical for Operation {
@@ -215,6 +410,27 @@ impl Canonical for Operation {
                 hash_enc(digest, w);
                 w.str(label);
             }
+            Operation::GrantConsent { consent_id, terms } => {
+                w.u8(5);
+                hash_enc(consent_id, w);
+                terms.encode_to(w);
+            }
+            Operation::RevokeConsent { consent_id } => {
+                w.u8(6);
+                hash_enc(consent_id, w);
+            }
+            Operation::RequestAccess { request_id, patient, terms, reason } => {
+                w.u8(7);
+                hash_enc(request_id, w);
+                hash_enc(patient, w);
+                terms.encode_to(w);
+                w.str(reason);
+            }
+            Operation::RespondAccess { request_id, approve } => {
+                w.u8(8);
+                hash_enc(request_id, w);
+                w.bool(*approve);
+            }
         }
     }
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -242,6 +458,15 @@ impl Canonical for Operation {
                 valid_until_ms: r.u64("valid until")?,
             },
             4 => Operation::Attest { digest: hash_dec(r, "digest")?, label: r.string("label", MAX_LABEL)? },
+            5 => Operation::GrantConsent { consent_id: hash_dec(r, "consent id")?, terms: ConsentTerms::decode_from(r)? },
+            6 => Operation::RevokeConsent { consent_id: hash_dec(r, "consent id")? },
+            7 => Operation::RequestAccess {
+                request_id: hash_dec(r, "request id")?,
+                patient: hash_dec(r, "patient")?,
+                terms: ConsentTerms::decode_from(r)?,
+                reason: r.string("reason", MAX_REASON)?,
+            },
+            8 => Operation::RespondAccess { request_id: hash_dec(r, "request id")?, approve: r.bool("approve")? },
             t => return Err(DecodeError::UnknownTag("operation", t)),
         })
     }
@@ -434,6 +659,30 @@ mod tests {
             Operation::RevokeCredential { subject: k.public(), reason: "left".into() },
             Operation::RegisterPatient { subject: k.public(), pseudonym: Hash([1; 32]), valid_until_ms: 5 },
             Operation::Attest { digest: Hash([2; 32]), label: "x".into() },
+            Operation::GrantConsent {
+                consent_id: Hash([3; 32]),
+                terms: ConsentTerms {
+                    grantee: Grantee::Person(k.public()),
+                    actions: action::READ,
+                    scope: Scope::ResourceTypes(vec!["Observation".into(), "Condition".into()]),
+                    purpose: Purpose::Treatment,
+                    expires_ms: Some(99),
+                },
+            },
+            Operation::RevokeConsent { consent_id: Hash([3; 32]) },
+            Operation::RequestAccess {
+                request_id: Hash([4; 32]),
+                patient: Hash([5; 32]),
+                terms: ConsentTerms {
+                    grantee: Grantee::Institution("h1".into()),
+                    actions: action::ALL,
+                    scope: Scope::Records(vec![Hash([6; 32])]),
+                    purpose: Purpose::Research,
+                    expires_ms: None,
+                },
+                reason: "follow-up".into(),
+            },
+            Operation::RespondAccess { request_id: Hash([4; 32]), approve: true },
         ];
         for op in ops {
             let b = op.to_bytes();

@@ -1,0 +1,327 @@
+//! Patient-controlled consent (FHIR-Consent-shaped): grants, revocations, access requests and
+//! the one function that decides effective permission, [`permits`].
+
+use crate::identity::{credential, institution, patient_key, principal};
+use crate::store::{Overlay, StateRead};
+use crate::{decode_stored, BlockEnv, Principal, Rejection};
+use medledger_types::codec::{Canonical, DecodeError, Reader, Writer};
+use medledger_types::{ConsentTerms, Event, Grantee, Hash, Operation, PublicKey, Purpose, RejectCode, Role, Scope};
+use serde::Serialize;
+
+/// Most consents (active or not) one patient may hold; keeps [`permits`] bounded.
+pub const MAX_CONSENTS_PER_PATIENT: usize = 1024;
+
+pub mod key {
+    use medledger_types::Hash;
+    pub fn consent(id: &Hash) -> Vec<u8> {
+        [b"k/".as_slice(), &id.0].concat()
+    }
+    pub fn patient_consents(pseudonym: &Hash) -> Vec<u8> {
+        [b"kl/".as_slice(), &pseudonym.0].concat()
+    }
+    pub fn request(id: &Hash) -> Vec<u8> {
+        [b"q/".as_slice(), &id.0].concat()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Consent {
+    pub id: Hash,
+    /// The patient's pseudonym.
+    pub patient: Hash,
+    pub terms: ConsentTerms,
+    pub granted_at_height: u64,
+    /// Height of the block that revoked it; denies from the next block on.
+    pub revoked_at_height: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStatus {
+    Pending,
+    Approved,
+    Declined,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AccessRequest {
+    pub id: Hash,
+    pub requester: PublicKey,
+    pub patient: Hash,
+    pub terms: ConsentTerms,
+    pub reason: String,
+    pub requested_at_height: u64,
+    pub status: RequestStatus,
+}
+
+impl Canonical for Consent {
+    fn encode_to(&self, w: &mut Writer) {
+        w.fixed(&self.id.0).fixed(&self.patient.0);
+        self.terms.encode_to(w);
+        w.u64(self.granted_at_height);
+        match self.revoked_at_height {
+            Some(h) => w.u8(1).u64(h),
+            None => w.u8(0),
+        };
+    }
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Consent {
+            id: Hash(r.array("consent id")?),
+            patient: Hash(r.array("patient")?),
+            terms: ConsentTerms::decode_from(r)?,
+            granted_at_height: r.u64("granted at")?,
+            revoked_at_height: if r.bool("revoked flag")? { Some(r.u64("revoked at")?) } else { None },
+        })
+    }
+}
+
+impl Canonical for AccessRequest {
+    fn encode_to(&self, w: &mut Writer) {
+        w.fixed(&self.id.0);
+        self.requester.encode_to(w);
+        w.fixed(&self.patient.0);
+        self.terms.encode_to(w);
+        w.str(&self.reason).u64(self.requested_at_height);
+        w.u8(match self.status {
+            RequestStatus::Pending => 0,
+            RequestStatus::Approved => 1,
+            RequestStatus::Declined => 2,
+        });
+    }
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(AccessRequest {
+            id: Hash(r.array("request id")?),
+            requester: PublicKey::decode_from(r)?,
+            patient: Hash(r.array("patient")?),
+            terms: ConsentTerms::decode_from(r)?,
+            reason: r.string("reason", 256)?,
+            requested_at_height: r.u64("requested at")?,
+            status: match r.u8("status")? {
+                0 => RequestStatus::Pending,
+                1 => RequestStatus::Approved,
+                2 => RequestStatus::Declined,
+                t => return Err(DecodeError::UnknownTag("request status", t)),
+            },
+        })
+    }
+}
+
+fn encode_ids(ids: &[Hash]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u32(ids.len() as u32);
+    for id in ids {
+        w.fixed(&id.0);
+    }
+    w.finish()
+}
+
+fn decode_ids(bytes: &[u8]) -> Vec<Hash> {
+    let mut r = Reader::new(bytes);
+    let n = r.len("consent list", MAX_CONSENTS_PER_PATIENT).expect("stored consent list is well formed");
+    (0..n).map(|_| Hash(r.array("consent id").expect("stored consent list is well formed"))).collect()
+}
+
+pub fn consent(state: &dyn StateRead, id: &Hash) -> Option<Consent> {
+    state.get(&key::consent(id)).map(|b| decode_stored(&b, "consent"))
+}
+
+pub fn request(state: &dyn StateRead, id: &Hash) -> Option<AccessRequest> {
+    state.get(&key::request(id)).map(|b| decode_stored(&b, "access request"))
+}
+
+/// Every consent a patient has granted, oldest first.
+pub fn consents_of(state: &dyn StateRead, patient: &Hash) -> Vec<Consent> {
+    let ids = state.get(&key::patient_consents(patient)).map(|b| decode_ids(&b)).unwrap_or_default();
+    ids.iter().filter_map(|id| consent(state, id)).collect()
+}
+
+/// Is `c` in force at (`now_ms`, `height`)?
+pub fn is_active(c: &Consent, now_ms: u64, height: u64) -> bool {
+    c.revoked_at_height.is_none_or(|h| h >= height) && c.terms.expires_ms.is_none_or(|e| now_ms < e)
+}
+
+/// The record a permission question is about.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordRef<'a> {
+    pub id: &'a Hash,
+    pub resource_type: &'a str,
+}
+
+/// Does consent `c` cover `requester` (of `requester_institution`) doing `action` on `record`
+/// for `purpose`? Activity (expiry, revocation) is checked separately.
+pub fn covers(c: &Consent, requester: &PublicKey, requester_institution: &str, record: RecordRef<'_>, action: u8, purpose: Purpose) -> bool {
+    let grantee_ok = match &c.terms.grantee {
+        Grantee::Person(pk) => pk == requester,
+        Grantee::Institution(id) => id == requester_institution,
+    };
+    let scope_ok = match &c.terms.scope {
+        Scope::All => true,
+        Scope::ResourceTypes(v) => v.iter().any(|t| t == record.resource_type),
+        Scope::Records(v) => v.contains(record.id),
+    };
+    grantee_ok && scope_ok && c.terms.actions & action == action && c.terms.purpose == purpose
+}
+
+/// Effective permission, computed in one place: may `requester` perform `action` on `record` of
+/// `patient` for `purpose` at (`now_ms`, `height`)? Requires a valid, unexpired, unrevoked
+/// credential and an active consent of that patient covering the request. Returns the id of a
+/// consent that grants it.
+#[allow(clippy::too_many_arguments)]
+pub fn permits(
+    state: &dyn StateRead,
+    patient: &Hash,
+    requester: &PublicKey,
+    record: RecordRef<'_>,
+    action: u8,
+    purpose: Purpose,
+    now_ms: u64,
+    height: u64,
+) -> Result<Hash, Rejection> {
+    principal(state, requester, now_ms, height)?;
+    let inst = credential(state, requester).map(|c| c.institution).unwrap_or_default();
+    consents_of(state, patient)
+        .into_iter()
+        .find(|c| is_active(c, now_ms, height) && covers(c, requester, &inst, record, action, purpose))
+        .map(|c| c.id)
+        .ok_or_else(|| {
+            Rejection::new(RejectCode::NotPermitted, format!("no active consent covers this {} for {}", action_name(action), purpose.name()))
+        })
+}
+
+fn action_name(action: u8) -> &'static str {
+    match action {
+        medledger_types::action::READ => "read",
+        medledger_types::action::WRITE => "write",
+        _ => "access",
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> Rejection {
+    Rejection::new(RejectCode::InvalidArgument, msg)
+}
+
+fn id_taken(o: &Overlay<'_>, id: &Hash) -> bool {
+    consent(o, id).is_some() || request(o, id).is_some()
+}
+
+fn check_terms(o: &Overlay<'_>, env: &BlockEnv, terms: &ConsentTerms) -> Result<(), Rejection> {
+    terms.check_limits().map_err(invalid)?;
+    if let Grantee::Institution(id) = &terms.grantee {
+        if institution(o, id).is_none() {
+            return Err(Rejection::new(RejectCode::NotFound, format!("unknown institution `{id}`")));
+        }
+    }
+    if terms.expires_ms.is_some_and(|e| e <= env.timestamp_ms) {
+        return Err(invalid("consent would already be expired"));
+    }
+    Ok(())
+}
+
+fn store_consent(o: &mut Overlay<'_>, c: &Consent) -> Result<(), Rejection> {
+    let mut ids = o.get(&key::patient_consents(&c.patient)).map(|b| decode_ids(&b)).unwrap_or_default();
+    if ids.len() >= MAX_CONSENTS_PER_PATIENT {
+        return Err(invalid(format!("a patient may hold at most {MAX_CONSENTS_PER_PATIENT} consents")));
+    }
+    ids.push(c.id);
+    o.put(key::patient_consents(&c.patient), encode_ids(&ids));
+    o.put(key::consent(&c.id), c.to_bytes());
+    Ok(())
+}
+
+fn grantee_str(g: &Grantee) -> String {
+    match g {
+        Grantee::Person(pk) => pk.to_hex(),
+        Grantee::Institution(id) => format!("institution:{id}"),
+    }
+}
+
+/// The pseudonym of a patient signer.
+fn own_pseudonym(o: &Overlay<'_>, signer: &PublicKey) -> Result<Hash, Rejection> {
+    credential(o, signer)
+        .and_then(|c| if c.role == Role::Patient { c.pseudonym } else { None })
+        .ok_or_else(|| Rejection::new(RejectCode::NotPermitted, "only a registered patient manages consents"))
+}
+
+pub(crate) fn apply(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, principal: Principal, op: &Operation) -> Result<Vec<Event>, Rejection> {
+    match op {
+        Operation::GrantConsent { consent_id, terms } => {
+            let patient = own_pseudonym(o, signer)?;
+            if id_taken(o, consent_id) {
+                return Err(Rejection::new(RejectCode::AlreadyExists, format!("id {consent_id} is already used")));
+            }
+            check_terms(o, env, terms)?;
+            let c = Consent { id: *consent_id, patient, terms: terms.clone(), granted_at_height: env.height, revoked_at_height: None };
+            store_consent(o, &c)?;
+            Ok(vec![Event::new("consent_granted")
+                .with("consent", consent_id)
+                .with("patient", patient)
+                .with("grantee", grantee_str(&terms.grantee))
+                .with("purpose", terms.purpose.name())])
+        }
+        Operation::RevokeConsent { consent_id } => {
+            let patient = own_pseudonym(o, signer)?;
+            let mut c = consent(o, consent_id)
+                .ok_or_else(|| Rejection::new(RejectCode::NotFound, format!("no consent {consent_id}")))?;
+            if c.patient != patient {
+                return Err(Rejection::new(RejectCode::NotPermitted, "a patient may revoke only their own consents"));
+            }
+            if c.revoked_at_height.is_some() {
+                return Err(Rejection::new(RejectCode::AlreadyExists, "consent is already revoked"));
+            }
+            c.revoked_at_height = Some(env.height);
+            o.put(key::consent(consent_id), c.to_bytes());
+            Ok(vec![Event::new("consent_revoked").with("consent", consent_id).with("effective_from_height", env.height + 1)])
+        }
+        Operation::RequestAccess { request_id, patient, terms, reason } => {
+            if patient_key(o, patient).is_none() {
+                return Err(Rejection::new(RejectCode::NotFound, "no patient with this pseudonym"));
+            }
+            if id_taken(o, request_id) {
+                return Err(Rejection::new(RejectCode::AlreadyExists, format!("id {request_id} is already used")));
+            }
+            check_terms(o, env, terms)?;
+            let own_inst = credential(o, signer).map(|c| c.institution).unwrap_or_default();
+            let for_self = match &terms.grantee {
+                Grantee::Person(pk) => pk == signer,
+                Grantee::Institution(id) => *id == own_inst,
+            };
+            if !for_self {
+                return Err(Rejection::new(RejectCode::NotPermitted, format!("`{}` may request access only for itself or its own institution", principal.name())));
+            }
+            let req = AccessRequest {
+                id: *request_id,
+                requester: *signer,
+                patient: *patient,
+                terms: terms.clone(),
+                reason: reason.clone(),
+                requested_at_height: env.height,
+                status: RequestStatus::Pending,
+            };
+            o.put(key::request(request_id), req.to_bytes());
+            Ok(vec![Event::new("access_requested").with("request", request_id).with("patient", patient).with("purpose", terms.purpose.name())])
+        }
+        Operation::RespondAccess { request_id, approve } => {
+            let patient = own_pseudonym(o, signer)?;
+            let mut req = request(o, request_id)
+                .ok_or_else(|| Rejection::new(RejectCode::NotFound, format!("no access request {request_id}")))?;
+            if req.patient != patient {
+                return Err(Rejection::new(RejectCode::NotPermitted, "this request is addressed to another patient"));
+            }
+            if req.status != RequestStatus::Pending {
+                return Err(Rejection::new(RejectCode::AlreadyExists, "request was already answered"));
+            }
+            if *approve {
+                check_terms(o, env, &req.terms)?;
+                let c = Consent { id: req.id, patient, terms: req.terms.clone(), granted_at_height: env.height, revoked_at_height: None };
+                store_consent(o, &c)?;
+                req.status = RequestStatus::Approved;
+            } else {
+                req.status = RequestStatus::Declined;
+            }
+            o.put(key::request(request_id), req.to_bytes());
+            let kind = if *approve { "access_approved" } else { "access_declined" };
+            Ok(vec![Event::new(kind).with("request", request_id).with("requester", req.requester)])
+        }
+        _ => unreachable!("identity operations are applied by the identity module"),
+    }
+}
