@@ -216,3 +216,54 @@ fn devnet_survives_a_killed_validator_and_resumes() {
     kill(dn2.child.id(), 2);
     assert!(dn2.child.wait().unwrap().success());
 }
+
+/// Only the genesis validators can join: a node whose key is not in the consortium's genesis
+/// file (here, one that forged a genesis file naming itself) gets no connection and no blocks.
+#[test]
+fn a_key_outside_genesis_cannot_join() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("devnet");
+    let base = free_base_port();
+    let mut dn = start_devnet(&dir, base, true);
+    let apis: Vec<String> = dn.ready["validators"].as_array().unwrap().iter().map(|v| v["api"].as_str().unwrap().to_string()).collect();
+
+    // The rogue copies the genesis file and puts its own key in place of clinic-c's.
+    let rogue_dir = tmp.path().join("rogue");
+    std::fs::create_dir_all(&rogue_dir).unwrap();
+    let rogue = medledger_types::Keypair::generate();
+    medledger_node::run::write_key(&rogue_dir.join("validator.key"), &rogue).unwrap();
+    let mut g: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("genesis.json")).unwrap()).unwrap();
+    let rogue_p2p = format!("127.0.0.1:{}", base + 50);
+    let rogue_api = format!("127.0.0.1:{}", base + 150);
+    g["institutions"][2]["validator_key"] = json!(rogue.public().to_hex());
+    g["institutions"][2]["p2p_address"] = json!(rogue_p2p);
+    g["institutions"][2]["api_address"] = json!(rogue_api);
+    std::fs::write(rogue_dir.join("genesis.json"), g.to_string()).unwrap();
+    std::fs::write(rogue_dir.join("node.toml"), "genesis = \"genesis.json\"\nkey = \"validator.key\"\ndata_dir = \"data\"\n").unwrap();
+    let mut rogue_proc = Command::new(BIN)
+        .args(["node", "--config"])
+        .arg(rogue_dir.join("node.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    // The consortium keeps committing while the rogue tries to connect.
+    let alice = key(&dir.join("demo/dr-alice.key"));
+    let ids = submit_attests(&apis[0], &alice, 7, 20);
+    wait_committed(&apis[0], &ids, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(3));
+    let rogue_api_url = format!("http://{rogue_api}");
+    let rs = get(&rogue_api_url, "/v1/status").expect("rogue node serves its API");
+    assert_eq!(rs["height"], 0, "the rogue received no blocks");
+    assert!(rs["peers"].as_array().unwrap().is_empty(), "no validator talked to the rogue: {rs}");
+    for api in &apis {
+        let s = get(api, "/v1/status").unwrap();
+        let peers: Vec<&str> = s["peers"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+        assert!(!peers.contains(&rogue.public().to_hex().as_str()), "{api} accepted the rogue");
+    }
+    let _ = rogue_proc.kill();
+    let _ = rogue_proc.wait();
+    kill(dn.child.id(), 2);
+    assert!(dn.child.wait().unwrap().success());
+}
