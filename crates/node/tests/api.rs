@@ -243,6 +243,25 @@ async fn every_disallowed_cell_is_refused_at_the_api() {
                 OpKind::RevokeConsent => Operation::RevokeConsent { consent_id: Hash([j as u8; 32]) },
                 OpKind::RequestAccess => Operation::RequestAccess { request_id: Hash([j as u8; 32]), patient: Hash([1; 32]), terms: terms(victim), reason: String::new() },
                 OpKind::RespondAccess => Operation::RespondAccess { request_id: Hash([j as u8; 32]), approve: false },
+                OpKind::AnchorRecord => Operation::AnchorRecord {
+                    record_id: Hash([j as u8; 32]),
+                    version: 1,
+                    patient: Hash([1; 32]),
+                    resource_type: "Observation".into(),
+                    content_hash: Hash([2; 32]),
+                    locator: "vault://x".into(),
+                },
+                OpKind::ReviewAmendment => Operation::ReviewAmendment { record_id: Hash([j as u8; 32]), version: 2, accept: true },
+                OpKind::LogAccess => Operation::LogAccess {
+                    record_id: Hash([j as u8; 32]),
+                    version: 1,
+                    requester: victim,
+                    purpose: medledger_types::Purpose::Treatment,
+                    outcome: medledger_types::AccessOutcome::Denied,
+                    reason: String::new(),
+                },
+                OpKind::RequestErasure => Operation::RequestErasure { record_id: Hash([j as u8; 32]) },
+                OpKind::ConfirmErasure => Operation::ConfirmErasure { record_id: Hash([j as u8; 32]) },
             };
             let (s, v) = n.submit(&n.tx(k, op)).await;
             assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{} × {}", p.name(), kind.name());

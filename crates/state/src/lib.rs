@@ -7,13 +7,15 @@
 //!
 //! Modules: [`identity`] (institutions, credentials, patients, attestations), [`consent`]
 //! (patient consents, access requests, and [`consent::permits`], the one place effective
-//! permission is decided) and the [`permissions`] table. Later domains (consent, records, drugs, care, resources, wallet) add
+//! permission is decided), [`medical`] (record version anchors, amendments, access events,
+//! erasure) and the [`permissions`] table. Later domains (consent, records, drugs, care, resources, wallet) add
 //! operations and modules here, never in the node.
 
 pub mod consent;
 pub mod identity;
 pub mod permissions;
 pub mod records;
+pub mod medical;
 pub mod store;
 
 use medledger_types::hash::{domain, tagged};
@@ -181,6 +183,9 @@ fn execute_tx(o: &mut Overlay<'_>, env: &BlockEnv, tx: &Tx) -> Result<Vec<Event>
     let result = match body.op.kind() {
         OpKind::GrantConsent | OpKind::RevokeConsent | OpKind::RequestAccess | OpKind::RespondAccess => {
             consent::apply(o, env, &body.signer, principal, &body.op)
+        }
+        OpKind::AnchorRecord | OpKind::ReviewAmendment | OpKind::LogAccess | OpKind::RequestErasure | OpKind::ConfirmErasure => {
+            medical::apply(o, env, &body.signer, principal, &body.op)
         }
         _ => identity::apply(o, env, &body.signer, principal, &body.op),
     };

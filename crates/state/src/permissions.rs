@@ -5,18 +5,18 @@
 //! institution admin may only revoke credentials of its own institution); the table alone
 //! decides whether the kind of operation is open to the principal at all.
 //!
-//! | principal          | add_institution | issue_credential | revoke_credential | register_patient | attest | grant_consent | revoke_consent | request_access | respond_access |
-//! |--------------------|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|
-//! | ca                 |  ✓  |  ✓  |  ✓  |     |     |     |     |     |     |
-//! | patient            |     |     |     |     |     |  ✓  |  ✓  |     |  ✓  |
-//! | doctor             |     |     |     |     |  ✓  |     |     |  ✓  |     |
-//! | institution_admin  |     |     |  ✓  |  ✓  |  ✓  |     |     |     |     |
-//! | regulator          |     |     |     |     |  ✓  |     |     |  ✓  |     |
-//! | researcher         |     |     |     |     |  ✓  |     |     |  ✓  |     |
-//! | insurer            |     |     |     |     |  ✓  |     |     |  ✓  |     |
-//! | manufacturer       |     |     |     |     |  ✓  |     |     |     |     |
-//! | distributor        |     |     |     |     |  ✓  |     |     |     |     |
-//! | pharmacy           |     |     |     |     |  ✓  |     |     |     |     |
+//! | principal          | add_institution | issue_credential | revoke_credential | register_patient | attest | grant_consent | revoke_consent | request_access | respond_access | anchor_record | review_amendment | log_access | request_erasure | confirm_erasure |
+//! |--------------------|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|
+//! | ca                 |  ✓  |  ✓  |  ✓  |     |     |     |     |     |     |     |     |     |     |     |
+//! | patient            |     |     |     |     |     |  ✓  |  ✓  |     |  ✓  |     |  ✓  |     |  ✓  |     |
+//! | doctor             |     |     |     |     |  ✓  |     |     |  ✓  |     |  ✓  |     |     |     |     |
+//! | institution_admin  |     |     |  ✓  |  ✓  |  ✓  |     |     |     |     |     |     |  ✓  |     |  ✓  |
+//! | regulator          |     |     |     |     |  ✓  |     |     |  ✓  |     |     |     |     |     |     |
+//! | researcher         |     |     |     |     |  ✓  |     |     |  ✓  |     |     |     |     |     |     |
+//! | insurer            |     |     |     |     |  ✓  |     |     |  ✓  |     |     |     |     |     |     |
+//! | manufacturer       |     |     |     |     |  ✓  |     |     |     |     |     |     |     |     |     |
+//! | distributor        |     |     |     |     |  ✓  |     |     |     |     |     |     |     |     |     |
+//! | pharmacy           |     |     |     |     |  ✓  |     |     |     |     |     |     |     |     |     |
 //!
 //! `medledger query permissions` prints this table from [`PERMISSIONS`], and a test checks that
 //! the table above matches it.
@@ -62,18 +62,18 @@ const Y: bool = true;
 const N: bool = false;
 
 /// Rows follow [`Principal::ALL`]; columns follow [`OpKind::ALL`].
-pub const PERMISSIONS: [[bool; 9]; 10] = [
-    //  add  issue revoke reg  attest grant rvkc  req  resp
-    [Y, Y, Y, N, N, N, N, N, N], // ca
-    [N, N, N, N, N, Y, Y, N, Y], // patient
-    [N, N, N, N, Y, N, N, Y, N], // doctor
-    [N, N, Y, Y, Y, N, N, N, N], // institution_admin
-    [N, N, N, N, Y, N, N, Y, N], // regulator
-    [N, N, N, N, Y, N, N, Y, N], // researcher
-    [N, N, N, N, Y, N, N, Y, N], // insurer
-    [N, N, N, N, Y, N, N, N, N], // manufacturer
-    [N, N, N, N, Y, N, N, N, N], // distributor
-    [N, N, N, N, Y, N, N, N, N], // pharmacy
+pub const PERMISSIONS: [[bool; 14]; 10] = [
+    // add iss rvk reg att grc rvc req rsp anc rev log rqe cfe
+    [Y, Y, Y, N, N, N, N, N, N, N, N, N, N, N], // ca
+    [N, N, N, N, N, Y, Y, N, Y, N, Y, N, Y, N], // patient
+    [N, N, N, N, Y, N, N, Y, N, Y, N, N, N, N], // doctor
+    [N, N, Y, Y, Y, N, N, N, N, N, N, Y, N, Y], // institution_admin
+    [N, N, N, N, Y, N, N, Y, N, N, N, N, N, N], // regulator
+    [N, N, N, N, Y, N, N, Y, N, N, N, N, N, N], // researcher
+    [N, N, N, N, Y, N, N, Y, N, N, N, N, N, N], // insurer
+    [N, N, N, N, Y, N, N, N, N, N, N, N, N, N], // manufacturer
+    [N, N, N, N, Y, N, N, N, N, N, N, N, N, N], // distributor
+    [N, N, N, N, Y, N, N, N, N, N, N, N, N, N], // pharmacy
 ];
 
 pub fn allowed(p: Principal, op: OpKind) -> bool {

@@ -183,6 +183,25 @@ fn op_of_kind(k: OpKind, subject: &Keypair, n: u8) -> Operation {
         OpKind::RevokeConsent => Operation::RevokeConsent { consent_id: Hash([n; 32]) },
         OpKind::RequestAccess => Operation::RequestAccess { request_id: Hash([n; 32]), patient: Hash([1; 32]), terms: terms(subject), reason: String::new() },
         OpKind::RespondAccess => Operation::RespondAccess { request_id: Hash([n; 32]), approve: true },
+        OpKind::AnchorRecord => Operation::AnchorRecord {
+            record_id: Hash([n; 32]),
+            version: 1,
+            patient: Hash([1; 32]),
+            resource_type: "Observation".into(),
+            content_hash: Hash([2; 32]),
+            locator: "vault://x".into(),
+        },
+        OpKind::ReviewAmendment => Operation::ReviewAmendment { record_id: Hash([n; 32]), version: 2, accept: true },
+        OpKind::LogAccess => Operation::LogAccess {
+            record_id: Hash([n; 32]),
+            version: 1,
+            requester: subject.public(),
+            purpose: medledger_types::Purpose::Treatment,
+            outcome: medledger_types::AccessOutcome::Served,
+            reason: String::new(),
+        },
+        OpKind::RequestErasure => Operation::RequestErasure { record_id: Hash([n; 32]) },
+        OpKind::ConfirmErasure => Operation::ConfirmErasure { record_id: Hash([n; 32]) },
     }
 }
 

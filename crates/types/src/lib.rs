@@ -19,4 +19,4 @@ pub use genesis::{patient_pseudonym, Genesis, GenesisInstitution};
 pub use hash::Hash;
 pub use keys::{Keypair, PublicKey, Signature};
 pub use receipt::{Event, Outcome, Receipt, RejectCode};
-pub use tx::{action, ConsentTerms, CredentialSpec, Grantee, OpKind, Operation, Purpose, Role, Scope, Transaction, Tx};
+pub use tx::{action, AccessOutcome, ConsentTerms, CredentialSpec, Grantee, OpKind, Operation, Purpose, Role, Scope, Transaction, Tx};

@@ -17,6 +17,7 @@ pub mod limits {
     pub const MAX_LABEL: usize = 128;
     pub const MAX_SCOPE_ITEMS: usize = 64;
     pub const MAX_RESOURCE_TYPE: usize = 64;
+    pub const MAX_LOCATOR: usize = 256;
 }
 
 /// The roles a credential can bind to a key.
@@ -166,6 +167,29 @@ pub struct ConsentTerms {
     pub expires_ms: Option<u64>,
 }
 
+/// What happened to a read attempt (FHIR AuditEvent `outcome`, simplified).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessOutcome {
+    /// Served under a consent.
+    Served,
+    /// Refused.
+    Denied,
+    /// Served without consent in an emergency; flagged for the patient and regulators.
+    BreakGlass,
+}
+
+impl AccessOutcome {
+    pub const ALL: [AccessOutcome; 3] = [AccessOutcome::Served, AccessOutcome::Denied, AccessOutcome::BreakGlass];
+    pub fn name(self) -> &'static str {
+        match self {
+            AccessOutcome::Served => "served",
+            AccessOutcome::Denied => "denied",
+            AccessOutcome::BreakGlass => "break_glass",
+        }
+    }
+}
+
 /// The operations a transaction can carry. The tag byte is the index in this list; never reorder.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -189,6 +213,32 @@ pub enum Operation {
     RequestAccess { request_id: Hash, patient: Hash, terms: ConsentTerms, reason: String },
     /// Patient: approve (creating the consent) or decline a request.
     RespondAccess { request_id: Hash, approve: bool },
+    /// Doctor with the patient's write consent: anchor a record version (hash, type, locator).
+    /// Version 1 creates the record; a later version is an amendment, pending until the patient
+    /// reviews it.
+    AnchorRecord {
+        record_id: Hash,
+        version: u32,
+        patient: Hash,
+        resource_type: String,
+        content_hash: Hash,
+        locator: String,
+    },
+    /// Patient: accept or reject a pending amendment.
+    ReviewAmendment { record_id: Hash, version: u32, accept: bool },
+    /// The holding institution records a read attempt (served, denied or break-glass).
+    LogAccess {
+        record_id: Hash,
+        version: u32,
+        requester: PublicKey,
+        purpose: Purpose,
+        outcome: AccessOutcome,
+        reason: String,
+    },
+    /// Patient: ask the holder to erase a record.
+    RequestErasure { record_id: Hash },
+    /// The holding institution confirms it destroyed the ciphertext and keys; the hashes remain.
+    ConfirmErasure { record_id: Hash },
 }
 
 /// Operation kinds, the columns of the permission table.
@@ -204,10 +254,15 @@ pub enum OpKind {
     RevokeConsent,
     RequestAccess,
     RespondAccess,
+    AnchorRecord,
+    ReviewAmendment,
+    LogAccess,
+    RequestErasure,
+    ConfirmErasure,
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 9] = [
+    pub const ALL: [OpKind; 14] = [
         OpKind::AddInstitution,
         OpKind::IssueCredential,
         OpKind::RevokeCredential,
@@ -217,6 +272,11 @@ impl OpKind {
         OpKind::RevokeConsent,
         OpKind::RequestAccess,
         OpKind::RespondAccess,
+        OpKind::AnchorRecord,
+        OpKind::ReviewAmendment,
+        OpKind::LogAccess,
+        OpKind::RequestErasure,
+        OpKind::ConfirmErasure,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -229,6 +289,11 @@ impl OpKind {
             OpKind::RevokeConsent => "revoke_consent",
             OpKind::RequestAccess => "request_access",
             OpKind::RespondAccess => "respond_access",
+            OpKind::AnchorRecord => "anchor_record",
+            OpKind::ReviewAmendment => "review_amendment",
+            OpKind::LogAccess => "log_access",
+            OpKind::RequestErasure => "request_erasure",
+            OpKind::ConfirmErasure => "confirm_erasure",
         }
     }
 }
@@ -245,6 +310,11 @@ impl Operation {
             Operation::RevokeConsent { .. } => OpKind::RevokeConsent,
             Operation::RequestAccess { .. } => OpKind::RequestAccess,
             Operation::RespondAccess { .. } => OpKind::RespondAccess,
+            Operation::AnchorRecord { .. } => OpKind::AnchorRecord,
+            Operation::ReviewAmendment { .. } => OpKind::ReviewAmendment,
+            Operation::LogAccess { .. } => OpKind::LogAccess,
+            Operation::RequestErasure { .. } => OpKind::RequestErasure,
+            Operation::ConfirmErasure { .. } => OpKind::ConfirmErasure,
         }
     }
 
@@ -271,7 +341,22 @@ impl Operation {
             Operation::RegisterPatient { .. } => Ok(()),
             Operation::Attest { label, .. } => check("label", label, MAX_LABEL),
             Operation::GrantConsent { terms, .. } => terms.check_limits(),
-            Operation::RevokeConsent { .. } | Operation::RespondAccess { .. } => Ok(()),
+            Operation::RevokeConsent { .. }
+            | Operation::RespondAccess { .. }
+            | Operation::ReviewAmendment { .. }
+            | Operation::RequestErasure { .. }
+            | Operation::ConfirmErasure { .. } => Ok(()),
+            Operation::AnchorRecord { resource_type, locator, version, .. } => {
+                if *version == 0 {
+                    return Err("record versions start at 1".into());
+                }
+                if resource_type.is_empty() {
+                    return Err("resource type must not be empty".into());
+                }
+                check("resource type", resource_type, MAX_RESOURCE_TYPE)?;
+                check("locator", locator, MAX_LOCATOR)
+            }
+            Operation::LogAccess { reason, .. } => check("reason", reason, MAX_REASON),
             Operation::RequestAccess { terms, reason, .. } => {
                 terms.check_limits()?;
                 check("reason", reason, MAX_REASON)
@@ -431,6 +516,37 @@ impl Canonical for Operation {
                 hash_enc(request_id, w);
                 w.bool(*approve);
             }
+            Operation::AnchorRecord { record_id, version, patient, resource_type, content_hash, locator } => {
+                w.u8(9);
+                hash_enc(record_id, w);
+                w.u32(*version);
+                hash_enc(patient, w);
+                w.str(resource_type);
+                hash_enc(content_hash, w);
+                w.str(locator);
+            }
+            Operation::ReviewAmendment { record_id, version, accept } => {
+                w.u8(10);
+                hash_enc(record_id, w);
+                w.u32(*version).bool(*accept);
+            }
+            Operation::LogAccess { record_id, version, requester, purpose, outcome, reason } => {
+                w.u8(11);
+                hash_enc(record_id, w);
+                w.u32(*version);
+                requester.encode_to(w);
+                w.u8(Purpose::ALL.iter().position(|p| p == purpose).expect("listed") as u8);
+                w.u8(AccessOutcome::ALL.iter().position(|o| o == outcome).expect("listed") as u8);
+                w.str(reason);
+            }
+            Operation::RequestErasure { record_id } => {
+                w.u8(12);
+                hash_enc(record_id, w);
+            }
+            Operation::ConfirmErasure { record_id } => {
+                w.u8(13);
+                hash_enc(record_id, w);
+            }
         }
     }
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -467,6 +583,35 @@ impl Canonical for Operation {
                 reason: r.string("reason", MAX_REASON)?,
             },
             8 => Operation::RespondAccess { request_id: hash_dec(r, "request id")?, approve: r.bool("approve")? },
+            9 => Operation::AnchorRecord {
+                record_id: hash_dec(r, "record id")?,
+                version: r.u32("version")?,
+                patient: hash_dec(r, "patient")?,
+                resource_type: r.string("resource type", MAX_RESOURCE_TYPE)?,
+                content_hash: hash_dec(r, "content hash")?,
+                locator: r.string("locator", MAX_LOCATOR)?,
+            },
+            10 => Operation::ReviewAmendment {
+                record_id: hash_dec(r, "record id")?,
+                version: r.u32("version")?,
+                accept: r.bool("accept")?,
+            },
+            11 => Operation::LogAccess {
+                record_id: hash_dec(r, "record id")?,
+                version: r.u32("version")?,
+                requester: PublicKey::decode_from(r)?,
+                purpose: {
+                    let t = r.u8("purpose")?;
+                    *Purpose::ALL.get(t as usize).ok_or(DecodeError::UnknownTag("purpose", t))?
+                },
+                outcome: {
+                    let t = r.u8("access outcome")?;
+                    *AccessOutcome::ALL.get(t as usize).ok_or(DecodeError::UnknownTag("access outcome", t))?
+                },
+                reason: r.string("reason", MAX_REASON)?,
+            },
+            12 => Operation::RequestErasure { record_id: hash_dec(r, "record id")? },
+            13 => Operation::ConfirmErasure { record_id: hash_dec(r, "record id")? },
             t => return Err(DecodeError::UnknownTag("operation", t)),
         })
     }
@@ -683,6 +828,25 @@ mod tests {
                 reason: "follow-up".into(),
             },
             Operation::RespondAccess { request_id: Hash([4; 32]), approve: true },
+            Operation::AnchorRecord {
+                record_id: Hash([7; 32]),
+                version: 2,
+                patient: Hash([5; 32]),
+                resource_type: "Observation".into(),
+                content_hash: Hash([8; 32]),
+                locator: "vault://h1/abc".into(),
+            },
+            Operation::ReviewAmendment { record_id: Hash([7; 32]), version: 2, accept: false },
+            Operation::LogAccess {
+                record_id: Hash([7; 32]),
+                version: 1,
+                requester: k.public(),
+                purpose: Purpose::Audit,
+                outcome: AccessOutcome::BreakGlass,
+                reason: "unconscious patient".into(),
+            },
+            Operation::RequestErasure { record_id: Hash([7; 32]) },
+            Operation::ConfirmErasure { record_id: Hash([7; 32]) },
         ];
         for op in ops {
             let b = op.to_bytes();

@@ -1,0 +1,147 @@
+//! Record anchors through `execute_block`: writes need the patient's write consent, amendments
+//! wait for the patient, access events are logged by the holder only, erasure keeps the hashes.
+
+mod common;
+
+use common::*;
+use medledger_state::consent::permits;
+use medledger_state::medical::{self, VersionStatus};
+use medledger_state::{consent::RecordRef, identity};
+use medledger_types::{action, AccessOutcome, ConsentTerms, Grantee, Hash, Keypair, Operation, Outcome, Purpose, RejectCode, Role, Scope};
+
+fn applied(o: &Outcome) {
+    assert!(matches!(o, Outcome::Applied { .. }), "{o:?}");
+}
+
+fn rejected(o: &Outcome) -> RejectCode {
+    match o {
+        Outcome::Rejected { code, .. } => *code,
+        o => panic!("expected rejection, got {o:?}"),
+    }
+}
+
+const REC: Hash = Hash([0xAB; 32]);
+
+fn anchor(pid: Hash, v: u32, content: u8) -> Operation {
+    Operation::AnchorRecord {
+        record_id: REC,
+        version: v,
+        patient: pid,
+        resource_type: "Observation".into(),
+        content_hash: Hash([content; 32]),
+        locator: format!("vault://hospital-0/{content}"),
+    }
+}
+
+struct Setup {
+    c: Chain,
+    patient: Keypair,
+    pid: Hash,
+    doc_a: Keypair,
+    doc_b: Keypair,
+}
+
+fn setup() -> Setup {
+    let mut c = Chain::new();
+    let patient = c.patient(10);
+    let pid = identity::credential(&c.state, &patient.public()).unwrap().pseudonym.unwrap();
+    let doc_a = c.issue(Role::Doctor, 0, 20);
+    let doc_b = c.issue(Role::Doctor, 1, 21);
+    Setup { c, patient, pid, doc_a, doc_b }
+}
+
+fn grant(s: &mut Setup, id: u8, grantee: &Keypair, actions: u8) {
+    let p = s.patient.clone();
+    applied(&s.c.one(&p, Operation::GrantConsent {
+        consent_id: Hash([id; 32]),
+        terms: ConsentTerms { grantee: Grantee::Person(grantee.public()), actions, scope: Scope::All, purpose: Purpose::Treatment, expires_ms: None },
+    }));
+}
+
+#[test]
+fn writing_needs_write_consent_and_amendments_wait_for_the_patient() {
+    let mut s = setup();
+    let doc_a = s.doc_a.clone();
+    assert_eq!(rejected(&s.c.one(&doc_a, anchor(s.pid, 1, 1))), RejectCode::NotPermitted);
+    grant(&mut s, 1, &doc_a, action::WRITE);
+    applied(&s.c.one(&doc_a, anchor(s.pid, 1, 1)));
+    let head = medical::head(&s.c.state, &REC).unwrap();
+    assert_eq!((head.latest_version, head.current_version), (1, 1));
+    assert_eq!(medical::version(&s.c.state, &REC, 1).unwrap().holder, "hospital-0");
+    // Versions must follow on; the resource type cannot change.
+    assert_eq!(rejected(&s.c.one(&doc_a, anchor(s.pid, 3, 2))), RejectCode::InvalidArgument);
+    let mut wrong_type = anchor(s.pid, 2, 2);
+    if let Operation::AnchorRecord { resource_type, .. } = &mut wrong_type {
+        *resource_type = "Condition".into();
+    }
+    assert_eq!(rejected(&s.c.one(&doc_a, wrong_type)), RejectCode::InvalidArgument);
+    // An amendment is pending; the old version stays current until the patient accepts.
+    applied(&s.c.one(&doc_a, anchor(s.pid, 2, 2)));
+    assert_eq!(medical::version(&s.c.state, &REC, 2).unwrap().status, VersionStatus::Pending);
+    assert_eq!(medical::head(&s.c.state, &REC).unwrap().current_version, 1);
+    let doc_b = s.doc_b.clone();
+    assert_eq!(rejected(&s.c.one(&doc_b, Operation::ReviewAmendment { record_id: REC, version: 2, accept: true })), RejectCode::NotPermitted);
+    let p = s.patient.clone();
+    applied(&s.c.one(&p, Operation::ReviewAmendment { record_id: REC, version: 2, accept: true }));
+    assert_eq!(medical::head(&s.c.state, &REC).unwrap().current_version, 2);
+    // A rejected amendment is kept as rejected and never becomes current.
+    applied(&s.c.one(&doc_a, anchor(s.pid, 3, 3)));
+    applied(&s.c.one(&p, Operation::ReviewAmendment { record_id: REC, version: 3, accept: false }));
+    let hist = medical::history(&s.c.state, &REC);
+    let statuses: Vec<_> = hist.iter().map(|v| v.status).collect();
+    assert_eq!(statuses, vec![VersionStatus::Current, VersionStatus::Current, VersionStatus::Rejected]);
+    assert_eq!(medical::head(&s.c.state, &REC).unwrap().current_version, 2);
+    assert_eq!(rejected(&s.c.one(&p, Operation::ReviewAmendment { record_id: REC, version: 3, accept: true })), RejectCode::AlreadyExists);
+}
+
+#[test]
+fn access_events_are_logged_by_the_holder_and_break_glass_needs_a_reason() {
+    let mut s = setup();
+    let doc_a = s.doc_a.clone();
+    grant(&mut s, 1, &doc_a, action::WRITE);
+    applied(&s.c.one(&doc_a, anchor(s.pid, 1, 1)));
+    let rec = RecordRef { id: &REC, resource_type: "Observation" };
+    assert!(permits(&s.c.state, &s.pid, &s.doc_b.public(), rec, action::READ, Purpose::Treatment, s.c.now, s.c.height + 1).is_err());
+    let log = |requester: &Keypair, outcome: AccessOutcome, reason: &str| Operation::LogAccess {
+        record_id: REC,
+        version: 1,
+        requester: requester.public(),
+        purpose: Purpose::Treatment,
+        outcome,
+        reason: reason.into(),
+    };
+    let admin_a = s.c.admins[0].clone();
+    let admin_b = s.c.admins[1].clone();
+    let doc_b = s.doc_b.clone();
+    applied(&s.c.one(&admin_a, log(&doc_b, AccessOutcome::Denied, "")));
+    assert_eq!(rejected(&s.c.one(&admin_b, log(&doc_b, AccessOutcome::Served, ""))), RejectCode::NotPermitted);
+    assert_eq!(rejected(&s.c.one(&admin_a, log(&doc_b, AccessOutcome::BreakGlass, " "))), RejectCode::InvalidArgument);
+    applied(&s.c.one(&admin_a, log(&doc_b, AccessOutcome::BreakGlass, "unconscious patient in the emergency room")));
+    let events = medical::access_events(&s.c.state, &REC);
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].outcome, AccessOutcome::Denied);
+    assert_eq!(events[1].outcome, AccessOutcome::BreakGlass);
+    assert_eq!(events[1].institution, "hospital-0");
+}
+
+#[test]
+fn erasure_is_requested_by_the_patient_and_confirmed_by_the_holder() {
+    let mut s = setup();
+    let doc_a = s.doc_a.clone();
+    grant(&mut s, 1, &doc_a, action::WRITE);
+    applied(&s.c.one(&doc_a, anchor(s.pid, 1, 1)));
+    let admin_a = s.c.admins[0].clone();
+    assert_eq!(rejected(&s.c.one(&admin_a, Operation::ConfirmErasure { record_id: REC })), RejectCode::InvalidArgument);
+    let other = s.c.patient(11);
+    assert_eq!(rejected(&s.c.one(&other, Operation::RequestErasure { record_id: REC })), RejectCode::NotPermitted);
+    let p = s.patient.clone();
+    applied(&s.c.one(&p, Operation::RequestErasure { record_id: REC }));
+    let admin_b = s.c.admins[1].clone();
+    assert_eq!(rejected(&s.c.one(&admin_b, Operation::ConfirmErasure { record_id: REC })), RejectCode::NotPermitted);
+    applied(&s.c.one(&admin_a, Operation::ConfirmErasure { record_id: REC }));
+    let head = medical::head(&s.c.state, &REC).unwrap();
+    assert!(head.erased_at.is_some());
+    // The hash stays; no new versions after erasure.
+    assert_eq!(medical::version(&s.c.state, &REC, 1).unwrap().content_hash, Hash([1; 32]));
+    assert_eq!(rejected(&s.c.one(&doc_a, anchor(s.pid, 2, 2))), RejectCode::InvalidArgument);
+}
