@@ -1,0 +1,164 @@
+//! Envelope encryption of record versions.
+//!
+//! Each record version gets a fresh 256-bit data key. The content is sealed with
+//! ChaCha20-Poly1305 under that key; the data key is wrapped for each recipient with HPKE
+//! (RFC 9180, base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305). Recipients
+//! are addressed by their MedLedger ed25519 keys, converted to X25519 the standard way
+//! (Montgomery form of the public point; the clamped SHA-512 half of the seed as secret), so no
+//! second key needs registering. Granting a consent re-wraps one data key: 32 bytes, not the
+//! record.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce};
+use hpke::{aead::ChaCha20Poly1305 as HpkeAead, kdf::HkdfSha256, kem::X25519HkdfSha256, Deserializable, OpModeR, OpModeS, Serializable};
+use medledger_types::{Hash, Keypair, PublicKey};
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+type Kem = X25519HkdfSha256;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("recipient key {0} is not a valid ed25519 point")]
+    BadRecipient(String),
+    #[error("the data key cannot be unwrapped with this key (wrong recipient or altered wrapping)")]
+    Unwrap,
+    #[error("the record ciphertext fails authentication (altered, truncated, or a different version)")]
+    Open,
+    #[error("malformed {0}")]
+    Malformed(&'static str),
+}
+
+/// A record version's data key. Exists in memory only; never stored unwrapped.
+pub struct DataKey([u8; 32]);
+
+impl DataKey {
+    pub fn generate() -> DataKey {
+        let mut k = [0u8; 32];
+        rand::rng().fill_bytes(&mut k);
+        DataKey(k)
+    }
+}
+
+impl Drop for DataKey {
+    fn drop(&mut self) {
+        self.0 = [0u8; 32];
+    }
+}
+
+/// Binds ciphertexts and wrapped keys to one record version.
+pub fn context(record_id: &Hash, version: u32) -> Vec<u8> {
+    [b"medledger/record/v1".as_slice(), &record_id.0, &version.to_be_bytes()].concat()
+}
+
+/// Sealed record content: `nonce(12) || ciphertext+tag`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sealed(pub Vec<u8>);
+
+pub fn seal(key: &DataKey, plaintext: &[u8], ctx: &[u8]) -> Sealed {
+    let cipher = ChaCha20Poly1305::new_from_slice(&key.0).expect("32-byte key");
+    let mut nonce = [0u8; 12];
+    rand::rng().fill_bytes(&mut nonce);
+    let ct = cipher
+        .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad: ctx })
+        .expect("ChaCha20-Poly1305 encryption does not fail for in-memory buffers");
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&ct);
+    Sealed(out)
+}
+
+pub fn open(key: &DataKey, sealed: &[u8], ctx: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
+    if sealed.len() < 12 + 16 {
+        return Err(EnvelopeError::Malformed("sealed record"));
+    }
+    let cipher = ChaCha20Poly1305::new_from_slice(&key.0).expect("32-byte key");
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&sealed[..12]);
+    cipher.decrypt(&Nonce::from(nonce), Payload { msg: &sealed[12..], aad: ctx }).map_err(|_| EnvelopeError::Open)
+}
+
+/// A data key wrapped for one recipient: HPKE encapsulated key (32) and sealed key (32 + 16).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrappedKey {
+    #[serde(with = "hex_bytes")]
+    pub encapped: Vec<u8>,
+    #[serde(with = "hex_bytes")]
+    pub sealed: Vec<u8>,
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl WrappedKey {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        [self.encapped.as_slice(), &self.sealed].concat()
+    }
+    pub fn from_bytes(b: &[u8]) -> Result<WrappedKey, EnvelopeError> {
+        if b.len() != 32 + 48 {
+            return Err(EnvelopeError::Malformed("wrapped key"));
+        }
+        Ok(WrappedKey { encapped: b[..32].to_vec(), sealed: b[32..].to_vec() })
+    }
+}
+
+/// X25519 public key of an ed25519 public key.
+pub fn x25519_public(pk: &PublicKey) -> Result<[u8; 32], EnvelopeError> {
+    curve25519_dalek::edwards::CompressedEdwardsY(pk.0)
+        .decompress()
+        .map(|p| p.to_montgomery().to_bytes())
+        .ok_or_else(|| EnvelopeError::BadRecipient(pk.short()))
+}
+
+/// X25519 secret scalar of an ed25519 key: the first half of SHA-512(seed) (clamped by X25519).
+fn x25519_secret(kp: &Keypair) -> [u8; 32] {
+    let h = sha2::Sha512::digest(kp.secret_bytes());
+    let mut s = [0u8; 32];
+    s.copy_from_slice(&h[..32]);
+    s
+}
+
+/// Wraps `key` for `recipient`, bound to `ctx` (the record version).
+pub fn wrap(key: &DataKey, recipient: &PublicKey, ctx: &[u8]) -> Result<WrappedKey, EnvelopeError> {
+    let pk = <Kem as hpke::Kem>::PublicKey::from_bytes(&x25519_public(recipient)?)
+        .map_err(|_| EnvelopeError::BadRecipient(recipient.short()))?;
+    let (encapped, sealed) = hpke::single_shot_seal::<HpkeAead, HkdfSha256, Kem>(&OpModeS::Base, &pk, ctx, &key.0, &recipient.0)
+        .map_err(|_| EnvelopeError::BadRecipient(recipient.short()))?;
+    Ok(WrappedKey { encapped: encapped.to_bytes().to_vec(), sealed })
+}
+
+/// Unwraps a data key with the recipient's own key.
+pub fn unwrap(w: &WrappedKey, me: &Keypair, ctx: &[u8]) -> Result<DataKey, EnvelopeError> {
+    let sk = <Kem as hpke::Kem>::PrivateKey::from_bytes(&x25519_secret(me)).map_err(|_| EnvelopeError::Unwrap)?;
+    let encapped = <Kem as hpke::Kem>::EncappedKey::from_bytes(&w.encapped).map_err(|_| EnvelopeError::Malformed("encapsulated key"))?;
+    let key = hpke::single_shot_open::<HpkeAead, HkdfSha256, Kem>(&OpModeR::Base, &sk, &encapped, ctx, &w.sealed, &me.public().0)
+        .map_err(|_| EnvelopeError::Unwrap)?;
+    let arr: [u8; 32] = key.as_slice().try_into().map_err(|_| EnvelopeError::Unwrap)?;
+    Ok(DataKey(arr))
+}
+
+/// SHA-256 of a record's plaintext, as anchored on chain.
+pub fn content_hash(plaintext: &[u8]) -> Hash {
+    medledger_types::hash::sha256(&[plaintext])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_x25519_keys_agree() {
+        // The public key derived from the ed25519 public key matches X25519(base, secret).
+        let k = Keypair::from_seed(3);
+        let sk = <Kem as hpke::Kem>::PrivateKey::from_bytes(&x25519_secret(&k)).unwrap();
+        let pk = <Kem as hpke::Kem>::sk_to_pk(&sk);
+        assert_eq!(pk.to_bytes().as_slice(), x25519_public(&k.public()).unwrap());
+    }
+}

@@ -1,0 +1,120 @@
+//! The record vault each institution's node runs: encrypted record versions, content-addressed,
+//! with one wrapped data key per authorised recipient. The vault never sees a plaintext data
+//! key or plaintext content: clients seal before `put_version` and open after reading.
+//!
+//! Layout in the blob store:
+//! - `objects/<sha256 of ciphertext>`: sealed content (content-addressed);
+//! - `records/<record id>/<version>/object`: the object name of that version;
+//! - `records/<record id>/<version>/keys/<recipient key>`: the data key wrapped for a recipient.
+
+pub mod envelope;
+pub mod store;
+
+use envelope::WrappedKey;
+use medledger_types::{Hash, PublicKey};
+pub use store::{BlobStore, FsStore, StoreError};
+
+/// Largest sealed record the vault accepts (about 1 MiB of FHIR JSON).
+pub const MAX_SEALED_BYTES: usize = 1024 * 1024 + 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("sealed record is {0} bytes, above the limit of {MAX_SEALED_BYTES}")]
+    Oversize(usize),
+    #[error("record {0} version {1} is not in this vault")]
+    NotFound(Hash, u32),
+    #[error("record {0} was erased")]
+    Erased(Hash),
+    #[error("no data key is wrapped for {0} on this record version")]
+    NoKey(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub struct Vault<S: BlobStore = FsStore> {
+    store: S,
+}
+
+fn rec(id: &Hash, v: u32) -> String {
+    format!("records/{}/{v}", id.to_hex())
+}
+
+impl<S: BlobStore> Vault<S> {
+    pub fn new(store: S) -> Self {
+        Vault { store }
+    }
+
+    fn tombstone(id: &Hash) -> String {
+        format!("erased/{}", id.to_hex())
+    }
+
+    pub fn is_erased(&self, id: &Hash) -> Result<bool, VaultError> {
+        Ok(self.store.get(&Self::tombstone(id))?.is_some())
+    }
+
+    /// Stores a sealed version and the data key wrapped for each recipient.
+    pub fn put_version(&self, id: &Hash, v: u32, sealed: &[u8], keys: &[(PublicKey, WrappedKey)]) -> Result<Hash, VaultError> {
+        if sealed.len() > MAX_SEALED_BYTES {
+            return Err(VaultError::Oversize(sealed.len()));
+        }
+        if self.is_erased(id)? {
+            return Err(VaultError::Erased(*id));
+        }
+        let object = medledger_types::hash::sha256(&[sealed]);
+        self.store.put(&format!("objects/{}", object.to_hex()), sealed)?;
+        for (pk, w) in keys {
+            self.store.put(&format!("{}/keys/{}", rec(id, v), pk.to_hex()), &w.to_bytes())?;
+        }
+        self.store.put(&format!("{}/object", rec(id, v)), object.to_hex().as_bytes())?;
+        Ok(object)
+    }
+
+    /// Adds (or replaces) a recipient's wrapped key, e.g. when a consent is granted.
+    pub fn add_key(&self, id: &Hash, v: u32, recipient: &PublicKey, w: &WrappedKey) -> Result<(), VaultError> {
+        if self.is_erased(id)? {
+            return Err(VaultError::Erased(*id));
+        }
+        if self.store.get(&format!("{}/object", rec(id, v)))?.is_none() {
+            return Err(VaultError::NotFound(*id, v));
+        }
+        self.store.put(&format!("{}/keys/{}", rec(id, v), recipient.to_hex()), &w.to_bytes())?;
+        Ok(())
+    }
+
+    /// The sealed content and the data key wrapped for `recipient`.
+    pub fn get(&self, id: &Hash, v: u32, recipient: &PublicKey) -> Result<(Vec<u8>, WrappedKey), VaultError> {
+        if self.is_erased(id)? {
+            return Err(VaultError::Erased(*id));
+        }
+        let name = self.store.get(&format!("{}/object", rec(id, v)))?.ok_or(VaultError::NotFound(*id, v))?;
+        let name = String::from_utf8(name).map_err(|_| VaultError::Corrupt("object pointer".into()))?;
+        let sealed = self.store.get(&format!("objects/{name}"))?.ok_or_else(|| VaultError::Corrupt(format!("object {name} missing")))?;
+        let w = self
+            .store
+            .get(&format!("{}/keys/{}", rec(id, v), recipient.to_hex()))?
+            .ok_or_else(|| VaultError::NoKey(recipient.short()))?;
+        let w = WrappedKey::from_bytes(&w).map_err(|e| VaultError::Corrupt(e.to_string()))?;
+        Ok((sealed, w))
+    }
+
+    /// Destroys every version's ciphertext and every wrapped key of a record, leaving a
+    /// tombstone so later reads say "erased". The on-chain hashes are untouched.
+    pub fn erase(&self, id: &Hash) -> Result<usize, VaultError> {
+        let mut removed = 0;
+        for name in self.store.list(&format!("records/{}", id.to_hex()))? {
+            if name.ends_with("/object") {
+                if let Some(obj) = self.store.get(&name)? {
+                    let obj = String::from_utf8_lossy(&obj).to_string();
+                    self.store.delete(&format!("objects/{obj}"))?;
+                    removed += 1;
+                }
+            }
+            self.store.delete(&name)?;
+            removed += 1;
+        }
+        self.store.put(&Self::tombstone(id), b"erased")?;
+        Ok(removed)
+    }
+}

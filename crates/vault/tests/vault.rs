@@ -1,0 +1,104 @@
+use medledger_types::{Hash, Keypair};
+use medledger_vault::envelope::{self, content_hash, context, seal, unwrap, wrap, DataKey, EnvelopeError};
+use medledger_vault::{FsStore, Vault, VaultError};
+
+const FHIR: &[u8] = br#"{"resourceType":"Observation","status":"final","code":{"text":"Heart rate"},"subject":{"reference":"Patient/p1"},"valueQuantity":{"value":72,"unit":"beats/min"}}"#;
+
+fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files(&p, out)
+        } else {
+            out.push(p)
+        }
+    }
+}
+
+#[test]
+fn seal_wrap_rewrap_and_open() {
+    let patient = Keypair::from_seed(1);
+    let hospital = Keypair::from_seed(2);
+    let doctor_b = Keypair::from_seed(3);
+    let id = Hash([9; 32]);
+    let ctx = context(&id, 1);
+    let key = DataKey::generate();
+    let sealed = seal(&key, FHIR, &ctx);
+    let wp = wrap(&key, &patient.public(), &ctx).unwrap();
+    let wh = wrap(&key, &hospital.public(), &ctx).unwrap();
+    drop(key);
+    // The patient re-wraps for a grantee without the vault seeing the key.
+    let k = unwrap(&wp, &patient, &ctx).unwrap();
+    let wb = wrap(&k, &doctor_b.public(), &ctx).unwrap();
+    let kb = unwrap(&wb, &doctor_b, &ctx).unwrap();
+    let plain = envelope::open(&kb, &sealed.0, &ctx).unwrap();
+    assert_eq!(plain, FHIR);
+    assert_eq!(content_hash(&plain), content_hash(FHIR));
+    let kh = unwrap(&wh, &hospital, &ctx).unwrap();
+    assert_eq!(envelope::open(&kh, &sealed.0, &ctx).unwrap(), FHIR);
+
+    // Wrong recipient, wrong version context, tampered ciphertext: all refused.
+    assert_eq!(unwrap(&wp, &doctor_b, &ctx).err(), Some(EnvelopeError::Unwrap));
+    assert_eq!(unwrap(&wp, &patient, &context(&id, 2)).err(), Some(EnvelopeError::Unwrap));
+    let mut bad = sealed.0.clone();
+    bad[20] ^= 1;
+    assert_eq!(envelope::open(&kb, &bad, &ctx).err(), Some(EnvelopeError::Open));
+    assert_eq!(envelope::open(&kb, &sealed.0, &context(&id, 2)).err(), Some(EnvelopeError::Open));
+    assert_eq!(envelope::open(&kb, &sealed.0[..10], &ctx).err(), Some(EnvelopeError::Malformed("sealed record")));
+}
+
+#[test]
+fn vault_stores_only_sealed_bytes_and_erasure_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::new(FsStore::open(dir.path()).unwrap());
+    let patient = Keypair::from_seed(1);
+    let hospital = Keypair::from_seed(2);
+    let grantee = Keypair::from_seed(3);
+    let id = Hash([7; 32]);
+    let mut secrets: Vec<Vec<u8>> = Vec::new();
+    for v in 1..=2u32 {
+        let ctx = context(&id, v);
+        let key = DataKey::generate();
+        let sealed = seal(&key, FHIR, &ctx);
+        let keys = vec![
+            (patient.public(), wrap(&key, &patient.public(), &ctx).unwrap()),
+            (hospital.public(), wrap(&key, &hospital.public(), &ctx).unwrap()),
+        ];
+        vault.put_version(&id, v, &sealed.0, &keys).unwrap();
+        secrets.push(sealed.0.clone());
+        secrets.extend(keys.iter().map(|(_, w)| w.to_bytes()));
+    }
+    // Plaintext is in no file.
+    let mut all = Vec::new();
+    files(dir.path(), &mut all);
+    for f in &all {
+        let b = std::fs::read(f).unwrap();
+        assert!(!b.windows(20).any(|w| w == &FHIR[..20]), "plaintext in {}", f.display());
+    }
+    // A grantee reads only after a key is wrapped for them.
+    assert!(matches!(vault.get(&id, 1, &grantee.public()), Err(VaultError::NoKey(_))));
+    let (sealed, wp) = vault.get(&id, 1, &patient.public()).unwrap();
+    let k = unwrap(&wp, &patient, &context(&id, 1)).unwrap();
+    let wg = wrap(&k, &grantee.public(), &context(&id, 1)).unwrap();
+    vault.add_key(&id, 1, &grantee.public(), &wg).unwrap();
+    secrets.push(wg.to_bytes());
+    let (s2, w2) = vault.get(&id, 1, &grantee.public()).unwrap();
+    assert_eq!(s2, sealed);
+    let kg = unwrap(&w2, &grantee, &context(&id, 1)).unwrap();
+    assert_eq!(envelope::open(&kg, &s2, &context(&id, 1)).unwrap(), FHIR);
+    assert!(matches!(vault.get(&id, 9, &patient.public()), Err(VaultError::NotFound(_, 9))));
+    assert!(matches!(vault.put_version(&id, 3, &vec![0u8; medledger_vault::MAX_SEALED_BYTES + 1], &[]), Err(VaultError::Oversize(_))));
+
+    // Erasure: no ciphertext or wrapped key remains in any file; later reads say erased.
+    assert!(vault.erase(&id).unwrap() >= 8);
+    let mut all = Vec::new();
+    files(dir.path(), &mut all);
+    for f in &all {
+        let b = std::fs::read(f).unwrap();
+        for s in &secrets {
+            assert!(!b.windows(s.len().min(32)).any(|w| w == &s[..s.len().min(32)]), "erased bytes remain in {}", f.display());
+        }
+    }
+    assert!(matches!(vault.get(&id, 1, &patient.public()), Err(VaultError::Erased(_))));
+    assert!(matches!(vault.add_key(&id, 1, &grantee.public(), &wg), Err(VaultError::Erased(_))));
+}
