@@ -8,6 +8,7 @@
 //! - `records/<record id>/<version>/keys/<recipient key>`: the data key wrapped for a recipient.
 
 pub mod envelope;
+pub mod fhir;
 pub mod store;
 
 use envelope::WrappedKey;
