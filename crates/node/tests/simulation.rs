@@ -112,6 +112,19 @@ fn spawn_honest(
     (handle, ready_rx)
 }
 
+/// Starts honest validators `0..n`.
+async fn start_honest(context: &Ctx, f: &Fixture, oracle: &Net, n: usize) -> (Vec<Handle<()>>, Vec<Arc<Chain>>, Vec<tokio::sync::mpsc::Sender<Vec<Tx>>>) {
+    let (mut handles, mut chains, mut gossips) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n {
+        let (h, ready) = spawn_honest(context, f, i, 0, oracle.clone());
+        let (c, g) = ready.await.unwrap();
+        handles.push(h);
+        chains.push(c);
+        gossips.push(g);
+    }
+    (handles, chains, gossips)
+}
+
 async fn link_all(oracle: &mut Net, keys: &[ed25519::PublicKey], link: Link) {
     for a in keys {
         for b in keys {
@@ -224,16 +237,7 @@ fn crashed_validator_restarts_and_catches_up() {
         let f = fixture();
         let mut oracle = network(&context, &f).await;
         link_all(&mut oracle, &keys(&f), good_link()).await;
-        let mut handles = Vec::new();
-        let mut chains = Vec::new();
-        let mut gossips = Vec::new();
-        for i in 0..N {
-            let (h, ready) = spawn_honest(&context, &f, i, 0, oracle.clone());
-            let (c, g) = ready.await.unwrap();
-            handles.push(h);
-            chains.push(c);
-            gossips.push(g);
-        }
+        let (mut handles, mut chains, mut gossips) = start_honest(&context, &f, &oracle, N).await;
         let mut accepted = submit(&chains[0], &gossips[0], &f, &[0, 1], 0, 20, 1);
         wait_for(&context, "first batch", Duration::from_secs(60), || all_committed(&chains, &accepted)).await;
 
@@ -270,16 +274,7 @@ fn equivocating_and_garbage_sending_validator_changes_nothing() {
         let f = fixture();
         let mut oracle = network(&context, &f).await;
         link_all(&mut oracle, &keys(&f), good_link()).await;
-        let mut chains = Vec::new();
-        let mut gossips = Vec::new();
-        let mut handles = Vec::new();
-        for i in 0..N - 1 {
-            let (h, ready) = spawn_honest(&context, &f, i, 0, oracle.clone());
-            let (c, g) = ready.await.unwrap();
-            handles.push(h);
-            chains.push(c);
-            gossips.push(g);
-        }
+        let (handles, chains, gossips) = start_honest(&context, &f, &oracle, N - 1).await;
         // Validator 3 is Byzantine: conflicting votes on every proposal, plus garbage on the
         // block-broadcast and transaction channels.
         let byz = f.validators[3].private().clone();
@@ -319,16 +314,7 @@ fn partition_heals_and_chain_converges() {
         let ks = keys(&f);
         let mut oracle = network(&context, &f).await;
         link_all(&mut oracle, &ks, good_link()).await;
-        let mut chains = Vec::new();
-        let mut gossips = Vec::new();
-        let mut handles = Vec::new();
-        for i in 0..N {
-            let (h, ready) = spawn_honest(&context, &f, i, 0, oracle.clone());
-            let (c, g) = ready.await.unwrap();
-            handles.push(h);
-            chains.push(c);
-            gossips.push(g);
-        }
+        let (handles, chains, gossips) = start_honest(&context, &f, &oracle, N).await;
         let mut accepted = submit(&chains[0], &gossips[0], &f, &[0], 0, 10, 1);
         wait_for(&context, "before partition", Duration::from_secs(60), || all_committed(&chains, &accepted)).await;
 
@@ -363,16 +349,7 @@ fn slow_lossy_links_still_agree() {
         let mut oracle = network(&context, &f).await;
         let lossy = Link { latency: Duration::from_millis(150), jitter: Duration::from_millis(60), success_rate: probability!(0.8) };
         link_all(&mut oracle, &keys(&f), lossy).await;
-        let mut chains = Vec::new();
-        let mut gossips = Vec::new();
-        let mut handles = Vec::new();
-        for i in 0..N {
-            let (h, ready) = spawn_honest(&context, &f, i, 0, oracle.clone());
-            let (c, g) = ready.await.unwrap();
-            handles.push(h);
-            chains.push(c);
-            gossips.push(g);
-        }
+        let (handles, chains, gossips) = start_honest(&context, &f, &oracle, N).await;
         // Submit to every validator so that lost gossip cannot lose a transaction.
         let mut accepted = Vec::new();
         for i in 0..N {
@@ -390,16 +367,7 @@ fn late_validator_with_empty_store_catches_up_from_peers() {
         let f = fixture();
         let mut oracle = network(&context, &f).await;
         link_all(&mut oracle, &keys(&f), good_link()).await;
-        let mut chains = Vec::new();
-        let mut gossips = Vec::new();
-        let mut handles = Vec::new();
-        for i in 0..N - 1 {
-            let (h, ready) = spawn_honest(&context, &f, i, 0, oracle.clone());
-            let (c, g) = ready.await.unwrap();
-            handles.push(h);
-            chains.push(c);
-            gossips.push(g);
-        }
+        let (mut handles, mut chains, mut gossips) = start_honest(&context, &f, &oracle, N - 1).await;
         let mut accepted = Vec::new();
         for round in 0..3u64 {
             accepted.extend(submit(&chains[0], &gossips[0], &f, &[0, 1], round * 10, 10, round));

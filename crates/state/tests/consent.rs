@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use medledger_state::consent::{self, permits, RecordRef, RequestStatus};
 use medledger_state::identity;
-use medledger_types::{action, ConsentTerms, Grantee, Hash, Keypair, Operation, Outcome, Purpose, RejectCode, Role, Scope};
+use medledger_types::{action, ConsentTerms, Grantee, Hash, Keypair, Operation, Purpose, RejectCode, Role, Scope};
 use proptest::prelude::*;
 
 fn pseudonym(c: &Chain, k: &Keypair) -> Hash {
@@ -17,16 +17,7 @@ fn terms(grantee: Grantee, actions: u8, scope: Scope, purpose: Purpose, expires_
     ConsentTerms { grantee, actions, scope, purpose, expires_ms }
 }
 
-fn applied(o: &Outcome) {
-    assert!(matches!(o, Outcome::Applied { .. }), "{o:?}");
-}
 
-fn rejected(o: &Outcome) -> RejectCode {
-    match o {
-        Outcome::Rejected { code, .. } => *code,
-        o => panic!("expected rejection, got {o:?}"),
-    }
-}
 
 const REC: Hash = Hash([0xAA; 32]);
 

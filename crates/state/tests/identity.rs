@@ -7,12 +7,6 @@ use common::*;
 use medledger_state::{allowed, execute_block, identity, nonce_of, precheck, BlockEnv, Principal};
 use medledger_types::{CredentialSpec, Hash, Keypair, OpKind, Operation, Outcome, RejectCode, Role, Transaction, Tx};
 
-fn rejected(o: &Outcome) -> RejectCode {
-    match o {
-        Outcome::Rejected { code, .. } => *code,
-        other => panic!("expected a rejection, got {other:?}"),
-    }
-}
 
 fn attest(n: u8) -> Operation {
     Operation::Attest { digest: Hash([n; 32]), label: "doc".into() }

@@ -7,18 +7,9 @@ use common::*;
 use medledger_state::consent::permits;
 use medledger_state::medical::{self, VersionStatus};
 use medledger_state::{consent::RecordRef, identity};
-use medledger_types::{action, AccessOutcome, ConsentTerms, Grantee, Hash, Keypair, Operation, Outcome, Purpose, RejectCode, Role, Scope};
+use medledger_types::{action, AccessOutcome, ConsentTerms, Grantee, Hash, Keypair, Operation, Purpose, RejectCode, Role, Scope};
 
-fn applied(o: &Outcome) {
-    assert!(matches!(o, Outcome::Applied { .. }), "{o:?}");
-}
 
-fn rejected(o: &Outcome) -> RejectCode {
-    match o {
-        Outcome::Rejected { code, .. } => *code,
-        o => panic!("expected rejection, got {o:?}"),
-    }
-}
 
 const REC: Hash = Hash([0xAB; 32]);
 

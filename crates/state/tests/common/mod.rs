@@ -104,3 +104,14 @@ impl Chain {
     }
 }
 
+
+pub fn applied(o: &Outcome) {
+    assert!(matches!(o, Outcome::Applied { .. }), "{o:?}");
+}
+
+pub fn rejected(o: &Outcome) -> medledger_types::RejectCode {
+    match o {
+        Outcome::Rejected { code, .. } => *code,
+        o => panic!("expected a rejection, got {o:?}"),
+    }
+}
