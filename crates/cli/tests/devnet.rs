@@ -11,14 +11,19 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_medledger");
 
+/// A base port whose p2p (base..base+3) and API (base+100..) ports are free. Each call in this
+/// process takes a different range, so tests running in parallel never pick the same one.
 fn free_base_port() -> u16 {
-    // Pick a base whose p2p and API ports are all free.
-    for attempt in 0..200u16 {
-        let base = 20_000 + (std::process::id() as u16 % 200) * 50 + attempt * 7 % 5000;
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = 20_000 + (std::process::id() % 100) as u16 * 200;
+    for _ in 0..200 {
+        let base = start + NEXT.fetch_add(1, Ordering::SeqCst) % 100 * 200;
         let ok = (0..4).all(|i| {
             std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()
                 && std::net::TcpListener::bind(("127.0.0.1", base + 100 + i)).is_ok()
-        });
+        }) && std::net::TcpListener::bind(("127.0.0.1", base + 50)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", base + 150)).is_ok();
         if ok {
             return base;
         }
