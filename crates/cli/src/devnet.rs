@@ -84,7 +84,7 @@ fn init(args: &DevnetArgs) -> Result<(), String> {
         write_key(&nd.join("admin.key"), &admin)?;
         let p2p = format!("127.0.0.1:{}", args.base_port as usize + i);
         let api = format!("127.0.0.1:{}", args.base_port as usize + 100 + i);
-        let config = format!("genesis = \"../../genesis.json\"\nkey = \"validator.key\"\ndata_dir = \"data\"\n");
+        let config = "genesis = \"../../genesis.json\"\nkey = \"validator.key\"\ndata_dir = \"data\"\ninstitution_key = \"admin.key\"\n".to_string();
         std::fs::write(nd.join("node.toml"), config).map_err(|e| e.to_string())?;
         institutions.push(GenesisInstitution {
             id,

@@ -40,6 +40,8 @@ pub struct ApiState {
     pub info: Arc<dyn NodeInfo>,
     /// Accepted transactions to gossip to the other validators (bounded).
     pub gossip: Option<mpsc::Sender<Vec<Tx>>>,
+    /// The record vault and read gatekeeper, when this node holds records.
+    pub records: Option<Arc<crate::records::RecordService>>,
 }
 
 #[derive(Debug)]
@@ -52,6 +54,10 @@ pub struct ApiError {
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError { status, code, message: message.into() }
+    }
+    /// The stable code and the human message, as `code: message`.
+    pub fn describe(&self) -> String {
+        format!("{}: {}", self.code, self.message)
     }
     fn not_found(what: impl Into<String>) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", what)
@@ -565,13 +571,63 @@ async fn metrics(State(st): State<ApiState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
+fn record_service(st: &ApiState) -> Result<Arc<crate::records::RecordService>, ApiError> {
+    st.records.clone().ok_or_else(|| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_vault", "this node runs no record vault (no institution_key in its config)")
+    })
+}
+
+#[utoipa::path(post, path = "/v1/records", request_body = crate::records::UploadRequest,
+    responses((status = 202, body = SubmitResponse), (status = 400, body = ErrorBody), (status = 421, body = ErrorBody)))]
+async fn upload_record(State(st): State<ApiState>, Json(req): Json<crate::records::UploadRequest>) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
+    let svc = record_service(&st)?;
+    let tx = tokio::task::spawn_blocking(move || svc.upload(&req)).await.map_err(ApiError::internal)??;
+    let id = tx.id();
+    gossip(&st, vec![tx]);
+    Ok((StatusCode::ACCEPTED, Json(SubmitResponse { tx_id: id.to_hex(), status: "pending".into() })))
+}
+
+#[utoipa::path(post, path = "/v1/records/{id}/{version}/keys", request_body = crate::records::AddKeyRequest,
+    params(("id" = String, Path, description = "record id (hex)"), ("version" = u32, Path, description = "version")),
+    responses((status = 204), (status = 403, body = ErrorBody)))]
+async fn add_record_key(State(st): State<ApiState>, Path((id, version)): Path<(String, u32)>, Json(req): Json<crate::records::AddKeyRequest>) -> Result<StatusCode, ApiError> {
+    let svc = record_service(&st)?;
+    let id = parse_hash(&id, "record id")?;
+    tokio::task::spawn_blocking(move || svc.add_key(&id, version, &req)).await.map_err(ApiError::internal)??;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/v1/records/read", request_body = crate::records::SignedRead,
+    responses((status = 200, body = crate::records::ReadResponse), (status = 403, body = ErrorBody), (status = 410, body = ErrorBody)))]
+async fn read_record(State(st): State<ApiState>, Json(req): Json<crate::records::SignedRead>) -> Result<Json<crate::records::ReadResponse>, ApiError> {
+    let svc = record_service(&st)?;
+    let r = tokio::task::spawn_blocking(move || svc.read(&req)).await.map_err(ApiError::internal)??;
+    Ok(Json(r))
+}
+
+#[utoipa::path(get, path = "/v1/records/{id}", params(("id" = String, Path, description = "record id (hex)")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+async fn get_record(State(st): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = parse_hash(&id, "record id")?;
+    let snap = st.chain.store.snapshot().map_err(ApiError::internal)?;
+    let head = medledger_state::medical::head(&snap, &id).ok_or_else(|| ApiError::not_found(format!("no record {id}")))?;
+    Ok(Json(json!({
+        "record": head,
+        "versions": medledger_state::medical::history(&snap, &id),
+        "access_events": medledger_state::medical::access_events(&snap, &id),
+    })))
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "MedLedger node API", description = "Submit signed transactions, read blocks, receipts, identities and inclusion proofs."),
     paths(submit_tx, submit_batch, get_tx, get_proof, get_block, get_block_by_hash, list_blocks, get_identity,
-          get_patient, get_attestation, get_permissions, get_status, block_events, metrics),
+          get_patient, get_attestation, get_permissions, get_status, block_events, metrics,
+          upload_record, add_record_key, read_record, get_record),
     components(schemas(ErrorBody, ErrorDetail, SubmitRequest, SubmitResponse, BatchRequest, BatchResponse, BatchItem,
-                       TxStatus, BlockView, ProofBundle, IdentityView, StatusView, ValidatorView))
+                       TxStatus, BlockView, ProofBundle, IdentityView, StatusView, ValidatorView,
+                       crate::records::UploadRequest, crate::records::RecipientKey, crate::records::SignedRead,
+                       crate::records::ReadResponse, crate::records::AddKeyRequest))
 )]
 pub struct ApiDoc;
 
@@ -596,6 +652,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/patients/{pseudonym}", get(get_patient))
         .route("/v1/attestations/{digest}", get(get_attestation))
         .route("/v1/permissions", get(get_permissions))
+        .route("/v1/records", post(upload_record))
+        .route("/v1/records/read", post(read_record))
+        .route("/v1/records/{id}", get(get_record))
+        .route("/v1/records/{id}/{version}/keys", post(add_record_key))
         .route("/v1/status", get(get_status))
         .route("/v1/events/blocks", get(block_events))
         .route("/metrics", get(metrics))

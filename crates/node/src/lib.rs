@@ -5,6 +5,7 @@ pub mod api;
 pub mod chain;
 pub mod consensus;
 pub mod mempool;
+pub mod records;
 pub mod run;
 pub mod verify;
 

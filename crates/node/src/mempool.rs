@@ -81,6 +81,11 @@ impl Mempool {
         self.seen.contains(id)
     }
 
+    /// Highest nonce `signer` has pending here, if any.
+    pub fn max_pending_nonce(&self, signer: &PublicKey) -> Option<u64> {
+        self.by_signer.get(signer).and_then(|q| q.keys().next_back().copied())
+    }
+
     pub fn contains(&self, id: &Hash) -> bool {
         self.ids.contains(id)
     }

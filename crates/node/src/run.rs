@@ -41,6 +41,10 @@ pub struct NodeConfig {
     /// Worker threads of the runtime (default 2).
     #[serde(default)]
     pub worker_threads: Option<usize>,
+    /// The institution admin key file. When set, the node runs the institution's record vault
+    /// (under `data_dir/vault`) and signs access events with this key.
+    #[serde(default)]
+    pub institution_key: Option<PathBuf>,
 }
 
 impl NodeConfig {
@@ -49,7 +53,7 @@ impl NodeConfig {
         let mut cfg: NodeConfig = toml::from_str(&text).map_err(|e| format!("config {}: {e}", path.display()))?;
         // Relative paths are relative to the config file.
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut cfg.genesis, &mut cfg.key, &mut cfg.data_dir] {
+        for p in [&mut cfg.genesis, &mut cfg.key, &mut cfg.data_dir].into_iter().chain(cfg.institution_key.as_mut()) {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -172,6 +176,19 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
     let store = Arc::new(Store::open(&cfg.data_dir.join("ledger.redb")).map_err(|e| e.to_string())?);
     let chain = Chain::open(genesis.clone(), store, key.public(), MempoolConfig::default(), Arc::new(now_ms))
         .map_err(|e| e.to_string())?;
+    let records = match &cfg.institution_key {
+        None => None,
+        Some(path) => {
+            let ikey = read_key(path)?;
+            if ikey.public() != me.admin_key {
+                return Err(format!("institution_key {} is not the admin key of `{}` in the genesis file", path.display(), me.id));
+            }
+            let vault = medledger_vault::Vault::new(
+                medledger_vault::FsStore::open(&cfg.data_dir.join("vault")).map_err(|e| e.to_string())?,
+            );
+            Some(Arc::new(crate::records::RecordService::new(chain.clone(), vault, me.id.clone(), ikey)))
+        }
+    };
     // Bind the API first so that a port clash is reported before consensus starts.
     let std_listener = std::net::TcpListener::bind(api_listen).map_err(|e| format!("cannot listen on {api_listen}: {e}"))?;
     std_listener.set_nonblocking(true).map_err(|e| e.to_string())?;
@@ -241,7 +258,7 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
 
         let metrics_ctx = Arc::new(context.child("metrics"));
         let info = Info { peers: seen, metrics: Arc::new(move || metrics_ctx.encode()) };
-        let state = ApiState { chain: chain.clone(), info: Arc::new(info), gossip: Some(validator.gossip_tx.clone()) };
+        let state = ApiState { chain: chain.clone(), info: Arc::new(info), gossip: Some(validator.gossip_tx.clone()), records };
         let app = api::router(state);
         let api = context.child("api").spawn(move |_| async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).expect("adopt the API listener");

@@ -2,133 +2,18 @@
 //! the bad-input suite (every rejection before the mempool has a specific error) and the read
 //! endpoints.
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use common::*;
 use http_body_util::BodyExt as _;
-use medledger_node::api::{self, ApiState, NodeInfo};
-use medledger_node::chain::Chain;
-use medledger_node::mempool::MempoolConfig;
 use medledger_state::permissions::{allowed, Principal};
-use medledger_storage::Store;
-use medledger_types::{
-    genesis::GenesisInstitution, CredentialSpec, Genesis, Hash, Keypair, OpKind, Operation, Role, Transaction, Tx,
-};
-use serde_json::{json, Value};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use medledger_types::{CredentialSpec, Hash, Keypair, OpKind, Operation, Role, Transaction, Tx};
+use serde_json::json;
+use std::sync::atomic::Ordering;
 use tower::ServiceExt as _;
 
-struct NoPeers;
-impl NodeInfo for NoPeers {
-    fn peers(&self) -> Vec<String> {
-        vec![]
-    }
-}
-
-struct Node {
-    chain: Arc<Chain>,
-    router: axum::Router,
-    ca: Keypair,
-    admins: Vec<Keypair>,
-    clock: Arc<AtomicU64>,
-    _dir: tempfile::TempDir,
-}
-
-const T0: u64 = 1_800_000_000_000;
-
-fn node() -> Node {
-    let ca = Keypair::from_seed(1);
-    let admins: Vec<Keypair> = (0..4).map(|i| Keypair::from_seed(10 + i)).collect();
-    let g = Genesis {
-        chain_id: "api-test".into(),
-        genesis_time_ms: T0,
-        ca_key: ca.public(),
-        institutions: (0..4)
-            .map(|i| GenesisInstitution {
-                id: format!("h{i}"),
-                name: format!("H{i}"),
-                validator_key: Keypair::from_seed(20 + i as u64).public(),
-                admin_key: admins[i].public(),
-                p2p_address: "127.0.0.1:1".into(),
-                api_address: "127.0.0.1:2".into(),
-            })
-            .collect(),
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(&dir.path().join("l.redb")).unwrap());
-    let clock = Arc::new(AtomicU64::new(T0 + 1000));
-    let c2 = clock.clone();
-    let chain = Chain::open(g.clone(), store, g.institutions[0].validator_key, MempoolConfig::default(), Arc::new(move || c2.load(Ordering::SeqCst))).unwrap();
-    let router = api::router(ApiState { chain: chain.clone(), info: Arc::new(NoPeers), gossip: None });
-    Node { chain, router, ca, admins, clock, _dir: dir }
-}
-
-impl Node {
-    /// Builds and commits one block from the mempool (no consensus: a single-node harness).
-    fn commit(&self) -> Arc<medledger_types::Block> {
-        self.clock.fetch_add(1000, Ordering::SeqCst);
-        let parent = self.chain.store.block(self.chain.tip().height).unwrap().unwrap();
-        let b = self.chain.build(&parent).unwrap();
-        self.chain.finalize(b.clone(), None).unwrap();
-        b
-    }
-
-    fn nonce(&self, k: &Keypair) -> u64 {
-        let snap = self.chain.store.snapshot().unwrap();
-        medledger_state::nonce_of(&snap, &k.public())
-    }
-
-    fn tx(&self, k: &Keypair, op: Operation) -> Tx {
-        self.tx_n(k, self.nonce(k), op)
-    }
-
-    fn tx_n(&self, k: &Keypair, nonce: u64, op: Operation) -> Tx {
-        Tx::sign(Transaction { chain_id: "api-test".into(), signer: k.public(), nonce, op }, k)
-    }
-
-    async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let req = Request::builder().method(method).uri(uri).header("content-type", "application/json");
-        let req = req.body(body.map_or(Body::empty(), |b| Body::from(b.to_string()))).unwrap();
-        let resp = self.router.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-    }
-
-    async fn submit_raw(&self, raw: &[u8]) -> (StatusCode, Value) {
-        self.call("POST", "/v1/txs", Some(json!({ "tx": hex::encode(raw) }))).await
-    }
-
-    async fn submit(&self, tx: &Tx) -> (StatusCode, Value) {
-        self.submit_raw(tx.raw()).await
-    }
-
-    /// Issues a credential through a committed block and returns the key.
-    async fn credential(&self, seed: u64, role: Role, until: u64) -> Keypair {
-        let k = Keypair::from_seed(seed);
-        let op = if role == Role::Patient {
-            Operation::RegisterPatient { subject: k.public(), pseudonym: Hash([seed as u8; 32]), valid_until_ms: until }
-        } else {
-            Operation::IssueCredential(CredentialSpec {
-                subject: k.public(),
-                role,
-                institution: "h0".into(),
-                display_name: format!("{} {seed}", role.name()),
-                valid_from_ms: T0,
-                valid_until_ms: until,
-            })
-        };
-        let signer = if role == Role::Patient { &self.admins[0] } else { &self.ca };
-        let tx = self.tx(signer, op);
-        assert_eq!(self.submit(&tx).await.0, StatusCode::ACCEPTED);
-        self.commit();
-        k
-    }
-}
-
-fn code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("<no code>")
-}
 
 fn terms(grantee: medledger_types::PublicKey) -> medledger_types::ConsentTerms {
     medledger_types::ConsentTerms {
@@ -314,7 +199,8 @@ async fn read_endpoints_and_proofs() {
     let (_, doc) = n.call("GET", "/openapi.json", None).await;
     for path in ["/v1/txs", "/v1/txs/batch", "/v1/txs/{id}", "/v1/txs/{id}/proof", "/v1/blocks", "/v1/blocks/{height}",
                  "/v1/blocks/by-hash/{hash}", "/v1/identities/{key}", "/v1/patients/{pseudonym}", "/v1/attestations/{digest}",
-                 "/v1/permissions", "/v1/status", "/v1/events/blocks", "/metrics"] {
+                 "/v1/permissions", "/v1/status", "/v1/events/blocks", "/metrics", "/v1/records", "/v1/records/read",
+                 "/v1/records/{id}", "/v1/records/{id}/{version}/keys"] {
         assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
     }
     let req = Request::builder().uri("/metrics").body(Body::empty()).unwrap();

@@ -10,6 +10,7 @@ pub mod genesis;
 pub mod hash;
 pub mod keys;
 pub mod merkle;
+pub mod read;
 pub mod receipt;
 pub mod tx;
 

@@ -1,0 +1,291 @@
+//! The holder side of record sharing: stores sealed record versions in the institution's vault,
+//! and serves reads only after checking consent against chain state, logging every served,
+//! denied or break-glass read on chain as an access event signed by the institution.
+//!
+//! The node never sees plaintext content or a consent grantee's data key: clients seal and
+//! wrap; the patient's client re-wraps for grantees. Only break-glass, an emergency read without
+//! consent, makes the holder unwrap its own copy of the data key to wrap it for the doctor.
+
+use crate::api::ApiError;
+use crate::chain::{Chain, SubmitError};
+use axum::http::StatusCode;
+use medledger_state::consent::{permits, RecordRef};
+use medledger_state::{identity, medical, Principal};
+use medledger_types::read::{ReadRequest, MAX_READ_SKEW_MS};
+use medledger_types::{AccessOutcome, Canonical, Hash, Keypair, Operation, PublicKey, Purpose, Role, Signature, Transaction, Tx};
+use medledger_vault::envelope::{self, WrappedKey};
+use medledger_vault::{FsStore, Vault, VaultError};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// ed25519 namespace of a patient's request to add a wrapped key for a grantee.
+pub const ADD_KEY_SIGNATURE: &[u8] = b"medledger/add-key/v1";
+
+pub struct RecordService {
+    pub chain: Arc<Chain>,
+    pub vault: Vault<FsStore>,
+    /// This node's institution id (the holder it serves).
+    pub institution: String,
+    /// The institution admin key: holder recipient of every record it holds, and signer of
+    /// access events.
+    pub institution_key: Keypair,
+    log_lock: Mutex<()>,
+}
+
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RecipientKey {
+    /// Recipient ed25519 public key (hex).
+    pub recipient: String,
+    #[schema(value_type = Object)]
+    pub wrapped: WrappedKey,
+}
+
+/// Upload of a sealed record version with its anchor transaction.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UploadRequest {
+    /// Signed `anchor_record` transaction (hex).
+    pub anchor_tx: String,
+    /// Sealed content: nonce || ChaCha20-Poly1305 ciphertext (hex).
+    pub sealed: String,
+    /// The data key wrapped for the patient, the holding institution and any grantees.
+    pub keys: Vec<RecipientKey>,
+}
+
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SignedRead {
+    /// Canonical `ReadRequest` bytes (hex).
+    pub request: String,
+    /// Requester's ed25519 signature over them (hex).
+    pub signature: String,
+}
+
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReadResponse {
+    pub record_id: String,
+    pub version: u32,
+    /// SHA-256 of the plaintext as anchored on chain: check it after decrypting.
+    pub content_hash: String,
+    pub sealed: String,
+    #[schema(value_type = Object)]
+    pub wrapped: WrappedKey,
+    /// `served` or `break_glass`.
+    pub outcome: String,
+    /// The access-event transaction logging this read.
+    pub access_tx: String,
+}
+
+/// A patient adds the data key wrapped for a grantee.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AddKeyRequest {
+    pub recipient: String,
+    #[schema(value_type = Object)]
+    pub wrapped: WrappedKey,
+    pub issued_ms: u64,
+    /// Patient's signature over `add_key_message(...)` (hex).
+    pub signature: String,
+}
+
+/// The bytes a patient signs to add a wrapped key.
+pub fn add_key_message(record_id: &Hash, version: u32, recipient: &PublicKey, wrapped: &WrappedKey, issued_ms: u64) -> Vec<u8> {
+    [record_id.0.as_slice(), &version.to_be_bytes(), &recipient.0, &wrapped.to_bytes(), &issued_ms.to_be_bytes()].concat()
+}
+
+fn bad(code: &'static str, msg: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code, msg)
+}
+
+fn hex_field(s: &str, what: &str) -> Result<Vec<u8>, ApiError> {
+    hex::decode(s.trim()).map_err(|e| bad("malformed", format!("{what} is not hex: {e}")))
+}
+
+fn signature(s: &str) -> Result<Signature, ApiError> {
+    let b = hex_field(s, "signature")?;
+    let a: [u8; 64] = b.try_into().map_err(|_| bad("malformed", "signature must be 64 bytes"))?;
+    Ok(Signature(a))
+}
+
+fn vault_error(e: VaultError) -> ApiError {
+    match e {
+        VaultError::Erased(id) => ApiError::new(StatusCode::GONE, "erased", format!("record {id} was erased at the patient's request")),
+        VaultError::NotFound(id, v) => ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("record {id} version {v} is not in this vault")),
+        VaultError::NoKey(who) => ApiError::new(
+            StatusCode::CONFLICT,
+            "key_not_wrapped",
+            format!("consent allows it, but no data key is wrapped for {who} yet: the patient's client must re-wrap it"),
+        ),
+        VaultError::Oversize(n) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "oversize", format!("sealed record of {n} bytes is too large")),
+        e => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+impl RecordService {
+    pub fn new(chain: Arc<Chain>, vault: Vault<FsStore>, institution: String, institution_key: Keypair) -> RecordService {
+        RecordService { chain, vault, institution, institution_key, log_lock: Mutex::new(()) }
+    }
+
+    fn now(&self) -> u64 {
+        self.chain.now_ms()
+    }
+
+    /// Stores a sealed version and submits its anchor; returns the anchor transaction.
+    pub fn upload(&self, req: &UploadRequest) -> Result<Tx, ApiError> {
+        let tx = Tx::decode(&hex_field(&req.anchor_tx, "anchor_tx")?).map_err(SubmitError::from)?;
+        let Operation::AnchorRecord { record_id, version, patient, .. } = &tx.body().op else {
+            return Err(bad("invalid_argument", "anchor_tx must be an anchor_record transaction"));
+        };
+        let snap = self.chain.store.snapshot().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+        let author_inst = identity::credential(&snap, &tx.body().signer).map(|c| c.institution).unwrap_or_default();
+        if author_inst != self.institution {
+            return Err(ApiError::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                "wrong_holder",
+                format!("the author's institution is `{author_inst}`; upload to its node (this is `{}`)", self.institution),
+            ));
+        }
+        let patient_key = identity::patient_key(&snap, patient).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no patient with this pseudonym"))?;
+        let mut keys = Vec::with_capacity(req.keys.len());
+        for k in &req.keys {
+            keys.push((PublicKey::from_hex(&k.recipient).map_err(|e| bad("malformed", e))?, k.wrapped.clone()));
+        }
+        for (who, need) in [("the patient", patient_key), ("the holding institution", self.institution_key.public())] {
+            if !keys.iter().any(|(pk, _)| *pk == need) {
+                return Err(bad("invalid_argument", format!("the data key must be wrapped for {who} ({})", need.short())));
+            }
+        }
+        let sealed = hex_field(&req.sealed, "sealed")?;
+        // The state machine re-checks everything; this early check keeps unauthorised
+        // ciphertext out of the vault.
+        medledger_state::precheck(&snap, &self.chain.genesis.chain_id, self.now(), self.chain.tip().height + 1, &tx)
+            .map_err(SubmitError::Rejected)?;
+        self.vault.put_version(record_id, *version, &sealed, &keys).map_err(vault_error)?;
+        self.chain.submit(vec![tx.clone()]).remove(0)?;
+        Ok(tx)
+    }
+
+    /// Adds a grantee's wrapped key, signed by the record's patient.
+    pub fn add_key(&self, record_id: &Hash, version: u32, req: &AddKeyRequest) -> Result<(), ApiError> {
+        let recipient = PublicKey::from_hex(&req.recipient).map_err(|e| bad("malformed", e))?;
+        let snap = self.chain.store.snapshot().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+        let head = medical::head(&snap, record_id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no record {record_id}")))?;
+        let patient = identity::patient_key(&snap, &head.patient).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "record's patient is unknown"))?;
+        if self.now().abs_diff(req.issued_ms) > MAX_READ_SKEW_MS {
+            return Err(bad("stale", "request timestamp is too far from the node's clock"));
+        }
+        let msg = add_key_message(record_id, version, &recipient, &req.wrapped, req.issued_ms);
+        if !medledger_types::keys::verify(&patient, ADD_KEY_SIGNATURE, &msg, &signature(&req.signature)?) {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "bad_signature", "only the record's patient may add keys, and the signature does not verify"));
+        }
+        self.vault.add_key(record_id, version, &recipient, &req.wrapped).map_err(vault_error)
+    }
+
+    /// Serves a read if consent (or break-glass) allows it; logs the outcome on chain.
+    pub fn read(&self, req: &SignedRead) -> Result<ReadResponse, ApiError> {
+        let r = ReadRequest::from_bytes(&hex_field(&req.request, "request")?).map_err(|e| bad("malformed", format!("read request: {e}")))?;
+        if !r.verify(&signature(&req.signature)?) {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "bad_signature", "read request signature does not verify for its requester"));
+        }
+        if r.chain_id != self.chain.genesis.chain_id {
+            return Err(bad("wrong_chain", format!("request is for chain `{}`", r.chain_id)));
+        }
+        let now = self.now();
+        if now.abs_diff(r.issued_ms) > MAX_READ_SKEW_MS {
+            return Err(bad("stale", "read request timestamp is too far from the node's clock"));
+        }
+        let snap = self.chain.store.snapshot().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+        let height = self.chain.tip().height + 1;
+        let head = medical::head(&snap, &r.record_id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no record {}", r.record_id)))?;
+        let v = medical::version(&snap, &r.record_id, r.version)
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("record {} has no version {}", r.record_id, r.version)))?;
+        if head.erased_at.is_some() {
+            return Err(vault_error(VaultError::Erased(r.record_id)));
+        }
+        if v.holder != self.institution {
+            return Err(ApiError::new(StatusCode::MISDIRECTED_REQUEST, "wrong_holder", format!("record is held by `{}`", v.holder)));
+        }
+        let is_patient = identity::patient_key(&snap, &head.patient) == Some(r.requester);
+        let rec = RecordRef { id: &r.record_id, resource_type: &head.resource_type };
+        let decision = if is_patient {
+            identity::principal(&snap, &r.requester, now, height).map(|_| ())
+        } else {
+            permits(&snap, &head.patient, &r.requester, rec, medledger_types::action::READ, r.purpose, now, height).map(|_| ())
+        };
+        drop(snap);
+        let (outcome, wrapped) = match decision {
+            Ok(()) => (AccessOutcome::Served, None),
+            Err(denial) => {
+                let emergency = r.break_glass.as_deref().map(str::trim).filter(|s| !s.is_empty());
+                let snap = self.chain.store.snapshot().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+                let doctor = matches!(identity::principal(&snap, &r.requester, now, height), Ok(Principal::Role(Role::Doctor)));
+                match emergency {
+                    Some(_) if doctor => {
+                        // The holder unwraps its own copy and wraps it for the emergency reader.
+                        let (_, own) = self.vault.get(&r.record_id, r.version, &self.institution_key.public()).map_err(vault_error)?;
+                        let ctx = envelope::context(&r.record_id, r.version);
+                        let key = envelope::unwrap(&own, &self.institution_key, &ctx).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+                        let w = envelope::wrap(&key, &r.requester, &ctx).map_err(|e| bad("invalid_argument", e.to_string()))?;
+                        (AccessOutcome::BreakGlass, Some(w))
+                    }
+                    _ => {
+                        let _ = self.log(&r, AccessOutcome::Denied, denial.reason.clone());
+                        return Err(ApiError::new(StatusCode::FORBIDDEN, "not_permitted", denial.reason));
+                    }
+                }
+            }
+        };
+        let fetched = match wrapped {
+            Some(w) => self.vault.get(&r.record_id, r.version, &self.institution_key.public()).map(|(s, _)| (s, w)),
+            None => self.vault.get(&r.record_id, r.version, &r.requester),
+        };
+        let (sealed, wrapped) = match fetched {
+            Ok(x) => x,
+            Err(e) => {
+                // Not served: log the attempt as denied, with why.
+                let err = vault_error(e);
+                let _ = self.log(&r, AccessOutcome::Denied, err.describe());
+                return Err(err);
+            }
+        };
+        let reason = r.break_glass.clone().unwrap_or_default();
+        let access_tx = self.log(&r, outcome, reason)?;
+        Ok(ReadResponse {
+            record_id: r.record_id.to_hex(),
+            version: r.version,
+            content_hash: v.content_hash.to_hex(),
+            sealed: hex::encode(sealed),
+            wrapped,
+            outcome: outcome.name().into(),
+            access_tx: access_tx.to_hex(),
+        })
+    }
+
+    /// Submits an access event signed by the institution (nonces assigned in order).
+    fn log(&self, r: &ReadRequest, outcome: AccessOutcome, reason: String) -> Result<Hash, ApiError> {
+        let _guard = self.log_lock.lock();
+        let signer = self.institution_key.public();
+        let committed = {
+            let snap = self.chain.store.snapshot().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+            medledger_state::nonce_of(&snap, &signer)
+        };
+        let pending = self.chain.with_mempool(|m| m.max_pending_nonce(&signer));
+        let nonce = pending.map_or(committed, |p| committed.max(p + 1));
+        let mut reason = reason;
+        reason.truncate(medledger_types::tx::limits::MAX_REASON);
+        let tx = Tx::sign(
+            Transaction {
+                chain_id: self.chain.genesis.chain_id.clone(),
+                signer,
+                nonce,
+                op: Operation::LogAccess { record_id: r.record_id, version: r.version, requester: r.requester, purpose: r.purpose, outcome, reason },
+            },
+            &self.institution_key,
+        );
+        self.chain.submit(vec![tx.clone()]).remove(0)?;
+        Ok(tx.id())
+    }
+}
+
+/// Purposes accepted in URLs and CLIs.
+pub fn parse_purpose(s: &str) -> Result<Purpose, ApiError> {
+    Purpose::parse(s).map_err(|e| bad("invalid_argument", e))
+}

@@ -1,0 +1,237 @@
+//! Record sharing through the node API (single-node harness, real store and vault): upload with
+//! write consent, reads checked against consent and logged on chain, patient re-wrapping for a
+//! grantee, revocation, break-glass, tampering detected by the client.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::*;
+use medledger_node::records::{add_key_message, ADD_KEY_SIGNATURE};
+use medledger_types::read::ReadRequest;
+use medledger_types::{action, AccessOutcome, ConsentTerms, CredentialSpec, Grantee, Hash, Keypair, Operation, Purpose, Role, Scope};
+use medledger_vault::envelope::{self, context, seal, unwrap, wrap, DataKey, WrappedKey};
+use serde_json::{json, Value};
+
+const REC: Hash = Hash([0x42; 32]);
+
+fn observation(pid: &Hash) -> Vec<u8> {
+    json!({
+        "resourceType": "Observation",
+        "status": "final",
+        "code": { "coding": [{ "system": "http://loinc.org", "code": "8867-4", "display": "Heart rate" }] },
+        "subject": { "reference": medledger_vault::fhir::patient_reference(pid) },
+        "valueQuantity": { "value": 72, "unit": "beats/minute" }
+    })
+    .to_string()
+    .into_bytes()
+}
+
+async fn ok_tx(n: &Node, k: &Keypair, op: Operation) {
+    let (s, v) = n.submit(&n.tx(k, op)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+}
+
+async fn read(n: &Node, who: &Keypair, purpose: Purpose, break_glass: Option<&str>) -> (StatusCode, Value) {
+    let r = ReadRequest {
+        chain_id: "api-test".into(),
+        record_id: REC,
+        version: 1,
+        requester: who.public(),
+        purpose,
+        issued_ms: n.chain.now_ms(),
+        break_glass: break_glass.map(str::to_string),
+    };
+    let body = json!({ "request": hex::encode(medledger_types::Canonical::to_bytes(&r)), "signature": hex::encode(r.sign(who).0) });
+    n.call("POST", "/v1/records/read", Some(body)).await
+}
+
+fn decrypt(v: &Value, me: &Keypair) -> Result<Vec<u8>, envelope::EnvelopeError> {
+    let w: WrappedKey = serde_json::from_value(v["wrapped"].clone()).unwrap();
+    let key = unwrap(&w, me, &context(&REC, 1))?;
+    envelope::open(&key, &hex::decode(v["sealed"].as_str().unwrap()).unwrap(), &context(&REC, 1))
+}
+
+fn outcomes(v: &Value) -> Vec<String> {
+    v["access_events"].as_array().unwrap().iter().map(|e| e["outcome"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn consented_reads_are_served_and_everything_is_logged() {
+    let n = node_with(true);
+    let ca = n.ca.clone();
+    let admin0 = n.admins[0].clone();
+    let doc_a = n.credential(60, Role::Doctor, T0 + 1_000_000_000).await;
+    let doc_b = Keypair::from_seed(61);
+    ok_tx(&n, &ca, Operation::IssueCredential(CredentialSpec {
+        subject: doc_b.public(),
+        role: Role::Doctor,
+        institution: "h1".into(),
+        display_name: "Dr B".into(),
+        valid_from_ms: T0,
+        valid_until_ms: T0 + 1_000_000_000,
+    }))
+    .await;
+    n.commit();
+    let doc_c = n.credential(62, Role::Doctor, T0 + 1_000_000_000).await;
+    let patient = n.credential(70, Role::Patient, T0 + 1_000_000_000).await;
+    let pid = Hash([70; 32]);
+    n.commit();
+    let grant = |id: u8, who: &Keypair, actions: u8| Operation::GrantConsent {
+        consent_id: Hash([id; 32]),
+        terms: ConsentTerms { grantee: Grantee::Person(who.public()), actions, scope: Scope::All, purpose: Purpose::Treatment, expires_ms: None },
+    };
+    ok_tx(&n, &patient, grant(1, &doc_a, action::ALL)).await;
+    n.commit();
+
+    // Doctor A writes: FHIR checked, sealed, wrapped for the patient and the holder, anchored.
+    let fhir = observation(&pid);
+    assert_eq!(medledger_vault::fhir::check(&fhir, &pid).unwrap(), "Observation");
+    let ctx = context(&REC, 1);
+    let key = DataKey::generate();
+    let sealed = seal(&key, &fhir, &ctx);
+    let keys: Vec<Value> = [patient.public(), admin0.public()]
+        .iter()
+        .map(|pk| json!({ "recipient": pk.to_hex(), "wrapped": wrap(&key, pk, &ctx).unwrap() }))
+        .collect();
+    let anchor = n.tx(&doc_a, Operation::AnchorRecord {
+        record_id: REC,
+        version: 1,
+        patient: pid,
+        resource_type: "Observation".into(),
+        content_hash: envelope::content_hash(&fhir),
+        locator: "vault://h0".into(),
+    });
+    let upload = json!({ "anchor_tx": hex::encode(anchor.raw()), "sealed": hex::encode(&sealed.0), "keys": keys });
+    let (s, v) = n.call("POST", "/v1/records", Some(upload.clone())).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    n.commit();
+    let (_, rec) = n.call("GET", &format!("/v1/records/{}", REC.to_hex()), None).await;
+    assert_eq!(rec["versions"][0]["content_hash"], envelope::content_hash(&fhir).to_hex());
+    assert_eq!(rec["versions"][0]["holder"], "h0");
+
+    // Doctor B: no consent → denied and logged.
+    let (s, v) = read(&n, &doc_b, Purpose::Treatment, None).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{v}");
+    // The patient reads their own record and checks it against the chain.
+    let (s, v) = read(&n, &patient, Purpose::Treatment, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let plain = decrypt(&v, &patient).unwrap();
+    assert_eq!(plain, fhir);
+    assert_eq!(envelope::content_hash(&plain).to_hex(), v["content_hash"].as_str().unwrap());
+
+    // Consent for B, then the patient's client re-wraps the key for B.
+    ok_tx(&n, &patient, grant(2, &doc_b, action::READ)).await;
+    n.commit();
+    let (s, v) = read(&n, &doc_b, Purpose::Treatment, None).await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "key_not_wrapped"), "{v}");
+    let (_, own) = read(&n, &patient, Purpose::Treatment, None).await;
+    let own_w: WrappedKey = serde_json::from_value(own["wrapped"].clone()).unwrap();
+    let k = unwrap(&own_w, &patient, &ctx).unwrap();
+    let for_b = wrap(&k, &doc_b.public(), &ctx).unwrap();
+    let issued = n.chain.now_ms();
+    let sig = patient.sign(ADD_KEY_SIGNATURE, &add_key_message(&REC, 1, &doc_b.public(), &for_b, issued));
+    let add = json!({ "recipient": doc_b.public().to_hex(), "wrapped": for_b, "issued_ms": issued, "signature": hex::encode(sig.0) });
+    // Only the patient may add keys.
+    let forged = doc_b.sign(ADD_KEY_SIGNATURE, &add_key_message(&REC, 1, &doc_b.public(), &for_b, issued));
+    let mut bad = add.clone();
+    bad["signature"] = json!(hex::encode(forged.0));
+    let (s, v) = n.call("POST", &format!("/v1/records/{}/1/keys", REC.to_hex()), Some(bad)).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "bad_signature"));
+    let (s, v) = n.call("POST", &format!("/v1/records/{}/1/keys", REC.to_hex()), Some(add)).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, v) = read(&n, &doc_b, Purpose::Treatment, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(decrypt(&v, &doc_b).unwrap(), fhir);
+    // Wrong purpose is denied.
+    let (s, _) = read(&n, &doc_b, Purpose::Research, None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // Break-glass: doctor C has no consent but states an emergency.
+    let (s, v) = read(&n, &doc_c, Purpose::Treatment, Some("unconscious patient in the emergency room")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["outcome"], "break_glass");
+    assert_eq!(decrypt(&v, &doc_c).unwrap(), fhir);
+
+    // Revocation denies B from the next block.
+    ok_tx(&n, &patient, Operation::RevokeConsent { consent_id: Hash([2; 32]) }).await;
+    n.commit();
+    let (s, _) = read(&n, &doc_b, Purpose::Treatment, None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    n.commit();
+
+    // Every read attempt is on chain, break-glass flagged.
+    let (_, rec) = n.call("GET", &format!("/v1/records/{}", REC.to_hex()), None).await;
+    let got = outcomes(&rec);
+    for want in ["denied", "served", "break_glass"] {
+        assert!(got.iter().any(|o| o == want), "{want} missing from {got:?}");
+    }
+    assert_eq!(got.iter().filter(|o| *o == "denied").count(), 4, "{got:?}");
+    let bg = rec["access_events"].as_array().unwrap().iter().find(|e| e["outcome"] == "break_glass").unwrap();
+    assert_eq!(bg["requester"], doc_c.public().to_hex());
+    assert_eq!(bg["reason"], "unconscious patient in the emergency room");
+    let _ = AccessOutcome::BreakGlass;
+
+    // A write without consent is refused before it reaches the vault.
+    let stranger_doc = n.credential(63, Role::Doctor, T0 + 1_000_000_000).await;
+    let anchor2 = n.tx(&stranger_doc, Operation::AnchorRecord {
+        record_id: Hash([0x43; 32]),
+        version: 1,
+        patient: pid,
+        resource_type: "Observation".into(),
+        content_hash: Hash([1; 32]),
+        locator: "vault://h0".into(),
+    });
+    let mut up2 = upload.clone();
+    up2["anchor_tx"] = json!(hex::encode(anchor2.raw()));
+    n.commit();
+    let (s, v) = n.call("POST", "/v1/records", Some(up2)).await;
+    // Admission passes the permission table (doctors may anchor); execution then rejects the
+    // write for lack of consent, and the record never exists on chain.
+    assert!(s == StatusCode::ACCEPTED || s == StatusCode::FORBIDDEN, "{v}");
+    n.commit();
+    let (s, _) = n.call("GET", &format!("/v1/records/{}", Hash([0x43; 32]).to_hex()), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn tampered_ciphertext_is_detected_by_the_reader() {
+    let n = node_with(true);
+    let doc = n.credential(60, Role::Doctor, T0 + 1_000_000_000).await;
+    let patient = n.credential(70, Role::Patient, T0 + 1_000_000_000).await;
+    let pid = Hash([70; 32]);
+    n.commit();
+    ok_tx(&n, &patient, Operation::GrantConsent {
+        consent_id: Hash([1; 32]),
+        terms: ConsentTerms { grantee: Grantee::Person(doc.public()), actions: action::ALL, scope: Scope::All, purpose: Purpose::Treatment, expires_ms: None },
+    })
+    .await;
+    n.commit();
+    let fhir = observation(&pid);
+    let ctx = context(&REC, 1);
+    let key = DataKey::generate();
+    let sealed = seal(&key, &fhir, &ctx);
+    let keys: Vec<Value> = [patient.public(), n.admins[0].public(), doc.public()]
+        .iter()
+        .map(|pk| json!({ "recipient": pk.to_hex(), "wrapped": wrap(&key, pk, &ctx).unwrap() }))
+        .collect();
+    let anchor = n.tx(&doc, Operation::AnchorRecord {
+        record_id: REC,
+        version: 1,
+        patient: pid,
+        resource_type: "Observation".into(),
+        content_hash: envelope::content_hash(&fhir),
+        locator: "vault://h0".into(),
+    });
+    let (s, v) = n.call("POST", "/v1/records", Some(json!({ "anchor_tx": hex::encode(anchor.raw()), "sealed": hex::encode(&sealed.0), "keys": keys }))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    n.commit();
+    // Corrupt the stored ciphertext on disk.
+    let object = medledger_types::hash::sha256(&[&sealed.0]);
+    let path = n._dir.path().join("vault/objects").join(object.to_hex());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[40] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
+    let (s, v) = read(&n, &doc, Purpose::Treatment, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(decrypt(&v, &doc).unwrap_err(), envelope::EnvelopeError::Open);
+}
