@@ -259,8 +259,44 @@ impl RecordService {
         })
     }
 
+    /// Acts on a finalized block: for every erasure a patient requested of a record this
+    /// institution holds, destroys the ciphertexts and wrapped keys and confirms on chain.
+    /// Returns the confirmations submitted.
+    pub fn process_finalized(&self, receipts: &[medledger_types::Receipt]) -> Vec<Hash> {
+        let mut confirmed = Vec::new();
+        for r in receipts {
+            let medledger_types::Outcome::Applied { events } = &r.outcome else { continue };
+            for e in events.iter().filter(|e| e.kind == "erasure_requested") {
+                let Some(id) = e.attr("record").and_then(|h| Hash::from_hex(h).ok()) else { continue };
+                let holder = match self.chain.store.snapshot() {
+                    Ok(snap) => medledger_state::medical::head(&snap, &id)
+                        .and_then(|h| medical::version(&snap, &id, h.current_version.max(1)))
+                        .map(|v| v.holder),
+                    Err(_) => None,
+                };
+                if holder.as_deref() != Some(self.institution.as_str()) {
+                    continue;
+                }
+                if self.vault.erase(&id).is_err() {
+                    continue;
+                }
+                if let Ok(tx) = self.submit_signed(Operation::ConfirmErasure { record_id: id }) {
+                    confirmed.push(tx);
+                }
+            }
+        }
+        confirmed
+    }
+
     /// Submits an access event signed by the institution (nonces assigned in order).
     fn log(&self, r: &ReadRequest, outcome: AccessOutcome, reason: String) -> Result<Hash, ApiError> {
+        let mut reason = reason;
+        reason.truncate(medledger_types::tx::limits::MAX_REASON);
+        self.submit_signed(Operation::LogAccess { record_id: r.record_id, version: r.version, requester: r.requester, purpose: r.purpose, outcome, reason })
+    }
+
+    /// Signs `op` with the institution key at its next free nonce and submits it.
+    fn submit_signed(&self, op: Operation) -> Result<Hash, ApiError> {
         let _guard = self.log_lock.lock();
         let signer = self.institution_key.public();
         let committed = {
@@ -269,17 +305,7 @@ impl RecordService {
         };
         let pending = self.chain.with_mempool(|m| m.max_pending_nonce(&signer));
         let nonce = pending.map_or(committed, |p| committed.max(p + 1));
-        let mut reason = reason;
-        reason.truncate(medledger_types::tx::limits::MAX_REASON);
-        let tx = Tx::sign(
-            Transaction {
-                chain_id: self.chain.genesis.chain_id.clone(),
-                signer,
-                nonce,
-                op: Operation::LogAccess { record_id: r.record_id, version: r.version, requester: r.requester, purpose: r.purpose, outcome, reason },
-            },
-            &self.institution_key,
-        );
+        let tx = Tx::sign(Transaction { chain_id: self.chain.genesis.chain_id.clone(), signer, nonce, op }, &self.institution_key);
         self.chain.submit(vec![tx.clone()]).remove(0)?;
         Ok(tx.id())
     }

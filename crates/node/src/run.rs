@@ -256,6 +256,22 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
         )
         .await;
 
+        // The holder acts on erasure requests as their blocks finalize.
+        if let Some(svc) = records.clone() {
+            let mut finalized = chain.subscribe();
+            context.child("erasure").spawn(move |_| async move {
+                loop {
+                    match finalized.recv().await {
+                        Ok(f) => {
+                            let svc = svc.clone();
+                            let _ = tokio::task::spawn_blocking(move || svc.process_finalized(&f.receipts)).await;
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(_) => break,
+                    }
+                }
+            });
+        }
         let metrics_ctx = Arc::new(context.child("metrics"));
         let info = Info { peers: seen, metrics: Arc::new(move || metrics_ctx.encode()) };
         let state = ApiState { chain: chain.clone(), info: Arc::new(info), gossip: Some(validator.gossip_tx.clone()), records };

@@ -235,3 +235,77 @@ async fn tampered_ciphertext_is_detected_by_the_reader() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(decrypt(&v, &doc).unwrap_err(), envelope::EnvelopeError::Open);
 }
+
+#[tokio::test]
+async fn erasure_destroys_the_vault_copy_and_keeps_the_hash() {
+    let n = node_with(true);
+    let doc = n.credential(60, Role::Doctor, T0 + 1_000_000_000).await;
+    let patient = n.credential(70, Role::Patient, T0 + 1_000_000_000).await;
+    let pid = Hash([70; 32]);
+    n.commit();
+    ok_tx(&n, &patient, Operation::GrantConsent {
+        consent_id: Hash([1; 32]),
+        terms: ConsentTerms { grantee: Grantee::Person(doc.public()), actions: action::ALL, scope: Scope::All, purpose: Purpose::Treatment, expires_ms: None },
+    })
+    .await;
+    n.commit();
+    let fhir = observation(&pid);
+    let ctx = context(&REC, 1);
+    let key = DataKey::generate();
+    let sealed = seal(&key, &fhir, &ctx);
+    let keys: Vec<Value> = [patient.public(), n.admins[0].public(), doc.public()]
+        .iter()
+        .map(|pk| json!({ "recipient": pk.to_hex(), "wrapped": wrap(&key, pk, &ctx).unwrap() }))
+        .collect();
+    let anchor = n.tx(&doc, Operation::AnchorRecord {
+        record_id: REC,
+        version: 1,
+        patient: pid,
+        resource_type: "Observation".into(),
+        content_hash: envelope::content_hash(&fhir),
+        locator: "vault://h0".into(),
+    });
+    let (s, _) = n.call("POST", "/v1/records", Some(json!({ "anchor_tx": hex::encode(anchor.raw()), "sealed": hex::encode(&sealed.0), "keys": keys }))).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    n.commit();
+    assert_eq!(read(&n, &doc, Purpose::Treatment, None).await.0, StatusCode::OK);
+
+    // The patient asks; when that block finalizes, the holder erases and confirms on chain.
+    ok_tx(&n, &patient, Operation::RequestErasure { record_id: REC }).await;
+    let block = n.commit();
+    let receipts = n.chain.store.receipts(block.height()).unwrap();
+    let svc = n.records.clone().unwrap();
+    assert_eq!(svc.process_finalized(&receipts).len(), 1);
+    n.commit();
+    let (_, rec) = n.call("GET", &format!("/v1/records/{}", REC.to_hex()), None).await;
+    assert!(rec["record"]["erased_at"].is_u64(), "{rec}");
+    assert_eq!(rec["versions"][0]["content_hash"], envelope::content_hash(&fhir).to_hex(), "the hash stays on chain");
+    let (s, v) = read(&n, &doc, Purpose::Treatment, None).await;
+    assert_eq!((s, code(&v)), (StatusCode::GONE, "erased"));
+    // No ciphertext and no wrapped key remain in any vault file.
+    let mut files = Vec::new();
+    let mut stack = vec![n._dir.path().join("vault")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            if e.path().is_dir() { stack.push(e.path()) } else { files.push(e.path()) }
+        }
+    }
+    let needles: Vec<Vec<u8>> = std::iter::once(sealed.0[..32].to_vec())
+        .chain(keys_bytes(&keys))
+        .collect();
+    for f in &files {
+        let b = std::fs::read(f).unwrap();
+        for nd in &needles {
+            assert!(!b.windows(nd.len()).any(|w| w == nd.as_slice()), "erased bytes remain in {}", f.display());
+        }
+    }
+}
+
+fn keys_bytes(keys: &[Value]) -> Vec<Vec<u8>> {
+    keys.iter()
+        .map(|k| {
+            let w: WrappedKey = serde_json::from_value(k["wrapped"].clone()).unwrap();
+            w.to_bytes()[..32].to_vec()
+        })
+        .collect()
+}
