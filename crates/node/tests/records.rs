@@ -51,6 +51,48 @@ fn decrypt(v: &Value, me: &Keypair) -> Result<Vec<u8>, envelope::EnvelopeError> 
     envelope::open(&key, &hex::decode(v["sealed"].as_str().unwrap()).unwrap(), &context(&REC, 1))
 }
 
+/// A record held by h0: doctor (with full consent) and patient, version 1 uploaded and committed.
+struct Held {
+    doc: Keypair,
+    patient: Keypair,
+    fhir: Vec<u8>,
+    sealed: Vec<u8>,
+    keys: Vec<Value>,
+}
+
+async fn held_record(n: &Node) -> Held {
+    let doc = n.credential(60, Role::Doctor, T0 + 1_000_000_000).await;
+    let patient = n.credential(70, Role::Patient, T0 + 1_000_000_000).await;
+    let pid = Hash([70; 32]);
+    n.commit();
+    ok_tx(n, &patient, Operation::GrantConsent {
+        consent_id: Hash([1; 32]),
+        terms: ConsentTerms { grantee: Grantee::Person(doc.public()), actions: action::ALL, scope: Scope::All, purpose: Purpose::Treatment, expires_ms: None },
+    })
+    .await;
+    n.commit();
+    let fhir = observation(&pid);
+    let ctx = context(&REC, 1);
+    let key = DataKey::generate();
+    let sealed = seal(&key, &fhir, &ctx);
+    let keys: Vec<Value> = [patient.public(), n.admins[0].public(), doc.public()]
+        .iter()
+        .map(|pk| json!({ "recipient": pk.to_hex(), "wrapped": wrap(&key, pk, &ctx).unwrap() }))
+        .collect();
+    let anchor = n.tx(&doc, Operation::AnchorRecord {
+        record_id: REC,
+        version: 1,
+        patient: pid,
+        resource_type: "Observation".into(),
+        content_hash: envelope::content_hash(&fhir),
+        locator: "vault://h0".into(),
+    });
+    let (s, v) = n.call("POST", "/v1/records", Some(json!({ "anchor_tx": hex::encode(anchor.raw()), "sealed": hex::encode(&sealed.0), "keys": keys }))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    n.commit();
+    Held { doc, patient, fhir, sealed: sealed.0, keys }
+}
+
 fn outcomes(v: &Value) -> Vec<String> {
     v["access_events"].as_array().unwrap().iter().map(|e| e["outcome"].as_str().unwrap().to_string()).collect()
 }
@@ -196,37 +238,10 @@ async fn consented_reads_are_served_and_everything_is_logged() {
 #[tokio::test]
 async fn tampered_ciphertext_is_detected_by_the_reader() {
     let n = node_with(true);
-    let doc = n.credential(60, Role::Doctor, T0 + 1_000_000_000).await;
-    let patient = n.credential(70, Role::Patient, T0 + 1_000_000_000).await;
-    let pid = Hash([70; 32]);
-    n.commit();
-    ok_tx(&n, &patient, Operation::GrantConsent {
-        consent_id: Hash([1; 32]),
-        terms: ConsentTerms { grantee: Grantee::Person(doc.public()), actions: action::ALL, scope: Scope::All, purpose: Purpose::Treatment, expires_ms: None },
-    })
-    .await;
-    n.commit();
-    let fhir = observation(&pid);
-    let ctx = context(&REC, 1);
-    let key = DataKey::generate();
-    let sealed = seal(&key, &fhir, &ctx);
-    let keys: Vec<Value> = [patient.public(), n.admins[0].public(), doc.public()]
-        .iter()
-        .map(|pk| json!({ "recipient": pk.to_hex(), "wrapped": wrap(&key, pk, &ctx).unwrap() }))
-        .collect();
-    let anchor = n.tx(&doc, Operation::AnchorRecord {
-        record_id: REC,
-        version: 1,
-        patient: pid,
-        resource_type: "Observation".into(),
-        content_hash: envelope::content_hash(&fhir),
-        locator: "vault://h0".into(),
-    });
-    let (s, v) = n.call("POST", "/v1/records", Some(json!({ "anchor_tx": hex::encode(anchor.raw()), "sealed": hex::encode(&sealed.0), "keys": keys }))).await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
-    n.commit();
+    let h = held_record(&n).await;
+    let (doc, sealed) = (h.doc, h.sealed);
     // Corrupt the stored ciphertext on disk.
-    let object = medledger_types::hash::sha256(&[&sealed.0]);
+    let object = medledger_types::hash::sha256(&[&sealed]);
     let path = n._dir.path().join("vault/objects").join(object.to_hex());
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[40] ^= 0x01;
@@ -239,35 +254,7 @@ async fn tampered_ciphertext_is_detected_by_the_reader() {
 #[tokio::test]
 async fn erasure_destroys_the_vault_copy_and_keeps_the_hash() {
     let n = node_with(true);
-    let doc = n.credential(60, Role::Doctor, T0 + 1_000_000_000).await;
-    let patient = n.credential(70, Role::Patient, T0 + 1_000_000_000).await;
-    let pid = Hash([70; 32]);
-    n.commit();
-    ok_tx(&n, &patient, Operation::GrantConsent {
-        consent_id: Hash([1; 32]),
-        terms: ConsentTerms { grantee: Grantee::Person(doc.public()), actions: action::ALL, scope: Scope::All, purpose: Purpose::Treatment, expires_ms: None },
-    })
-    .await;
-    n.commit();
-    let fhir = observation(&pid);
-    let ctx = context(&REC, 1);
-    let key = DataKey::generate();
-    let sealed = seal(&key, &fhir, &ctx);
-    let keys: Vec<Value> = [patient.public(), n.admins[0].public(), doc.public()]
-        .iter()
-        .map(|pk| json!({ "recipient": pk.to_hex(), "wrapped": wrap(&key, pk, &ctx).unwrap() }))
-        .collect();
-    let anchor = n.tx(&doc, Operation::AnchorRecord {
-        record_id: REC,
-        version: 1,
-        patient: pid,
-        resource_type: "Observation".into(),
-        content_hash: envelope::content_hash(&fhir),
-        locator: "vault://h0".into(),
-    });
-    let (s, _) = n.call("POST", "/v1/records", Some(json!({ "anchor_tx": hex::encode(anchor.raw()), "sealed": hex::encode(&sealed.0), "keys": keys }))).await;
-    assert_eq!(s, StatusCode::ACCEPTED);
-    n.commit();
+    let Held { doc, patient, fhir, sealed, keys } = held_record(&n).await;
     assert_eq!(read(&n, &doc, Purpose::Treatment, None).await.0, StatusCode::OK);
 
     // The patient asks; when that block finalizes, the holder erases and confirms on chain.
@@ -290,7 +277,7 @@ async fn erasure_destroys_the_vault_copy_and_keeps_the_hash() {
             if e.path().is_dir() { stack.push(e.path()) } else { files.push(e.path()) }
         }
     }
-    let needles: Vec<Vec<u8>> = std::iter::once(sealed.0[..32].to_vec())
+    let needles: Vec<Vec<u8>> = std::iter::once(sealed[..32].to_vec())
         .chain(keys_bytes(&keys))
         .collect();
     for f in &files {
