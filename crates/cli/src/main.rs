@@ -107,6 +107,8 @@ enum Query {
     Patient { pseudonym: String },
     /// The role × operation permission table.
     Permissions,
+    /// A medical record's versions and access events.
+    Record { id: String },
     /// An inclusion proof for a committed transaction.
     Proof {
         id: String,
@@ -210,6 +212,22 @@ fn query(node: &str, what: Query, json_out: bool) -> Result<(), String> {
                 if v["credential"].is_object() {
                     let cr = &v["credential"];
                     println!("  {} at {} — {}", cr["role"].as_str().unwrap_or(""), cr["institution"].as_str().unwrap_or(""), cr["display_name"].as_str().unwrap_or(""));
+                }
+            });
+        }
+        Query::Record { id } => {
+            let v = c.get(&format!("/v1/records/{id}"))?;
+            print(json_out, &v, |v| {
+                let r = &v["record"];
+                println!("record {} ({}), current version {}", r["id"].as_str().unwrap_or(""), r["resource_type"].as_str().unwrap_or(""), r["current_version"]);
+                if r["erased_at"].is_u64() {
+                    println!("  erased at height {}", r["erased_at"]);
+                }
+                for ver in v["versions"].as_array().into_iter().flatten() {
+                    println!("  v{} {} held by {} ({}), sha256 {}", ver["version"], ver["status"].as_str().unwrap_or(""), ver["holder"].as_str().unwrap_or(""), ver["height"], ver["content_hash"].as_str().unwrap_or(""));
+                }
+                for e in v["access_events"].as_array().into_iter().flatten() {
+                    println!("  access {:<11} by {} for {} at height {} {}", e["outcome"].as_str().unwrap_or(""), &e["requester"].as_str().unwrap_or("")[..12], e["purpose"].as_str().unwrap_or(""), e["height"], e["reason"].as_str().unwrap_or(""));
                 }
             });
         }

@@ -73,6 +73,92 @@ pub enum TxOp {
         #[arg(long)]
         name: String,
     },
+    /// Patient: grant a consent (prints its id).
+    GrantConsent {
+        #[command(flatten)]
+        terms: TermsArgs,
+    },
+    /// Patient: revoke a consent.
+    RevokeConsent {
+        #[arg(long)]
+        id: String,
+    },
+    /// Doctor, regulator, researcher or insurer: ask a patient (by pseudonym) for access.
+    RequestAccess {
+        #[arg(long)]
+        patient: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        terms: TermsArgs,
+    },
+    /// Patient: approve or decline an access request.
+    RespondAccess {
+        #[arg(long)]
+        id: String,
+        #[arg(long, conflicts_with = "decline")]
+        approve: bool,
+        #[arg(long)]
+        decline: bool,
+    },
+}
+
+/// Consent terms on the command line.
+#[derive(Args, Debug)]
+pub struct TermsArgs {
+    /// Grantee: a key file or hex key, or `institution:<id>`.
+    #[arg(long)]
+    pub grantee: String,
+    /// `read`, `write` or `read,write`.
+    #[arg(long, default_value = "read")]
+    pub actions: String,
+    /// treatment, research, insurance or audit.
+    #[arg(long, default_value = "treatment")]
+    pub purpose: String,
+    /// Limit to these FHIR resource types (comma-separated).
+    #[arg(long, conflicts_with = "records")]
+    pub types: Option<String>,
+    /// Limit to these record ids (comma-separated hex).
+    #[arg(long)]
+    pub records: Option<String>,
+    /// Days until the consent expires (none by default).
+    #[arg(long)]
+    pub days: Option<u64>,
+}
+
+fn terms(t: &TermsArgs) -> Result<medledger_types::ConsentTerms, String> {
+    use medledger_types::{action, Grantee, Purpose, Scope};
+    let grantee = match t.grantee.strip_prefix("institution:") {
+        Some(id) => Grantee::Institution(id.to_string()),
+        None => Grantee::Person(parse_subject(&t.grantee)?),
+    };
+    let mut actions = 0u8;
+    for a in t.actions.split(',').map(str::trim) {
+        actions |= match a {
+            "read" => action::READ,
+            "write" => action::WRITE,
+            other => return Err(format!("--actions: unknown action `{other}` (read, write)")),
+        };
+    }
+    let scope = match (&t.types, &t.records) {
+        (Some(ty), _) => Scope::ResourceTypes(ty.split(',').map(|s| s.trim().to_string()).collect()),
+        (None, Some(r)) => Scope::Records(r.split(',').map(|h| Hash::from_hex(h.trim())).collect::<Result<_, _>>().map_err(|e| format!("--records: {e}"))?),
+        (None, None) => Scope::All,
+    };
+    let terms = medledger_types::ConsentTerms {
+        grantee,
+        actions,
+        scope,
+        purpose: Purpose::parse(&t.purpose)?,
+        expires_ms: t.days.map(|d| now_ms() + d * DAY_MS),
+    };
+    terms.check_limits()?;
+    Ok(terms)
+}
+
+/// A fresh random id for consents and requests.
+fn new_id() -> Hash {
+    Hash(Keypair::generate().public().0)
 }
 
 /// A subject given as a key file path or a hex public key.
@@ -120,6 +206,20 @@ pub fn build_op(op: &TxOp) -> Result<Operation, String> {
             valid_until_ms: now_ms() + valid_days * DAY_MS,
         },
         TxOp::AddInstitution { id, name } => Operation::AddInstitution { id: id.clone(), name: name.clone() },
+        TxOp::GrantConsent { terms: t } => Operation::GrantConsent { consent_id: new_id(), terms: terms(t)? },
+        TxOp::RevokeConsent { id } => Operation::RevokeConsent { consent_id: Hash::from_hex(id).map_err(|e| format!("--id: {e}"))? },
+        TxOp::RequestAccess { patient, reason, terms: t } => Operation::RequestAccess {
+            request_id: new_id(),
+            patient: Hash::from_hex(patient).map_err(|e| format!("--patient: {e}"))?,
+            terms: terms(t)?,
+            reason: reason.clone(),
+        },
+        TxOp::RespondAccess { id, approve, decline } => {
+            if approve == decline {
+                return Err("give exactly one of --approve or --decline".into());
+            }
+            Operation::RespondAccess { request_id: Hash::from_hex(id).map_err(|e| format!("--id: {e}"))?, approve: *approve }
+        }
     })
 }
 
@@ -159,10 +259,22 @@ pub fn run(args: TxArgs, json_out: bool) -> Result<(), String> {
     let key = read_key(&args.key)?;
     let client = Client::new(&args.node);
     let op = build_op(&args.op)?;
+    let created = match &op {
+        Operation::GrantConsent { consent_id, .. } => Some(("consent", *consent_id)),
+        Operation::RequestAccess { request_id, .. } => Some(("request", *request_id)),
+        _ => None,
+    };
     let (tx, _) = submit(&client, &key, op)?;
+    if let (Some((what, id)), false) = (created, json_out) {
+        println!("{what} id {id}");
+    }
     if !args.wait {
         if json_out {
-            println!("{}", json!({ "tx_id": tx.id().to_hex(), "status": "pending" }));
+            let mut v = json!({ "tx_id": tx.id().to_hex(), "status": "pending" });
+            if let Some((what, id)) = created {
+                v[format!("{what}_id")] = json!(id.to_hex());
+            }
+            println!("{v}");
         } else {
             println!("submitted {}", tx.id());
         }

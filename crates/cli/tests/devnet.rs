@@ -218,6 +218,26 @@ fn devnet_survives_a_killed_validator_and_resumes() {
     let apis2: Vec<String> = dn2.ready["validators"].as_array().unwrap().iter().map(|v| v["api"].as_str().unwrap().to_string()).collect();
     let more = submit_attests(&apis2[1], &alice, 4, 5);
     wait_committed(&apis2[2], &more, Duration::from_secs(60));
+
+    // Consent through the CLI: patient-1 grants dr-bob read access; dr-alice asks patient-2,
+    // who approves.
+    let cli = |args: &[&str]| -> Value {
+        let out = Command::new(BIN).arg("--json").args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let node = apis2[0].trim_start_matches("http://").to_string();
+    let demo = |f: &str| dir.join("demo").join(f).to_str().unwrap().to_string();
+    let v = cli(&["tx", "--node", &node, "--key", &demo("patient-1.key"), "--wait", "grant-consent", "--grantee", &demo("dr-bob.key"), "--purpose", "treatment", "--types", "Observation"]);
+    assert_eq!(v["receipt"]["outcome"]["status"], "applied", "{v}");
+    let seeded: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("demo/seeded.json")).unwrap()).unwrap();
+    let p2 = seeded["identities"]["patient-2"]["pseudonym"].as_str().unwrap().to_string();
+    let v = cli(&["tx", "--node", &node, "--key", &demo("dr-alice.key"), "request-access", "--patient", &p2, "--grantee", &demo("dr-alice.key"), "--reason", "referral"]);
+    let request = v["request_id"].as_str().unwrap().to_string();
+    wait_committed(&apis2[0], &[v["tx_id"].as_str().unwrap().to_string()], Duration::from_secs(60));
+    let v = cli(&["tx", "--node", &node, "--key", &demo("patient-2.key"), "--wait", "respond-access", "--id", &request, "--approve"]);
+    assert_eq!(v["receipt"]["outcome"]["status"], "applied", "{v}");
+    assert_eq!(v["receipt"]["outcome"]["events"][0]["kind"], "access_approved");
     kill(dn2.child.id(), 2);
     assert!(dn2.child.wait().unwrap().success());
 }
