@@ -92,7 +92,7 @@ impl IntoResponse for ApiError {
 
 fn submit_status(e: &SubmitError) -> StatusCode {
     match e.code() {
-        "mempool_full" => StatusCode::SERVICE_UNAVAILABLE,
+        "mempool_full" | "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
         "duplicate" => StatusCode::CONFLICT,
         "oversize" => StatusCode::PAYLOAD_TOO_LARGE,
         "unknown_signer" | "not_permitted" | "credential_expired" | "credential_revoked"

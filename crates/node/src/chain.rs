@@ -35,8 +35,8 @@ pub enum SubmitError {
     Rejected(medledger_state::Rejection),
     #[error("{0}")]
     Mempool(#[from] AdmitError),
-    #[error("transaction {0} is already committed")]
-    AlreadyCommitted(Hash),
+    #[error("committed state cannot be read right now: {0}")]
+    Unavailable(String),
 }
 
 impl SubmitError {
@@ -56,7 +56,7 @@ impl SubmitError {
             SubmitError::Mempool(AdmitError::Duplicate(_)) => "duplicate",
             SubmitError::Mempool(AdmitError::NonceTaken(_)) => "replay",
             SubmitError::Mempool(AdmitError::NonceGap { .. }) => "nonce_gap",
-            SubmitError::AlreadyCommitted(_) => "replay",
+            SubmitError::Unavailable(_) => "unavailable",
         }
     }
 }
@@ -193,7 +193,10 @@ impl Chain {
         let verdicts = verify_signatures(&refs);
         let snap = match self.store.snapshot() {
             Ok(s) => s,
-            Err(e) => panic!("cannot read committed state: {e}"),
+            Err(e) => {
+                let msg = e.to_string();
+                return txs.iter().map(|_| Err(SubmitError::Unavailable(msg.clone()))).collect();
+            }
         };
         let tip = self.tip();
         let now = self.now_ms();
@@ -375,9 +378,10 @@ impl Chain {
         assert_eq!(block.header.parent, tip.hash, "a finalized block extends the committed tip");
         let cached = self.speculative.lock().remove(&block.digest());
         let executed = match cached {
+            // The speculative entry is usually the last holder of its Arcs: take, don't copy.
             Some(s) => medledger_state::Executed {
-                writes: (*s.writes).clone(),
-                receipts: (*s.receipts).clone(),
+                writes: Arc::try_unwrap(s.writes).unwrap_or_else(|w| (*w).clone()),
+                receipts: Arc::try_unwrap(s.receipts).unwrap_or_else(|r| (*r).clone()),
                 state_root: block.header.state_root,
             },
             None => {

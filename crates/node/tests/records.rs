@@ -72,25 +72,33 @@ async fn held_record(n: &Node) -> Held {
     .await;
     n.commit();
     let fhir = observation(&pid);
+    let (sealed, keys, body) = upload_body(n, &doc, pid, &fhir, &[patient.public(), n.admins[0].public(), doc.public()]);
+    let (s, v) = n.call("POST", "/v1/records", Some(body)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    n.commit();
+    Held { doc, patient, fhir, sealed, keys }
+}
+
+/// Seals `fhir` as version 1 of REC, wraps its key for `recipients`, and builds the upload body
+/// with `author`'s anchor transaction.
+fn upload_body(n: &Node, author: &Keypair, pid: Hash, fhir: &[u8], recipients: &[medledger_types::PublicKey]) -> (Vec<u8>, Vec<Value>, Value) {
     let ctx = context(&REC, 1);
     let key = DataKey::generate();
-    let sealed = seal(&key, &fhir, &ctx);
-    let keys: Vec<Value> = [patient.public(), n.admins[0].public(), doc.public()]
+    let sealed = seal(&key, fhir, &ctx);
+    let keys: Vec<Value> = recipients
         .iter()
         .map(|pk| json!({ "recipient": pk.to_hex(), "wrapped": wrap(&key, pk, &ctx).unwrap() }))
         .collect();
-    let anchor = n.tx(&doc, Operation::AnchorRecord {
+    let anchor = n.tx(author, Operation::AnchorRecord {
         record_id: REC,
         version: 1,
         patient: pid,
         resource_type: "Observation".into(),
-        content_hash: envelope::content_hash(&fhir),
+        content_hash: envelope::content_hash(fhir),
         locator: "vault://h0".into(),
     });
-    let (s, v) = n.call("POST", "/v1/records", Some(json!({ "anchor_tx": hex::encode(anchor.raw()), "sealed": hex::encode(&sealed.0), "keys": keys }))).await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
-    n.commit();
-    Held { doc, patient, fhir, sealed: sealed.0, keys }
+    let body = json!({ "anchor_tx": hex::encode(anchor.raw()), "sealed": hex::encode(&sealed.0), "keys": keys });
+    (sealed.0, keys, body)
 }
 
 fn outcomes(v: &Value) -> Vec<String> {
@@ -128,22 +136,8 @@ async fn consented_reads_are_served_and_everything_is_logged() {
     // Doctor A writes: FHIR checked, sealed, wrapped for the patient and the holder, anchored.
     let fhir = observation(&pid);
     assert_eq!(medledger_vault::fhir::check(&fhir, &pid).unwrap(), "Observation");
+    let (_, _, upload) = upload_body(&n, &doc_a, pid, &fhir, &[patient.public(), admin0.public()]);
     let ctx = context(&REC, 1);
-    let key = DataKey::generate();
-    let sealed = seal(&key, &fhir, &ctx);
-    let keys: Vec<Value> = [patient.public(), admin0.public()]
-        .iter()
-        .map(|pk| json!({ "recipient": pk.to_hex(), "wrapped": wrap(&key, pk, &ctx).unwrap() }))
-        .collect();
-    let anchor = n.tx(&doc_a, Operation::AnchorRecord {
-        record_id: REC,
-        version: 1,
-        patient: pid,
-        resource_type: "Observation".into(),
-        content_hash: envelope::content_hash(&fhir),
-        locator: "vault://h0".into(),
-    });
-    let upload = json!({ "anchor_tx": hex::encode(anchor.raw()), "sealed": hex::encode(&sealed.0), "keys": keys });
     let (s, v) = n.call("POST", "/v1/records", Some(upload.clone())).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     n.commit();
