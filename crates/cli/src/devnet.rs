@@ -237,9 +237,95 @@ fn seed(dir: &Path, genesis: &Genesis, client: &Client) -> Result<serde_json::Va
     let alice = read_key(&demo.join("dr-alice.key"))?;
     let doc = b"Discharge summary template v1 (demo document, no patient data)";
     let ids = s.run(&alice, vec![Operation::Attest { digest: medledger_types::hash::sha256(&[doc]), label: "discharge-template-v1".into() }])?;
-    let summary = json!({ "identities": identities, "demo_attestation_tx": ids[0].to_hex() });
+    let records = seed_records(&demo, genesis, &identities)?;
+    let summary = json!({ "identities": identities, "demo_attestation_tx": ids[0].to_hex(), "records": records });
     std::fs::write(demo.join("seeded.json"), serde_json::to_string_pretty(&summary).expect("json")).map_err(|e| e.to_string())?;
     Ok(summary)
+}
+
+/// Demo clinical content. The values are distinctive on purpose: the PHI tests scan every
+/// validator's stored bytes for them and must find none (only ciphertext leaves the client).
+pub const DEMO_CLINICAL_MARKERS: [&str; 3] = ["persistent dry cough since the spring", "Systolic blood pressure", "atrial fibrillation follow-up"];
+
+fn demo_observation(pseudonym: &str) -> serde_json::Value {
+    json!({
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs" }] }],
+        "code": { "coding": [{ "system": "http://loinc.org", "code": "8480-6", "display": DEMO_CLINICAL_MARKERS[1] }] },
+        "subject": { "reference": format!("Patient/{pseudonym}") },
+        "effectiveDateTime": "2026-11-02T09:30:00Z",
+        "valueQuantity": { "value": 141, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]" }
+    })
+}
+
+fn demo_condition(pseudonym: &str) -> serde_json::Value {
+    json!({
+        "resourceType": "Condition",
+        "clinicalStatus": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active" }] },
+        "code": { "text": "Chronic cough" },
+        "subject": { "reference": format!("Patient/{pseudonym}") },
+        "note": [{ "text": DEMO_CLINICAL_MARKERS[0] }]
+    })
+}
+
+fn demo_encounter(pseudonym: &str) -> serde_json::Value {
+    json!({
+        "resourceType": "Encounter",
+        "status": "finished",
+        "class": { "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB", "display": "ambulatory" },
+        "subject": { "reference": format!("Patient/{pseudonym}") },
+        "reasonCode": [{ "text": DEMO_CLINICAL_MARKERS[2] }]
+    })
+}
+
+/// Demo records through the real client path (FHIR check, sealing, wrapping, anchors):
+/// patient-1 has records at hospital A and hospital B, patient-2 at hospital B; patient-1's
+/// consent lets Dr. Bob at hospital B read the record held by hospital A, and his read, forwarded
+/// by hospital B's node to hospital A's, is on chain as an access event.
+fn seed_records(demo: &Path, genesis: &Genesis, identities: &serde_json::Map<String, serde_json::Value>) -> Result<serde_json::Value, String> {
+    use crate::records::Session;
+    use medledger_types::{action, ConsentTerms, Grantee, Hash, Purpose, Scope};
+    let api = |i: usize| genesis.institutions[i].api_address.clone();
+    let session = |name: &str, i: usize| -> Result<Session, String> { Session::open(&api(i), read_key(&demo.join(format!("{name}.key")))?) };
+    let pseudonym = |name: &str| identities[name]["pseudonym"].as_str().unwrap_or("").to_string();
+    let key_of = |name: &str| medledger_types::PublicKey::from_hex(identities[name]["key"].as_str().unwrap_or("")).map_err(|e| e.to_string());
+    let (p1, p2) = (pseudonym("patient-1"), pseudonym("patient-2"));
+    let p1h = Hash::from_hex(&p1).map_err(|e| e.to_string())?;
+    let p2h = Hash::from_hex(&p2).map_err(|e| e.to_string())?;
+    let patient1 = session("patient-1", 0)?;
+    let patient2 = session("patient-2", 1)?;
+    let alice = session("dr-alice", 0)?;
+    let bob = session("dr-bob", 1)?;
+    let grant = |p: &Session, grantee: medledger_types::PublicKey, actions: u8| -> Result<Hash, String> {
+        let id = Hash(Keypair::generate().public().0);
+        let terms = ConsentTerms { grantee: Grantee::Person(grantee), actions, scope: Scope::All, purpose: Purpose::Treatment, expires_ms: None };
+        p.transact(Operation::GrantConsent { consent_id: id, terms: terms.clone() })?;
+        p.rewrap(&terms)?;
+        Ok(id)
+    };
+    // Write consents for the treating doctors.
+    grant(&patient1, key_of("dr-alice")?, action::ALL)?;
+    grant(&patient1, key_of("dr-bob")?, action::WRITE)?;
+    grant(&patient2, key_of("dr-bob")?, action::ALL)?;
+    let bytes = |v: serde_json::Value| serde_json::to_vec_pretty(&v).expect("json");
+    let a_obs = alice.put(&p1h, &bytes(demo_observation(&p1)), None)?;
+    let b_enc = bob.put(&p1h, &bytes(demo_encounter(&p1)), None)?;
+    let b_cond = bob.put(&p2h, &bytes(demo_condition(&p2)), None)?;
+    // patient-1 lets Dr. Bob (hospital B) read what hospital A holds; the grant re-wraps the key.
+    let consent = grant(&patient1, key_of("dr-bob")?, action::READ)?;
+    let a_id = Hash::from_hex(a_obs["record_id"].as_str().unwrap_or("")).map_err(|e| e.to_string())?;
+    let (_, read) = bob.get(&a_id, None, Purpose::Treatment, None)?;
+    // The access log shows it once the holder's access event commits.
+    let access = Hash::from_hex(read["access_tx"].as_str().unwrap_or("")).map_err(|e| format!("access tx: {e}"))?;
+    crate::records::applied(wait_committed(&bob.client, &access, Duration::from_secs(60))?)?;
+    Ok(json!({
+        "hospital_a_observation": a_obs["record_id"],
+        "hospital_b_encounter": b_enc["record_id"],
+        "hospital_b_condition": b_cond["record_id"],
+        "consent_bob_reads_patient_1": consent.to_hex(),
+        "bob_read_access_tx": read["access_tx"],
+    }))
 }
 
 pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
@@ -332,6 +418,12 @@ pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
             for (name, v) in d["identities"].as_object().into_iter().flatten() {
                 println!("  {:<16} {:<18} {}  {}", name, v["role"].as_str().unwrap_or(""), v["institution"].as_str().unwrap_or(""), &v["key"].as_str().unwrap_or("")[..16]);
             }
+        }
+        if let Some(r) = demo.as_ref().map(|d| &d["records"]).filter(|r| !r.is_null()) {
+            println!("demo records: hospital A holds {} (patient-1); hospital B holds {} (patient-1) and {} (patient-2)",
+                r["hospital_a_observation"].as_str().unwrap_or(""), r["hospital_b_encounter"].as_str().unwrap_or(""), r["hospital_b_condition"].as_str().unwrap_or(""));
+            println!("  consent {} lets dr-bob (hospital B) read hospital A's record; his read is access event tx {}",
+                r["consent_bob_reads_patient_1"].as_str().unwrap_or(""), r["bob_read_access_tx"].as_str().unwrap_or(""));
         }
         println!("try: medledger query --node {} status", genesis.institutions[0].api_address);
         println!("devnet ready; Ctrl-C stops every validator (data stays in {})", args.dir.display());

@@ -37,6 +37,14 @@ impl Client {
         self.handle(self.agent.post(&format!("{}{path}", self.base)).send_json(body.clone()))
     }
 
+    /// POST whose success has no body (204).
+    pub fn post_empty(&self, path: &str, body: &Value) -> Result<(), String> {
+        match self.agent.post(&format!("{}{path}", self.base)).send_json(body.clone()) {
+            Ok(_) => Ok(()),
+            r => self.handle(r).map(|_| ()),
+        }
+    }
+
     /// GET that treats 404 as `None`.
     pub fn get_opt(&self, path: &str) -> Result<Option<Value>, String> {
         match self.agent.get(&format!("{}{path}", self.base)).call() {

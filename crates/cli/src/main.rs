@@ -3,6 +3,7 @@
 mod bench;
 mod devnet;
 mod http;
+mod records;
 mod txcmd;
 
 use clap::{Parser, Subcommand};
@@ -56,6 +57,25 @@ enum Cmd {
     Devnet(devnet::DevnetArgs),
     /// Sign and submit an operation.
     Tx(txcmd::TxArgs),
+    /// Medical records: put, get, history, review amendments, export as a FHIR Bundle.
+    Record {
+        #[command(subcommand)]
+        cmd: records::RecordCmd,
+    },
+    /// Patient consents: grant (re-wrapping keys for the grantee), revoke, list.
+    Consent {
+        #[command(subcommand)]
+        cmd: records::ConsentCmd,
+    },
+    /// Access requests: request, approve, decline, list.
+    Access {
+        #[command(subcommand)]
+        cmd: records::AccessCmd,
+    },
+    /// Audit the on-chain access events (patients: their own; regulators: all), as JSON or FHIR.
+    Audit(records::AuditArgs),
+    /// Patient: ask the holder to erase a record (the hashes stay on chain).
+    Erase(records::EraseArgs),
     /// Read chain data from a node.
     Query {
         #[arg(long, default_value = "127.0.0.1:7700", env = "MEDLEDGER_NODE")]
@@ -319,6 +339,11 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Node { config } => medledger_node::run::run(NodeConfig::load(&config)?)?,
         Cmd::Devnet(args) => devnet::run(args, j)?,
         Cmd::Tx(args) => txcmd::run(args, j)?,
+        Cmd::Record { cmd } => records::record(cmd, j)?,
+        Cmd::Consent { cmd } => records::consent(cmd, j)?,
+        Cmd::Access { cmd } => records::access(cmd, j)?,
+        Cmd::Audit(a) => records::audit(a, j)?,
+        Cmd::Erase(a) => records::erase(a, j)?,
         Cmd::Query { node, what } => query(&node, what, j)?,
         Cmd::Verify { genesis, data_dir, proof } => verify(genesis, data_dir, proof, j)?,
         Cmd::Ca { what: Ca::Pseudonym { secret, national_id, medical_id } } => {

@@ -122,11 +122,14 @@ pub struct TermsArgs {
     #[arg(long)]
     pub records: Option<String>,
     /// Days until the consent expires (none by default).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "expires_at_ms")]
     pub days: Option<u64>,
+    /// Exact expiry, in milliseconds since the Unix epoch.
+    #[arg(long)]
+    pub expires_at_ms: Option<u64>,
 }
 
-fn terms(t: &TermsArgs) -> Result<medledger_types::ConsentTerms, String> {
+pub fn terms(t: &TermsArgs) -> Result<medledger_types::ConsentTerms, String> {
     use medledger_types::{action, Grantee, Purpose, Scope};
     let grantee = match t.grantee.strip_prefix("institution:") {
         Some(id) => Grantee::Institution(id.to_string()),
@@ -150,7 +153,7 @@ fn terms(t: &TermsArgs) -> Result<medledger_types::ConsentTerms, String> {
         actions,
         scope,
         purpose: Purpose::parse(&t.purpose)?,
-        expires_ms: t.days.map(|d| now_ms() + d * DAY_MS),
+        expires_ms: t.expires_at_ms.or(t.days.map(|d| now_ms() + d * DAY_MS)),
     };
     terms.check_limits()?;
     Ok(terms)

@@ -3,127 +3,13 @@
 //! state root; stored chain data holds none of the demo patients' identifiers; Ctrl-C stops
 //! everything and a second start resumes from disk; `medledger verify` checks every store.
 
+mod common;
+
+use common::*;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_medledger");
-
-/// A base port whose p2p (base..base+3) and API (base+100..) ports are free. Each call in this
-/// process takes a different range, so tests running in parallel never pick the same one.
-fn free_base_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let start = 20_000 + (std::process::id() % 100) as u16 * 200;
-    for _ in 0..200 {
-        let base = start + NEXT.fetch_add(1, Ordering::SeqCst) % 100 * 200;
-        let ok = (0..4).all(|i| {
-            std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()
-                && std::net::TcpListener::bind(("127.0.0.1", base + 100 + i)).is_ok()
-        }) && std::net::TcpListener::bind(("127.0.0.1", base + 50)).is_ok()
-            && std::net::TcpListener::bind(("127.0.0.1", base + 150)).is_ok();
-        if ok {
-            return base;
-        }
-    }
-    panic!("no free port range");
-}
-
-struct Devnet {
-    child: Child,
-    ready: Value,
-}
-
-fn start_devnet(dir: &Path, base: u16, reset: bool) -> Devnet {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["--json", "devnet", "--dir"]).arg(dir).args(["--base-port", &base.to_string()]);
-    if reset {
-        cmd.arg("--reset");
-    }
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(180)).expect("devnet did not become ready");
-    let ready: Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(ready["event"], "ready");
-    Devnet { child, ready }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build()
-}
-
-fn get(api: &str, path: &str) -> Option<Value> {
-    agent().get(&format!("{api}{path}")).call().ok()?.into_json().ok()
-}
-
-fn key(path: &Path) -> medledger_types::Keypair {
-    medledger_node::run::read_key(path).unwrap()
-}
-
-fn submit_attests(api: &str, k: &medledger_types::Keypair, tag: u8, count: u64) -> Vec<String> {
-    let ident = get(api, &format!("/v1/identities/{}", k.public().to_hex())).unwrap();
-    let start = ident["next_nonce"].as_u64().unwrap();
-    let mut ids = Vec::new();
-    let mut batch = Vec::new();
-    for n in start..start + count {
-        let mut d = [tag; 32];
-        d[..8].copy_from_slice(&n.to_be_bytes());
-        let tx = medledger_types::Tx::sign(
-            medledger_types::Transaction {
-                chain_id: "medledger-devnet".into(),
-                signer: k.public(),
-                nonce: n,
-                op: medledger_types::Operation::Attest { digest: medledger_types::Hash(d), label: format!("e2e-{tag}") },
-            },
-            k,
-        );
-        ids.push(tx.id().to_hex());
-        batch.push(hex::encode(tx.raw()));
-    }
-    let r: Value = agent().post(&format!("{api}/v1/txs/batch")).send_json(json!({ "txs": batch })).unwrap().into_json().unwrap();
-    assert_eq!(r["accepted"], count, "{r}");
-    ids
-}
-
-fn wait_committed(api: &str, ids: &[String], limit: Duration) {
-    let start = Instant::now();
-    for id in ids {
-        loop {
-            if let Some(v) = get(api, &format!("/v1/txs/{id}")) {
-                if v["status"] == "committed" {
-                    assert_eq!(v["receipt"]["outcome"]["status"], "applied", "{v}");
-                    break;
-                }
-            }
-            assert!(start.elapsed() < limit, "tx {id} not committed on {api}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-fn kill(pid: u32, sig: i32) {
-    let status = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
-    assert!(status.success());
-}
-
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            files_under(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
-}
 
 #[test]
 fn devnet_survives_a_killed_validator_and_resumes() {
@@ -186,13 +72,14 @@ fn devnet_survives_a_killed_validator_and_resumes() {
         assert!(!Path::new(&format!("/proc/{pid}")).exists() || std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z")), "{inst} still running");
     }
 
-    // PHI scan: the demo patients' national ids and record numbers appear in no stored byte.
+    // PHI scan: the demo patients' national ids and record numbers, and the clinical values of
+    // their demo records, appear in no stored byte (chain, consensus journal or vault).
     let mut files = Vec::new();
     files_under(&dir.join("nodes"), &mut files);
     assert!(files.len() > 8);
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
-        for needle in ["NID-1985-0001", "MRN-A-000917", "NID-1972-0042", "MRN-B-004411"] {
+        for needle in ["NID-1985-0001", "MRN-A-000917", "NID-1972-0042", "MRN-B-004411", "persistent dry cough", "Systolic blood pressure", "atrial fibrillation"] {
             assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_bytes()), "{needle} found in {}", f.display());
         }
     }

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::stream::Stream;
 use medledger_state::identity;
-use medledger_types::{Block, BlockHeader, Hash, PublicKey, Receipt, Transaction, Tx};
+use medledger_types::{Block, BlockHeader, Canonical, Hash, PublicKey, Receipt, Transaction, Tx};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
@@ -200,6 +200,7 @@ pub struct ProofBundle {
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct IdentityView {
     pub key: String,
+    /// The next nonce free for a new transaction (after committed and locally pending ones).
     pub next_nonce: u64,
     /// `ca`, a role name, or null if the key holds no credential.
     pub principal: Option<String>,
@@ -226,6 +227,8 @@ pub struct StatusView {
 pub struct ValidatorView {
     pub institution: String,
     pub key: String,
+    /// The institution admin key: its vault's recipient key for records it holds.
+    pub admin_key: String,
     pub p2p_address: String,
     pub api_address: String,
 }
@@ -460,7 +463,12 @@ async fn get_identity(State(st): State<ApiState>, Path(key): Path<String>) -> Re
     let principal = identity::principal(&snap, &key, crate::chain::now_ms(), tip.height + 1);
     Ok(Json(IdentityView {
         key: key.to_hex(),
-        next_nonce: medledger_state::nonce_of(&snap, &key),
+        // The next nonce free for a new transaction: past the committed ones and past any this
+        // node holds pending (for instance access events its vault signed).
+        next_nonce: {
+            let committed = medledger_state::nonce_of(&snap, &key);
+            st.chain.with_mempool(|m| m.max_pending_nonce(&key)).map_or(committed, |p| committed.max(p + 1))
+        },
         principal: principal.as_ref().ok().map(|p| p.name().to_string()),
         problem: principal.err().map(|r| r.to_string()),
         credential: cred.map(|c| serde_json::to_value(c).unwrap_or(Value::Null)),
@@ -516,6 +524,7 @@ async fn get_status(State(st): State<ApiState>) -> Json<StatusView> {
             .map(|i| ValidatorView {
                 institution: i.id.clone(),
                 key: i.validator_key.to_hex(),
+                admin_key: i.admin_key.to_hex(),
                 p2p_address: i.p2p_address.clone(),
                 api_address: i.api_address.clone(),
             })
@@ -577,45 +586,222 @@ fn record_service(st: &ApiState) -> Result<Arc<crate::records::RecordService>, A
     })
 }
 
+/// Header a node sets on a request it forwards to the record's holder. A forwarded request is
+/// never forwarded again, so a misconfigured consortium cannot loop.
+pub const FORWARDED_HEADER: &str = "x-medledger-forwarded-by";
+/// Time limit on a forwarded request.
+const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// True if this node's vault serves `institution`.
+fn serves(st: &ApiState, institution: &str) -> bool {
+    st.records.as_ref().is_some_and(|s| s.institution == institution)
+}
+
+/// Relays a JSON request to `holder`'s node (its genesis API address) and its answer back.
+async fn forward(st: &ApiState, headers: &HeaderMap, holder: &str, path: &str, body: Value) -> Result<Response, ApiError> {
+    if headers.contains_key(FORWARDED_HEADER) {
+        return Err(ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "wrong_holder",
+            format!("the record is held by `{holder}`, and this request was already forwarded once"),
+        ));
+    }
+    let addr = st
+        .chain
+        .genesis
+        .institutions
+        .iter()
+        .find(|i| i.id == holder)
+        .map(|i| i.api_address.clone())
+        .ok_or_else(|| ApiError::new(StatusCode::BAD_GATEWAY, "holder_unreachable", format!("institution `{holder}` runs no node known to the genesis file")))?;
+    let me = st.records.as_ref().map_or_else(|| st.chain.me.short(), |s| s.institution.clone());
+    let url = format!("http://{addr}{path}");
+    let holder = holder.to_string();
+    tokio::task::spawn_blocking(move || {
+        let agent = ureq::AgentBuilder::new().timeout(FORWARD_TIMEOUT).build();
+        let (status, body) = match agent.post(&url).set(FORWARDED_HEADER, &me).send_json(body) {
+            Ok(r) => (r.status(), r.into_string()),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_string()),
+            Err(e) => {
+                return Err(ApiError::new(StatusCode::BAD_GATEWAY, "holder_unreachable", format!("cannot reach `{holder}` at {url}: {e}")));
+            }
+        };
+        let body = body.map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "holder_unreachable", format!("bad answer from `{holder}`: {e}")))?;
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+        Ok((status, [(header::CONTENT_TYPE, "application/json")], body).into_response())
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+fn snapshot(st: &ApiState) -> Result<impl medledger_state::store::StateRead, ApiError> {
+    st.chain.store.snapshot().map_err(ApiError::internal)
+}
+
+/// The holder of a record version, if the record exists.
+fn holder_of(st: &ApiState, id: &Hash, version: u32) -> Result<Option<String>, ApiError> {
+    Ok(medledger_state::medical::version(&snapshot(st)?, id, version).map(|v| v.holder))
+}
+
 #[utoipa::path(post, path = "/v1/records", request_body = crate::records::UploadRequest,
     responses((status = 202, body = SubmitResponse), (status = 400, body = ErrorBody), (status = 421, body = ErrorBody)))]
-async fn upload_record(State(st): State<ApiState>, Json(req): Json<crate::records::UploadRequest>) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
+async fn upload_record(State(st): State<ApiState>, headers: HeaderMap, Json(req): Json<crate::records::UploadRequest>) -> Result<Response, ApiError> {
+    // The author's institution holds the record: forward there if that is not us.
+    let author_inst = decode_hex_tx(&req.anchor_tx)
+        .ok()
+        .and_then(|raw| Tx::decode(&raw).ok())
+        .and_then(|tx| Some(identity::credential(&snapshot(&st).ok()?, &tx.body().signer)?.institution));
+    if let Some(h) = author_inst.filter(|h| !serves(&st, h)) {
+        let body = serde_json::to_value(&req).map_err(ApiError::internal)?;
+        return forward(&st, &headers, &h, "/v1/records", body).await;
+    }
     let svc = record_service(&st)?;
     let tx = tokio::task::spawn_blocking(move || svc.upload(&req)).await.map_err(ApiError::internal)??;
     let id = tx.id();
     gossip(&st, vec![tx]);
-    Ok((StatusCode::ACCEPTED, Json(SubmitResponse { tx_id: id.to_hex(), status: "pending".into() })))
+    Ok((StatusCode::ACCEPTED, Json(SubmitResponse { tx_id: id.to_hex(), status: "pending".into() })).into_response())
 }
 
 #[utoipa::path(post, path = "/v1/records/{id}/{version}/keys", request_body = crate::records::AddKeyRequest,
     params(("id" = String, Path, description = "record id (hex)"), ("version" = u32, Path, description = "version")),
     responses((status = 204), (status = 403, body = ErrorBody)))]
-async fn add_record_key(State(st): State<ApiState>, Path((id, version)): Path<(String, u32)>, Json(req): Json<crate::records::AddKeyRequest>) -> Result<StatusCode, ApiError> {
-    let svc = record_service(&st)?;
+async fn add_record_key(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Path((id, version)): Path<(String, u32)>,
+    Json(req): Json<crate::records::AddKeyRequest>,
+) -> Result<Response, ApiError> {
     let id = parse_hash(&id, "record id")?;
+    if let Some(h) = holder_of(&st, &id, version)?.filter(|h| !serves(&st, h)) {
+        let body = serde_json::to_value(&req).map_err(ApiError::internal)?;
+        return forward(&st, &headers, &h, &format!("/v1/records/{}/{version}/keys", id.to_hex()), body).await;
+    }
+    let svc = record_service(&st)?;
     tokio::task::spawn_blocking(move || svc.add_key(&id, version, &req)).await.map_err(ApiError::internal)??;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[utoipa::path(post, path = "/v1/records/read", request_body = crate::records::SignedRead,
-    responses((status = 200, body = crate::records::ReadResponse), (status = 403, body = ErrorBody), (status = 410, body = ErrorBody)))]
-async fn read_record(State(st): State<ApiState>, Json(req): Json<crate::records::SignedRead>) -> Result<Json<crate::records::ReadResponse>, ApiError> {
+    responses((status = 200, body = crate::records::ReadResponse), (status = 403, body = ErrorBody), (status = 410, body = ErrorBody),
+              (status = 502, body = ErrorBody)))]
+async fn read_record(State(st): State<ApiState>, headers: HeaderMap, Json(req): Json<crate::records::SignedRead>) -> Result<Response, ApiError> {
+    // Any node takes a read; the holder alone serves it (query forwarding).
+    let target = hex::decode(req.request.trim())
+        .ok()
+        .and_then(|b| medledger_types::read::ReadRequest::from_bytes(&b).ok())
+        .map(|r| (r.record_id, r.version));
+    if let Some((id, v)) = target {
+        if let Some(h) = holder_of(&st, &id, v)?.filter(|h| !serves(&st, h)) {
+            let body = serde_json::to_value(&req).map_err(ApiError::internal)?;
+            return forward(&st, &headers, &h, "/v1/records/read", body).await;
+        }
+    }
     let svc = record_service(&st)?;
     let r = tokio::task::spawn_blocking(move || svc.read(&req)).await.map_err(ApiError::internal)??;
-    Ok(Json(r))
+    Ok(Json(r).into_response())
 }
 
 #[utoipa::path(get, path = "/v1/records/{id}", params(("id" = String, Path, description = "record id (hex)")),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 async fn get_record(State(st): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let id = parse_hash(&id, "record id")?;
-    let snap = st.chain.store.snapshot().map_err(ApiError::internal)?;
+    let snap = snapshot(&st)?;
     let head = medledger_state::medical::head(&snap, &id).ok_or_else(|| ApiError::not_found(format!("no record {id}")))?;
-    Ok(Json(json!({
-        "record": head,
-        "versions": medledger_state::medical::history(&snap, &id),
-        "access_events": medledger_state::medical::access_events(&snap, &id),
-    })))
+    // Access events are audit metadata: see POST /v1/audit.
+    Ok(Json(json!({ "record": head, "versions": medledger_state::medical::history(&snap, &id) })))
+}
+
+#[utoipa::path(get, path = "/v1/patients/{pseudonym}/records", params(("pseudonym" = String, Path, description = "patient pseudonym (hex)")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+async fn patient_records(State(st): State<ApiState>, Path(p): Path<String>) -> Result<Json<Value>, ApiError> {
+    let p = crate::audit::parse_pseudonym(&p)?;
+    let snap = snapshot(&st)?;
+    identity::patient_key(&snap, &p).ok_or_else(|| ApiError::not_found("no patient with this pseudonym"))?;
+    let records: Vec<Value> = medledger_state::medical::record_ids_of(&snap, &p)
+        .iter()
+        .filter_map(|id| {
+            let head = medledger_state::medical::head(&snap, id)?;
+            Some(json!({ "record": head, "versions": medledger_state::medical::history(&snap, id) }))
+        })
+        .collect();
+    Ok(Json(json!({ "patient": p.to_hex(), "records": records })))
+}
+
+#[utoipa::path(get, path = "/v1/patients/{pseudonym}/consents", params(("pseudonym" = String, Path, description = "patient pseudonym (hex)")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+async fn patient_consents(State(st): State<ApiState>, Path(p): Path<String>) -> Result<Json<Value>, ApiError> {
+    let p = crate::audit::parse_pseudonym(&p)?;
+    let snap = snapshot(&st)?;
+    identity::patient_key(&snap, &p).ok_or_else(|| ApiError::not_found("no patient with this pseudonym"))?;
+    let (now, height) = (st.chain.now_ms(), st.chain.tip().height + 1);
+    let consents: Vec<Value> = medledger_state::consent::consents_of(&snap, &p)
+        .into_iter()
+        .map(|c| {
+            let active = medledger_state::consent::is_active(&c, now, height);
+            let mut v = serde_json::to_value(&c).unwrap_or(Value::Null);
+            v["active"] = json!(active);
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "patient": p.to_hex(), "consents": consents })))
+}
+
+#[utoipa::path(get, path = "/v1/patients/{pseudonym}/requests", params(("pseudonym" = String, Path, description = "patient pseudonym (hex)")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+async fn patient_requests(State(st): State<ApiState>, Path(p): Path<String>) -> Result<Json<Value>, ApiError> {
+    let p = crate::audit::parse_pseudonym(&p)?;
+    let snap = snapshot(&st)?;
+    identity::patient_key(&snap, &p).ok_or_else(|| ApiError::not_found("no patient with this pseudonym"))?;
+    let pending = medledger_state::consent::pending_requests(&snap, &p);
+    Ok(Json(json!({ "patient": p.to_hex(), "pending": pending })))
+}
+
+/// A signed audit query.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AuditRequest {
+    /// Canonical `AuditQuery` bytes (hex).
+    pub query: String,
+    /// The requester's ed25519 signature over them (hex).
+    pub signature: String,
+    /// `json` (default) or `fhir` for a Bundle of FHIR AuditEvent resources.
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/audit", request_body = AuditRequest,
+    responses((status = 200, body = crate::audit::AuditResult), (status = 403, body = ErrorBody)))]
+async fn audit(State(st): State<ApiState>, Json(req): Json<AuditRequest>) -> Result<Json<Value>, ApiError> {
+    use medledger_types::read::{AuditQuery, MAX_READ_SKEW_MS};
+    let raw = hex::decode(req.query.trim()).map_err(|e| ApiError::bad_request("malformed", format!("query is not hex: {e}")))?;
+    let mut q = AuditQuery::from_bytes(&raw).map_err(|e| ApiError::bad_request("malformed", format!("audit query: {e}")))?;
+    let sig = hex::decode(req.signature.trim())
+        .ok()
+        .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        .ok_or_else(|| ApiError::bad_request("malformed", "signature must be 64 bytes of hex"))?;
+    if !q.verify(&medledger_types::Signature(sig)) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "bad_signature", "audit query signature does not verify for its requester"));
+    }
+    if q.chain_id != st.chain.genesis.chain_id {
+        return Err(ApiError::bad_request("wrong_chain", format!("query is for chain `{}`", q.chain_id)));
+    }
+    let now = st.chain.now_ms();
+    if now.abs_diff(q.issued_ms) > MAX_READ_SKEW_MS {
+        return Err(ApiError::bad_request("stale", "query timestamp is too far from the node's clock"));
+    }
+    let fhir = match req.format.as_deref().unwrap_or("json") {
+        "json" => false,
+        "fhir" => true,
+        other => return Err(ApiError::bad_request("invalid_argument", format!("format `{other}`: expected json or fhir"))),
+    };
+    let chain = st.chain.clone();
+    tokio::task::spawn_blocking(move || {
+        let snap = chain.store.snapshot().map_err(ApiError::internal)?;
+        crate::audit::authorize(&snap, &mut q, now, chain.tip().height + 1)?;
+        let r = crate::audit::run(&snap, &q);
+        Ok(Json(if fhir { crate::audit::fhir_bundle(&r.events, now) } else { serde_json::to_value(&r).map_err(ApiError::internal)? }))
+    })
+    .await
+    .map_err(ApiError::internal)?
 }
 
 #[derive(OpenApi)]
@@ -623,11 +809,12 @@ async fn get_record(State(st): State<ApiState>, Path(id): Path<String>) -> Resul
     info(title = "MedLedger node API", description = "Submit signed transactions, read blocks, receipts, identities and inclusion proofs."),
     paths(submit_tx, submit_batch, get_tx, get_proof, get_block, get_block_by_hash, list_blocks, get_identity,
           get_patient, get_attestation, get_permissions, get_status, block_events, metrics,
-          upload_record, add_record_key, read_record, get_record),
+          upload_record, add_record_key, read_record, get_record, patient_records, patient_consents, patient_requests, audit),
     components(schemas(ErrorBody, ErrorDetail, SubmitRequest, SubmitResponse, BatchRequest, BatchResponse, BatchItem,
                        TxStatus, BlockView, ProofBundle, IdentityView, StatusView, ValidatorView,
                        crate::records::UploadRequest, crate::records::RecipientKey, crate::records::SignedRead,
-                       crate::records::ReadResponse, crate::records::AddKeyRequest))
+                       crate::records::ReadResponse, crate::records::AddKeyRequest, AuditRequest,
+                       crate::audit::AuditResult, crate::audit::AuditEntry))
 )]
 pub struct ApiDoc;
 
@@ -650,6 +837,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/blocks/by-hash/{hash}", get(get_block_by_hash))
         .route("/v1/identities/{key}", get(get_identity))
         .route("/v1/patients/{pseudonym}", get(get_patient))
+        .route("/v1/patients/{pseudonym}/records", get(patient_records))
+        .route("/v1/patients/{pseudonym}/consents", get(patient_consents))
+        .route("/v1/patients/{pseudonym}/requests", get(patient_requests))
+        .route("/v1/audit", post(audit))
         .route("/v1/attestations/{digest}", get(get_attestation))
         .route("/v1/permissions", get(get_permissions))
         .route("/v1/records", post(upload_record))

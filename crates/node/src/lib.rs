@@ -2,6 +2,7 @@
 //! storage glue, the REST API, and offline verification.
 
 pub mod api;
+pub mod audit;
 pub mod chain;
 pub mod consensus;
 pub mod mempool;

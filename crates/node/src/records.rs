@@ -31,6 +31,9 @@ pub struct RecordService {
     /// access events.
     pub institution_key: Keypair,
     log_lock: Mutex<()>,
+    /// Where the service's own transactions (access events, erasure confirmations) go to be
+    /// gossiped to the other validators, once consensus runs.
+    gossip: std::sync::OnceLock<tokio::sync::mpsc::Sender<Vec<Tx>>>,
 }
 
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
@@ -121,7 +124,12 @@ fn vault_error(e: VaultError) -> ApiError {
 
 impl RecordService {
     pub fn new(chain: Arc<Chain>, vault: Vault<FsStore>, institution: String, institution_key: Keypair) -> RecordService {
-        RecordService { chain, vault, institution, institution_key, log_lock: Mutex::new(()) }
+        RecordService { chain, vault, institution, institution_key, log_lock: Mutex::new(()), gossip: std::sync::OnceLock::new() }
+    }
+
+    /// Gossips the service's own transactions through `tx` from now on.
+    pub fn set_gossip(&self, tx: tokio::sync::mpsc::Sender<Vec<Tx>>) {
+        let _ = self.gossip.set(tx);
     }
 
     fn now(&self) -> u64 {
@@ -307,7 +315,12 @@ impl RecordService {
         let nonce = pending.map_or(committed, |p| committed.max(p + 1));
         let tx = Tx::sign(Transaction { chain_id: self.chain.genesis.chain_id.clone(), signer, nonce, op }, &self.institution_key);
         self.chain.submit(vec![tx.clone()]).remove(0)?;
-        Ok(tx.id())
+        let id = tx.id();
+        if let Some(g) = self.gossip.get() {
+            // Bounded: if the queue is full the transaction stays local and is still proposed.
+            let _ = g.try_send(vec![tx]);
+        }
+        Ok(id)
     }
 }
 

@@ -258,6 +258,7 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
 
         // The holder acts on erasure requests as their blocks finalize.
         if let Some(svc) = records.clone() {
+            svc.set_gossip(validator.gossip_tx.clone());
             let mut finalized = chain.subscribe();
             context.child("erasure").spawn(move |_| async move {
                 loop {

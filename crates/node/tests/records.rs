@@ -7,7 +7,7 @@ mod common;
 use axum::http::StatusCode;
 use common::*;
 use medledger_node::records::{add_key_message, ADD_KEY_SIGNATURE};
-use medledger_types::read::ReadRequest;
+use medledger_types::read::{AuditQuery, ReadRequest};
 use medledger_types::{action, AccessOutcome, ConsentTerms, CredentialSpec, Grantee, Hash, Keypair, Operation, Purpose, Role, Scope};
 use medledger_vault::envelope::{self, context, seal, unwrap, wrap, DataKey, WrappedKey};
 use serde_json::{json, Value};
@@ -102,7 +102,19 @@ fn upload_body(n: &Node, author: &Keypair, pid: Hash, fhir: &[u8], recipients: &
 }
 
 fn outcomes(v: &Value) -> Vec<String> {
-    v["access_events"].as_array().unwrap().iter().map(|e| e["outcome"].as_str().unwrap().to_string()).collect()
+    v["events"].as_array().unwrap().iter().map(|e| e["outcome"].as_str().unwrap().to_string()).collect()
+}
+
+/// A signed audit query by `who`.
+async fn audit(n: &Node, who: &Keypair, mut q: AuditQuery, format: &str) -> (StatusCode, Value) {
+    q.chain_id = "api-test".into();
+    q.requester = Some(who.public());
+    q.issued_ms = n.chain.now_ms();
+    if q.limit == 0 {
+        q.limit = 100;
+    }
+    let body = json!({ "query": hex::encode(medledger_types::Canonical::to_bytes(&q)), "signature": hex::encode(q.sign(who).0), "format": format });
+    n.call("POST", "/v1/audit", Some(body)).await
 }
 
 #[tokio::test]
@@ -195,17 +207,60 @@ async fn consented_reads_are_served_and_everything_is_logged() {
     assert_eq!(s, StatusCode::FORBIDDEN);
     n.commit();
 
-    // Every read attempt is on chain, break-glass flagged.
-    let (_, rec) = n.call("GET", &format!("/v1/records/{}", REC.to_hex()), None).await;
-    let got = outcomes(&rec);
+    // Every read attempt is on chain, break-glass flagged. The patient audits their records.
+    let (s, all) = audit(&n, &patient, AuditQuery::default(), "json").await;
+    assert_eq!(s, StatusCode::OK, "{all}");
+    let got = outcomes(&all);
     for want in ["denied", "served", "break_glass"] {
         assert!(got.iter().any(|o| o == want), "{want} missing from {got:?}");
     }
     assert_eq!(got.iter().filter(|o| *o == "denied").count(), 4, "{got:?}");
-    let bg = rec["access_events"].as_array().unwrap().iter().find(|e| e["outcome"] == "break_glass").unwrap();
+    let bg = all["events"].as_array().unwrap().iter().find(|e| e["outcome"] == "break_glass").unwrap();
     assert_eq!(bg["requester"], doc_c.public().to_hex());
     assert_eq!(bg["reason"], "unconscious patient in the emergency room");
-    let _ = AccessOutcome::BreakGlass;
+    assert_eq!(bg["break_glass"], true);
+    assert_eq!(bg["patient"], pid.to_hex());
+    // Newest first.
+    let heights: Vec<u64> = all["events"].as_array().unwrap().iter().map(|e| e["height"].as_u64().unwrap()).collect();
+    assert!(heights.windows(2).all(|w| w[0] >= w[1]), "{heights:?}");
+    // A regulator filters across the chain by outcome, purpose, institution and time.
+    let regulator = n.credential(64, Role::Regulator, T0 + 1_000_000_000).await;
+    n.commit();
+    let q = AuditQuery { outcome: Some(AccessOutcome::Denied), institution: Some("h0".into()), ..AuditQuery::default() };
+    let (s, denied) = audit(&n, &regulator, q, "json").await;
+    assert_eq!(s, StatusCode::OK, "{denied}");
+    assert_eq!(outcomes(&denied), vec!["denied"; 4]);
+    let q = AuditQuery { institution: Some("h1".into()), ..AuditQuery::default() };
+    assert!(outcomes(&audit(&n, &regulator, q, "json").await.1).is_empty());
+    let q = AuditQuery { purpose: Some(Purpose::Research), ..AuditQuery::default() };
+    assert_eq!(outcomes(&audit(&n, &regulator, q, "json").await.1), vec!["denied"]);
+    let q = AuditQuery { from_ms: Some(n.chain.now_ms() + 1), ..AuditQuery::default() };
+    assert!(outcomes(&audit(&n, &regulator, q, "json").await.1).is_empty());
+    let q = AuditQuery { limit: 2, ..AuditQuery::default() };
+    assert_eq!(outcomes(&audit(&n, &regulator, q, "json").await.1).len(), 2);
+    // Exported as FHIR AuditEvents, break-glass marked BTG.
+    let q = AuditQuery { outcome: Some(AccessOutcome::BreakGlass), ..AuditQuery::default() };
+    let (s, fhir_b) = audit(&n, &regulator, q, "fhir").await;
+    assert_eq!(s, StatusCode::OK, "{fhir_b}");
+    assert_eq!((fhir_b["resourceType"].as_str(), fhir_b["total"].as_u64()), (Some("Bundle"), Some(1)));
+    let ae = &fhir_b["entry"][0]["resource"];
+    assert_eq!(medledger_vault::fhir::check_resource_type(ae).unwrap(), "AuditEvent");
+    assert_eq!(ae["action"], "R");
+    assert_eq!(ae["agent"][0]["who"]["identifier"]["value"], doc_c.public().to_hex());
+    assert!(ae["purposeOfEvent"].as_array().unwrap().iter().any(|p| p["coding"][0]["code"] == "BTG"));
+    assert!(ae["recorded"].as_str().unwrap().ends_with('Z'));
+    // Doctors see no audit metadata; a patient sees no one else's; a bad signature is refused.
+    let (s, v) = audit(&n, &doc_b, AuditQuery::default(), "json").await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"));
+    let q = AuditQuery { patient: Some(Hash([9; 32])), ..AuditQuery::default() };
+    let (s, v) = audit(&n, &patient, q, "json").await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{v}");
+    let mut q = AuditQuery { chain_id: "api-test".into(), requester: Some(regulator.public()), issued_ms: n.chain.now_ms(), limit: 5, ..AuditQuery::default() };
+    let sig = q.sign(&regulator);
+    q.limit = 6;
+    let body = json!({ "query": hex::encode(medledger_types::Canonical::to_bytes(&q)), "signature": hex::encode(sig.0) });
+    let (s, v) = n.call("POST", "/v1/audit", Some(body)).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "bad_signature"));
 
     // A write without consent is refused before it reaches the vault.
     let stranger_doc = n.credential(63, Role::Doctor, T0 + 1_000_000_000).await;

@@ -10,6 +10,8 @@ use serde::Serialize;
 
 /// Most consents (active or not) one patient may hold; keeps [`permits`] bounded.
 pub const MAX_CONSENTS_PER_PATIENT: usize = 1024;
+/// Most unanswered access requests waiting for one patient.
+pub const MAX_PENDING_REQUESTS_PER_PATIENT: usize = 256;
 
 pub mod key {
     use medledger_types::Hash;
@@ -21,6 +23,10 @@ pub mod key {
     }
     pub fn request(id: &Hash) -> Vec<u8> {
         [b"q/".as_slice(), &id.0].concat()
+    }
+    /// Ids of the requests waiting for a patient's answer.
+    pub fn pending_requests(pseudonym: &Hash) -> Vec<u8> {
+        [b"ql/".as_slice(), &pseudonym.0].concat()
     }
 }
 
@@ -106,19 +112,8 @@ impl Canonical for AccessRequest {
     }
 }
 
-fn encode_ids(ids: &[Hash]) -> Vec<u8> {
-    let mut w = Writer::new();
-    w.u32(ids.len() as u32);
-    for id in ids {
-        w.fixed(&id.0);
-    }
-    w.finish()
-}
-
 fn decode_ids(bytes: &[u8]) -> Vec<Hash> {
-    let mut r = Reader::new(bytes);
-    let n = r.len("consent list", MAX_CONSENTS_PER_PATIENT).expect("stored consent list is well formed");
-    (0..n).map(|_| Hash(r.array("consent id").expect("stored consent list is well formed"))).collect()
+    crate::decode_ids(bytes, "consent list", MAX_CONSENTS_PER_PATIENT)
 }
 
 pub fn consent(state: &dyn StateRead, id: &Hash) -> Option<Consent> {
@@ -133,6 +128,18 @@ pub fn request(state: &dyn StateRead, id: &Hash) -> Option<AccessRequest> {
 pub fn consents_of(state: &dyn StateRead, patient: &Hash) -> Vec<Consent> {
     let ids = state.get(&key::patient_consents(patient)).map(|b| decode_ids(&b)).unwrap_or_default();
     ids.iter().filter_map(|id| consent(state, id)).collect()
+}
+
+/// The access requests waiting for a patient's answer, oldest first.
+pub fn pending_requests(state: &dyn StateRead, patient: &Hash) -> Vec<AccessRequest> {
+    pending_ids(state, patient).iter().filter_map(|id| request(state, id)).collect()
+}
+
+fn pending_ids(state: &dyn StateRead, patient: &Hash) -> Vec<Hash> {
+    state
+        .get(&key::pending_requests(patient))
+        .map(|b| crate::decode_ids(&b, "pending request list", MAX_PENDING_REQUESTS_PER_PATIENT))
+        .unwrap_or_default()
 }
 
 /// Is `c` in force at (`now_ms`, `height`)?
@@ -223,7 +230,7 @@ fn store_consent(o: &mut Overlay<'_>, c: &Consent) -> Result<(), Rejection> {
         return Err(invalid(format!("a patient may hold at most {MAX_CONSENTS_PER_PATIENT} consents")));
     }
     ids.push(c.id);
-    o.put(key::patient_consents(&c.patient), encode_ids(&ids));
+    o.put(key::patient_consents(&c.patient), crate::encode_ids(&ids));
     o.put(key::consent(&c.id), c.to_bytes());
     Ok(())
 }
@@ -297,6 +304,12 @@ pub(crate) fn apply(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, pri
                 requested_at_height: env.height,
                 status: RequestStatus::Pending,
             };
+            let mut pending = pending_ids(o, patient);
+            if pending.len() >= MAX_PENDING_REQUESTS_PER_PATIENT {
+                return Err(invalid(format!("the patient already has {MAX_PENDING_REQUESTS_PER_PATIENT} unanswered access requests")));
+            }
+            pending.push(*request_id);
+            o.put(key::pending_requests(patient), crate::encode_ids(&pending));
             o.put(key::request(request_id), req.to_bytes());
             Ok(vec![Event::new("access_requested").with("request", request_id).with("patient", patient).with("purpose", terms.purpose.name())])
         }
@@ -318,6 +331,8 @@ pub(crate) fn apply(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, pri
             } else {
                 req.status = RequestStatus::Declined;
             }
+            let pending: Vec<Hash> = pending_ids(o, &patient).into_iter().filter(|id| id != request_id).collect();
+            o.put(key::pending_requests(&patient), crate::encode_ids(&pending));
             o.put(key::request(request_id), req.to_bytes());
             let kind = if *approve { "access_approved" } else { "access_declined" };
             Ok(vec![Event::new(kind).with("request", request_id).with("requester", req.requester)])

@@ -198,6 +198,25 @@ fn execute_tx(o: &mut Overlay<'_>, env: &BlockEnv, tx: &Tx) -> Result<Vec<Event>
     }
 }
 
+/// Encodes a stored list of ids (a u32 count, then the ids).
+pub(crate) fn encode_ids(ids: &[Hash]) -> Vec<u8> {
+    let mut w = medledger_types::codec::Writer::new();
+    w.u32(ids.len() as u32);
+    for id in ids {
+        w.fixed(&id.0);
+    }
+    w.finish()
+}
+
+/// Decodes a stored id list written by [`encode_ids`] under `limit`.
+pub(crate) fn decode_ids(bytes: &[u8], what: &'static str, limit: usize) -> Vec<Hash> {
+    let mut r = medledger_types::codec::Reader::new(bytes);
+    let n = r.len(what, limit).unwrap_or_else(|e| panic!("stored {what} does not decode ({e}): state is corrupt"));
+    (0..n)
+        .map(|_| Hash(r.array(what).unwrap_or_else(|e| panic!("stored {what} does not decode ({e}): state is corrupt"))))
+        .collect()
+}
+
 /// Decodes a stored value, treating corruption as a fatal invariant violation.
 pub(crate) fn decode_stored<T: Canonical>(bytes: &[u8], what: &str) -> T {
     T::from_bytes(bytes).unwrap_or_else(|e| panic!("stored {what} does not decode ({e}): state is corrupt"))

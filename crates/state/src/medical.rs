@@ -12,6 +12,8 @@ use serde::Serialize;
 
 /// Most versions one record may have.
 pub const MAX_VERSIONS: u32 = 10_000;
+/// Most records one patient may have (the per-patient index is one bounded list).
+pub const MAX_RECORDS_PER_PATIENT: usize = 4096;
 
 pub mod key {
     use medledger_types::Hash;
@@ -24,6 +26,16 @@ pub mod key {
     pub fn access(id: &Hash, n: u64) -> Vec<u8> {
         [b"ra/".as_slice(), &id.0, &n.to_be_bytes()].concat()
     }
+    /// The ids of a patient's records, in anchoring order.
+    pub fn patient_records(pseudonym: &Hash) -> Vec<u8> {
+        [b"rp/".as_slice(), &pseudonym.0].concat()
+    }
+    /// Entry `seq` of the chain-wide access log: (record id, index of its access event).
+    pub fn access_log(seq: u64) -> Vec<u8> {
+        [b"al/".as_slice(), &seq.to_be_bytes()].concat()
+    }
+    /// Length of the chain-wide access log.
+    pub const ACCESS_LOG_LEN: &[u8] = b"meta/access-log-len";
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -192,6 +204,27 @@ pub fn access_events(state: &dyn StateRead, id: &Hash) -> Vec<AccessEvent> {
         .collect()
 }
 
+/// The ids of a patient's records, oldest first.
+pub fn record_ids_of(state: &dyn StateRead, patient: &Hash) -> Vec<Hash> {
+    state
+        .get(&key::patient_records(patient))
+        .map(|b| crate::decode_ids(&b, "patient record list", MAX_RECORDS_PER_PATIENT))
+        .unwrap_or_default()
+}
+
+/// Number of access events on the whole chain.
+pub fn access_log_len(state: &dyn StateRead) -> u64 {
+    state.get(key::ACCESS_LOG_LEN).map(|b| u64::from_be_bytes(b.as_slice().try_into().expect("stored access log length is 8 bytes"))).unwrap_or(0)
+}
+
+/// Entry `seq` (0-based, in commit order) of the chain-wide access log.
+pub fn access_log_entry(state: &dyn StateRead, seq: u64) -> Option<AccessEvent> {
+    let b = state.get(&key::access_log(seq))?;
+    let id = Hash(b.get(..32)?.try_into().ok()?);
+    let n = u64::from_be_bytes(b.get(32..40)?.try_into().ok()?);
+    state.get(&key::access(&id, n)).map(|e| decode_stored(&e, "access event"))
+}
+
 fn not_found(what: String) -> Rejection {
     Rejection::new(RejectCode::NotFound, what)
 }
@@ -245,6 +278,14 @@ pub(crate) fn apply(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, _pr
             }
             if *v != h.latest_version + 1 || *v > MAX_VERSIONS {
                 return Err(Rejection::new(RejectCode::InvalidArgument, format!("next version is {}, got {v}", h.latest_version + 1)));
+            }
+            if *v == 1 {
+                let mut ids = record_ids_of(o, patient);
+                if ids.len() >= MAX_RECORDS_PER_PATIENT {
+                    return Err(Rejection::new(RejectCode::InvalidArgument, format!("a patient may have at most {MAX_RECORDS_PER_PATIENT} records")));
+                }
+                ids.push(*record_id);
+                o.put(key::patient_records(patient), crate::encode_ids(&ids));
             }
             let status = if *v == 1 { VersionStatus::Current } else { VersionStatus::Pending };
             let rv = RecordVersion {
@@ -307,6 +348,9 @@ pub(crate) fn apply(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, _pr
                 timestamp_ms: env.timestamp_ms,
             };
             o.put(key::access(record_id, h.access_events), ev.to_bytes());
+            let seq = access_log_len(o);
+            o.put(key::access_log(seq), [record_id.0.as_slice(), &h.access_events.to_be_bytes()].concat());
+            o.put(key::ACCESS_LOG_LEN.to_vec(), (seq + 1).to_be_bytes().to_vec());
             h.access_events += 1;
             o.put(key::head(record_id), h.to_bytes());
             Ok(vec![Event::new("record_accessed")

@@ -96,6 +96,8 @@ fn access_requests_are_approved_or_declined_by_the_patient() {
     let t = terms(Grantee::Person(doc.public()), action::READ, Scope::Records(vec![REC]), Purpose::Treatment, None);
     applied(&c.one(&doc, Operation::RequestAccess { request_id: Hash([7; 32]), patient: pid, terms: t.clone(), reason: "referral".into() }));
     assert_eq!(consent::request(&c.state, &Hash([7; 32])).unwrap().status, RequestStatus::Pending);
+    let pending: Vec<Hash> = consent::pending_requests(&c.state, &pid).iter().map(|r| r.id).collect();
+    assert_eq!(pending, vec![Hash([7; 32])]);
     assert!(permits(&c.state, &pid, &doc.public(), obs(), action::READ, Purpose::Treatment, c.now, c.height + 1).is_err());
     // Requests for someone else are refused; another patient cannot answer.
     let other = c.issue(Role::Doctor, 1, 22);
@@ -103,6 +105,7 @@ fn access_requests_are_approved_or_declined_by_the_patient() {
     assert_eq!(rejected(&out), RejectCode::NotPermitted);
     assert_eq!(rejected(&c.one(&p2, Operation::RespondAccess { request_id: Hash([7; 32]), approve: true })), RejectCode::NotPermitted);
     applied(&c.one(&p, Operation::RespondAccess { request_id: Hash([7; 32]), approve: true }));
+    assert!(consent::pending_requests(&c.state, &pid).is_empty(), "an answered request is no longer pending");
     assert_eq!(permits(&c.state, &pid, &doc.public(), obs(), action::READ, Purpose::Treatment, c.now, c.height + 1).unwrap(), Hash([7; 32]));
     assert_eq!(rejected(&c.one(&p, Operation::RespondAccess { request_id: Hash([7; 32]), approve: false })), RejectCode::AlreadyExists);
     // A declined request grants nothing.

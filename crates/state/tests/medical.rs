@@ -113,6 +113,37 @@ fn access_events_are_logged_by_the_holder_and_break_glass_needs_a_reason() {
     assert_eq!(events[0].outcome, AccessOutcome::Denied);
     assert_eq!(events[1].outcome, AccessOutcome::BreakGlass);
     assert_eq!(events[1].institution, "hospital-0");
+    // The chain-wide log holds the same events in commit order; the rejected attempts left
+    // no entry.
+    assert_eq!(medical::access_log_len(&s.c.state), 2);
+    let log: Vec<_> = (0..2).map(|i| medical::access_log_entry(&s.c.state, i).unwrap()).collect();
+    assert_eq!(log, events);
+    assert!(medical::access_log_entry(&s.c.state, 2).is_none());
+}
+
+#[test]
+fn a_patients_records_are_indexed_once_in_anchoring_order() {
+    let mut s = setup();
+    let doc_a = s.doc_a.clone();
+    grant(&mut s, 1, &doc_a, action::WRITE);
+    assert!(medical::record_ids_of(&s.c.state, &s.pid).is_empty());
+    applied(&s.c.one(&doc_a, anchor(s.pid, 1, 1)));
+    let mut other = anchor(s.pid, 1, 2);
+    if let Operation::AnchorRecord { record_id, .. } = &mut other {
+        *record_id = Hash([0xCD; 32]);
+    }
+    applied(&s.c.one(&doc_a, other));
+    // An amendment does not add the record again.
+    applied(&s.c.one(&doc_a, anchor(s.pid, 2, 3)));
+    assert_eq!(medical::record_ids_of(&s.c.state, &s.pid), vec![REC, Hash([0xCD; 32])]);
+    // A rejected anchor leaves the index alone.
+    let doc_b = s.doc_b.clone();
+    let mut foreign = anchor(s.pid, 1, 4);
+    if let Operation::AnchorRecord { record_id, .. } = &mut foreign {
+        *record_id = Hash([0xEF; 32]);
+    }
+    assert_eq!(rejected(&s.c.one(&doc_b, foreign)), RejectCode::NotPermitted);
+    assert_eq!(medical::record_ids_of(&s.c.state, &s.pid).len(), 2);
 }
 
 #[test]

@@ -11,6 +11,7 @@ pub mod hash;
 pub mod keys;
 pub mod merkle;
 pub mod read;
+pub mod time;
 pub mod receipt;
 pub mod tx;
 

@@ -188,6 +188,14 @@ impl AccessOutcome {
             AccessOutcome::BreakGlass => "break_glass",
         }
     }
+    pub fn parse(s: &str) -> Result<AccessOutcome, String> {
+        let s = s.trim().to_ascii_lowercase().replace('-', "_");
+        AccessOutcome::ALL
+            .iter()
+            .copied()
+            .find(|o| o.name() == s)
+            .ok_or_else(|| format!("unknown outcome `{s}` (expected served, denied or break_glass)"))
+    }
 }
 
 /// The operations a transaction can carry. The tag byte is the index in this list; never reorder.

@@ -72,16 +72,20 @@ pub fn check(bytes: &[u8], patient: &Hash) -> Result<String, FhirError> {
     check_value(&v, &patient_reference(patient))
 }
 
-fn check_value(v: &Value, expected: &str) -> Result<String, FhirError> {
+/// Checks only that `v` is a FHIR R4 resource with a known `resourceType` (no subject rule);
+/// for resources that are not patient records, such as exported AuditEvents.
+pub fn check_resource_type(v: &Value) -> Result<String, FhirError> {
     let obj = v.as_object().ok_or(FhirError::NotResource("top level is not a JSON object"))?;
-    let rtype = obj
-        .get("resourceType")
-        .and_then(Value::as_str)
-        .ok_or(FhirError::NotResource("no resourceType string"))?
-        .to_string();
-    if !R4_RESOURCE_TYPES.contains(&rtype.as_str()) {
-        return Err(FhirError::UnknownType(rtype));
+    let rtype = obj.get("resourceType").and_then(Value::as_str).ok_or(FhirError::NotResource("no resourceType string"))?;
+    if !R4_RESOURCE_TYPES.contains(&rtype) {
+        return Err(FhirError::UnknownType(rtype.to_string()));
     }
+    Ok(rtype.to_string())
+}
+
+fn check_value(v: &Value, expected: &str) -> Result<String, FhirError> {
+    let rtype = check_resource_type(v)?;
+    let obj = v.as_object().ok_or(FhirError::NotResource("top level is not a JSON object"))?;
     match rtype.as_str() {
         "Bundle" => {
             let entries = obj.get("entry").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);

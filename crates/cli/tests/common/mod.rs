@@ -1,0 +1,158 @@
+//! Helpers shared by the real-process tests: free port ranges, starting a devnet, HTTP calls,
+//! waiting for commits, signals and file scans.
+
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_medledger");
+
+/// A base port whose p2p (base..base+3) and API (base+100..) ports are free. Each call in this
+/// process takes a different range, so tests running in parallel never pick the same one.
+pub fn free_base_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = 20_000 + (std::process::id() % 100) as u16 * 200;
+    for _ in 0..200 {
+        let base = start + NEXT.fetch_add(1, Ordering::SeqCst) % 100 * 200;
+        let ok = (0..4).all(|i| {
+            std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()
+                && std::net::TcpListener::bind(("127.0.0.1", base + 100 + i)).is_ok()
+        }) && std::net::TcpListener::bind(("127.0.0.1", base + 50)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", base + 150)).is_ok();
+        if ok {
+            return base;
+        }
+    }
+    panic!("no free port range");
+}
+
+pub struct Devnet {
+    pub child: Child,
+    pub ready: Value,
+}
+
+impl Drop for Devnet {
+    /// A failing test must not leave validators behind: Ctrl-C the devnet (it stops its
+    /// validators), then SIGKILL it if it has not exited within 10 s.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill").arg("-2").arg(self.child.id().to_string()).status();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub fn start_devnet(dir: &Path, base: u16, reset: bool) -> Devnet {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--json", "devnet", "--dir"]).arg(dir).args(["--base-port", &base.to_string()]);
+    if reset {
+        cmd.arg("--reset");
+    }
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(180)).expect("devnet did not become ready");
+    let ready: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(ready["event"], "ready");
+    Devnet { child, ready }
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build()
+}
+
+pub fn get(api: &str, path: &str) -> Option<Value> {
+    agent().get(&format!("{api}{path}")).call().ok()?.into_json().ok()
+}
+
+pub fn key(path: &Path) -> medledger_types::Keypair {
+    medledger_node::run::read_key(path).unwrap()
+}
+
+pub fn submit_attests(api: &str, k: &medledger_types::Keypair, tag: u8, count: u64) -> Vec<String> {
+    let ident = get(api, &format!("/v1/identities/{}", k.public().to_hex())).unwrap();
+    let start = ident["next_nonce"].as_u64().unwrap();
+    let mut ids = Vec::new();
+    let mut batch = Vec::new();
+    for n in start..start + count {
+        let mut d = [tag; 32];
+        d[..8].copy_from_slice(&n.to_be_bytes());
+        let tx = medledger_types::Tx::sign(
+            medledger_types::Transaction {
+                chain_id: "medledger-devnet".into(),
+                signer: k.public(),
+                nonce: n,
+                op: medledger_types::Operation::Attest { digest: medledger_types::Hash(d), label: format!("e2e-{tag}") },
+            },
+            k,
+        );
+        ids.push(tx.id().to_hex());
+        batch.push(hex::encode(tx.raw()));
+    }
+    let r: Value = agent().post(&format!("{api}/v1/txs/batch")).send_json(json!({ "txs": batch })).unwrap().into_json().unwrap();
+    assert_eq!(r["accepted"], count, "{r}");
+    ids
+}
+
+pub fn wait_committed(api: &str, ids: &[String], limit: Duration) {
+    let start = Instant::now();
+    for id in ids {
+        loop {
+            if let Some(v) = get(api, &format!("/v1/txs/{id}")) {
+                if v["status"] == "committed" {
+                    assert_eq!(v["receipt"]["outcome"]["status"], "applied", "{v}");
+                    break;
+                }
+            }
+            assert!(start.elapsed() < limit, "tx {id} not committed on {api}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+pub fn kill(pid: u32, sig: i32) {
+    let status = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
+    assert!(status.success());
+}
+
+pub fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files_under(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+
+/// Every file under `dir` containing `needle`.
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    files_under(dir, &mut files);
+    files.into_iter().filter(|f| std::fs::read(f).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))).collect()
+}
+
+/// The validators' API URLs from a devnet's ready line.
+pub fn apis(dn: &Devnet) -> Vec<String> {
+    dn.ready["validators"].as_array().unwrap().iter().map(|v| v["api"].as_str().unwrap().to_string()).collect()
+}
