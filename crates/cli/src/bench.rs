@@ -37,6 +37,21 @@ pub struct BenchArgs {
     /// Only measure ed25519 verification rates.
     #[arg(long)]
     pub crypto_only: bool,
+    /// Consent-checked record reads instead of transactions, at `--rate` reads/s (default 1000).
+    #[arg(long, conflicts_with = "vault")]
+    pub reads: bool,
+    /// Seconds of read load.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// Size of the record read, in bytes of FHIR JSON.
+    #[arg(long, default_value_t = 4096)]
+    pub record_bytes: usize,
+    /// Send reads to this validator (index in genesis; 0 is the holder, others forward).
+    #[arg(long, default_value_t = 0)]
+    pub via: usize,
+    /// Measure the vault's write and read throughput on local disk (no devnet needed).
+    #[arg(long)]
+    pub vault: bool,
 }
 
 /// Single and batched ed25519 verification rates on one core.
@@ -74,6 +89,18 @@ fn post_batch(client: &Client, txs: &[Tx]) -> Result<usize, String> {
 }
 
 pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
+    if args.vault {
+        std::fs::create_dir_all(&args.dir).map_err(|e| e.to_string())?;
+        let v = crate::readbench::vault(&args.dir, 5_000, args.record_bytes)?;
+        println!("{}", if json_out { v.to_string() } else { serde_json::to_string_pretty(&v).unwrap_or_default() });
+        return Ok(());
+    }
+    if args.reads {
+        let rate = if args.rate == 0 { 1000 } else { args.rate };
+        let v = crate::readbench::reads(&args.dir, rate, args.seconds, args.threads.max(8), args.record_bytes, args.via)?;
+        println!("{}", if json_out { v.to_string() } else { serde_json::to_string_pretty(&v).unwrap_or_default() });
+        return Ok(());
+    }
     let (single, batched) = ed25519_rates(16_384);
     let mut report = json!({
         "ed25519_single_per_s": single.round(),

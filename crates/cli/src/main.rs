@@ -3,6 +3,7 @@
 mod bench;
 mod devnet;
 mod http;
+mod readbench;
 mod records;
 mod txcmd;
 

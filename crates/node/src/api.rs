@@ -618,7 +618,9 @@ async fn forward(st: &ApiState, headers: &HeaderMap, holder: &str, path: &str, b
     let url = format!("http://{addr}{path}");
     let holder = holder.to_string();
     tokio::task::spawn_blocking(move || {
-        let agent = ureq::AgentBuilder::new().timeout(FORWARD_TIMEOUT).build();
+        // One pooled agent per process: forwarded requests reuse connections to the holders.
+        static AGENT: std::sync::OnceLock<ureq::Agent> = std::sync::OnceLock::new();
+        let agent = AGENT.get_or_init(|| ureq::AgentBuilder::new().timeout(FORWARD_TIMEOUT).max_idle_connections_per_host(64).build());
         let (status, body) = match agent.post(&url).set(FORWARDED_HEADER, &me).send_json(body) {
             Ok(r) => (r.status(), r.into_string()),
             Err(ureq::Error::Status(code, r)) => (code, r.into_string()),

@@ -14,7 +14,7 @@ use medledger_state::{identity, medical, Principal};
 use medledger_types::read::{ReadRequest, MAX_READ_SKEW_MS};
 use medledger_types::{AccessOutcome, Canonical, Hash, Keypair, Operation, PublicKey, Purpose, Role, Signature, Transaction, Tx};
 use medledger_vault::envelope::{self, WrappedKey};
-use medledger_vault::{FsStore, Vault, VaultError};
+use medledger_vault::{BlobStore, Vault, VaultError};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -24,7 +24,7 @@ pub const ADD_KEY_SIGNATURE: &[u8] = b"medledger/add-key/v1";
 
 pub struct RecordService {
     pub chain: Arc<Chain>,
-    pub vault: Vault<FsStore>,
+    pub vault: Vault<Box<dyn BlobStore>>,
     /// This node's institution id (the holder it serves).
     pub institution: String,
     /// The institution admin key: holder recipient of every record it holds, and signer of
@@ -123,7 +123,7 @@ fn vault_error(e: VaultError) -> ApiError {
 }
 
 impl RecordService {
-    pub fn new(chain: Arc<Chain>, vault: Vault<FsStore>, institution: String, institution_key: Keypair) -> RecordService {
+    pub fn new(chain: Arc<Chain>, vault: Vault<Box<dyn BlobStore>>, institution: String, institution_key: Keypair) -> RecordService {
         RecordService { chain, vault, institution, institution_key, log_lock: Mutex::new(()), gossip: std::sync::OnceLock::new() }
     }
 

@@ -45,6 +45,28 @@ pub struct NodeConfig {
     /// (under `data_dir/vault`) and signs access events with this key.
     #[serde(default)]
     pub institution_key: Option<PathBuf>,
+    /// Keep the vault in an S3-compatible bucket instead of `data_dir/vault`, e.g.
+    /// `s3://bucket/prefix` (needs a build with the `s3` feature). Credentials come from the
+    /// standard `AWS_*` environment variables or `vault_options`.
+    #[serde(default)]
+    pub vault_url: Option<String>,
+    /// Object-store options such as `endpoint`, `region`, `allow_http`.
+    #[serde(default)]
+    pub vault_options: std::collections::BTreeMap<String, String>,
+}
+
+/// Opens the record vault's blob store: the embedded filesystem store, or the configured bucket.
+fn open_vault_store(cfg: &NodeConfig) -> Result<Box<dyn medledger_vault::BlobStore>, String> {
+    match &cfg.vault_url {
+        None => Ok(Box::new(medledger_vault::FsStore::open(&cfg.data_dir.join("vault")).map_err(|e| e.to_string())?)),
+        #[cfg(feature = "s3")]
+        Some(url) => {
+            let opts: Vec<(String, String)> = cfg.vault_options.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            Ok(Box::new(medledger_vault::ObjectStoreBlobs::from_url(url, &opts).map_err(|e| format!("vault_url {url}: {e}"))?))
+        }
+        #[cfg(not(feature = "s3"))]
+        Some(url) => Err(format!("vault_url {url}: this build has no object-store support; rebuild with `--features s3`")),
+    }
 }
 
 impl NodeConfig {
@@ -183,9 +205,7 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
             if ikey.public() != me.admin_key {
                 return Err(format!("institution_key {} is not the admin key of `{}` in the genesis file", path.display(), me.id));
             }
-            let vault = medledger_vault::Vault::new(
-                medledger_vault::FsStore::open(&cfg.data_dir.join("vault")).map_err(|e| e.to_string())?,
-            );
+            let vault = medledger_vault::Vault::new(open_vault_store(&cfg)?);
             Some(Arc::new(crate::records::RecordService::new(chain.clone(), vault, me.id.clone(), ikey)))
         }
     };

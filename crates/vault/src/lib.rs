@@ -9,10 +9,12 @@
 
 pub mod envelope;
 pub mod fhir;
+pub mod object;
 pub mod store;
 
 use envelope::WrappedKey;
 use medledger_types::{Hash, PublicKey};
+pub use object::ObjectStoreBlobs;
 pub use store::{BlobStore, FsStore, StoreError};
 
 /// Largest sealed record the vault accepts (about 1 MiB of FHIR JSON).

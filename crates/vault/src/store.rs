@@ -23,6 +23,22 @@ pub trait BlobStore: Send + Sync + 'static {
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
 }
 
+/// A store chosen at run time (the embedded filesystem or an object store).
+impl BlobStore for Box<dyn BlobStore> {
+    fn put(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        (**self).put(name, bytes)
+    }
+    fn get(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).get(name)
+    }
+    fn delete(&self, name: &str) -> Result<(), StoreError> {
+        (**self).delete(name)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        (**self).list(prefix)
+    }
+}
+
 /// The embedded default: one file per object under a root directory.
 pub struct FsStore {
     root: PathBuf,

@@ -61,7 +61,7 @@ pub fn node_with(vault: bool) -> Node {
     let c2 = clock.clone();
     let chain = Chain::open(g.clone(), store, g.institutions[0].validator_key, MempoolConfig::default(), Arc::new(move || c2.load(Ordering::SeqCst))).unwrap();
     let records = vault.then(|| {
-        let v = Vault::new(FsStore::open(&dir.path().join("vault")).unwrap());
+        let v = Vault::new(Box::new(FsStore::open(&dir.path().join("vault")).unwrap()) as Box<dyn medledger_vault::BlobStore>);
         Arc::new(RecordService::new(chain.clone(), v, "h0".into(), admins[0].clone()))
     });
     let router = api::router(ApiState { chain: chain.clone(), info: Arc::new(NoPeers), gossip: None, records: records.clone() });
