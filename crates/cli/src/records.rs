@@ -618,15 +618,23 @@ pub fn consent(cmd: ConsentCmd, json_out: bool) -> Result<(), String> {
             emit(json_out, &v, |v| {
                 for c in v["consents"].as_array().into_iter().flatten() {
                     let t = &c["terms"];
+                    let bits = t["actions"].as_u64().unwrap_or(0) as u8;
+                    let actions: Vec<&str> = [(action::READ, "read"), (action::WRITE, "write")].iter().filter(|(b, _)| bits & b != 0).map(|(_, n)| *n).collect();
+                    let grantee = match t["grantee"]["kind"].as_str() {
+                        Some("institution") => format!("institution:{}", t["grantee"]["id"].as_str().unwrap_or("")),
+                        _ => t["grantee"]["id"].as_str().unwrap_or("").chars().take(16).collect::<String>() + "…",
+                    };
+                    let scope = match t["scope"]["kind"].as_str() {
+                        Some("all") => "all records".to_string(),
+                        _ => t["scope"]["items"].as_array().into_iter().flatten().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
+                    };
+                    let expires = t["expires_ms"].as_u64().map_or("never".to_string(), medledger_types::time::rfc3339_ms);
                     println!(
-                        "{} {:<8} grantee {} actions {} purpose {} scope {} expires {}",
+                        "{} {:<8} {grantee:<30} {:<10} {:<9} {scope} (expires {expires})",
                         c["id"].as_str().unwrap_or(""),
                         if c["active"] == true { "active" } else { "inactive" },
-                        t["grantee"]["id"],
-                        t["actions"],
+                        actions.join(","),
                         t["purpose"].as_str().unwrap_or(""),
-                        t["scope"],
-                        t["expires_ms"]
                     );
                 }
             });
