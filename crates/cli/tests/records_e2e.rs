@@ -112,12 +112,12 @@ fn records_are_shared_under_consent_audited_and_erased_across_processes() {
         audit_events(&cli, &node_c, &p1_key, &["--outcome", "denied"]).iter().any(|e| e["requester"] == carol_key.as_str())
     });
 
-    // A consent that expires in a few seconds: served before, denied after.
-    let expires = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64 + 6_000).to_string();
+    // A consent that expires in 15 seconds: served before, denied after.
+    let expires = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64 + 15_000).to_string();
     let g = cli.ok(&["consent", "grant", "--node", &node_a, "--key", &p1_key, "--grantee", &carol, "--types", "Observation", "--expires-at-ms", &expires]);
     assert!(g["rewrapped_versions"].as_u64().unwrap() >= 1, "{g}");
     cli.ok(&["record", "get", "--node", &node_b, "--key", &carol, "--id", &a_obs]);
-    wait_for("the consent to expire", Duration::from_secs(30), || {
+    wait_for("the consent to expire", Duration::from_secs(45), || {
         !cli.run(&["record", "get", "--node", &node_b, "--key", &carol, "--id", &a_obs]).0
     });
     cli.fails(&["record", "get", "--node", &node_b, "--key", &carol, "--id", &a_obs], "not_permitted");
