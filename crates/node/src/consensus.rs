@@ -54,6 +54,11 @@ pub const CONSENSUS_NAMESPACE: &[u8] = b"_MEDLEDGER_CONSENSUS";
 pub const P2P_NAMESPACE: &[u8] = b"_MEDLEDGER_P2P";
 /// Most blocks a validator replays from its peers to rebuild a parent's state before voting.
 pub const MAX_CATCH_UP: usize = 512;
+/// Gossip batches smaller than this wait [`GOSSIP_COALESCE_WINDOW`] for company.
+const GOSSIP_COALESCE_BELOW: usize = 64;
+/// How long a small gossip batch waits to be coalesced with later ones.
+const GOSSIP_COALESCE_WINDOW: Duration = Duration::from_millis(20);
+
 /// Largest transaction-gossip message.
 pub const MAX_GOSSIP_TXS: usize = 1024;
 
@@ -474,11 +479,23 @@ where
     let (gossip_tx, mut gossip_rx) = tokio::sync::mpsc::channel::<Vec<Tx>>(1024);
     let (mut tx_sender, mut tx_receiver) = ch.txs;
     let gossip_chain = chain.clone();
-    let gossip = ctx.child("gossip").spawn(move |_| async move {
+    let gossip = ctx.child("gossip").spawn(move |ctx| async move {
         loop {
             tokio::select! {
                 batch = gossip_rx.recv() => {
-                    let Some(batch) = batch else { break };
+                    let Some(mut batch) = batch else { break };
+                    // Single transactions (access events, one-off submissions) are coalesced for
+                    // a few milliseconds: one p2p message per window instead of one per
+                    // transaction per peer.
+                    if batch.len() < GOSSIP_COALESCE_BELOW {
+                        ctx.sleep(GOSSIP_COALESCE_WINDOW).await;
+                        while batch.len() < MAX_GOSSIP_TXS {
+                            match gossip_rx.try_recv() {
+                                Ok(more) => batch.extend(more),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     for part in batch.chunks(MAX_GOSSIP_TXS) {
                         let _ = tx_sender.send(Recipients::All, encode_gossip(part), false);
                     }

@@ -314,7 +314,7 @@ impl RecordService {
         let pending = self.chain.with_mempool(|m| m.max_pending_nonce(&signer));
         let nonce = pending.map_or(committed, |p| committed.max(p + 1));
         let tx = Tx::sign(Transaction { chain_id: self.chain.genesis.chain_id.clone(), signer, nonce, op }, &self.institution_key);
-        self.chain.submit(vec![tx.clone()]).remove(0)?;
+        self.chain.submit_own(vec![tx.clone()]).remove(0)?;
         let id = tx.id();
         if let Some(g) = self.gossip.get() {
             // Bounded: if the queue is full the transaction stays local and is still proposed.
