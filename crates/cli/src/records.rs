@@ -292,10 +292,17 @@ impl Session {
         };
         let mut recipients = vec![patient_key, holder_key];
         for (_, terms, active) in self.consents(patient)? {
-            if let (true, Grantee::Person(pk)) = (active, &terms.grantee) {
-                if terms.actions & action::READ != 0 && covers(&terms.scope, &record_id, &resource_type) && !recipients.contains(pk) {
-                    recipients.push(*pk);
-                }
+            if !active || terms.actions & action::READ == 0 || !covers(&terms.scope, &record_id, &resource_type) {
+                continue;
+            }
+            // A person grantee gets its own copy; an institution grantee a copy for its key
+            // (its node re-wraps for its staff), if it runs a node.
+            let pk = match &terms.grantee {
+                Grantee::Person(pk) => Some(*pk),
+                Grantee::Institution(id) => self.holder_key(id).ok(),
+            };
+            if let Some(pk) = pk.filter(|pk| !recipients.contains(pk)) {
+                recipients.push(pk);
             }
         }
         let ctx = context(&record_id, version);
@@ -349,6 +356,11 @@ impl Session {
         let anchored_hash = hash_arg(anchored["content_hash"].as_str().unwrap_or(""), "anchored content hash")?;
         let r = ReadRequest { chain_id: self.chain_id.clone(), record_id: *id, version, requester: self.key.public(), purpose, issued_ms: now_ms(), break_glass };
         let resp = self.client.post("/v1/records/read", &json!({ "request": hex::encode(r.to_bytes()), "signature": hex::encode(r.sign(&self.key).0) }))?;
+        if let Some(inst) = resp["custodian"].as_str() {
+            return Err(format!(
+                "the read is allowed by a consent to your institution `{inst}`, whose node holds the key: send the read through that node (--node)"
+            ));
+        }
         let plaintext = open_response(&resp, &self.key, id, version, &anchored_hash)?;
         Ok((plaintext, json!({
             "record_id": id.to_hex(),
@@ -363,9 +375,10 @@ impl Session {
     /// Patient: wraps the data key of every version a consent covers for its person grantee.
     /// Returns how many versions were re-wrapped.
     pub fn rewrap(&self, terms: &ConsentTerms) -> Result<usize, String> {
-        let Grantee::Person(grantee) = terms.grantee else {
-            // Institution grants: the holder institution already has the key; see ARCHITECTURE.md.
-            return Ok(0);
+        let grantee = match &terms.grantee {
+            Grantee::Person(pk) => *pk,
+            // An institution's copy is wrapped for its key; its node re-wraps for its staff.
+            Grantee::Institution(id) => self.holder_key(id)?,
         };
         if terms.actions & action::READ == 0 {
             return Ok(0);

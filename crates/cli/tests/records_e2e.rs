@@ -204,6 +204,19 @@ fn records_are_shared_under_consent_audited_and_erased_across_processes() {
         .unwrap()
         .contains("dry cough"));
 
+    // A consent to a whole institution: hospital A's researcher reads patient-2's record held by
+    // hospital B. B serves A's copy of the key; A's node re-wraps it for its own staff member.
+    let rui = cli.demo("researcher-rui");
+    cli.fails(&["record", "get", "--node", &node_a, "--key", &rui, "--id", &b_cond, "--purpose", "research"], "not_permitted");
+    let g = cli.ok(&["consent", "grant", "--node", &node_b, "--key", &p2_key, "--grantee", "institution:hospital-a", "--purpose", "research", "--types", "Condition"]);
+    assert!(g["rewrapped_versions"].as_u64().unwrap() >= 1, "{g}");
+    let v = cli.ok(&["record", "get", "--node", &node_a, "--key", &rui, "--id", &b_cond, "--purpose", "research"]);
+    assert!(v["resource"]["note"][0]["text"].as_str().unwrap().contains("dry cough"), "{v}");
+    // Through another institution's node the key stays with hospital A.
+    cli.fails(&["record", "get", "--node", &node_c, "--key", &rui, "--id", &b_cond, "--purpose", "research"], "send the read through that node");
+    // A hospital B doctor is not covered by hospital A's consent.
+    cli.fails(&["record", "get", "--node", &node_b, "--key", &bob, "--id", &b_cond, "--purpose", "research"], "not_permitted");
+
     // The patient's accessible history as a FHIR Bundle.
     let export = tmp.path().join("export.json");
     let (ok, _, err) = cli.run(&["record", "export", "--node", &node_c, "--key", &p1_key, "--patient", &p1, "--out", export.to_str().unwrap()]);

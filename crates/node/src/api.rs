@@ -599,6 +599,12 @@ fn serves(st: &ApiState, institution: &str) -> bool {
 
 /// Relays a JSON request to `holder`'s node (its genesis API address) and its answer back.
 async fn forward(st: &ApiState, headers: &HeaderMap, holder: &str, path: &str, body: Value) -> Result<Response, ApiError> {
+    let (status, body) = forward_raw(st, headers, holder, path, body).await?;
+    Ok((status, [(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// Sends a JSON request to `holder`'s node; returns its status and body.
+async fn forward_raw(st: &ApiState, headers: &HeaderMap, holder: &str, path: &str, body: Value) -> Result<(StatusCode, String), ApiError> {
     if headers.contains_key(FORWARDED_HEADER) {
         return Err(ApiError::new(
             StatusCode::MISDIRECTED_REQUEST,
@@ -630,7 +636,7 @@ async fn forward(st: &ApiState, headers: &HeaderMap, holder: &str, path: &str, b
         };
         let body = body.map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "holder_unreachable", format!("bad answer from `{holder}`: {e}")))?;
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-        Ok((status, [(header::CONTENT_TYPE, "application/json")], body).into_response())
+        Ok((status, body))
     })
     .await
     .map_err(ApiError::internal)?
@@ -688,14 +694,24 @@ async fn add_record_key(
               (status = 502, body = ErrorBody)))]
 async fn read_record(State(st): State<ApiState>, headers: HeaderMap, Json(req): Json<crate::records::SignedRead>) -> Result<Response, ApiError> {
     // Any node takes a read; the holder alone serves it (query forwarding).
-    let target = hex::decode(req.request.trim())
-        .ok()
-        .and_then(|b| medledger_types::read::ReadRequest::from_bytes(&b).ok())
-        .map(|r| (r.record_id, r.version));
-    if let Some((id, v)) = target {
-        if let Some(h) = holder_of(&st, &id, v)?.filter(|h| !serves(&st, h)) {
+    let target = hex::decode(req.request.trim()).ok().and_then(|b| medledger_types::read::ReadRequest::from_bytes(&b).ok());
+    if let Some(r) = target {
+        if let Some(h) = holder_of(&st, &r.record_id, r.version)?.filter(|h| !serves(&st, h)) {
             let body = serde_json::to_value(&req).map_err(ApiError::internal)?;
-            return forward(&st, &headers, &h, "/v1/records/read", body).await;
+            let (status, text) = forward_raw(&st, &headers, &h, "/v1/records/read", body).await?;
+            // A consent to our institution: the holder sent our copy of the key; re-wrap it for
+            // the requester (one of our staff) on the way back.
+            if let (StatusCode::OK, Some(svc)) = (status, st.records.clone()) {
+                if let Ok(mut resp) = serde_json::from_str::<crate::records::ReadResponse>(&text) {
+                    if resp.custodian.as_deref() == Some(svc.institution.as_str()) {
+                        let w = resp.wrapped.clone();
+                        resp.wrapped = tokio::task::spawn_blocking(move || svc.rewrap_for_staff(&r, &w)).await.map_err(ApiError::internal)??;
+                        resp.custodian = None;
+                        return Ok(Json(resp).into_response());
+                    }
+                }
+            }
+            return Ok((status, [(header::CONTENT_TYPE, "application/json")], text).into_response());
         }
     }
     let svc = record_service(&st)?;

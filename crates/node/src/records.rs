@@ -74,6 +74,11 @@ pub struct ReadResponse {
     pub wrapped: WrappedKey,
     /// `served` or `break_glass`.
     pub outcome: String,
+    /// Set when the read is allowed by a consent to the requester's institution: `wrapped` is
+    /// then wrapped for that institution's key, and its node re-wraps it for the requester
+    /// (which it does on the way back when the read is sent through it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custodian: Option<String>,
     /// The access-event transaction logging this read.
     pub access_tx: String,
 }
@@ -241,9 +246,19 @@ impl RecordService {
                 }
             }
         };
+        let mut custodian = None;
         let fetched = match wrapped {
             Some(w) => self.vault.get(&r.record_id, r.version, &self.institution_key.public()).map(|(s, _)| (s, w)),
-            None => self.vault.get(&r.record_id, r.version, &r.requester),
+            None => match self.vault.get(&r.record_id, r.version, &r.requester) {
+                Err(VaultError::NoKey(who)) => match self.institution_custody(&r, &head) {
+                    Some((inst, key)) => {
+                        custodian = Some(inst);
+                        self.vault.get(&r.record_id, r.version, &key)
+                    }
+                    None => Err(VaultError::NoKey(who)),
+                },
+                other => other,
+            },
         };
         let (sealed, wrapped) = match fetched {
             Ok(x) => x,
@@ -254,9 +269,15 @@ impl RecordService {
                 return Err(err);
             }
         };
+        // Our own staff under a consent to our institution: re-wrap here.
+        let (wrapped, custodian) = match custodian {
+            Some(inst) if inst == self.institution => (self.rewrap_for_staff(&r, &wrapped)?, None),
+            c => (wrapped, c),
+        };
         let reason = r.break_glass.clone().unwrap_or_default();
         let access_tx = self.log(&r, outcome, reason)?;
         Ok(ReadResponse {
+            custodian,
             record_id: r.record_id.to_hex(),
             version: r.version,
             content_hash: v.content_hash.to_hex(),
@@ -265,6 +286,39 @@ impl RecordService {
             outcome: outcome.name().into(),
             access_tx: access_tx.to_hex(),
         })
+    }
+
+    /// If a consent to the requester's institution covers this read, that institution and the
+    /// key its copy of the data key is wrapped for.
+    fn institution_custody(&self, r: &ReadRequest, head: &medical::RecordHead) -> Option<(String, PublicKey)> {
+        let snap = self.chain.store.snapshot().ok()?;
+        let inst = identity::credential(&snap, &r.requester)?.institution;
+        let (now, height) = (self.now(), self.chain.tip().height + 1);
+        let rec = RecordRef { id: &r.record_id, resource_type: &head.resource_type };
+        let granted = medledger_state::consent::consents_of(&snap, &head.patient).iter().any(|c| {
+            matches!(&c.terms.grantee, medledger_types::Grantee::Institution(i) if *i == inst)
+                && medledger_state::consent::is_active(c, now, height)
+                && medledger_state::consent::covers(c, &r.requester, &inst, rec, medledger_types::action::READ, r.purpose)
+        });
+        if !granted {
+            return None;
+        }
+        let key = self.chain.genesis.institutions.iter().find(|i| i.id == inst)?.admin_key;
+        Some((inst, key))
+    }
+
+    /// Re-wraps a data key held for this institution for one of its own staff, after checking
+    /// that the requester belongs here. The institution is the grantee; its node is the custodian.
+    pub fn rewrap_for_staff(&self, r: &ReadRequest, w: &WrappedKey) -> Result<WrappedKey, ApiError> {
+        let snap = self.chain.store.snapshot().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+        let inst = identity::credential(&snap, &r.requester).map(|c| c.institution).unwrap_or_default();
+        if inst != self.institution {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "not_permitted", format!("`{}` re-wraps keys only for its own staff", self.institution)));
+        }
+        let ctx = envelope::context(&r.record_id, r.version);
+        let key = envelope::unwrap(w, &self.institution_key, &ctx)
+            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "bad_key", format!("the institution's copy of the key does not open: {e}")))?;
+        envelope::wrap(&key, &r.requester, &ctx).map_err(|e| bad("invalid_argument", e.to_string()))
     }
 
     /// Acts on a finalized block: for every erasure a patient requested of a record this
