@@ -298,7 +298,7 @@ fn seed_records(demo: &Path, genesis: &Genesis, identities: &serde_json::Map<Str
     let alice = session("dr-alice", 0)?;
     let bob = session("dr-bob", 1)?;
     let grant = |p: &Session, grantee: medledger_types::PublicKey, actions: u8| -> Result<Hash, String> {
-        let id = Hash(Keypair::generate().public().0);
+        let id = crate::txcmd::new_id();
         let terms = ConsentTerms { grantee: Grantee::Person(grantee), actions, scope: Scope::All, purpose: Purpose::Treatment, expires_ms: None };
         p.transact(Operation::GrantConsent { consent_id: id, terms: terms.clone() })?;
         p.rewrap(&terms)?;

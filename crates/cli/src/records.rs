@@ -6,7 +6,7 @@
 //! ciphertext and wrapped keys only.
 
 use crate::http::Client;
-use crate::txcmd::{now_ms, submit_with_nonce, wait_committed, TermsArgs};
+use crate::txcmd::{new_id, now_ms, submit_with_nonce, wait_committed, TermsArgs};
 use clap::{Args, Subcommand};
 use medledger_node::run::read_key;
 use medledger_types::read::{AuditQuery, ReadRequest};
@@ -281,7 +281,7 @@ impl Session {
         let holder_key = self.holder_key(&institution)?;
         let patient_key = self.patient_key(patient)?;
         let (record_id, version) = match amend {
-            None => (Hash(Keypair::generate().public().0), 1),
+            None => (new_id(), 1),
             Some(id) => {
                 let r = self.record(&id)?;
                 if r["record"]["resource_type"] != resource_type.as_str() {
@@ -471,6 +471,11 @@ impl Session {
     }
 }
 
+/// The first 16 characters of a JSON string (whatever the node sent, never a panic).
+fn short(v: &Value) -> String {
+    v.as_str().unwrap_or("").chars().take(16).collect()
+}
+
 /// Does `scope` cover this record?
 fn covers(scope: &Scope, id: &Hash, resource_type: &str) -> bool {
     match scope {
@@ -610,7 +615,7 @@ pub fn consent(cmd: ConsentCmd, json_out: bool) -> Result<(), String> {
         ConsentCmd::Grant { conn, terms } => {
             let s = Session::from_conn(&conn)?;
             let t = crate::txcmd::terms(&terms)?;
-            let id = Hash(Keypair::generate().public().0);
+            let id = new_id();
             let (tx, _) = s.transact(Operation::GrantConsent { consent_id: id, terms: t.clone() })?;
             let rewrapped = s.rewrap(&t)?;
             emit(json_out, &json!({ "consent_id": id.to_hex(), "tx_id": tx.id().to_hex(), "rewrapped_versions": rewrapped }), |_| {
@@ -635,7 +640,7 @@ pub fn consent(cmd: ConsentCmd, json_out: bool) -> Result<(), String> {
                     let actions: Vec<&str> = [(action::READ, "read"), (action::WRITE, "write")].iter().filter(|(b, _)| bits & b != 0).map(|(_, n)| *n).collect();
                     let grantee = match t["grantee"]["kind"].as_str() {
                         Some("institution") => format!("institution:{}", t["grantee"]["id"].as_str().unwrap_or("")),
-                        _ => t["grantee"]["id"].as_str().unwrap_or("").chars().take(16).collect::<String>() + "…",
+                        _ => short(&t["grantee"]["id"]) + "…",
                     };
                     let scope = match t["scope"]["kind"].as_str() {
                         Some("all") => "all records".to_string(),
@@ -660,7 +665,7 @@ pub fn access(cmd: AccessCmd, json_out: bool) -> Result<(), String> {
     match cmd {
         AccessCmd::Request { conn, patient, reason, terms } => {
             let s = Session::from_conn(&conn)?;
-            let id = Hash(Keypair::generate().public().0);
+            let id = new_id();
             let op = Operation::RequestAccess { request_id: id, patient: hash_arg(&patient, "--patient")?, terms: crate::txcmd::terms(&terms)?, reason };
             let (tx, _) = s.transact(op)?;
             emit(json_out, &json!({ "request_id": id.to_hex(), "tx_id": tx.id().to_hex() }), |_| {
@@ -728,9 +733,9 @@ pub fn audit(a: AuditArgs, json_out: bool) -> Result<(), String> {
             medledger_types::time::rfc3339_ms(e["timestamp_ms"].as_u64().unwrap_or(0)),
             e["outcome"].as_str().unwrap_or(""),
             e["purpose"].as_str().unwrap_or(""),
-            &e["record_id"].as_str().unwrap_or("")[..16.min(e["record_id"].as_str().unwrap_or("").len())],
+            short(&e["record_id"]),
             e["version"],
-            &e["requester"].as_str().unwrap_or("")[..16.min(e["requester"].as_str().unwrap_or("").len())],
+            short(&e["requester"]),
             e["institution"].as_str().unwrap_or(""),
             if e["reason"].as_str().unwrap_or("").is_empty() { String::new() } else { format!(" ({})", e["reason"].as_str().unwrap_or("")) }
         );

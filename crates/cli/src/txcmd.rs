@@ -159,8 +159,8 @@ pub fn terms(t: &TermsArgs) -> Result<medledger_types::ConsentTerms, String> {
     Ok(terms)
 }
 
-/// A fresh random id for consents and requests.
-fn new_id() -> Hash {
+/// A fresh random id for consents, requests and records.
+pub fn new_id() -> Hash {
     Hash(Keypair::generate().public().0)
 }
 

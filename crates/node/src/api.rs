@@ -465,10 +465,7 @@ async fn get_identity(State(st): State<ApiState>, Path(key): Path<String>) -> Re
         key: key.to_hex(),
         // The next nonce free for a new transaction: past the committed ones and past any this
         // node holds pending (for instance access events its vault signed).
-        next_nonce: {
-            let committed = medledger_state::nonce_of(&snap, &key);
-            st.chain.with_mempool(|m| m.max_pending_nonce(&key)).map_or(committed, |p| committed.max(p + 1))
-        },
+        next_nonce: st.chain.next_nonce(&snap, &key),
         principal: principal.as_ref().ok().map(|p| p.name().to_string()),
         problem: principal.err().map(|r| r.to_string()),
         credential: cred.map(|c| serde_json::to_value(c).unwrap_or(Value::Null)),
@@ -732,7 +729,7 @@ async fn get_record(State(st): State<ApiState>, Path(id): Path<String>) -> Resul
 #[utoipa::path(get, path = "/v1/patients/{pseudonym}/records", params(("pseudonym" = String, Path, description = "patient pseudonym (hex)")),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 async fn patient_records(State(st): State<ApiState>, Path(p): Path<String>) -> Result<Json<Value>, ApiError> {
-    let p = crate::audit::parse_pseudonym(&p)?;
+    let p = parse_hash(&p, "pseudonym")?;
     let snap = snapshot(&st)?;
     identity::patient_key(&snap, &p).ok_or_else(|| ApiError::not_found("no patient with this pseudonym"))?;
     let records: Vec<Value> = medledger_state::medical::record_ids_of(&snap, &p)
@@ -748,7 +745,7 @@ async fn patient_records(State(st): State<ApiState>, Path(p): Path<String>) -> R
 #[utoipa::path(get, path = "/v1/patients/{pseudonym}/consents", params(("pseudonym" = String, Path, description = "patient pseudonym (hex)")),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 async fn patient_consents(State(st): State<ApiState>, Path(p): Path<String>) -> Result<Json<Value>, ApiError> {
-    let p = crate::audit::parse_pseudonym(&p)?;
+    let p = parse_hash(&p, "pseudonym")?;
     let snap = snapshot(&st)?;
     identity::patient_key(&snap, &p).ok_or_else(|| ApiError::not_found("no patient with this pseudonym"))?;
     let (now, height) = (st.chain.now_ms(), st.chain.tip().height + 1);
@@ -767,7 +764,7 @@ async fn patient_consents(State(st): State<ApiState>, Path(p): Path<String>) -> 
 #[utoipa::path(get, path = "/v1/patients/{pseudonym}/requests", params(("pseudonym" = String, Path, description = "patient pseudonym (hex)")),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 async fn patient_requests(State(st): State<ApiState>, Path(p): Path<String>) -> Result<Json<Value>, ApiError> {
-    let p = crate::audit::parse_pseudonym(&p)?;
+    let p = parse_hash(&p, "pseudonym")?;
     let snap = snapshot(&st)?;
     identity::patient_key(&snap, &p).ok_or_else(|| ApiError::not_found("no patient with this pseudonym"))?;
     let pending = medledger_state::consent::pending_requests(&snap, &p);

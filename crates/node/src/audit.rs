@@ -13,7 +13,7 @@ use medledger_state::medical::{self, AccessEvent};
 use medledger_state::store::StateRead;
 use medledger_state::{identity, Principal};
 use medledger_types::read::{AuditQuery, MAX_AUDIT_LIMIT};
-use medledger_types::{AccessOutcome, Hash, Purpose, Role};
+use medledger_types::{AccessOutcome, Purpose, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -221,9 +221,4 @@ pub fn fhir_bundle(events: &[AuditEntry], now_ms: u64) -> Value {
         "total": events.len(),
         "entry": events.iter().map(|e| json!({ "resource": to_fhir(e) })).collect::<Vec<_>>(),
     })
-}
-
-/// A patient pseudonym from hex, for URL parameters.
-pub fn parse_pseudonym(s: &str) -> Result<Hash, ApiError> {
-    Hash::from_hex(s).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_argument", format!("pseudonym: {e}")))
 }

@@ -419,6 +419,13 @@ impl Chain {
         Ok(())
     }
 
+    /// The next nonce free for `signer`: past its committed transactions (in `state`) and past
+    /// any this node holds pending.
+    pub fn next_nonce(&self, state: &dyn medledger_state::store::StateRead, signer: &PublicKey) -> u64 {
+        let committed = medledger_state::nonce_of(state, signer);
+        self.mempool.lock().max_pending_nonce(signer).map_or(committed, |p| committed.max(p + 1))
+    }
+
     /// Transactions waiting in the mempool for gossip or inspection.
     pub fn with_mempool<R>(&self, f: impl FnOnce(&mut Mempool) -> R) -> R {
         f(&mut self.mempool.lock())

@@ -361,12 +361,10 @@ impl RecordService {
     fn submit_signed(&self, op: Operation) -> Result<Hash, ApiError> {
         let _guard = self.log_lock.lock();
         let signer = self.institution_key.public();
-        let committed = {
+        let nonce = {
             let snap = self.chain.store.snapshot().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-            medledger_state::nonce_of(&snap, &signer)
+            self.chain.next_nonce(&snap, &signer)
         };
-        let pending = self.chain.with_mempool(|m| m.max_pending_nonce(&signer));
-        let nonce = pending.map_or(committed, |p| committed.max(p + 1));
         let tx = Tx::sign(Transaction { chain_id: self.chain.genesis.chain_id.clone(), signer, nonce, op }, &self.institution_key);
         self.chain.submit_own(vec![tx.clone()]).remove(0)?;
         let id = tx.id();

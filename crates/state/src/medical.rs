@@ -154,8 +154,8 @@ impl Canonical for AccessEvent {
     fn encode_to(&self, w: &mut Writer) {
         w.fixed(&self.record_id.0).u32(self.version);
         self.requester.encode_to(w);
-        w.u8(Purpose::ALL.iter().position(|p| *p == self.purpose).expect("listed") as u8);
-        w.u8(AccessOutcome::ALL.iter().position(|o| *o == self.outcome).expect("listed") as u8);
+        self.purpose.encode_to(w);
+        self.outcome.encode_to(w);
         w.str(&self.reason);
         self.recorded_by.encode_to(w);
         w.str(&self.institution).u64(self.height).u64(self.timestamp_ms);
@@ -165,14 +165,8 @@ impl Canonical for AccessEvent {
             record_id: Hash(r.array("record id")?),
             version: r.u32("version")?,
             requester: PublicKey::decode_from(r)?,
-            purpose: {
-                let t = r.u8("purpose")?;
-                *Purpose::ALL.get(t as usize).ok_or(DecodeError::UnknownTag("purpose", t))?
-            },
-            outcome: {
-                let t = r.u8("outcome")?;
-                *AccessOutcome::ALL.get(t as usize).ok_or(DecodeError::UnknownTag("outcome", t))?
-            },
+            purpose: Purpose::decode_from(r)?,
+            outcome: AccessOutcome::decode_from(r)?,
             reason: r.string("reason", 256)?,
             recorded_by: PublicKey::decode_from(r)?,
             institution: r.string("institution", 64)?,

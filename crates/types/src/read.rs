@@ -28,7 +28,7 @@ impl Canonical for ReadRequest {
     fn encode_to(&self, w: &mut Writer) {
         w.str(&self.chain_id).fixed(&self.record_id.0).u32(self.version);
         self.requester.encode_to(w);
-        w.u8(Purpose::ALL.iter().position(|p| *p == self.purpose).expect("listed") as u8);
+        self.purpose.encode_to(w);
         w.u64(self.issued_ms);
         match &self.break_glass {
             Some(r) => w.u8(1).str(r),
@@ -41,10 +41,7 @@ impl Canonical for ReadRequest {
             record_id: Hash(r.array("record id")?),
             version: r.u32("version")?,
             requester: PublicKey::decode_from(r)?,
-            purpose: {
-                let t = r.u8("purpose")?;
-                *Purpose::ALL.get(t as usize).ok_or(DecodeError::UnknownTag("purpose", t))?
-            },
+            purpose: Purpose::decode_from(r)?,
             issued_ms: r.u64("issued at")?,
             break_glass: if r.bool("break-glass flag")? { Some(r.string("break-glass reason", limits::MAX_REASON)?) } else { None },
         })
@@ -106,10 +103,6 @@ fn get_opt<T>(r: &mut Reader<'_>, what: &'static str, f: impl FnOnce(&mut Reader
     }
 }
 
-fn tag_of<T: PartialEq>(all: &[T], v: &T) -> u8 {
-    all.iter().position(|x| x == v).expect("listed") as u8
-}
-
 impl Canonical for AuditQuery {
     fn encode_to(&self, w: &mut Writer) {
         w.str(&self.chain_id);
@@ -128,10 +121,10 @@ impl Canonical for AuditQuery {
             w.u64(*t);
         });
         put_opt(w, &self.purpose, |w, p| {
-            w.u8(tag_of(&Purpose::ALL, p));
+            p.encode_to(w);
         });
         put_opt(w, &self.outcome, |w, o| {
-            w.u8(tag_of(&AccessOutcome::ALL, o));
+            o.encode_to(w);
         });
         w.u32(self.limit);
     }
@@ -144,14 +137,8 @@ impl Canonical for AuditQuery {
             institution: get_opt(r, "institution flag", |r| r.string("institution", 64))?,
             from_ms: get_opt(r, "from flag", |r| r.u64("from"))?,
             to_ms: get_opt(r, "to flag", |r| r.u64("to"))?,
-            purpose: get_opt(r, "purpose flag", |r| {
-                let t = r.u8("purpose")?;
-                Purpose::ALL.get(t as usize).copied().ok_or(DecodeError::UnknownTag("purpose", t))
-            })?,
-            outcome: get_opt(r, "outcome flag", |r| {
-                let t = r.u8("outcome")?;
-                AccessOutcome::ALL.get(t as usize).copied().ok_or(DecodeError::UnknownTag("outcome", t))
-            })?,
+            purpose: get_opt(r, "purpose flag", Purpose::decode_from)?,
+            outcome: get_opt(r, "outcome flag", AccessOutcome::decode_from)?,
             limit: r.u32("limit")?,
         })
     }

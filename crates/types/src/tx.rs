@@ -148,6 +148,16 @@ impl Purpose {
     }
 }
 
+impl Canonical for Purpose {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(Purpose::ALL.iter().position(|p| p == self).expect("every purpose is listed") as u8);
+    }
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let t = r.u8("purpose")?;
+        Purpose::ALL.get(t as usize).copied().ok_or(DecodeError::UnknownTag("purpose", t))
+    }
+}
+
 /// Consent actions, as a bit set.
 pub mod action {
     pub const READ: u8 = 1;
@@ -195,6 +205,16 @@ impl AccessOutcome {
             .copied()
             .find(|o| o.name() == s)
             .ok_or_else(|| format!("unknown outcome `{s}` (expected served, denied or break_glass)"))
+    }
+}
+
+impl Canonical for AccessOutcome {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(AccessOutcome::ALL.iter().position(|o| o == self).expect("every outcome is listed") as u8);
+    }
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let t = r.u8("access outcome")?;
+        AccessOutcome::ALL.get(t as usize).copied().ok_or(DecodeError::UnknownTag("access outcome", t))
     }
 }
 
@@ -434,7 +454,7 @@ impl Canonical for ConsentTerms {
                 }
             }
         }
-        w.u8(Purpose::ALL.iter().position(|p| *p == self.purpose).expect("listed") as u8);
+        self.purpose.encode_to(w);
         match self.expires_ms {
             Some(t) => w.u8(1).u64(t),
             None => w.u8(0),
@@ -468,8 +488,7 @@ impl Canonical for ConsentTerms {
             }
             t => return Err(DecodeError::UnknownTag("scope", t)),
         };
-        let p = r.u8("purpose")?;
-        let purpose = *Purpose::ALL.get(p as usize).ok_or(DecodeError::UnknownTag("purpose", p))?;
+        let purpose = Purpose::decode_from(r)?;
         let expires_ms = if r.bool("expiry flag")? { Some(r.u64("expiry")?) } else { None };
         Ok(ConsentTerms { grantee, actions, scope, purpose, expires_ms })
     }
@@ -543,8 +562,8 @@ impl Canonical for Operation {
                 hash_enc(record_id, w);
                 w.u32(*version);
                 requester.encode_to(w);
-                w.u8(Purpose::ALL.iter().position(|p| p == purpose).expect("listed") as u8);
-                w.u8(AccessOutcome::ALL.iter().position(|o| o == outcome).expect("listed") as u8);
+                purpose.encode_to(w);
+                outcome.encode_to(w);
                 w.str(reason);
             }
             Operation::RequestErasure { record_id } => {
@@ -608,14 +627,8 @@ impl Canonical for Operation {
                 record_id: hash_dec(r, "record id")?,
                 version: r.u32("version")?,
                 requester: PublicKey::decode_from(r)?,
-                purpose: {
-                    let t = r.u8("purpose")?;
-                    *Purpose::ALL.get(t as usize).ok_or(DecodeError::UnknownTag("purpose", t))?
-                },
-                outcome: {
-                    let t = r.u8("access outcome")?;
-                    *AccessOutcome::ALL.get(t as usize).ok_or(DecodeError::UnknownTag("access outcome", t))?
-                },
+                purpose: Purpose::decode_from(r)?,
+                outcome: AccessOutcome::decode_from(r)?,
                 reason: r.string("reason", MAX_REASON)?,
             },
             12 => Operation::RequestErasure { record_id: hash_dec(r, "record id")? },

@@ -4,7 +4,7 @@
 //! [`BlobStore`] is synchronous (the vault runs on blocking threads); this adapter drives the
 //! async `ObjectStore` on a small runtime of its own. Never call it from inside an async task.
 
-use crate::store::{BlobStore, StoreError};
+use crate::store::{check_name, BlobStore, StoreError};
 use futures::TryStreamExt as _;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload};
@@ -18,18 +18,6 @@ pub struct ObjectStoreBlobs {
 
 fn io(e: impl std::fmt::Display) -> StoreError {
     StoreError::Io(std::io::Error::other(e.to_string()))
-}
-
-fn check_name(name: &str) -> Result<(), StoreError> {
-    let ok = !name.is_empty()
-        && !name.starts_with('/')
-        && !name.contains("..")
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'/' || b == b'-' || b == b'.');
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::Name(name.to_string()))
-    }
 }
 
 impl ObjectStoreBlobs {

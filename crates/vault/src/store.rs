@@ -23,6 +23,19 @@ pub trait BlobStore: Send + Sync + 'static {
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
 }
 
+/// The one naming rule of every store: relative `[a-z0-9/.-]` paths without `..`.
+pub(crate) fn check_name(name: &str) -> Result<(), StoreError> {
+    let ok = !name.is_empty()
+        && !name.starts_with('/')
+        && !name.contains("..")
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'/' || b == b'-' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Name(name.to_string()))
+    }
+}
+
 /// A store chosen at run time (the embedded filesystem or an object store).
 impl BlobStore for Box<dyn BlobStore> {
     fn put(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
@@ -51,13 +64,7 @@ impl FsStore {
     }
 
     fn path(&self, name: &str) -> Result<PathBuf, StoreError> {
-        let ok = !name.is_empty()
-            && !name.starts_with('/')
-            && !name.contains("..")
-            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'/' || b == b'-' || b == b'.');
-        if !ok {
-            return Err(StoreError::Name(name.to_string()));
-        }
+        check_name(name)?;
         Ok(self.root.join(name))
     }
 }

@@ -37,7 +37,7 @@ fn main() {
         println!(
             "dea-bench n={n} seed={seed} rep={rep} threads={} time={secs:.3}s  vrs-efficient={eff} mean-vrste={mean_vrs:.6} stats={}",
             rayon::current_num_threads(),
-            serde_json::to_string(&report.stats).unwrap()
+            serde_json::to_string(&report.stats).expect("solver stats serialize to JSON")
         );
     }
 }

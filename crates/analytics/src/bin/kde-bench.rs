@@ -35,7 +35,13 @@ fn main() {
         .map(|_| if rng.bernoulli(0.7) { rng.lognormal(3.0f64.ln(), 0.25) } else { rng.lognormal(5.0f64.ln(), 0.35) })
         .collect();
     let t = Instant::now();
-    let h = kde::bandwidth(&x, Bandwidth::ScipyScott).unwrap();
+    let h = match kde::bandwidth(&x, Bandwidth::ScipyScott) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("kde-bench: {e}");
+            std::process::exit(2);
+        }
+    };
     let (lo, hi) = x.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
     let (a, b) = (lo - 3.0 * h, hi + 3.0 * h);
     let grid = kde::linspace(a, b, grid_n);
