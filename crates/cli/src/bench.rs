@@ -1,5 +1,6 @@
 //! `medledger bench`: load generator against a running devnet, plus raw ed25519 rates.
 
+use medledger_types::IdentityOp;
 use crate::http::Client;
 use crate::txcmd::now_ms;
 use clap::Args;
@@ -127,14 +128,14 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
         .iter()
         .enumerate()
         .map(|(i, k)| {
-            sign(&ca, ca_nonce + i as u64, Operation::IssueCredential(CredentialSpec {
+            sign(&ca, ca_nonce + i as u64, Operation::Identity(IdentityOp::IssueCredential { spec: CredentialSpec {
                 subject: k.public(),
                 role: Role::Doctor,
                 institution: genesis.institutions[i % genesis.institutions.len()].id.clone(),
                 display_name: format!("bench signer {i}"),
                 valid_from_ms: now.saturating_sub(60_000),
                 valid_until_ms: now + 86_400_000,
-            }))
+            } }))
         })
         .collect();
     post_batch(&apis[0], &setup)?;
@@ -152,7 +153,7 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
                 d[..8].copy_from_slice(&tag);
                 d[8..16].copy_from_slice(&(s as u64).to_be_bytes());
                 d[16..24].copy_from_slice(&n.to_be_bytes());
-                sign(k, n, Operation::Attest { digest: Hash(d), label: String::new() })
+                sign(k, n, Operation::Identity(IdentityOp::Attest { digest: Hash(d), label: String::new() }))
             })
             .collect();
         load.push(txs);

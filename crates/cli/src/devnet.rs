@@ -1,5 +1,6 @@
 //! `medledger devnet`: a local consortium of validator processes with demo data.
 
+use medledger_types::{ConsentOp, IdentityOp};
 use crate::http::Client;
 use crate::txcmd::{now_ms, submit_with_nonce, wait_committed};
 use clap::Args;
@@ -213,14 +214,14 @@ fn seed(dir: &Path, genesis: &Genesis, client: &Client) -> Result<serde_json::Va
         let k = Keypair::generate();
         write_key(&demo.join(format!("{name}.key")), &k)?;
         identities.insert(name.to_string(), json!({ "key": k.public().to_hex(), "role": role.name(), "institution": inst(*i) }));
-        ops.push(Operation::IssueCredential(CredentialSpec {
+        ops.push(Operation::Identity(IdentityOp::IssueCredential { spec: CredentialSpec {
             subject: k.public(),
             role: *role,
             institution: inst(*i),
             display_name: display.to_string(),
             valid_from_ms: now.saturating_sub(60_000),
             valid_until_ms: now + year,
-        }));
+        } }));
     }
     s.run(&ca, ops)?;
     // Patients: the pseudonym is derived by the CA from national id + medical record number;
@@ -231,12 +232,12 @@ fn seed(dir: &Path, genesis: &Genesis, client: &Client) -> Result<serde_json::Va
         write_key(&demo.join(format!("{name}.key")), &k)?;
         let pseudonym = patient_pseudonym(&secret, national, mrn);
         let admin = read_key(&node_dir(dir, &inst(i)).join("admin.key"))?;
-        s.run(&admin, vec![Operation::RegisterPatient { subject: k.public(), pseudonym, valid_until_ms: now + 10 * year }])?;
+        s.run(&admin, vec![Operation::Identity(IdentityOp::RegisterPatient { subject: k.public(), pseudonym, valid_until_ms: now + 10 * year })])?;
         identities.insert(name.to_string(), json!({ "key": k.public().to_hex(), "role": "patient", "institution": inst(i), "pseudonym": pseudonym.to_hex() }));
     }
     let alice = read_key(&demo.join("dr-alice.key"))?;
     let doc = b"Discharge summary template v1 (demo document, no patient data)";
-    let ids = s.run(&alice, vec![Operation::Attest { digest: medledger_types::hash::sha256(&[doc]), label: "discharge-template-v1".into() }])?;
+    let ids = s.run(&alice, vec![Operation::Identity(IdentityOp::Attest { digest: medledger_types::hash::sha256(&[doc]), label: "discharge-template-v1".into() })])?;
     let records = seed_records(&demo, genesis, &identities)?;
     let summary = json!({ "identities": identities, "demo_attestation_tx": ids[0].to_hex(), "records": records });
     std::fs::write(demo.join("seeded.json"), serde_json::to_string_pretty(&summary).expect("json")).map_err(|e| e.to_string())?;
@@ -300,7 +301,7 @@ fn seed_records(demo: &Path, genesis: &Genesis, identities: &serde_json::Map<Str
     let grant = |p: &Session, grantee: medledger_types::PublicKey, actions: u8| -> Result<Hash, String> {
         let id = crate::txcmd::new_id();
         let terms = ConsentTerms { grantee: Grantee::Person(grantee), actions, scope: Scope::All, purpose: Purpose::Treatment, expires_ms: None };
-        p.transact(Operation::GrantConsent { consent_id: id, terms: terms.clone() })?;
+        p.transact(Operation::Consent(ConsentOp::GrantConsent { consent_id: id, terms: terms.clone() }))?;
         p.rewrap(&terms)?;
         Ok(id)
     };

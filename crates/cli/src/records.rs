@@ -5,6 +5,7 @@
 //! keys, unwrapping and decrypting, and checking the plaintext hash against the chain. Nodes see
 //! ciphertext and wrapped keys only.
 
+use medledger_types::{ConsentOp, RecordsOp};
 use crate::http::Client;
 use crate::txcmd::{new_id, now_ms, submit_with_nonce, wait_committed, TermsArgs};
 use clap::{Args, Subcommand};
@@ -314,14 +315,14 @@ impl Session {
             keys.push(json!({ "recipient": pk.to_hex(), "wrapped": w }));
         }
         let nonce = me["next_nonce"].as_u64().ok_or("node identity has no next_nonce")?;
-        let op = Operation::AnchorRecord {
+        let op = Operation::Records(RecordsOp::AnchorRecord {
             record_id,
             version,
             patient: *patient,
             resource_type: resource_type.clone(),
             content_hash: envelope::content_hash(fhir),
             locator: format!("vault://{institution}/{}/{version}", record_id.to_hex()),
-        };
+        });
         op.check_limits()?;
         let tx = Tx::sign(medledger_types::Transaction { chain_id: self.chain_id.clone(), signer: self.key.public(), nonce, op }, &self.key);
         self.client.post("/v1/records", &json!({ "anchor_tx": hex::encode(tx.raw()), "sealed": hex::encode(&sealed.0), "keys": keys }))?;
@@ -592,7 +593,7 @@ pub fn record(cmd: RecordCmd, json_out: bool) -> Result<(), String> {
                 return Err("give exactly one of --accept or --reject".into());
             }
             let s = Session::from_conn(&conn)?;
-            let (tx, _) = s.transact(Operation::ReviewAmendment { record_id: hash_arg(&id, "--id")?, version, accept })?;
+            let (tx, _) = s.transact(Operation::Records(RecordsOp::ReviewAmendment { record_id: hash_arg(&id, "--id")?, version, accept }))?;
             emit(json_out, &json!({ "tx_id": tx.id().to_hex(), "accepted": accept }), |_| {
                 println!("version {version} {} ({})", if accept { "accepted: it is now current" } else { "rejected: kept, never current" }, tx.id());
             });
@@ -616,7 +617,7 @@ pub fn consent(cmd: ConsentCmd, json_out: bool) -> Result<(), String> {
             let s = Session::from_conn(&conn)?;
             let t = crate::txcmd::terms(&terms)?;
             let id = new_id();
-            let (tx, _) = s.transact(Operation::GrantConsent { consent_id: id, terms: t.clone() })?;
+            let (tx, _) = s.transact(Operation::Consent(ConsentOp::GrantConsent { consent_id: id, terms: t.clone() }))?;
             let rewrapped = s.rewrap(&t)?;
             emit(json_out, &json!({ "consent_id": id.to_hex(), "tx_id": tx.id().to_hex(), "rewrapped_versions": rewrapped }), |_| {
                 println!("consent {id} granted ({}); data keys re-wrapped for the grantee on {rewrapped} record versions", tx.id());
@@ -625,7 +626,7 @@ pub fn consent(cmd: ConsentCmd, json_out: bool) -> Result<(), String> {
         }
         ConsentCmd::Revoke { conn, id } => {
             let s = Session::from_conn(&conn)?;
-            let (tx, v) = s.transact(Operation::RevokeConsent { consent_id: hash_arg(&id, "--id")? })?;
+            let (tx, v) = s.transact(Operation::Consent(ConsentOp::RevokeConsent { consent_id: hash_arg(&id, "--id")? }))?;
             emit(json_out, &json!({ "tx_id": tx.id().to_hex(), "height": v["height"] }), |v| {
                 println!("consent {id} revoked at height {}; reads are denied from the next block", v["height"]);
             });
@@ -666,7 +667,7 @@ pub fn access(cmd: AccessCmd, json_out: bool) -> Result<(), String> {
         AccessCmd::Request { conn, patient, reason, terms } => {
             let s = Session::from_conn(&conn)?;
             let id = new_id();
-            let op = Operation::RequestAccess { request_id: id, patient: hash_arg(&patient, "--patient")?, terms: crate::txcmd::terms(&terms)?, reason };
+            let op = Operation::Consent(ConsentOp::RequestAccess { request_id: id, patient: hash_arg(&patient, "--patient")?, terms: crate::txcmd::terms(&terms)?, reason });
             let (tx, _) = s.transact(op)?;
             emit(json_out, &json!({ "request_id": id.to_hex(), "tx_id": tx.id().to_hex() }), |_| {
                 println!("access request {id} sent ({}); the patient approves it with `medledger access approve --id {id}`", tx.id());
@@ -676,7 +677,7 @@ pub fn access(cmd: AccessCmd, json_out: bool) -> Result<(), String> {
         AccessCmd::Approve { conn, id } => {
             let s = Session::from_conn(&conn)?;
             let rid = hash_arg(&id, "--id")?;
-            let (tx, _) = s.transact(Operation::RespondAccess { request_id: rid, approve: true })?;
+            let (tx, _) = s.transact(Operation::Consent(ConsentOp::RespondAccess { request_id: rid, approve: true }))?;
             // The approved request is now a consent with the same id: re-wrap under its terms.
             let pid = hash_arg(s.me()?["credential"]["pseudonym"].as_str().unwrap_or(""), "pseudonym")?;
             let terms = s.consents(&pid)?.into_iter().find(|(c, _, _)| *c == rid).map(|(_, t, _)| t).ok_or("approved consent not found")?;
@@ -688,7 +689,7 @@ pub fn access(cmd: AccessCmd, json_out: bool) -> Result<(), String> {
         }
         AccessCmd::Decline { conn, id } => {
             let s = Session::from_conn(&conn)?;
-            let (tx, _) = s.transact(Operation::RespondAccess { request_id: hash_arg(&id, "--id")?, approve: false })?;
+            let (tx, _) = s.transact(Operation::Consent(ConsentOp::RespondAccess { request_id: hash_arg(&id, "--id")?, approve: false }))?;
             emit(json_out, &json!({ "tx_id": tx.id().to_hex() }), |_| println!("request {id} declined ({})", tx.id()));
             Ok(())
         }
@@ -749,7 +750,7 @@ pub fn audit(a: AuditArgs, json_out: bool) -> Result<(), String> {
 pub fn erase(a: EraseArgs, json_out: bool) -> Result<(), String> {
     let s = Session::from_conn(&a.conn)?;
     let id = hash_arg(&a.id, "--id")?;
-    let (tx, _) = s.transact(Operation::RequestErasure { record_id: id })?;
+    let (tx, _) = s.transact(Operation::Records(RecordsOp::RequestErasure { record_id: id }))?;
     if a.wait {
         let deadline = std::time::Instant::now() + COMMIT_TIMEOUT;
         loop {

@@ -1,5 +1,6 @@
 //! `medledger tx`: build, sign and submit operations.
 
+use medledger_types::{ConsentOp, IdentityOp};
 use crate::http::Client;
 use clap::{Args, Subcommand};
 use medledger_node::run::{read_key, read_public_key};
@@ -189,39 +190,39 @@ pub fn build_op(op: &TxOp) -> Result<Operation, String> {
                 (None, Some(d)) => Hash::from_hex(d).map_err(|e| format!("--digest: {e}"))?,
                 (None, None) => return Err("give --file or --digest".into()),
             };
-            Operation::Attest { digest, label: label.clone() }
+            Operation::Identity(IdentityOp::Attest { digest, label: label.clone() })
         }
         TxOp::IssueCredential { subject, role, institution, name, valid_days } => {
             let now = now_ms();
-            Operation::IssueCredential(CredentialSpec {
+            Operation::Identity(IdentityOp::IssueCredential { spec: CredentialSpec {
                 subject: parse_subject(subject)?,
                 role: Role::parse(role)?,
                 institution: institution.clone(),
                 display_name: name.clone(),
                 valid_from_ms: now.saturating_sub(60_000),
                 valid_until_ms: now + valid_days * DAY_MS,
-            })
+            } })
         }
-        TxOp::Revoke { subject, reason } => Operation::RevokeCredential { subject: parse_subject(subject)?, reason: reason.clone() },
-        TxOp::RegisterPatient { subject, pseudonym, valid_days } => Operation::RegisterPatient {
+        TxOp::Revoke { subject, reason } => Operation::Identity(IdentityOp::RevokeCredential { subject: parse_subject(subject)?, reason: reason.clone() }),
+        TxOp::RegisterPatient { subject, pseudonym, valid_days } => Operation::Identity(IdentityOp::RegisterPatient {
             subject: parse_subject(subject)?,
             pseudonym: Hash::from_hex(pseudonym).map_err(|e| format!("--pseudonym: {e}"))?,
             valid_until_ms: now_ms() + valid_days * DAY_MS,
-        },
-        TxOp::AddInstitution { id, name } => Operation::AddInstitution { id: id.clone(), name: name.clone() },
-        TxOp::GrantConsent { terms: t } => Operation::GrantConsent { consent_id: new_id(), terms: terms(t)? },
-        TxOp::RevokeConsent { id } => Operation::RevokeConsent { consent_id: Hash::from_hex(id).map_err(|e| format!("--id: {e}"))? },
-        TxOp::RequestAccess { patient, reason, terms: t } => Operation::RequestAccess {
+        }),
+        TxOp::AddInstitution { id, name } => Operation::Identity(IdentityOp::AddInstitution { id: id.clone(), name: name.clone() }),
+        TxOp::GrantConsent { terms: t } => Operation::Consent(ConsentOp::GrantConsent { consent_id: new_id(), terms: terms(t)? }),
+        TxOp::RevokeConsent { id } => Operation::Consent(ConsentOp::RevokeConsent { consent_id: Hash::from_hex(id).map_err(|e| format!("--id: {e}"))? }),
+        TxOp::RequestAccess { patient, reason, terms: t } => Operation::Consent(ConsentOp::RequestAccess {
             request_id: new_id(),
             patient: Hash::from_hex(patient).map_err(|e| format!("--patient: {e}"))?,
             terms: terms(t)?,
             reason: reason.clone(),
-        },
+        }),
         TxOp::RespondAccess { id, approve, decline } => {
             if approve == decline {
                 return Err("give exactly one of --approve or --decline".into());
             }
-            Operation::RespondAccess { request_id: Hash::from_hex(id).map_err(|e| format!("--id: {e}"))?, approve: *approve }
+            Operation::Consent(ConsentOp::RespondAccess { request_id: Hash::from_hex(id).map_err(|e| format!("--id: {e}"))?, approve: *approve })
         }
     })
 }
@@ -263,8 +264,8 @@ pub fn run(args: TxArgs, json_out: bool) -> Result<(), String> {
     let client = Client::new(&args.node);
     let op = build_op(&args.op)?;
     let created = match &op {
-        Operation::GrantConsent { consent_id, .. } => Some(("consent", *consent_id)),
-        Operation::RequestAccess { request_id, .. } => Some(("request", *request_id)),
+        Operation::Consent(ConsentOp::GrantConsent { consent_id, .. }) => Some(("consent", *consent_id)),
+        Operation::Consent(ConsentOp::RequestAccess { request_id, .. }) => Some(("request", *request_id)),
         _ => None,
     };
     let (tx, _) = submit(&client, &key, op)?;

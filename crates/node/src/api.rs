@@ -645,7 +645,7 @@ fn snapshot(st: &ApiState) -> Result<impl medledger_state::store::StateRead, Api
 
 /// The holder of a record version, if the record exists.
 fn holder_of(st: &ApiState, id: &Hash, version: u32) -> Result<Option<String>, ApiError> {
-    Ok(medledger_state::medical::version(&snapshot(st)?, id, version).map(|v| v.holder))
+    Ok(medledger_state::records::version(&snapshot(st)?, id, version).map(|v| v.holder))
 }
 
 #[utoipa::path(post, path = "/v1/records", request_body = crate::records::UploadRequest,
@@ -721,9 +721,9 @@ async fn read_record(State(st): State<ApiState>, headers: HeaderMap, Json(req): 
 async fn get_record(State(st): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let id = parse_hash(&id, "record id")?;
     let snap = snapshot(&st)?;
-    let head = medledger_state::medical::head(&snap, &id).ok_or_else(|| ApiError::not_found(format!("no record {id}")))?;
+    let head = medledger_state::records::head(&snap, &id).ok_or_else(|| ApiError::not_found(format!("no record {id}")))?;
     // Access events are audit metadata: see POST /v1/audit.
-    Ok(Json(json!({ "record": head, "versions": medledger_state::medical::history(&snap, &id) })))
+    Ok(Json(json!({ "record": head, "versions": medledger_state::records::history(&snap, &id) })))
 }
 
 #[utoipa::path(get, path = "/v1/patients/{pseudonym}/records", params(("pseudonym" = String, Path, description = "patient pseudonym (hex)")),
@@ -732,11 +732,11 @@ async fn patient_records(State(st): State<ApiState>, Path(p): Path<String>) -> R
     let p = parse_hash(&p, "pseudonym")?;
     let snap = snapshot(&st)?;
     identity::patient_key(&snap, &p).ok_or_else(|| ApiError::not_found("no patient with this pseudonym"))?;
-    let records: Vec<Value> = medledger_state::medical::record_ids_of(&snap, &p)
+    let records: Vec<Value> = medledger_state::records::record_ids_of(&snap, &p)
         .iter()
         .filter_map(|id| {
-            let head = medledger_state::medical::head(&snap, id)?;
-            Some(json!({ "record": head, "versions": medledger_state::medical::history(&snap, id) }))
+            let head = medledger_state::records::head(&snap, id)?;
+            Some(json!({ "record": head, "versions": medledger_state::records::history(&snap, id) }))
         })
         .collect();
     Ok(Json(json!({ "patient": p.to_hex(), "records": records })))

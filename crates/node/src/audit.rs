@@ -9,7 +9,8 @@
 
 use crate::api::ApiError;
 use axum::http::StatusCode;
-use medledger_state::medical::{self, AccessEvent};
+use medledger_state::audit::{self as access, AccessEvent};
+use medledger_state::records;
 use medledger_state::store::StateRead;
 use medledger_state::{identity, Principal};
 use medledger_types::read::{AuditQuery, MAX_AUDIT_LIMIT};
@@ -64,7 +65,7 @@ fn matches(q: &AuditQuery, e: &AccessEvent) -> bool {
 }
 
 fn entry(state: &dyn StateRead, e: AccessEvent) -> AuditEntry {
-    let head = medical::head(state, &e.record_id);
+    let head = records::head(state, &e.record_id);
     AuditEntry {
         record_id: e.record_id.to_hex(),
         version: e.version,
@@ -121,8 +122,8 @@ pub fn run(state: &dyn StateRead, q: &AuditQuery) -> AuditResult {
         // Per-patient: walk the patient's own records (bounded by the per-patient limits).
         let mut all: Vec<AccessEvent> = Vec::new();
         let mut scanned = 0u64;
-        for id in medical::record_ids_of(state, &p) {
-            for e in medical::access_events(state, &id) {
+        for id in records::record_ids_of(state, &p) {
+            for e in access::access_events(state, &id) {
                 scanned += 1;
                 if matches(q, &e) {
                     all.push(e);
@@ -133,14 +134,14 @@ pub fn run(state: &dyn StateRead, q: &AuditQuery) -> AuditResult {
         all.truncate(limit);
         return AuditResult { events: all.into_iter().map(|e| entry(state, e)).collect(), scanned, truncated: false };
     }
-    let len = medical::access_log_len(state);
+    let len = access::access_log_len(state);
     let mut events = Vec::new();
     let mut scanned = 0;
     let mut seq = len;
     while seq > 0 && events.len() < limit && scanned < MAX_AUDIT_SCAN {
         seq -= 1;
         scanned += 1;
-        if let Some(e) = medical::access_log_entry(state, seq) {
+        if let Some(e) = access::access_log_entry(state, seq) {
             if matches(q, &e) {
                 events.push(entry(state, e));
             }

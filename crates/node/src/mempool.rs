@@ -178,7 +178,7 @@ impl Mempool {
 mod tests {
     use super::*;
     use medledger_state::MemState;
-    use medledger_types::{Keypair, Operation, Transaction};
+    use medledger_types::{IdentityOp, Keypair, Operation, Transaction};
 
     fn tx(k: &Keypair, nonce: u64) -> Tx {
         Tx::sign(
@@ -186,7 +186,7 @@ mod tests {
                 chain_id: "c".into(),
                 signer: k.public(),
                 nonce,
-                op: Operation::Attest { digest: Hash([nonce as u8; 32]), label: String::new() },
+                op: Operation::Identity(IdentityOp::Attest { digest: Hash([nonce as u8; 32]), label: String::new() }),
             },
             k,
         )
@@ -232,7 +232,7 @@ mod tests {
             m.admit(tx(&a, n), 0).unwrap();
         }
         let mut state = MemState::default();
-        state.0.insert(medledger_state::records::key::nonce(&a.public()), 2u64.to_be_bytes().to_vec());
+        state.0.insert(medledger_state::identity::key::nonce(&a.public()), 2u64.to_be_bytes().to_vec());
         m.prune(&state, [a.public()]);
         assert_eq!(m.len(), 1);
         assert!(m.was_verified(&tx(&a, 0).id()));

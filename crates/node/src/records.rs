@@ -6,11 +6,13 @@
 //! wrap; the patient's client re-wraps for grantees. Only break-glass, an emergency read without
 //! consent, makes the holder unwrap its own copy of the data key to wrap it for the doctor.
 
+use medledger_types::{AuditOp, RecordsOp};
 use crate::api::ApiError;
 use crate::chain::{Chain, SubmitError};
 use axum::http::StatusCode;
 use medledger_state::consent::{permits, RecordRef};
-use medledger_state::{identity, medical, Principal};
+use medledger_state::records as medical;
+use medledger_state::{identity, Principal};
 use medledger_types::read::{ReadRequest, MAX_READ_SKEW_MS};
 use medledger_types::{AccessOutcome, Canonical, Hash, Keypair, Operation, PublicKey, Purpose, Role, Signature, Transaction, Tx};
 use medledger_vault::envelope::{self, WrappedKey};
@@ -144,7 +146,7 @@ impl RecordService {
     /// Stores a sealed version and submits its anchor; returns the anchor transaction.
     pub fn upload(&self, req: &UploadRequest) -> Result<Tx, ApiError> {
         let tx = Tx::decode(&hex_field(&req.anchor_tx, "anchor_tx")?).map_err(SubmitError::from)?;
-        let Operation::AnchorRecord { record_id, version, patient, .. } = &tx.body().op else {
+        let Operation::Records(RecordsOp::AnchorRecord { record_id, version, patient, .. }) = &tx.body().op else {
             return Err(bad("invalid_argument", "anchor_tx must be an anchor_record transaction"));
         };
         let snap = self.chain.store.snapshot().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
@@ -331,7 +333,7 @@ impl RecordService {
             for e in events.iter().filter(|e| e.kind == "erasure_requested") {
                 let Some(id) = e.attr("record").and_then(|h| Hash::from_hex(h).ok()) else { continue };
                 let holder = match self.chain.store.snapshot() {
-                    Ok(snap) => medledger_state::medical::head(&snap, &id)
+                    Ok(snap) => medledger_state::records::head(&snap, &id)
                         .and_then(|h| medical::version(&snap, &id, h.current_version.max(1)))
                         .map(|v| v.holder),
                     Err(_) => None,
@@ -342,7 +344,7 @@ impl RecordService {
                 if self.vault.erase(&id).is_err() {
                     continue;
                 }
-                if let Ok(tx) = self.submit_signed(Operation::ConfirmErasure { record_id: id }) {
+                if let Ok(tx) = self.submit_signed(Operation::Records(RecordsOp::ConfirmErasure { record_id: id })) {
                     confirmed.push(tx);
                 }
             }
@@ -354,7 +356,7 @@ impl RecordService {
     fn log(&self, r: &ReadRequest, outcome: AccessOutcome, reason: String) -> Result<Hash, ApiError> {
         let mut reason = reason;
         reason.truncate(medledger_types::tx::limits::MAX_REASON);
-        self.submit_signed(Operation::LogAccess { record_id: r.record_id, version: r.version, requester: r.requester, purpose: r.purpose, outcome, reason })
+        self.submit_signed(Operation::Audit(AuditOp::LogAccess { record_id: r.record_id, version: r.version, requester: r.requester, purpose: r.purpose, outcome, reason }))
     }
 
     /// Signs `op` with the institution key at its next free nonce and submits it.

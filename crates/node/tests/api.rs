@@ -4,6 +4,7 @@
 
 mod common;
 
+use medledger_types::{AuditOp, ConsentOp, IdentityOp, RecordsOp};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::*;
@@ -26,7 +27,7 @@ fn terms(grantee: medledger_types::PublicKey) -> medledger_types::ConsentTerms {
 }
 
 fn attest(n: u8) -> Operation {
-    Operation::Attest { digest: Hash([n; 32]), label: "x".into() }
+    Operation::Identity(IdentityOp::Attest { digest: Hash([n; 32]), label: "x".into() })
 }
 
 #[tokio::test]
@@ -83,7 +84,7 @@ async fn expired_and_revoked_credentials_are_refused() {
     n.clock.fetch_add(10_000, Ordering::SeqCst);
     let (s, v) = n.submit(&n.tx(&short, attest(5))).await;
     assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "credential_expired"));
-    let revoke = n.tx(&n.ca, Operation::RevokeCredential { subject: doc.public(), reason: "left the hospital".into() });
+    let revoke = n.tx(&n.ca, Operation::Identity(IdentityOp::RevokeCredential { subject: doc.public(), reason: "left the hospital".into() }));
     assert_eq!(n.submit(&revoke).await.0, StatusCode::ACCEPTED);
     n.commit();
     // Effective from the next block, which is what admission checks against.
@@ -112,41 +113,41 @@ async fn every_disallowed_cell_is_refused_at_the_api() {
                 continue;
             }
             let op = match kind {
-                OpKind::AddInstitution => Operation::AddInstitution { id: "x".into(), name: "X".into() },
-                OpKind::IssueCredential => Operation::IssueCredential(CredentialSpec {
+                OpKind::AddInstitution => Operation::Identity(IdentityOp::AddInstitution { id: "x".into(), name: "X".into() }),
+                OpKind::IssueCredential => Operation::Identity(IdentityOp::IssueCredential { spec: CredentialSpec {
                     subject: Keypair::from_seed(777).public(),
                     role: Role::Doctor,
                     institution: "h0".into(),
                     display_name: "X".into(),
                     valid_from_ms: T0,
                     valid_until_ms: T0 + 1_000_000,
-                }),
-                OpKind::RevokeCredential => Operation::RevokeCredential { subject: victim, reason: "r".into() },
-                OpKind::RegisterPatient => Operation::RegisterPatient { subject: Keypair::from_seed(778).public(), pseudonym: Hash([9; 32]), valid_until_ms: T0 + 1_000_000 },
+                } }),
+                OpKind::RevokeCredential => Operation::Identity(IdentityOp::RevokeCredential { subject: victim, reason: "r".into() }),
+                OpKind::RegisterPatient => Operation::Identity(IdentityOp::RegisterPatient { subject: Keypair::from_seed(778).public(), pseudonym: Hash([9; 32]), valid_until_ms: T0 + 1_000_000 }),
                 OpKind::Attest => attest(100 + j as u8),
-                OpKind::GrantConsent => Operation::GrantConsent { consent_id: Hash([j as u8; 32]), terms: terms(victim) },
-                OpKind::RevokeConsent => Operation::RevokeConsent { consent_id: Hash([j as u8; 32]) },
-                OpKind::RequestAccess => Operation::RequestAccess { request_id: Hash([j as u8; 32]), patient: Hash([1; 32]), terms: terms(victim), reason: String::new() },
-                OpKind::RespondAccess => Operation::RespondAccess { request_id: Hash([j as u8; 32]), approve: false },
-                OpKind::AnchorRecord => Operation::AnchorRecord {
+                OpKind::GrantConsent => Operation::Consent(ConsentOp::GrantConsent { consent_id: Hash([j as u8; 32]), terms: terms(victim) }),
+                OpKind::RevokeConsent => Operation::Consent(ConsentOp::RevokeConsent { consent_id: Hash([j as u8; 32]) }),
+                OpKind::RequestAccess => Operation::Consent(ConsentOp::RequestAccess { request_id: Hash([j as u8; 32]), patient: Hash([1; 32]), terms: terms(victim), reason: String::new() }),
+                OpKind::RespondAccess => Operation::Consent(ConsentOp::RespondAccess { request_id: Hash([j as u8; 32]), approve: false }),
+                OpKind::AnchorRecord => Operation::Records(RecordsOp::AnchorRecord {
                     record_id: Hash([j as u8; 32]),
                     version: 1,
                     patient: Hash([1; 32]),
                     resource_type: "Observation".into(),
                     content_hash: Hash([2; 32]),
                     locator: "vault://x".into(),
-                },
-                OpKind::ReviewAmendment => Operation::ReviewAmendment { record_id: Hash([j as u8; 32]), version: 2, accept: true },
-                OpKind::LogAccess => Operation::LogAccess {
+                }),
+                OpKind::ReviewAmendment => Operation::Records(RecordsOp::ReviewAmendment { record_id: Hash([j as u8; 32]), version: 2, accept: true }),
+                OpKind::LogAccess => Operation::Audit(AuditOp::LogAccess {
                     record_id: Hash([j as u8; 32]),
                     version: 1,
                     requester: victim,
                     purpose: medledger_types::Purpose::Treatment,
                     outcome: medledger_types::AccessOutcome::Denied,
                     reason: String::new(),
-                },
-                OpKind::RequestErasure => Operation::RequestErasure { record_id: Hash([j as u8; 32]) },
-                OpKind::ConfirmErasure => Operation::ConfirmErasure { record_id: Hash([j as u8; 32]) },
+                }),
+                OpKind::RequestErasure => Operation::Records(RecordsOp::RequestErasure { record_id: Hash([j as u8; 32]) }),
+                OpKind::ConfirmErasure => Operation::Records(RecordsOp::ConfirmErasure { record_id: Hash([j as u8; 32]) }),
             };
             let (s, v) = n.submit(&n.tx(k, op)).await;
             assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{} × {}", p.name(), kind.name());

@@ -4,6 +4,7 @@
 
 mod common;
 
+use medledger_types::{ConsentOp, IdentityOp, RecordsOp};
 use axum::http::StatusCode;
 use common::*;
 use medledger_node::records::{add_key_message, ADD_KEY_SIGNATURE};
@@ -65,10 +66,10 @@ async fn held_record(n: &Node) -> Held {
     let patient = n.credential(70, Role::Patient, T0 + 1_000_000_000).await;
     let pid = Hash([70; 32]);
     n.commit();
-    ok_tx(n, &patient, Operation::GrantConsent {
+    ok_tx(n, &patient, Operation::Consent(ConsentOp::GrantConsent {
         consent_id: Hash([1; 32]),
         terms: ConsentTerms { grantee: Grantee::Person(doc.public()), actions: action::ALL, scope: Scope::All, purpose: Purpose::Treatment, expires_ms: None },
-    })
+    }))
     .await;
     n.commit();
     let fhir = observation(&pid);
@@ -89,14 +90,14 @@ fn upload_body(n: &Node, author: &Keypair, pid: Hash, fhir: &[u8], recipients: &
         .iter()
         .map(|pk| json!({ "recipient": pk.to_hex(), "wrapped": wrap(&key, pk, &ctx).unwrap() }))
         .collect();
-    let anchor = n.tx(author, Operation::AnchorRecord {
+    let anchor = n.tx(author, Operation::Records(RecordsOp::AnchorRecord {
         record_id: REC,
         version: 1,
         patient: pid,
         resource_type: "Observation".into(),
         content_hash: envelope::content_hash(fhir),
         locator: "vault://h0".into(),
-    });
+    }));
     let body = json!({ "anchor_tx": hex::encode(anchor.raw()), "sealed": hex::encode(&sealed.0), "keys": keys });
     (sealed.0, keys, body)
 }
@@ -124,24 +125,24 @@ async fn consented_reads_are_served_and_everything_is_logged() {
     let admin0 = n.admins[0].clone();
     let doc_a = n.credential(60, Role::Doctor, T0 + 1_000_000_000).await;
     let doc_b = Keypair::from_seed(61);
-    ok_tx(&n, &ca, Operation::IssueCredential(CredentialSpec {
+    ok_tx(&n, &ca, Operation::Identity(IdentityOp::IssueCredential { spec: CredentialSpec {
         subject: doc_b.public(),
         role: Role::Doctor,
         institution: "h1".into(),
         display_name: "Dr B".into(),
         valid_from_ms: T0,
         valid_until_ms: T0 + 1_000_000_000,
-    }))
+    } }))
     .await;
     n.commit();
     let doc_c = n.credential(62, Role::Doctor, T0 + 1_000_000_000).await;
     let patient = n.credential(70, Role::Patient, T0 + 1_000_000_000).await;
     let pid = Hash([70; 32]);
     n.commit();
-    let grant = |id: u8, who: &Keypair, actions: u8| Operation::GrantConsent {
+    let grant = |id: u8, who: &Keypair, actions: u8| Operation::Consent(ConsentOp::GrantConsent {
         consent_id: Hash([id; 32]),
         terms: ConsentTerms { grantee: Grantee::Person(who.public()), actions, scope: Scope::All, purpose: Purpose::Treatment, expires_ms: None },
-    };
+    });
     ok_tx(&n, &patient, grant(1, &doc_a, action::ALL)).await;
     n.commit();
 
@@ -201,7 +202,7 @@ async fn consented_reads_are_served_and_everything_is_logged() {
     assert_eq!(decrypt(&v, &doc_c).unwrap(), fhir);
 
     // Revocation denies B from the next block.
-    ok_tx(&n, &patient, Operation::RevokeConsent { consent_id: Hash([2; 32]) }).await;
+    ok_tx(&n, &patient, Operation::Consent(ConsentOp::RevokeConsent { consent_id: Hash([2; 32]) })).await;
     n.commit();
     let (s, _) = read(&n, &doc_b, Purpose::Treatment, None).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
@@ -264,14 +265,14 @@ async fn consented_reads_are_served_and_everything_is_logged() {
 
     // A write without consent is refused before it reaches the vault.
     let stranger_doc = n.credential(63, Role::Doctor, T0 + 1_000_000_000).await;
-    let anchor2 = n.tx(&stranger_doc, Operation::AnchorRecord {
+    let anchor2 = n.tx(&stranger_doc, Operation::Records(RecordsOp::AnchorRecord {
         record_id: Hash([0x43; 32]),
         version: 1,
         patient: pid,
         resource_type: "Observation".into(),
         content_hash: Hash([1; 32]),
         locator: "vault://h0".into(),
-    });
+    }));
     let mut up2 = upload.clone();
     up2["anchor_tx"] = json!(hex::encode(anchor2.raw()));
     n.commit();
@@ -307,7 +308,7 @@ async fn erasure_destroys_the_vault_copy_and_keeps_the_hash() {
     assert_eq!(read(&n, &doc, Purpose::Treatment, None).await.0, StatusCode::OK);
 
     // The patient asks; when that block finalizes, the holder erases and confirms on chain.
-    ok_tx(&n, &patient, Operation::RequestErasure { record_id: REC }).await;
+    ok_tx(&n, &patient, Operation::Records(RecordsOp::RequestErasure { record_id: REC })).await;
     let block = n.commit();
     let receipts = n.chain.store.receipts(block.height()).unwrap();
     let svc = n.records.clone().unwrap();

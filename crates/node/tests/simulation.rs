@@ -3,6 +3,7 @@
 //! partition that heals, and slow lossy links. Each checks that every honest validator
 //! finalizes the same blocks (hashes and state roots) and that no accepted transaction is lost.
 
+use medledger_types::IdentityOp;
 use commonware_consensus::simplex::mocks::conflicter;
 use commonware_cryptography::{ed25519, sha256::Sha256, Signer as _};
 use commonware_p2p::simulated::{self, Link, Network, Oracle};
@@ -149,7 +150,7 @@ fn attest(admin: &Keypair, nonce: u64, tag: u64) -> Tx {
             chain_id: "sim".into(),
             signer: admin.public(),
             nonce,
-            op: Operation::Attest { digest: Hash(d), label: format!("doc-{tag}-{nonce}") },
+            op: Operation::Identity(IdentityOp::Attest { digest: Hash(d), label: format!("doc-{tag}-{nonce}") }),
         },
         admin,
     )

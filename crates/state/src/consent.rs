@@ -1,11 +1,27 @@
 //! Patient-controlled consent (FHIR-Consent-shaped): grants, revocations, access requests and
 //! the one function that decides effective permission, [`permits`].
+//!
+//! ## Permissions
+//!
+//! | principal          | grant_consent | revoke_consent | request_access | respond_access |
+//! |--------------------|:---:|:---:|:---:|:---:|
+//! | ca                 |     |     |     |     |
+//! | patient            |  ✓  |  ✓  |     |  ✓  |
+//! | doctor             |     |     |  ✓  |     |
+//! | institution_admin  |     |     |     |     |
+//! | regulator          |     |     |  ✓  |     |
+//! | researcher         |     |     |  ✓  |     |
+//! | insurer            |     |     |  ✓  |     |
+//! | manufacturer       |     |     |     |     |
+//! | distributor        |     |     |     |     |
+//! | pharmacy           |     |     |     |     |
 
 use crate::identity::{credential, institution, patient_key, principal};
+use crate::permissions::{Rows, N, Y};
 use crate::store::{Overlay, StateRead};
 use crate::{decode_stored, BlockEnv, Principal, Rejection};
 use medledger_types::codec::{Canonical, DecodeError, Reader, Writer};
-use medledger_types::{ConsentTerms, Event, Grantee, Hash, Operation, PublicKey, Purpose, RejectCode, Role, Scope};
+use medledger_types::{ConsentOp, ConsentTerms, Event, Grantee, Hash, PublicKey, Purpose, RejectCode, Role, Scope};
 use serde::Serialize;
 
 /// Most consents (active or not) one patient may hold; keeps [`permits`] bounded.
@@ -13,20 +29,36 @@ pub const MAX_CONSENTS_PER_PATIENT: usize = 1024;
 /// Most unanswered access requests waiting for one patient.
 pub const MAX_PENDING_REQUESTS_PER_PATIENT: usize = 256;
 
+/// This domain's rows of the permission table (see the module docs).
+pub const PERMISSIONS: Rows<4> = [
+    // grc rvc req rsp
+    [N, N, N, N], // ca
+    [Y, Y, N, Y], // patient
+    [N, N, Y, N], // doctor
+    [N, N, N, N], // institution_admin
+    [N, N, Y, N], // regulator
+    [N, N, Y, N], // researcher
+    [N, N, Y, N], // insurer
+    [N, N, N, N], // manufacturer
+    [N, N, N, N], // distributor
+    [N, N, N, N], // pharmacy
+];
+
 pub mod key {
+    use crate::keys::{compose, ACCESS_REQUEST, CONSENT, PATIENT_CONSENTS, PATIENT_REQUESTS};
     use medledger_types::Hash;
     pub fn consent(id: &Hash) -> Vec<u8> {
-        [b"k/".as_slice(), &id.0].concat()
+        compose(CONSENT, &[&id.0])
     }
     pub fn patient_consents(pseudonym: &Hash) -> Vec<u8> {
-        [b"kl/".as_slice(), &pseudonym.0].concat()
+        compose(PATIENT_CONSENTS, &[&pseudonym.0])
     }
     pub fn request(id: &Hash) -> Vec<u8> {
-        [b"q/".as_slice(), &id.0].concat()
+        compose(ACCESS_REQUEST, &[&id.0])
     }
     /// Ids of the requests waiting for a patient's answer.
     pub fn pending_requests(pseudonym: &Hash) -> Vec<u8> {
-        [b"ql/".as_slice(), &pseudonym.0].concat()
+        compose(PATIENT_REQUESTS, &[&pseudonym.0])
     }
 }
 
@@ -249,9 +281,9 @@ fn own_pseudonym(o: &Overlay<'_>, signer: &PublicKey) -> Result<Hash, Rejection>
         .ok_or_else(|| Rejection::new(RejectCode::NotPermitted, "only a registered patient manages consents"))
 }
 
-pub(crate) fn apply(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, principal: Principal, op: &Operation) -> Result<Vec<Event>, Rejection> {
+pub(crate) fn apply(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, principal: Principal, op: &ConsentOp) -> Result<Vec<Event>, Rejection> {
     match op {
-        Operation::GrantConsent { consent_id, terms } => {
+        ConsentOp::GrantConsent { consent_id, terms } => {
             let patient = own_pseudonym(o, signer)?;
             if id_taken(o, consent_id) {
                 return Err(Rejection::new(RejectCode::AlreadyExists, format!("id {consent_id} is already used")));
@@ -265,7 +297,7 @@ pub(crate) fn apply(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, pri
                 .with("grantee", grantee_str(&terms.grantee))
                 .with("purpose", terms.purpose.name())])
         }
-        Operation::RevokeConsent { consent_id } => {
+        ConsentOp::RevokeConsent { consent_id } => {
             let patient = own_pseudonym(o, signer)?;
             let mut c = consent(o, consent_id)
                 .ok_or_else(|| Rejection::new(RejectCode::NotFound, format!("no consent {consent_id}")))?;
@@ -279,7 +311,7 @@ pub(crate) fn apply(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, pri
             o.put(key::consent(consent_id), c.to_bytes());
             Ok(vec![Event::new("consent_revoked").with("consent", consent_id).with("effective_from_height", env.height + 1)])
         }
-        Operation::RequestAccess { request_id, patient, terms, reason } => {
+        ConsentOp::RequestAccess { request_id, patient, terms, reason } => {
             if patient_key(o, patient).is_none() {
                 return Err(Rejection::new(RejectCode::NotFound, "no patient with this pseudonym"));
             }
@@ -313,7 +345,7 @@ pub(crate) fn apply(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, pri
             o.put(key::request(request_id), req.to_bytes());
             Ok(vec![Event::new("access_requested").with("request", request_id).with("patient", patient).with("purpose", terms.purpose.name())])
         }
-        Operation::RespondAccess { request_id, approve } => {
+        ConsentOp::RespondAccess { request_id, approve } => {
             let patient = own_pseudonym(o, signer)?;
             let mut req = request(o, request_id)
                 .ok_or_else(|| Rejection::new(RejectCode::NotFound, format!("no access request {request_id}")))?;
@@ -337,6 +369,14 @@ pub(crate) fn apply(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, pri
             let kind = if *approve { "access_approved" } else { "access_declined" };
             Ok(vec![Event::new(kind).with("request", request_id).with("requester", req.requester)])
         }
-        _ => unreachable!("identity operations are applied by the identity module"),
+    }
+}
+
+#[cfg(test)]
+mod permission_tests {
+    /// The markdown table in this module's docs must say what the code does.
+    #[test]
+    fn doc_table_matches_code() {
+        crate::permissions::check_doc_table(include_str!("consent.rs"), medledger_types::Domain::Consent);
     }
 }

@@ -1,12 +1,182 @@
 //! Identity and membership: institutions, credentials (issue, revoke), patients and attestations.
+//!
+//! ## Permissions
+//!
+//! | principal          | add_institution | issue_credential | revoke_credential | register_patient | attest |
+//! |--------------------|:---:|:---:|:---:|:---:|:---:|
+//! | ca                 |  ✓  |  ✓  |  ✓  |     |     |
+//! | patient            |     |     |     |     |     |
+//! | doctor             |     |     |     |     |  ✓  |
+//! | institution_admin  |     |     |  ✓  |  ✓  |  ✓  |
+//! | regulator          |     |     |     |     |  ✓  |
+//! | researcher         |     |     |     |     |  ✓  |
+//! | insurer            |     |     |     |     |  ✓  |
+//! | manufacturer       |     |     |     |     |  ✓  |
+//! | distributor        |     |     |     |     |  ✓  |
+//! | pharmacy           |     |     |     |     |  ✓  |
+//!
+//! Scope rules on top: an institution admin revokes only its own institution's credentials and
+//! registers patients only at its own institution.
 
-use crate::records::{key, Attestation, Credential, Institution, Revocation};
+use crate::permissions::{Rows, N, Y};
 use crate::store::{Overlay, StateRead, WriteSet};
 use crate::{decode_stored, BlockEnv, Principal, Rejection};
-use medledger_types::{Canonical, CredentialSpec, Event, Genesis, Operation, PublicKey, RejectCode, Role};
+use medledger_types::codec::{DecodeError, Reader, Writer};
+use medledger_types::{Canonical, CredentialSpec, IdentityOp, Event, Genesis, Hash, PublicKey, RejectCode, Role};
+use serde::Serialize;
 
 /// Admin credentials created at genesis are valid for ten years.
 pub const GENESIS_ADMIN_VALIDITY_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
+
+/// This domain's rows of the permission table (see the module docs).
+pub const PERMISSIONS: Rows<5> = [
+    // add iss rvk reg att
+    [Y, Y, Y, N, N], // ca
+    [N, N, N, N, N], // patient
+    [N, N, N, N, Y], // doctor
+    [N, N, Y, Y, Y], // institution_admin
+    [N, N, N, N, Y], // regulator
+    [N, N, N, N, Y], // researcher
+    [N, N, N, N, Y], // insurer
+    [N, N, N, N, Y], // manufacturer
+    [N, N, N, N, Y], // distributor
+    [N, N, N, N, Y], // pharmacy
+];
+
+pub mod key {
+    use crate::keys::{compose, ATTESTATION, CREDENTIAL, INSTITUTION, NONCE, PATIENT};
+    use medledger_types::{Hash, PublicKey};
+    pub use crate::keys::{CA, CHAIN_ID};
+    pub fn nonce(pk: &PublicKey) -> Vec<u8> {
+        compose(NONCE, &[&pk.0])
+    }
+    pub fn credential(pk: &PublicKey) -> Vec<u8> {
+        compose(CREDENTIAL, &[&pk.0])
+    }
+    pub fn institution(id: &str) -> Vec<u8> {
+        compose(INSTITUTION, &[id.as_bytes()])
+    }
+    pub fn patient(pseudonym: &Hash) -> Vec<u8> {
+        compose(PATIENT, &[&pseudonym.0])
+    }
+    pub fn attestation(digest: &Hash) -> Vec<u8> {
+        compose(ATTESTATION, &[&digest.0])
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Credential {
+    pub subject: PublicKey,
+    pub role: Role,
+    pub institution: String,
+    /// Empty for patients: real names never go on chain.
+    pub display_name: String,
+    pub valid_from_ms: u64,
+    pub valid_until_ms: u64,
+    pub issued_at_height: u64,
+    pub issuer: PublicKey,
+    /// Set for patients only.
+    pub pseudonym: Option<Hash>,
+    pub revoked: Option<Revocation>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Revocation {
+    pub at_height: u64,
+    pub by: PublicKey,
+    pub reason: String,
+}
+
+impl Canonical for Credential {
+    fn encode_to(&self, w: &mut Writer) {
+        self.subject.encode_to(w);
+        self.role.encode_to(w);
+        w.str(&self.institution).str(&self.display_name);
+        w.u64(self.valid_from_ms).u64(self.valid_until_ms).u64(self.issued_at_height);
+        self.issuer.encode_to(w);
+        match &self.pseudonym {
+            Some(p) => w.u8(1).fixed(&p.0),
+            None => w.u8(0),
+        };
+        match &self.revoked {
+            Some(r) => {
+                w.u8(1).u64(r.at_height);
+                r.by.encode_to(w);
+                w.str(&r.reason);
+            }
+            None => {
+                w.u8(0);
+            }
+        }
+    }
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Credential {
+            subject: PublicKey::decode_from(r)?,
+            role: Role::decode_from(r)?,
+            institution: r.string("institution", 64)?,
+            display_name: r.string("display name", 128)?,
+            valid_from_ms: r.u64("valid from")?,
+            valid_until_ms: r.u64("valid until")?,
+            issued_at_height: r.u64("issued at")?,
+            issuer: PublicKey::decode_from(r)?,
+            pseudonym: if r.bool("pseudonym flag")? { Some(Hash(r.array("pseudonym")?)) } else { None },
+            revoked: if r.bool("revoked flag")? {
+                Some(Revocation {
+                    at_height: r.u64("revoked at")?,
+                    by: PublicKey::decode_from(r)?,
+                    reason: r.string("reason", 256)?,
+                })
+            } else {
+                None
+            },
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Institution {
+    pub id: String,
+    pub name: String,
+    pub added_at_height: u64,
+}
+
+impl Canonical for Institution {
+    fn encode_to(&self, w: &mut Writer) {
+        w.str(&self.id).str(&self.name).u64(self.added_at_height);
+    }
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Institution {
+            id: r.string("institution id", 64)?,
+            name: r.string("institution name", 128)?,
+            added_at_height: r.u64("added at")?,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Attestation {
+    pub digest: Hash,
+    pub label: String,
+    pub attester: PublicKey,
+    pub height: u64,
+}
+
+impl Canonical for Attestation {
+    fn encode_to(&self, w: &mut Writer) {
+        w.fixed(&self.digest.0).str(&self.label);
+        self.attester.encode_to(w);
+        w.u64(self.height);
+    }
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Attestation {
+            digest: Hash(r.array("digest")?),
+            label: r.string("label", 128)?,
+            attester: PublicKey::decode_from(r)?,
+            height: r.u64("height")?,
+        })
+    }
+}
+
 
 pub fn ca_key(state: &dyn StateRead) -> Option<PublicKey> {
     state.get(key::CA).and_then(|b| PublicKey::from_bytes(&b).ok())
@@ -106,10 +276,10 @@ pub(crate) fn apply(
     env: &BlockEnv,
     signer: &PublicKey,
     principal: Principal,
-    op: &Operation,
+    op: &IdentityOp,
 ) -> Result<Vec<Event>, Rejection> {
     match op {
-        Operation::AddInstitution { id, name } => {
+        IdentityOp::AddInstitution { id, name } => {
             if !valid_id(id) {
                 return Err(invalid(format!("institution id `{id}` must be non-empty [A-Za-z0-9._-]")));
             }
@@ -120,8 +290,8 @@ pub(crate) fn apply(
             o.put(key::institution(id), inst.to_bytes());
             Ok(vec![Event::new("institution_added").with("institution", id)])
         }
-        Operation::IssueCredential(spec) => issue(o, env, signer, spec),
-        Operation::RevokeCredential { subject, reason } => {
+        IdentityOp::IssueCredential { spec } => issue(o, env, signer, spec),
+        IdentityOp::RevokeCredential { subject, reason } => {
             let mut c = credential(o, subject).ok_or_else(|| {
                 Rejection::new(RejectCode::NotFound, format!("no credential for key {}", subject.short()))
             })?;
@@ -143,7 +313,7 @@ pub(crate) fn apply(
                 .with("subject", subject)
                 .with("effective_from_height", env.height + 1)])
         }
-        Operation::RegisterPatient { subject, pseudonym, valid_until_ms } => {
+        IdentityOp::RegisterPatient { subject, pseudonym, valid_until_ms } => {
             let admin = credential(o, signer).expect("principal resolved from this credential");
             if credential(o, subject).is_some() || ca_key(o).as_ref() == Some(subject) {
                 return Err(Rejection::new(RejectCode::AlreadyExists, "key already holds a credential"));
@@ -172,7 +342,7 @@ pub(crate) fn apply(
                 .with("pseudonym", pseudonym)
                 .with("institution", &admin.institution)])
         }
-        Operation::Attest { digest, label } => {
+        IdentityOp::Attest { digest, label } => {
             if attestation(o, digest).is_some() {
                 return Err(Rejection::new(RejectCode::AlreadyExists, format!("digest {digest} already attested")));
             }
@@ -180,7 +350,6 @@ pub(crate) fn apply(
             o.put(key::attestation(digest), a.to_bytes());
             Ok(vec![Event::new("attested").with("digest", digest)])
         }
-        _ => unreachable!("consent operations are applied by the consent module"),
     }
 }
 
@@ -222,4 +391,13 @@ fn issue(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, spec: &Credent
         .with("subject", spec.subject)
         .with("role", spec.role.name())
         .with("institution", &spec.institution)])
+}
+
+#[cfg(test)]
+mod permission_tests {
+    /// The markdown table in this module's docs must say what the code does.
+    #[test]
+    fn doc_table_matches_code() {
+        crate::permissions::check_doc_table(include_str!("identity.rs"), medledger_types::Domain::Identity);
+    }
 }

@@ -1,139 +1,326 @@
-//! Stored records and their keys. Values use the canonical encoding.
+//! Records: anchors of record versions (hash, type, locator, holder, author), amendments
+//! pending the patient's review, and erasure. Access events are the [`crate::audit`] domain. Record content
+//! never comes here: only its fingerprint, version and locator.
+//!
+//! ## Permissions
+//!
+//! | principal          | anchor_record | review_amendment | request_erasure | confirm_erasure |
+//! |--------------------|:---:|:---:|:---:|:---:|
+//! | ca                 |     |     |     |     |
+//! | patient            |     |  ✓  |  ✓  |     |
+//! | doctor             |  ✓  |     |     |     |
+//! | institution_admin  |     |     |     |  ✓  |
+//! | regulator          |     |     |     |     |
+//! | researcher         |     |     |     |     |
+//! | insurer            |     |     |     |     |
+//! | manufacturer       |     |     |     |     |
+//! | distributor        |     |     |     |     |
+//! | pharmacy           |     |     |     |     |
+//!
+//! Scope rules on top: anchoring needs the patient's write consent (`consent::permits`); only
+//! the record's patient reviews and requests erasure; only the holder confirms it.
 
+use crate::consent::{permits, RecordRef};
+use crate::identity::{credential, patient_key};
+use crate::permissions::{Rows, N, Y};
+use crate::store::{Overlay, StateRead};
+use crate::{decode_stored, BlockEnv, Rejection};
 use medledger_types::codec::{Canonical, DecodeError, Reader, Writer};
-use medledger_types::{Hash, PublicKey, Role};
+use medledger_types::{action, Event, Hash, PublicKey, Purpose, RecordsOp, RejectCode, Role};
 use serde::Serialize;
 
+/// Most versions one record may have.
+pub const MAX_VERSIONS: u32 = 10_000;
+/// Most records one patient may have (the per-patient index is one bounded list).
+pub const MAX_RECORDS_PER_PATIENT: usize = 4096;
+
+/// This domain's rows of the permission table (see the module docs).
+pub const PERMISSIONS: Rows<4> = [
+    // anc rev rqe cfe
+    [N, N, N, N], // ca
+    [N, Y, Y, N], // patient
+    [Y, N, N, N], // doctor
+    [N, N, N, Y], // institution_admin
+    [N, N, N, N], // regulator
+    [N, N, N, N], // researcher
+    [N, N, N, N], // insurer
+    [N, N, N, N], // manufacturer
+    [N, N, N, N], // distributor
+    [N, N, N, N], // pharmacy
+];
+
 pub mod key {
-    use medledger_types::{Hash, PublicKey};
-    pub const CA: &[u8] = b"meta/ca";
-    pub const CHAIN_ID: &[u8] = b"meta/chain-id";
-    pub fn nonce(pk: &PublicKey) -> Vec<u8> {
-        [b"n/".as_slice(), &pk.0].concat()
+    use medledger_types::Hash;
+    use crate::keys::{compose, PATIENT_RECORDS, RECORD_HEAD, RECORD_VERSION};
+    pub fn head(id: &Hash) -> Vec<u8> {
+        compose(RECORD_HEAD, &[&id.0])
     }
-    pub fn credential(pk: &PublicKey) -> Vec<u8> {
-        [b"c/".as_slice(), &pk.0].concat()
+    pub fn version(id: &Hash, v: u32) -> Vec<u8> {
+        compose(RECORD_VERSION, &[&id.0, &v.to_be_bytes()])
     }
-    pub fn institution(id: &str) -> Vec<u8> {
-        [b"i/".as_slice(), id.as_bytes()].concat()
+    /// The ids of a patient's records, in anchoring order.
+    pub fn patient_records(pseudonym: &Hash) -> Vec<u8> {
+        compose(PATIENT_RECORDS, &[&pseudonym.0])
     }
-    pub fn patient(pseudonym: &Hash) -> Vec<u8> {
-        [b"p/".as_slice(), &pseudonym.0].concat()
-    }
-    pub fn attestation(digest: &Hash) -> Vec<u8> {
-        [b"a/".as_slice(), &digest.0].concat()
-    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionStatus {
+    /// The first version, or an amendment the patient accepted.
+    Current,
+    /// An amendment waiting for the patient.
+    Pending,
+    /// An amendment the patient rejected (kept, never current).
+    Rejected,
+}
+
+/// The record as a whole.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RecordHead {
+    pub id: Hash,
+    pub patient: Hash,
+    pub resource_type: String,
+    /// Highest version anchored (any status).
+    pub latest_version: u32,
+    /// The version readers get (highest accepted).
+    pub current_version: u32,
+    pub access_events: u64,
+    pub erasure_requested_at: Option<u64>,
+    pub erased_at: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Credential {
-    pub subject: PublicKey,
-    pub role: Role,
-    pub institution: String,
-    /// Empty for patients: real names never go on chain.
-    pub display_name: String,
-    pub valid_from_ms: u64,
-    pub valid_until_ms: u64,
-    pub issued_at_height: u64,
-    pub issuer: PublicKey,
-    /// Set for patients only.
-    pub pseudonym: Option<Hash>,
-    pub revoked: Option<Revocation>,
+pub struct RecordVersion {
+    pub version: u32,
+    pub content_hash: Hash,
+    pub locator: String,
+    /// Institution holding the encrypted content.
+    pub holder: String,
+    pub author: PublicKey,
+    pub height: u64,
+    pub status: VersionStatus,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Revocation {
-    pub at_height: u64,
-    pub by: PublicKey,
-    pub reason: String,
+fn opt_u64(w: &mut Writer, v: Option<u64>) {
+    match v {
+        Some(x) => w.u8(1).u64(x),
+        None => w.u8(0),
+    };
 }
 
-impl Canonical for Credential {
+fn read_opt_u64(r: &mut Reader<'_>, what: &'static str) -> Result<Option<u64>, DecodeError> {
+    Ok(if r.bool(what)? { Some(r.u64(what)?) } else { None })
+}
+
+impl Canonical for RecordHead {
     fn encode_to(&self, w: &mut Writer) {
-        self.subject.encode_to(w);
-        self.role.encode_to(w);
-        w.str(&self.institution).str(&self.display_name);
-        w.u64(self.valid_from_ms).u64(self.valid_until_ms).u64(self.issued_at_height);
-        self.issuer.encode_to(w);
-        match &self.pseudonym {
-            Some(p) => w.u8(1).fixed(&p.0),
-            None => w.u8(0),
-        };
-        match &self.revoked {
-            Some(r) => {
-                w.u8(1).u64(r.at_height);
-                r.by.encode_to(w);
-                w.str(&r.reason);
-            }
-            None => {
-                w.u8(0);
-            }
-        }
+        w.fixed(&self.id.0).fixed(&self.patient.0).str(&self.resource_type);
+        w.u32(self.latest_version).u32(self.current_version).u64(self.access_events);
+        opt_u64(w, self.erasure_requested_at);
+        opt_u64(w, self.erased_at);
     }
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Credential {
-            subject: PublicKey::decode_from(r)?,
-            role: Role::decode_from(r)?,
-            institution: r.string("institution", 64)?,
-            display_name: r.string("display name", 128)?,
-            valid_from_ms: r.u64("valid from")?,
-            valid_until_ms: r.u64("valid until")?,
-            issued_at_height: r.u64("issued at")?,
-            issuer: PublicKey::decode_from(r)?,
-            pseudonym: if r.bool("pseudonym flag")? { Some(Hash(r.array("pseudonym")?)) } else { None },
-            revoked: if r.bool("revoked flag")? {
-                Some(Revocation {
-                    at_height: r.u64("revoked at")?,
-                    by: PublicKey::decode_from(r)?,
-                    reason: r.string("reason", 256)?,
-                })
-            } else {
-                None
+        Ok(RecordHead {
+            id: Hash(r.array("record id")?),
+            patient: Hash(r.array("patient")?),
+            resource_type: r.string("resource type", 64)?,
+            latest_version: r.u32("latest version")?,
+            current_version: r.u32("current version")?,
+            access_events: r.u64("access events")?,
+            erasure_requested_at: read_opt_u64(r, "erasure requested")?,
+            erased_at: read_opt_u64(r, "erased")?,
+        })
+    }
+}
+
+impl Canonical for RecordVersion {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u32(self.version).fixed(&self.content_hash.0).str(&self.locator).str(&self.holder);
+        self.author.encode_to(w);
+        w.u64(self.height).u8(match self.status {
+            VersionStatus::Current => 0,
+            VersionStatus::Pending => 1,
+            VersionStatus::Rejected => 2,
+        });
+    }
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(RecordVersion {
+            version: r.u32("version")?,
+            content_hash: Hash(r.array("content hash")?),
+            locator: r.string("locator", 256)?,
+            holder: r.string("holder", 64)?,
+            author: PublicKey::decode_from(r)?,
+            height: r.u64("height")?,
+            status: match r.u8("status")? {
+                0 => VersionStatus::Current,
+                1 => VersionStatus::Pending,
+                2 => VersionStatus::Rejected,
+                t => return Err(DecodeError::UnknownTag("version status", t)),
             },
         })
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Institution {
-    pub id: String,
-    pub name: String,
-    pub added_at_height: u64,
+pub fn head(state: &dyn StateRead, id: &Hash) -> Option<RecordHead> {
+    state.get(&key::head(id)).map(|b| decode_stored(&b, "record head"))
 }
 
-impl Canonical for Institution {
-    fn encode_to(&self, w: &mut Writer) {
-        w.str(&self.id).str(&self.name).u64(self.added_at_height);
-    }
-    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Institution {
-            id: r.string("institution id", 64)?,
-            name: r.string("institution name", 128)?,
-            added_at_height: r.u64("added at")?,
-        })
+pub fn version(state: &dyn StateRead, id: &Hash, v: u32) -> Option<RecordVersion> {
+    state.get(&key::version(id, v)).map(|b| decode_stored(&b, "record version"))
+}
+
+/// Every version of a record, oldest first.
+pub fn history(state: &dyn StateRead, id: &Hash) -> Vec<RecordVersion> {
+    let Some(h) = head(state, id) else { return Vec::new() };
+    (1..=h.latest_version).filter_map(|v| version(state, id, v)).collect()
+}
+
+/// The ids of a patient's records, oldest first.
+pub fn record_ids_of(state: &dyn StateRead, patient: &Hash) -> Vec<Hash> {
+    state
+        .get(&key::patient_records(patient))
+        .map(|b| crate::decode_ids(&b, "patient record list", MAX_RECORDS_PER_PATIENT))
+        .unwrap_or_default()
+}
+
+fn not_found(what: String) -> Rejection {
+    Rejection::new(RejectCode::NotFound, what)
+}
+
+fn own_institution(o: &Overlay<'_>, signer: &PublicKey) -> String {
+    credential(o, signer).map(|c| c.institution).unwrap_or_default()
+}
+
+fn patient_pseudonym(o: &Overlay<'_>, signer: &PublicKey) -> Result<Hash, Rejection> {
+    credential(o, signer)
+        .and_then(|c| if c.role == Role::Patient { c.pseudonym } else { None })
+        .ok_or_else(|| Rejection::new(RejectCode::NotPermitted, "only a registered patient may do this"))
+}
+
+fn holder_of(o: &Overlay<'_>, id: &Hash, h: &RecordHead) -> String {
+    version(o, id, h.current_version.max(1)).map(|v| v.holder).unwrap_or_default()
+}
+
+pub(crate) fn apply(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, op: &RecordsOp) -> Result<Vec<Event>, Rejection> {
+    match op {
+        RecordsOp::AnchorRecord { record_id, version: v, patient, resource_type, content_hash, locator } => {
+            if patient_key(o, patient).is_none() {
+                return Err(not_found("no patient with this pseudonym".into()));
+            }
+            let existing = head(o, record_id);
+            let rtype = existing.as_ref().map_or(resource_type.as_str(), |h| h.resource_type.as_str());
+            if rtype != resource_type {
+                return Err(Rejection::new(RejectCode::InvalidArgument, format!("record is a {rtype}, not a {resource_type}")));
+            }
+            // A doctor writes or amends only with the patient's write consent.
+            permits(o, patient, signer, RecordRef { id: record_id, resource_type }, action::WRITE, Purpose::Treatment, env.timestamp_ms, env.height)?;
+            let mut h = match existing {
+                None if *v == 1 => RecordHead {
+                    id: *record_id,
+                    patient: *patient,
+                    resource_type: resource_type.clone(),
+                    latest_version: 0,
+                    current_version: 0,
+                    access_events: 0,
+                    erasure_requested_at: None,
+                    erased_at: None,
+                },
+                None => return Err(not_found(format!("record {record_id} does not exist; its first version is 1"))),
+                Some(h) => h,
+            };
+            if h.patient != *patient {
+                return Err(Rejection::new(RejectCode::InvalidArgument, "record belongs to another patient"));
+            }
+            if h.erased_at.is_some() {
+                return Err(Rejection::new(RejectCode::InvalidArgument, "record was erased"));
+            }
+            if *v != h.latest_version + 1 || *v > MAX_VERSIONS {
+                return Err(Rejection::new(RejectCode::InvalidArgument, format!("next version is {}, got {v}", h.latest_version + 1)));
+            }
+            if *v == 1 {
+                let mut ids = record_ids_of(o, patient);
+                if ids.len() >= MAX_RECORDS_PER_PATIENT {
+                    return Err(Rejection::new(RejectCode::InvalidArgument, format!("a patient may have at most {MAX_RECORDS_PER_PATIENT} records")));
+                }
+                ids.push(*record_id);
+                o.put(key::patient_records(patient), crate::encode_ids(&ids));
+            }
+            let status = if *v == 1 { VersionStatus::Current } else { VersionStatus::Pending };
+            let rv = RecordVersion {
+                version: *v,
+                content_hash: *content_hash,
+                locator: locator.clone(),
+                holder: own_institution(o, signer),
+                author: *signer,
+                height: env.height,
+                status,
+            };
+            h.latest_version = *v;
+            if status == VersionStatus::Current {
+                h.current_version = *v;
+            }
+            o.put(key::version(record_id, *v), rv.to_bytes());
+            o.put(key::head(record_id), h.to_bytes());
+            let kind = if *v == 1 { "record_anchored" } else { "amendment_pending" };
+            Ok(vec![Event::new(kind).with("record", record_id).with("version", v).with("holder", &rv.holder)])
+        }
+        RecordsOp::ReviewAmendment { record_id, version: v, accept } => {
+            let me = patient_pseudonym(o, signer)?;
+            let mut h = head(o, record_id).ok_or_else(|| not_found(format!("no record {record_id}")))?;
+            if h.patient != me {
+                return Err(Rejection::new(RejectCode::NotPermitted, "record belongs to another patient"));
+            }
+            let mut rv = version(o, record_id, *v).ok_or_else(|| not_found(format!("no version {v}")))?;
+            if rv.status != VersionStatus::Pending {
+                return Err(Rejection::new(RejectCode::AlreadyExists, "version is not pending review"));
+            }
+            rv.status = if *accept { VersionStatus::Current } else { VersionStatus::Rejected };
+            if *accept && *v > h.current_version {
+                h.current_version = *v;
+                o.put(key::head(record_id), h.to_bytes());
+            }
+            o.put(key::version(record_id, *v), rv.to_bytes());
+            let kind = if *accept { "amendment_accepted" } else { "amendment_rejected" };
+            Ok(vec![Event::new(kind).with("record", record_id).with("version", v)])
+        }
+        RecordsOp::RequestErasure { record_id } => {
+            let me = patient_pseudonym(o, signer)?;
+            let mut h = head(o, record_id).ok_or_else(|| not_found(format!("no record {record_id}")))?;
+            if h.patient != me {
+                return Err(Rejection::new(RejectCode::NotPermitted, "record belongs to another patient"));
+            }
+            if h.erasure_requested_at.is_some() || h.erased_at.is_some() {
+                return Err(Rejection::new(RejectCode::AlreadyExists, "erasure already requested"));
+            }
+            h.erasure_requested_at = Some(env.height);
+            o.put(key::head(record_id), h.to_bytes());
+            Ok(vec![Event::new("erasure_requested").with("record", record_id)])
+        }
+        RecordsOp::ConfirmErasure { record_id } => {
+            let mut h = head(o, record_id).ok_or_else(|| not_found(format!("no record {record_id}")))?;
+            let holder = holder_of(o, record_id, &h);
+            if own_institution(o, signer) != holder {
+                return Err(Rejection::new(RejectCode::NotPermitted, format!("only the holder `{holder}` confirms erasure")));
+            }
+            if h.erasure_requested_at.is_none() {
+                return Err(Rejection::new(RejectCode::InvalidArgument, "the patient has not requested erasure"));
+            }
+            if h.erased_at.is_some() {
+                return Err(Rejection::new(RejectCode::AlreadyExists, "record is already erased"));
+            }
+            h.erased_at = Some(env.height);
+            o.put(key::head(record_id), h.to_bytes());
+            Ok(vec![Event::new("record_erased").with("record", record_id)])
+        }
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Attestation {
-    pub digest: Hash,
-    pub label: String,
-    pub attester: PublicKey,
-    pub height: u64,
-}
-
-impl Canonical for Attestation {
-    fn encode_to(&self, w: &mut Writer) {
-        w.fixed(&self.digest.0).str(&self.label);
-        self.attester.encode_to(w);
-        w.u64(self.height);
-    }
-    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Attestation {
-            digest: Hash(r.array("digest")?),
-            label: r.string("label", 128)?,
-            attester: PublicKey::decode_from(r)?,
-            height: r.u64("height")?,
-        })
+#[cfg(test)]
+mod permission_tests {
+    /// The markdown table in this module's docs must say what the code does.
+    #[test]
+    fn doc_table_matches_code() {
+        crate::permissions::check_doc_table(include_str!("records.rs"), medledger_types::Domain::Records);
     }
 }

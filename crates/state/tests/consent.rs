@@ -3,6 +3,7 @@
 
 mod common;
 
+use medledger_types::{ConsentOp, IdentityOp};
 use common::*;
 use medledger_state::consent::{self, permits, RecordRef, RequestStatus};
 use medledger_state::identity;
@@ -35,10 +36,10 @@ fn grant_read_revoke_and_expiry() {
     assert_eq!(read(&c).unwrap_err().code, RejectCode::NotPermitted);
 
     let expires = c.now + 10_000;
-    applied(&c.one(&p, Operation::GrantConsent {
+    applied(&c.one(&p, Operation::Consent(ConsentOp::GrantConsent {
         consent_id: Hash([1; 32]),
         terms: terms(Grantee::Person(doc_b.public()), action::READ, Scope::ResourceTypes(vec!["Observation".into()]), Purpose::Treatment, Some(expires)),
-    }));
+    })));
     assert_eq!(read(&c).unwrap(), Hash([1; 32]));
     // Other purposes, actions, resource types and people stay denied.
     assert!(permits(&c.state, &pid, &doc_b.public(), obs(), action::WRITE, Purpose::Treatment, c.now, c.height + 1).is_err());
@@ -52,11 +53,11 @@ fn grant_read_revoke_and_expiry() {
     assert!(permits(&c.state, &pid, &doc_b.public(), obs(), action::READ, Purpose::Treatment, expires, c.height + 1).is_err());
 
     // Revocation denies from the next block; only the patient can revoke.
-    assert_eq!(rejected(&c.one(&other, Operation::RevokeConsent { consent_id: Hash([1; 32]) })), RejectCode::NotPermitted);
-    applied(&c.one(&p, Operation::RevokeConsent { consent_id: Hash([1; 32]) }));
+    assert_eq!(rejected(&c.one(&other, Operation::Consent(ConsentOp::RevokeConsent { consent_id: Hash([1; 32]) }))), RejectCode::NotPermitted);
+    applied(&c.one(&p, Operation::Consent(ConsentOp::RevokeConsent { consent_id: Hash([1; 32]) })));
     assert!(permits(&c.state, &pid, &doc_b.public(), obs(), action::READ, Purpose::Treatment, c.now, c.height).is_ok(), "still in force in the revoking block");
     assert_eq!(read(&c).unwrap_err().code, RejectCode::NotPermitted);
-    assert_eq!(rejected(&c.one(&p, Operation::RevokeConsent { consent_id: Hash([1; 32]) })), RejectCode::AlreadyExists);
+    assert_eq!(rejected(&c.one(&p, Operation::Consent(ConsentOp::RevokeConsent { consent_id: Hash([1; 32]) }))), RejectCode::AlreadyExists);
 }
 
 #[test]
@@ -66,23 +67,23 @@ fn institution_grants_cover_its_staff_and_revoked_credentials_deny() {
     let pid = pseudonym(&c, &p);
     let doc_b = c.issue(Role::Doctor, 1, 20);
     let doc_c = c.issue(Role::Doctor, 2, 21);
-    applied(&c.one(&p, Operation::GrantConsent {
+    applied(&c.one(&p, Operation::Consent(ConsentOp::GrantConsent {
         consent_id: Hash([2; 32]),
         terms: terms(Grantee::Institution("hospital-1".into()), action::ALL, Scope::All, Purpose::Treatment, None),
-    }));
+    })));
     let h = c.height + 1;
     assert!(permits(&c.state, &pid, &doc_b.public(), obs(), action::WRITE, Purpose::Treatment, c.now, h).is_ok());
     assert!(permits(&c.state, &pid, &doc_c.public(), obs(), action::READ, Purpose::Treatment, c.now, h).is_err());
     let ca = c.ca.clone();
-    applied(&c.one(&ca, Operation::RevokeCredential { subject: doc_b.public(), reason: "left".into() }));
+    applied(&c.one(&ca, Operation::Identity(IdentityOp::RevokeCredential { subject: doc_b.public(), reason: "left".into() })));
     let err = permits(&c.state, &pid, &doc_b.public(), obs(), action::READ, Purpose::Treatment, c.now, c.height + 1).unwrap_err();
     assert_eq!(err.code, RejectCode::CredentialRevoked);
     // Unknown institutions and already-expired grants are refused.
-    let out = c.one(&p, Operation::GrantConsent { consent_id: Hash([3; 32]), terms: terms(Grantee::Institution("nowhere".into()), action::READ, Scope::All, Purpose::Audit, None) });
+    let out = c.one(&p, Operation::Consent(ConsentOp::GrantConsent { consent_id: Hash([3; 32]), terms: terms(Grantee::Institution("nowhere".into()), action::READ, Scope::All, Purpose::Audit, None) }));
     assert_eq!(rejected(&out), RejectCode::NotFound);
-    let out = c.one(&p, Operation::GrantConsent { consent_id: Hash([4; 32]), terms: terms(Grantee::Person(doc_c.public()), action::READ, Scope::All, Purpose::Audit, Some(1)) });
+    let out = c.one(&p, Operation::Consent(ConsentOp::GrantConsent { consent_id: Hash([4; 32]), terms: terms(Grantee::Person(doc_c.public()), action::READ, Scope::All, Purpose::Audit, Some(1)) }));
     assert_eq!(rejected(&out), RejectCode::InvalidArgument);
-    let out = c.one(&p, Operation::GrantConsent { consent_id: Hash([5; 32]), terms: terms(Grantee::Person(doc_c.public()), 0, Scope::All, Purpose::Audit, None) });
+    let out = c.one(&p, Operation::Consent(ConsentOp::GrantConsent { consent_id: Hash([5; 32]), terms: terms(Grantee::Person(doc_c.public()), 0, Scope::All, Purpose::Audit, None) }));
     assert_eq!(rejected(&out), RejectCode::InvalidArgument);
 }
 
@@ -94,24 +95,24 @@ fn access_requests_are_approved_or_declined_by_the_patient() {
     let pid = pseudonym(&c, &p);
     let doc = c.issue(Role::Doctor, 1, 20);
     let t = terms(Grantee::Person(doc.public()), action::READ, Scope::Records(vec![REC]), Purpose::Treatment, None);
-    applied(&c.one(&doc, Operation::RequestAccess { request_id: Hash([7; 32]), patient: pid, terms: t.clone(), reason: "referral".into() }));
+    applied(&c.one(&doc, Operation::Consent(ConsentOp::RequestAccess { request_id: Hash([7; 32]), patient: pid, terms: t.clone(), reason: "referral".into() })));
     assert_eq!(consent::request(&c.state, &Hash([7; 32])).unwrap().status, RequestStatus::Pending);
     let pending: Vec<Hash> = consent::pending_requests(&c.state, &pid).iter().map(|r| r.id).collect();
     assert_eq!(pending, vec![Hash([7; 32])]);
     assert!(permits(&c.state, &pid, &doc.public(), obs(), action::READ, Purpose::Treatment, c.now, c.height + 1).is_err());
     // Requests for someone else are refused; another patient cannot answer.
     let other = c.issue(Role::Doctor, 1, 22);
-    let out = c.one(&other, Operation::RequestAccess { request_id: Hash([8; 32]), patient: pid, terms: t.clone(), reason: String::new() });
+    let out = c.one(&other, Operation::Consent(ConsentOp::RequestAccess { request_id: Hash([8; 32]), patient: pid, terms: t.clone(), reason: String::new() }));
     assert_eq!(rejected(&out), RejectCode::NotPermitted);
-    assert_eq!(rejected(&c.one(&p2, Operation::RespondAccess { request_id: Hash([7; 32]), approve: true })), RejectCode::NotPermitted);
-    applied(&c.one(&p, Operation::RespondAccess { request_id: Hash([7; 32]), approve: true }));
+    assert_eq!(rejected(&c.one(&p2, Operation::Consent(ConsentOp::RespondAccess { request_id: Hash([7; 32]), approve: true }))), RejectCode::NotPermitted);
+    applied(&c.one(&p, Operation::Consent(ConsentOp::RespondAccess { request_id: Hash([7; 32]), approve: true })));
     assert!(consent::pending_requests(&c.state, &pid).is_empty(), "an answered request is no longer pending");
     assert_eq!(permits(&c.state, &pid, &doc.public(), obs(), action::READ, Purpose::Treatment, c.now, c.height + 1).unwrap(), Hash([7; 32]));
-    assert_eq!(rejected(&c.one(&p, Operation::RespondAccess { request_id: Hash([7; 32]), approve: false })), RejectCode::AlreadyExists);
+    assert_eq!(rejected(&c.one(&p, Operation::Consent(ConsentOp::RespondAccess { request_id: Hash([7; 32]), approve: false }))), RejectCode::AlreadyExists);
     // A declined request grants nothing.
     let t2 = terms(Grantee::Person(doc.public()), action::WRITE, Scope::All, Purpose::Treatment, None);
-    applied(&c.one(&doc, Operation::RequestAccess { request_id: Hash([9; 32]), patient: pid, terms: t2, reason: String::new() }));
-    applied(&c.one(&p, Operation::RespondAccess { request_id: Hash([9; 32]), approve: false }));
+    applied(&c.one(&doc, Operation::Consent(ConsentOp::RequestAccess { request_id: Hash([9; 32]), patient: pid, terms: t2, reason: String::new() })));
+    applied(&c.one(&p, Operation::Consent(ConsentOp::RespondAccess { request_id: Hash([9; 32]), approve: false })));
     assert_eq!(consent::request(&c.state, &Hash([9; 32])).unwrap().status, RequestStatus::Declined);
     assert!(permits(&c.state, &pid, &doc.public(), obs(), action::WRITE, Purpose::Treatment, c.now, c.height + 1).is_err());
     assert_eq!(consent::consents_of(&c.state, &pid).len(), 1);
@@ -166,10 +167,10 @@ proptest! {
             };
             let grantee = if rc.institution { Grantee::Institution("hospital-1".into()) } else { Grantee::Person(docs[rc.to_doc].public()) };
             let sc = match rc.scope { 0 => Scope::All, 1 => Scope::ResourceTypes(vec!["Observation".into()]), _ => Scope::Records(vec![REC]) };
-            let out = c.one(&p, Operation::GrantConsent {
+            let out = c.one(&p, Operation::Consent(ConsentOp::GrantConsent {
                 consent_id: Hash([100 + i as u8; 32]),
                 terms: terms(grantee, rc.actions, sc, Purpose::ALL[rc.purpose], rc.expires),
-            });
+            }));
             if rc.expires.is_some_and(|e| e <= c.now) {
                 prop_assert_eq!(rejected(&out), RejectCode::InvalidArgument);
                 continue;
@@ -182,7 +183,7 @@ proptest! {
             for (i, g) in granted.clone().iter().enumerate() {
                 if g.0.revoke_after_block == Some(step) && g.2.is_none() {
                     let id = consent::consents_of(&c.state, &pid)[i].id;
-                    applied(&c.one(&p, Operation::RevokeConsent { consent_id: id }));
+                    applied(&c.one(&p, Operation::Consent(ConsentOp::RevokeConsent { consent_id: id })));
                     granted[i].2 = Some(c.height);
                 }
             }

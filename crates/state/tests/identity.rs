@@ -3,13 +3,14 @@
 
 mod common;
 
+use medledger_types::{AuditOp, ConsentOp, IdentityOp, RecordsOp};
 use common::*;
 use medledger_state::{allowed, execute_block, identity, nonce_of, precheck, BlockEnv, Principal};
 use medledger_types::{CredentialSpec, Hash, Keypair, OpKind, Operation, Outcome, RejectCode, Role, Transaction, Tx};
 
 
 fn attest(n: u8) -> Operation {
-    Operation::Attest { digest: Hash([n; 32]), label: "doc".into() }
+    Operation::Identity(IdentityOp::Attest { digest: Hash([n; 32]), label: "doc".into() })
 }
 
 #[test]
@@ -57,7 +58,7 @@ fn revocation_takes_effect_from_the_next_block() {
     let mut c = Chain::new();
     let doc = c.issue(Role::Doctor, 1, 1);
     let ca = c.ca.clone();
-    let revoke = c.tx(&ca, Operation::RevokeCredential { subject: doc.public(), reason: "left".into() });
+    let revoke = c.tx(&ca, Operation::Identity(IdentityOp::RevokeCredential { subject: doc.public(), reason: "left".into() }));
     let same_block = c.tx(&doc, attest(5));
     let r = c.block(vec![revoke, same_block]);
     assert!(matches!(r[0].outcome, Outcome::Applied { .. }));
@@ -72,14 +73,14 @@ fn expired_and_not_yet_valid_credentials_are_rejected() {
     let k = Keypair::from_seed(5);
     let out = c.one(
         &ca,
-        Operation::IssueCredential(CredentialSpec {
+        Operation::Identity(IdentityOp::IssueCredential { spec: CredentialSpec {
             subject: k.public(),
             role: Role::Regulator,
             institution: "hospital-0".into(),
             display_name: "Inspector".into(),
             valid_from_ms: T0,
             valid_until_ms: T0 + 3_000,
-        }),
+        } }),
     );
     assert!(matches!(out, Outcome::Applied { .. }));
     c.now += 10_000;
@@ -88,14 +89,14 @@ fn expired_and_not_yet_valid_credentials_are_rejected() {
     let later = Keypair::from_seed(6);
     let out = c.one(
         &ca,
-        Operation::IssueCredential(CredentialSpec {
+        Operation::Identity(IdentityOp::IssueCredential { spec: CredentialSpec {
             subject: later.public(),
             role: Role::Doctor,
             institution: "hospital-0".into(),
             display_name: "Future".into(),
             valid_from_ms: c.now + 100 * DAY,
             valid_until_ms: c.now + 200 * DAY,
-        }),
+        } }),
     );
     assert!(matches!(out, Outcome::Applied { .. }));
     assert_eq!(rejected(&c.one(&later, attest(8))), RejectCode::CredentialNotYetValid);
@@ -107,9 +108,9 @@ fn admins_revoke_only_within_their_institution() {
     let doc0 = c.issue(Role::Doctor, 0, 10);
     let doc1 = c.issue(Role::Doctor, 1, 11);
     let admin0 = c.admins[0].clone();
-    let out = c.one(&admin0, Operation::RevokeCredential { subject: doc1.public(), reason: "x".into() });
+    let out = c.one(&admin0, Operation::Identity(IdentityOp::RevokeCredential { subject: doc1.public(), reason: "x".into() }));
     assert_eq!(rejected(&out), RejectCode::NotPermitted);
-    let out = c.one(&admin0, Operation::RevokeCredential { subject: doc0.public(), reason: "x".into() });
+    let out = c.one(&admin0, Operation::Identity(IdentityOp::RevokeCredential { subject: doc0.public(), reason: "x".into() }));
     assert!(matches!(out, Outcome::Applied { .. }));
 }
 
@@ -126,21 +127,21 @@ fn patients_are_pseudonymous_and_unique() {
     let admin = c.admins[0].clone();
     let out = c.one(
         &admin,
-        Operation::RegisterPatient { subject: Keypair::from_seed(51).public(), pseudonym, valid_until_ms: T0 + DAY * 400 },
+        Operation::Identity(IdentityOp::RegisterPatient { subject: Keypair::from_seed(51).public(), pseudonym, valid_until_ms: T0 + DAY * 400 }),
     );
     assert_eq!(rejected(&out), RejectCode::AlreadyExists);
     // The CA cannot issue a patient credential by name.
     let ca = c.ca.clone();
     let out = c.one(
         &ca,
-        Operation::IssueCredential(CredentialSpec {
+        Operation::Identity(IdentityOp::IssueCredential { spec: CredentialSpec {
             subject: Keypair::from_seed(52).public(),
             role: Role::Patient,
             institution: "hospital-0".into(),
             display_name: "Jane Doe".into(),
             valid_from_ms: T0,
             valid_until_ms: T0 + DAY,
-        }),
+        } }),
     );
     assert_eq!(rejected(&out), RejectCode::InvalidArgument);
 }
@@ -157,45 +158,45 @@ fn terms(subject: &Keypair) -> medledger_types::ConsentTerms {
 
 fn op_of_kind(k: OpKind, subject: &Keypair, n: u8) -> Operation {
     match k {
-        OpKind::AddInstitution => Operation::AddInstitution { id: format!("new-{n}"), name: "New".into() },
-        OpKind::IssueCredential => Operation::IssueCredential(CredentialSpec {
+        OpKind::AddInstitution => Operation::Identity(IdentityOp::AddInstitution { id: format!("new-{n}"), name: "New".into() }),
+        OpKind::IssueCredential => Operation::Identity(IdentityOp::IssueCredential { spec: CredentialSpec {
             subject: Keypair::from_seed(9000 + n as u64).public(),
             role: Role::Doctor,
             institution: "hospital-0".into(),
             display_name: "X".into(),
             valid_from_ms: T0,
             valid_until_ms: T0 + DAY * 400,
-        }),
-        OpKind::RevokeCredential => Operation::RevokeCredential { subject: subject.public(), reason: "r".into() },
-        OpKind::RegisterPatient => Operation::RegisterPatient {
+        } }),
+        OpKind::RevokeCredential => Operation::Identity(IdentityOp::RevokeCredential { subject: subject.public(), reason: "r".into() }),
+        OpKind::RegisterPatient => Operation::Identity(IdentityOp::RegisterPatient {
             subject: Keypair::from_seed(9500 + n as u64).public(),
             pseudonym: Hash([n; 32]),
             valid_until_ms: T0 + DAY * 400,
-        },
-        OpKind::Attest => Operation::Attest { digest: Hash([n; 32]), label: String::new() },
-        OpKind::GrantConsent => Operation::GrantConsent { consent_id: Hash([n; 32]), terms: terms(subject) },
-        OpKind::RevokeConsent => Operation::RevokeConsent { consent_id: Hash([n; 32]) },
-        OpKind::RequestAccess => Operation::RequestAccess { request_id: Hash([n; 32]), patient: Hash([1; 32]), terms: terms(subject), reason: String::new() },
-        OpKind::RespondAccess => Operation::RespondAccess { request_id: Hash([n; 32]), approve: true },
-        OpKind::AnchorRecord => Operation::AnchorRecord {
+        }),
+        OpKind::Attest => Operation::Identity(IdentityOp::Attest { digest: Hash([n; 32]), label: String::new() }),
+        OpKind::GrantConsent => Operation::Consent(ConsentOp::GrantConsent { consent_id: Hash([n; 32]), terms: terms(subject) }),
+        OpKind::RevokeConsent => Operation::Consent(ConsentOp::RevokeConsent { consent_id: Hash([n; 32]) }),
+        OpKind::RequestAccess => Operation::Consent(ConsentOp::RequestAccess { request_id: Hash([n; 32]), patient: Hash([1; 32]), terms: terms(subject), reason: String::new() }),
+        OpKind::RespondAccess => Operation::Consent(ConsentOp::RespondAccess { request_id: Hash([n; 32]), approve: true }),
+        OpKind::AnchorRecord => Operation::Records(RecordsOp::AnchorRecord {
             record_id: Hash([n; 32]),
             version: 1,
             patient: Hash([1; 32]),
             resource_type: "Observation".into(),
             content_hash: Hash([2; 32]),
             locator: "vault://x".into(),
-        },
-        OpKind::ReviewAmendment => Operation::ReviewAmendment { record_id: Hash([n; 32]), version: 2, accept: true },
-        OpKind::LogAccess => Operation::LogAccess {
+        }),
+        OpKind::ReviewAmendment => Operation::Records(RecordsOp::ReviewAmendment { record_id: Hash([n; 32]), version: 2, accept: true }),
+        OpKind::LogAccess => Operation::Audit(AuditOp::LogAccess {
             record_id: Hash([n; 32]),
             version: 1,
             requester: subject.public(),
             purpose: medledger_types::Purpose::Treatment,
             outcome: medledger_types::AccessOutcome::Served,
             reason: String::new(),
-        },
-        OpKind::RequestErasure => Operation::RequestErasure { record_id: Hash([n; 32]) },
-        OpKind::ConfirmErasure => Operation::ConfirmErasure { record_id: Hash([n; 32]) },
+        }),
+        OpKind::RequestErasure => Operation::Records(RecordsOp::RequestErasure { record_id: Hash([n; 32]) }),
+        OpKind::ConfirmErasure => Operation::Records(RecordsOp::ConfirmErasure { record_id: Hash([n; 32]) }),
     }
 }
 

@@ -1,3 +1,4 @@
+use medledger_types::IdentityOp;
 use medledger_state::{execute_block, genesis_root, genesis_writes, BlockEnv, StateRead};
 use medledger_storage::{Store, StoreError};
 use medledger_types::{
@@ -39,7 +40,7 @@ fn committed_blocks_survive_reopen_and_order_is_enforced() {
             chain_id: "c".into(),
             signer: admins[0].public(),
             nonce: 0,
-            op: Operation::Attest { digest: Hash([5; 32]), label: "x".into() },
+            op: Operation::Identity(IdentityOp::Attest { digest: Hash([5; 32]), label: "x".into() }),
         },
         &admins[0],
     );

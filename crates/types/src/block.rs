@@ -157,6 +157,7 @@ mod tests {
     use super::*;
     use crate::keys::Keypair;
     use crate::tx::{Operation, Transaction};
+    use crate::IdentityOp;
 
     fn txs(n: u64) -> Vec<Tx> {
         let k = Keypair::from_seed(4);
@@ -167,7 +168,7 @@ mod tests {
                         chain_id: "c".into(),
                         signer: k.public(),
                         nonce: i,
-                        op: Operation::Attest { digest: Hash([i as u8; 32]), label: String::new() },
+                        op: Operation::Identity(IdentityOp::Attest { digest: Hash([i as u8; 32]), label: String::new() }),
                     },
                     &k,
                 )

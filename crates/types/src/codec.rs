@@ -182,6 +182,181 @@ pub trait Canonical: Sized {
     }
 }
 
+/// How one field of a declared type is written and read: `what` names it in errors and `max`
+/// bounds its length (ignored by fixed-width fields).
+///
+/// Types declared with [`canonical_struct!`] or [`operations!`] list each field once, with its
+/// label and limit; this trait supplies the two directions, so encode and decode cannot drift.
+pub trait Field: Sized {
+    fn put(&self, w: &mut Writer);
+    fn take(r: &mut Reader<'_>, what: &'static str, max: usize) -> Result<Self, DecodeError>;
+}
+
+impl Field for String {
+    fn put(&self, w: &mut Writer) {
+        w.str(self);
+    }
+    fn take(r: &mut Reader<'_>, what: &'static str, max: usize) -> Result<Self, DecodeError> {
+        r.string(what, max)
+    }
+}
+impl Field for u32 {
+    fn put(&self, w: &mut Writer) {
+        w.u32(*self);
+    }
+    fn take(r: &mut Reader<'_>, what: &'static str, _: usize) -> Result<Self, DecodeError> {
+        r.u32(what)
+    }
+}
+impl Field for u64 {
+    fn put(&self, w: &mut Writer) {
+        w.u64(*self);
+    }
+    fn take(r: &mut Reader<'_>, what: &'static str, _: usize) -> Result<Self, DecodeError> {
+        r.u64(what)
+    }
+}
+impl Field for bool {
+    fn put(&self, w: &mut Writer) {
+        w.bool(*self);
+    }
+    fn take(r: &mut Reader<'_>, what: &'static str, _: usize) -> Result<Self, DecodeError> {
+        r.bool(what)
+    }
+}
+impl Field for crate::Hash {
+    fn put(&self, w: &mut Writer) {
+        w.fixed(&self.0);
+    }
+    fn take(r: &mut Reader<'_>, what: &'static str, _: usize) -> Result<Self, DecodeError> {
+        Ok(crate::Hash(r.array(what)?))
+    }
+}
+
+/// Makes a [`Canonical`] type usable as a [`Field`] (it carries its own labels and limits).
+#[macro_export]
+macro_rules! canonical_field {
+    ($($t:ty),* $(,)?) => {$(
+        impl $crate::codec::Field for $t {
+            fn put(&self, w: &mut $crate::codec::Writer) {
+                $crate::codec::Canonical::encode_to(self, w);
+            }
+            fn take(
+                r: &mut $crate::codec::Reader<'_>,
+                _: &'static str,
+                _: usize,
+            ) -> Result<Self, $crate::codec::DecodeError> {
+                <$t as $crate::codec::Canonical>::decode_from(r)
+            }
+        }
+    )*};
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __field_max {
+    () => {
+        0
+    };
+    ($max:expr) => {
+        $max
+    };
+}
+
+/// Declares a struct once: its fields in encoding order, each with its error label and (for
+/// strings) its length limit. Generates the struct, its [`Canonical`] impl and a [`Field`] impl.
+///
+/// ```
+/// medledger_types::canonical_struct! {
+///     /// A labelled digest.
+///     pub struct Note {
+///         label: String = "label" max 16,
+///         at_ms: u64 = "time",
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! canonical_struct {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$fmeta:meta])* $field:ident : $fty:ty = $label:literal $(max $max:expr)? ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        pub struct $name {
+            $( $(#[$fmeta])* pub $field: $fty, )*
+        }
+        impl $crate::codec::Canonical for $name {
+            fn encode_to(&self, w: &mut $crate::codec::Writer) {
+                $( $crate::codec::Field::put(&self.$field, w); )*
+            }
+            fn decode_from(r: &mut $crate::codec::Reader<'_>) -> Result<Self, $crate::codec::DecodeError> {
+                Ok($name { $( $field: <$fty as $crate::codec::Field>::take(r, $label, $crate::__field_max!($($max)?))?, )* })
+            }
+        }
+        $crate::canonical_field!($name);
+    };
+}
+
+/// Declares one domain's operations once: tag, name, fields in encoding order with their error
+/// labels and limits. Generates the enum (JSON: internally tagged by `type`), its [`Canonical`]
+/// impl (one tag byte, then the fields; unknown tags are rejected), `kind()` into
+/// [`crate::tx::OpKind`] and `tag()`. The match arms are generated from the one list, so an
+/// operation cannot be encoded but not decoded, or lack a kind.
+#[macro_export]
+macro_rules! operations {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident ($what:literal) {
+            $(
+                $(#[$vmeta:meta])*
+                $tag:literal => $variant:ident {
+                    $( $(#[$fmeta:meta])* $field:ident : $fty:ty = $label:literal $(max $max:expr)? ),* $(,)?
+                }
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant { $( $(#[$fmeta])* $field: $fty, )* }, )*
+        }
+        impl $name {
+            /// The operation's column in the permission table.
+            pub fn kind(&self) -> $crate::tx::OpKind {
+                match self { $( $name::$variant { .. } => $crate::tx::OpKind::$variant, )* }
+            }
+            /// The operation's tag byte within its domain.
+            pub fn tag(&self) -> u8 {
+                match self { $( $name::$variant { .. } => $tag, )* }
+            }
+            /// Every operation kind of this domain, in tag order.
+            pub const KINDS: &'static [$crate::tx::OpKind] = &[ $( $crate::tx::OpKind::$variant, )* ];
+        }
+        impl $crate::codec::Canonical for $name {
+            fn encode_to(&self, w: &mut $crate::codec::Writer) {
+                match self {
+                    $( $name::$variant { $($field,)* } => {
+                        w.u8($tag);
+                        $( $crate::codec::Field::put($field, w); )*
+                    } )*
+                }
+            }
+            fn decode_from(r: &mut $crate::codec::Reader<'_>) -> Result<Self, $crate::codec::DecodeError> {
+                Ok(match r.u8($what)? {
+                    $( $tag => $name::$variant {
+                        $( $field: <$fty as $crate::codec::Field>::take(r, $label, $crate::__field_max!($($max)?))?, )*
+                    }, )*
+                    t => return Err($crate::codec::DecodeError::UnknownTag($what, t)),
+                })
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

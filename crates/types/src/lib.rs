@@ -3,16 +3,21 @@
 //!
 //! This crate does no I/O. Everything the node signs, hashes or stores is defined here.
 
+pub mod audit;
 pub mod block;
 pub mod codec;
+pub mod consent;
 pub mod fuzz;
 pub mod genesis;
 pub mod hash;
+pub mod identity;
 pub mod keys;
+pub mod limits;
 pub mod merkle;
 pub mod read;
 pub mod time;
 pub mod receipt;
+pub mod records;
 pub mod tx;
 
 pub use block::{Block, BlockHeader};
@@ -21,4 +26,7 @@ pub use genesis::{patient_pseudonym, Genesis, GenesisInstitution};
 pub use hash::Hash;
 pub use keys::{Keypair, PublicKey, Signature};
 pub use receipt::{Event, Outcome, Receipt, RejectCode};
-pub use tx::{action, AccessOutcome, ConsentTerms, CredentialSpec, Grantee, OpKind, Operation, Purpose, Role, Scope, Transaction, Tx};
+pub use tx::{
+    action, AccessOutcome, AuditOp, ConsentOp, ConsentTerms, CredentialSpec, Domain, Grantee, IdentityOp, OpKind, Operation,
+    Purpose, RecordsOp, Role, Scope, Transaction, Tx,
+};

@@ -2,6 +2,7 @@
 //! truncations, insertions and splices. The full coverage-guided runs use `cargo fuzz` (see
 //! `fuzz/README.md`).
 
+use medledger_types::IdentityOp;
 use medledger_types::fuzz::{block_decode, receipt_decode, tx_decode};
 use medledger_types::{Block, Canonical, Event, Hash, Keypair, Operation, Outcome, Receipt, Transaction, Tx};
 
@@ -60,7 +61,7 @@ fn seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>) {
                     chain_id: "fuzz".into(),
                     signer: k.public(),
                     nonce: n,
-                    op: Operation::RegisterPatient { subject: k.public(), pseudonym: Hash([n as u8; 32]), valid_until_ms: 9 },
+                    op: Operation::Identity(IdentityOp::RegisterPatient { subject: k.public(), pseudonym: Hash([n as u8; 32]), valid_until_ms: 9 }),
                 },
                 &k,
             )

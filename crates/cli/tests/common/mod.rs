@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use medledger_types::IdentityOp;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -100,7 +101,7 @@ pub fn submit_attests(api: &str, k: &medledger_types::Keypair, tag: u8, count: u
                 chain_id: "medledger-devnet".into(),
                 signer: k.public(),
                 nonce: n,
-                op: medledger_types::Operation::Attest { digest: medledger_types::Hash(d), label: format!("e2e-{tag}") },
+                op: medledger_types::Operation::Identity(IdentityOp::Attest { digest: medledger_types::Hash(d), label: format!("e2e-{tag}") }),
             },
             k,
         );

@@ -2,6 +2,7 @@
 //! A single-node harness: real store, mempool and execution, blocks committed directly (no
 //! consensus), the REST API called in process.
 
+use medledger_types::IdentityOp;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
@@ -116,16 +117,16 @@ impl Node {
     pub async fn credential(&self, seed: u64, role: Role, until: u64) -> Keypair {
         let k = Keypair::from_seed(seed);
         let op = if role == Role::Patient {
-            Operation::RegisterPatient { subject: k.public(), pseudonym: Hash([seed as u8; 32]), valid_until_ms: until }
+            Operation::Identity(IdentityOp::RegisterPatient { subject: k.public(), pseudonym: Hash([seed as u8; 32]), valid_until_ms: until })
         } else {
-            Operation::IssueCredential(CredentialSpec {
+            Operation::Identity(IdentityOp::IssueCredential { spec: CredentialSpec {
                 subject: k.public(),
                 role,
                 institution: "h0".into(),
                 display_name: format!("{} {seed}", role.name()),
                 valid_from_ms: T0,
                 valid_until_ms: until,
-            })
+            } })
         };
         let signer = if role == Role::Patient { &self.admins[0] } else { &self.ca };
         let tx = self.tx(signer, op);

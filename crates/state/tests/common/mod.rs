@@ -1,6 +1,7 @@
 #![allow(dead_code)]
 //! Test harness: an in-memory chain with a CA and four institutions.
 
+use medledger_types::IdentityOp;
 use medledger_state::{execute_block, genesis_root, genesis_writes, nonce_of, BlockEnv, MemState};
 use medledger_types::{
     genesis::GenesisInstitution, patient_pseudonym, CredentialSpec, Genesis, Hash, Keypair, Operation, Outcome, Receipt,
@@ -75,14 +76,14 @@ impl Chain {
         let ca = self.ca.clone();
         let out = self.one(
             &ca,
-            Operation::IssueCredential(CredentialSpec {
+            Operation::Identity(IdentityOp::IssueCredential { spec: CredentialSpec {
                 subject: k.public(),
                 role,
                 institution: format!("hospital-{inst}"),
                 display_name: format!("{} {seed}", role.name()),
                 valid_from_ms: T0,
                 valid_until_ms: T0 + 365 * DAY,
-            }),
+            } }),
         );
         assert!(matches!(out, Outcome::Applied { .. }), "{out:?}");
         k
@@ -93,11 +94,11 @@ impl Chain {
         let admin = self.admins[0].clone();
         let out = self.one(
             &admin,
-            Operation::RegisterPatient {
+            Operation::Identity(IdentityOp::RegisterPatient {
                 subject: k.public(),
                 pseudonym: patient_pseudonym(&[9; 32], &format!("N{seed}"), &format!("M{seed}")),
                 valid_until_ms: T0 + 365 * DAY,
-            },
+            }),
         );
         assert!(matches!(out, Outcome::Applied { .. }), "{out:?}");
         k

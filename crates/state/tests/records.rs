@@ -3,9 +3,11 @@
 
 mod common;
 
+use medledger_types::{AuditOp, ConsentOp, RecordsOp};
 use common::*;
 use medledger_state::consent::permits;
-use medledger_state::medical::{self, VersionStatus};
+use medledger_state::records::{self, VersionStatus};
+use medledger_state::audit;
 use medledger_state::{consent::RecordRef, identity};
 use medledger_types::{action, AccessOutcome, ConsentTerms, Grantee, Hash, Keypair, Operation, Purpose, RejectCode, Role, Scope};
 
@@ -14,14 +16,14 @@ use medledger_types::{action, AccessOutcome, ConsentTerms, Grantee, Hash, Keypai
 const REC: Hash = Hash([0xAB; 32]);
 
 fn anchor(pid: Hash, v: u32, content: u8) -> Operation {
-    Operation::AnchorRecord {
+    Operation::Records(RecordsOp::AnchorRecord {
         record_id: REC,
         version: v,
         patient: pid,
         resource_type: "Observation".into(),
         content_hash: Hash([content; 32]),
         locator: format!("vault://hospital-0/{content}"),
-    }
+    })
 }
 
 struct Setup {
@@ -43,10 +45,10 @@ fn setup() -> Setup {
 
 fn grant(s: &mut Setup, id: u8, grantee: &Keypair, actions: u8) {
     let p = s.patient.clone();
-    applied(&s.c.one(&p, Operation::GrantConsent {
+    applied(&s.c.one(&p, Operation::Consent(ConsentOp::GrantConsent {
         consent_id: Hash([id; 32]),
         terms: ConsentTerms { grantee: Grantee::Person(grantee.public()), actions, scope: Scope::All, purpose: Purpose::Treatment, expires_ms: None },
-    }));
+    })));
 }
 
 #[test]
@@ -56,33 +58,33 @@ fn writing_needs_write_consent_and_amendments_wait_for_the_patient() {
     assert_eq!(rejected(&s.c.one(&doc_a, anchor(s.pid, 1, 1))), RejectCode::NotPermitted);
     grant(&mut s, 1, &doc_a, action::WRITE);
     applied(&s.c.one(&doc_a, anchor(s.pid, 1, 1)));
-    let head = medical::head(&s.c.state, &REC).unwrap();
+    let head = records::head(&s.c.state, &REC).unwrap();
     assert_eq!((head.latest_version, head.current_version), (1, 1));
-    assert_eq!(medical::version(&s.c.state, &REC, 1).unwrap().holder, "hospital-0");
+    assert_eq!(records::version(&s.c.state, &REC, 1).unwrap().holder, "hospital-0");
     // Versions must follow on; the resource type cannot change.
     assert_eq!(rejected(&s.c.one(&doc_a, anchor(s.pid, 3, 2))), RejectCode::InvalidArgument);
     let mut wrong_type = anchor(s.pid, 2, 2);
-    if let Operation::AnchorRecord { resource_type, .. } = &mut wrong_type {
+    if let Operation::Records(RecordsOp::AnchorRecord { resource_type, .. }) = &mut wrong_type {
         *resource_type = "Condition".into();
     }
     assert_eq!(rejected(&s.c.one(&doc_a, wrong_type)), RejectCode::InvalidArgument);
     // An amendment is pending; the old version stays current until the patient accepts.
     applied(&s.c.one(&doc_a, anchor(s.pid, 2, 2)));
-    assert_eq!(medical::version(&s.c.state, &REC, 2).unwrap().status, VersionStatus::Pending);
-    assert_eq!(medical::head(&s.c.state, &REC).unwrap().current_version, 1);
+    assert_eq!(records::version(&s.c.state, &REC, 2).unwrap().status, VersionStatus::Pending);
+    assert_eq!(records::head(&s.c.state, &REC).unwrap().current_version, 1);
     let doc_b = s.doc_b.clone();
-    assert_eq!(rejected(&s.c.one(&doc_b, Operation::ReviewAmendment { record_id: REC, version: 2, accept: true })), RejectCode::NotPermitted);
+    assert_eq!(rejected(&s.c.one(&doc_b, Operation::Records(RecordsOp::ReviewAmendment { record_id: REC, version: 2, accept: true }))), RejectCode::NotPermitted);
     let p = s.patient.clone();
-    applied(&s.c.one(&p, Operation::ReviewAmendment { record_id: REC, version: 2, accept: true }));
-    assert_eq!(medical::head(&s.c.state, &REC).unwrap().current_version, 2);
+    applied(&s.c.one(&p, Operation::Records(RecordsOp::ReviewAmendment { record_id: REC, version: 2, accept: true })));
+    assert_eq!(records::head(&s.c.state, &REC).unwrap().current_version, 2);
     // A rejected amendment is kept as rejected and never becomes current.
     applied(&s.c.one(&doc_a, anchor(s.pid, 3, 3)));
-    applied(&s.c.one(&p, Operation::ReviewAmendment { record_id: REC, version: 3, accept: false }));
-    let hist = medical::history(&s.c.state, &REC);
+    applied(&s.c.one(&p, Operation::Records(RecordsOp::ReviewAmendment { record_id: REC, version: 3, accept: false })));
+    let hist = records::history(&s.c.state, &REC);
     let statuses: Vec<_> = hist.iter().map(|v| v.status).collect();
     assert_eq!(statuses, vec![VersionStatus::Current, VersionStatus::Current, VersionStatus::Rejected]);
-    assert_eq!(medical::head(&s.c.state, &REC).unwrap().current_version, 2);
-    assert_eq!(rejected(&s.c.one(&p, Operation::ReviewAmendment { record_id: REC, version: 3, accept: true })), RejectCode::AlreadyExists);
+    assert_eq!(records::head(&s.c.state, &REC).unwrap().current_version, 2);
+    assert_eq!(rejected(&s.c.one(&p, Operation::Records(RecordsOp::ReviewAmendment { record_id: REC, version: 3, accept: true }))), RejectCode::AlreadyExists);
 }
 
 #[test]
@@ -93,14 +95,14 @@ fn access_events_are_logged_by_the_holder_and_break_glass_needs_a_reason() {
     applied(&s.c.one(&doc_a, anchor(s.pid, 1, 1)));
     let rec = RecordRef { id: &REC, resource_type: "Observation" };
     assert!(permits(&s.c.state, &s.pid, &s.doc_b.public(), rec, action::READ, Purpose::Treatment, s.c.now, s.c.height + 1).is_err());
-    let log = |requester: &Keypair, outcome: AccessOutcome, reason: &str| Operation::LogAccess {
+    let log = |requester: &Keypair, outcome: AccessOutcome, reason: &str| Operation::Audit(AuditOp::LogAccess {
         record_id: REC,
         version: 1,
         requester: requester.public(),
         purpose: Purpose::Treatment,
         outcome,
         reason: reason.into(),
-    };
+    });
     let admin_a = s.c.admins[0].clone();
     let admin_b = s.c.admins[1].clone();
     let doc_b = s.doc_b.clone();
@@ -108,17 +110,17 @@ fn access_events_are_logged_by_the_holder_and_break_glass_needs_a_reason() {
     assert_eq!(rejected(&s.c.one(&admin_b, log(&doc_b, AccessOutcome::Served, ""))), RejectCode::NotPermitted);
     assert_eq!(rejected(&s.c.one(&admin_a, log(&doc_b, AccessOutcome::BreakGlass, " "))), RejectCode::InvalidArgument);
     applied(&s.c.one(&admin_a, log(&doc_b, AccessOutcome::BreakGlass, "unconscious patient in the emergency room")));
-    let events = medical::access_events(&s.c.state, &REC);
+    let events = audit::access_events(&s.c.state, &REC);
     assert_eq!(events.len(), 2);
     assert_eq!(events[0].outcome, AccessOutcome::Denied);
     assert_eq!(events[1].outcome, AccessOutcome::BreakGlass);
     assert_eq!(events[1].institution, "hospital-0");
     // The chain-wide log holds the same events in commit order; the rejected attempts left
     // no entry.
-    assert_eq!(medical::access_log_len(&s.c.state), 2);
-    let log: Vec<_> = (0..2).map(|i| medical::access_log_entry(&s.c.state, i).unwrap()).collect();
+    assert_eq!(audit::access_log_len(&s.c.state), 2);
+    let log: Vec<_> = (0..2).map(|i| audit::access_log_entry(&s.c.state, i).unwrap()).collect();
     assert_eq!(log, events);
-    assert!(medical::access_log_entry(&s.c.state, 2).is_none());
+    assert!(audit::access_log_entry(&s.c.state, 2).is_none());
 }
 
 #[test]
@@ -126,24 +128,24 @@ fn a_patients_records_are_indexed_once_in_anchoring_order() {
     let mut s = setup();
     let doc_a = s.doc_a.clone();
     grant(&mut s, 1, &doc_a, action::WRITE);
-    assert!(medical::record_ids_of(&s.c.state, &s.pid).is_empty());
+    assert!(records::record_ids_of(&s.c.state, &s.pid).is_empty());
     applied(&s.c.one(&doc_a, anchor(s.pid, 1, 1)));
     let mut other = anchor(s.pid, 1, 2);
-    if let Operation::AnchorRecord { record_id, .. } = &mut other {
+    if let Operation::Records(RecordsOp::AnchorRecord { record_id, .. }) = &mut other {
         *record_id = Hash([0xCD; 32]);
     }
     applied(&s.c.one(&doc_a, other));
     // An amendment does not add the record again.
     applied(&s.c.one(&doc_a, anchor(s.pid, 2, 3)));
-    assert_eq!(medical::record_ids_of(&s.c.state, &s.pid), vec![REC, Hash([0xCD; 32])]);
+    assert_eq!(records::record_ids_of(&s.c.state, &s.pid), vec![REC, Hash([0xCD; 32])]);
     // A rejected anchor leaves the index alone.
     let doc_b = s.doc_b.clone();
     let mut foreign = anchor(s.pid, 1, 4);
-    if let Operation::AnchorRecord { record_id, .. } = &mut foreign {
+    if let Operation::Records(RecordsOp::AnchorRecord { record_id, .. }) = &mut foreign {
         *record_id = Hash([0xEF; 32]);
     }
     assert_eq!(rejected(&s.c.one(&doc_b, foreign)), RejectCode::NotPermitted);
-    assert_eq!(medical::record_ids_of(&s.c.state, &s.pid).len(), 2);
+    assert_eq!(records::record_ids_of(&s.c.state, &s.pid).len(), 2);
 }
 
 #[test]
@@ -153,17 +155,17 @@ fn erasure_is_requested_by_the_patient_and_confirmed_by_the_holder() {
     grant(&mut s, 1, &doc_a, action::WRITE);
     applied(&s.c.one(&doc_a, anchor(s.pid, 1, 1)));
     let admin_a = s.c.admins[0].clone();
-    assert_eq!(rejected(&s.c.one(&admin_a, Operation::ConfirmErasure { record_id: REC })), RejectCode::InvalidArgument);
+    assert_eq!(rejected(&s.c.one(&admin_a, Operation::Records(RecordsOp::ConfirmErasure { record_id: REC }))), RejectCode::InvalidArgument);
     let other = s.c.patient(11);
-    assert_eq!(rejected(&s.c.one(&other, Operation::RequestErasure { record_id: REC })), RejectCode::NotPermitted);
+    assert_eq!(rejected(&s.c.one(&other, Operation::Records(RecordsOp::RequestErasure { record_id: REC }))), RejectCode::NotPermitted);
     let p = s.patient.clone();
-    applied(&s.c.one(&p, Operation::RequestErasure { record_id: REC }));
+    applied(&s.c.one(&p, Operation::Records(RecordsOp::RequestErasure { record_id: REC })));
     let admin_b = s.c.admins[1].clone();
-    assert_eq!(rejected(&s.c.one(&admin_b, Operation::ConfirmErasure { record_id: REC })), RejectCode::NotPermitted);
-    applied(&s.c.one(&admin_a, Operation::ConfirmErasure { record_id: REC }));
-    let head = medical::head(&s.c.state, &REC).unwrap();
+    assert_eq!(rejected(&s.c.one(&admin_b, Operation::Records(RecordsOp::ConfirmErasure { record_id: REC }))), RejectCode::NotPermitted);
+    applied(&s.c.one(&admin_a, Operation::Records(RecordsOp::ConfirmErasure { record_id: REC })));
+    let head = records::head(&s.c.state, &REC).unwrap();
     assert!(head.erased_at.is_some());
     // The hash stays; no new versions after erasure.
-    assert_eq!(medical::version(&s.c.state, &REC, 1).unwrap().content_hash, Hash([1; 32]));
+    assert_eq!(records::version(&s.c.state, &REC, 1).unwrap().content_hash, Hash([1; 32]));
     assert_eq!(rejected(&s.c.one(&doc_a, anchor(s.pid, 2, 2))), RejectCode::InvalidArgument);
 }

@@ -1,0 +1,98 @@
+//! The registry of state key prefixes: every key in the state starts with exactly one of these.
+//!
+//! Prefixes are unique and prefix-free (no prefix starts another), which the tests check, so two
+//! domains can never write each other's keys. A new domain adds its prefixes here, under its
+//! own name, and builds keys with [`compose`].
+
+/// The CA's key (fixed at genesis).
+pub const CA: &[u8] = b"meta/ca";
+/// The chain id (fixed at genesis).
+pub const CHAIN_ID: &[u8] = b"meta/chain-id";
+/// Length of the chain-wide access log.
+pub const ACCESS_LOG_LEN: &[u8] = b"meta/access-log-len";
+
+// identity
+pub const NONCE: &[u8] = b"n/";
+pub const CREDENTIAL: &[u8] = b"c/";
+pub const INSTITUTION: &[u8] = b"i/";
+pub const PATIENT: &[u8] = b"p/";
+pub const ATTESTATION: &[u8] = b"a/";
+// consent
+pub const CONSENT: &[u8] = b"k/";
+pub const PATIENT_CONSENTS: &[u8] = b"kl/";
+pub const ACCESS_REQUEST: &[u8] = b"q/";
+pub const PATIENT_REQUESTS: &[u8] = b"ql/";
+// records
+pub const RECORD_HEAD: &[u8] = b"r/";
+pub const RECORD_VERSION: &[u8] = b"rv/";
+pub const PATIENT_RECORDS: &[u8] = b"rp/";
+// audit
+pub const ACCESS_EVENT: &[u8] = b"ra/";
+pub const ACCESS_LOG: &[u8] = b"al/";
+
+/// One registered prefix: its bytes, the domain that owns it and what it holds.
+pub struct Prefix {
+    pub bytes: &'static [u8],
+    pub domain: &'static str,
+    pub holds: &'static str,
+}
+
+/// Every prefix, with its owner. Whole keys (`meta/…`) are listed too.
+pub const REGISTRY: &[Prefix] = &[
+    Prefix { bytes: CA, domain: "identity", holds: "the CA key" },
+    Prefix { bytes: CHAIN_ID, domain: "identity", holds: "the chain id" },
+    Prefix { bytes: ACCESS_LOG_LEN, domain: "audit", holds: "length of the chain-wide access log" },
+    Prefix { bytes: NONCE, domain: "identity", holds: "next nonce of a signer" },
+    Prefix { bytes: CREDENTIAL, domain: "identity", holds: "credential of a key" },
+    Prefix { bytes: INSTITUTION, domain: "identity", holds: "member institution" },
+    Prefix { bytes: PATIENT, domain: "identity", holds: "patient key by pseudonym" },
+    Prefix { bytes: ATTESTATION, domain: "identity", holds: "attested digest" },
+    Prefix { bytes: CONSENT, domain: "consent", holds: "consent by id" },
+    Prefix { bytes: PATIENT_CONSENTS, domain: "consent", holds: "consent ids of a patient" },
+    Prefix { bytes: ACCESS_REQUEST, domain: "consent", holds: "access request by id" },
+    Prefix { bytes: PATIENT_REQUESTS, domain: "consent", holds: "pending request ids of a patient" },
+    Prefix { bytes: RECORD_HEAD, domain: "records", holds: "record head" },
+    Prefix { bytes: RECORD_VERSION, domain: "records", holds: "record version" },
+    Prefix { bytes: PATIENT_RECORDS, domain: "records", holds: "record ids of a patient" },
+    Prefix { bytes: ACCESS_EVENT, domain: "audit", holds: "access event of a record" },
+    Prefix { bytes: ACCESS_LOG, domain: "audit", holds: "chain-wide access log entry" },
+];
+
+/// A key: the prefix, then the parts.
+pub fn compose(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(prefix.len() + parts.iter().map(|p| p.len()).sum::<usize>());
+    k.extend_from_slice(prefix);
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+/// The registered prefix a key starts with, if any.
+pub fn prefix_of(key: &[u8]) -> Option<&'static Prefix> {
+    REGISTRY.iter().find(|p| key.starts_with(p.bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_unique_and_prefix_free() {
+        for (i, a) in REGISTRY.iter().enumerate() {
+            for (j, b) in REGISTRY.iter().enumerate() {
+                if i != j {
+                    assert!(
+                        !b.bytes.starts_with(a.bytes),
+                        "{:?} ({}) starts {:?} ({})",
+                        String::from_utf8_lossy(a.bytes),
+                        a.holds,
+                        String::from_utf8_lossy(b.bytes),
+                        b.holds
+                    );
+                }
+            }
+            assert!(medledger_types::Domain::ALL.iter().any(|d| d.name() == a.domain), "unknown domain {}", a.domain);
+        }
+    }
+}

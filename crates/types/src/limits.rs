@@ -1,0 +1,53 @@
+//! Every explicit limit MedLedger enforces, in one registry.
+//!
+//! Field limits belong to the domain that owns the field and are re-exported here; limits that
+//! cut across domains (transaction size, API bodies and batches) are defined here. Relationships
+//! between limits are asserted at compile time, so changing one number cannot silently break
+//! another: a batch of the largest transactions, hex-encoded in JSON, always fits the batch
+//! route's body limit.
+
+pub use crate::consent::limits::*;
+pub use crate::identity::limits::*;
+pub use crate::records::limits::*;
+
+/// Largest encoded signed transaction the node accepts.
+pub const MAX_TX_BYTES: usize = 8 * 1024;
+/// Longest chain id.
+pub const MAX_CHAIN_ID: usize = 64;
+/// Longest free-text reason (revocation, access request, break-glass, access event).
+pub const MAX_REASON: usize = 256;
+
+/// Most transactions in one `POST /v1/txs/batch`.
+pub const MAX_BATCH: usize = 5_000;
+/// JSON framing allowed per transaction in a batch body: quotes, comma, whitespace.
+pub const BATCH_ITEM_OVERHEAD: usize = 8;
+/// Body limit of the batch route: [`MAX_BATCH`] hex-encoded transactions of [`MAX_TX_BYTES`],
+/// with their framing, and 1 KiB for the envelope.
+pub const MAX_BATCH_BODY_BYTES: usize = MAX_BATCH * (2 * MAX_TX_BYTES + BATCH_ITEM_OVERHEAD) + 1024;
+/// Body limit of every other route (record uploads carry up to 1 MiB of sealed content, base64).
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Most blocks one `GET /v1/blocks` returns.
+pub const MAX_BLOCK_LIST: u64 = 100;
+/// Largest sealed record accepted by a vault: the 1 MiB FHIR limit plus the AEAD overhead.
+pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+/// Sealed content is the plaintext plus a 16-byte tag and headroom for a nonce and framing.
+pub const MAX_SEALED_BYTES: usize = MAX_RECORD_BYTES + 64;
+
+// Relationships, checked by the compiler.
+const _: () = assert!(MAX_BATCH * 2 * MAX_TX_BYTES < MAX_BATCH_BODY_BYTES, "a full batch must fit its route's body limit");
+const _: () = assert!(MAX_SEALED_BYTES * 4 / 3 + 64 * 1024 < MAX_BODY_BYTES, "a base64 upload of the largest record must fit the body limit");
+const _: () = assert!(MAX_INSTITUTION_ID < MAX_TX_BYTES && MAX_LOCATOR < MAX_TX_BYTES, "single fields fit a transaction");
+const _: () = assert!(
+    MAX_SCOPE_ITEMS * (4 + MAX_RESOURCE_TYPE) + MAX_REASON + 512 < MAX_TX_BYTES,
+    "the largest consent request fits a transaction"
+);
+const _: () = assert!(MAX_SEALED_BYTES > MAX_RECORD_BYTES);
+
+/// Checks a string field against its limit, naming the field.
+pub fn check_len(what: &str, s: &str, max: usize) -> Result<(), String> {
+    if s.len() > max {
+        Err(format!("{what} is {} bytes, above the limit of {max}", s.len()))
+    } else {
+        Ok(())
+    }
+}
