@@ -200,7 +200,8 @@ fn run_dea(a: DeaArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
 fn run_kde(a: KdeArgs, out: &mut dyn Write, _err: &mut dyn Write) -> Result<()> {
     let bandwidth: Bandwidth = a.bandwidth.parse()?;
     let table = Table::read_path(&a.data)?;
-    let opts = KdeOptions { bandwidth, grid_points: a.grid_points, mode: a.mode, rescale: a.rescale, ..KdeOptions::default() };
+    let opts =
+        KdeOptions { bandwidth, grid_points: a.grid_points, mode: a.mode, rescale: a.rescale, ..KdeOptions::default() };
     let rep = kde::run_table(&table, &a.value, a.group.as_deref(), a.year.as_deref(), &opts)?;
     if let Some(p) = &a.plot {
         crate::plot::write_plot(&rep, p)?;
@@ -211,21 +212,45 @@ fn run_kde(a: KdeArgs, out: &mut dyn Write, _err: &mut dyn Write) -> Result<()> 
             writeln!(out, "group,year,x,density").map_err(wio)?;
             for c in &rep.curves {
                 for (x, d) in c.grid.iter().zip(&c.density) {
-                    writeln!(out, "{},{},{x},{d}", c.group.as_deref().unwrap_or(""), c.year.as_deref().unwrap_or("")).map_err(wio)?;
+                    writeln!(out, "{},{},{x},{d}", c.group.as_deref().unwrap_or(""), c.year.as_deref().unwrap_or(""))
+                        .map_err(wio)?;
                 }
             }
             Ok(())
         }
         Format::Table => {
             let unit = if a.rescale == Rescale::Mean { " (multiple of the mean)" } else { "" };
-            writeln!(out, "Gaussian KDE of {}{unit}: bandwidth rule {}, {} mode, {} grid points from {:.4} to {:.4}",
-                rep.value, rep.rule, if a.mode == Mode::Exact { "exact" } else { "binned" }, a.grid_points,
-                rep.curves[0].grid[0], rep.curves[0].grid[a.grid_points - 1]).map_err(wio)?;
-            writeln!(out, "{:<12} {:<8} {:>7} {:>10} {:>10} {:>10} {:>10}", "group", "year", "n", "mean", "h", "mode at", "peak").map_err(wio)?;
+            writeln!(
+                out,
+                "Gaussian KDE of {}{unit}: bandwidth rule {}, {} mode, {} grid points from {:.4} to {:.4}",
+                rep.value,
+                rep.rule,
+                if a.mode == Mode::Exact { "exact" } else { "binned" },
+                a.grid_points,
+                rep.curves[0].grid[0],
+                rep.curves[0].grid[a.grid_points - 1]
+            )
+            .map_err(wio)?;
+            writeln!(
+                out,
+                "{:<12} {:<8} {:>7} {:>10} {:>10} {:>10} {:>10}",
+                "group", "year", "n", "mean", "h", "mode at", "peak"
+            )
+            .map_err(wio)?;
             for c in &rep.curves {
                 let peak = c.density.iter().cloned().fold(0.0, f64::max);
-                writeln!(out, "{:<12} {:<8} {:>7} {:>10.4} {:>10.4} {:>10.4} {:>10.4}",
-                    c.group.as_deref().unwrap_or("all"), c.year.as_deref().unwrap_or("-"), c.n, c.mean, c.bandwidth, c.mode_location(), peak).map_err(wio)?;
+                writeln!(
+                    out,
+                    "{:<12} {:<8} {:>7} {:>10.4} {:>10.4} {:>10.4} {:>10.4}",
+                    c.group.as_deref().unwrap_or("all"),
+                    c.year.as_deref().unwrap_or("-"),
+                    c.n,
+                    c.mean,
+                    c.bandwidth,
+                    c.mode_location(),
+                    peak
+                )
+                .map_err(wio)?;
             }
             if let Some(p) = &a.plot {
                 writeln!(out, "plot written to {}", p.display()).map_err(wio)?;
@@ -258,25 +283,71 @@ fn run_train(a: TrainArgs, out: &mut dyn Write, _err: &mut dyn Write) -> Result<
     model.save(&a.out)?;
     let digest = model.digest();
     if a.format == Format::Json {
-        return json_out(&TrainReport { model: &model, sha256: digest, training: metrics, cross_validation: folds }, out);
+        return json_out(
+            &TrainReport { model: &model, sha256: digest, training: metrics, cross_validation: folds },
+            out,
+        );
     }
     let w = |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(wio);
-    w(out, format!("logistic severity model: {} patients, {} features, L2 C = {}, standardised (population sd)", metrics.n, feats.len(), a.c))?;
+    w(
+        out,
+        format!(
+            "logistic severity model: {} patients, {} features, L2 C = {}, standardised (population sd)",
+            metrics.n,
+            feats.len(),
+            a.c
+        ),
+    )?;
     w(out, format!("{:<16} {:>10} {:>12}", "feature", "coef (z)", "coef (raw)"))?;
     w(out, format!("{:<16} {:>10.4}", "(intercept)", model.intercept))?;
     for (i, f) in feats.iter().enumerate() {
         w(out, format!("{:<16} {:>10.4} {:>12.5}", f, model.coef[i], model.coef[i] / model.scale[i]))?;
     }
-    w(out, format!("training accuracy {:.4}, ROC AUC {}", metrics.accuracy, metrics.auc.map(|v| format!("{v:.4}")).unwrap_or_else(|| "n/a".into())))?;
+    w(
+        out,
+        format!(
+            "training accuracy {:.4}, ROC AUC {}",
+            metrics.accuracy,
+            metrics.auc.map(|v| format!("{v:.4}")).unwrap_or_else(|| "n/a".into())
+        ),
+    )?;
     let c = metrics.confusion;
-    w(out, format!("confusion (rows = actual, cols = predicted at P>=0.5): [[tn {} fp {}] [fn {} tp {}]]", c[0][0], c[0][1], c[1][0], c[1][1]))?;
-    w(out, format!("levels (P<{} mild, P<{} moderate, else severe): mild {}, moderate {}, severe {}",
-        model.thresholds.moderate, model.thresholds.severe, metrics.levels[0], metrics.levels[1], metrics.levels[2]))?;
+    w(
+        out,
+        format!(
+            "confusion (rows = actual, cols = predicted at P>=0.5): [[tn {} fp {}] [fn {} tp {}]]",
+            c[0][0], c[0][1], c[1][0], c[1][1]
+        ),
+    )?;
+    w(
+        out,
+        format!(
+            "levels (P<{} mild, P<{} moderate, else severe): mild {}, moderate {}, severe {}",
+            model.thresholds.moderate, model.thresholds.severe, metrics.levels[0], metrics.levels[1], metrics.levels[2]
+        ),
+    )?;
     let accs: Vec<f64> = folds.iter().map(|f| f.accuracy).collect();
     let aucs: Vec<f64> = folds.iter().filter_map(|f| f.auc).collect();
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    w(out, format!("{}-fold CV (seed {}): accuracy {:.4}, ROC AUC {:.4} (per fold: {})", a.folds, a.seed, mean(&accs), mean(&aucs),
-        folds.iter().map(|f| format!("{:.3}/{}", f.accuracy, f.auc.map(|v| format!("{v:.3}")).unwrap_or_else(|| "n/a".into()))).collect::<Vec<_>>().join(" ")))?;
+    w(
+        out,
+        format!(
+            "{}-fold CV (seed {}): accuracy {:.4}, ROC AUC {:.4} (per fold: {})",
+            a.folds,
+            a.seed,
+            mean(&accs),
+            mean(&aucs),
+            folds
+                .iter()
+                .map(|f| format!(
+                    "{:.3}/{}",
+                    f.accuracy,
+                    f.auc.map(|v| format!("{v:.3}")).unwrap_or_else(|| "n/a".into())
+                ))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+    )?;
     w(out, format!("model written to {} (sha256 {digest})", a.out.display()))
 }
 
@@ -318,7 +389,13 @@ fn run_predict(a: PredictArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
     writeln!(err, "note: model {} verified (sha256 {})", a.model.display(), model.digest()).map_err(wio)?;
     if let Some(y) = &ds.y {
         let m = severity::evaluate(&model, &ds.x, y);
-        writeln!(err, "note: outcome column present: accuracy {:.4}, ROC AUC {}", m.accuracy, m.auc.map(|v| format!("{v:.4}")).unwrap_or_else(|| "n/a".into())).map_err(wio)?;
+        writeln!(
+            err,
+            "note: outcome column present: accuracy {:.4}, ROC AUC {}",
+            m.accuracy,
+            m.auc.map(|v| format!("{v:.4}")).unwrap_or_else(|| "n/a".into())
+        )
+        .map_err(wio)?;
     }
     Ok(())
 }

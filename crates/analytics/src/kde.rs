@@ -46,8 +46,8 @@ impl FromStr for Bandwidth {
                 Ok(h) if h.is_finite() && h > 0.0 => Bandwidth::Fixed(h),
                 _ => {
                     return Err(AnalyticsError::Usage(format!(
-                        "unknown bandwidth '{s}': use scott, silverman, nrd0, sm-scott, sm-silverman or a positive number"
-                    )))
+                    "unknown bandwidth '{s}': use scott, silverman, nrd0, sm-scott, sm-silverman or a positive number"
+                )))
                 }
             },
         })
@@ -246,7 +246,13 @@ pub struct KdeOptions {
 
 impl Default for KdeOptions {
     fn default() -> Self {
-        KdeOptions { bandwidth: Bandwidth::ScipyScott, grid_points: 512, mode: Mode::Exact, rescale: Rescale::None, cut: 3.0 }
+        KdeOptions {
+            bandwidth: Bandwidth::ScipyScott,
+            grid_points: 512,
+            mode: Mode::Exact,
+            rescale: Rescale::None,
+            cut: 3.0,
+        }
     }
 }
 
@@ -296,7 +302,13 @@ fn first_seen(keys: &[String]) -> Vec<String> {
 }
 
 /// KDE of column `value`, one curve per (group, year).
-pub fn run_table(table: &Table, value: &str, group: Option<&str>, year: Option<&str>, opts: &KdeOptions) -> Result<KdeReport> {
+pub fn run_table(
+    table: &Table,
+    value: &str,
+    group: Option<&str>,
+    year: Option<&str>,
+    opts: &KdeOptions,
+) -> Result<KdeReport> {
     if opts.grid_points < 2 {
         return Err(AnalyticsError::Usage(format!("--grid-points must be at least 2, got {}", opts.grid_points)));
     }
@@ -323,7 +335,8 @@ pub fn run_table(table: &Table, value: &str, group: Option<&str>, year: Option<&
     let mut specs = Vec::new();
     for g in first_seen(&group_keys) {
         for y in first_seen(&year_keys) {
-            let sample: Vec<f64> = (0..vals.len()).filter(|&i| group_keys[i] == g && year_keys[i] == y).map(|i| vals[i]).collect();
+            let sample: Vec<f64> =
+                (0..vals.len()).filter(|&i| group_keys[i] == g && year_keys[i] == y).map(|i| vals[i]).collect();
             if sample.is_empty() {
                 continue;
             }
@@ -338,8 +351,14 @@ pub fn run_table(table: &Table, value: &str, group: Option<&str>, year: Option<&
             specs.push((g.clone(), y.clone(), sample, h));
         }
     }
-    let lo = specs.iter().map(|(_, _, s, h)| s.iter().cloned().fold(f64::INFINITY, f64::min) - opts.cut * h).fold(f64::INFINITY, f64::min);
-    let hi = specs.iter().map(|(_, _, s, h)| s.iter().cloned().fold(f64::NEG_INFINITY, f64::max) + opts.cut * h).fold(f64::NEG_INFINITY, f64::max);
+    let lo = specs
+        .iter()
+        .map(|(_, _, s, h)| s.iter().cloned().fold(f64::INFINITY, f64::min) - opts.cut * h)
+        .fold(f64::INFINITY, f64::min);
+    let hi = specs
+        .iter()
+        .map(|(_, _, s, h)| s.iter().cloned().fold(f64::NEG_INFINITY, f64::max) + opts.cut * h)
+        .fold(f64::NEG_INFINITY, f64::max);
     let grid = linspace(lo, hi, opts.grid_points);
     let curves = specs
         .into_iter()
@@ -359,7 +378,13 @@ pub fn run_table(table: &Table, value: &str, group: Option<&str>, year: Option<&
             }
         })
         .collect();
-    Ok(KdeReport { value: value.to_string(), rule: opts.bandwidth.to_string(), mode: opts.mode, rescale: opts.rescale, curves })
+    Ok(KdeReport {
+        value: value.to_string(),
+        rule: opts.bandwidth.to_string(),
+        mode: opts.mode,
+        rescale: opts.rescale,
+        curves,
+    })
 }
 
 #[cfg(test)]

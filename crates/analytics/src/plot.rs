@@ -54,12 +54,23 @@ where
             years.push(c.year.clone());
         }
     }
-    let cols = if groups.len() == 1 { 1 } else if groups.len() <= 4 { 2 } else { 3 };
+    let cols = if groups.len() == 1 {
+        1
+    } else if groups.len() <= 4 {
+        2
+    } else {
+        3
+    };
     let rows = groups.len().div_ceil(cols);
-    let title = format!("Gaussian KDE of {} (bandwidth {}, {} mode)", rep.value, rep.rule, match rep.mode {
-        crate::kde::Mode::Exact => "exact",
-        crate::kde::Mode::Binned => "binned",
-    });
+    let title = format!(
+        "Gaussian KDE of {} (bandwidth {}, {} mode)",
+        rep.value,
+        rep.rule,
+        match rep.mode {
+            crate::kde::Mode::Exact => "exact",
+            crate::kde::Mode::Binned => "binned",
+        }
+    );
     let root = root.titled(&title, ("sans-serif", 22)).map_err(perr)?;
     let panels = root.split_evenly((rows, cols));
     let xmin = rep.curves.iter().map(|c| c.grid[0]).fold(f64::INFINITY, f64::min);
@@ -94,7 +105,10 @@ where
             let color = PALETTE[k % PALETTE.len()];
             let label = c.year.clone().map(|y| format!("{y} (n={})", c.n)).unwrap_or_else(|| format!("n={}", c.n));
             chart
-                .draw_series(LineSeries::new(c.grid.iter().cloned().zip(c.density.iter().cloned()), color.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    c.grid.iter().cloned().zip(c.density.iter().cloned()),
+                    color.stroke_width(2),
+                ))
                 .map_err(perr)?
                 .label(label)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
@@ -119,7 +133,13 @@ fn size_for(rep: &KdeReport) -> (u32, u32) {
             groups.push(&c.group);
         }
     }
-    let cols = if groups.len() == 1 { 1 } else if groups.len() <= 4 { 2 } else { 3 };
+    let cols = if groups.len() == 1 {
+        1
+    } else if groups.len() <= 4 {
+        2
+    } else {
+        3
+    };
     let rows = groups.len().div_ceil(cols) as u32;
     (cols as u32 * 520, rows * 380 + 40)
 }
@@ -161,7 +181,12 @@ pub fn write_plot(rep: &KdeReport, path: &Path) -> Result<()> {
     let bytes = match ext.as_deref() {
         Some("svg") => svg_string(rep)?.into_bytes(),
         Some("png") => png_bytes(rep)?,
-        _ => return Err(AnalyticsError::Usage(format!("--plot {}: the file name must end in .svg or .png", path.display()))),
+        _ => {
+            return Err(AnalyticsError::Usage(format!(
+                "--plot {}: the file name must end in .svg or .png",
+                path.display()
+            )))
+        }
     };
     std::fs::write(path, bytes).map_err(|e| AnalyticsError::io(format!("cannot write {}", path.display()), e))
 }

@@ -17,10 +17,7 @@ pub struct SeededRng {
 impl SeededRng {
     /// A generator for `seed`.
     pub fn new(seed: u64) -> Self {
-        SeededRng {
-            inner: ChaCha8Rng::seed_from_u64(seed),
-            spare_normal: None,
-        }
+        SeededRng { inner: ChaCha8Rng::seed_from_u64(seed), spare_normal: None }
     }
 
     /// Uniform on [0, 1) with 53 random bits.

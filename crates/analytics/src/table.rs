@@ -19,47 +19,31 @@ impl Table {
     /// Reads a CSV file (first line is the header).
     pub fn read_path(path: &Path) -> Result<Table> {
         let name = path.display().to_string();
-        let file = std::fs::File::open(path)
-            .map_err(|e| AnalyticsError::io(format!("cannot open {name}"), e))?;
+        let file = std::fs::File::open(path).map_err(|e| AnalyticsError::io(format!("cannot open {name}"), e))?;
         Table::from_reader(&name, file)
     }
 
     /// Reads a CSV from any reader.
     pub fn from_reader<R: Read>(name: &str, reader: R) -> Result<Table> {
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .trim(csv::Trim::All)
-            .from_reader(reader);
+        let mut rdr = csv::ReaderBuilder::new().has_headers(true).trim(csv::Trim::All).from_reader(reader);
         let headers: Vec<String> = rdr
             .headers()
-            .map_err(|e| AnalyticsError::Csv {
-                path: name.to_string(),
-                message: e.to_string(),
-            })?
+            .map_err(|e| AnalyticsError::Csv { path: name.to_string(), message: e.to_string() })?
             .iter()
             .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
             .collect();
         let mut rows = Vec::new();
         for rec in rdr.records() {
-            let rec = rec.map_err(|e| AnalyticsError::Csv {
-                path: name.to_string(),
-                message: e.to_string(),
-            })?;
+            let rec = rec.map_err(|e| AnalyticsError::Csv { path: name.to_string(), message: e.to_string() })?;
             if rec.iter().all(|f| f.is_empty()) {
                 continue;
             }
             rows.push(rec.iter().map(|f| f.to_string()).collect());
         }
         if rows.is_empty() {
-            return Err(AnalyticsError::Empty {
-                path: name.to_string(),
-            });
+            return Err(AnalyticsError::Empty { path: name.to_string() });
         }
-        Ok(Table {
-            name: name.to_string(),
-            headers,
-            rows,
-        })
+        Ok(Table { name: name.to_string(), headers, rows })
     }
 
     /// Number of data rows.
@@ -79,14 +63,11 @@ impl Table {
 
     /// Index of a column, or a `MissingColumn` error listing the header.
     pub fn col(&self, name: &str) -> Result<usize> {
-        self.headers
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| AnalyticsError::MissingColumn {
-                path: self.name.clone(),
-                column: name.to_string(),
-                available: self.headers.join(", "),
-            })
+        self.headers.iter().position(|h| h == name).ok_or_else(|| AnalyticsError::MissingColumn {
+            path: self.name.clone(),
+            column: name.to_string(),
+            available: self.headers.join(", "),
+        })
     }
 
     /// A column as strings.
@@ -98,11 +79,7 @@ impl Table {
     /// A column parsed as finite numbers.
     pub fn numbers(&self, name: &str) -> Result<Vec<f64>> {
         let c = self.col(name)?;
-        self.rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| parse_number(&self.name, Table::file_row(i), name, &r[c]))
-            .collect()
+        self.rows.iter().enumerate().map(|(i, r)| parse_number(&self.name, Table::file_row(i), name, &r[c])).collect()
     }
 }
 
@@ -127,8 +104,5 @@ pub fn parse_number(path: &str, row: usize, column: &str, raw: &str) -> Result<f
 
 /// Splits a comma-separated list of column names (as given on the command line).
 pub fn split_list(list: &str) -> Vec<String> {
-    list.split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
+    list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
 }

@@ -40,7 +40,7 @@ impl Drop for TempDir {
 }
 
 fn fixture(name: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reference").join(name);
     assert!(p.is_file(), "reference fixture {} missing", p.display());
     p.display().to_string()
 }
@@ -57,7 +57,20 @@ fn dea_table_json_csv() {
     // 5 DMUs < max(3*3, 2): warned on stderr, still a success.
     assert!(text(&o.stderr).contains("warning: only 5 DMUs"), "{}", text(&o.stderr));
 
-    let o = run(&["dea", &data, "--id", "firm", "--inputs", "x1,x2", "--outputs", "y", "--format", "json", "--orientation", "out"]);
+    let o = run(&[
+        "dea",
+        &data,
+        "--id",
+        "firm",
+        "--inputs",
+        "x1,x2",
+        "--outputs",
+        "y",
+        "--format",
+        "json",
+        "--orientation",
+        "out",
+    ]);
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["orientation"], "output");
@@ -79,7 +92,22 @@ fn dea_groups_and_input_errors_exit_2() {
         "p.csv",
         "province,region,X1,Y1\nA,east,2,1\nB,east,4,3\nC,west,3,3\nD,west,5,4\nE,west,6,5\nF,east,5,2\nG,east,3,1\n",
     );
-    let o = run(&["dea", &csv, "--id", "province", "--inputs", "X1", "--outputs", "Y1", "--orientation", "output", "--rts", "vrs", "--group", "region"]);
+    let o = run(&[
+        "dea",
+        &csv,
+        "--id",
+        "province",
+        "--inputs",
+        "X1",
+        "--outputs",
+        "Y1",
+        "--orientation",
+        "output",
+        "--rts",
+        "vrs",
+        "--group",
+        "region",
+    ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let out = text(&o.stdout);
     assert!(out.contains("group means"));
@@ -96,7 +124,8 @@ fn dea_groups_and_input_errors_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("row 3, column 'X1': negative value -4"), "{}", text(&o.stderr));
 
-    let o = run(&["dea", &dir.path("nope.csv").display().to_string(), "--id", "p", "--inputs", "X1", "--outputs", "Y1"]);
+    let o =
+        run(&["dea", &dir.path("nope.csv").display().to_string(), "--id", "p", "--inputs", "X1", "--outputs", "Y1"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("cannot open"));
 
@@ -112,13 +141,35 @@ fn kde_csv_json_and_plots() {
     for (i, r) in ["north", "south"].iter().enumerate() {
         for y in ["2010", "2020"] {
             for k in 0..25 {
-                body.push_str(&format!("{r},{y},{}\n", 10.0 + i as f64 * 5.0 + (k as f64 * 0.7).sin() * 3.0 + if y == "2020" { 2.0 } else { 0.0 }));
+                body.push_str(&format!(
+                    "{r},{y},{}\n",
+                    10.0 + i as f64 * 5.0 + (k as f64 * 0.7).sin() * 3.0 + if y == "2020" { 2.0 } else { 0.0 }
+                ));
             }
         }
     }
     let csv = dir.write("d.csv", &body);
     let png = dir.path("k.png").display().to_string();
-    let o = run(&["kde", &csv, "--value", "doctors", "--group", "region", "--year", "year", "--rescale", "mean", "--bandwidth", "silverman", "--grid-points", "64", "--format", "csv", "--plot", &png]);
+    let o = run(&[
+        "kde",
+        &csv,
+        "--value",
+        "doctors",
+        "--group",
+        "region",
+        "--year",
+        "year",
+        "--rescale",
+        "mean",
+        "--bandwidth",
+        "silverman",
+        "--grid-points",
+        "64",
+        "--format",
+        "csv",
+        "--plot",
+        &png,
+    ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let out = text(&o.stdout);
     assert_eq!(out.lines().count(), 1 + 4 * 64);
@@ -127,7 +178,20 @@ fn kde_csv_json_and_plots() {
     assert_eq!(&bytes[..4], b"\x89PNG");
 
     let svg = dir.path("k.svg").display().to_string();
-    let o = run(&["kde", &csv, "--value", "doctors", "--mode", "binned", "--bandwidth", "0.8", "--format", "json", "--plot", &svg]);
+    let o = run(&[
+        "kde",
+        &csv,
+        "--value",
+        "doctors",
+        "--mode",
+        "binned",
+        "--bandwidth",
+        "0.8",
+        "--format",
+        "json",
+        "--plot",
+        &svg,
+    ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["mode"], "binned");

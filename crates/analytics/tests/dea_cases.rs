@@ -30,13 +30,8 @@ fn cols(v: &[&str]) -> Vec<String> {
 
 #[test]
 fn zero_output_dmu_in_output_orientation_is_unbounded_with_te_zero() {
-    let d = data(&[
-        ("A", &[2.0], &[2.0]),
-        ("B", &[4.0], &[3.0]),
-        ("Z", &[3.0], &[0.0]),
-        ("C", &[5.0], &[5.0]),
-    ])
-    .unwrap();
+    let d =
+        data(&[("A", &[2.0], &[2.0]), ("B", &[4.0], &[3.0]), ("Z", &[3.0], &[0.0]), ("C", &[5.0], &[5.0])]).unwrap();
     for rts in [Rts::Crs, Rts::Vrs] {
         let rep = dea::run(&d, &DeaOptions::new(Orientation::Output, rts)).unwrap();
         let z = &rep.dmus[2];
@@ -141,7 +136,11 @@ fn accelerated_solve_matches_full_solve() {
                 assert_eq!(a.rts, b.rts);
                 let sa: f64 = a.slack_in.iter().chain(&a.slack_out).sum();
                 let sb: f64 = b.slack_in.iter().chain(&b.slack_out).sum();
-                assert!((sa - sb).abs() <= 1e-5 * (1.0 + sb), "{orientation:?} {rts:?} {}: slack sum {sa} vs {sb}", a.id);
+                assert!(
+                    (sa - sb).abs() <= 1e-5 * (1.0 + sb),
+                    "{orientation:?} {rts:?} {}: slack sum {sa} vs {sb}",
+                    a.id
+                );
             }
             // Scale and RTS bookkeeping: CRS <= NIRS <= VRS scores.
             if rts == Rts::Vrs {
@@ -169,8 +168,14 @@ fn accelerated_solve_matches_full_solve() {
             // Targets are feasible projections: the peers' combination reproduces them.
             for a in fast.dmus.iter().take(40) {
                 for i in 0..3 {
-                    let comb: f64 = a.peers.iter().map(|(p, l)| l * d.x[d.ids.iter().position(|x| x == p).unwrap()][i]).sum();
-                    assert!((comb - a.target_in[i]).abs() <= 1e-5 * (1.0 + comb), "{} input {i}: {comb} vs {}", a.id, a.target_in[i]);
+                    let comb: f64 =
+                        a.peers.iter().map(|(p, l)| l * d.x[d.ids.iter().position(|x| x == p).unwrap()][i]).sum();
+                    assert!(
+                        (comb - a.target_in[i]).abs() <= 1e-5 * (1.0 + comb),
+                        "{} input {i}: {comb} vs {}",
+                        a.id,
+                        a.target_in[i]
+                    );
                 }
             }
         }
@@ -207,7 +212,10 @@ fn error_non_numeric_nan_negative() {
     assert!(e.to_string().contains("negative value -4"));
 
     let t = table("id,x,y\nA,1,2\nB,,3\n");
-    assert!(matches!(DeaData::from_table(&t, "id", &cols(&["x"]), &cols(&["y"]), None), Err(AnalyticsError::NonNumeric { .. })));
+    assert!(matches!(
+        DeaData::from_table(&t, "id", &cols(&["x"]), &cols(&["y"]), None),
+        Err(AnalyticsError::NonNumeric { .. })
+    ));
 }
 
 #[test]
@@ -227,7 +235,10 @@ fn error_all_zero_inputs_and_zero_columns() {
 fn error_usage_and_empty() {
     let t = table("id,x,y\nA,1,2\n");
     assert!(matches!(DeaData::from_table(&t, "id", &[], &cols(&["y"]), None), Err(AnalyticsError::Usage(_))));
-    assert!(matches!(DeaData::from_table(&t, "id", &cols(&["x"]), &cols(&["x"]), None), Err(AnalyticsError::DuplicateColumn { .. })));
+    assert!(matches!(
+        DeaData::from_table(&t, "id", &cols(&["x"]), &cols(&["x"]), None),
+        Err(AnalyticsError::DuplicateColumn { .. })
+    ));
     assert!(matches!(Table::from_reader("e.csv", "id,x,y\n".as_bytes()), Err(AnalyticsError::Empty { .. })));
     assert!(matches!(Table::from_reader("r.csv", "id,x,y\nA,1\n".as_bytes()), Err(AnalyticsError::Csv { .. })));
 }

@@ -1,4 +1,4 @@
-//! DEA against every published fixture in `shared/fixtures` (DEAP 2.1 and
+//! DEA against every published fixture in `tests/fixtures/reference` (DEAP 2.1 and
 //! Cooper–Seiford–Tone): every case, every DMU, every key of `expected`.
 
 use medledger_analytics::dea::{self, DeaData, DeaOptions, DeaReport, DmuResult, Orientation, Rts};
@@ -7,10 +7,10 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 fn fixtures_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reference");
     assert!(
         dir.join("README.md").is_file(),
-        "reference fixtures not found at {} (the repository must be checked out with shared/ beside it)",
+        "reference fixtures not found at {} (they are part of the repository)",
         dir.display()
     );
     dir
@@ -23,13 +23,18 @@ fn load(name: &str) -> (Value, DeaData) {
     )
     .expect("parse expected json");
     let table = Table::read_path(&dir.join(spec["csv"].as_str().unwrap())).expect("read csv");
-    let cols = |k: &str| -> Vec<String> { spec[k].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect() };
-    let data = DeaData::from_table(&table, spec["id_col"].as_str().unwrap(), &cols("inputs"), &cols("outputs"), None).expect("valid data");
+    let cols = |k: &str| -> Vec<String> {
+        spec[k].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
+    };
+    let data = DeaData::from_table(&table, spec["id_col"].as_str().unwrap(), &cols("inputs"), &cols("outputs"), None)
+        .expect("valid data");
     (spec, data)
 }
 
 fn value_of(rep: &DeaReport, d: &DmuResult, key: &str) -> Value {
-    let idx = |names: &[String], col: &str| names.iter().position(|n| n == col).unwrap_or_else(|| panic!("unknown column {col}"));
+    let idx = |names: &[String], col: &str| {
+        names.iter().position(|n| n == col).unwrap_or_else(|| panic!("unknown column {col}"))
+    };
     let num = |v: Option<f64>| Value::from(v.unwrap_or_else(|| panic!("{key} missing for {}", d.id)));
     match key {
         "crste" => num(d.crste),
@@ -77,7 +82,10 @@ fn check_fixture(name: &str) -> usize {
                         Value::String(s) => assert_eq!(got.as_str().unwrap(), s, "{name} / {label} / DMU {id} / {key}"),
                         _ => {
                             let (w, g) = (want.as_f64().unwrap(), got.as_f64().unwrap());
-                            assert!((w - g).abs() <= tol, "{name} / {label} / DMU {id} / {key}: expected {w}, got {g} (accelerate={accelerate})");
+                            assert!(
+                                (w - g).abs() <= tol,
+                                "{name} / {label} / DMU {id} / {key}: expected {w}, got {g} (accelerate={accelerate})"
+                            );
                         }
                     }
                     checked += 1;
@@ -89,8 +97,16 @@ fn check_fixture(name: &str) -> usize {
                     let exp = exp.as_object().unwrap();
                     assert_eq!(d.peers.len(), exp.len(), "{name} / DMU {id}: peers {:?}", d.peers);
                     for (pid, lam) in exp {
-                        let got = d.peers.iter().find(|(p, _)| p == pid).unwrap_or_else(|| panic!("{name} / DMU {id}: peer {pid} missing in {:?}", d.peers)).1;
-                        assert!((got - lam.as_f64().unwrap()).abs() <= tol, "{name} / DMU {id}: lambda of {pid} {got} vs {lam}");
+                        let got = d
+                            .peers
+                            .iter()
+                            .find(|(p, _)| p == pid)
+                            .unwrap_or_else(|| panic!("{name} / DMU {id}: peer {pid} missing in {:?}", d.peers))
+                            .1;
+                        assert!(
+                            (got - lam.as_f64().unwrap()).abs() <= tol,
+                            "{name} / DMU {id}: lambda of {pid} {got} vs {lam}"
+                        );
                         checked += 1;
                     }
                 }

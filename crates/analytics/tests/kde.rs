@@ -1,4 +1,4 @@
-//! KDE against `shared/fixtures/kde_cases.json` (every case, every rule) and
+//! KDE against `tests/fixtures/reference/kde_cases.json` (every case, every rule) and
 //! behaviour of the binned mode, rescaling, grouping and plots.
 
 use medledger_analytics::kde::{self, Bandwidth, KdeOptions, Mode, Rescale};
@@ -10,9 +10,9 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 fn cases() -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/kde_cases.json");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reference/kde_cases.json");
     let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reference fixture {} missing ({e}); check out shared/ beside the repository", path.display()));
+        .unwrap_or_else(|e| panic!("reference fixture {} missing ({e}); it is part of the repository", path.display()));
     serde_json::from_str(&text).unwrap()
 }
 
@@ -70,7 +70,12 @@ fn binned_mode_error_is_within_documented_bound() {
         let max_abs = exact.iter().zip(&binned).map(|(e, b)| (e - b).abs()).fold(0.0, f64::max);
         assert!(max_abs <= 1e-4 * peak, "{rule}: max abs error {max_abs:e}, peak {peak}");
         // Relative error where the density is not negligible.
-        let max_rel = exact.iter().zip(&binned).filter(|(e, _)| **e > 1e-3 * peak).map(|(e, b)| ((e - b) / e).abs()).fold(0.0, f64::max);
+        let max_rel = exact
+            .iter()
+            .zip(&binned)
+            .filter(|(e, _)| **e > 1e-3 * peak)
+            .map(|(e, b)| ((e - b) / e).abs())
+            .fold(0.0, f64::max);
         assert!(max_rel <= 1e-3, "{rule}: max relative error {max_rel:e}");
     }
     // Data outside the requested grid still counts (the binning grid is extended).
@@ -99,13 +104,15 @@ fn grouping_by_region_and_year_with_mean_rescaling() {
     let opts = KdeOptions { rescale: Rescale::Mean, grid_points: 128, ..KdeOptions::default() };
     let rep = kde::run_table(&t, "doctors", Some("region"), Some("year"), &opts).unwrap();
     assert_eq!(rep.curves.len(), 4);
-    let labels: Vec<(String, String)> = rep.curves.iter().map(|c| (c.group.clone().unwrap(), c.year.clone().unwrap())).collect();
+    let labels: Vec<(String, String)> =
+        rep.curves.iter().map(|c| (c.group.clone().unwrap(), c.year.clone().unwrap())).collect();
     assert_eq!(labels[0], ("east".to_string(), "2015".to_string()));
     assert_eq!(labels[3], ("west".to_string(), "2020".to_string()));
     // Rescaled per year: the mean over both regions of a year is exactly 1.
     for year in ["2015", "2020"] {
         let cs: Vec<_> = rep.curves.iter().filter(|c| c.year.as_deref() == Some(year)).collect();
-        let total: f64 = cs.iter().map(|c| c.mean * c.n as f64).sum::<f64>() / cs.iter().map(|c| c.n as f64).sum::<f64>();
+        let total: f64 =
+            cs.iter().map(|c| c.mean * c.n as f64).sum::<f64>() / cs.iter().map(|c| c.n as f64).sum::<f64>();
         assert!((total - 1.0).abs() < 1e-12, "{year}: {total}");
     }
     // East has more doctors than the mean, west fewer.
@@ -118,7 +125,9 @@ fn grouping_by_region_and_year_with_mean_rescaling() {
         assert_eq!(c.grid, rep.curves[0].grid);
     }
     // Binned mode on the same data agrees closely.
-    let binned = kde::run_table(&t, "doctors", Some("region"), Some("year"), &KdeOptions { mode: Mode::Binned, ..opts }).unwrap();
+    let binned =
+        kde::run_table(&t, "doctors", Some("region"), Some("year"), &KdeOptions { mode: Mode::Binned, ..opts })
+            .unwrap();
     for (a, b) in rep.curves.iter().zip(&binned.curves) {
         let peak = a.density.iter().cloned().fold(0.0, f64::max);
         assert!(a.density.iter().zip(&b.density).all(|(x, y)| (x - y).abs() < 1e-3 * peak));
@@ -139,14 +148,22 @@ fn kde_errors() {
     let e = kde::run_table(&t, "v", None, None, &KdeOptions { grid_points: 1, ..KdeOptions::default() }).unwrap_err();
     assert!(matches!(e, AnalyticsError::Usage(_)));
     let t = Table::from_reader("k.csv", "v\n0\n0\n".as_bytes()).unwrap();
-    let e = kde::run_table(&t, "v", None, None, &KdeOptions { rescale: Rescale::Mean, ..KdeOptions::default() }).unwrap_err();
+    let e = kde::run_table(&t, "v", None, None, &KdeOptions { rescale: Rescale::Mean, ..KdeOptions::default() })
+        .unwrap_err();
     assert!(e.to_string().contains("mean"), "{e}");
 }
 
 #[test]
 fn plots_have_panels_legend_and_valid_png() {
     let t = regional_table();
-    let rep = kde::run_table(&t, "doctors", Some("region"), Some("year"), &KdeOptions { rescale: Rescale::Mean, grid_points: 128, ..KdeOptions::default() }).unwrap();
+    let rep = kde::run_table(
+        &t,
+        "doctors",
+        Some("region"),
+        Some("year"),
+        &KdeOptions { rescale: Rescale::Mean, grid_points: 128, ..KdeOptions::default() },
+    )
+    .unwrap();
     let svg = plot::svg_string(&rep).unwrap();
     assert!(svg.starts_with("<svg"));
     for needle in ["group east", "group west", "2015 (n=60)", "2020 (n=60)", "density", "multiple of the mean"] {

@@ -19,7 +19,8 @@ fn floats(v: &Value) -> Vec<f64> {
 fn coefficients_match_scikit_learn_within_1e4() {
     let fx = fixture();
     assert!(fx["sklearn_version"].as_str().unwrap().starts_with('1'));
-    let features: Vec<String> = fx["features"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let features: Vec<String> =
+        fx["features"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
     assert_eq!(features, severity::FEATURES.map(String::from).to_vec());
     let x: Vec<Vec<f64>> = fx["x"].as_array().unwrap().iter().map(floats).collect();
     let y = floats(&fx["y"]);

@@ -1,12 +1,12 @@
 //! `medledger bench`: load generator against a running devnet, plus raw ed25519 rates.
 
-use medledger_types::IdentityOp;
 use crate::http::Client;
 use crate::txcmd::now_ms;
 use clap::Args;
 use medledger_node::run::{read_genesis, read_key};
 use medledger_types::hash::domain;
 use medledger_types::keys::{verify, verify_many, BatchItem};
+use medledger_types::IdentityOp;
 use medledger_types::{CredentialSpec, Hash, Keypair, Operation, Role, Transaction, Tx};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -58,7 +58,8 @@ pub struct BenchArgs {
 /// Single and batched ed25519 verification rates on one core.
 pub fn ed25519_rates(n: usize) -> (f64, f64) {
     let keys: Vec<Keypair> = (0..64).map(|i| Keypair::from_seed(i as u64)).collect();
-    let msgs: Vec<Vec<u8>> = (0..n).map(|i| format!("message {i} of the verification benchmark").into_bytes()).collect();
+    let msgs: Vec<Vec<u8>> =
+        (0..n).map(|i| format!("message {i} of the verification benchmark").into_bytes()).collect();
     let sigs: Vec<_> = msgs.iter().enumerate().map(|(i, m)| keys[i % 64].sign(domain::TX_SIGNATURE, m)).collect();
     let pks: Vec<_> = (0..n).map(|i| keys[i % 64].public()).collect();
     let t = Instant::now();
@@ -66,7 +67,8 @@ pub fn ed25519_rates(n: usize) -> (f64, f64) {
         assert!(verify(&pks[i], domain::TX_SIGNATURE, &msgs[i], &sigs[i]));
     }
     let single = n as f64 / t.elapsed().as_secs_f64();
-    let items: Vec<BatchItem> = (0..n).map(|i| BatchItem { public_key: &pks[i], message: &msgs[i], signature: &sigs[i] }).collect();
+    let items: Vec<BatchItem> =
+        (0..n).map(|i| BatchItem { public_key: &pks[i], message: &msgs[i], signature: &sigs[i] }).collect();
     let t = Instant::now();
     for chunk in items.chunks(1024) {
         assert!(verify_many(domain::TX_SIGNATURE, chunk).iter().all(|v| *v));
@@ -98,7 +100,8 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
     }
     if args.reads {
         let rate = if args.rate == 0 { 1000 } else { args.rate };
-        let v = crate::readbench::reads(&args.dir, rate, args.seconds, args.threads.max(8), args.record_bytes, args.via)?;
+        let v =
+            crate::readbench::reads(&args.dir, rate, args.seconds, args.threads.max(8), args.record_bytes, args.via)?;
         println!("{}", if json_out { v.to_string() } else { serde_json::to_string_pretty(&v).unwrap_or_default() });
         return Ok(());
     }
@@ -109,7 +112,14 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
         "batch_speedup": (batched / single * 100.0).round() / 100.0,
     });
     if args.crypto_only {
-        println!("{}", if json_out { report.to_string() } else { format!("ed25519 verify: {single:.0}/s single, {batched:.0}/s batched ({:.2}x)", batched / single) });
+        println!(
+            "{}",
+            if json_out {
+                report.to_string()
+            } else {
+                format!("ed25519 verify: {single:.0}/s single, {batched:.0}/s batched ({:.2}x)", batched / single)
+            }
+        );
         return Ok(());
     }
     let genesis = read_genesis(&args.dir.join("genesis.json"))?;
@@ -122,20 +132,27 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
 
     // Setup: credential the signers.
     let signers: Vec<Keypair> = (0..args.signers).map(|_| Keypair::generate()).collect();
-    let ca_nonce = apis[0].get(&format!("/v1/identities/{}", ca.public().to_hex()))?["next_nonce"].as_u64().unwrap_or(0);
+    let ca_nonce =
+        apis[0].get(&format!("/v1/identities/{}", ca.public().to_hex()))?["next_nonce"].as_u64().unwrap_or(0);
     let now = now_ms();
     let setup: Vec<Tx> = signers
         .iter()
         .enumerate()
         .map(|(i, k)| {
-            sign(&ca, ca_nonce + i as u64, Operation::Identity(IdentityOp::IssueCredential { spec: CredentialSpec {
-                subject: k.public(),
-                role: Role::Doctor,
-                institution: genesis.institutions[i % genesis.institutions.len()].id.clone(),
-                display_name: format!("bench signer {i}"),
-                valid_from_ms: now.saturating_sub(60_000),
-                valid_until_ms: now + 86_400_000,
-            } }))
+            sign(
+                &ca,
+                ca_nonce + i as u64,
+                Operation::Identity(IdentityOp::IssueCredential {
+                    spec: CredentialSpec {
+                        subject: k.public(),
+                        role: Role::Doctor,
+                        institution: genesis.institutions[i % genesis.institutions.len()].id.clone(),
+                        display_name: format!("bench signer {i}"),
+                        valid_from_ms: now.saturating_sub(60_000),
+                        valid_until_ms: now + 86_400_000,
+                    },
+                }),
+            )
         })
         .collect();
     post_batch(&apis[0], &setup)?;
@@ -180,7 +197,12 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
                     continue;
                 }
                 if let Ok(b) = client.get(&format!("/v1/blocks/{h}")) {
-                    let ids: Vec<Hash> = b["tx_ids"].as_array().into_iter().flatten().filter_map(|v| Hash::from_hex(v.as_str()?).ok()).collect();
+                    let ids: Vec<Hash> = b["tx_ids"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|v| Hash::from_hex(v.as_str()?).ok())
+                        .collect();
                     blocks.lock().unwrap().push(ids.len());
                     let mut c = committed.lock().unwrap();
                     for id in ids {

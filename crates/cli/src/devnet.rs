@@ -1,6 +1,5 @@
 //! `medledger devnet`: a local consortium of validator processes with demo data.
 
-use medledger_types::{ConsentOp, IdentityOp};
 use crate::http::Client;
 use crate::txcmd::{now_ms, submit_with_nonce, wait_committed};
 use clap::Args;
@@ -8,6 +7,7 @@ use medledger_node::run::{read_key, write_key, write_private};
 use medledger_types::{
     genesis::GenesisInstitution, patient_pseudonym, CredentialSpec, Genesis, Keypair, Operation, Role,
 };
+use medledger_types::{ConsentOp, IdentityOp};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -53,6 +53,7 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
+#[allow(unsafe_code)] // two libc calls, each with its SAFETY note
 fn install_signal_handlers() {
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
@@ -96,7 +97,8 @@ fn init(args: &DevnetArgs) -> Result<(), String> {
             api_address: api,
         });
     }
-    let genesis = Genesis { chain_id: "medledger-devnet".into(), genesis_time_ms: now_ms(), ca_key: ca.public(), institutions };
+    let genesis =
+        Genesis { chain_id: "medledger-devnet".into(), genesis_time_ms: now_ms(), ca_key: ca.public(), institutions };
     genesis.validate()?;
     let json = serde_json::to_string_pretty(&genesis).expect("genesis serialises");
     std::fs::write(dir.join("genesis.json"), json).map_err(|e| e.to_string())
@@ -138,6 +140,7 @@ fn spawn_node(dir: &Path, inst: &GenesisInstitution) -> Result<Node, String> {
     Ok(Node { id: inst.id.clone(), api: inst.api_address.clone(), log: log_path, child })
 }
 
+#[allow(unsafe_code)] // kill(2), see the SAFETY note
 fn stop_all(nodes: &mut [Node]) {
     for n in nodes.iter() {
         // SAFETY: plain kill(2) on a child we spawned.
@@ -170,11 +173,10 @@ impl Seeder<'_> {
     /// Submits a sequence of operations from one signer with consecutive nonces.
     fn run(&self, key: &Keypair, ops: Vec<Operation>) -> Result<Vec<medledger_types::Hash>, String> {
         let ident = self.client.get(&format!("/v1/identities/{}", key.public().to_hex()))?;
-        let mut nonce = ident["next_nonce"].as_u64().unwrap_or(0);
+        let first = ident["next_nonce"].as_u64().unwrap_or(0);
         let mut ids = Vec::new();
-        for op in ops {
+        for (nonce, op) in (first..).zip(ops) {
             let (tx, _) = submit_with_nonce(self.client, key, &self.chain_id, nonce, op)?;
-            nonce += 1;
             ids.push(tx.id());
         }
         for id in &ids {
@@ -213,40 +215,61 @@ fn seed(dir: &Path, genesis: &Genesis, client: &Client) -> Result<serde_json::Va
     for (name, role, i, display) in &people {
         let k = Keypair::generate();
         write_key(&demo.join(format!("{name}.key")), &k)?;
-        identities.insert(name.to_string(), json!({ "key": k.public().to_hex(), "role": role.name(), "institution": inst(*i) }));
-        ops.push(Operation::Identity(IdentityOp::IssueCredential { spec: CredentialSpec {
-            subject: k.public(),
-            role: *role,
-            institution: inst(*i),
-            display_name: display.to_string(),
-            valid_from_ms: now.saturating_sub(60_000),
-            valid_until_ms: now + year,
-        } }));
+        identities.insert(
+            name.to_string(),
+            json!({ "key": k.public().to_hex(), "role": role.name(), "institution": inst(*i) }),
+        );
+        ops.push(Operation::Identity(IdentityOp::IssueCredential {
+            spec: CredentialSpec {
+                subject: k.public(),
+                role: *role,
+                institution: inst(*i),
+                display_name: display.to_string(),
+                valid_from_ms: now.saturating_sub(60_000),
+                valid_until_ms: now + year,
+            },
+        }));
     }
     s.run(&ca, ops)?;
     // Patients: the pseudonym is derived by the CA from national id + medical record number;
     // neither ever leaves this process.
-    let patients = [("patient-1", 0usize, "NID-1985-0001", "MRN-A-000917"), ("patient-2", 1, "NID-1972-0042", "MRN-B-004411")];
+    let patients =
+        [("patient-1", 0usize, "NID-1985-0001", "MRN-A-000917"), ("patient-2", 1, "NID-1972-0042", "MRN-B-004411")];
     for (name, i, national, mrn) in patients {
         let k = Keypair::generate();
         write_key(&demo.join(format!("{name}.key")), &k)?;
         let pseudonym = patient_pseudonym(&secret, national, mrn);
         let admin = read_key(&node_dir(dir, &inst(i)).join("admin.key"))?;
-        s.run(&admin, vec![Operation::Identity(IdentityOp::RegisterPatient { subject: k.public(), pseudonym, valid_until_ms: now + 10 * year })])?;
+        s.run(
+            &admin,
+            vec![Operation::Identity(IdentityOp::RegisterPatient {
+                subject: k.public(),
+                pseudonym,
+                valid_until_ms: now + 10 * year,
+            })],
+        )?;
         identities.insert(name.to_string(), json!({ "key": k.public().to_hex(), "role": "patient", "institution": inst(i), "pseudonym": pseudonym.to_hex() }));
     }
     let alice = read_key(&demo.join("dr-alice.key"))?;
     let doc = b"Discharge summary template v1 (demo document, no patient data)";
-    let ids = s.run(&alice, vec![Operation::Identity(IdentityOp::Attest { digest: medledger_types::hash::sha256(&[doc]), label: "discharge-template-v1".into() })])?;
+    let ids = s.run(
+        &alice,
+        vec![Operation::Identity(IdentityOp::Attest {
+            digest: medledger_types::hash::sha256(&[doc]),
+            label: "discharge-template-v1".into(),
+        })],
+    )?;
     let records = seed_records(&demo, genesis, &identities)?;
     let summary = json!({ "identities": identities, "demo_attestation_tx": ids[0].to_hex(), "records": records });
-    std::fs::write(demo.join("seeded.json"), serde_json::to_string_pretty(&summary).expect("json")).map_err(|e| e.to_string())?;
+    std::fs::write(demo.join("seeded.json"), serde_json::to_string_pretty(&summary).expect("json"))
+        .map_err(|e| e.to_string())?;
     Ok(summary)
 }
 
 /// Demo clinical content. The values are distinctive on purpose: the PHI tests scan every
 /// validator's stored bytes for them and must find none (only ciphertext leaves the client).
-pub const DEMO_CLINICAL_MARKERS: [&str; 3] = ["persistent dry cough since the spring", "Systolic blood pressure", "atrial fibrillation follow-up"];
+pub const DEMO_CLINICAL_MARKERS: [&str; 3] =
+    ["persistent dry cough since the spring", "Systolic blood pressure", "atrial fibrillation follow-up"];
 
 fn demo_observation(pseudonym: &str) -> serde_json::Value {
     json!({
@@ -284,13 +307,21 @@ fn demo_encounter(pseudonym: &str) -> serde_json::Value {
 /// patient-1 has records at hospital A and hospital B, patient-2 at hospital B; patient-1's
 /// consent lets Dr. Bob at hospital B read the record held by hospital A, and his read, forwarded
 /// by hospital B's node to hospital A's, is on chain as an access event.
-fn seed_records(demo: &Path, genesis: &Genesis, identities: &serde_json::Map<String, serde_json::Value>) -> Result<serde_json::Value, String> {
+fn seed_records(
+    demo: &Path,
+    genesis: &Genesis,
+    identities: &serde_json::Map<String, serde_json::Value>,
+) -> Result<serde_json::Value, String> {
     use crate::records::Session;
     use medledger_types::{action, ConsentTerms, Grantee, Hash, Purpose, Scope};
     let api = |i: usize| genesis.institutions[i].api_address.clone();
-    let session = |name: &str, i: usize| -> Result<Session, String> { Session::open(&api(i), read_key(&demo.join(format!("{name}.key")))?) };
+    let session = |name: &str, i: usize| -> Result<Session, String> {
+        Session::open(&api(i), read_key(&demo.join(format!("{name}.key")))?)
+    };
     let pseudonym = |name: &str| identities[name]["pseudonym"].as_str().unwrap_or("").to_string();
-    let key_of = |name: &str| medledger_types::PublicKey::from_hex(identities[name]["key"].as_str().unwrap_or("")).map_err(|e| e.to_string());
+    let key_of = |name: &str| {
+        medledger_types::PublicKey::from_hex(identities[name]["key"].as_str().unwrap_or("")).map_err(|e| e.to_string())
+    };
     let (p1, p2) = (pseudonym("patient-1"), pseudonym("patient-2"));
     let p1h = Hash::from_hex(&p1).map_err(|e| e.to_string())?;
     let p2h = Hash::from_hex(&p2).map_err(|e| e.to_string())?;
@@ -300,7 +331,13 @@ fn seed_records(demo: &Path, genesis: &Genesis, identities: &serde_json::Map<Str
     let bob = session("dr-bob", 1)?;
     let grant = |p: &Session, grantee: medledger_types::PublicKey, actions: u8| -> Result<Hash, String> {
         let id = crate::txcmd::new_id();
-        let terms = ConsentTerms { grantee: Grantee::Person(grantee), actions, scope: Scope::All, purpose: Purpose::Treatment, expires_ms: None };
+        let terms = ConsentTerms {
+            grantee: Grantee::Person(grantee),
+            actions,
+            scope: Scope::All,
+            purpose: Purpose::Treatment,
+            expires_ms: None,
+        };
         p.transact(Operation::Consent(ConsentOp::GrantConsent { consent_id: id, terms: terms.clone() }))?;
         p.rewrap(&terms)?;
         Ok(id)
@@ -331,7 +368,10 @@ fn seed_records(demo: &Path, genesis: &Genesis, identities: &serde_json::Map<Str
 
 pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
     if args.validators < 4 {
-        return Err(format!("--validators must be at least 4 to tolerate one faulty validator (got {})", args.validators));
+        return Err(format!(
+            "--validators must be at least 4 to tolerate one faulty validator (got {})",
+            args.validators
+        ));
     }
     if args.reset && args.dir.exists() {
         std::fs::remove_dir_all(&args.dir).map_err(|e| format!("cannot reset {}: {e}", args.dir.display()))?;
@@ -369,7 +409,8 @@ pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
                 break;
             }
             if let Ok(Some(status)) = nodes[i].child.try_wait() {
-                let msg = format!("node {} exited ({status}) during startup:\n{}", nodes[i].id, tail(&nodes[i].log, 20));
+                let msg =
+                    format!("node {} exited ({status}) during startup:\n{}", nodes[i].id, tail(&nodes[i].log, 20));
                 stop_all(&mut nodes);
                 return Err(msg);
             }
@@ -410,21 +451,40 @@ pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
             })
         );
     } else {
-        println!("MedLedger devnet `{}` ({} validators, {}) at height {}", genesis.chain_id, nodes.len(), if fresh { "new chain" } else { "resumed from disk" }, status["height"]);
+        println!(
+            "MedLedger devnet `{}` ({} validators, {}) at height {}",
+            genesis.chain_id,
+            nodes.len(),
+            if fresh { "new chain" } else { "resumed from disk" },
+            status["height"]
+        );
         for i in &genesis.institutions {
             println!("  {:<18} API http://{:<16} p2p {}", i.id, i.api_address, i.p2p_address);
         }
         if let Some(d) = &demo {
             println!("demo identities (keys in {}):", args.dir.join("demo").display());
             for (name, v) in d["identities"].as_object().into_iter().flatten() {
-                println!("  {:<16} {:<18} {}  {}", name, v["role"].as_str().unwrap_or(""), v["institution"].as_str().unwrap_or(""), &v["key"].as_str().unwrap_or("")[..16]);
+                println!(
+                    "  {:<16} {:<18} {}  {}",
+                    name,
+                    v["role"].as_str().unwrap_or(""),
+                    v["institution"].as_str().unwrap_or(""),
+                    &v["key"].as_str().unwrap_or("")[..16]
+                );
             }
         }
         if let Some(r) = demo.as_ref().map(|d| &d["records"]).filter(|r| !r.is_null()) {
-            println!("demo records: hospital A holds {} (patient-1); hospital B holds {} (patient-1) and {} (patient-2)",
-                r["hospital_a_observation"].as_str().unwrap_or(""), r["hospital_b_encounter"].as_str().unwrap_or(""), r["hospital_b_condition"].as_str().unwrap_or(""));
-            println!("  consent {} lets dr-bob (hospital B) read hospital A's record; his read is access event tx {}",
-                r["consent_bob_reads_patient_1"].as_str().unwrap_or(""), r["bob_read_access_tx"].as_str().unwrap_or(""));
+            println!(
+                "demo records: hospital A holds {} (patient-1); hospital B holds {} (patient-1) and {} (patient-2)",
+                r["hospital_a_observation"].as_str().unwrap_or(""),
+                r["hospital_b_encounter"].as_str().unwrap_or(""),
+                r["hospital_b_condition"].as_str().unwrap_or("")
+            );
+            println!(
+                "  consent {} lets dr-bob (hospital B) read hospital A's record; his read is access event tx {}",
+                r["consent_bob_reads_patient_1"].as_str().unwrap_or(""),
+                r["bob_read_access_tx"].as_str().unwrap_or("")
+            );
         }
         println!("try: medledger query --node {} status", genesis.institutions[0].api_address);
         println!("devnet ready; Ctrl-C stops every validator (data stays in {})", args.dir.display());

@@ -11,7 +11,8 @@ pub struct Client {
 impl Client {
     pub fn new(base: &str) -> Client {
         let base = base.trim_end_matches('/').to_string();
-        let base = if base.starts_with("http://") || base.starts_with("https://") { base } else { format!("http://{base}") };
+        let base =
+            if base.starts_with("http://") || base.starts_with("https://") { base } else { format!("http://{base}") };
         let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
         Client { base, agent }
     }

@@ -179,7 +179,8 @@ fn genesis_cmd(chain_id: String, ca: PathBuf, specs: Vec<String>, out: PathBuf) 
     }
     let g = Genesis { chain_id, genesis_time_ms: txcmd::now_ms(), ca_key: read_public_key(&ca)?, institutions };
     g.validate()?;
-    std::fs::write(&out, serde_json::to_string_pretty(&g).expect("genesis serialises")).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    std::fs::write(&out, serde_json::to_string_pretty(&g).expect("genesis serialises"))
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     Ok(json!({ "genesis": out, "chain_id": g.chain_id, "validators": g.institutions.len(), "hash": g.hash().to_hex() }))
 }
 
@@ -189,10 +190,25 @@ fn query(node: &str, what: Query, json_out: bool) -> Result<(), String> {
         Query::Status => {
             let v = c.get("/v1/status")?;
             print(json_out, &v, |v| {
-                println!("chain {}  height {}  hash {}", v["chain_id"].as_str().unwrap_or(""), v["height"], v["hash"].as_str().unwrap_or(""));
-                println!("state root {}  mempool {}  peers {}", v["state_root"].as_str().unwrap_or(""), v["mempool"], v["peers"].as_array().map_or(0, Vec::len));
+                println!(
+                    "chain {}  height {}  hash {}",
+                    v["chain_id"].as_str().unwrap_or(""),
+                    v["height"],
+                    v["hash"].as_str().unwrap_or("")
+                );
+                println!(
+                    "state root {}  mempool {}  peers {}",
+                    v["state_root"].as_str().unwrap_or(""),
+                    v["mempool"],
+                    v["peers"].as_array().map_or(0, Vec::len)
+                );
                 for val in v["validators"].as_array().into_iter().flatten() {
-                    println!("  {:<18} {}  api {}", val["institution"].as_str().unwrap_or(""), &val["key"].as_str().unwrap_or("")[..16], val["api_address"].as_str().unwrap_or(""));
+                    println!(
+                        "  {:<18} {}  api {}",
+                        val["institution"].as_str().unwrap_or(""),
+                        &val["key"].as_str().unwrap_or("")[..16],
+                        val["api_address"].as_str().unwrap_or("")
+                    );
                 }
             });
         }
@@ -201,10 +217,25 @@ fn query(node: &str, what: Query, json_out: bool) -> Result<(), String> {
             print(json_out, &v, |v| {
                 let h = &v["header"];
                 println!("block {} {}", h["height"], v["hash"].as_str().unwrap_or(""));
-                println!("  parent {}  time {}  proposer {}", h["parent"].as_str().unwrap_or(""), h["timestamp_ms"], h["proposer"].as_str().unwrap_or(""));
-                println!("  tx root {}  state root {}", h["tx_root"].as_str().unwrap_or(""), h["state_root"].as_str().unwrap_or(""));
-                println!("  {} transactions, certificate: {}", h["tx_count"], if v["certificate"].is_string() { "own" } else { "via descendant" });
-                for (id, r) in v["tx_ids"].as_array().into_iter().flatten().zip(v["receipts"].as_array().into_iter().flatten()) {
+                println!(
+                    "  parent {}  time {}  proposer {}",
+                    h["parent"].as_str().unwrap_or(""),
+                    h["timestamp_ms"],
+                    h["proposer"].as_str().unwrap_or("")
+                );
+                println!(
+                    "  tx root {}  state root {}",
+                    h["tx_root"].as_str().unwrap_or(""),
+                    h["state_root"].as_str().unwrap_or("")
+                );
+                println!(
+                    "  {} transactions, certificate: {}",
+                    h["tx_count"],
+                    if v["certificate"].is_string() { "own" } else { "via descendant" }
+                );
+                for (id, r) in
+                    v["tx_ids"].as_array().into_iter().flatten().zip(v["receipts"].as_array().into_iter().flatten())
+                {
                     println!("    {} {}", id.as_str().unwrap_or(""), r["outcome"]["status"].as_str().unwrap_or(""));
                 }
             });
@@ -213,7 +244,12 @@ fn query(node: &str, what: Query, json_out: bool) -> Result<(), String> {
             let v = c.get(&format!("/v1/blocks?limit={limit}"))?;
             print(json_out, &v, |v| {
                 for b in v.as_array().into_iter().flatten() {
-                    println!("{:>8}  {}  {} txs", b["header"]["height"], b["hash"].as_str().unwrap_or(""), b["header"]["tx_count"]);
+                    println!(
+                        "{:>8}  {}  {} txs",
+                        b["header"]["height"],
+                        b["hash"].as_str().unwrap_or(""),
+                        b["header"]["tx_count"]
+                    );
                 }
             });
         }
@@ -232,7 +268,12 @@ fn query(node: &str, what: Query, json_out: bool) -> Result<(), String> {
                 }
                 if v["credential"].is_object() {
                     let cr = &v["credential"];
-                    println!("  {} at {} — {}", cr["role"].as_str().unwrap_or(""), cr["institution"].as_str().unwrap_or(""), cr["display_name"].as_str().unwrap_or(""));
+                    println!(
+                        "  {} at {} — {}",
+                        cr["role"].as_str().unwrap_or(""),
+                        cr["institution"].as_str().unwrap_or(""),
+                        cr["display_name"].as_str().unwrap_or("")
+                    );
                 }
             });
         }
@@ -240,15 +281,34 @@ fn query(node: &str, what: Query, json_out: bool) -> Result<(), String> {
             let v = c.get(&format!("/v1/records/{id}"))?;
             print(json_out, &v, |v| {
                 let r = &v["record"];
-                println!("record {} ({}), current version {}", r["id"].as_str().unwrap_or(""), r["resource_type"].as_str().unwrap_or(""), r["current_version"]);
+                println!(
+                    "record {} ({}), current version {}",
+                    r["id"].as_str().unwrap_or(""),
+                    r["resource_type"].as_str().unwrap_or(""),
+                    r["current_version"]
+                );
                 if r["erased_at"].is_u64() {
                     println!("  erased at height {}", r["erased_at"]);
                 }
                 for ver in v["versions"].as_array().into_iter().flatten() {
-                    println!("  v{} {} held by {} ({}), sha256 {}", ver["version"], ver["status"].as_str().unwrap_or(""), ver["holder"].as_str().unwrap_or(""), ver["height"], ver["content_hash"].as_str().unwrap_or(""));
+                    println!(
+                        "  v{} {} held by {} ({}), sha256 {}",
+                        ver["version"],
+                        ver["status"].as_str().unwrap_or(""),
+                        ver["holder"].as_str().unwrap_or(""),
+                        ver["height"],
+                        ver["content_hash"].as_str().unwrap_or("")
+                    );
                 }
                 for e in v["access_events"].as_array().into_iter().flatten() {
-                    println!("  access {:<11} by {} for {} at height {} {}", e["outcome"].as_str().unwrap_or(""), &e["requester"].as_str().unwrap_or("")[..12], e["purpose"].as_str().unwrap_or(""), e["height"], e["reason"].as_str().unwrap_or(""));
+                    println!(
+                        "  access {:<11} by {} for {} at height {} {}",
+                        e["outcome"].as_str().unwrap_or(""),
+                        &e["requester"].as_str().unwrap_or("")[..12],
+                        e["purpose"].as_str().unwrap_or(""),
+                        e["height"],
+                        e["reason"].as_str().unwrap_or("")
+                    );
                 }
             });
         }
@@ -261,12 +321,19 @@ fn query(node: &str, what: Query, json_out: bool) -> Result<(), String> {
             print(json_out, &v, |v| {
                 let rows = v["table"].as_array().cloned().unwrap_or_default();
                 if let Some(first) = rows.first() {
-                    let ops: Vec<String> = first["operations"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+                    let ops: Vec<String> =
+                        first["operations"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
                     println!("{:<18} {}", "principal", ops.join("  "));
                     for r in &rows {
                         let cells: Vec<String> = ops
                             .iter()
-                            .map(|o| format!("{:^width$}", if r["operations"][o] == true { "yes" } else { "-" }, width = o.len()))
+                            .map(|o| {
+                                format!(
+                                    "{:^width$}",
+                                    if r["operations"][o] == true { "yes" } else { "-" },
+                                    width = o.len()
+                                )
+                            })
                             .collect();
                         println!("{:<18} {}", r["principal"].as_str().unwrap_or(""), cells.join("  "));
                     }
@@ -276,7 +343,8 @@ fn query(node: &str, what: Query, json_out: bool) -> Result<(), String> {
         Query::Proof { id, out } => {
             let v = c.get(&format!("/v1/txs/{id}/proof"))?;
             if let Some(path) = out {
-                std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap_or_default()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap_or_default())
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                 if !json_out {
                     println!("proof written to {}", path.display());
                 }
@@ -293,7 +361,8 @@ fn verify(genesis: PathBuf, data_dir: Option<PathBuf>, proof: Option<PathBuf>, j
     let g = read_genesis(&genesis)?;
     if let Some(p) = proof {
         let text = std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-        let bundle: ProofBundle = serde_json::from_str(&text).map_err(|e| format!("{} is not a proof bundle: {e}", p.display()))?;
+        let bundle: ProofBundle =
+            serde_json::from_str(&text).map_err(|e| format!("{} is not a proof bundle: {e}", p.display()))?;
         let msg = medledger_node::verify::verify_proof(&g, &bundle)?;
         print(json_out, &json!({ "ok": true, "message": msg }), |_| println!("ok: {msg}"));
         return Ok(());
@@ -331,11 +400,20 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             let k = Keypair::generate();
             write_key(&out, &k)?;
-            print(j, &json!({ "public_key": k.public().to_hex(), "file": out }), |_| println!("{}", k.public().to_hex()));
+            print(j, &json!({ "public_key": k.public().to_hex(), "file": out }), |_| {
+                println!("{}", k.public().to_hex())
+            });
         }
         Cmd::Genesis { chain_id, ca, institutions, out } => {
             let v = genesis_cmd(chain_id, ca, institutions, out)?;
-            print(j, &v, |v| println!("wrote {} ({} validators, hash {})", v["genesis"].as_str().unwrap_or(""), v["validators"], v["hash"].as_str().unwrap_or("")));
+            print(j, &v, |v| {
+                println!(
+                    "wrote {} ({} validators, hash {})",
+                    v["genesis"].as_str().unwrap_or(""),
+                    v["validators"],
+                    v["hash"].as_str().unwrap_or("")
+                )
+            });
         }
         Cmd::Node { config } => medledger_node::run::run(NodeConfig::load(&config)?)?,
         Cmd::Devnet(args) => devnet::run(args, j)?,
@@ -348,7 +426,8 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Query { node, what } => query(&node, what, j)?,
         Cmd::Verify { genesis, data_dir, proof } => verify(genesis, data_dir, proof, j)?,
         Cmd::Ca { what: Ca::Pseudonym { secret, national_id, medical_id } } => {
-            let text = std::fs::read_to_string(&secret).map_err(|e| format!("cannot read {}: {e}", secret.display()))?;
+            let text =
+                std::fs::read_to_string(&secret).map_err(|e| format!("cannot read {}: {e}", secret.display()))?;
             let bytes: [u8; 32] = hex::decode(text.trim())
                 .map_err(|e| format!("{}: not hex: {e}", secret.display()))?
                 .try_into()

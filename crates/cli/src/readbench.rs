@@ -39,10 +39,20 @@ fn sized_observation(pseudonym: &str, size: usize) -> Vec<u8> {
 }
 
 /// Runs the read benchmark; returns its report.
-pub fn reads(dir: &Path, rate: u64, seconds: u64, threads: usize, record_bytes: usize, via: usize) -> Result<Value, String> {
+pub fn reads(
+    dir: &Path,
+    rate: u64,
+    seconds: u64,
+    threads: usize,
+    record_bytes: usize,
+    via: usize,
+) -> Result<Value, String> {
     let genesis = medledger_node::run::read_genesis(&dir.join("genesis.json"))?;
-    let seeded: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("demo/seeded.json")).map_err(|e| format!("no demo data in {}: {e} (start the devnet without --no-seed)", dir.display()))?)
-        .map_err(|e| e.to_string())?;
+    let seeded: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("demo/seeded.json"))
+            .map_err(|e| format!("no demo data in {}: {e} (start the devnet without --no-seed)", dir.display()))?,
+    )
+    .map_err(|e| e.to_string())?;
     let p1 = seeded["identities"]["patient-1"]["pseudonym"].as_str().ok_or("seeded.json lacks patient-1")?.to_string();
     let holder_api = genesis.institutions[0].api_address.clone();
     let via_api = genesis.institutions.get(via).ok_or("--via: no such validator")?.api_address.clone();
@@ -68,7 +78,14 @@ pub fn reads(dir: &Path, rate: u64, seconds: u64, threads: usize, record_bytes: 
     let start = Instant::now() + Duration::from_millis(200);
     let mut handles = Vec::new();
     for _ in 0..threads {
-        let (next, lat, errors, key, chain_id, url) = (next.clone(), lat.clone(), errors.clone(), key.clone(), chain_id.clone(), format!("http://{via_api}/v1/records/read"));
+        let (next, lat, errors, key, chain_id, url) = (
+            next.clone(),
+            lat.clone(),
+            errors.clone(),
+            key.clone(),
+            chain_id.clone(),
+            format!("http://{via_api}/v1/records/read"),
+        );
         handles.push(std::thread::spawn(move || {
             let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
             let mut mine = Vec::new();
@@ -82,9 +99,21 @@ pub fn reads(dir: &Path, rate: u64, seconds: u64, threads: usize, record_bytes: 
                 if due > now {
                     std::thread::sleep(due - now);
                 }
-                let r = ReadRequest { chain_id: chain_id.clone(), record_id: id, version: 1, requester: key.public(), purpose: Purpose::Treatment, issued_ms: crate::txcmd::now_ms(), break_glass: None };
+                let r = ReadRequest {
+                    chain_id: chain_id.clone(),
+                    record_id: id,
+                    version: 1,
+                    requester: key.public(),
+                    purpose: Purpose::Treatment,
+                    issued_ms: crate::txcmd::now_ms(),
+                    break_glass: None,
+                };
                 let body = json!({ "request": hex::encode(r.to_bytes()), "signature": hex::encode(r.sign(&key).0) });
-                match agent.post(&url).send_json(body).and_then(|resp| resp.into_string().map_err(|e| ureq::Error::from(std::io::Error::other(e)))) {
+                let answer = match agent.post(&url).send_json(body) {
+                    Ok(resp) => resp.into_string().map_err(|_| ()),
+                    Err(_) => Err(()),
+                };
+                match answer {
                     Ok(s) if s.contains("\"sealed\"") => mine.push(due.elapsed().as_secs_f64() * 1000.0),
                     _ => {
                         errors.fetch_add(1, Ordering::Relaxed);
@@ -123,13 +152,15 @@ pub fn vault(dir: &Path, n: usize, size: usize) -> Result<Value, String> {
     let vault = medledger_vault::Vault::new(medledger_vault::FsStore::open(&tmp).map_err(|e| e.to_string())?);
     let recipients: Vec<_> = (0..3).map(|i| medledger_types::Keypair::from_seed(900 + i)).collect();
     let plain = vec![b'x'; size];
-    let ids: Vec<Hash> = (0..n).map(|i| medledger_types::hash::sha256(&[b"vault bench", &(i as u64).to_be_bytes()])).collect();
+    let ids: Vec<Hash> =
+        (0..n).map(|i| medledger_types::hash::sha256(&[b"vault bench", &(i as u64).to_be_bytes()])).collect();
     let t = Instant::now();
     for id in &ids {
         let ctx = context(id, 1);
         let k = DataKey::generate();
         let sealed = envelope::seal(&k, &plain, &ctx);
-        let keys: Vec<_> = recipients.iter().map(|r| (r.public(), envelope::wrap(&k, &r.public(), &ctx).expect("wrap"))).collect();
+        let keys: Vec<_> =
+            recipients.iter().map(|r| (r.public(), envelope::wrap(&k, &r.public(), &ctx).expect("wrap"))).collect();
         vault.put_version(id, 1, &sealed.0, &keys).map_err(|e| e.to_string())?;
     }
     let write = t.elapsed().as_secs_f64();

@@ -5,13 +5,15 @@
 //! keys, unwrapping and decrypting, and checking the plaintext hash against the chain. Nodes see
 //! ciphertext and wrapped keys only.
 
-use medledger_types::{ConsentOp, RecordsOp};
 use crate::http::Client;
 use crate::txcmd::{new_id, now_ms, submit_with_nonce, wait_committed, TermsArgs};
 use clap::{Args, Subcommand};
 use medledger_node::run::read_key;
 use medledger_types::read::{AuditQuery, ReadRequest};
-use medledger_types::{action, AccessOutcome, Canonical, ConsentTerms, Grantee, Hash, Keypair, Operation, PublicKey, Purpose, Scope, Tx};
+use medledger_types::{
+    action, AccessOutcome, Canonical, ConsentTerms, Grantee, Hash, Keypair, Operation, PublicKey, Purpose, Scope, Tx,
+};
+use medledger_types::{ConsentOp, RecordsOp};
 use medledger_vault::envelope::{self, context, DataKey, WrappedKey};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -259,7 +261,8 @@ impl Session {
             .flatten()
             .find(|v| v["institution"] == institution)
             .ok_or_else(|| format!("institution `{institution}` runs no validator, so it has no record vault"))?;
-        PublicKey::from_hex(v["admin_key"].as_str().unwrap_or("")).map_err(|e| format!("admin key of `{institution}`: {e}"))
+        PublicKey::from_hex(v["admin_key"].as_str().unwrap_or(""))
+            .map_err(|e| format!("admin key of `{institution}`: {e}"))
     }
 
     fn consents(&self, patient: &Hash) -> Result<Vec<(Hash, ConsentTerms, bool)>, String> {
@@ -267,7 +270,8 @@ impl Session {
         let mut out = Vec::new();
         for c in v["consents"].as_array().into_iter().flatten() {
             let id = hash_arg(c["id"].as_str().unwrap_or(""), "consent id")?;
-            let terms: ConsentTerms = serde_json::from_value(c["terms"].clone()).map_err(|e| format!("consent terms: {e}"))?;
+            let terms: ConsentTerms =
+                serde_json::from_value(c["terms"].clone()).map_err(|e| format!("consent terms: {e}"))?;
             out.push((id, terms, c["active"].as_bool().unwrap_or(false)));
         }
         Ok(out)
@@ -286,7 +290,10 @@ impl Session {
             Some(id) => {
                 let r = self.record(&id)?;
                 if r["record"]["resource_type"] != resource_type.as_str() {
-                    return Err(format!("record {id} is a {}, not a {resource_type}", r["record"]["resource_type"].as_str().unwrap_or("?")));
+                    return Err(format!(
+                        "record {id} is a {}, not a {resource_type}",
+                        r["record"]["resource_type"].as_str().unwrap_or("?")
+                    ));
                 }
                 (id, r["record"]["latest_version"].as_u64().ok_or("record has no latest_version")? as u32 + 1)
             }
@@ -311,7 +318,8 @@ impl Session {
         let sealed = envelope::seal(&key, fhir, &ctx);
         let mut keys = Vec::new();
         for pk in &recipients {
-            let w = envelope::wrap(&key, pk, &ctx).map_err(|e| format!("cannot wrap the key for {}: {e}", pk.short()))?;
+            let w =
+                envelope::wrap(&key, pk, &ctx).map_err(|e| format!("cannot wrap the key for {}: {e}", pk.short()))?;
             keys.push(json!({ "recipient": pk.to_hex(), "wrapped": w }));
         }
         let nonce = me["next_nonce"].as_u64().ok_or("node identity has no next_nonce")?;
@@ -324,8 +332,14 @@ impl Session {
             locator: format!("vault://{institution}/{}/{version}", record_id.to_hex()),
         });
         op.check_limits()?;
-        let tx = Tx::sign(medledger_types::Transaction { chain_id: self.chain_id.clone(), signer: self.key.public(), nonce, op }, &self.key);
-        self.client.post("/v1/records", &json!({ "anchor_tx": hex::encode(tx.raw()), "sealed": hex::encode(&sealed.0), "keys": keys }))?;
+        let tx = Tx::sign(
+            medledger_types::Transaction { chain_id: self.chain_id.clone(), signer: self.key.public(), nonce, op },
+            &self.key,
+        );
+        self.client.post(
+            "/v1/records",
+            &json!({ "anchor_tx": hex::encode(tx.raw()), "sealed": hex::encode(&sealed.0), "keys": keys }),
+        )?;
         let committed = applied(wait_committed(&self.client, &tx.id(), COMMIT_TIMEOUT)?)?;
         Ok(json!({
             "record_id": record_id.to_hex(),
@@ -342,7 +356,13 @@ impl Session {
 
     /// Sends a signed read (any node forwards it to the holder), decrypts with the user's key
     /// and checks the plaintext against the hash anchored on chain.
-    pub fn get(&self, id: &Hash, version: Option<u32>, purpose: Purpose, break_glass: Option<String>) -> Result<(Vec<u8>, Value), String> {
+    pub fn get(
+        &self,
+        id: &Hash,
+        version: Option<u32>,
+        purpose: Purpose,
+        break_glass: Option<String>,
+    ) -> Result<(Vec<u8>, Value), String> {
         let rec = self.record(id)?;
         let version = match version {
             Some(v) => v,
@@ -355,22 +375,36 @@ impl Session {
             .find(|v| v["version"].as_u64() == Some(version as u64))
             .ok_or_else(|| format!("record {id} has no version {version}"))?;
         let anchored_hash = hash_arg(anchored["content_hash"].as_str().unwrap_or(""), "anchored content hash")?;
-        let r = ReadRequest { chain_id: self.chain_id.clone(), record_id: *id, version, requester: self.key.public(), purpose, issued_ms: now_ms(), break_glass };
-        let resp = self.client.post("/v1/records/read", &json!({ "request": hex::encode(r.to_bytes()), "signature": hex::encode(r.sign(&self.key).0) }))?;
+        let r = ReadRequest {
+            chain_id: self.chain_id.clone(),
+            record_id: *id,
+            version,
+            requester: self.key.public(),
+            purpose,
+            issued_ms: now_ms(),
+            break_glass,
+        };
+        let resp = self.client.post(
+            "/v1/records/read",
+            &json!({ "request": hex::encode(r.to_bytes()), "signature": hex::encode(r.sign(&self.key).0) }),
+        )?;
         if let Some(inst) = resp["custodian"].as_str() {
             return Err(format!(
                 "the read is allowed by a consent to your institution `{inst}`, whose node holds the key: send the read through that node (--node)"
             ));
         }
         let plaintext = open_response(&resp, &self.key, id, version, &anchored_hash)?;
-        Ok((plaintext, json!({
-            "record_id": id.to_hex(),
-            "version": version,
-            "content_hash": anchored_hash.to_hex(),
-            "holder": anchored["holder"],
-            "outcome": resp["outcome"],
-            "access_tx": resp["access_tx"],
-        })))
+        Ok((
+            plaintext,
+            json!({
+                "record_id": id.to_hex(),
+                "version": version,
+                "content_hash": anchored_hash.to_hex(),
+                "holder": anchored["holder"],
+                "outcome": resp["outcome"],
+                "access_tx": resp["access_tx"],
+            }),
+        ))
     }
 
     /// Patient: wraps the data key of every version a consent covers for its person grantee.
@@ -404,14 +438,28 @@ impl Session {
                 let version = v["version"].as_u64().unwrap_or(0) as u32;
                 let content_hash = hash_arg(v["content_hash"].as_str().unwrap_or(""), "content hash")?;
                 // The patient's own read (logged like any other) returns the patient's wrapped key.
-                let rq = ReadRequest { chain_id: self.chain_id.clone(), record_id: id, version, requester: self.key.public(), purpose: terms.purpose, issued_ms: now_ms(), break_glass: None };
-                let resp = self.client.post("/v1/records/read", &json!({ "request": hex::encode(rq.to_bytes()), "signature": hex::encode(rq.sign(&self.key).0) }))?;
+                let rq = ReadRequest {
+                    chain_id: self.chain_id.clone(),
+                    record_id: id,
+                    version,
+                    requester: self.key.public(),
+                    purpose: terms.purpose,
+                    issued_ms: now_ms(),
+                    break_glass: None,
+                };
+                let resp = self.client.post(
+                    "/v1/records/read",
+                    &json!({ "request": hex::encode(rq.to_bytes()), "signature": hex::encode(rq.sign(&self.key).0) }),
+                )?;
                 // Check the content before vouching for it with a new key.
                 open_response(&resp, &self.key, &id, version, &content_hash)?;
-                let mine: WrappedKey = serde_json::from_value(resp["wrapped"].clone()).map_err(|e| format!("wrapped key: {e}"))?;
+                let mine: WrappedKey =
+                    serde_json::from_value(resp["wrapped"].clone()).map_err(|e| format!("wrapped key: {e}"))?;
                 let ctx = context(&id, version);
-                let key = envelope::unwrap(&mine, &self.key, &ctx).map_err(|e| format!("cannot unwrap your key for {id} v{version}: {e}"))?;
-                let wrapped = envelope::wrap(&key, &grantee, &ctx).map_err(|e| format!("cannot wrap for the grantee: {e}"))?;
+                let key = envelope::unwrap(&mine, &self.key, &ctx)
+                    .map_err(|e| format!("cannot unwrap your key for {id} v{version}: {e}"))?;
+                let wrapped =
+                    envelope::wrap(&key, &grantee, &ctx).map_err(|e| format!("cannot wrap for the grantee: {e}"))?;
                 let issued_ms = now_ms();
                 let msg = medledger_node::records::add_key_message(&id, version, &grantee, &wrapped, issued_ms);
                 let sig = self.key.sign(medledger_node::records::ADD_KEY_SIGNATURE, &msg);
@@ -452,7 +500,8 @@ impl Session {
             }
             match self.get(&id, None, purpose, None) {
                 Ok((plain, meta)) => {
-                    let resource: Value = serde_json::from_slice(&plain).map_err(|e| format!("record {id} is not JSON: {e}"))?;
+                    let resource: Value =
+                        serde_json::from_slice(&plain).map_err(|e| format!("record {id} is not JSON: {e}"))?;
                     entries.push(json!({
                         "fullUrl": format!("urn:medledger:record:{}:{}", id.to_hex(), meta["version"]),
                         "resource": resource,
@@ -488,14 +537,20 @@ fn covers(scope: &Scope, id: &Hash, resource_type: &str) -> bool {
 
 /// Unwraps, decrypts and checks a read response against the anchored hash.
 fn open_response(resp: &Value, me: &Keypair, id: &Hash, version: u32, anchored: &Hash) -> Result<Vec<u8>, String> {
-    let wrapped: WrappedKey = serde_json::from_value(resp["wrapped"].clone()).map_err(|e| format!("bad wrapped key in the response: {e}"))?;
-    let sealed = hex::decode(resp["sealed"].as_str().unwrap_or("")).map_err(|e| format!("bad ciphertext encoding in the response: {e}"))?;
+    let wrapped: WrappedKey =
+        serde_json::from_value(resp["wrapped"].clone()).map_err(|e| format!("bad wrapped key in the response: {e}"))?;
+    let sealed = hex::decode(resp["sealed"].as_str().unwrap_or(""))
+        .map_err(|e| format!("bad ciphertext encoding in the response: {e}"))?;
     let ctx = context(id, version);
-    let key = envelope::unwrap(&wrapped, me, &ctx).map_err(|e| format!("cannot unwrap the data key with your key: {e}"))?;
-    let plain = envelope::open(&key, &sealed, &ctx).map_err(|e| format!("tampering detected: the ciphertext does not authenticate ({e})"))?;
+    let key =
+        envelope::unwrap(&wrapped, me, &ctx).map_err(|e| format!("cannot unwrap the data key with your key: {e}"))?;
+    let plain = envelope::open(&key, &sealed, &ctx)
+        .map_err(|e| format!("tampering detected: the ciphertext does not authenticate ({e})"))?;
     let got = envelope::content_hash(&plain);
     if got != *anchored {
-        return Err(format!("tampering detected: plaintext hash {got} differs from the hash anchored on chain {anchored}"));
+        return Err(format!(
+            "tampering detected: plaintext hash {got} differs from the hash anchored on chain {anchored}"
+        ));
     }
     Ok(plain)
 }
@@ -506,7 +561,11 @@ pub fn applied(v: Value) -> Result<Value, String> {
     if o["status"] == "applied" {
         Ok(v)
     } else {
-        Err(format!("rejected on chain ({}): {}", o["code"].as_str().unwrap_or("?"), o["reason"].as_str().unwrap_or("")))
+        Err(format!(
+            "rejected on chain ({}): {}",
+            o["code"].as_str().unwrap_or("?"),
+            o["reason"].as_str().unwrap_or("")
+        ))
     }
 }
 
@@ -537,8 +596,19 @@ pub fn record(cmd: RecordCmd, json_out: bool) -> Result<(), String> {
             let amend = amend.map(|a| hash_arg(&a, "--amend")).transpose()?;
             let v = s.put(&hash_arg(&patient, "--patient")?, &fhir, amend)?;
             emit(json_out, &v, |v| {
-                println!("record {} version {} ({}) held by {}", v["record_id"].as_str().unwrap_or(""), v["version"], v["resource_type"].as_str().unwrap_or(""), v["holder"].as_str().unwrap_or(""));
-                println!("anchored at height {} by {}; {}", v["height"], v["anchor_tx"].as_str().unwrap_or(""), v["status"].as_str().unwrap_or(""));
+                println!(
+                    "record {} version {} ({}) held by {}",
+                    v["record_id"].as_str().unwrap_or(""),
+                    v["version"],
+                    v["resource_type"].as_str().unwrap_or(""),
+                    v["holder"].as_str().unwrap_or("")
+                );
+                println!(
+                    "anchored at height {} by {}; {}",
+                    v["height"],
+                    v["anchor_tx"].as_str().unwrap_or(""),
+                    v["status"].as_str().unwrap_or("")
+                );
             });
             Ok(())
         }
@@ -573,7 +643,11 @@ pub fn record(cmd: RecordCmd, json_out: bool) -> Result<(), String> {
                     h["current_version"],
                     h["latest_version"],
                     h["access_events"],
-                    if h["erased_at"].is_null() { String::new() } else { format!(", erased at height {}", h["erased_at"]) }
+                    if h["erased_at"].is_null() {
+                        String::new()
+                    } else {
+                        format!(", erased at height {}", h["erased_at"])
+                    }
                 );
                 for r in v["versions"].as_array().into_iter().flatten() {
                     println!(
@@ -593,9 +667,17 @@ pub fn record(cmd: RecordCmd, json_out: bool) -> Result<(), String> {
                 return Err("give exactly one of --accept or --reject".into());
             }
             let s = Session::from_conn(&conn)?;
-            let (tx, _) = s.transact(Operation::Records(RecordsOp::ReviewAmendment { record_id: hash_arg(&id, "--id")?, version, accept }))?;
+            let (tx, _) = s.transact(Operation::Records(RecordsOp::ReviewAmendment {
+                record_id: hash_arg(&id, "--id")?,
+                version,
+                accept,
+            }))?;
             emit(json_out, &json!({ "tx_id": tx.id().to_hex(), "accepted": accept }), |_| {
-                println!("version {version} {} ({})", if accept { "accepted: it is now current" } else { "rejected: kept, never current" }, tx.id());
+                println!(
+                    "version {version} {} ({})",
+                    if accept { "accepted: it is now current" } else { "rejected: kept, never current" },
+                    tx.id()
+                );
             });
             Ok(())
         }
@@ -617,37 +699,55 @@ pub fn consent(cmd: ConsentCmd, json_out: bool) -> Result<(), String> {
             let s = Session::from_conn(&conn)?;
             let t = crate::txcmd::terms(&terms)?;
             let id = new_id();
-            let (tx, _) = s.transact(Operation::Consent(ConsentOp::GrantConsent { consent_id: id, terms: t.clone() }))?;
+            let (tx, _) =
+                s.transact(Operation::Consent(ConsentOp::GrantConsent { consent_id: id, terms: t.clone() }))?;
             let rewrapped = s.rewrap(&t)?;
-            emit(json_out, &json!({ "consent_id": id.to_hex(), "tx_id": tx.id().to_hex(), "rewrapped_versions": rewrapped }), |_| {
-                println!("consent {id} granted ({}); data keys re-wrapped for the grantee on {rewrapped} record versions", tx.id());
-            });
+            emit(
+                json_out,
+                &json!({ "consent_id": id.to_hex(), "tx_id": tx.id().to_hex(), "rewrapped_versions": rewrapped }),
+                |_| {
+                    println!("consent {id} granted ({}); data keys re-wrapped for the grantee on {rewrapped} record versions", tx.id());
+                },
+            );
             Ok(())
         }
         ConsentCmd::Revoke { conn, id } => {
             let s = Session::from_conn(&conn)?;
-            let (tx, v) = s.transact(Operation::Consent(ConsentOp::RevokeConsent { consent_id: hash_arg(&id, "--id")? }))?;
+            let (tx, v) =
+                s.transact(Operation::Consent(ConsentOp::RevokeConsent { consent_id: hash_arg(&id, "--id")? }))?;
             emit(json_out, &json!({ "tx_id": tx.id().to_hex(), "height": v["height"] }), |v| {
                 println!("consent {id} revoked at height {}; reads are denied from the next block", v["height"]);
             });
             Ok(())
         }
         ConsentCmd::List { node, patient } => {
-            let v = Client::new(&node).get(&format!("/v1/patients/{}/consents", hash_arg(&patient, "--patient")?.to_hex()))?;
+            let v = Client::new(&node)
+                .get(&format!("/v1/patients/{}/consents", hash_arg(&patient, "--patient")?.to_hex()))?;
             emit(json_out, &v, |v| {
                 for c in v["consents"].as_array().into_iter().flatten() {
                     let t = &c["terms"];
                     let bits = t["actions"].as_u64().unwrap_or(0) as u8;
-                    let actions: Vec<&str> = [(action::READ, "read"), (action::WRITE, "write")].iter().filter(|(b, _)| bits & b != 0).map(|(_, n)| *n).collect();
+                    let actions: Vec<&str> = [(action::READ, "read"), (action::WRITE, "write")]
+                        .iter()
+                        .filter(|(b, _)| bits & b != 0)
+                        .map(|(_, n)| *n)
+                        .collect();
                     let grantee = match t["grantee"]["kind"].as_str() {
                         Some("institution") => format!("institution:{}", t["grantee"]["id"].as_str().unwrap_or("")),
                         _ => short(&t["grantee"]["id"]) + "…",
                     };
                     let scope = match t["scope"]["kind"].as_str() {
                         Some("all") => "all records".to_string(),
-                        _ => t["scope"]["items"].as_array().into_iter().flatten().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
+                        _ => t["scope"]["items"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(","),
                     };
-                    let expires = t["expires_ms"].as_u64().map_or("never".to_string(), medledger_types::time::rfc3339_ms);
+                    let expires =
+                        t["expires_ms"].as_u64().map_or("never".to_string(), medledger_types::time::rfc3339_ms);
                     println!(
                         "{} {:<8} {grantee:<30} {:<10} {:<9} {scope} (expires {expires})",
                         c["id"].as_str().unwrap_or(""),
@@ -667,34 +767,56 @@ pub fn access(cmd: AccessCmd, json_out: bool) -> Result<(), String> {
         AccessCmd::Request { conn, patient, reason, terms } => {
             let s = Session::from_conn(&conn)?;
             let id = new_id();
-            let op = Operation::Consent(ConsentOp::RequestAccess { request_id: id, patient: hash_arg(&patient, "--patient")?, terms: crate::txcmd::terms(&terms)?, reason });
+            let op = Operation::Consent(ConsentOp::RequestAccess {
+                request_id: id,
+                patient: hash_arg(&patient, "--patient")?,
+                terms: crate::txcmd::terms(&terms)?,
+                reason,
+            });
             let (tx, _) = s.transact(op)?;
             emit(json_out, &json!({ "request_id": id.to_hex(), "tx_id": tx.id().to_hex() }), |_| {
-                println!("access request {id} sent ({}); the patient approves it with `medledger access approve --id {id}`", tx.id());
+                println!(
+                    "access request {id} sent ({}); the patient approves it with `medledger access approve --id {id}`",
+                    tx.id()
+                );
             });
             Ok(())
         }
         AccessCmd::Approve { conn, id } => {
             let s = Session::from_conn(&conn)?;
             let rid = hash_arg(&id, "--id")?;
-            let (tx, _) = s.transact(Operation::Consent(ConsentOp::RespondAccess { request_id: rid, approve: true }))?;
+            let (tx, _) =
+                s.transact(Operation::Consent(ConsentOp::RespondAccess { request_id: rid, approve: true }))?;
             // The approved request is now a consent with the same id: re-wrap under its terms.
             let pid = hash_arg(s.me()?["credential"]["pseudonym"].as_str().unwrap_or(""), "pseudonym")?;
-            let terms = s.consents(&pid)?.into_iter().find(|(c, _, _)| *c == rid).map(|(_, t, _)| t).ok_or("approved consent not found")?;
+            let terms = s
+                .consents(&pid)?
+                .into_iter()
+                .find(|(c, _, _)| *c == rid)
+                .map(|(_, t, _)| t)
+                .ok_or("approved consent not found")?;
             let rewrapped = s.rewrap(&terms)?;
-            emit(json_out, &json!({ "consent_id": rid.to_hex(), "tx_id": tx.id().to_hex(), "rewrapped_versions": rewrapped }), |_| {
-                println!("request {rid} approved ({}); data keys re-wrapped for the requester on {rewrapped} record versions", tx.id());
-            });
+            emit(
+                json_out,
+                &json!({ "consent_id": rid.to_hex(), "tx_id": tx.id().to_hex(), "rewrapped_versions": rewrapped }),
+                |_| {
+                    println!("request {rid} approved ({}); data keys re-wrapped for the requester on {rewrapped} record versions", tx.id());
+                },
+            );
             Ok(())
         }
         AccessCmd::Decline { conn, id } => {
             let s = Session::from_conn(&conn)?;
-            let (tx, _) = s.transact(Operation::Consent(ConsentOp::RespondAccess { request_id: hash_arg(&id, "--id")?, approve: false }))?;
+            let (tx, _) = s.transact(Operation::Consent(ConsentOp::RespondAccess {
+                request_id: hash_arg(&id, "--id")?,
+                approve: false,
+            }))?;
             emit(json_out, &json!({ "tx_id": tx.id().to_hex() }), |_| println!("request {id} declined ({})", tx.id()));
             Ok(())
         }
         AccessCmd::List { node, patient } => {
-            let v = Client::new(&node).get(&format!("/v1/patients/{}/requests", hash_arg(&patient, "--patient")?.to_hex()))?;
+            let v = Client::new(&node)
+                .get(&format!("/v1/patients/{}/requests", hash_arg(&patient, "--patient")?.to_hex()))?;
             emit(json_out, &v, |v| {
                 for r in v["pending"].as_array().into_iter().flatten() {
                     println!(
@@ -738,7 +860,11 @@ pub fn audit(a: AuditArgs, json_out: bool) -> Result<(), String> {
             e["version"],
             short(&e["requester"]),
             e["institution"].as_str().unwrap_or(""),
-            if e["reason"].as_str().unwrap_or("").is_empty() { String::new() } else { format!(" ({})", e["reason"].as_str().unwrap_or("")) }
+            if e["reason"].as_str().unwrap_or("").is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", e["reason"].as_str().unwrap_or(""))
+            }
         );
     }
     if v["truncated"] == true {

@@ -1,9 +1,9 @@
 //! `medledger tx`: build, sign and submit operations.
 
-use medledger_types::{ConsentOp, IdentityOp};
 use crate::http::Client;
 use clap::{Args, Subcommand};
 use medledger_node::run::{read_key, read_public_key};
+use medledger_types::{ConsentOp, IdentityOp};
 use medledger_types::{CredentialSpec, Hash, Keypair, Operation, PublicKey, Role, Transaction, Tx};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -146,7 +146,12 @@ pub fn terms(t: &TermsArgs) -> Result<medledger_types::ConsentTerms, String> {
     }
     let scope = match (&t.types, &t.records) {
         (Some(ty), _) => Scope::ResourceTypes(ty.split(',').map(|s| s.trim().to_string()).collect()),
-        (None, Some(r)) => Scope::Records(r.split(',').map(|h| Hash::from_hex(h.trim())).collect::<Result<_, _>>().map_err(|e| format!("--records: {e}"))?),
+        (None, Some(r)) => Scope::Records(
+            r.split(',')
+                .map(|h| Hash::from_hex(h.trim()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("--records: {e}"))?,
+        ),
         (None, None) => Scope::All,
     };
     let terms = medledger_types::ConsentTerms {
@@ -194,24 +199,35 @@ pub fn build_op(op: &TxOp) -> Result<Operation, String> {
         }
         TxOp::IssueCredential { subject, role, institution, name, valid_days } => {
             let now = now_ms();
-            Operation::Identity(IdentityOp::IssueCredential { spec: CredentialSpec {
-                subject: parse_subject(subject)?,
-                role: Role::parse(role)?,
-                institution: institution.clone(),
-                display_name: name.clone(),
-                valid_from_ms: now.saturating_sub(60_000),
-                valid_until_ms: now + valid_days * DAY_MS,
-            } })
+            Operation::Identity(IdentityOp::IssueCredential {
+                spec: CredentialSpec {
+                    subject: parse_subject(subject)?,
+                    role: Role::parse(role)?,
+                    institution: institution.clone(),
+                    display_name: name.clone(),
+                    valid_from_ms: now.saturating_sub(60_000),
+                    valid_until_ms: now + valid_days * DAY_MS,
+                },
+            })
         }
-        TxOp::Revoke { subject, reason } => Operation::Identity(IdentityOp::RevokeCredential { subject: parse_subject(subject)?, reason: reason.clone() }),
+        TxOp::Revoke { subject, reason } => Operation::Identity(IdentityOp::RevokeCredential {
+            subject: parse_subject(subject)?,
+            reason: reason.clone(),
+        }),
         TxOp::RegisterPatient { subject, pseudonym, valid_days } => Operation::Identity(IdentityOp::RegisterPatient {
             subject: parse_subject(subject)?,
             pseudonym: Hash::from_hex(pseudonym).map_err(|e| format!("--pseudonym: {e}"))?,
             valid_until_ms: now_ms() + valid_days * DAY_MS,
         }),
-        TxOp::AddInstitution { id, name } => Operation::Identity(IdentityOp::AddInstitution { id: id.clone(), name: name.clone() }),
-        TxOp::GrantConsent { terms: t } => Operation::Consent(ConsentOp::GrantConsent { consent_id: new_id(), terms: terms(t)? }),
-        TxOp::RevokeConsent { id } => Operation::Consent(ConsentOp::RevokeConsent { consent_id: Hash::from_hex(id).map_err(|e| format!("--id: {e}"))? }),
+        TxOp::AddInstitution { id, name } => {
+            Operation::Identity(IdentityOp::AddInstitution { id: id.clone(), name: name.clone() })
+        }
+        TxOp::GrantConsent { terms: t } => {
+            Operation::Consent(ConsentOp::GrantConsent { consent_id: new_id(), terms: terms(t)? })
+        }
+        TxOp::RevokeConsent { id } => Operation::Consent(ConsentOp::RevokeConsent {
+            consent_id: Hash::from_hex(id).map_err(|e| format!("--id: {e}"))?,
+        }),
         TxOp::RequestAccess { patient, reason, terms: t } => Operation::Consent(ConsentOp::RequestAccess {
             request_id: new_id(),
             patient: Hash::from_hex(patient).map_err(|e| format!("--patient: {e}"))?,
@@ -222,7 +238,10 @@ pub fn build_op(op: &TxOp) -> Result<Operation, String> {
             if approve == decline {
                 return Err("give exactly one of --approve or --decline".into());
             }
-            Operation::Consent(ConsentOp::RespondAccess { request_id: Hash::from_hex(id).map_err(|e| format!("--id: {e}"))?, approve: *approve })
+            Operation::Consent(ConsentOp::RespondAccess {
+                request_id: Hash::from_hex(id).map_err(|e| format!("--id: {e}"))?,
+                approve: *approve,
+            })
         }
     })
 }
@@ -237,7 +256,13 @@ pub fn submit(client: &Client, key: &Keypair, op: Operation) -> Result<(Tx, Valu
     submit_with_nonce(client, key, &chain_id, nonce, op)
 }
 
-pub fn submit_with_nonce(client: &Client, key: &Keypair, chain_id: &str, nonce: u64, op: Operation) -> Result<(Tx, Value), String> {
+pub fn submit_with_nonce(
+    client: &Client,
+    key: &Keypair,
+    chain_id: &str,
+    nonce: u64,
+    op: Operation,
+) -> Result<(Tx, Value), String> {
     let tx = Tx::sign(Transaction { chain_id: chain_id.to_string(), signer: key.public(), nonce, op }, key);
     let r = client.post("/v1/txs", &json!({ "tx": hex::encode(tx.raw()) }))?;
     Ok((tx, r))
@@ -305,10 +330,6 @@ pub fn run(args: TxArgs, json_out: bool) -> Result<(), String> {
             }
             Ok(())
         }
-        _ => Err(format!(
-            "rejected ({}): {}",
-            r["code"].as_str().unwrap_or("?"),
-            r["reason"].as_str().unwrap_or("")
-        )),
+        _ => Err(format!("rejected ({}): {}", r["code"].as_str().unwrap_or("?"), r["reason"].as_str().unwrap_or(""))),
     }
 }

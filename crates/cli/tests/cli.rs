@@ -8,7 +8,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_medledger");
 
 fn run(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
@@ -32,9 +36,26 @@ fn genesis_needs_four_institutions_and_valid_fields() {
     for n in ["ca", "v0", "v1", "v2", "v3", "a0", "a1", "a2", "a3"] {
         assert_eq!(run(&["keygen", "--out", &p(&format!("{n}.key"))]).0, 0);
     }
-    let inst = |i: usize| format!("h{i},Hospital {i},{},{},127.0.0.1:{},127.0.0.1:{}", p(&format!("v{i}.key")), p(&format!("a{i}.key")), 7000 + i, 8000 + i);
+    let inst = |i: usize| {
+        format!(
+            "h{i},Hospital {i},{},{},127.0.0.1:{},127.0.0.1:{}",
+            p(&format!("v{i}.key")),
+            p(&format!("a{i}.key")),
+            7000 + i,
+            8000 + i
+        )
+    };
     let out = p("genesis.json");
-    let mut args = vec!["--json".to_string(), "genesis".into(), "--chain-id".into(), "test".into(), "--ca".into(), p("ca.key"), "--out".into(), out.clone()];
+    let mut args = vec![
+        "--json".to_string(),
+        "genesis".into(),
+        "--chain-id".into(),
+        "test".into(),
+        "--ca".into(),
+        p("ca.key"),
+        "--out".into(),
+        out.clone(),
+    ];
     for i in 0..3 {
         args.push("--institution".into());
         args.push(inst(i));
@@ -53,7 +74,17 @@ fn genesis_needs_four_institutions_and_valid_fields() {
     let g = medledger_node::run::read_genesis(std::path::Path::new(&out)).unwrap();
     assert_eq!(g.max_faults(), 1);
     // A malformed institution spec names the expected fields.
-    let (code, _, err) = run(&["genesis", "--chain-id", "x", "--ca", &p("ca.key"), "--out", &p("g2.json"), "--institution", "only,three,fields"]);
+    let (code, _, err) = run(&[
+        "genesis",
+        "--chain-id",
+        "x",
+        "--ca",
+        &p("ca.key"),
+        "--out",
+        &p("g2.json"),
+        "--institution",
+        "only,three,fields",
+    ]);
     assert_eq!(code, 2);
     assert!(err.contains("expected 6 comma-separated fields"), "{err}");
 }
@@ -65,11 +96,14 @@ fn pseudonyms_are_deterministic_and_secret_dependent() {
     let s2 = dir.path().join("s2");
     std::fs::write(&s1, "11".repeat(32)).unwrap();
     std::fs::write(&s2, "22".repeat(32)).unwrap();
-    let args = |s: &std::path::Path| run(&["ca", "pseudonym", "--secret", s.to_str().unwrap(), "--national-id", "N1", "--medical-id", "M1"]).1;
+    let args = |s: &std::path::Path| {
+        run(&["ca", "pseudonym", "--secret", s.to_str().unwrap(), "--national-id", "N1", "--medical-id", "M1"]).1
+    };
     assert_eq!(args(&s1), args(&s1));
     assert_ne!(args(&s1), args(&s2));
     std::fs::write(&s2, "abc").unwrap();
-    let (code, _, err) = run(&["ca", "pseudonym", "--secret", s2.to_str().unwrap(), "--national-id", "N", "--medical-id", "M"]);
+    let (code, _, err) =
+        run(&["ca", "pseudonym", "--secret", s2.to_str().unwrap(), "--national-id", "N", "--medical-id", "M"]);
     assert_eq!(code, 2);
     assert!(err.contains("not hex") || err.contains("32 bytes"), "{err}");
 }
@@ -103,9 +137,11 @@ fn analytics_runs_through_the_main_binary() {
     let csv = dir.path().join("cohort.csv");
     std::fs::write(&csv, &cohort).unwrap();
     let model = dir.path().join("model.json");
-    let (code, _, err) = run(&["analytics", "severity", "train", csv.to_str().unwrap(), "--out", model.to_str().unwrap()]);
+    let (code, _, err) =
+        run(&["analytics", "severity", "train", csv.to_str().unwrap(), "--out", model.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    let (code, out, err) = run(&["analytics", "severity", "predict", "--model", model.to_str().unwrap(), csv.to_str().unwrap()]);
+    let (code, out, err) =
+        run(&["analytics", "severity", "predict", "--model", model.to_str().unwrap(), csv.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.lines().count() > 400);
 }

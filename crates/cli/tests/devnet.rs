@@ -17,7 +17,8 @@ fn devnet_survives_a_killed_validator_and_resumes() {
     let dir = tmp.path().join("devnet");
     let base = free_base_port();
     let mut dn = start_devnet(&dir, base, true);
-    let apis: Vec<String> = dn.ready["validators"].as_array().unwrap().iter().map(|v| v["api"].as_str().unwrap().to_string()).collect();
+    let apis: Vec<String> =
+        dn.ready["validators"].as_array().unwrap().iter().map(|v| v["api"].as_str().unwrap().to_string()).collect();
     assert_eq!(apis.len(), 4);
     let alice = key(&dir.join("demo/dr-alice.key"));
     let bob = key(&dir.join("demo/dr-bob.key"));
@@ -45,7 +46,7 @@ fn devnet_survives_a_killed_validator_and_resumes() {
         .stderr(Stdio::from(log))
         .spawn()
         .unwrap();
-    wait_committed(&apis[2], &ids, Duration::from_secs(120));
+    wait_committed_by(&apis[2], &ids, Duration::from_secs(120), &mut restarted, &node_dir.join("node.log"));
     let target = get(&apis[0], "/v1/status").unwrap()["height"].as_u64().unwrap();
     let start = Instant::now();
     loop {
@@ -69,7 +70,11 @@ fn devnet_survives_a_killed_validator_and_resumes() {
     std::thread::sleep(Duration::from_millis(300));
     for inst in ["hospital-a", "hospital-b", "clinic-c", "health-authority"] {
         let pid: u32 = std::fs::read_to_string(dir.join(format!("nodes/{inst}/pid"))).unwrap().trim().parse().unwrap();
-        assert!(!Path::new(&format!("/proc/{pid}")).exists() || std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z")), "{inst} still running");
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z")),
+            "{inst} still running"
+        );
     }
 
     // PHI scan: the demo patients' national ids and record numbers, and the clinical values of
@@ -79,7 +84,15 @@ fn devnet_survives_a_killed_validator_and_resumes() {
     assert!(files.len() > 8);
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
-        for needle in ["NID-1985-0001", "MRN-A-000917", "NID-1972-0042", "MRN-B-004411", "persistent dry cough", "Systolic blood pressure", "atrial fibrillation"] {
+        for needle in [
+            "NID-1985-0001",
+            "MRN-A-000917",
+            "NID-1972-0042",
+            "MRN-B-004411",
+            "persistent dry cough",
+            "Systolic blood pressure",
+            "atrial fibrillation",
+        ] {
             assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_bytes()), "{needle} found in {}", f.display());
         }
     }
@@ -102,7 +115,8 @@ fn devnet_survives_a_killed_validator_and_resumes() {
     // A second start resumes from disk.
     let mut dn2 = start_devnet(&dir, base, false);
     assert!(dn2.ready["height"].as_u64().unwrap() >= target);
-    let apis2: Vec<String> = dn2.ready["validators"].as_array().unwrap().iter().map(|v| v["api"].as_str().unwrap().to_string()).collect();
+    let apis2: Vec<String> =
+        dn2.ready["validators"].as_array().unwrap().iter().map(|v| v["api"].as_str().unwrap().to_string()).collect();
     let more = submit_attests(&apis2[1], &alice, 4, 5);
     wait_committed(&apis2[2], &more, Duration::from_secs(60));
 
@@ -115,14 +129,52 @@ fn devnet_survives_a_killed_validator_and_resumes() {
     };
     let node = apis2[0].trim_start_matches("http://").to_string();
     let demo = |f: &str| dir.join("demo").join(f).to_str().unwrap().to_string();
-    let v = cli(&["tx", "--node", &node, "--key", &demo("patient-1.key"), "--wait", "grant-consent", "--grantee", &demo("dr-bob.key"), "--purpose", "treatment", "--types", "Observation"]);
+    let v = cli(&[
+        "tx",
+        "--node",
+        &node,
+        "--key",
+        &demo("patient-1.key"),
+        "--wait",
+        "grant-consent",
+        "--grantee",
+        &demo("dr-bob.key"),
+        "--purpose",
+        "treatment",
+        "--types",
+        "Observation",
+    ]);
     assert_eq!(v["receipt"]["outcome"]["status"], "applied", "{v}");
     let seeded: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("demo/seeded.json")).unwrap()).unwrap();
     let p2 = seeded["identities"]["patient-2"]["pseudonym"].as_str().unwrap().to_string();
-    let v = cli(&["tx", "--node", &node, "--key", &demo("dr-alice.key"), "request-access", "--patient", &p2, "--grantee", &demo("dr-alice.key"), "--reason", "referral"]);
+    let v = cli(&[
+        "tx",
+        "--node",
+        &node,
+        "--key",
+        &demo("dr-alice.key"),
+        "request-access",
+        "--patient",
+        &p2,
+        "--grantee",
+        &demo("dr-alice.key"),
+        "--reason",
+        "referral",
+    ]);
     let request = v["request_id"].as_str().unwrap().to_string();
     wait_committed(&apis2[0], &[v["tx_id"].as_str().unwrap().to_string()], Duration::from_secs(60));
-    let v = cli(&["tx", "--node", &node, "--key", &demo("patient-2.key"), "--wait", "respond-access", "--id", &request, "--approve"]);
+    let v = cli(&[
+        "tx",
+        "--node",
+        &node,
+        "--key",
+        &demo("patient-2.key"),
+        "--wait",
+        "respond-access",
+        "--id",
+        &request,
+        "--approve",
+    ]);
     assert_eq!(v["receipt"]["outcome"]["status"], "applied", "{v}");
     assert_eq!(v["receipt"]["outcome"]["events"][0]["kind"], "access_approved");
     kill(dn2.child.id(), 2);
@@ -137,7 +189,8 @@ fn a_key_outside_genesis_cannot_join() {
     let dir = tmp.path().join("devnet");
     let base = free_base_port();
     let mut dn = start_devnet(&dir, base, true);
-    let apis: Vec<String> = dn.ready["validators"].as_array().unwrap().iter().map(|v| v["api"].as_str().unwrap().to_string()).collect();
+    let apis: Vec<String> =
+        dn.ready["validators"].as_array().unwrap().iter().map(|v| v["api"].as_str().unwrap().to_string()).collect();
 
     // The rogue copies the genesis file and puts its own key in place of clinic-c's.
     let rogue_dir = tmp.path().join("rogue");
@@ -151,12 +204,18 @@ fn a_key_outside_genesis_cannot_join() {
     g["institutions"][2]["p2p_address"] = json!(rogue_p2p);
     g["institutions"][2]["api_address"] = json!(rogue_api);
     std::fs::write(rogue_dir.join("genesis.json"), g.to_string()).unwrap();
-    std::fs::write(rogue_dir.join("node.toml"), "genesis = \"genesis.json\"\nkey = \"validator.key\"\ndata_dir = \"data\"\n").unwrap();
+    std::fs::write(
+        rogue_dir.join("node.toml"),
+        "genesis = \"genesis.json\"\nkey = \"validator.key\"\ndata_dir = \"data\"\n",
+    )
+    .unwrap();
+    let rogue_log = rogue_dir.join("node.log");
+    let rogue_out = std::fs::File::create(&rogue_log).unwrap();
     let mut rogue_proc = Command::new(BIN)
         .args(["node", "--config"])
         .arg(rogue_dir.join("node.toml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(Stdio::from(rogue_out.try_clone().unwrap()))
+        .stderr(Stdio::from(rogue_out))
         .spawn()
         .unwrap();
 
@@ -166,7 +225,13 @@ fn a_key_outside_genesis_cannot_join() {
     wait_committed(&apis[0], &ids, Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(3));
     let rogue_api_url = format!("http://{rogue_api}");
-    let rs = get(&rogue_api_url, "/v1/status").expect("rogue node serves its API");
+    let rs = get(&rogue_api_url, "/v1/status").unwrap_or_else(|| {
+        let state = match rogue_proc.try_wait() {
+            Ok(Some(status)) => format!("it exited ({status})"),
+            _ => "it is still running".to_string(),
+        };
+        panic!("rogue node does not serve its API on {rogue_api}; {state}; its log ends:\n{}", log_tail(&rogue_log, 40))
+    });
     assert_eq!(rs["height"], 0, "the rogue received no blocks");
     assert!(rs["peers"].as_array().unwrap().is_empty(), "no validator talked to the rogue: {rs}");
     for api in &apis {

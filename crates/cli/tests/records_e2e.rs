@@ -79,7 +79,8 @@ fn records_are_shared_under_consent_audited_and_erased_across_processes() {
     let seeded = &dn.ready["demo"];
     let rec = |k: &str| seeded["records"][k].as_str().unwrap().to_string();
     let ident = |k: &str, f: &str| seeded["identities"][k][f].as_str().unwrap().to_string();
-    let (a_obs, b_enc, b_cond) = (rec("hospital_a_observation"), rec("hospital_b_encounter"), rec("hospital_b_condition"));
+    let (a_obs, b_enc, b_cond) =
+        (rec("hospital_a_observation"), rec("hospital_b_encounter"), rec("hospital_b_condition"));
     let (p1, p2) = (ident("patient-1", "pseudonym"), ident("patient-2", "pseudonym"));
     let bob_key = ident("dr-bob", "key");
 
@@ -87,7 +88,10 @@ fn records_are_shared_under_consent_audited_and_erased_across_processes() {
     // on chain. A regulator sees it.
     let h = cli.ok(&["record", "history", "--node", &node_c, "--id", &a_obs]);
     assert_eq!(h["versions"][0]["holder"], "hospital-a");
-    assert_eq!(cli.ok(&["record", "history", "--node", &node_c, "--id", &b_enc])["versions"][0]["holder"], "hospital-b");
+    assert_eq!(
+        cli.ok(&["record", "history", "--node", &node_c, "--id", &b_enc])["versions"][0]["holder"],
+        "hospital-b"
+    );
     let reg = cli.demo("regulator-rita");
     let ev = audit_events(&cli, &node_c, &reg, &["--institution", "hospital-a", "--outcome", "served"]);
     assert!(ev.iter().any(|e| e["requester"] == bob_key.as_str() && e["record_id"] == a_obs.as_str()), "{ev:?}");
@@ -104,17 +108,50 @@ fn records_are_shared_under_consent_audited_and_erased_across_processes() {
     let carol = dir.join("demo/dr-carol.key").to_str().unwrap().to_string();
     cli.ok(&["keygen", "--out", &carol]);
     let ca = dir.join("ca.key").to_str().unwrap().to_string();
-    cli.ok(&["tx", "--node", &node_a, "--key", &ca, "--wait", "issue-credential", "--subject", &carol, "--role", "doctor", "--institution", "hospital-b", "--name", "Dr. Carol Diaz"]);
+    cli.ok(&[
+        "tx",
+        "--node",
+        &node_a,
+        "--key",
+        &ca,
+        "--wait",
+        "issue-credential",
+        "--subject",
+        &carol,
+        "--role",
+        "doctor",
+        "--institution",
+        "hospital-b",
+        "--name",
+        "Dr. Carol Diaz",
+    ]);
     let carol_key = medledger_node::run::read_key(Path::new(&carol)).unwrap().public().to_hex();
     cli.fails(&["record", "get", "--node", &node_b, "--key", &carol, "--id", &a_obs], "not_permitted");
     let p1_key = cli.demo("patient-1");
     wait_for("the denial on chain", Duration::from_secs(30), || {
-        audit_events(&cli, &node_c, &p1_key, &["--outcome", "denied"]).iter().any(|e| e["requester"] == carol_key.as_str())
+        audit_events(&cli, &node_c, &p1_key, &["--outcome", "denied"])
+            .iter()
+            .any(|e| e["requester"] == carol_key.as_str())
     });
 
     // A consent that expires in 15 seconds: served before, denied after.
-    let expires = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64 + 15_000).to_string();
-    let g = cli.ok(&["consent", "grant", "--node", &node_a, "--key", &p1_key, "--grantee", &carol, "--types", "Observation", "--expires-at-ms", &expires]);
+    let expires = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+        + 15_000)
+        .to_string();
+    let g = cli.ok(&[
+        "consent",
+        "grant",
+        "--node",
+        &node_a,
+        "--key",
+        &p1_key,
+        "--grantee",
+        &carol,
+        "--types",
+        "Observation",
+        "--expires-at-ms",
+        &expires,
+    ]);
     assert!(g["rewrapped_versions"].as_u64().unwrap() >= 1, "{g}");
     cli.ok(&["record", "get", "--node", &node_b, "--key", &carol, "--id", &a_obs]);
     wait_for("the consent to expire", Duration::from_secs(45), || {
@@ -123,7 +160,18 @@ fn records_are_shared_under_consent_audited_and_erased_across_processes() {
     cli.fails(&["record", "get", "--node", &node_b, "--key", &carol, "--id", &a_obs], "not_permitted");
 
     // A consent without expiry, then revoked: denied from the next block on.
-    let g = cli.ok(&["consent", "grant", "--node", &node_a, "--key", &p1_key, "--grantee", &carol, "--types", "Observation"]);
+    let g = cli.ok(&[
+        "consent",
+        "grant",
+        "--node",
+        &node_a,
+        "--key",
+        &p1_key,
+        "--grantee",
+        &carol,
+        "--types",
+        "Observation",
+    ]);
     let consent = g["consent_id"].as_str().unwrap().to_string();
     cli.ok(&["record", "get", "--node", &node_c, "--key", &carol, "--id", &a_obs]);
     let list = cli.ok(&["consent", "list", "--node", &node_b, "--patient", &p1]);
@@ -137,42 +185,91 @@ fn records_are_shared_under_consent_audited_and_erased_across_processes() {
         json!({ "resourceType": "Condition", "subject": { "reference": format!("Patient/{subject}") }, "code": { "text": "Hypertension" } }).to_string()
     };
     std::fs::write(&cond, fhir(&p2)).unwrap();
-    cli.fails(&["record", "put", "--node", &node_b, "--key", &carol, "--patient", &p2, "--file", cond.to_str().unwrap()], "not_permitted");
+    cli.fails(
+        &["record", "put", "--node", &node_b, "--key", &carol, "--patient", &p2, "--file", cond.to_str().unwrap()],
+        "not_permitted",
+    );
 
     // Bad input from the client: wrong subject, not FHIR, not JSON, oversize, unknown record.
     std::fs::write(&cond, fhir(&p1)).unwrap();
-    cli.fails(&["record", "put", "--node", &node_b, "--key", &bob, "--patient", &p2, "--file", cond.to_str().unwrap()], "not this patient");
+    cli.fails(
+        &["record", "put", "--node", &node_b, "--key", &bob, "--patient", &p2, "--file", cond.to_str().unwrap()],
+        "not this patient",
+    );
     let bad = tmp.path().join("bad.json");
     std::fs::write(&bad, r#"{"resourceType":"NotAThing","subject":{"reference":"Patient/x"}}"#).unwrap();
-    cli.fails(&["record", "put", "--node", &node_b, "--key", &bob, "--patient", &p2, "--file", bad.to_str().unwrap()], "resourceType");
+    cli.fails(
+        &["record", "put", "--node", &node_b, "--key", &bob, "--patient", &p2, "--file", bad.to_str().unwrap()],
+        "resourceType",
+    );
     std::fs::write(&bad, "{ not json").unwrap();
-    cli.fails(&["record", "put", "--node", &node_b, "--key", &bob, "--patient", &p2, "--file", bad.to_str().unwrap()], "JSON");
+    cli.fails(
+        &["record", "put", "--node", &node_b, "--key", &bob, "--patient", &p2, "--file", bad.to_str().unwrap()],
+        "JSON",
+    );
     std::fs::write(&bad, vec![b' '; 1024 * 1024 + 1]).unwrap();
-    cli.fails(&["record", "put", "--node", &node_b, "--key", &bob, "--patient", &p2, "--file", bad.to_str().unwrap()], "limit");
+    cli.fails(
+        &["record", "put", "--node", &node_b, "--key", &bob, "--patient", &p2, "--file", bad.to_str().unwrap()],
+        "limit",
+    );
     cli.fails(&["record", "get", "--node", &node_b, "--key", &bob, "--id", &"ab".repeat(32)], "not_found");
 
     // An amendment by Dr. Alice stays pending until patient-1 accepts it; Bob keeps reading v1.
     let alice = cli.demo("dr-alice");
     let amended = tmp.path().join("obs-v2.json");
-    let mut obs: Value = cli.ok(&["record", "get", "--node", &node_a, "--key", &alice, "--id", &a_obs])["resource"].clone();
+    let mut obs: Value =
+        cli.ok(&["record", "get", "--node", &node_a, "--key", &alice, "--id", &a_obs])["resource"].clone();
     obs["valueQuantity"]["value"] = json!(138);
     std::fs::write(&amended, obs.to_string()).unwrap();
-    let put = cli.ok(&["record", "put", "--node", &node_c, "--key", &alice, "--patient", &p1, "--file", amended.to_str().unwrap(), "--amend", &a_obs]);
+    let put = cli.ok(&[
+        "record",
+        "put",
+        "--node",
+        &node_c,
+        "--key",
+        &alice,
+        "--patient",
+        &p1,
+        "--file",
+        amended.to_str().unwrap(),
+        "--amend",
+        &a_obs,
+    ]);
     assert_eq!(put["version"], 2);
     let h = cli.ok(&["record", "history", "--node", &node_a, "--id", &a_obs]);
-    assert_eq!((h["record"]["current_version"].as_u64(), h["versions"][1]["status"].as_str()), (Some(1), Some("pending")));
+    assert_eq!(
+        (h["record"]["current_version"].as_u64(), h["versions"][1]["status"].as_str()),
+        (Some(1), Some("pending"))
+    );
     assert_eq!(cli.ok(&["record", "get", "--node", &node_b, "--key", &bob, "--id", &a_obs])["version"], 1);
     cli.ok(&["record", "review", "--node", &node_a, "--key", &p1_key, "--id", &a_obs, "--version", "2", "--accept"]);
     let v2 = cli.ok(&["record", "get", "--node", &node_b, "--key", &bob, "--id", &a_obs]);
     assert_eq!((v2["version"].as_u64(), v2["resource"]["valueQuantity"]["value"].as_u64()), (Some(2), Some(138)));
     // The old version stays readable and provable.
-    assert_eq!(cli.ok(&["record", "get", "--node", &node_b, "--key", &bob, "--id", &a_obs, "--version", "1"])["resource"]["valueQuantity"]["value"], 141);
+    assert_eq!(
+        cli.ok(&["record", "get", "--node", &node_b, "--key", &bob, "--id", &a_obs, "--version", "1"])["resource"]
+            ["valueQuantity"]["value"],
+        141
+    );
 
     // Break-glass by Carol (no consent any more): served, flagged for the patient and regulators.
-    let bg = cli.ok(&["record", "get", "--node", &node_b, "--key", &carol, "--id", &a_obs, "--break-glass", "unconscious patient in the emergency room"]);
+    let bg = cli.ok(&[
+        "record",
+        "get",
+        "--node",
+        &node_b,
+        "--key",
+        &carol,
+        "--id",
+        &a_obs,
+        "--break-glass",
+        "unconscious patient in the emergency room",
+    ]);
     assert_eq!(bg["outcome"], "break_glass");
     wait_for("the break-glass event", Duration::from_secs(30), || {
-        audit_events(&cli, &node_c, &p1_key, &["--outcome", "break_glass"]).iter().any(|e| e["requester"] == carol_key.as_str() && e["break_glass"] == true)
+        audit_events(&cli, &node_c, &p1_key, &["--outcome", "break_glass"])
+            .iter()
+            .any(|e| e["requester"] == carol_key.as_str() && e["break_glass"] == true)
     });
     let fhir_audit = cli.ok(&["audit", "--node", &node_c, "--key", &reg, "--outcome", "break_glass", "--fhir"]);
     assert_eq!(fhir_audit["resourceType"], "Bundle");
@@ -186,20 +283,49 @@ fn records_are_shared_under_consent_audited_and_erased_across_processes() {
     // A revoked doctor credential cannot read, even with a consent and even with break-glass.
     cli.ok(&["consent", "grant", "--node", &node_a, "--key", &p1_key, "--grantee", &carol]);
     let admin_b = dir.join("nodes/hospital-b/admin.key").to_str().unwrap().to_string();
-    cli.ok(&["tx", "--node", &node_b, "--key", &admin_b, "--wait", "revoke", "--subject", &carol, "--reason", "left the hospital"]);
+    cli.ok(&[
+        "tx",
+        "--node",
+        &node_b,
+        "--key",
+        &admin_b,
+        "--wait",
+        "revoke",
+        "--subject",
+        &carol,
+        "--reason",
+        "left the hospital",
+    ]);
     cli.fails(&["record", "get", "--node", &node_b, "--key", &carol, "--id", &a_obs], "revoked");
-    cli.fails(&["record", "get", "--node", &node_b, "--key", &carol, "--id", &a_obs, "--break-glass", "emergency"], "revoked");
+    cli.fails(
+        &["record", "get", "--node", &node_b, "--key", &carol, "--id", &a_obs, "--break-glass", "emergency"],
+        "revoked",
+    );
 
     // Access request and approval through the CLI: the approval re-wraps keys for Alice.
     let p2_key = cli.demo("patient-2");
-    let req = cli.ok(&["access", "request", "--node", &node_a, "--key", &alice, "--patient", &p2, "--grantee", &alice, "--reason", "referral to cardiology"]);
+    let req = cli.ok(&[
+        "access",
+        "request",
+        "--node",
+        &node_a,
+        "--key",
+        &alice,
+        "--patient",
+        &p2,
+        "--grantee",
+        &alice,
+        "--reason",
+        "referral to cardiology",
+    ]);
     let rid = req["request_id"].as_str().unwrap().to_string();
     let pending = cli.ok(&["access", "list", "--node", &node_b, "--patient", &p2]);
     assert!(pending["pending"].as_array().unwrap().iter().any(|r| r["id"] == rid.as_str()));
     cli.fails(&["record", "get", "--node", &node_a, "--key", &alice, "--id", &b_cond], "not_permitted");
     let ap = cli.ok(&["access", "approve", "--node", &node_b, "--key", &p2_key, "--id", &rid]);
     assert!(ap["rewrapped_versions"].as_u64().unwrap() >= 1, "{ap}");
-    assert!(cli.ok(&["record", "get", "--node", &node_a, "--key", &alice, "--id", &b_cond])["resource"]["note"][0]["text"]
+    assert!(cli.ok(&["record", "get", "--node", &node_a, "--key", &alice, "--id", &b_cond])["resource"]["note"][0]
+        ["text"]
         .as_str()
         .unwrap()
         .contains("dry cough"));
@@ -207,23 +333,57 @@ fn records_are_shared_under_consent_audited_and_erased_across_processes() {
     // A consent to a whole institution: hospital A's researcher reads patient-2's record held by
     // hospital B. B serves A's copy of the key; A's node re-wraps it for its own staff member.
     let rui = cli.demo("researcher-rui");
-    cli.fails(&["record", "get", "--node", &node_a, "--key", &rui, "--id", &b_cond, "--purpose", "research"], "not_permitted");
-    let g = cli.ok(&["consent", "grant", "--node", &node_b, "--key", &p2_key, "--grantee", "institution:hospital-a", "--purpose", "research", "--types", "Condition"]);
+    cli.fails(
+        &["record", "get", "--node", &node_a, "--key", &rui, "--id", &b_cond, "--purpose", "research"],
+        "not_permitted",
+    );
+    let g = cli.ok(&[
+        "consent",
+        "grant",
+        "--node",
+        &node_b,
+        "--key",
+        &p2_key,
+        "--grantee",
+        "institution:hospital-a",
+        "--purpose",
+        "research",
+        "--types",
+        "Condition",
+    ]);
     assert!(g["rewrapped_versions"].as_u64().unwrap() >= 1, "{g}");
     let v = cli.ok(&["record", "get", "--node", &node_a, "--key", &rui, "--id", &b_cond, "--purpose", "research"]);
     assert!(v["resource"]["note"][0]["text"].as_str().unwrap().contains("dry cough"), "{v}");
     // Through another institution's node the key stays with hospital A.
-    cli.fails(&["record", "get", "--node", &node_c, "--key", &rui, "--id", &b_cond, "--purpose", "research"], "send the read through that node");
+    cli.fails(
+        &["record", "get", "--node", &node_c, "--key", &rui, "--id", &b_cond, "--purpose", "research"],
+        "send the read through that node",
+    );
     // A hospital B doctor is not covered by hospital A's consent.
-    cli.fails(&["record", "get", "--node", &node_b, "--key", &bob, "--id", &b_cond, "--purpose", "research"], "not_permitted");
+    cli.fails(
+        &["record", "get", "--node", &node_b, "--key", &bob, "--id", &b_cond, "--purpose", "research"],
+        "not_permitted",
+    );
 
     // The patient's accessible history as a FHIR Bundle.
     let export = tmp.path().join("export.json");
-    let (ok, _, err) = cli.run(&["record", "export", "--node", &node_c, "--key", &p1_key, "--patient", &p1, "--out", export.to_str().unwrap()]);
+    let (ok, _, err) = cli.run(&[
+        "record",
+        "export",
+        "--node",
+        &node_c,
+        "--key",
+        &p1_key,
+        "--patient",
+        &p1,
+        "--out",
+        export.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
     let bundle: Value = serde_json::from_str(&std::fs::read_to_string(&export).unwrap()).unwrap();
     assert_eq!(bundle["resourceType"], "Bundle");
-    let types: Vec<&str> = bundle["entry"].as_array().unwrap().iter().map(|e| e["resource"]["resourceType"].as_str().unwrap()).collect();
+    let types: Vec<&str> =
+        bundle["entry"].as_array().unwrap().iter().map(|e| e["resource"]["resourceType"].as_str().unwrap()).collect();
     assert!(types.contains(&"Observation") && types.contains(&"Encounter"), "{types:?}");
 
     // Tampering with hospital B's stored ciphertext is caught by the reader.
@@ -263,16 +423,26 @@ fn records_are_shared_under_consent_audited_and_erased_across_processes() {
         break_glass: None,
     };
     let forged = r.sign(&medledger_types::Keypair::generate());
-    let body = json!({ "request": hex::encode(medledger_types::Canonical::to_bytes(&r)), "signature": hex::encode(forged.0) });
+    let body =
+        json!({ "request": hex::encode(medledger_types::Canonical::to_bytes(&r)), "signature": hex::encode(forged.0) });
     match agent().post(&format!("{}/v1/records/read", apis[1])).send_json(body) {
-        Err(ureq::Error::Status(403, resp)) => assert_eq!(resp.into_json::<Value>().unwrap()["error"]["code"], "bad_signature"),
+        Err(ureq::Error::Status(403, resp)) => {
+            assert_eq!(resp.into_json::<Value>().unwrap()["error"]["code"], "bad_signature")
+        }
         other => panic!("forged read answered {other:?}"),
     }
 
     // Stop, then scan every stored byte of every validator: no clinical value, no identifier.
     kill(dn.child.id(), 2);
     assert!(dn.child.wait().unwrap().success());
-    for needle in ["Systolic blood pressure", "persistent dry cough", "atrial fibrillation", "Hypertension", "NID-1985-0001", "MRN-B-004411"] {
+    for needle in [
+        "Systolic blood pressure",
+        "persistent dry cough",
+        "atrial fibrillation",
+        "Hypertension",
+        "NID-1985-0001",
+        "MRN-B-004411",
+    ] {
         let hits = files_containing(&dir.join("nodes"), needle.as_bytes());
         assert!(hits.is_empty(), "`{needle}` found in {hits:?}");
     }

@@ -7,13 +7,13 @@
 //!
 //! Record content is never part of an audit answer.
 
-use crate::api::ApiError;
-use axum::http::StatusCode;
+use crate::error::ServiceError;
 use medledger_state::audit::{self as access, AccessEvent};
 use medledger_state::records;
 use medledger_state::store::StateRead;
 use medledger_state::{identity, Principal};
 use medledger_types::read::{AuditQuery, MAX_AUDIT_LIMIT};
+use medledger_types::ErrorCode;
 use medledger_types::{AccessOutcome, Purpose, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -52,8 +52,8 @@ pub struct AuditResult {
     pub truncated: bool,
 }
 
-fn forbidden(msg: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "not_permitted", msg)
+fn forbidden(msg: impl Into<String>) -> ServiceError {
+    ServiceError::new(ErrorCode::NotPermitted, msg)
 }
 
 fn matches(q: &AuditQuery, e: &AccessEvent) -> bool {
@@ -83,13 +83,15 @@ fn entry(state: &dyn StateRead, e: AccessEvent) -> AuditEntry {
 }
 
 /// Narrows `q` to what its (already authenticated) requester may see, or refuses.
-pub fn authorize(state: &dyn StateRead, q: &mut AuditQuery, now_ms: u64, height: u64) -> Result<(), ApiError> {
+pub fn authorize(state: &dyn StateRead, q: &mut AuditQuery, now_ms: u64, height: u64) -> Result<(), ServiceError> {
     let requester = q.requester.ok_or_else(|| forbidden("an audit query must name its requester"))?;
     let principal = identity::principal(state, &requester, now_ms, height).map_err(|r| forbidden(r.reason))?;
     match principal {
         Principal::Role(Role::Regulator) => Ok(()),
         Principal::Role(Role::Patient) => {
-            let own = identity::credential(state, &requester).and_then(|c| c.pseudonym).ok_or_else(|| forbidden("patient credential has no pseudonym"))?;
+            let own = identity::credential(state, &requester)
+                .and_then(|c| c.pseudonym)
+                .ok_or_else(|| forbidden("patient credential has no pseudonym"))?;
             match q.patient {
                 Some(p) if p != own => Err(forbidden("a patient may audit only their own records")),
                 _ => {
@@ -130,7 +132,7 @@ pub fn run(state: &dyn StateRead, q: &AuditQuery) -> AuditResult {
                 }
             }
         }
-        all.sort_by(|a, b| (b.height, b.timestamp_ms).cmp(&(a.height, a.timestamp_ms)));
+        all.sort_by_key(|e| std::cmp::Reverse((e.height, e.timestamp_ms)));
         all.truncate(limit);
         return AuditResult { events: all.into_iter().map(|e| entry(state, e)).collect(), scanned, truncated: false };
     }

@@ -10,6 +10,7 @@ use medledger_state::{execute_block, genesis_root, genesis_writes, precheck, Blo
 use medledger_storage::{Store, StoreError, Tip};
 use medledger_types::block::MAX_BLOCK_TXS;
 use medledger_types::tx::{verify_signatures, TxDecodeError};
+use medledger_types::ErrorCode;
 use medledger_types::{Block, Genesis, Hash, PublicKey, Receipt, RejectCode, Tx};
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
@@ -41,22 +42,22 @@ pub enum SubmitError {
 
 impl SubmitError {
     /// The stable error code the API returns.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            SubmitError::Decode(TxDecodeError::Oversize(..)) => "oversize",
-            SubmitError::Decode(TxDecodeError::Malformed(_)) => "malformed",
-            SubmitError::BadSignature(_) => "bad_signature",
+            SubmitError::Decode(TxDecodeError::Oversize(..)) => ErrorCode::Oversize,
+            SubmitError::Decode(TxDecodeError::Malformed(_)) => ErrorCode::Malformed,
+            SubmitError::BadSignature(_) => ErrorCode::BadSignature,
             SubmitError::Rejected(r) => match r.code {
-                RejectCode::BadNonce => "replay",
-                c => c.as_str(),
+                RejectCode::BadNonce => ErrorCode::Replay,
+                c => c.code(),
             },
             SubmitError::Mempool(AdmitError::Full(_)) | SubmitError::Mempool(AdmitError::SignerFull(_)) => {
-                "mempool_full"
+                ErrorCode::MempoolFull
             }
-            SubmitError::Mempool(AdmitError::Duplicate(_)) => "duplicate",
-            SubmitError::Mempool(AdmitError::NonceTaken(_)) => "replay",
-            SubmitError::Mempool(AdmitError::NonceGap { .. }) => "nonce_gap",
-            SubmitError::Unavailable(_) => "unavailable",
+            SubmitError::Mempool(AdmitError::Duplicate(_)) => ErrorCode::Duplicate,
+            SubmitError::Mempool(AdmitError::NonceTaken(_)) => ErrorCode::Replay,
+            SubmitError::Mempool(AdmitError::NonceGap { .. }) => ErrorCode::NonceGap,
+            SubmitError::Unavailable(_) => ErrorCode::Unavailable,
         }
     }
 }
@@ -102,10 +103,7 @@ pub struct Metrics {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// The genesis block implied by a genesis file.
@@ -257,7 +255,12 @@ impl Chain {
 
     /// Write-set layers from the committed tip up to `parent`, or `None` if `parent` is neither
     /// the committed tip nor a known speculative descendant of it.
-    fn layers_to(&self, spec: &HashMap<Hash, Speculative>, tip: &Tip, parent: Hash) -> Option<(Vec<Arc<WriteSet>>, HashSet<Hash>)> {
+    fn layers_to(
+        &self,
+        spec: &HashMap<Hash, Speculative>,
+        tip: &Tip,
+        parent: Hash,
+    ) -> Option<(Vec<Arc<WriteSet>>, HashSet<Hash>)> {
         let mut layers = Vec::new();
         let mut included = HashSet::new();
         let mut cur = parent;
@@ -324,7 +327,12 @@ impl Chain {
         None
     }
 
-    fn check_and_execute(&self, parent: &Block, block: &Block, leader: Option<&PublicKey>) -> Result<bool, VerifyLater> {
+    fn check_and_execute(
+        &self,
+        parent: &Block,
+        block: &Block,
+        leader: Option<&PublicKey>,
+    ) -> Result<bool, VerifyLater> {
         let h = &block.header;
         if h.height != parent.height() + 1 || h.parent != parent.digest() {
             return Ok(false);
@@ -348,9 +356,7 @@ impl Chain {
             let pool = self.mempool.lock();
             block.txs.iter().filter(|t| !pool.was_verified(&t.id())).collect()
         };
-        self.metrics
-            .verify_sig_cache_hits
-            .fetch_add((block.txs.len() - unseen.len()) as u64, Ordering::Relaxed);
+        self.metrics.verify_sig_cache_hits.fetch_add((block.txs.len() - unseen.len()) as u64, Ordering::Relaxed);
         self.metrics.verify_sig_checked.fetch_add(unseen.len() as u64, Ordering::Relaxed);
         if !unseen.is_empty() {
             if verify_signatures(&unseen).iter().any(|ok| !ok) {
@@ -367,13 +373,22 @@ impl Chain {
             self.layers_to(&spec, &tip, parent.digest()).ok_or(VerifyLater::UnknownParent)?
         };
         let view = Layered { base: &snap, layers };
-        let ex = execute_block(&view, &parent.header.state_root, &self.env(h.height, h.timestamp_ms, h.proposer), &block.txs);
+        let ex = execute_block(
+            &view,
+            &parent.header.state_root,
+            &self.env(h.height, h.timestamp_ms, h.proposer),
+            &block.txs,
+        );
         if ex.state_root != h.state_root {
             return Ok(false);
         }
         self.speculative.lock().insert(
             block.digest(),
-            Speculative { block: Arc::new(block.clone()), writes: Arc::new(ex.writes), receipts: Arc::new(ex.receipts) },
+            Speculative {
+                block: Arc::new(block.clone()),
+                writes: Arc::new(ex.writes),
+                receipts: Arc::new(ex.receipts),
+            },
         );
         Ok(true)
     }

@@ -137,9 +137,7 @@ impl Read for CBlock {
         commonware_codec::util::at_least(buf, len)?;
         let mut bytes = vec![0u8; len];
         buf.copy_to_slice(&mut bytes);
-        Block::decode(&bytes)
-            .map(|b| CBlock(Arc::new(b)))
-            .map_err(|_| CodecError::Invalid("block", "malformed block"))
+        Block::decode(&bytes).map(|b| CBlock(Arc::new(b))).map_err(|_| CodecError::Invalid("block", "malformed block"))
     }
 }
 
@@ -177,7 +175,7 @@ pub struct App {
 impl App {
     /// Makes the state after `parent` known locally by replaying its unknown ancestors (which a
     /// quorum already notarized) from `ancestry`. `first` is the next item `ancestry` yields.
-    async fn catch_up(&self, parent: &Block, ancestry: &mut (impl Ancestry<CBlock> + Unpin)) -> bool {
+    async fn catch_up(&self, parent: &Block, ancestry: &mut impl Ancestry<CBlock>) -> bool {
         let mut chain_back: Vec<Arc<Block>> = vec![Arc::new(parent.clone())];
         while !self.chain.knows(&chain_back.last().expect("non-empty").header.parent) {
             if chain_back.len() >= MAX_CATCH_UP {
@@ -208,7 +206,12 @@ where
     type Block = CBlock;
     type Input = ();
 
-    async fn propose(&mut self, (rt, _ctx): (E, Ctx), mut ancestry: impl Ancestry<CBlock>, _input: ()) -> Option<Digested<CBlock>> {
+    async fn propose(
+        &mut self,
+        (rt, _ctx): (E, Ctx),
+        mut ancestry: impl Ancestry<CBlock>,
+        _input: (),
+    ) -> Option<Digested<CBlock>> {
         let parent = ancestry.next().await?;
         let parent_block = parent.inner().0.clone();
         if !self.chain.knows(&parent_block.digest()) && !self.catch_up(&parent_block, &mut ancestry).await {

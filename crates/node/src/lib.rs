@@ -5,6 +5,7 @@ pub mod api;
 pub mod audit;
 pub mod chain;
 pub mod consensus;
+pub mod error;
 pub mod mempool;
 pub mod records;
 pub mod run;

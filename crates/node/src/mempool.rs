@@ -125,11 +125,7 @@ impl Mempool {
     /// Picks up to `max` transactions that are executable on `state` (nonce-contiguous per
     /// signer), skipping any id in `exclude` (already in an unfinalized ancestor).
     pub fn select(&self, state: &dyn StateRead, max: usize, exclude: &HashSet<Hash>) -> Vec<Tx> {
-        let mut cursors: Vec<(PublicKey, u64)> = self
-            .order
-            .iter()
-            .map(|s| (*s, nonce_of(state, s)))
-            .collect();
+        let mut cursors: Vec<(PublicKey, u64)> = self.order.iter().map(|s| (*s, nonce_of(state, s))).collect();
         let mut out = Vec::new();
         let mut progressed = true;
         while out.len() < max && progressed {

@@ -6,15 +6,17 @@
 //! wrap; the patient's client re-wraps for grantees. Only break-glass, an emergency read without
 //! consent, makes the holder unwrap its own copy of the data key to wrap it for the doctor.
 
-use medledger_types::{AuditOp, RecordsOp};
-use crate::api::ApiError;
 use crate::chain::{Chain, SubmitError};
-use axum::http::StatusCode;
+use crate::error::ServiceError;
 use medledger_state::consent::{permits, RecordRef};
 use medledger_state::records as medical;
 use medledger_state::{identity, Principal};
 use medledger_types::read::{ReadRequest, MAX_READ_SKEW_MS};
-use medledger_types::{AccessOutcome, Canonical, Hash, Keypair, Operation, PublicKey, Purpose, Role, Signature, Transaction, Tx};
+use medledger_types::ErrorCode;
+use medledger_types::{
+    AccessOutcome, Canonical, Hash, Keypair, Operation, PublicKey, Purpose, Role, Signature, Transaction, Tx,
+};
+use medledger_types::{AuditOp, RecordsOp};
 use medledger_vault::envelope::{self, WrappedKey};
 use medledger_vault::{BlobStore, Vault, VaultError};
 use parking_lot::Mutex;
@@ -22,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// ed25519 namespace of a patient's request to add a wrapped key for a grantee.
-pub const ADD_KEY_SIGNATURE: &[u8] = b"medledger/add-key/v1";
+pub const ADD_KEY_SIGNATURE: &[u8] = medledger_types::hash::domain::ADD_KEY_SIGNATURE;
 
 pub struct RecordService {
     pub chain: Arc<Chain>,
@@ -97,41 +99,67 @@ pub struct AddKeyRequest {
 }
 
 /// The bytes a patient signs to add a wrapped key.
-pub fn add_key_message(record_id: &Hash, version: u32, recipient: &PublicKey, wrapped: &WrappedKey, issued_ms: u64) -> Vec<u8> {
-    [record_id.0.as_slice(), &version.to_be_bytes(), &recipient.0, &wrapped.to_bytes(), &issued_ms.to_be_bytes()].concat()
+pub fn add_key_message(
+    record_id: &Hash,
+    version: u32,
+    recipient: &PublicKey,
+    wrapped: &WrappedKey,
+    issued_ms: u64,
+) -> Vec<u8> {
+    [record_id.0.as_slice(), &version.to_be_bytes(), &recipient.0, &wrapped.to_bytes(), &issued_ms.to_be_bytes()]
+        .concat()
 }
 
-fn bad(code: &'static str, msg: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, code, msg)
+fn bad(code: ErrorCode, msg: impl Into<String>) -> ServiceError {
+    ServiceError::new(code, msg)
 }
 
-fn hex_field(s: &str, what: &str) -> Result<Vec<u8>, ApiError> {
-    hex::decode(s.trim()).map_err(|e| bad("malformed", format!("{what} is not hex: {e}")))
+fn hex_field(s: &str, what: &str) -> Result<Vec<u8>, ServiceError> {
+    hex::decode(s.trim()).map_err(|e| bad(ErrorCode::Malformed, format!("{what} is not hex: {e}")))
 }
 
-fn signature(s: &str) -> Result<Signature, ApiError> {
+fn signature(s: &str) -> Result<Signature, ServiceError> {
     let b = hex_field(s, "signature")?;
-    let a: [u8; 64] = b.try_into().map_err(|_| bad("malformed", "signature must be 64 bytes"))?;
+    let a: [u8; 64] = b.try_into().map_err(|_| bad(ErrorCode::Malformed, "signature must be 64 bytes"))?;
     Ok(Signature(a))
 }
 
-fn vault_error(e: VaultError) -> ApiError {
+fn vault_error(e: VaultError) -> ServiceError {
     match e {
-        VaultError::Erased(id) => ApiError::new(StatusCode::GONE, "erased", format!("record {id} was erased at the patient's request")),
-        VaultError::NotFound(id, v) => ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("record {id} version {v} is not in this vault")),
-        VaultError::NoKey(who) => ApiError::new(
-            StatusCode::CONFLICT,
-            "key_not_wrapped",
-            format!("consent allows it, but no data key is wrapped for {who} yet: the patient's client must re-wrap it"),
+        VaultError::Erased(id) => {
+            ServiceError::new(ErrorCode::Erased, format!("record {id} was erased at the patient's request"))
+        }
+        VaultError::NotFound(id, v) => {
+            ServiceError::new(ErrorCode::NotFound, format!("record {id} version {v} is not in this vault"))
+        }
+        VaultError::NoKey(who) => ServiceError::new(
+            ErrorCode::KeyNotWrapped,
+            format!(
+                "consent allows it, but no data key is wrapped for {who} yet: the patient's client must re-wrap it"
+            ),
         ),
-        VaultError::Oversize(n) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "oversize", format!("sealed record of {n} bytes is too large")),
-        e => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+        VaultError::Oversize(n) => {
+            ServiceError::new(ErrorCode::Oversize, format!("sealed record of {n} bytes is too large"))
+        }
+        e => ServiceError::new(ErrorCode::Internal, e.to_string()),
     }
 }
 
 impl RecordService {
-    pub fn new(chain: Arc<Chain>, vault: Vault<Box<dyn BlobStore>>, institution: String, institution_key: Keypair) -> RecordService {
-        RecordService { chain, vault, institution, institution_key, log_lock: Mutex::new(()), gossip: std::sync::OnceLock::new() }
+    pub fn new(
+        chain: Arc<Chain>,
+        vault: Vault<Box<dyn BlobStore>>,
+        institution: String,
+        institution_key: Keypair,
+    ) -> RecordService {
+        RecordService {
+            chain,
+            vault,
+            institution,
+            institution_key,
+            log_lock: Mutex::new(()),
+            gossip: std::sync::OnceLock::new(),
+        }
     }
 
     /// Gossips the service's own transactions through `tx` from now on.
@@ -144,28 +172,37 @@ impl RecordService {
     }
 
     /// Stores a sealed version and submits its anchor; returns the anchor transaction.
-    pub fn upload(&self, req: &UploadRequest) -> Result<Tx, ApiError> {
+    pub fn upload(&self, req: &UploadRequest) -> Result<Tx, ServiceError> {
         let tx = Tx::decode(&hex_field(&req.anchor_tx, "anchor_tx")?).map_err(SubmitError::from)?;
         let Operation::Records(RecordsOp::AnchorRecord { record_id, version, patient, .. }) = &tx.body().op else {
-            return Err(bad("invalid_argument", "anchor_tx must be an anchor_record transaction"));
+            return Err(bad(ErrorCode::InvalidArgument, "anchor_tx must be an anchor_record transaction"));
         };
-        let snap = self.chain.store.snapshot().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+        let snap = self.chain.store.snapshot().map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))?;
         let author_inst = identity::credential(&snap, &tx.body().signer).map(|c| c.institution).unwrap_or_default();
         if author_inst != self.institution {
-            return Err(ApiError::new(
-                StatusCode::MISDIRECTED_REQUEST,
-                "wrong_holder",
-                format!("the author's institution is `{author_inst}`; upload to its node (this is `{}`)", self.institution),
+            return Err(ServiceError::new(
+                ErrorCode::WrongHolder,
+                format!(
+                    "the author's institution is `{author_inst}`; upload to its node (this is `{}`)",
+                    self.institution
+                ),
             ));
         }
-        let patient_key = identity::patient_key(&snap, patient).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no patient with this pseudonym"))?;
+        let patient_key = identity::patient_key(&snap, patient)
+            .ok_or_else(|| ServiceError::new(ErrorCode::NotFound, "no patient with this pseudonym"))?;
         let mut keys = Vec::with_capacity(req.keys.len());
         for k in &req.keys {
-            keys.push((PublicKey::from_hex(&k.recipient).map_err(|e| bad("malformed", e))?, k.wrapped.clone()));
+            keys.push((
+                PublicKey::from_hex(&k.recipient).map_err(|e| bad(ErrorCode::Malformed, e))?,
+                k.wrapped.clone(),
+            ));
         }
         for (who, need) in [("the patient", patient_key), ("the holding institution", self.institution_key.public())] {
             if !keys.iter().any(|(pk, _)| *pk == need) {
-                return Err(bad("invalid_argument", format!("the data key must be wrapped for {who} ({})", need.short())));
+                return Err(bad(
+                    ErrorCode::InvalidArgument,
+                    format!("the data key must be wrapped for {who} ({})", need.short()),
+                ));
             }
         }
         let sealed = hex_field(&req.sealed, "sealed")?;
@@ -179,71 +216,90 @@ impl RecordService {
     }
 
     /// Adds a grantee's wrapped key, signed by the record's patient.
-    pub fn add_key(&self, record_id: &Hash, version: u32, req: &AddKeyRequest) -> Result<(), ApiError> {
-        let recipient = PublicKey::from_hex(&req.recipient).map_err(|e| bad("malformed", e))?;
-        let snap = self.chain.store.snapshot().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-        let head = medical::head(&snap, record_id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no record {record_id}")))?;
-        let patient = identity::patient_key(&snap, &head.patient).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "record's patient is unknown"))?;
+    pub fn add_key(&self, record_id: &Hash, version: u32, req: &AddKeyRequest) -> Result<(), ServiceError> {
+        let recipient = PublicKey::from_hex(&req.recipient).map_err(|e| bad(ErrorCode::Malformed, e))?;
+        let snap = self.chain.store.snapshot().map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))?;
+        let head = medical::head(&snap, record_id)
+            .ok_or_else(|| ServiceError::new(ErrorCode::NotFound, format!("no record {record_id}")))?;
+        let patient = identity::patient_key(&snap, &head.patient)
+            .ok_or_else(|| ServiceError::new(ErrorCode::NotFound, "record's patient is unknown"))?;
         if self.now().abs_diff(req.issued_ms) > MAX_READ_SKEW_MS {
-            return Err(bad("stale", "request timestamp is too far from the node's clock"));
+            return Err(bad(ErrorCode::Stale, "request timestamp is too far from the node's clock"));
         }
         let msg = add_key_message(record_id, version, &recipient, &req.wrapped, req.issued_ms);
         if !medledger_types::keys::verify(&patient, ADD_KEY_SIGNATURE, &msg, &signature(&req.signature)?) {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "bad_signature", "only the record's patient may add keys, and the signature does not verify"));
+            return Err(ServiceError::new(
+                ErrorCode::BadSignature,
+                "only the record's patient may add keys, and the signature does not verify",
+            ));
         }
         self.vault.add_key(record_id, version, &recipient, &req.wrapped).map_err(vault_error)
     }
 
     /// Serves a read if consent (or break-glass) allows it; logs the outcome on chain.
-    pub fn read(&self, req: &SignedRead) -> Result<ReadResponse, ApiError> {
-        let r = ReadRequest::from_bytes(&hex_field(&req.request, "request")?).map_err(|e| bad("malformed", format!("read request: {e}")))?;
+    pub fn read(&self, req: &SignedRead) -> Result<ReadResponse, ServiceError> {
+        let r = ReadRequest::from_bytes(&hex_field(&req.request, "request")?)
+            .map_err(|e| bad(ErrorCode::Malformed, format!("read request: {e}")))?;
         if !r.verify(&signature(&req.signature)?) {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "bad_signature", "read request signature does not verify for its requester"));
+            return Err(ServiceError::new(
+                ErrorCode::BadSignature,
+                "read request signature does not verify for its requester",
+            ));
         }
         if r.chain_id != self.chain.genesis.chain_id {
-            return Err(bad("wrong_chain", format!("request is for chain `{}`", r.chain_id)));
+            return Err(bad(ErrorCode::WrongChain, format!("request is for chain `{}`", r.chain_id)));
         }
         let now = self.now();
         if now.abs_diff(r.issued_ms) > MAX_READ_SKEW_MS {
-            return Err(bad("stale", "read request timestamp is too far from the node's clock"));
+            return Err(bad(ErrorCode::Stale, "read request timestamp is too far from the node's clock"));
         }
-        let snap = self.chain.store.snapshot().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+        let snap = self.chain.store.snapshot().map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))?;
         let height = self.chain.tip().height + 1;
-        let head = medical::head(&snap, &r.record_id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no record {}", r.record_id)))?;
-        let v = medical::version(&snap, &r.record_id, r.version)
-            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("record {} has no version {}", r.record_id, r.version)))?;
+        let head = medical::head(&snap, &r.record_id)
+            .ok_or_else(|| ServiceError::new(ErrorCode::NotFound, format!("no record {}", r.record_id)))?;
+        let v = medical::version(&snap, &r.record_id, r.version).ok_or_else(|| {
+            ServiceError::new(ErrorCode::NotFound, format!("record {} has no version {}", r.record_id, r.version))
+        })?;
         if head.erased_at.is_some() {
             return Err(vault_error(VaultError::Erased(r.record_id)));
         }
         if v.holder != self.institution {
-            return Err(ApiError::new(StatusCode::MISDIRECTED_REQUEST, "wrong_holder", format!("record is held by `{}`", v.holder)));
+            return Err(ServiceError::new(ErrorCode::WrongHolder, format!("record is held by `{}`", v.holder)));
         }
         let is_patient = identity::patient_key(&snap, &head.patient) == Some(r.requester);
         let rec = RecordRef { id: &r.record_id, resource_type: &head.resource_type };
         let decision = if is_patient {
             identity::principal(&snap, &r.requester, now, height).map(|_| ())
         } else {
-            permits(&snap, &head.patient, &r.requester, rec, medledger_types::action::READ, r.purpose, now, height).map(|_| ())
+            permits(&snap, &head.patient, &r.requester, rec, medledger_types::action::READ, r.purpose, now, height)
+                .map(|_| ())
         };
         drop(snap);
         let (outcome, wrapped) = match decision {
             Ok(()) => (AccessOutcome::Served, None),
             Err(denial) => {
                 let emergency = r.break_glass.as_deref().map(str::trim).filter(|s| !s.is_empty());
-                let snap = self.chain.store.snapshot().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-                let doctor = matches!(identity::principal(&snap, &r.requester, now, height), Ok(Principal::Role(Role::Doctor)));
+                let snap =
+                    self.chain.store.snapshot().map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))?;
+                let doctor =
+                    matches!(identity::principal(&snap, &r.requester, now, height), Ok(Principal::Role(Role::Doctor)));
                 match emergency {
                     Some(_) if doctor => {
                         // The holder unwraps its own copy and wraps it for the emergency reader.
-                        let (_, own) = self.vault.get(&r.record_id, r.version, &self.institution_key.public()).map_err(vault_error)?;
+                        let (_, own) = self
+                            .vault
+                            .get(&r.record_id, r.version, &self.institution_key.public())
+                            .map_err(vault_error)?;
                         let ctx = envelope::context(&r.record_id, r.version);
-                        let key = envelope::unwrap(&own, &self.institution_key, &ctx).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-                        let w = envelope::wrap(&key, &r.requester, &ctx).map_err(|e| bad("invalid_argument", e.to_string()))?;
+                        let key = envelope::unwrap(&own, &self.institution_key, &ctx)
+                            .map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))?;
+                        let w = envelope::wrap(&key, &r.requester, &ctx)
+                            .map_err(|e| bad(ErrorCode::InvalidArgument, e.to_string()))?;
                         (AccessOutcome::BreakGlass, Some(w))
                     }
                     _ => {
                         let _ = self.log(&r, AccessOutcome::Denied, denial.reason.clone());
-                        return Err(ApiError::new(StatusCode::FORBIDDEN, "not_permitted", denial.reason));
+                        return Err(ServiceError::new(ErrorCode::NotPermitted, denial.reason));
                     }
                 }
             }
@@ -267,7 +323,7 @@ impl RecordService {
             Err(e) => {
                 // Not served: log the attempt as denied, with why.
                 let err = vault_error(e);
-                let _ = self.log(&r, AccessOutcome::Denied, err.describe());
+                let _ = self.log(&r, AccessOutcome::Denied, err.to_string());
                 return Err(err);
             }
         };
@@ -300,7 +356,14 @@ impl RecordService {
         let granted = medledger_state::consent::consents_of(&snap, &head.patient).iter().any(|c| {
             matches!(&c.terms.grantee, medledger_types::Grantee::Institution(i) if *i == inst)
                 && medledger_state::consent::is_active(c, now, height)
-                && medledger_state::consent::covers(c, &r.requester, &inst, rec, medledger_types::action::READ, r.purpose)
+                && medledger_state::consent::covers(
+                    c,
+                    &r.requester,
+                    &inst,
+                    rec,
+                    medledger_types::action::READ,
+                    r.purpose,
+                )
         });
         if !granted {
             return None;
@@ -311,16 +374,20 @@ impl RecordService {
 
     /// Re-wraps a data key held for this institution for one of its own staff, after checking
     /// that the requester belongs here. The institution is the grantee; its node is the custodian.
-    pub fn rewrap_for_staff(&self, r: &ReadRequest, w: &WrappedKey) -> Result<WrappedKey, ApiError> {
-        let snap = self.chain.store.snapshot().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    pub fn rewrap_for_staff(&self, r: &ReadRequest, w: &WrappedKey) -> Result<WrappedKey, ServiceError> {
+        let snap = self.chain.store.snapshot().map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))?;
         let inst = identity::credential(&snap, &r.requester).map(|c| c.institution).unwrap_or_default();
         if inst != self.institution {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "not_permitted", format!("`{}` re-wraps keys only for its own staff", self.institution)));
+            return Err(ServiceError::new(
+                ErrorCode::NotPermitted,
+                format!("`{}` re-wraps keys only for its own staff", self.institution),
+            ));
         }
         let ctx = envelope::context(&r.record_id, r.version);
-        let key = envelope::unwrap(w, &self.institution_key, &ctx)
-            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "bad_key", format!("the institution's copy of the key does not open: {e}")))?;
-        envelope::wrap(&key, &r.requester, &ctx).map_err(|e| bad("invalid_argument", e.to_string()))
+        let key = envelope::unwrap(w, &self.institution_key, &ctx).map_err(|e| {
+            ServiceError::new(ErrorCode::BadKey, format!("the institution's copy of the key does not open: {e}"))
+        })?;
+        envelope::wrap(&key, &r.requester, &ctx).map_err(|e| bad(ErrorCode::InvalidArgument, e.to_string()))
     }
 
     /// Acts on a finalized block: for every erasure a patient requested of a record this
@@ -353,21 +420,32 @@ impl RecordService {
     }
 
     /// Submits an access event signed by the institution (nonces assigned in order).
-    fn log(&self, r: &ReadRequest, outcome: AccessOutcome, reason: String) -> Result<Hash, ApiError> {
+    fn log(&self, r: &ReadRequest, outcome: AccessOutcome, reason: String) -> Result<Hash, ServiceError> {
         let mut reason = reason;
         reason.truncate(medledger_types::tx::limits::MAX_REASON);
-        self.submit_signed(Operation::Audit(AuditOp::LogAccess { record_id: r.record_id, version: r.version, requester: r.requester, purpose: r.purpose, outcome, reason }))
+        self.submit_signed(Operation::Audit(AuditOp::LogAccess {
+            record_id: r.record_id,
+            version: r.version,
+            requester: r.requester,
+            purpose: r.purpose,
+            outcome,
+            reason,
+        }))
     }
 
     /// Signs `op` with the institution key at its next free nonce and submits it.
-    fn submit_signed(&self, op: Operation) -> Result<Hash, ApiError> {
+    fn submit_signed(&self, op: Operation) -> Result<Hash, ServiceError> {
         let _guard = self.log_lock.lock();
         let signer = self.institution_key.public();
         let nonce = {
-            let snap = self.chain.store.snapshot().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+            let snap =
+                self.chain.store.snapshot().map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))?;
             self.chain.next_nonce(&snap, &signer)
         };
-        let tx = Tx::sign(Transaction { chain_id: self.chain.genesis.chain_id.clone(), signer, nonce, op }, &self.institution_key);
+        let tx = Tx::sign(
+            Transaction { chain_id: self.chain.genesis.chain_id.clone(), signer, nonce, op },
+            &self.institution_key,
+        );
         self.chain.submit_own(vec![tx.clone()]).remove(0)?;
         let id = tx.id();
         if let Some(g) = self.gossip.get() {
@@ -379,6 +457,6 @@ impl RecordService {
 }
 
 /// Purposes accepted in URLs and CLIs.
-pub fn parse_purpose(s: &str) -> Result<Purpose, ApiError> {
-    Purpose::parse(s).map_err(|e| bad("invalid_argument", e))
+pub fn parse_purpose(s: &str) -> Result<Purpose, ServiceError> {
+    Purpose::parse(s).map_err(|e| bad(ErrorCode::InvalidArgument, e))
 }

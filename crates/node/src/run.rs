@@ -9,7 +9,10 @@ use commonware_cryptography::{ed25519, ChaCha20Poly1305};
 use commonware_p2p::authenticated::lookup;
 use commonware_p2p::{Address, AddressableManager as _, Message, Receiver};
 use commonware_runtime::{tokio as cw_tokio, Metrics as _, Quota, Runner as _, Spawner as _, Supervisor as _};
-use commonware_stream::{cups::{self, Cups}, sake::{self, Sake}};
+use commonware_stream::{
+    cups::{self, Cups},
+    sake::{self, Sake},
+};
 use commonware_utils::{ordered::Map, NZUsize, NZU32};
 use medledger_storage::Store;
 use medledger_types::{Genesis, Keypair};
@@ -62,10 +65,14 @@ fn open_vault_store(cfg: &NodeConfig) -> Result<Box<dyn medledger_vault::BlobSto
         #[cfg(feature = "s3")]
         Some(url) => {
             let opts: Vec<(String, String)> = cfg.vault_options.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            Ok(Box::new(medledger_vault::ObjectStoreBlobs::from_url(url, &opts).map_err(|e| format!("vault_url {url}: {e}"))?))
+            Ok(Box::new(
+                medledger_vault::ObjectStoreBlobs::from_url(url, &opts).map_err(|e| format!("vault_url {url}: {e}"))?,
+            ))
         }
         #[cfg(not(feature = "s3"))]
-        Some(url) => Err(format!("vault_url {url}: this build has no object-store support; rebuild with `--features s3`")),
+        Some(url) => {
+            Err(format!("vault_url {url}: this build has no object-store support; rebuild with `--features s3`"))
+        }
     }
 }
 
@@ -115,7 +122,8 @@ pub fn read_key(path: &Path) -> Result<Keypair, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read key {}: {e}", path.display()))?;
     let kf: KeyFile = serde_json::from_str(&text).map_err(|e| format!("key file {}: {e}", path.display()))?;
     let secret = kf.secret_key.ok_or_else(|| format!("{} holds only a public key", path.display()))?;
-    let bytes = hex::decode(secret.trim()).map_err(|e| format!("key file {}: secret is not hex: {e}", path.display()))?;
+    let bytes =
+        hex::decode(secret.trim()).map_err(|e| format!("key file {}: secret is not hex: {e}", path.display()))?;
     let key = Keypair::from_secret_bytes(&bytes)?;
     if key.public().to_hex() != kf.public_key.trim() {
         return Err(format!("key file {}: public key does not match the secret key", path.display()));
@@ -203,14 +211,21 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
         Some(path) => {
             let ikey = read_key(path)?;
             if ikey.public() != me.admin_key {
-                return Err(format!("institution_key {} is not the admin key of `{}` in the genesis file", path.display(), me.id));
+                return Err(format!(
+                    "institution_key {} is not the admin key of `{}` in the genesis file",
+                    path.display(),
+                    me.id
+                ));
             }
             let vault = medledger_vault::Vault::new(open_vault_store(&cfg)?);
             Some(Arc::new(crate::records::RecordService::new(chain.clone(), vault, me.id.clone(), ikey)))
         }
     };
-    // Bind the API first so that a port clash is reported before consensus starts.
-    let std_listener = std::net::TcpListener::bind(api_listen).map_err(|e| format!("cannot listen on {api_listen}: {e}"))?;
+    // Bind the API first, and probe the p2p port, so that a port clash ends the process at once
+    // with the address and the reason, before consensus starts (the p2p stack binds later).
+    let std_listener =
+        std::net::TcpListener::bind(api_listen).map_err(|e| format!("cannot listen on {api_listen} (API): {e}"))?;
+    drop(std::net::TcpListener::bind(p2p_listen).map_err(|e| format!("cannot listen on {p2p_listen} (p2p): {e}"))?);
     std_listener.set_nonblocking(true).map_err(|e| e.to_string())?;
 
     let rt_cfg = cw_tokio::Config::new()
@@ -220,7 +235,10 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
     let tip = chain.tip();
     eprintln!(
         "medledger node {} ({}) chain {} at height {} — p2p {p2p_listen}, API http://{api_listen}",
-        me.id, key.public().short(), genesis.chain_id, tip.height
+        me.id,
+        key.public().short(),
+        genesis.chain_id,
+        tip.height
     );
     cw_tokio::Runner::new(rt_cfg).start(|context| async move {
         let signer: ed25519::PrivateKey = key.private().clone();
@@ -295,7 +313,8 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
         }
         let metrics_ctx = Arc::new(context.child("metrics"));
         let info = Info { peers: seen, metrics: Arc::new(move || metrics_ctx.encode()) };
-        let state = ApiState { chain: chain.clone(), info: Arc::new(info), gossip: Some(validator.gossip_tx.clone()), records };
+        let state =
+            ApiState { chain: chain.clone(), info: Arc::new(info), gossip: Some(validator.gossip_tx.clone()), records };
         let app = api::router(state);
         let api = context.child("api").spawn(move |_| async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).expect("adopt the API listener");
@@ -304,7 +323,8 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
             }
         });
 
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = term.recv() => {},

@@ -4,17 +4,16 @@
 
 mod common;
 
-use medledger_types::{AuditOp, ConsentOp, IdentityOp, RecordsOp};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::*;
 use http_body_util::BodyExt as _;
 use medledger_state::permissions::{allowed, Principal};
+use medledger_types::{AuditOp, ConsentOp, IdentityOp, RecordsOp};
 use medledger_types::{CredentialSpec, Hash, Keypair, OpKind, Operation, Role, Transaction, Tx};
 use serde_json::json;
 use std::sync::atomic::Ordering;
 use tower::ServiceExt as _;
-
 
 fn terms(grantee: medledger_types::PublicKey) -> medledger_types::ConsentTerms {
     medledger_types::ConsentTerms {
@@ -47,7 +46,8 @@ async fn bad_inputs_get_specific_errors_and_change_nothing() {
     let (s, v) = n.submit_raw(&vec![0u8; medledger_types::tx::limits::MAX_TX_BYTES + 1]).await;
     assert_eq!((s, code(&v)), (StatusCode::PAYLOAD_TOO_LARGE, "oversize"));
     // Wrong chain id.
-    let wrong = Tx::sign(Transaction { chain_id: "other".into(), signer: admin.public(), nonce: 0, op: attest(2) }, &admin);
+    let wrong =
+        Tx::sign(Transaction { chain_id: "other".into(), signer: admin.public(), nonce: 0, op: attest(2) }, &admin);
     let (s, v) = n.submit(&wrong).await;
     assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "wrong_chain"));
     // Bad signature: flip a bit of the signature.
@@ -84,7 +84,10 @@ async fn expired_and_revoked_credentials_are_refused() {
     n.clock.fetch_add(10_000, Ordering::SeqCst);
     let (s, v) = n.submit(&n.tx(&short, attest(5))).await;
     assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "credential_expired"));
-    let revoke = n.tx(&n.ca, Operation::Identity(IdentityOp::RevokeCredential { subject: doc.public(), reason: "left the hospital".into() }));
+    let revoke = n.tx(
+        &n.ca,
+        Operation::Identity(IdentityOp::RevokeCredential { subject: doc.public(), reason: "left the hospital".into() }),
+    );
     assert_eq!(n.submit(&revoke).await.0, StatusCode::ACCEPTED);
     n.commit();
     // Effective from the next block, which is what admission checks against.
@@ -113,22 +116,44 @@ async fn every_disallowed_cell_is_refused_at_the_api() {
                 continue;
             }
             let op = match kind {
-                OpKind::AddInstitution => Operation::Identity(IdentityOp::AddInstitution { id: "x".into(), name: "X".into() }),
-                OpKind::IssueCredential => Operation::Identity(IdentityOp::IssueCredential { spec: CredentialSpec {
-                    subject: Keypair::from_seed(777).public(),
-                    role: Role::Doctor,
-                    institution: "h0".into(),
-                    display_name: "X".into(),
-                    valid_from_ms: T0,
+                OpKind::AddInstitution => {
+                    Operation::Identity(IdentityOp::AddInstitution { id: "x".into(), name: "X".into() })
+                }
+                OpKind::IssueCredential => Operation::Identity(IdentityOp::IssueCredential {
+                    spec: CredentialSpec {
+                        subject: Keypair::from_seed(777).public(),
+                        role: Role::Doctor,
+                        institution: "h0".into(),
+                        display_name: "X".into(),
+                        valid_from_ms: T0,
+                        valid_until_ms: T0 + 1_000_000,
+                    },
+                }),
+                OpKind::RevokeCredential => {
+                    Operation::Identity(IdentityOp::RevokeCredential { subject: victim, reason: "r".into() })
+                }
+                OpKind::RegisterPatient => Operation::Identity(IdentityOp::RegisterPatient {
+                    subject: Keypair::from_seed(778).public(),
+                    pseudonym: Hash([9; 32]),
                     valid_until_ms: T0 + 1_000_000,
-                } }),
-                OpKind::RevokeCredential => Operation::Identity(IdentityOp::RevokeCredential { subject: victim, reason: "r".into() }),
-                OpKind::RegisterPatient => Operation::Identity(IdentityOp::RegisterPatient { subject: Keypair::from_seed(778).public(), pseudonym: Hash([9; 32]), valid_until_ms: T0 + 1_000_000 }),
+                }),
                 OpKind::Attest => attest(100 + j as u8),
-                OpKind::GrantConsent => Operation::Consent(ConsentOp::GrantConsent { consent_id: Hash([j as u8; 32]), terms: terms(victim) }),
-                OpKind::RevokeConsent => Operation::Consent(ConsentOp::RevokeConsent { consent_id: Hash([j as u8; 32]) }),
-                OpKind::RequestAccess => Operation::Consent(ConsentOp::RequestAccess { request_id: Hash([j as u8; 32]), patient: Hash([1; 32]), terms: terms(victim), reason: String::new() }),
-                OpKind::RespondAccess => Operation::Consent(ConsentOp::RespondAccess { request_id: Hash([j as u8; 32]), approve: false }),
+                OpKind::GrantConsent => Operation::Consent(ConsentOp::GrantConsent {
+                    consent_id: Hash([j as u8; 32]),
+                    terms: terms(victim),
+                }),
+                OpKind::RevokeConsent => {
+                    Operation::Consent(ConsentOp::RevokeConsent { consent_id: Hash([j as u8; 32]) })
+                }
+                OpKind::RequestAccess => Operation::Consent(ConsentOp::RequestAccess {
+                    request_id: Hash([j as u8; 32]),
+                    patient: Hash([1; 32]),
+                    terms: terms(victim),
+                    reason: String::new(),
+                }),
+                OpKind::RespondAccess => {
+                    Operation::Consent(ConsentOp::RespondAccess { request_id: Hash([j as u8; 32]), approve: false })
+                }
                 OpKind::AnchorRecord => Operation::Records(RecordsOp::AnchorRecord {
                     record_id: Hash([j as u8; 32]),
                     version: 1,
@@ -137,7 +162,11 @@ async fn every_disallowed_cell_is_refused_at_the_api() {
                     content_hash: Hash([2; 32]),
                     locator: "vault://x".into(),
                 }),
-                OpKind::ReviewAmendment => Operation::Records(RecordsOp::ReviewAmendment { record_id: Hash([j as u8; 32]), version: 2, accept: true }),
+                OpKind::ReviewAmendment => Operation::Records(RecordsOp::ReviewAmendment {
+                    record_id: Hash([j as u8; 32]),
+                    version: 2,
+                    accept: true,
+                }),
                 OpKind::LogAccess => Operation::Audit(AuditOp::LogAccess {
                     record_id: Hash([j as u8; 32]),
                     version: 1,
@@ -146,8 +175,12 @@ async fn every_disallowed_cell_is_refused_at_the_api() {
                     outcome: medledger_types::AccessOutcome::Denied,
                     reason: String::new(),
                 }),
-                OpKind::RequestErasure => Operation::Records(RecordsOp::RequestErasure { record_id: Hash([j as u8; 32]) }),
-                OpKind::ConfirmErasure => Operation::Records(RecordsOp::ConfirmErasure { record_id: Hash([j as u8; 32]) }),
+                OpKind::RequestErasure => {
+                    Operation::Records(RecordsOp::RequestErasure { record_id: Hash([j as u8; 32]) })
+                }
+                OpKind::ConfirmErasure => {
+                    Operation::Records(RecordsOp::ConfirmErasure { record_id: Hash([j as u8; 32]) })
+                }
             };
             let (s, v) = n.submit(&n.tx(k, op)).await;
             assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{} × {}", p.name(), kind.name());
@@ -164,7 +197,11 @@ async fn read_endpoints_and_proofs() {
     let admin = n.admins[0].clone();
     let txs: Vec<Tx> = (0..5u64).map(|i| n.tx_n(&admin, i, attest(40 + i as u8))).collect();
     let (s, v) = n
-        .call("POST", "/v1/txs/batch", Some(json!({ "txs": txs.iter().map(|t| hex::encode(t.raw())).collect::<Vec<_>>() })))
+        .call(
+            "POST",
+            "/v1/txs/batch",
+            Some(json!({ "txs": txs.iter().map(|t| hex::encode(t.raw())).collect::<Vec<_>>() })),
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["accepted"], 5);
@@ -198,10 +235,26 @@ async fn read_endpoints_and_proofs() {
 
     // The OpenAPI document lists every route the router serves.
     let (_, doc) = n.call("GET", "/openapi.json", None).await;
-    for path in ["/v1/txs", "/v1/txs/batch", "/v1/txs/{id}", "/v1/txs/{id}/proof", "/v1/blocks", "/v1/blocks/{height}",
-                 "/v1/blocks/by-hash/{hash}", "/v1/identities/{key}", "/v1/patients/{pseudonym}", "/v1/attestations/{digest}",
-                 "/v1/permissions", "/v1/status", "/v1/events/blocks", "/metrics", "/v1/records", "/v1/records/read",
-                 "/v1/records/{id}", "/v1/records/{id}/{version}/keys"] {
+    for path in [
+        "/v1/txs",
+        "/v1/txs/batch",
+        "/v1/txs/{id}",
+        "/v1/txs/{id}/proof",
+        "/v1/blocks",
+        "/v1/blocks/{height}",
+        "/v1/blocks/by-hash/{hash}",
+        "/v1/identities/{key}",
+        "/v1/patients/{pseudonym}",
+        "/v1/attestations/{digest}",
+        "/v1/permissions",
+        "/v1/status",
+        "/v1/events/blocks",
+        "/metrics",
+        "/v1/records",
+        "/v1/records/read",
+        "/v1/records/{id}",
+        "/v1/records/{id}/{version}/keys",
+    ] {
         assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
     }
     let req = Request::builder().uri("/metrics").body(Body::empty()).unwrap();

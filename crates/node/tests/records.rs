@@ -4,12 +4,14 @@
 
 mod common;
 
-use medledger_types::{ConsentOp, IdentityOp, RecordsOp};
 use axum::http::StatusCode;
 use common::*;
 use medledger_node::records::{add_key_message, ADD_KEY_SIGNATURE};
 use medledger_types::read::{AuditQuery, ReadRequest};
-use medledger_types::{action, AccessOutcome, ConsentTerms, CredentialSpec, Grantee, Hash, Keypair, Operation, Purpose, Role, Scope};
+use medledger_types::{
+    action, AccessOutcome, ConsentTerms, CredentialSpec, Grantee, Hash, Keypair, Operation, Purpose, Role, Scope,
+};
+use medledger_types::{ConsentOp, IdentityOp, RecordsOp};
 use medledger_vault::envelope::{self, context, seal, unwrap, wrap, DataKey, WrappedKey};
 use serde_json::{json, Value};
 
@@ -66,14 +68,25 @@ async fn held_record(n: &Node) -> Held {
     let patient = n.credential(70, Role::Patient, T0 + 1_000_000_000).await;
     let pid = Hash([70; 32]);
     n.commit();
-    ok_tx(n, &patient, Operation::Consent(ConsentOp::GrantConsent {
-        consent_id: Hash([1; 32]),
-        terms: ConsentTerms { grantee: Grantee::Person(doc.public()), actions: action::ALL, scope: Scope::All, purpose: Purpose::Treatment, expires_ms: None },
-    }))
+    ok_tx(
+        n,
+        &patient,
+        Operation::Consent(ConsentOp::GrantConsent {
+            consent_id: Hash([1; 32]),
+            terms: ConsentTerms {
+                grantee: Grantee::Person(doc.public()),
+                actions: action::ALL,
+                scope: Scope::All,
+                purpose: Purpose::Treatment,
+                expires_ms: None,
+            },
+        }),
+    )
     .await;
     n.commit();
     let fhir = observation(&pid);
-    let (sealed, keys, body) = upload_body(n, &doc, pid, &fhir, &[patient.public(), n.admins[0].public(), doc.public()]);
+    let (sealed, keys, body) =
+        upload_body(n, &doc, pid, &fhir, &[patient.public(), n.admins[0].public(), doc.public()]);
     let (s, v) = n.call("POST", "/v1/records", Some(body)).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     n.commit();
@@ -82,7 +95,13 @@ async fn held_record(n: &Node) -> Held {
 
 /// Seals `fhir` as version 1 of REC, wraps its key for `recipients`, and builds the upload body
 /// with `author`'s anchor transaction.
-fn upload_body(n: &Node, author: &Keypair, pid: Hash, fhir: &[u8], recipients: &[medledger_types::PublicKey]) -> (Vec<u8>, Vec<Value>, Value) {
+fn upload_body(
+    n: &Node,
+    author: &Keypair,
+    pid: Hash,
+    fhir: &[u8],
+    recipients: &[medledger_types::PublicKey],
+) -> (Vec<u8>, Vec<Value>, Value) {
     let ctx = context(&REC, 1);
     let key = DataKey::generate();
     let sealed = seal(&key, fhir, &ctx);
@@ -90,14 +109,17 @@ fn upload_body(n: &Node, author: &Keypair, pid: Hash, fhir: &[u8], recipients: &
         .iter()
         .map(|pk| json!({ "recipient": pk.to_hex(), "wrapped": wrap(&key, pk, &ctx).unwrap() }))
         .collect();
-    let anchor = n.tx(author, Operation::Records(RecordsOp::AnchorRecord {
-        record_id: REC,
-        version: 1,
-        patient: pid,
-        resource_type: "Observation".into(),
-        content_hash: envelope::content_hash(fhir),
-        locator: "vault://h0".into(),
-    }));
+    let anchor = n.tx(
+        author,
+        Operation::Records(RecordsOp::AnchorRecord {
+            record_id: REC,
+            version: 1,
+            patient: pid,
+            resource_type: "Observation".into(),
+            content_hash: envelope::content_hash(fhir),
+            locator: "vault://h0".into(),
+        }),
+    );
     let body = json!({ "anchor_tx": hex::encode(anchor.raw()), "sealed": hex::encode(&sealed.0), "keys": keys });
     (sealed.0, keys, body)
 }
@@ -125,24 +147,38 @@ async fn consented_reads_are_served_and_everything_is_logged() {
     let admin0 = n.admins[0].clone();
     let doc_a = n.credential(60, Role::Doctor, T0 + 1_000_000_000).await;
     let doc_b = Keypair::from_seed(61);
-    ok_tx(&n, &ca, Operation::Identity(IdentityOp::IssueCredential { spec: CredentialSpec {
-        subject: doc_b.public(),
-        role: Role::Doctor,
-        institution: "h1".into(),
-        display_name: "Dr B".into(),
-        valid_from_ms: T0,
-        valid_until_ms: T0 + 1_000_000_000,
-    } }))
+    ok_tx(
+        &n,
+        &ca,
+        Operation::Identity(IdentityOp::IssueCredential {
+            spec: CredentialSpec {
+                subject: doc_b.public(),
+                role: Role::Doctor,
+                institution: "h1".into(),
+                display_name: "Dr B".into(),
+                valid_from_ms: T0,
+                valid_until_ms: T0 + 1_000_000_000,
+            },
+        }),
+    )
     .await;
     n.commit();
     let doc_c = n.credential(62, Role::Doctor, T0 + 1_000_000_000).await;
     let patient = n.credential(70, Role::Patient, T0 + 1_000_000_000).await;
     let pid = Hash([70; 32]);
     n.commit();
-    let grant = |id: u8, who: &Keypair, actions: u8| Operation::Consent(ConsentOp::GrantConsent {
-        consent_id: Hash([id; 32]),
-        terms: ConsentTerms { grantee: Grantee::Person(who.public()), actions, scope: Scope::All, purpose: Purpose::Treatment, expires_ms: None },
-    });
+    let grant = |id: u8, who: &Keypair, actions: u8| {
+        Operation::Consent(ConsentOp::GrantConsent {
+            consent_id: Hash([id; 32]),
+            terms: ConsentTerms {
+                grantee: Grantee::Person(who.public()),
+                actions,
+                scope: Scope::All,
+                purpose: Purpose::Treatment,
+                expires_ms: None,
+            },
+        })
+    };
     ok_tx(&n, &patient, grant(1, &doc_a, action::ALL)).await;
     n.commit();
 
@@ -227,7 +263,8 @@ async fn consented_reads_are_served_and_everything_is_logged() {
     // A regulator filters across the chain by outcome, purpose, institution and time.
     let regulator = n.credential(64, Role::Regulator, T0 + 1_000_000_000).await;
     n.commit();
-    let q = AuditQuery { outcome: Some(AccessOutcome::Denied), institution: Some("h0".into()), ..AuditQuery::default() };
+    let q =
+        AuditQuery { outcome: Some(AccessOutcome::Denied), institution: Some("h0".into()), ..AuditQuery::default() };
     let (s, denied) = audit(&n, &regulator, q, "json").await;
     assert_eq!(s, StatusCode::OK, "{denied}");
     assert_eq!(outcomes(&denied), vec!["denied"; 4]);
@@ -256,23 +293,33 @@ async fn consented_reads_are_served_and_everything_is_logged() {
     let q = AuditQuery { patient: Some(Hash([9; 32])), ..AuditQuery::default() };
     let (s, v) = audit(&n, &patient, q, "json").await;
     assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{v}");
-    let mut q = AuditQuery { chain_id: "api-test".into(), requester: Some(regulator.public()), issued_ms: n.chain.now_ms(), limit: 5, ..AuditQuery::default() };
+    let mut q = AuditQuery {
+        chain_id: "api-test".into(),
+        requester: Some(regulator.public()),
+        issued_ms: n.chain.now_ms(),
+        limit: 5,
+        ..AuditQuery::default()
+    };
     let sig = q.sign(&regulator);
     q.limit = 6;
-    let body = json!({ "query": hex::encode(medledger_types::Canonical::to_bytes(&q)), "signature": hex::encode(sig.0) });
+    let body =
+        json!({ "query": hex::encode(medledger_types::Canonical::to_bytes(&q)), "signature": hex::encode(sig.0) });
     let (s, v) = n.call("POST", "/v1/audit", Some(body)).await;
     assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "bad_signature"));
 
     // A write without consent is refused before it reaches the vault.
     let stranger_doc = n.credential(63, Role::Doctor, T0 + 1_000_000_000).await;
-    let anchor2 = n.tx(&stranger_doc, Operation::Records(RecordsOp::AnchorRecord {
-        record_id: Hash([0x43; 32]),
-        version: 1,
-        patient: pid,
-        resource_type: "Observation".into(),
-        content_hash: Hash([1; 32]),
-        locator: "vault://h0".into(),
-    }));
+    let anchor2 = n.tx(
+        &stranger_doc,
+        Operation::Records(RecordsOp::AnchorRecord {
+            record_id: Hash([0x43; 32]),
+            version: 1,
+            patient: pid,
+            resource_type: "Observation".into(),
+            content_hash: Hash([1; 32]),
+            locator: "vault://h0".into(),
+        }),
+    );
     let mut up2 = upload.clone();
     up2["anchor_tx"] = json!(hex::encode(anchor2.raw()));
     n.commit();
@@ -324,12 +371,14 @@ async fn erasure_destroys_the_vault_copy_and_keeps_the_hash() {
     let mut stack = vec![n._dir.path().join("vault")];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(d).unwrap().flatten() {
-            if e.path().is_dir() { stack.push(e.path()) } else { files.push(e.path()) }
+            if e.path().is_dir() {
+                stack.push(e.path())
+            } else {
+                files.push(e.path())
+            }
         }
     }
-    let needles: Vec<Vec<u8>> = std::iter::once(sealed[..32].to_vec())
-        .chain(keys_bytes(&keys))
-        .collect();
+    let needles: Vec<Vec<u8>> = std::iter::once(sealed[..32].to_vec()).chain(keys_bytes(&keys)).collect();
     for f in &files {
         let b = std::fs::read(f).unwrap();
         for nd in &needles {

@@ -3,7 +3,6 @@
 //! partition that heals, and slow lossy links. Each checks that every honest validator
 //! finalizes the same blocks (hashes and state roots) and that no accepted transaction is lost.
 
-use medledger_types::IdentityOp;
 use commonware_consensus::simplex::mocks::conflicter;
 use commonware_cryptography::{ed25519, sha256::Sha256, Signer as _};
 use commonware_p2p::simulated::{self, Link, Network, Oracle};
@@ -14,6 +13,7 @@ use medledger_node::chain::Chain;
 use medledger_node::consensus::{self, channel, start_validator, Channels, Timing, S};
 use medledger_node::mempool::MempoolConfig;
 use medledger_storage::Store;
+use medledger_types::IdentityOp;
 use medledger_types::{genesis::GenesisInstitution, Genesis, Hash, Keypair, Operation, Transaction, Tx};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -23,6 +23,9 @@ use std::time::{Duration, UNIX_EPOCH};
 const N: usize = 4;
 type Ctx = deterministic::Context;
 type Net = Oracle<ed25519::PublicKey, Ctx>;
+
+/// What a started validator hands back: its chain and its gossip sender.
+type Started = tokio::sync::oneshot::Receiver<(Arc<Chain>, tokio::sync::mpsc::Sender<Vec<Tx>>)>;
 
 fn quota() -> commonware_runtime::Quota {
     commonware_runtime::Quota::per_second(NZU32!(100_000))
@@ -74,7 +77,10 @@ fn timing() -> Timing {
     }
 }
 
-async fn register(oracle: &Net, pk: &ed25519::PublicKey) -> Channels<simulated::Sender<ed25519::PublicKey, Ctx>, simulated::Receiver<ed25519::PublicKey>> {
+async fn register(
+    oracle: &Net,
+    pk: &ed25519::PublicKey,
+) -> Channels<simulated::Sender<ed25519::PublicKey, Ctx>, simulated::Receiver<ed25519::PublicKey>> {
     let c = oracle.control(pk.clone());
     Channels {
         votes: c.register(channel::VOTES, quota()).await.unwrap(),
@@ -88,33 +94,40 @@ async fn register(oracle: &Net, pk: &ed25519::PublicKey) -> Channels<simulated::
 
 /// Runs one honest validator under its own supervisor, so that aborting the returned handle
 /// crashes the whole validator. The chain is sent back once the engines are up.
-fn spawn_honest(
-    context: &Ctx,
-    f: &Fixture,
-    i: usize,
-    incarnation: u32,
-    oracle: Net,
-) -> (Handle<()>, tokio::sync::oneshot::Receiver<(Arc<Chain>, tokio::sync::mpsc::Sender<Vec<Tx>>)>) {
+fn spawn_honest(context: &Ctx, f: &Fixture, i: usize, incarnation: u32, oracle: Net) -> (Handle<()>, Started) {
     let key = f.validators[i].private().clone();
     let pk = key.public_key();
     let chain = open_chain(f, i, Arc::new(context.child("clock")));
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let handle = context
-        .child("validator")
-        .with_attribute("index", i)
-        .with_attribute("incarnation", incarnation)
-        .spawn(move |ctx| async move {
-            let channels = register(&oracle, &pk).await;
-            let v = start_validator(ctx.child("node"), key, chain.clone(), timing(), oracle.control(pk.clone()), oracle.manager(), channels).await;
-            let _ = ready_tx.send((chain, v.gossip_tx.clone()));
-            futures::future::pending::<()>().await;
-            drop(v);
-        });
+    let handle =
+        context.child("validator").with_attribute("index", i).with_attribute("incarnation", incarnation).spawn(
+            move |ctx| async move {
+                let channels = register(&oracle, &pk).await;
+                let v = start_validator(
+                    ctx.child("node"),
+                    key,
+                    chain.clone(),
+                    timing(),
+                    oracle.control(pk.clone()),
+                    oracle.manager(),
+                    channels,
+                )
+                .await;
+                let _ = ready_tx.send((chain, v.gossip_tx.clone()));
+                futures::future::pending::<()>().await;
+                drop(v);
+            },
+        );
     (handle, ready_rx)
 }
 
 /// Starts honest validators `0..n`.
-async fn start_honest(context: &Ctx, f: &Fixture, oracle: &Net, n: usize) -> (Vec<Handle<()>>, Vec<Arc<Chain>>, Vec<tokio::sync::mpsc::Sender<Vec<Tx>>>) {
+async fn start_honest(
+    context: &Ctx,
+    f: &Fixture,
+    oracle: &Net,
+    n: usize,
+) -> (Vec<Handle<()>>, Vec<Arc<Chain>>, Vec<tokio::sync::mpsc::Sender<Vec<Tx>>>) {
     let (mut handles, mut chains, mut gossips) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..n {
         let (h, ready) = spawn_honest(context, f, i, 0, oracle.clone());
@@ -157,13 +170,26 @@ fn attest(admin: &Keypair, nonce: u64, tag: u64) -> Tx {
 }
 
 /// Submits `count` transactions per admin through `via` (and gossip), returning the accepted ids.
-fn submit(chain: &Chain, gossip: &tokio::sync::mpsc::Sender<Vec<Tx>>, f: &Fixture, admins: &[usize], start: u64, count: u64, tag: u64) -> Vec<Hash> {
+fn submit(
+    chain: &Chain,
+    gossip: &tokio::sync::mpsc::Sender<Vec<Tx>>,
+    f: &Fixture,
+    admins: &[usize],
+    start: u64,
+    count: u64,
+    tag: u64,
+) -> Vec<Hash> {
     let mut accepted = Vec::new();
     for &a in admins {
         let txs: Vec<Tx> = (start..start + count).map(|n| attest(&f.admins[a], n, tag)).collect();
         let results = chain.submit(txs.clone());
         let ok: Vec<Tx> = txs.into_iter().zip(&results).filter(|(_, r)| r.is_ok()).map(|(t, _)| t).collect();
-        assert_eq!(ok.len(), count as usize, "submissions refused: {:?}", results.iter().filter(|r| r.is_err()).collect::<Vec<_>>());
+        assert_eq!(
+            ok.len(),
+            count as usize,
+            "submissions refused: {:?}",
+            results.iter().filter(|r| r.is_err()).collect::<Vec<_>>()
+        );
         accepted.extend(ok.iter().map(Tx::id));
         let _ = gossip.try_send(ok);
     }
@@ -208,7 +234,9 @@ fn all_committed(chains: &[Arc<Chain>], accepted: &[Hash]) -> bool {
 }
 
 fn runner(seed: u64) -> deterministic::Runner {
-    deterministic::Runner::new(deterministic::Config::new().with_seed(seed).with_timeout(Some(Duration::from_secs(900))))
+    deterministic::Runner::new(
+        deterministic::Config::new().with_seed(seed).with_timeout(Some(Duration::from_secs(900))),
+    )
 }
 
 async fn network(context: &Ctx, f: &Fixture) -> Net {
@@ -250,7 +278,10 @@ fn crashed_validator_restarts_and_catches_up() {
         gossips.pop();
         context.sleep(Duration::from_millis(50)).await;
         accepted.extend(submit(&chains[1], &gossips[1], &f, &[2], 0, 30, 2));
-        wait_for(&context, "progress without validator 3", Duration::from_secs(60), || all_committed(&chains, &accepted)).await;
+        wait_for(&context, "progress without validator 3", Duration::from_secs(60), || {
+            all_committed(&chains, &accepted)
+        })
+        .await;
         let height_while_down = chains[0].tip().height;
 
         // Restart it on the same storage: it must catch up to the same chain.
@@ -282,7 +313,8 @@ fn equivocating_and_garbage_sending_validator_changes_nothing() {
         let byz_pk = byz.public_key();
         let scheme = S::signer(consensus::CONSENSUS_NAMESPACE, consensus::participants(&f.genesis), byz).unwrap();
         let ch = register(&oracle, &byz_pk).await;
-        conflicter::Conflicter::<_, _, Sha256>::new(context.child("byzantine"), conflicter::Config { scheme }).start(ch.votes);
+        conflicter::Conflicter::<_, _, Sha256>::new(context.child("byzantine"), conflicter::Config { scheme })
+            .start(ch.votes);
         let (mut bcast, _) = ch.broadcast;
         let (mut txs_ch, _) = ch.txs;
         context.child("garbage").spawn(move |ctx| async move {
@@ -295,7 +327,10 @@ fn equivocating_and_garbage_sending_validator_changes_nothing() {
         });
         let mut accepted = submit(&chains[0], &gossips[0], &f, &[0, 1], 0, 25, 1);
         accepted.extend(submit(&chains[2], &gossips[2], &f, &[2], 0, 25, 2));
-        wait_for(&context, "commit despite a Byzantine validator", Duration::from_secs(120), || all_committed(&chains, &accepted)).await;
+        wait_for(&context, "commit despite a Byzantine validator", Duration::from_secs(120), || {
+            all_committed(&chains, &accepted)
+        })
+        .await;
         let first = assert_consistent(&chains, &accepted);
         // A second round, across the Byzantine validator's leader views.
         for round in 0..4u64 {
@@ -348,7 +383,11 @@ fn slow_lossy_links_still_agree() {
     runner(4).start(|context| async move {
         let f = fixture();
         let mut oracle = network(&context, &f).await;
-        let lossy = Link { latency: Duration::from_millis(150), jitter: Duration::from_millis(60), success_rate: probability!(0.8) };
+        let lossy = Link {
+            latency: Duration::from_millis(150),
+            jitter: Duration::from_millis(60),
+            success_rate: probability!(0.8),
+        };
         link_all(&mut oracle, &keys(&f), lossy).await;
         let (handles, chains, gossips) = start_honest(&context, &f, &oracle, N).await;
         // Submit to every validator so that lost gossip cannot lose a transaction.
@@ -356,7 +395,8 @@ fn slow_lossy_links_still_agree() {
         for i in 0..N {
             accepted.extend(submit(&chains[i], &gossips[i], &f, &[i], 0, 10, 1));
         }
-        wait_for(&context, "commit over lossy links", Duration::from_secs(300), || all_committed(&chains, &accepted)).await;
+        wait_for(&context, "commit over lossy links", Duration::from_secs(300), || all_committed(&chains, &accepted))
+            .await;
         assert_consistent(&chains, &accepted);
         drop(handles);
     });
@@ -372,7 +412,10 @@ fn late_validator_with_empty_store_catches_up_from_peers() {
         let mut accepted = Vec::new();
         for round in 0..3u64 {
             accepted.extend(submit(&chains[0], &gossips[0], &f, &[0, 1], round * 10, 10, round));
-            wait_for(&context, "progress with three validators", Duration::from_secs(60), || all_committed(&chains, &accepted)).await;
+            wait_for(&context, "progress with three validators", Duration::from_secs(60), || {
+                all_committed(&chains, &accepted)
+            })
+            .await;
         }
         context.sleep(Duration::from_secs(5)).await;
         let target = chains[0].tip().height;
@@ -386,7 +429,10 @@ fn late_validator_with_empty_store_catches_up_from_peers() {
         gossips.push(g3);
         wait_for(&context, "late validator catch-up", Duration::from_secs(120), || c3.tip().height >= target).await;
         accepted.extend(submit(&chains[3], &gossips[3], &f, &[2], 0, 10, 9));
-        wait_for(&context, "late validator's own submissions", Duration::from_secs(60), || all_committed(&chains, &accepted)).await;
+        wait_for(&context, "late validator's own submissions", Duration::from_secs(60), || {
+            all_committed(&chains, &accepted)
+        })
+        .await;
         assert_consistent(&chains, &accepted);
     });
 }

@@ -20,8 +20,8 @@
 //! Scope rule on top: only the holder of the record version logs reads of it.
 
 use crate::identity::credential;
-use crate::records::{head, key as record_key, version};
 use crate::permissions::{Rows, N, Y};
+use crate::records::{head, key as record_key, version};
 use crate::store::{Overlay, StateRead};
 use crate::{decode_stored, BlockEnv, Rejection};
 use medledger_types::codec::{Canonical, DecodeError, Reader, Writer};
@@ -107,7 +107,10 @@ pub fn access_events(state: &dyn StateRead, id: &Hash) -> Vec<AccessEvent> {
 
 /// Number of access events on the whole chain.
 pub fn access_log_len(state: &dyn StateRead) -> u64 {
-    state.get(key::ACCESS_LOG_LEN).map(|b| u64::from_be_bytes(b.as_slice().try_into().expect("stored access log length is 8 bytes"))).unwrap_or(0)
+    state
+        .get(key::ACCESS_LOG_LEN)
+        .map(|b| u64::from_be_bytes(b.as_slice().try_into().expect("stored access log length is 8 bytes")))
+        .unwrap_or(0)
 }
 
 /// Entry `seq` (0-based, in commit order) of the chain-wide access log.
@@ -118,14 +121,22 @@ pub fn access_log_entry(state: &dyn StateRead, seq: u64) -> Option<AccessEvent> 
     state.get(&key::access(&id, n)).map(|e| decode_stored(&e, "access event"))
 }
 
-pub(crate) fn apply(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, op: &AuditOp) -> Result<Vec<Event>, Rejection> {
+pub(crate) fn apply(
+    o: &mut Overlay<'_>,
+    env: &BlockEnv,
+    signer: &PublicKey,
+    op: &AuditOp,
+) -> Result<Vec<Event>, Rejection> {
     match op {
         AuditOp::LogAccess { record_id, version: v, requester, purpose, outcome, reason } => {
             let mut h = head(o, record_id).ok_or_else(|| not_found(format!("no record {record_id}")))?;
             let rv = version(o, record_id, *v).ok_or_else(|| not_found(format!("no version {v}")))?;
             let inst = own_institution(o, signer);
             if rv.holder != inst {
-                return Err(Rejection::new(RejectCode::NotPermitted, format!("only the holder `{}` logs reads of this record", rv.holder)));
+                return Err(Rejection::new(
+                    RejectCode::NotPermitted,
+                    format!("only the holder `{}` logs reads of this record", rv.holder),
+                ));
             }
             if *outcome == AccessOutcome::BreakGlass && reason.trim().is_empty() {
                 return Err(Rejection::new(RejectCode::InvalidArgument, "break-glass access must state a reason"));

@@ -188,7 +188,14 @@ pub struct RecordRef<'a> {
 
 /// Does consent `c` cover `requester` (of `requester_institution`) doing `action` on `record`
 /// for `purpose`? Activity (expiry, revocation) is checked separately.
-pub fn covers(c: &Consent, requester: &PublicKey, requester_institution: &str, record: RecordRef<'_>, action: u8, purpose: Purpose) -> bool {
+pub fn covers(
+    c: &Consent,
+    requester: &PublicKey,
+    requester_institution: &str,
+    record: RecordRef<'_>,
+    action: u8,
+    purpose: Purpose,
+) -> bool {
     let grantee_ok = match &c.terms.grantee {
         Grantee::Person(pk) => pk == requester,
         Grantee::Institution(id) => id == requester_institution,
@@ -223,7 +230,10 @@ pub fn permits(
         .find(|c| is_active(c, now_ms, height) && covers(c, requester, &inst, record, action, purpose))
         .map(|c| c.id)
         .ok_or_else(|| {
-            Rejection::new(RejectCode::NotPermitted, format!("no active consent covers this {} for {}", action_name(action), purpose.name()))
+            Rejection::new(
+                RejectCode::NotPermitted,
+                format!("no active consent covers this {} for {}", action_name(action), purpose.name()),
+            )
         })
 }
 
@@ -281,7 +291,13 @@ fn own_pseudonym(o: &Overlay<'_>, signer: &PublicKey) -> Result<Hash, Rejection>
         .ok_or_else(|| Rejection::new(RejectCode::NotPermitted, "only a registered patient manages consents"))
 }
 
-pub(crate) fn apply(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, principal: Principal, op: &ConsentOp) -> Result<Vec<Event>, Rejection> {
+pub(crate) fn apply(
+    o: &mut Overlay<'_>,
+    env: &BlockEnv,
+    signer: &PublicKey,
+    principal: Principal,
+    op: &ConsentOp,
+) -> Result<Vec<Event>, Rejection> {
     match op {
         ConsentOp::GrantConsent { consent_id, terms } => {
             let patient = own_pseudonym(o, signer)?;
@@ -289,7 +305,13 @@ pub(crate) fn apply(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, pri
                 return Err(Rejection::new(RejectCode::AlreadyExists, format!("id {consent_id} is already used")));
             }
             check_terms(o, env, terms)?;
-            let c = Consent { id: *consent_id, patient, terms: terms.clone(), granted_at_height: env.height, revoked_at_height: None };
+            let c = Consent {
+                id: *consent_id,
+                patient,
+                terms: terms.clone(),
+                granted_at_height: env.height,
+                revoked_at_height: None,
+            };
             store_consent(o, &c)?;
             Ok(vec![Event::new("consent_granted")
                 .with("consent", consent_id)
@@ -309,7 +331,9 @@ pub(crate) fn apply(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, pri
             }
             c.revoked_at_height = Some(env.height);
             o.put(key::consent(consent_id), c.to_bytes());
-            Ok(vec![Event::new("consent_revoked").with("consent", consent_id).with("effective_from_height", env.height + 1)])
+            Ok(vec![Event::new("consent_revoked")
+                .with("consent", consent_id)
+                .with("effective_from_height", env.height + 1)])
         }
         ConsentOp::RequestAccess { request_id, patient, terms, reason } => {
             if patient_key(o, patient).is_none() {
@@ -325,7 +349,10 @@ pub(crate) fn apply(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, pri
                 Grantee::Institution(id) => *id == own_inst,
             };
             if !for_self {
-                return Err(Rejection::new(RejectCode::NotPermitted, format!("`{}` may request access only for itself or its own institution", principal.name())));
+                return Err(Rejection::new(
+                    RejectCode::NotPermitted,
+                    format!("`{}` may request access only for itself or its own institution", principal.name()),
+                ));
             }
             let req = AccessRequest {
                 id: *request_id,
@@ -338,12 +365,17 @@ pub(crate) fn apply(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, pri
             };
             let mut pending = pending_ids(o, patient);
             if pending.len() >= MAX_PENDING_REQUESTS_PER_PATIENT {
-                return Err(invalid(format!("the patient already has {MAX_PENDING_REQUESTS_PER_PATIENT} unanswered access requests")));
+                return Err(invalid(format!(
+                    "the patient already has {MAX_PENDING_REQUESTS_PER_PATIENT} unanswered access requests"
+                )));
             }
             pending.push(*request_id);
             o.put(key::pending_requests(patient), crate::encode_ids(&pending));
             o.put(key::request(request_id), req.to_bytes());
-            Ok(vec![Event::new("access_requested").with("request", request_id).with("patient", patient).with("purpose", terms.purpose.name())])
+            Ok(vec![Event::new("access_requested")
+                .with("request", request_id)
+                .with("patient", patient)
+                .with("purpose", terms.purpose.name())])
         }
         ConsentOp::RespondAccess { request_id, approve } => {
             let patient = own_pseudonym(o, signer)?;
@@ -357,7 +389,13 @@ pub(crate) fn apply(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, pri
             }
             if *approve {
                 check_terms(o, env, &req.terms)?;
-                let c = Consent { id: req.id, patient, terms: req.terms.clone(), granted_at_height: env.height, revoked_at_height: None };
+                let c = Consent {
+                    id: req.id,
+                    patient,
+                    terms: req.terms.clone(),
+                    granted_at_height: env.height,
+                    revoked_at_height: None,
+                };
                 store_consent(o, &c)?;
                 req.status = RequestStatus::Approved;
             } else {

@@ -22,7 +22,7 @@ use crate::permissions::{Rows, N, Y};
 use crate::store::{Overlay, StateRead, WriteSet};
 use crate::{decode_stored, BlockEnv, Principal, Rejection};
 use medledger_types::codec::{DecodeError, Reader, Writer};
-use medledger_types::{Canonical, CredentialSpec, IdentityOp, Event, Genesis, Hash, PublicKey, RejectCode, Role};
+use medledger_types::{Canonical, CredentialSpec, Event, Genesis, Hash, IdentityOp, PublicKey, RejectCode, Role};
 use serde::Serialize;
 
 /// Admin credentials created at genesis are valid for ten years.
@@ -45,8 +45,8 @@ pub const PERMISSIONS: Rows<5> = [
 
 pub mod key {
     use crate::keys::{compose, ATTESTATION, CREDENTIAL, INSTITUTION, NONCE, PATIENT};
-    use medledger_types::{Hash, PublicKey};
     pub use crate::keys::{CA, CHAIN_ID};
+    use medledger_types::{Hash, PublicKey};
     pub fn nonce(pk: &PublicKey) -> Vec<u8> {
         compose(NONCE, &[&pk.0])
     }
@@ -176,7 +176,6 @@ impl Canonical for Attestation {
         })
     }
 }
-
 
 pub fn ca_key(state: &dyn StateRead) -> Option<PublicKey> {
     state.get(key::CA).and_then(|b| PublicKey::from_bytes(&b).ok())
@@ -353,7 +352,12 @@ pub(crate) fn apply(
     }
 }
 
-fn issue(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, spec: &CredentialSpec) -> Result<Vec<Event>, Rejection> {
+fn issue(
+    o: &mut Overlay<'_>,
+    env: &BlockEnv,
+    signer: &PublicKey,
+    spec: &CredentialSpec,
+) -> Result<Vec<Event>, Rejection> {
     if spec.role == Role::Patient {
         return Err(invalid("patients are registered by their hospital with register_patient, not issued by name"));
     }

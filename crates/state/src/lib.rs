@@ -24,8 +24,8 @@ pub mod store;
 use medledger_types::hash::{domain, tagged};
 use medledger_types::{Canonical, Event, Genesis, Hash, Operation, Outcome, PublicKey, Receipt, RejectCode, Tx};
 pub use permissions::{allowed, Principal};
-pub use store::{Layered, MemState, StateRead, WriteSet};
 use store::Overlay;
+pub use store::{Layered, MemState, StateRead, WriteSet};
 
 /// What execution needs to know about the block besides its transactions.
 #[derive(Clone, Debug)]
@@ -214,7 +214,9 @@ pub(crate) fn decode_ids(bytes: &[u8], what: &'static str, limit: usize) -> Vec<
     let mut r = medledger_types::codec::Reader::new(bytes);
     let n = r.len(what, limit).unwrap_or_else(|e| panic!("stored {what} does not decode ({e}): state is corrupt"));
     (0..n)
-        .map(|_| Hash(r.array(what).unwrap_or_else(|e| panic!("stored {what} does not decode ({e}): state is corrupt"))))
+        .map(|_| {
+            Hash(r.array(what).unwrap_or_else(|e| panic!("stored {what} does not decode ({e}): state is corrupt")))
+        })
         .collect()
 }
 

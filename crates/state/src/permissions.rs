@@ -76,10 +76,7 @@ pub fn allowed(p: Principal, op: OpKind) -> bool {
 
 /// The table as rows of (principal, [(operation, allowed)]), for display and export.
 pub fn table() -> Vec<(Principal, Vec<(OpKind, bool)>)> {
-    Principal::ALL
-        .iter()
-        .map(|p| (*p, OpKind::ALL.iter().map(|k| (*k, allowed(*p, *k))).collect()))
-        .collect()
+    Principal::ALL.iter().map(|p| (*p, OpKind::ALL.iter().map(|k| (*k, allowed(*p, *k))).collect())).collect()
 }
 
 /// Checks a domain's markdown permission table (in `src`, its module source) against the code.

@@ -50,8 +50,8 @@ pub const PERMISSIONS: Rows<4> = [
 ];
 
 pub mod key {
-    use medledger_types::Hash;
     use crate::keys::{compose, PATIENT_RECORDS, RECORD_HEAD, RECORD_VERSION};
+    use medledger_types::Hash;
     pub fn head(id: &Hash) -> Vec<u8> {
         compose(RECORD_HEAD, &[&id.0])
     }
@@ -202,7 +202,12 @@ fn holder_of(o: &Overlay<'_>, id: &Hash, h: &RecordHead) -> String {
     version(o, id, h.current_version.max(1)).map(|v| v.holder).unwrap_or_default()
 }
 
-pub(crate) fn apply(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, op: &RecordsOp) -> Result<Vec<Event>, Rejection> {
+pub(crate) fn apply(
+    o: &mut Overlay<'_>,
+    env: &BlockEnv,
+    signer: &PublicKey,
+    op: &RecordsOp,
+) -> Result<Vec<Event>, Rejection> {
     match op {
         RecordsOp::AnchorRecord { record_id, version: v, patient, resource_type, content_hash, locator } => {
             if patient_key(o, patient).is_none() {
@@ -211,10 +216,22 @@ pub(crate) fn apply(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, op:
             let existing = head(o, record_id);
             let rtype = existing.as_ref().map_or(resource_type.as_str(), |h| h.resource_type.as_str());
             if rtype != resource_type {
-                return Err(Rejection::new(RejectCode::InvalidArgument, format!("record is a {rtype}, not a {resource_type}")));
+                return Err(Rejection::new(
+                    RejectCode::InvalidArgument,
+                    format!("record is a {rtype}, not a {resource_type}"),
+                ));
             }
             // A doctor writes or amends only with the patient's write consent.
-            permits(o, patient, signer, RecordRef { id: record_id, resource_type }, action::WRITE, Purpose::Treatment, env.timestamp_ms, env.height)?;
+            permits(
+                o,
+                patient,
+                signer,
+                RecordRef { id: record_id, resource_type },
+                action::WRITE,
+                Purpose::Treatment,
+                env.timestamp_ms,
+                env.height,
+            )?;
             let mut h = match existing {
                 None if *v == 1 => RecordHead {
                     id: *record_id,
@@ -236,12 +253,18 @@ pub(crate) fn apply(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, op:
                 return Err(Rejection::new(RejectCode::InvalidArgument, "record was erased"));
             }
             if *v != h.latest_version + 1 || *v > MAX_VERSIONS {
-                return Err(Rejection::new(RejectCode::InvalidArgument, format!("next version is {}, got {v}", h.latest_version + 1)));
+                return Err(Rejection::new(
+                    RejectCode::InvalidArgument,
+                    format!("next version is {}, got {v}", h.latest_version + 1),
+                ));
             }
             if *v == 1 {
                 let mut ids = record_ids_of(o, patient);
                 if ids.len() >= MAX_RECORDS_PER_PATIENT {
-                    return Err(Rejection::new(RejectCode::InvalidArgument, format!("a patient may have at most {MAX_RECORDS_PER_PATIENT} records")));
+                    return Err(Rejection::new(
+                        RejectCode::InvalidArgument,
+                        format!("a patient may have at most {MAX_RECORDS_PER_PATIENT} records"),
+                    ));
                 }
                 ids.push(*record_id);
                 o.put(key::patient_records(patient), crate::encode_ids(&ids));
@@ -301,7 +324,10 @@ pub(crate) fn apply(o: &mut Overlay<'_>, env: &BlockEnv, signer: &PublicKey, op:
             let mut h = head(o, record_id).ok_or_else(|| not_found(format!("no record {record_id}")))?;
             let holder = holder_of(o, record_id, &h);
             if own_institution(o, signer) != holder {
-                return Err(Rejection::new(RejectCode::NotPermitted, format!("only the holder `{holder}` confirms erasure")));
+                return Err(Rejection::new(
+                    RejectCode::NotPermitted,
+                    format!("only the holder `{holder}` confirms erasure"),
+                ));
             }
             if h.erasure_requested_at.is_none() {
                 return Err(Rejection::new(RejectCode::InvalidArgument, "the patient has not requested erasure"));

@@ -3,11 +3,10 @@
 
 mod common;
 
-use medledger_types::{AuditOp, ConsentOp, IdentityOp, RecordsOp};
 use common::*;
 use medledger_state::{allowed, execute_block, identity, nonce_of, precheck, BlockEnv, Principal};
+use medledger_types::{AuditOp, ConsentOp, IdentityOp, RecordsOp};
 use medledger_types::{CredentialSpec, Hash, Keypair, OpKind, Operation, Outcome, RejectCode, Role, Transaction, Tx};
-
 
 fn attest(n: u8) -> Operation {
     Operation::Identity(IdentityOp::Attest { digest: Hash([n; 32]), label: "doc".into() })
@@ -45,10 +44,7 @@ fn unknown_signer_and_wrong_chain() {
     assert_eq!(rejected(&c.one(&stranger, attest(3))), RejectCode::UnknownSigner);
     assert_eq!(nonce_of(&c.state, &stranger.public()), 0, "unknown signers write nothing");
     let doc = c.issue(Role::Doctor, 1, 1);
-    let tx = Tx::sign(
-        Transaction { chain_id: "other".into(), signer: doc.public(), nonce: 0, op: attest(4) },
-        &doc,
-    );
+    let tx = Tx::sign(Transaction { chain_id: "other".into(), signer: doc.public(), nonce: 0, op: attest(4) }, &doc);
     assert_eq!(precheck(&c.state, "test-chain", c.now, c.height, &tx).unwrap_err().code, RejectCode::WrongChain);
     assert_eq!(rejected(&c.block(vec![tx])[0].outcome), RejectCode::WrongChain);
 }
@@ -58,7 +54,8 @@ fn revocation_takes_effect_from_the_next_block() {
     let mut c = Chain::new();
     let doc = c.issue(Role::Doctor, 1, 1);
     let ca = c.ca.clone();
-    let revoke = c.tx(&ca, Operation::Identity(IdentityOp::RevokeCredential { subject: doc.public(), reason: "left".into() }));
+    let revoke =
+        c.tx(&ca, Operation::Identity(IdentityOp::RevokeCredential { subject: doc.public(), reason: "left".into() }));
     let same_block = c.tx(&doc, attest(5));
     let r = c.block(vec![revoke, same_block]);
     assert!(matches!(r[0].outcome, Outcome::Applied { .. }));
@@ -73,14 +70,16 @@ fn expired_and_not_yet_valid_credentials_are_rejected() {
     let k = Keypair::from_seed(5);
     let out = c.one(
         &ca,
-        Operation::Identity(IdentityOp::IssueCredential { spec: CredentialSpec {
-            subject: k.public(),
-            role: Role::Regulator,
-            institution: "hospital-0".into(),
-            display_name: "Inspector".into(),
-            valid_from_ms: T0,
-            valid_until_ms: T0 + 3_000,
-        } }),
+        Operation::Identity(IdentityOp::IssueCredential {
+            spec: CredentialSpec {
+                subject: k.public(),
+                role: Role::Regulator,
+                institution: "hospital-0".into(),
+                display_name: "Inspector".into(),
+                valid_from_ms: T0,
+                valid_until_ms: T0 + 3_000,
+            },
+        }),
     );
     assert!(matches!(out, Outcome::Applied { .. }));
     c.now += 10_000;
@@ -89,14 +88,16 @@ fn expired_and_not_yet_valid_credentials_are_rejected() {
     let later = Keypair::from_seed(6);
     let out = c.one(
         &ca,
-        Operation::Identity(IdentityOp::IssueCredential { spec: CredentialSpec {
-            subject: later.public(),
-            role: Role::Doctor,
-            institution: "hospital-0".into(),
-            display_name: "Future".into(),
-            valid_from_ms: c.now + 100 * DAY,
-            valid_until_ms: c.now + 200 * DAY,
-        } }),
+        Operation::Identity(IdentityOp::IssueCredential {
+            spec: CredentialSpec {
+                subject: later.public(),
+                role: Role::Doctor,
+                institution: "hospital-0".into(),
+                display_name: "Future".into(),
+                valid_from_ms: c.now + 100 * DAY,
+                valid_until_ms: c.now + 200 * DAY,
+            },
+        }),
     );
     assert!(matches!(out, Outcome::Applied { .. }));
     assert_eq!(rejected(&c.one(&later, attest(8))), RejectCode::CredentialNotYetValid);
@@ -108,9 +109,11 @@ fn admins_revoke_only_within_their_institution() {
     let doc0 = c.issue(Role::Doctor, 0, 10);
     let doc1 = c.issue(Role::Doctor, 1, 11);
     let admin0 = c.admins[0].clone();
-    let out = c.one(&admin0, Operation::Identity(IdentityOp::RevokeCredential { subject: doc1.public(), reason: "x".into() }));
+    let out = c
+        .one(&admin0, Operation::Identity(IdentityOp::RevokeCredential { subject: doc1.public(), reason: "x".into() }));
     assert_eq!(rejected(&out), RejectCode::NotPermitted);
-    let out = c.one(&admin0, Operation::Identity(IdentityOp::RevokeCredential { subject: doc0.public(), reason: "x".into() }));
+    let out = c
+        .one(&admin0, Operation::Identity(IdentityOp::RevokeCredential { subject: doc0.public(), reason: "x".into() }));
     assert!(matches!(out, Outcome::Applied { .. }));
 }
 
@@ -127,21 +130,27 @@ fn patients_are_pseudonymous_and_unique() {
     let admin = c.admins[0].clone();
     let out = c.one(
         &admin,
-        Operation::Identity(IdentityOp::RegisterPatient { subject: Keypair::from_seed(51).public(), pseudonym, valid_until_ms: T0 + DAY * 400 }),
+        Operation::Identity(IdentityOp::RegisterPatient {
+            subject: Keypair::from_seed(51).public(),
+            pseudonym,
+            valid_until_ms: T0 + DAY * 400,
+        }),
     );
     assert_eq!(rejected(&out), RejectCode::AlreadyExists);
     // The CA cannot issue a patient credential by name.
     let ca = c.ca.clone();
     let out = c.one(
         &ca,
-        Operation::Identity(IdentityOp::IssueCredential { spec: CredentialSpec {
-            subject: Keypair::from_seed(52).public(),
-            role: Role::Patient,
-            institution: "hospital-0".into(),
-            display_name: "Jane Doe".into(),
-            valid_from_ms: T0,
-            valid_until_ms: T0 + DAY,
-        } }),
+        Operation::Identity(IdentityOp::IssueCredential {
+            spec: CredentialSpec {
+                subject: Keypair::from_seed(52).public(),
+                role: Role::Patient,
+                institution: "hospital-0".into(),
+                display_name: "Jane Doe".into(),
+                valid_from_ms: T0,
+                valid_until_ms: T0 + DAY,
+            },
+        }),
     );
     assert_eq!(rejected(&out), RejectCode::InvalidArgument);
 }
@@ -158,26 +167,41 @@ fn terms(subject: &Keypair) -> medledger_types::ConsentTerms {
 
 fn op_of_kind(k: OpKind, subject: &Keypair, n: u8) -> Operation {
     match k {
-        OpKind::AddInstitution => Operation::Identity(IdentityOp::AddInstitution { id: format!("new-{n}"), name: "New".into() }),
-        OpKind::IssueCredential => Operation::Identity(IdentityOp::IssueCredential { spec: CredentialSpec {
-            subject: Keypair::from_seed(9000 + n as u64).public(),
-            role: Role::Doctor,
-            institution: "hospital-0".into(),
-            display_name: "X".into(),
-            valid_from_ms: T0,
-            valid_until_ms: T0 + DAY * 400,
-        } }),
-        OpKind::RevokeCredential => Operation::Identity(IdentityOp::RevokeCredential { subject: subject.public(), reason: "r".into() }),
+        OpKind::AddInstitution => {
+            Operation::Identity(IdentityOp::AddInstitution { id: format!("new-{n}"), name: "New".into() })
+        }
+        OpKind::IssueCredential => Operation::Identity(IdentityOp::IssueCredential {
+            spec: CredentialSpec {
+                subject: Keypair::from_seed(9000 + n as u64).public(),
+                role: Role::Doctor,
+                institution: "hospital-0".into(),
+                display_name: "X".into(),
+                valid_from_ms: T0,
+                valid_until_ms: T0 + DAY * 400,
+            },
+        }),
+        OpKind::RevokeCredential => {
+            Operation::Identity(IdentityOp::RevokeCredential { subject: subject.public(), reason: "r".into() })
+        }
         OpKind::RegisterPatient => Operation::Identity(IdentityOp::RegisterPatient {
             subject: Keypair::from_seed(9500 + n as u64).public(),
             pseudonym: Hash([n; 32]),
             valid_until_ms: T0 + DAY * 400,
         }),
         OpKind::Attest => Operation::Identity(IdentityOp::Attest { digest: Hash([n; 32]), label: String::new() }),
-        OpKind::GrantConsent => Operation::Consent(ConsentOp::GrantConsent { consent_id: Hash([n; 32]), terms: terms(subject) }),
+        OpKind::GrantConsent => {
+            Operation::Consent(ConsentOp::GrantConsent { consent_id: Hash([n; 32]), terms: terms(subject) })
+        }
         OpKind::RevokeConsent => Operation::Consent(ConsentOp::RevokeConsent { consent_id: Hash([n; 32]) }),
-        OpKind::RequestAccess => Operation::Consent(ConsentOp::RequestAccess { request_id: Hash([n; 32]), patient: Hash([1; 32]), terms: terms(subject), reason: String::new() }),
-        OpKind::RespondAccess => Operation::Consent(ConsentOp::RespondAccess { request_id: Hash([n; 32]), approve: true }),
+        OpKind::RequestAccess => Operation::Consent(ConsentOp::RequestAccess {
+            request_id: Hash([n; 32]),
+            patient: Hash([1; 32]),
+            terms: terms(subject),
+            reason: String::new(),
+        }),
+        OpKind::RespondAccess => {
+            Operation::Consent(ConsentOp::RespondAccess { request_id: Hash([n; 32]), approve: true })
+        }
         OpKind::AnchorRecord => Operation::Records(RecordsOp::AnchorRecord {
             record_id: Hash([n; 32]),
             version: 1,
@@ -186,7 +210,9 @@ fn op_of_kind(k: OpKind, subject: &Keypair, n: u8) -> Operation {
             content_hash: Hash([2; 32]),
             locator: "vault://x".into(),
         }),
-        OpKind::ReviewAmendment => Operation::Records(RecordsOp::ReviewAmendment { record_id: Hash([n; 32]), version: 2, accept: true }),
+        OpKind::ReviewAmendment => {
+            Operation::Records(RecordsOp::ReviewAmendment { record_id: Hash([n; 32]), version: 2, accept: true })
+        }
         OpKind::LogAccess => Operation::Audit(AuditOp::LogAccess {
             record_id: Hash([n; 32]),
             version: 1,
@@ -232,10 +258,8 @@ fn every_disallowed_cell_is_rejected() {
             checked += 1;
         }
     }
-    let expected = medledger_state::permissions::table()
-        .iter()
-        .flat_map(|(_, row)| row.iter().filter(|(_, ok)| !ok))
-        .count();
+    let expected =
+        medledger_state::permissions::table().iter().flat_map(|(_, row)| row.iter().filter(|(_, ok)| !ok)).count();
     assert_eq!(checked, expected);
     assert!(checked > 30);
 }
@@ -245,10 +269,17 @@ fn execution_is_deterministic() {
     let mut a = Chain::new();
     let doc = a.issue(Role::Doctor, 1, 1);
     let txs: Vec<Tx> = (0..20u8)
-        .map(|i| Tx::sign(
-            Transaction { chain_id: "test-chain".into(), signer: doc.public(), nonce: i as u64 / 2, op: attest(100 + i) },
-            &doc,
-        ))
+        .map(|i| {
+            Tx::sign(
+                Transaction {
+                    chain_id: "test-chain".into(),
+                    signer: doc.public(),
+                    nonce: i as u64 / 2,
+                    op: attest(100 + i),
+                },
+                &doc,
+            )
+        })
         .collect();
     let env = BlockEnv { chain_id: "test-chain".into(), height: 9, timestamp_ms: T0 + 5000, proposer: doc.public() };
     let x = execute_block(&a.state, &a.root, &env, &txs);

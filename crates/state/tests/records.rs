@@ -3,15 +3,15 @@
 
 mod common;
 
-use medledger_types::{AuditOp, ConsentOp, RecordsOp};
 use common::*;
+use medledger_state::audit;
 use medledger_state::consent::permits;
 use medledger_state::records::{self, VersionStatus};
-use medledger_state::audit;
 use medledger_state::{consent::RecordRef, identity};
-use medledger_types::{action, AccessOutcome, ConsentTerms, Grantee, Hash, Keypair, Operation, Purpose, RejectCode, Role, Scope};
-
-
+use medledger_types::{
+    action, AccessOutcome, ConsentTerms, Grantee, Hash, Keypair, Operation, Purpose, RejectCode, Role, Scope,
+};
+use medledger_types::{AuditOp, ConsentOp, RecordsOp};
 
 const REC: Hash = Hash([0xAB; 32]);
 
@@ -45,10 +45,19 @@ fn setup() -> Setup {
 
 fn grant(s: &mut Setup, id: u8, grantee: &Keypair, actions: u8) {
     let p = s.patient.clone();
-    applied(&s.c.one(&p, Operation::Consent(ConsentOp::GrantConsent {
-        consent_id: Hash([id; 32]),
-        terms: ConsentTerms { grantee: Grantee::Person(grantee.public()), actions, scope: Scope::All, purpose: Purpose::Treatment, expires_ms: None },
-    })));
+    applied(&s.c.one(
+        &p,
+        Operation::Consent(ConsentOp::GrantConsent {
+            consent_id: Hash([id; 32]),
+            terms: ConsentTerms {
+                grantee: Grantee::Person(grantee.public()),
+                actions,
+                scope: Scope::All,
+                purpose: Purpose::Treatment,
+                expires_ms: None,
+            },
+        }),
+    ));
 }
 
 #[test]
@@ -73,7 +82,15 @@ fn writing_needs_write_consent_and_amendments_wait_for_the_patient() {
     assert_eq!(records::version(&s.c.state, &REC, 2).unwrap().status, VersionStatus::Pending);
     assert_eq!(records::head(&s.c.state, &REC).unwrap().current_version, 1);
     let doc_b = s.doc_b.clone();
-    assert_eq!(rejected(&s.c.one(&doc_b, Operation::Records(RecordsOp::ReviewAmendment { record_id: REC, version: 2, accept: true }))), RejectCode::NotPermitted);
+    assert_eq!(
+        rejected(
+            &s.c.one(
+                &doc_b,
+                Operation::Records(RecordsOp::ReviewAmendment { record_id: REC, version: 2, accept: true })
+            )
+        ),
+        RejectCode::NotPermitted
+    );
     let p = s.patient.clone();
     applied(&s.c.one(&p, Operation::Records(RecordsOp::ReviewAmendment { record_id: REC, version: 2, accept: true })));
     assert_eq!(records::head(&s.c.state, &REC).unwrap().current_version, 2);
@@ -84,7 +101,12 @@ fn writing_needs_write_consent_and_amendments_wait_for_the_patient() {
     let statuses: Vec<_> = hist.iter().map(|v| v.status).collect();
     assert_eq!(statuses, vec![VersionStatus::Current, VersionStatus::Current, VersionStatus::Rejected]);
     assert_eq!(records::head(&s.c.state, &REC).unwrap().current_version, 2);
-    assert_eq!(rejected(&s.c.one(&p, Operation::Records(RecordsOp::ReviewAmendment { record_id: REC, version: 3, accept: true }))), RejectCode::AlreadyExists);
+    assert_eq!(
+        rejected(
+            &s.c.one(&p, Operation::Records(RecordsOp::ReviewAmendment { record_id: REC, version: 3, accept: true }))
+        ),
+        RejectCode::AlreadyExists
+    );
 }
 
 #[test]
@@ -94,15 +116,27 @@ fn access_events_are_logged_by_the_holder_and_break_glass_needs_a_reason() {
     grant(&mut s, 1, &doc_a, action::WRITE);
     applied(&s.c.one(&doc_a, anchor(s.pid, 1, 1)));
     let rec = RecordRef { id: &REC, resource_type: "Observation" };
-    assert!(permits(&s.c.state, &s.pid, &s.doc_b.public(), rec, action::READ, Purpose::Treatment, s.c.now, s.c.height + 1).is_err());
-    let log = |requester: &Keypair, outcome: AccessOutcome, reason: &str| Operation::Audit(AuditOp::LogAccess {
-        record_id: REC,
-        version: 1,
-        requester: requester.public(),
-        purpose: Purpose::Treatment,
-        outcome,
-        reason: reason.into(),
-    });
+    assert!(permits(
+        &s.c.state,
+        &s.pid,
+        &s.doc_b.public(),
+        rec,
+        action::READ,
+        Purpose::Treatment,
+        s.c.now,
+        s.c.height + 1
+    )
+    .is_err());
+    let log = |requester: &Keypair, outcome: AccessOutcome, reason: &str| {
+        Operation::Audit(AuditOp::LogAccess {
+            record_id: REC,
+            version: 1,
+            requester: requester.public(),
+            purpose: Purpose::Treatment,
+            outcome,
+            reason: reason.into(),
+        })
+    };
     let admin_a = s.c.admins[0].clone();
     let admin_b = s.c.admins[1].clone();
     let doc_b = s.doc_b.clone();
@@ -155,13 +189,22 @@ fn erasure_is_requested_by_the_patient_and_confirmed_by_the_holder() {
     grant(&mut s, 1, &doc_a, action::WRITE);
     applied(&s.c.one(&doc_a, anchor(s.pid, 1, 1)));
     let admin_a = s.c.admins[0].clone();
-    assert_eq!(rejected(&s.c.one(&admin_a, Operation::Records(RecordsOp::ConfirmErasure { record_id: REC }))), RejectCode::InvalidArgument);
+    assert_eq!(
+        rejected(&s.c.one(&admin_a, Operation::Records(RecordsOp::ConfirmErasure { record_id: REC }))),
+        RejectCode::InvalidArgument
+    );
     let other = s.c.patient(11);
-    assert_eq!(rejected(&s.c.one(&other, Operation::Records(RecordsOp::RequestErasure { record_id: REC }))), RejectCode::NotPermitted);
+    assert_eq!(
+        rejected(&s.c.one(&other, Operation::Records(RecordsOp::RequestErasure { record_id: REC }))),
+        RejectCode::NotPermitted
+    );
     let p = s.patient.clone();
     applied(&s.c.one(&p, Operation::Records(RecordsOp::RequestErasure { record_id: REC })));
     let admin_b = s.c.admins[1].clone();
-    assert_eq!(rejected(&s.c.one(&admin_b, Operation::Records(RecordsOp::ConfirmErasure { record_id: REC }))), RejectCode::NotPermitted);
+    assert_eq!(
+        rejected(&s.c.one(&admin_b, Operation::Records(RecordsOp::ConfirmErasure { record_id: REC }))),
+        RejectCode::NotPermitted
+    );
     applied(&s.c.one(&admin_a, Operation::Records(RecordsOp::ConfirmErasure { record_id: REC })));
     let head = records::head(&s.c.state, &REC).unwrap();
     assert!(head.erased_at.is_some());

@@ -38,7 +38,14 @@ macro_rules! db_err {
         }
     )*};
 }
-db_err!(redb::Error, redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+db_err!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -153,7 +160,9 @@ impl Store {
         let t = r.open_table(BLOCKS)?;
         match t.get(height)? {
             None => Ok(None),
-            Some(v) => Block::decode(v.value()).map(Some).map_err(|e| StoreError::Corrupt(format!("block {height}: {e}"))),
+            Some(v) => {
+                Block::decode(v.value()).map(Some).map_err(|e| StoreError::Corrupt(format!("block {height}: {e}")))
+            }
         }
     }
 
@@ -258,9 +267,6 @@ pub struct Snapshot {
 impl StateRead for Snapshot {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         // A read error on committed state is unrecoverable for a validator: stop rather than diverge.
-        self.table
-            .get(key)
-            .unwrap_or_else(|e| panic!("state read failed: {e}"))
-            .map(|v| v.value().to_vec())
+        self.table.get(key).unwrap_or_else(|e| panic!("state read failed: {e}")).map(|v| v.value().to_vec())
     }
 }

@@ -1,9 +1,7 @@
-use medledger_types::IdentityOp;
 use medledger_state::{execute_block, genesis_root, genesis_writes, BlockEnv, StateRead};
 use medledger_storage::{Store, StoreError};
-use medledger_types::{
-    genesis::GenesisInstitution, Block, Genesis, Hash, Keypair, Operation, Transaction, Tx,
-};
+use medledger_types::IdentityOp;
+use medledger_types::{genesis::GenesisInstitution, Block, Genesis, Hash, Keypair, Operation, Transaction, Tx};
 
 fn genesis(chain: &str) -> (Genesis, Vec<Keypair>) {
     let admins: Vec<Keypair> = (0..4).map(|i| Keypair::from_seed(10 + i)).collect();

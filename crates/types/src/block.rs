@@ -168,7 +168,10 @@ mod tests {
                         chain_id: "c".into(),
                         signer: k.public(),
                         nonce: i,
-                        op: Operation::Identity(IdentityOp::Attest { digest: Hash([i as u8; 32]), label: String::new() }),
+                        op: Operation::Identity(IdentityOp::Attest {
+                            digest: Hash([i as u8; 32]),
+                            label: String::new(),
+                        }),
                     },
                     &k,
                 )

@@ -94,7 +94,10 @@ pub struct ConsentTerms {
 impl ConsentTerms {
     pub fn check_limits(&self) -> Result<(), String> {
         if self.actions == 0 || self.actions & !action::ALL != 0 {
-            return Err(format!("actions must be a non-empty combination of read and write, got {:#04b}", self.actions));
+            return Err(format!(
+                "actions must be a non-empty combination of read and write, got {:#04b}",
+                self.actions
+            ));
         }
         match &self.scope {
             Scope::All => Ok(()),

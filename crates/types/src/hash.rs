@@ -8,16 +8,46 @@ use commonware_cryptography::{sha256::Sha256, Hasher};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
-/// Domain tags. Never reuse one for a different structure.
+/// The registry of every hashing tag and signing namespace MedLedger uses. Never reuse one for
+/// a different structure; a new structure gets a new entry here (and in [`domain::ALL`]), and a
+/// changed structure a new version suffix.
 pub mod domain {
+    // Hashing tags: `H(tag, parts) = SHA-256(tag || 0x00 || parts...)`.
     pub const TX_ID: &[u8] = b"medledger/tx-id/v1";
     pub const BLOCK: &[u8] = b"medledger/block/v1";
     pub const STATE: &[u8] = b"medledger/state/v1";
     pub const WRITES: &[u8] = b"medledger/writes/v1";
     pub const GENESIS: &[u8] = b"medledger/genesis/v1";
     pub const PATIENT_ID: &[u8] = b"medledger/patient-id/v1";
-    /// ed25519 signing namespace for transactions (prepended by the signer, see `union_unique`).
+    // ed25519 signing namespaces (prepended by the signer, see `union_unique`).
     pub const TX_SIGNATURE: &[u8] = b"medledger/tx-signature/v1";
+    /// A signed record read request (not a transaction).
+    pub const READ_SIGNATURE: &[u8] = b"medledger/read-request/v1";
+    /// A signed audit query (not a transaction).
+    pub const AUDIT_SIGNATURE: &[u8] = b"medledger/audit-query/v1";
+    /// A patient's signed addition of a wrapped data key for a grantee.
+    pub const ADD_KEY_SIGNATURE: &[u8] = b"medledger/add-key/v1";
+    // Encryption contexts (AEAD associated data and HPKE info).
+    /// Binds a record version's ciphertext and wrapped keys to (record id, version).
+    pub const RECORD_CONTEXT: &[u8] = b"medledger/record/v1";
+    /// Hash of each frozen encoding in the conformance fixtures (tests only).
+    pub const CONFORMANCE_FIXTURE: &[u8] = b"medledger/conformance-fixture/v1";
+
+    /// Every entry, with what it is for; a test checks they are distinct and well-formed.
+    pub const ALL: &[(&[u8], &str)] = &[
+        (TX_ID, "hash: transaction id"),
+        (BLOCK, "hash: block header"),
+        (STATE, "hash: state root"),
+        (WRITES, "hash: a block's write set"),
+        (GENESIS, "hash: genesis file"),
+        (PATIENT_ID, "keyed hash: patient pseudonym"),
+        (TX_SIGNATURE, "signature: transaction"),
+        (READ_SIGNATURE, "signature: record read request"),
+        (AUDIT_SIGNATURE, "signature: audit query"),
+        (ADD_KEY_SIGNATURE, "signature: wrapped key addition"),
+        (RECORD_CONTEXT, "encryption context: record version"),
+        (CONFORMANCE_FIXTURE, "hash: conformance fixture entry"),
+    ];
 }
 
 /// A 32-byte SHA-256 (or keyed BLAKE3) output.
@@ -33,9 +63,7 @@ impl Hash {
     pub fn from_hex(s: &str) -> Result<Self, String> {
         let s = s.strip_prefix("0x").unwrap_or(s);
         let v = hex::decode(s).map_err(|e| format!("not hex: {e}"))?;
-        let a: [u8; 32] = v
-            .try_into()
-            .map_err(|v: Vec<u8>| format!("expected 32 bytes, got {}", v.len()))?;
+        let a: [u8; 32] = v.try_into().map_err(|v: Vec<u8>| format!("expected 32 bytes, got {}", v.len()))?;
         Ok(Hash(a))
     }
     pub fn as_bytes(&self) -> &[u8; 32] {
@@ -91,10 +119,7 @@ mod tests {
 
     #[test]
     fn sha256_matches_known_vector() {
-        assert_eq!(
-            sha256(&[b"abc"]).to_hex(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(sha256(&[b"abc"]).to_hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]
@@ -103,5 +128,24 @@ mod tests {
         assert_eq!(Hash::from_hex(&h.to_hex()).unwrap(), h);
         assert!(Hash::from_hex("zz").unwrap_err().contains("not hex"));
         assert!(Hash::from_hex("abcd").unwrap_err().contains("expected 32 bytes"));
+    }
+}
+
+#[cfg(test)]
+mod registry_tests {
+    use super::domain;
+
+    #[test]
+    fn namespaces_are_distinct_and_versioned() {
+        for (i, (a, what)) in domain::ALL.iter().enumerate() {
+            let text = std::str::from_utf8(a).unwrap();
+            assert!(
+                text.starts_with("medledger/") && text.rsplit('/').next().unwrap().starts_with('v'),
+                "{what}: {text}"
+            );
+            for (b, other) in &domain::ALL[i + 1..] {
+                assert_ne!(a, b, "{what} and {other} share a namespace");
+            }
+        }
     }
 }

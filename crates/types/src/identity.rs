@@ -171,7 +171,10 @@ pub(crate) mod tests {
     fn over_limit_fields_are_refused_on_decode() {
         let op = IdentityOp::Attest { digest: Hash([2; 32]), label: "x".repeat(MAX_LABEL + 1) };
         assert!(op.check_limits().unwrap_err().contains("label"));
-        assert_eq!(IdentityOp::from_bytes(&op.to_bytes()), Err(DecodeError::TooLong("label", MAX_LABEL + 1, MAX_LABEL)));
+        assert_eq!(
+            IdentityOp::from_bytes(&op.to_bytes()),
+            Err(DecodeError::TooLong("label", MAX_LABEL + 1, MAX_LABEL))
+        );
     }
 
     #[test]

@@ -21,9 +21,7 @@ impl PublicKey {
     }
     pub fn from_hex(s: &str) -> Result<Self, String> {
         let v = hex::decode(s.trim()).map_err(|e| format!("public key is not hex: {e}"))?;
-        let a: [u8; 32] = v
-            .try_into()
-            .map_err(|v: Vec<u8>| format!("public key must be 32 bytes, got {}", v.len()))?;
+        let a: [u8; 32] = v.try_into().map_err(|v: Vec<u8>| format!("public key must be 32 bytes, got {}", v.len()))?;
         Ok(PublicKey(a))
     }
     /// Parses into the library key type; `None` if the bytes are not a valid point encoding.
@@ -40,7 +38,6 @@ impl PublicKey {
         hex::encode(&self.0[..6])
     }
 }
-
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -106,17 +103,16 @@ impl fmt::Debug for Keypair {
 
 impl Keypair {
     pub fn generate() -> Self {
-        Self::from_private(ed25519::PrivateKey::random(&mut rand::rng()))
+        Self::from_private(ed25519::PrivateKey::random(rand::rng()))
     }
     /// Deterministic key for tests and simulations only.
     pub fn from_seed(seed: u64) -> Self {
         Self::from_private(ed25519::PrivateKey::from_seed(seed))
     }
     pub fn from_secret_bytes(bytes: &[u8]) -> Result<Self, String> {
-        let a: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| format!("secret key must be 32 bytes, got {}", bytes.len()))?;
-        let sk = ed25519::PrivateKey::read(&mut commonware_codec::Copying(&a[..])).map_err(|e| format!("invalid secret key: {e}"))?;
+        let a: [u8; 32] = bytes.try_into().map_err(|_| format!("secret key must be 32 bytes, got {}", bytes.len()))?;
+        let sk = ed25519::PrivateKey::read(&mut commonware_codec::Copying(&a[..]))
+            .map_err(|e| format!("invalid secret key: {e}"))?;
         Ok(Self::from_private(sk))
     }
     pub fn from_private(sk: ed25519::PrivateKey) -> Self {
@@ -194,16 +190,11 @@ pub fn verify_many(namespace: &[u8], items: &[BatchItem<'_>]) -> Vec<bool> {
     if items.is_empty() {
         return Vec::new();
     }
-    let parsed: Vec<Option<(ed25519::PublicKey, ed25519::Signature)>> = items
-        .iter()
-        .map(|i| Some((parsed_key(i.public_key)?, to_lib_sig(i.signature)?)))
-        .collect();
+    let parsed: Vec<Option<(ed25519::PublicKey, ed25519::Signature)>> =
+        items.iter().map(|i| Some((parsed_key(i.public_key)?, to_lib_sig(i.signature)?))).collect();
     if parsed.iter().all(Option::is_some) {
-        let pairs: Vec<(&(ed25519::PublicKey, ed25519::Signature), &[u8])> = parsed
-            .iter()
-            .zip(items)
-            .map(|(p, i)| (p.as_ref().expect("checked above"), i.message))
-            .collect();
+        let pairs: Vec<(&(ed25519::PublicKey, ed25519::Signature), &[u8])> =
+            parsed.iter().zip(items).map(|(p, i)| (p.as_ref().expect("checked above"), i.message)).collect();
         let ok = ed25519::PublicKey::verify_batch(
             &mut rand::rng(),
             &pairs,
@@ -236,9 +227,8 @@ mod tests {
         let mut sigs: Vec<Signature> = keys.iter().zip(&msgs).map(|(k, m)| k.sign(ns, m)).collect();
         let pks: Vec<PublicKey> = keys.iter().map(Keypair::public).collect();
         let items = |sigs: &[Signature]| -> Vec<bool> {
-            let v: Vec<BatchItem> = (0..5)
-                .map(|i| BatchItem { public_key: &pks[i], message: &msgs[i], signature: &sigs[i] })
-                .collect();
+            let v: Vec<BatchItem> =
+                (0..5).map(|i| BatchItem { public_key: &pks[i], message: &msgs[i], signature: &sigs[i] }).collect();
             verify_many(ns, &v)
         };
         assert_eq!(items(&sigs), vec![true; 5]);

@@ -6,7 +6,9 @@
 pub mod audit;
 pub mod block;
 pub mod codec;
+pub mod conformance;
 pub mod consent;
+pub mod error;
 pub mod fuzz;
 pub mod genesis;
 pub mod hash;
@@ -15,18 +17,19 @@ pub mod keys;
 pub mod limits;
 pub mod merkle;
 pub mod read;
-pub mod time;
 pub mod receipt;
 pub mod records;
+pub mod time;
 pub mod tx;
 
 pub use block::{Block, BlockHeader};
 pub use codec::{Canonical, DecodeError};
+pub use error::ErrorCode;
 pub use genesis::{patient_pseudonym, Genesis, GenesisInstitution};
 pub use hash::Hash;
 pub use keys::{Keypair, PublicKey, Signature};
 pub use receipt::{Event, Outcome, Receipt, RejectCode};
 pub use tx::{
-    action, AccessOutcome, AuditOp, ConsentOp, ConsentTerms, CredentialSpec, Domain, Grantee, IdentityOp, OpKind, Operation,
-    Purpose, RecordsOp, Role, Scope, Transaction, Tx,
+    action, AccessOutcome, AuditOp, ConsentOp, ConsentTerms, CredentialSpec, Domain, Grantee, IdentityOp, OpKind,
+    Operation, Purpose, RecordsOp, Role, Scope, Transaction, Tx,
 };

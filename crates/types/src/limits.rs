@@ -24,7 +24,7 @@ pub const BATCH_ITEM_OVERHEAD: usize = 8;
 /// Body limit of the batch route: [`MAX_BATCH`] hex-encoded transactions of [`MAX_TX_BYTES`],
 /// with their framing, and 1 KiB for the envelope.
 pub const MAX_BATCH_BODY_BYTES: usize = MAX_BATCH * (2 * MAX_TX_BYTES + BATCH_ITEM_OVERHEAD) + 1024;
-/// Body limit of every other route (record uploads carry up to 1 MiB of sealed content, base64).
+/// Body limit of every other route (record uploads carry up to 1 MiB of sealed content, hex).
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Most blocks one `GET /v1/blocks` returns.
 pub const MAX_BLOCK_LIST: u64 = 100;
@@ -34,9 +34,14 @@ pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 pub const MAX_SEALED_BYTES: usize = MAX_RECORD_BYTES + 64;
 
 // Relationships, checked by the compiler.
-const _: () = assert!(MAX_BATCH * 2 * MAX_TX_BYTES < MAX_BATCH_BODY_BYTES, "a full batch must fit its route's body limit");
-const _: () = assert!(MAX_SEALED_BYTES * 4 / 3 + 64 * 1024 < MAX_BODY_BYTES, "a base64 upload of the largest record must fit the body limit");
-const _: () = assert!(MAX_INSTITUTION_ID < MAX_TX_BYTES && MAX_LOCATOR < MAX_TX_BYTES, "single fields fit a transaction");
+const _: () =
+    assert!(MAX_BATCH * 2 * MAX_TX_BYTES < MAX_BATCH_BODY_BYTES, "a full batch must fit its route's body limit");
+const _: () = assert!(
+    MAX_SEALED_BYTES * 2 + 64 * 1024 < MAX_BODY_BYTES,
+    "a hex upload of the largest record must fit the body limit"
+);
+const _: () =
+    assert!(MAX_INSTITUTION_ID < MAX_TX_BYTES && MAX_LOCATOR < MAX_TX_BYTES, "single fields fit a transaction");
 const _: () = assert!(
     MAX_SCOPE_ITEMS * (4 + MAX_RESOURCE_TYPE) + MAX_REASON + 512 < MAX_TX_BYTES,
     "the largest consent request fits a transaction"

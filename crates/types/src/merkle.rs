@@ -112,10 +112,7 @@ mod tests {
     #[test]
     fn empty_and_single_follow_rfc() {
         let empty: [&[u8]; 0] = [];
-        assert_eq!(
-            root(&empty).to_hex(),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(root(&empty).to_hex(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
         assert_eq!(root(&[b"a"]), leaf_hash(b"a"));
         assert_eq!(root(&[b"a", b"b"]), node_hash(&leaf_hash(b"a"), &leaf_hash(b"b")));
         // Three leaves: split at 2.
@@ -136,14 +133,8 @@ mod tests {
             vec![0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x57],
             vec![0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d, 0x6e, 0x6f],
         ];
-        assert_eq!(
-            root(&leaves).to_hex(),
-            "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"
-        );
-        assert_eq!(
-            root(&leaves[..1]).to_hex(),
-            "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
-        );
+        assert_eq!(root(&leaves).to_hex(), "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328");
+        assert_eq!(root(&leaves[..1]).to_hex(), "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d");
     }
 
     proptest! {

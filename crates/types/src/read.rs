@@ -8,7 +8,7 @@ use crate::tx::{limits, AccessOutcome, Purpose};
 use serde::{Deserialize, Serialize};
 
 /// ed25519 namespace of read requests (distinct from transactions).
-pub const READ_SIGNATURE: &[u8] = b"medledger/read-request/v1";
+pub const READ_SIGNATURE: &[u8] = crate::hash::domain::READ_SIGNATURE;
 /// How far a read request's timestamp may be from the holder's clock.
 pub const MAX_READ_SKEW_MS: u64 = 60_000;
 
@@ -43,7 +43,11 @@ impl Canonical for ReadRequest {
             requester: PublicKey::decode_from(r)?,
             purpose: Purpose::decode_from(r)?,
             issued_ms: r.u64("issued at")?,
-            break_glass: if r.bool("break-glass flag")? { Some(r.string("break-glass reason", limits::MAX_REASON)?) } else { None },
+            break_glass: if r.bool("break-glass flag")? {
+                Some(r.string("break-glass reason", limits::MAX_REASON)?)
+            } else {
+                None
+            },
         })
     }
 }
@@ -58,7 +62,7 @@ impl ReadRequest {
 }
 
 /// ed25519 namespace of audit queries.
-pub const AUDIT_SIGNATURE: &[u8] = b"medledger/audit-query/v1";
+pub const AUDIT_SIGNATURE: &[u8] = crate::hash::domain::AUDIT_SIGNATURE;
 /// Most events one audit query returns.
 pub const MAX_AUDIT_LIMIT: u32 = 1000;
 
@@ -95,7 +99,11 @@ fn put_opt<T>(w: &mut Writer, v: &Option<T>, f: impl FnOnce(&mut Writer, &T)) {
     }
 }
 
-fn get_opt<T>(r: &mut Reader<'_>, what: &'static str, f: impl FnOnce(&mut Reader<'_>) -> Result<T, DecodeError>) -> Result<Option<T>, DecodeError> {
+fn get_opt<T>(
+    r: &mut Reader<'_>,
+    what: &'static str,
+    f: impl FnOnce(&mut Reader<'_>) -> Result<T, DecodeError>,
+) -> Result<Option<T>, DecodeError> {
     if r.bool(what)? {
         f(r).map(Some)
     } else {

@@ -22,7 +22,7 @@ pub enum RejectCode {
 }
 
 impl RejectCode {
-    const ALL: [RejectCode; 11] = [
+    pub const ALL: [RejectCode; 11] = [
         RejectCode::WrongChain,
         RejectCode::BadSignature,
         RejectCode::BadNonce,

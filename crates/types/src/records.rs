@@ -48,7 +48,9 @@ impl RecordsOp {
                 crate::limits::check_len("resource type", resource_type, MAX_RESOURCE_TYPE)?;
                 crate::limits::check_len("locator", locator, MAX_LOCATOR)
             }
-            RecordsOp::ReviewAmendment { .. } | RecordsOp::RequestErasure { .. } | RecordsOp::ConfirmErasure { .. } => Ok(()),
+            RecordsOp::ReviewAmendment { .. } | RecordsOp::RequestErasure { .. } | RecordsOp::ConfirmErasure { .. } => {
+                Ok(())
+            }
         }
     }
 }

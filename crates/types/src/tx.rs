@@ -379,7 +379,10 @@ pub(crate) mod tests {
         // chain id "test" = 4 + 4 bytes, signer 32, nonce 8 => domain tag at 48, operation tag at 49
         let mut bad_domain = raw.to_vec();
         bad_domain[48] = 99;
-        assert!(matches!(Tx::decode(&bad_domain), Err(TxDecodeError::Malformed(DecodeError::UnknownTag("domain", 99)))));
+        assert!(matches!(
+            Tx::decode(&bad_domain),
+            Err(TxDecodeError::Malformed(DecodeError::UnknownTag("domain", 99)))
+        ));
         let mut bad_tag = raw.to_vec();
         bad_tag[49] = 99;
         assert!(matches!(

@@ -2,8 +2,8 @@
 //! truncations, insertions and splices. The full coverage-guided runs use `cargo fuzz` (see
 //! `fuzz/README.md`).
 
-use medledger_types::IdentityOp;
 use medledger_types::fuzz::{block_decode, receipt_decode, tx_decode};
+use medledger_types::IdentityOp;
 use medledger_types::{Block, Canonical, Event, Hash, Keypair, Operation, Outcome, Receipt, Transaction, Tx};
 
 /// xorshift64*: deterministic and dependency-free.
@@ -52,7 +52,10 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
     v
 }
 
-fn seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+/// Seed inputs: transactions, blocks and receipts.
+type Seeds = (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>);
+
+fn seeds() -> Seeds {
     let k = Keypair::from_seed(5);
     let txs: Vec<Tx> = (0..3u64)
         .map(|n| {
@@ -61,7 +64,11 @@ fn seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>) {
                     chain_id: "fuzz".into(),
                     signer: k.public(),
                     nonce: n,
-                    op: Operation::Identity(IdentityOp::RegisterPatient { subject: k.public(), pseudonym: Hash([n as u8; 32]), valid_until_ms: 9 }),
+                    op: Operation::Identity(IdentityOp::RegisterPatient {
+                        subject: k.public(),
+                        pseudonym: Hash([n as u8; 32]),
+                        valid_until_ms: 9,
+                    }),
                 },
                 &k,
             )

@@ -10,7 +10,10 @@
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
-use hpke::{aead::ChaCha20Poly1305 as HpkeAead, kdf::HkdfSha256, kem::X25519HkdfSha256, Deserializable, OpModeR, OpModeS, Serializable};
+use hpke::{
+    aead::ChaCha20Poly1305 as HpkeAead, kdf::HkdfSha256, kem::X25519HkdfSha256, Deserializable, OpModeR, OpModeS,
+    Serializable,
+};
 use medledger_types::{Hash, Keypair, PublicKey};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -49,7 +52,7 @@ impl Drop for DataKey {
 
 /// Binds ciphertexts and wrapped keys to one record version.
 pub fn context(record_id: &Hash, version: u32) -> Vec<u8> {
-    [b"medledger/record/v1".as_slice(), &record_id.0, &version.to_be_bytes()].concat()
+    [medledger_types::hash::domain::RECORD_CONTEXT, &record_id.0, &version.to_be_bytes()].concat()
 }
 
 /// Sealed record content: `nonce(12) || ciphertext+tag`.
@@ -129,17 +132,26 @@ fn x25519_secret(kp: &Keypair) -> [u8; 32] {
 pub fn wrap(key: &DataKey, recipient: &PublicKey, ctx: &[u8]) -> Result<WrappedKey, EnvelopeError> {
     let pk = <Kem as hpke::Kem>::PublicKey::from_bytes(&x25519_public(recipient)?)
         .map_err(|_| EnvelopeError::BadRecipient(recipient.short()))?;
-    let (encapped, sealed) = hpke::single_shot_seal::<HpkeAead, HkdfSha256, Kem>(&OpModeS::Base, &pk, ctx, &key.0, &recipient.0)
-        .map_err(|_| EnvelopeError::BadRecipient(recipient.short()))?;
+    let (encapped, sealed) =
+        hpke::single_shot_seal::<HpkeAead, HkdfSha256, Kem>(&OpModeS::Base, &pk, ctx, &key.0, &recipient.0)
+            .map_err(|_| EnvelopeError::BadRecipient(recipient.short()))?;
     Ok(WrappedKey { encapped: encapped.to_bytes().to_vec(), sealed })
 }
 
 /// Unwraps a data key with the recipient's own key.
 pub fn unwrap(w: &WrappedKey, me: &Keypair, ctx: &[u8]) -> Result<DataKey, EnvelopeError> {
     let sk = <Kem as hpke::Kem>::PrivateKey::from_bytes(&x25519_secret(me)).map_err(|_| EnvelopeError::Unwrap)?;
-    let encapped = <Kem as hpke::Kem>::EncappedKey::from_bytes(&w.encapped).map_err(|_| EnvelopeError::Malformed("encapsulated key"))?;
-    let key = hpke::single_shot_open::<HpkeAead, HkdfSha256, Kem>(&OpModeR::Base, &sk, &encapped, ctx, &w.sealed, &me.public().0)
-        .map_err(|_| EnvelopeError::Unwrap)?;
+    let encapped = <Kem as hpke::Kem>::EncappedKey::from_bytes(&w.encapped)
+        .map_err(|_| EnvelopeError::Malformed("encapsulated key"))?;
+    let key = hpke::single_shot_open::<HpkeAead, HkdfSha256, Kem>(
+        &OpModeR::Base,
+        &sk,
+        &encapped,
+        ctx,
+        &w.sealed,
+        &me.public().0,
+    )
+    .map_err(|_| EnvelopeError::Unwrap)?;
     let arr: [u8; 32] = key.as_slice().try_into().map_err(|_| EnvelopeError::Unwrap)?;
     Ok(DataKey(arr))
 }

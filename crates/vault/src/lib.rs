@@ -58,7 +58,13 @@ impl<S: BlobStore> Vault<S> {
     }
 
     /// Stores a sealed version and the data key wrapped for each recipient.
-    pub fn put_version(&self, id: &Hash, v: u32, sealed: &[u8], keys: &[(PublicKey, WrappedKey)]) -> Result<Hash, VaultError> {
+    pub fn put_version(
+        &self,
+        id: &Hash,
+        v: u32,
+        sealed: &[u8],
+        keys: &[(PublicKey, WrappedKey)],
+    ) -> Result<Hash, VaultError> {
         if sealed.len() > MAX_SEALED_BYTES {
             return Err(VaultError::Oversize(sealed.len()));
         }
@@ -93,7 +99,10 @@ impl<S: BlobStore> Vault<S> {
         }
         let name = self.store.get(&format!("{}/object", rec(id, v)))?.ok_or(VaultError::NotFound(*id, v))?;
         let name = String::from_utf8(name).map_err(|_| VaultError::Corrupt("object pointer".into()))?;
-        let sealed = self.store.get(&format!("objects/{name}"))?.ok_or_else(|| VaultError::Corrupt(format!("object {name} missing")))?;
+        let sealed = self
+            .store
+            .get(&format!("objects/{name}"))?
+            .ok_or_else(|| VaultError::Corrupt(format!("object {name} missing")))?;
         let w = self
             .store
             .get(&format!("{}/keys/{}", rec(id, v), recipient.to_hex()))?

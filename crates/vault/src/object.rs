@@ -23,7 +23,11 @@ fn io(e: impl std::fmt::Display) -> StoreError {
 impl ObjectStoreBlobs {
     /// Wraps `store`; every object lives under `prefix` (may be empty).
     pub fn new(store: Arc<dyn ObjectStore>, prefix: &str) -> Result<ObjectStoreBlobs, StoreError> {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().map_err(StoreError::Io)?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(StoreError::Io)?;
         Ok(ObjectStoreBlobs { store, prefix: prefix.trim_matches('/').to_string(), rt })
     }
 
@@ -34,7 +38,8 @@ impl ObjectStoreBlobs {
         let u = url::Url::parse(url).map_err(|e| StoreError::Name(format!("{url}: {e}")))?;
         let mut b = object_store::aws::AmazonS3Builder::from_env().with_url(url);
         for (k, v) in options {
-            let key: object_store::aws::AmazonS3ConfigKey = k.parse().map_err(|e| StoreError::Name(format!("option `{k}`: {e}")))?;
+            let key: object_store::aws::AmazonS3ConfigKey =
+                k.parse().map_err(|e| StoreError::Name(format!("option `{k}`: {e}")))?;
             b = b.with_config(key, v);
         }
         let store = b.build().map_err(io)?;

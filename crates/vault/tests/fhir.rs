@@ -18,8 +18,13 @@ fn retarget(mut v: Value, pid: &Hash) -> Value {
     v
 }
 
-const EXAMPLES: [&str; 5] =
-    ["Observation-example.json", "Condition-example.json", "MedicationRequest-medrx0301.json", "DiagnosticReport-102.json", "Encounter-example.json"];
+const EXAMPLES: [&str; 5] = [
+    "Observation-example.json",
+    "Condition-example.json",
+    "MedicationRequest-medrx0301.json",
+    "DiagnosticReport-102.json",
+    "Encounter-example.json",
+];
 
 #[test]
 fn official_examples_pass_once_they_name_the_patient() {
@@ -56,7 +61,10 @@ fn bad_records_get_specific_errors() {
     assert!(matches!(check(b"[1,2]", &pid), Err(FhirError::NotResource(_))));
     assert!(matches!(check(br#"{"status":"final"}"#, &pid), Err(FhirError::NotResource(_))));
     assert_eq!(check(br#"{"resourceType":"Spaceship"}"#, &pid), Err(FhirError::UnknownType("Spaceship".into())));
-    assert!(matches!(check(br#"{"resourceType":"Observation","status":"final"}"#, &pid), Err(FhirError::NoSubject { .. })));
+    assert!(matches!(
+        check(br#"{"resourceType":"Observation","status":"final"}"#, &pid),
+        Err(FhirError::NoSubject { .. })
+    ));
     let big = vec![b' '; MAX_RECORD_BYTES + 1];
     assert_eq!(check(&big, &pid), Err(FhirError::Oversize(MAX_RECORD_BYTES + 1)));
     let patient = json!({ "resourceType": "Patient", "id": pid.to_hex() });

@@ -87,7 +87,10 @@ fn vault_stores_only_sealed_bytes_and_erasure_leaves_nothing() {
     let kg = unwrap(&w2, &grantee, &context(&id, 1)).unwrap();
     assert_eq!(envelope::open(&kg, &s2, &context(&id, 1)).unwrap(), FHIR);
     assert!(matches!(vault.get(&id, 9, &patient.public()), Err(VaultError::NotFound(_, 9))));
-    assert!(matches!(vault.put_version(&id, 3, &vec![0u8; medledger_vault::MAX_SEALED_BYTES + 1], &[]), Err(VaultError::Oversize(_))));
+    assert!(matches!(
+        vault.put_version(&id, 3, &vec![0u8; medledger_vault::MAX_SEALED_BYTES + 1], &[]),
+        Err(VaultError::Oversize(_))
+    ));
 
     // Erasure: no ciphertext or wrapped key remains in any file; later reads say erased.
     assert!(vault.erase(&id).unwrap() >= 8);
@@ -96,7 +99,11 @@ fn vault_stores_only_sealed_bytes_and_erasure_leaves_nothing() {
     for f in &all {
         let b = std::fs::read(f).unwrap();
         for s in &secrets {
-            assert!(!b.windows(s.len().min(32)).any(|w| w == &s[..s.len().min(32)]), "erased bytes remain in {}", f.display());
+            assert!(
+                !b.windows(s.len().min(32)).any(|w| w == &s[..s.len().min(32)]),
+                "erased bytes remain in {}",
+                f.display()
+            );
         }
     }
     assert!(matches!(vault.get(&id, 1, &patient.public()), Err(VaultError::Erased(_))));

@@ -17,7 +17,9 @@ fn main() {
         // Example panel: doctors per 10,000 people in 4 regions x 3 years.
         let mut rng = SeededRng::new(seed);
         let mut out = String::from("county,region,year,doctors_per_10k\n");
-        for (r, (region, base)) in [("East", 28.0), ("Central", 21.0), ("West", 16.0), ("Northeast", 24.0)].iter().enumerate() {
+        for (r, (region, base)) in
+            [("East", 28.0), ("Central", 21.0), ("West", 16.0), ("Northeast", 24.0)].iter().enumerate()
+        {
             for (year, growth, spread) in [(2010, 1.0, 0.40), (2015, 1.18, 0.34), (2020, 1.35, 0.28)] {
                 for c in 0..150 {
                     let v = base * growth * rng.lognormal(0.0, spread);

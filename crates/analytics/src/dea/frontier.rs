@@ -12,8 +12,7 @@ use super::lp::Scaled;
 
 #[inline]
 fn dominates(sc: &Scaled, k: usize, j: usize) -> bool {
-    sc.xr(k).iter().zip(sc.xr(j)).all(|(a, b)| a <= b)
-        && sc.yr(k).iter().zip(sc.yr(j)).all(|(a, b)| a >= b)
+    sc.xr(k).iter().zip(sc.xr(j)).all(|(a, b)| a <= b) && sc.yr(k).iter().zip(sc.yr(j)).all(|(a, b)| a >= b)
 }
 
 /// Returns `(P, dominator)`.
@@ -21,9 +20,7 @@ pub(crate) fn pareto(sc: &Scaled) -> (Vec<usize>, Vec<usize>) {
     let n = sc.n;
     // Sorting by a strictly monotone score puts dominators first (up to ties),
     // so almost every dominated DMU is rejected on arrival.
-    let score: Vec<f64> = (0..n)
-        .map(|j| sc.yr(j).iter().sum::<f64>() - sc.xr(j).iter().sum::<f64>())
-        .collect();
+    let score: Vec<f64> = (0..n).map(|j| sc.yr(j).iter().sum::<f64>() - sc.xr(j).iter().sum::<f64>()).collect();
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
     let mut front: Vec<usize> = Vec::new();
@@ -43,11 +40,7 @@ pub(crate) fn pareto(sc: &Scaled) -> (Vec<usize>, Vec<usize>) {
         if dom[j] == usize::MAX {
             // Dominance is transitive, so some member of the final front
             // dominates j.
-            dom[j] = front
-                .iter()
-                .copied()
-                .find(|&k| dominates(sc, k, j))
-                .unwrap_or(j);
+            dom[j] = front.iter().copied().find(|&k| dominates(sc, k, j)).unwrap_or(j);
         }
     }
     (front, dom)

@@ -150,12 +150,8 @@ impl RadialModel {
             Orientation::Input => (0.0, 1.0),
             Orientation::Output => (1.0, 0.0),
         };
-        let v: Vec<Variable> = (0..sc.m)
-            .map(|i| p.add_var(cv * xo[i], (0.0, f64::INFINITY)))
-            .collect();
-        let u: Vec<Variable> = (0..sc.s)
-            .map(|r| p.add_var(cu * yo[r], (0.0, f64::INFINITY)))
-            .collect();
+        let v: Vec<Variable> = (0..sc.m).map(|i| p.add_var(cv * xo[i], (0.0, f64::INFINITY))).collect();
+        let u: Vec<Variable> = (0..sc.s).map(|r| p.add_var(cu * yo[r], (0.0, f64::INFINITY))).collect();
         let w = w_bounds.map(|b| p.add_var(1.0, b));
         // Normalisation: v·x_o = 1 (input) or u·y_o = 1 (output).
         let mut norm = LinearExpr::empty();
@@ -180,30 +176,14 @@ impl RadialModel {
             let (e, op) = ref_row(sc, j, orientation, &v, &u, w);
             p.add_constraint(e, op, 0.0);
         }
-        let sol = p
-            .solve_with(options())
-            .map_err(err)?
-            .into_solution()
-            .map_err(|_| "solve interrupted".to_string())?;
-        Ok(RadialModel {
-            orientation,
-            v,
-            u,
-            w,
-            sol,
-        })
+        let sol = p.solve_with(options()).map_err(err)?.into_solution().map_err(|_| "solve interrupted".to_string())?;
+        Ok(RadialModel { orientation, v, u, w, sol })
     }
 
     /// Adds reference DMUs as new rows and re-optimises from the current
     /// basis (microlp's warm-started dual simplex).
     pub fn add_refs(self, sc: &Scaled, js: &[usize]) -> Result<RadialModel, String> {
-        let RadialModel {
-            orientation,
-            v,
-            u,
-            w,
-            mut sol,
-        } = self;
+        let RadialModel { orientation, v, u, w, mut sol } = self;
         for &j in js {
             let (e, op) = ref_row(sc, j, orientation, &v, &u, w);
             sol = sol
@@ -212,13 +192,7 @@ impl RadialModel {
                 .into_solution()
                 .map_err(|_| "solve interrupted".to_string())?;
         }
-        Ok(RadialModel {
-            orientation,
-            v,
-            u,
-            w,
-            sol,
-        })
+        Ok(RadialModel { orientation, v, u, w, sol })
     }
 
     /// θ* (input) or φ* (output).
@@ -301,17 +275,8 @@ pub(crate) fn radial_envelopment(
         let op = if rts == Rts::Vrs { ComparisonOp::Eq } else { ComparisonOp::Le };
         p.add_constraint(e, op, 1.0);
     }
-    let sol = p
-        .solve_with(options())
-        .map_err(err)?
-        .into_solution()
-        .map_err(|_| "solve interrupted".to_string())?;
-    let support = refs
-        .iter()
-        .zip(&lam)
-        .filter(|&(_, &l)| sol.var_value(l) > 1e-9)
-        .map(|(&j, _)| j)
-        .collect();
+    let sol = p.solve_with(options()).map_err(err)?.into_solution().map_err(|_| "solve interrupted".to_string())?;
+    let support = refs.iter().zip(&lam).filter(|&(_, &l)| sol.var_value(l) > 1e-9).map(|(&j, _)| j).collect();
     Ok((sol.var_value(t), support))
 }
 
@@ -335,16 +300,9 @@ pub(crate) fn slack_lp(
     wy: &[f64],
 ) -> Result<SlackSolution, String> {
     let mut p = Problem::new(OptimizationDirection::Maximize);
-    let lam: Vec<Variable> = refs
-        .iter()
-        .map(|_| p.add_var(0.0, (0.0, f64::INFINITY)))
-        .collect();
-    let sin: Vec<Variable> = (0..sc.m)
-        .map(|i| p.add_var(wx[i], (0.0, f64::INFINITY)))
-        .collect();
-    let sout: Vec<Variable> = (0..sc.s)
-        .map(|r| p.add_var(wy[r], (0.0, f64::INFINITY)))
-        .collect();
+    let lam: Vec<Variable> = refs.iter().map(|_| p.add_var(0.0, (0.0, f64::INFINITY))).collect();
+    let sin: Vec<Variable> = (0..sc.m).map(|i| p.add_var(wx[i], (0.0, f64::INFINITY))).collect();
+    let sout: Vec<Variable> = (0..sc.s).map(|r| p.add_var(wy[r], (0.0, f64::INFINITY))).collect();
     let xo = sc.xr(o);
     let yo = sc.yr(o);
     let (fx, fy) = match orientation {
@@ -380,26 +338,13 @@ pub(crate) fn slack_lp(
             for &l in &lam {
                 e.add(l, 1.0);
             }
-            let op = if rts == Rts::Vrs {
-                ComparisonOp::Eq
-            } else {
-                ComparisonOp::Le
-            };
+            let op = if rts == Rts::Vrs { ComparisonOp::Eq } else { ComparisonOp::Le };
             p.add_constraint(e, op, 1.0);
         }
     }
-    let sol = p
-        .solve_with(options())
-        .map_err(err)?
-        .into_solution()
-        .map_err(|_| "solve interrupted".to_string())?;
+    let sol = p.solve_with(options()).map_err(err)?.into_solution().map_err(|_| "solve interrupted".to_string())?;
     Ok(SlackSolution {
-        lambda: refs
-            .iter()
-            .zip(&lam)
-            .map(|(&j, &l)| (j, sol.var_value(l)))
-            .filter(|&(_, l)| l > 1e-6)
-            .collect(),
+        lambda: refs.iter().zip(&lam).map(|(&j, &l)| (j, sol.var_value(l))).filter(|&(_, l)| l > 1e-6).collect(),
         s_in: sin.iter().map(|&v| sol.var_value(v).max(0.0)).collect(),
         s_out: sout.iter().map(|&v| sol.var_value(v).max(0.0)).collect(),
     })

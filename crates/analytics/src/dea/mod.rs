@@ -71,12 +71,7 @@ pub struct DeaOptions {
 
 impl DeaOptions {
     pub fn new(orientation: Orientation, rts: Rts) -> Self {
-        DeaOptions {
-            orientation,
-            rts,
-            slacks: true,
-            accelerate: true,
-        }
+        DeaOptions { orientation, rts, slacks: true, accelerate: true }
     }
 }
 
@@ -183,11 +178,7 @@ impl DeaData {
                 }
             }
             if x[j].iter().all(|&v| v == 0.0) {
-                return Err(AnalyticsError::AllZeroInputs {
-                    path: source.to_string(),
-                    row,
-                    id: ids[j].clone(),
-                });
+                return Err(AnalyticsError::AllZeroInputs { path: source.to_string(), row, id: ids[j].clone() });
             }
         }
         for (i, name) in input_names.iter().enumerate() {
@@ -537,7 +528,15 @@ impl Engine<'_> {
     }
 
     /// Slack stage for DMU `o` with the radial factor fixed.
-    fn slacks(&self, o: usize, rts: Rts, radial: &Radial, wx: &[f64], wy: &[f64], retries: &AtomicUsize) -> Result<lp::SlackSolution> {
+    fn slacks(
+        &self,
+        o: usize,
+        rts: Rts,
+        radial: &Radial,
+        wx: &[f64],
+        wy: &[f64],
+        retries: &AtomicUsize,
+    ) -> Result<lp::SlackSolution> {
         let tight: Vec<usize> = match (&radial.dual, self.accelerate) {
             (Some(d), true) => {
                 let mut t: Vec<usize> = self

@@ -29,7 +29,10 @@ fn pad(rows: &[Vec<String>], out: &mut dyn Write) -> std::io::Result<()> {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                if i == 0 || (i + 1 == r.len() && c.contains('(')) || (i + 1 == cols && i > 0 && r[i].starts_with("peers")) {
+                if i == 0
+                    || (i + 1 == r.len() && c.contains('('))
+                    || (i + 1 == cols && i > 0 && r[i].starts_with("peers"))
+                {
                     format!("{c:<width$}", width = w[i])
                 } else {
                     format!("{c:>width$}", width = w[i])
@@ -47,7 +50,8 @@ pub fn write_table(rep: &DeaReport, out: &mut dyn Write) -> Result<()> {
         Orientation::Input => "input-oriented (TE = theta)",
         Orientation::Output => "output-oriented (TE = 1/phi)",
     };
-    writeln!(out, "DEA {} {}, {} DMUs, two-stage slacks", rep.rts.as_str().to_uppercase(), orient, rep.dmus.len()).map_err(io)?;
+    writeln!(out, "DEA {} {}, {} DMUs, two-stage slacks", rep.rts.as_str().to_uppercase(), orient, rep.dmus.len())
+        .map_err(io)?;
     writeln!(out).map_err(io)?;
     let has_group = rep.dmus.iter().any(|d| d.group.is_some());
     let mut rows = Vec::new();
@@ -135,7 +139,8 @@ pub fn write_table(rep: &DeaReport, out: &mut dyn Write) -> Result<()> {
 /// One CSV row per DMU (full precision).
 pub fn write_csv(rep: &DeaReport, out: &mut dyn Write) -> Result<()> {
     let mut w = csv::Writer::from_writer(out);
-    let mut head: Vec<String> = ["dmu", "group", "te", "raw", "crste", "vrste", "nirste", "scale", "rts"].map(String::from).to_vec();
+    let mut head: Vec<String> =
+        ["dmu", "group", "te", "raw", "crste", "vrste", "nirste", "scale", "rts"].map(String::from).to_vec();
     for c in &rep.inputs {
         head.push(format!("slack_in.{c}"));
     }
@@ -183,6 +188,7 @@ pub fn write_csv(rep: &DeaReport, out: &mut dyn Write) -> Result<()> {
 
 /// The whole report as JSON.
 pub fn write_json(rep: &DeaReport, out: &mut dyn Write) -> Result<()> {
-    serde_json::to_writer_pretty(&mut *out, rep).map_err(|e| AnalyticsError::io("writing DEA JSON", std::io::Error::other(e.to_string())))?;
+    serde_json::to_writer_pretty(&mut *out, rep)
+        .map_err(|e| AnalyticsError::io("writing DEA JSON", std::io::Error::other(e.to_string())))?;
     writeln!(out).map_err(io)
 }

@@ -135,7 +135,9 @@ pub fn fit(x: &[Vec<f64>], y: &[f64], c: f64) -> Result<Fit> {
             }
         }
         let step = cholesky_solve(&h, &g).ok_or_else(|| {
-            AnalyticsError::InsufficientData("the Newton system is singular (perfectly separated or degenerate data)".into())
+            AnalyticsError::InsufficientData(
+                "the Newton system is singular (perfectly separated or degenerate data)".into(),
+            )
         })?;
         // Backtracking line search on the convex objective.
         let mut t = 1.0;

@@ -158,7 +158,14 @@ pub struct Fold {
 
 /// k-fold cross-validation with a seeded shuffle; standardisation is
 /// re-estimated on each training split.
-pub fn cross_validate(features: &[String], x: &[Vec<f64>], y: &[f64], c: f64, k: usize, seed: u64) -> Result<Vec<Fold>> {
+pub fn cross_validate(
+    features: &[String],
+    x: &[Vec<f64>],
+    y: &[f64],
+    c: f64,
+    k: usize,
+    seed: u64,
+) -> Result<Vec<Fold>> {
     let n = x.len();
     if k < 2 || k > n {
         return Err(AnalyticsError::Usage(format!("--folds must be between 2 and the number of rows ({n}), got {k}")));

@@ -128,7 +128,8 @@ impl SeverityModel {
 
     /// Writes `model.json`.
     pub fn save(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.to_json()).map_err(|e| AnalyticsError::io(format!("cannot write {}", path.display()), e))
+        std::fs::write(path, self.to_json())
+            .map_err(|e| AnalyticsError::io(format!("cannot write {}", path.display()), e))
     }
 
     /// Parses and verifies `model.json` text; `name` labels errors.

@@ -12,14 +12,25 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_medledger");
 
-/// A base port whose p2p (base..base+3) and API (base+100..) ports are free. Each call in this
-/// process takes a different range, so tests running in parallel never pick the same one.
+/// Test ports stay below this, out of Linux's default ephemeral range (32768–60999): a port
+/// in that range can be taken by any outgoing connection between our check and the node's bind.
+pub const TEST_PORT_CEILING: u16 = 32_000;
+const TEST_PORT_FLOOR: u16 = 20_000;
+const RANGE: u16 = 200;
+
+/// A base port whose p2p (base..base+3) and API (base+100..) ports are free, and which stays
+/// below [`TEST_PORT_CEILING`]. Each call in this process takes a different range, and test
+/// binaries start at different ranges (by pid), so parallel tests rarely contend; a range in use
+/// is skipped.
 pub fn free_base_port() -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let start = 20_000 + (std::process::id() % 100) as u16 * 200;
-    for _ in 0..200 {
-        let base = start + NEXT.fetch_add(1, Ordering::SeqCst) % 100 * 200;
+    let slots = (TEST_PORT_CEILING - TEST_PORT_FLOOR) / RANGE;
+    let first = (std::process::id() % slots as u32) as u16;
+    for _ in 0..slots {
+        let slot = (first + NEXT.fetch_add(1, Ordering::SeqCst)) % slots;
+        let base = TEST_PORT_FLOOR + slot * RANGE;
+        debug_assert!(base + RANGE <= TEST_PORT_CEILING);
         let ok = (0..4).all(|i| {
             std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()
                 && std::net::TcpListener::bind(("127.0.0.1", base + 100 + i)).is_ok()
@@ -29,7 +40,37 @@ pub fn free_base_port() -> u16 {
             return base;
         }
     }
-    panic!("no free port range");
+    panic!("no free port range below {TEST_PORT_CEILING}");
+}
+
+/// The last `n` lines of a log file, for failure messages.
+pub fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("(cannot read {}: {e})", path.display()));
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Like [`wait_committed`], for a node this test started itself: if the node exits or the
+/// transactions do not commit in time, the failure quotes the node's log.
+pub fn wait_committed_by(api: &str, ids: &[String], limit: Duration, node: &mut Child, log: &Path) {
+    let start = Instant::now();
+    for id in ids {
+        loop {
+            if let Some(v) = get(api, &format!("/v1/txs/{id}")) {
+                if v["status"] == "committed" {
+                    assert_eq!(v["receipt"]["outcome"]["status"], "applied", "{v}");
+                    break;
+                }
+            }
+            if let Ok(Some(status)) = node.try_wait() {
+                panic!("the node behind {api} exited ({status}); its log ends:\n{}", log_tail(log, 40));
+            }
+            if start.elapsed() >= limit {
+                panic!("tx {id} not committed on {api} within {limit:?}; the node's log ends:\n{}", log_tail(log, 40));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 pub struct Devnet {
@@ -101,14 +142,18 @@ pub fn submit_attests(api: &str, k: &medledger_types::Keypair, tag: u8, count: u
                 chain_id: "medledger-devnet".into(),
                 signer: k.public(),
                 nonce: n,
-                op: medledger_types::Operation::Identity(IdentityOp::Attest { digest: medledger_types::Hash(d), label: format!("e2e-{tag}") }),
+                op: medledger_types::Operation::Identity(IdentityOp::Attest {
+                    digest: medledger_types::Hash(d),
+                    label: format!("e2e-{tag}"),
+                }),
             },
             k,
         );
         ids.push(tx.id().to_hex());
         batch.push(hex::encode(tx.raw()));
     }
-    let r: Value = agent().post(&format!("{api}/v1/txs/batch")).send_json(json!({ "txs": batch })).unwrap().into_json().unwrap();
+    let r: Value =
+        agent().post(&format!("{api}/v1/txs/batch")).send_json(json!({ "txs": batch })).unwrap().into_json().unwrap();
     assert_eq!(r["accepted"], count, "{r}");
     ids
 }
@@ -144,7 +189,6 @@ pub fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
         }
     }
 }
-
 
 /// Every file under `dir` containing `needle`.
 pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {

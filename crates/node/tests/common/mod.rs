@@ -2,7 +2,6 @@
 //! A single-node harness: real store, mempool and execution, blocks committed directly (no
 //! consensus), the REST API called in process.
 
-use medledger_types::IdentityOp;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
@@ -11,7 +10,10 @@ use medledger_node::chain::Chain;
 use medledger_node::mempool::MempoolConfig;
 use medledger_node::records::RecordService;
 use medledger_storage::Store;
-use medledger_types::{genesis::GenesisInstitution, CredentialSpec, Genesis, Hash, Keypair, Operation, Role, Transaction, Tx};
+use medledger_types::IdentityOp;
+use medledger_types::{
+    genesis::GenesisInstitution, CredentialSpec, Genesis, Hash, Keypair, Operation, Role, Transaction, Tx,
+};
 use medledger_vault::{FsStore, Vault};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,12 +62,22 @@ pub fn node_with(vault: bool) -> Node {
     let store = Arc::new(Store::open(&dir.path().join("l.redb")).unwrap());
     let clock = Arc::new(AtomicU64::new(T0 + 1000));
     let c2 = clock.clone();
-    let chain = Chain::open(g.clone(), store, g.institutions[0].validator_key, MempoolConfig::default(), Arc::new(move || c2.load(Ordering::SeqCst))).unwrap();
+    let chain = Chain::open(
+        g.clone(),
+        store,
+        g.institutions[0].validator_key,
+        MempoolConfig::default(),
+        Arc::new(move || c2.load(Ordering::SeqCst)),
+    )
+    .unwrap();
     let records = vault.then(|| {
-        let v = Vault::new(Box::new(FsStore::open(&dir.path().join("vault")).unwrap()) as Box<dyn medledger_vault::BlobStore>);
+        let v = Vault::new(
+            Box::new(FsStore::open(&dir.path().join("vault")).unwrap()) as Box<dyn medledger_vault::BlobStore>
+        );
         Arc::new(RecordService::new(chain.clone(), v, "h0".into(), admins[0].clone()))
     });
-    let router = api::router(ApiState { chain: chain.clone(), info: Arc::new(NoPeers), gossip: None, records: records.clone() });
+    let router =
+        api::router(ApiState { chain: chain.clone(), info: Arc::new(NoPeers), gossip: None, records: records.clone() });
     Node { chain, router, ca, admins, clock, records, _dir: dir }
 }
 
@@ -117,16 +129,22 @@ impl Node {
     pub async fn credential(&self, seed: u64, role: Role, until: u64) -> Keypair {
         let k = Keypair::from_seed(seed);
         let op = if role == Role::Patient {
-            Operation::Identity(IdentityOp::RegisterPatient { subject: k.public(), pseudonym: Hash([seed as u8; 32]), valid_until_ms: until })
-        } else {
-            Operation::Identity(IdentityOp::IssueCredential { spec: CredentialSpec {
+            Operation::Identity(IdentityOp::RegisterPatient {
                 subject: k.public(),
-                role,
-                institution: "h0".into(),
-                display_name: format!("{} {seed}", role.name()),
-                valid_from_ms: T0,
+                pseudonym: Hash([seed as u8; 32]),
                 valid_until_ms: until,
-            } })
+            })
+        } else {
+            Operation::Identity(IdentityOp::IssueCredential {
+                spec: CredentialSpec {
+                    subject: k.public(),
+                    role,
+                    institution: "h0".into(),
+                    display_name: format!("{} {seed}", role.name()),
+                    valid_from_ms: T0,
+                    valid_until_ms: until,
+                },
+            })
         };
         let signer = if role == Role::Patient { &self.admins[0] } else { &self.ca };
         let tx = self.tx(signer, op);

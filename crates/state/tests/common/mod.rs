@@ -1,11 +1,11 @@
 #![allow(dead_code)]
 //! Test harness: an in-memory chain with a CA and four institutions.
 
-use medledger_types::IdentityOp;
 use medledger_state::{execute_block, genesis_root, genesis_writes, nonce_of, BlockEnv, MemState};
+use medledger_types::IdentityOp;
 use medledger_types::{
-    genesis::GenesisInstitution, patient_pseudonym, CredentialSpec, Genesis, Hash, Keypair, Operation, Outcome, Receipt,
-    Role, Transaction, Tx,
+    genesis::GenesisInstitution, patient_pseudonym, CredentialSpec, Genesis, Hash, Keypair, Operation, Outcome,
+    Receipt, Role, Transaction, Tx,
 };
 
 pub const T0: u64 = 1_700_000_000_000;
@@ -76,14 +76,16 @@ impl Chain {
         let ca = self.ca.clone();
         let out = self.one(
             &ca,
-            Operation::Identity(IdentityOp::IssueCredential { spec: CredentialSpec {
-                subject: k.public(),
-                role,
-                institution: format!("hospital-{inst}"),
-                display_name: format!("{} {seed}", role.name()),
-                valid_from_ms: T0,
-                valid_until_ms: T0 + 365 * DAY,
-            } }),
+            Operation::Identity(IdentityOp::IssueCredential {
+                spec: CredentialSpec {
+                    subject: k.public(),
+                    role,
+                    institution: format!("hospital-{inst}"),
+                    display_name: format!("{} {seed}", role.name()),
+                    valid_from_ms: T0,
+                    valid_until_ms: T0 + 365 * DAY,
+                },
+            }),
         );
         assert!(matches!(out, Outcome::Applied { .. }), "{out:?}");
         k
@@ -104,7 +106,6 @@ impl Chain {
         k
     }
 }
-
 
 pub fn applied(o: &Outcome) {
     assert!(matches!(o, Outcome::Applied { .. }), "{o:?}");

@@ -1,0 +1,71 @@
+//! Audit namespace: signed audit queries over access events (JSON or FHIR AuditEvents).
+
+use super::*;
+
+/// A signed audit query.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AuditRequest {
+    /// Canonical `AuditQuery` bytes (hex).
+    pub query: String,
+    /// The requester's ed25519 signature over them (hex).
+    pub signature: String,
+    /// `json` (default) or `fhir` for a Bundle of FHIR AuditEvent resources.
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+#[utoipa::path(tag = "audit", post, path = "/v1/audit", request_body = AuditRequest,
+    responses((status = 200, body = crate::audit::AuditResult), (status = 403, body = ErrorBody)))]
+pub(crate) async fn audit(State(st): State<ApiState>, Json(req): Json<AuditRequest>) -> Result<Json<Value>, ApiError> {
+    use medledger_types::read::{AuditQuery, MAX_READ_SKEW_MS};
+    let raw = hex::decode(req.query.trim())
+        .map_err(|e| ApiError::bad_request(ErrorCode::Malformed, format!("query is not hex: {e}")))?;
+    let mut q = AuditQuery::from_bytes(&raw)
+        .map_err(|e| ApiError::bad_request(ErrorCode::Malformed, format!("audit query: {e}")))?;
+    let sig = hex::decode(req.signature.trim())
+        .ok()
+        .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        .ok_or_else(|| ApiError::bad_request(ErrorCode::Malformed, "signature must be 64 bytes of hex"))?;
+    if !q.verify(&medledger_types::Signature(sig)) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::BadSignature,
+            "audit query signature does not verify for its requester",
+        ));
+    }
+    if q.chain_id != st.chain.genesis.chain_id {
+        return Err(ApiError::bad_request(ErrorCode::WrongChain, format!("query is for chain `{}`", q.chain_id)));
+    }
+    let now = st.chain.now_ms();
+    if now.abs_diff(q.issued_ms) > MAX_READ_SKEW_MS {
+        return Err(ApiError::bad_request(ErrorCode::Stale, "query timestamp is too far from the node's clock"));
+    }
+    let fhir = match req.format.as_deref().unwrap_or("json") {
+        "json" => false,
+        "fhir" => true,
+        other => {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidArgument,
+                format!("format `{other}`: expected json or fhir"),
+            ))
+        }
+    };
+    let chain = st.chain.clone();
+    tokio::task::spawn_blocking(move || {
+        let snap = chain.store.snapshot().map_err(ApiError::internal)?;
+        crate::audit::authorize(&snap, &mut q, now, chain.tip().height + 1)?;
+        let r = crate::audit::run(&snap, &q);
+        Ok(Json(if fhir {
+            crate::audit::fhir_bundle(&r.events, now)
+        } else {
+            serde_json::to_value(&r).map_err(ApiError::internal)?
+        }))
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+/// This namespace's routes.
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new().route("/v1/audit", post(audit))
+}

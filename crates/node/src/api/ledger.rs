@@ -1,0 +1,501 @@
+//! Ledger namespace: transaction submission (single and batch), transactions, receipts and
+//! inclusion proofs, blocks, node status, the block feed (SSE) and metrics.
+
+use super::*;
+
+// ---- request and response shapes ----
+/// A signed transaction, hex-encoded canonical bytes.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct SubmitRequest {
+    pub tx: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct SubmitResponse {
+    pub tx_id: String,
+    pub status: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BatchRequest {
+    /// Up to 5000 hex-encoded signed transactions.
+    pub txs: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BatchResponse {
+    pub accepted: usize,
+    pub results: Vec<BatchItem>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BatchItem {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tx_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct TxStatus {
+    pub tx_id: String,
+    /// `pending` or `committed`.
+    pub status: String,
+    pub height: Option<u64>,
+    pub index: Option<u32>,
+    #[schema(value_type = Object)]
+    pub receipt: Option<Value>,
+    #[schema(value_type = Object)]
+    pub tx: Option<Value>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BlockView {
+    pub hash: String,
+    #[schema(value_type = Object)]
+    pub header: Value,
+    pub tx_ids: Vec<String>,
+    #[schema(value_type = Vec<Object>)]
+    pub receipts: Vec<Value>,
+    /// Hex of the finality certificate (absent for genesis).
+    pub certificate: Option<String>,
+}
+
+/// Everything needed to check a transaction's inclusion offline.
+#[derive(Serialize, Deserialize, ToSchema, Clone)]
+pub struct ProofBundle {
+    pub chain_id: String,
+    pub tx_id: String,
+    /// Canonical signed transaction bytes, hex.
+    pub tx: String,
+    pub height: u64,
+    pub block_hash: String,
+    #[schema(value_type = Object)]
+    pub header: BlockHeader,
+    #[schema(value_type = Object)]
+    pub proof: medledger_types::merkle::InclusionProof,
+    /// Headers of the descendants from `height + 1` up to the certified block, if this block
+    /// was finalized through a descendant's certificate (usually empty).
+    #[schema(value_type = Vec<Object>)]
+    pub descendants: Vec<BlockHeader>,
+    /// Height of the block the certificate finalizes (`height` itself, usually).
+    pub certified_height: u64,
+    /// Hex of the consensus finalization certificate for `certified_height`.
+    pub certificate: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct StatusView {
+    pub chain_id: String,
+    pub node: String,
+    pub height: u64,
+    pub hash: String,
+    pub state_root: String,
+    pub mempool: usize,
+    pub peers: Vec<String>,
+    pub validators: Vec<ValidatorView>,
+    pub max_faults: usize,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ValidatorView {
+    pub institution: String,
+    pub key: String,
+    /// The institution admin key: its vault's recipient key for records it holds.
+    pub admin_key: String,
+    pub p2p_address: String,
+    pub api_address: String,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListParams {
+    /// Highest height to return (default: tip).
+    pub before: Option<u64>,
+    /// How many blocks (default 20, at most 100).
+    pub limit: Option<u64>,
+}
+
+// ---- handlers ----
+pub(crate) fn decode_hex_tx(s: &str) -> Result<Vec<u8>, SubmitError> {
+    hex::decode(s.trim()).map_err(|e| {
+        SubmitError::Decode(medledger_types::tx::TxDecodeError::Malformed(medledger_types::DecodeError::Invalid(
+            "hex",
+            e.to_string(),
+        )))
+    })
+}
+
+pub(crate) fn gossip(st: &ApiState, txs: Vec<Tx>) {
+    if let (Some(g), false) = (&st.gossip, txs.is_empty()) {
+        // Bounded: if the gossip queue is full the tx stays local and is still proposed by us.
+        let _ = g.try_send(txs);
+    }
+}
+
+#[utoipa::path(tag = "ledger", post, path = "/v1/txs", request_body = SubmitRequest,
+    responses((status = 202, body = SubmitResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(crate) async fn submit_tx(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
+    let is_binary = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/octet-stream"));
+    let raw = if is_binary {
+        body.to_vec()
+    } else {
+        let req: SubmitRequest = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(ErrorCode::Malformed, format!("request body: {e}")))?;
+        decode_hex_tx(&req.tx)?
+    };
+    let chain = st.chain.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        let tx = Tx::decode(&raw).map_err(SubmitError::from)?;
+        chain.submit(vec![tx.clone()]).remove(0).map(|id| (id, tx))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    gossip(&st, vec![r.1]);
+    Ok((StatusCode::ACCEPTED, Json(SubmitResponse { tx_id: r.0.to_hex(), status: "pending".into() })))
+}
+
+#[utoipa::path(tag = "ledger", post, path = "/v1/txs/batch", request_body = BatchRequest,
+    responses((status = 200, body = BatchResponse), (status = 400, body = ErrorBody)))]
+pub(crate) async fn submit_batch(
+    State(st): State<ApiState>,
+    Json(req): Json<BatchRequest>,
+) -> Result<Json<BatchResponse>, ApiError> {
+    if req.txs.len() > MAX_BATCH {
+        return Err(ApiError::bad_request(
+            ErrorCode::Oversize,
+            format!("batch of {} above the limit of {MAX_BATCH}", req.txs.len()),
+        ));
+    }
+    let chain = st.chain.clone();
+    let (results, accepted) = tokio::task::spawn_blocking(move || {
+        let mut slots = Vec::with_capacity(req.txs.len());
+        let mut txs = Vec::new();
+        for s in &req.txs {
+            match decode_hex_tx(s).and_then(|raw| Tx::decode(&raw).map_err(SubmitError::from)) {
+                Ok(t) => {
+                    txs.push(t);
+                    slots.push(None);
+                }
+                Err(e) => slots.push(Some(e)),
+            }
+        }
+        let mut res = chain.submit(txs.clone()).into_iter();
+        let mut accepted_txs = Vec::new();
+        let mut txs_iter = txs.into_iter();
+        let results: Vec<BatchItem> = slots
+            .into_iter()
+            .map(|s| {
+                let r = match s {
+                    Some(e) => Err(e),
+                    None => {
+                        let t = txs_iter.next().expect("one tx per slot");
+                        let r = res.next().expect("one result per tx");
+                        if r.is_ok() {
+                            accepted_txs.push(t);
+                        }
+                        r
+                    }
+                };
+                match r {
+                    Ok(id) => BatchItem { tx_id: Some(id.to_hex()), error: None },
+                    Err(e) => BatchItem {
+                        tx_id: None,
+                        error: Some(ErrorDetail { code: e.code().as_str().into(), message: e.to_string() }),
+                    },
+                }
+            })
+            .collect();
+        (results, accepted_txs)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let n = accepted.len();
+    gossip(&st, accepted);
+    Ok(Json(BatchResponse { accepted: n, results }))
+}
+
+pub(crate) fn receipt_json(r: &Receipt) -> Value {
+    serde_json::to_value(r).unwrap_or(Value::Null)
+}
+
+pub(crate) fn tx_json(t: &Transaction) -> Value {
+    serde_json::to_value(t).unwrap_or(Value::Null)
+}
+
+#[utoipa::path(tag = "ledger", get, path = "/v1/txs/{id}", params(("id" = String, Path, description = "transaction id (hex)")),
+    responses((status = 200, body = TxStatus), (status = 404, body = ErrorBody)))]
+pub(crate) async fn get_tx(State(st): State<ApiState>, Path(id): Path<String>) -> Result<Json<TxStatus>, ApiError> {
+    let id = parse_hash(&id, "transaction id")?;
+    if let Some((height, index)) = st.chain.store.tx_location(&id).map_err(ApiError::internal)? {
+        let block = st
+            .chain
+            .store
+            .block(height)
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| ApiError::internal("indexed block missing"))?;
+        let receipt = st.chain.store.receipt(height, index).map_err(ApiError::internal)?;
+        let tx = block.txs.get(index as usize).map(|t| tx_json(t.body()));
+        return Ok(Json(TxStatus {
+            tx_id: id.to_hex(),
+            status: "committed".into(),
+            height: Some(height),
+            index: Some(index),
+            receipt: receipt.as_ref().map(receipt_json),
+            tx,
+        }));
+    }
+    if st.chain.is_pending(&id) {
+        return Ok(Json(TxStatus {
+            tx_id: id.to_hex(),
+            status: "pending".into(),
+            height: None,
+            index: None,
+            receipt: None,
+            tx: None,
+        }));
+    }
+    Err(ApiError::not_found(format!("transaction {id} is neither committed nor pending here")))
+}
+
+/// Builds the inclusion proof bundle for a committed transaction.
+pub fn proof_bundle(chain: &Chain, id: &Hash) -> Result<ProofBundle, ApiError> {
+    let (height, index) = chain
+        .store
+        .tx_location(id)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("transaction {id} is not committed")))?;
+    let block =
+        chain.store.block(height).map_err(ApiError::internal)?.ok_or_else(|| ApiError::internal("block missing"))?;
+    let (certified_height, cert) =
+        chain.store.certified_at_or_above(height).map_err(ApiError::internal)?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::NotYetCertified,
+                "no finalization certificate covers this block yet; retry shortly",
+            )
+        })?;
+    let mut descendants = Vec::new();
+    for h in height + 1..=certified_height {
+        let b = chain.store.block(h).map_err(ApiError::internal)?.ok_or_else(|| ApiError::internal("block missing"))?;
+        descendants.push(b.header);
+    }
+    let proof = block.prove(index as usize).ok_or_else(|| ApiError::internal("index out of range"))?;
+    Ok(ProofBundle {
+        chain_id: chain.genesis.chain_id.clone(),
+        tx_id: id.to_hex(),
+        tx: hex::encode(block.txs[index as usize].raw()),
+        height,
+        block_hash: block.digest().to_hex(),
+        header: block.header.clone(),
+        proof,
+        descendants,
+        certified_height,
+        certificate: hex::encode(cert),
+    })
+}
+
+#[utoipa::path(tag = "ledger", get, path = "/v1/txs/{id}/proof", params(("id" = String, Path, description = "transaction id (hex)")),
+    responses((status = 200, body = ProofBundle), (status = 404, body = ErrorBody)))]
+pub(crate) async fn get_proof(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<ProofBundle>, ApiError> {
+    let id = parse_hash(&id, "transaction id")?;
+    Ok(Json(proof_bundle(&st.chain, &id)?))
+}
+
+pub(crate) fn block_view(chain: &Chain, block: &Block) -> Result<BlockView, ApiError> {
+    let receipts = chain.store.receipts(block.height()).map_err(ApiError::internal)?;
+    let cert = chain.store.certificate(block.height()).map_err(ApiError::internal)?;
+    Ok(BlockView {
+        hash: block.digest().to_hex(),
+        header: serde_json::to_value(&block.header).unwrap_or(Value::Null),
+        tx_ids: block.txs.iter().map(|t| t.id().to_hex()).collect(),
+        receipts: receipts.iter().map(receipt_json).collect(),
+        certificate: cert.map(hex::encode),
+    })
+}
+
+#[utoipa::path(tag = "ledger", get, path = "/v1/blocks/{height}", params(("height" = u64, Path, description = "block height")),
+    responses((status = 200, body = BlockView), (status = 404, body = ErrorBody)))]
+pub(crate) async fn get_block(
+    State(st): State<ApiState>,
+    Path(height): Path<String>,
+) -> Result<Json<BlockView>, ApiError> {
+    let height: u64 = height
+        .parse()
+        .map_err(|_| ApiError::bad_request(ErrorCode::InvalidArgument, format!("height `{height}` is not a number")))?;
+    let block = st
+        .chain
+        .store
+        .block(height)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no block at height {height}")))?;
+    Ok(Json(block_view(&st.chain, &block)?))
+}
+
+#[utoipa::path(tag = "ledger", get, path = "/v1/blocks/by-hash/{hash}", params(("hash" = String, Path, description = "block hash (hex)")),
+    responses((status = 200, body = BlockView), (status = 404, body = ErrorBody)))]
+pub(crate) async fn get_block_by_hash(
+    State(st): State<ApiState>,
+    Path(hash): Path<String>,
+) -> Result<Json<BlockView>, ApiError> {
+    let hash = parse_hash(&hash, "block hash")?;
+    let height = st
+        .chain
+        .store
+        .height_of(&hash)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no block with hash {hash}")))?;
+    let block = st
+        .chain
+        .store
+        .block(height)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::internal("indexed block missing"))?;
+    Ok(Json(block_view(&st.chain, &block)?))
+}
+
+#[utoipa::path(tag = "ledger", get, path = "/v1/blocks", params(ListParams), responses((status = 200, body = Vec<BlockView>)))]
+pub(crate) async fn list_blocks(
+    State(st): State<ApiState>,
+    Query(p): Query<ListParams>,
+) -> Result<Json<Vec<BlockView>>, ApiError> {
+    let tip = st.chain.tip().height;
+    let top = p.before.unwrap_or(tip).min(tip);
+    let limit = p.limit.unwrap_or(20).clamp(1, MAX_BLOCK_LIST);
+    let mut out = Vec::new();
+    let mut h = top as i128;
+    while h >= 0 && (out.len() as u64) < limit {
+        if let Some(b) = st.chain.store.block(h as u64).map_err(ApiError::internal)? {
+            out.push(block_view(&st.chain, &b)?);
+        }
+        h -= 1;
+    }
+    Ok(Json(out))
+}
+
+#[utoipa::path(tag = "ledger", get, path = "/v1/status", responses((status = 200, body = StatusView)))]
+pub(crate) async fn get_status(State(st): State<ApiState>) -> Json<StatusView> {
+    let tip = st.chain.tip();
+    let g = &st.chain.genesis;
+    Json(StatusView {
+        chain_id: g.chain_id.clone(),
+        node: st.chain.me.to_hex(),
+        height: tip.height,
+        hash: tip.hash.to_hex(),
+        state_root: tip.state_root.to_hex(),
+        mempool: st.chain.mempool_len(),
+        peers: st.info.peers(),
+        validators: g
+            .institutions
+            .iter()
+            .map(|i| ValidatorView {
+                institution: i.id.clone(),
+                key: i.validator_key.to_hex(),
+                admin_key: i.admin_key.to_hex(),
+                p2p_address: i.p2p_address.clone(),
+                api_address: i.api_address.clone(),
+            })
+            .collect(),
+        max_faults: g.max_faults(),
+    })
+}
+
+#[utoipa::path(tag = "ledger", get, path = "/v1/events/blocks", responses((status = 200, description = "Server-Sent Events: one `block` event per finalized block")))]
+pub(crate) async fn block_events(
+    State(st): State<ApiState>,
+) -> Sse<impl Stream<Item = Result<SseEvent, std::convert::Infallible>>> {
+    let rx = st.chain.subscribe();
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(f) => {
+                    let data = json!({
+                        "height": f.block.height(),
+                        "hash": f.block.digest().to_hex(),
+                        "timestamp_ms": f.block.header.timestamp_ms,
+                        "tx_count": f.block.txs.len(),
+                        "state_root": f.block.header.state_root.to_hex(),
+                        "rejected": f.receipts.iter().filter(|r| !r.is_applied()).count(),
+                    });
+                    return Some((Ok(SseEvent::default().event("block").data(data.to_string())), rx));
+                }
+                // A slow subscriber skips what it missed rather than blocking the node.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+#[utoipa::path(tag = "ledger", get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition")))]
+pub(crate) async fn metrics(State(st): State<ApiState>) -> impl IntoResponse {
+    let m = &st.chain.metrics;
+    let tip = st.chain.tip();
+    let mut out = String::new();
+    let mut put = |name: &str, kind: &str, help: &str, v: u64| {
+        out.push_str(&format!(
+            "# HELP medledger_{name} {help}\n# TYPE medledger_{name} {kind}\nmedledger_{name} {v}\n"
+        ));
+    };
+    put("height", "gauge", "Height of the last committed block.", tip.height);
+    put("mempool_transactions", "gauge", "Transactions waiting in the mempool.", st.chain.mempool_len() as u64);
+    put("peers", "gauge", "Connected validator peers.", st.info.peers().len() as u64);
+    put(
+        "submitted_transactions_total",
+        "counter",
+        "Transactions submitted to this node.",
+        m.submitted.load(Ordering::Relaxed),
+    );
+    put(
+        "rejected_transactions_total",
+        "counter",
+        "Submissions refused before the mempool.",
+        m.rejected.load(Ordering::Relaxed),
+    );
+    put(
+        "committed_transactions_total",
+        "counter",
+        "Transactions in finalized blocks.",
+        m.committed_txs.load(Ordering::Relaxed),
+    );
+    put("committed_blocks_total", "counter", "Finalized blocks committed.", m.committed_blocks.load(Ordering::Relaxed));
+    put(
+        "verify_signature_cache_hits_total",
+        "counter",
+        "Block transactions whose signature was already verified at admission.",
+        m.verify_sig_cache_hits.load(Ordering::Relaxed),
+    );
+    put(
+        "verify_signature_checked_total",
+        "counter",
+        "Block transactions verified during block verification.",
+        m.verify_sig_checked.load(Ordering::Relaxed),
+    );
+    out.push_str(&st.info.prometheus());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// This namespace's routes.
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/txs", post(submit_tx))
+        .route("/v1/txs/batch", post(submit_batch).layer(DefaultBodyLimit::max(limits::MAX_BATCH_BODY_BYTES)))
+        .route("/v1/txs/{id}", get(get_tx))
+        .route("/v1/txs/{id}/proof", get(get_proof))
+        .route("/v1/blocks", get(list_blocks))
+        .route("/v1/blocks/{height}", get(get_block))
+        .route("/v1/blocks/by-hash/{hash}", get(get_block_by_hash))
+        .route("/v1/status", get(get_status))
+        .route("/v1/events/blocks", get(block_events))
+        .route("/metrics", get(metrics))
+}

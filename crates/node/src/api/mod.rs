@@ -1,0 +1,217 @@
+//! The REST API every node serves (axum), documented by an OpenAPI document (utoipa).
+//!
+//! One file per namespace, named after its domain as in every other layer, each with its own
+//! routes and OpenAPI tag: [`ledger`] (transactions, blocks, status), [`identity`], [`consent`],
+//! [`records`], [`audit`]. Errors are mapped once, in [`error`]: JSON
+//! `{"error": {"code": "...", "message": "..."}}` with a stable code from the registry
+//! ([`medledger_types::ErrorCode`]).
+
+pub mod audit;
+pub mod consent;
+pub mod error;
+pub mod identity;
+pub mod ledger;
+pub mod records;
+
+use crate::chain::{Chain, SubmitError};
+pub use audit::AuditRequest;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+pub use error::{ApiError, ErrorBody, ErrorDetail};
+use futures::stream::Stream;
+pub use identity::IdentityView;
+use ledger::{decode_hex_tx, gossip};
+pub use ledger::{
+    BatchItem, BatchRequest, BatchResponse, BlockView, ProofBundle, StatusView, SubmitRequest, SubmitResponse,
+    TxStatus, ValidatorView,
+};
+use medledger_state::identity as state_identity;
+use medledger_types::{limits, ErrorCode};
+use medledger_types::{Block, BlockHeader, Canonical, Hash, PublicKey, Receipt, Transaction, Tx};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use utoipa::{OpenApi, ToSchema};
+
+/// Limits of the API, from the registry ([`medledger_types::limits`]).
+pub use medledger_types::limits::{MAX_BATCH, MAX_BATCH_BODY_BYTES, MAX_BLOCK_LIST, MAX_BODY_BYTES};
+
+/// Live information the API reads from the networking side.
+pub trait NodeInfo: Send + Sync + 'static {
+    fn peers(&self) -> Vec<String>;
+    fn prometheus(&self) -> String {
+        String::new()
+    }
+}
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub chain: Arc<Chain>,
+    pub info: Arc<dyn NodeInfo>,
+    /// Accepted transactions to gossip to the other validators (bounded).
+    pub gossip: Option<mpsc::Sender<Vec<Tx>>>,
+    /// The record vault and read gatekeeper, when this node holds records.
+    pub records: Option<Arc<crate::records::RecordService>>,
+}
+
+fn parse_hash(s: &str, what: &str) -> Result<Hash, ApiError> {
+    Hash::from_hex(s).map_err(|e| ApiError::bad_request(ErrorCode::InvalidArgument, format!("{what}: {e}")))
+}
+
+fn parse_key(s: &str) -> Result<PublicKey, ApiError> {
+    PublicKey::from_hex(s).map_err(|e| ApiError::bad_request(ErrorCode::InvalidArgument, e))
+}
+
+fn record_service(st: &ApiState) -> Result<Arc<crate::records::RecordService>, ApiError> {
+    st.records.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::NoVault,
+            "this node runs no record vault (no institution_key in its config)",
+        )
+    })
+}
+
+/// Header a node sets on a request it forwards to the record's holder. A forwarded request is
+/// never forwarded again, so a misconfigured consortium cannot loop.
+pub const FORWARDED_HEADER: &str = "x-medledger-forwarded-by";
+
+/// Time limit on a forwarded request.
+const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// True if this node's vault serves `institution`.
+fn serves(st: &ApiState, institution: &str) -> bool {
+    st.records.as_ref().is_some_and(|s| s.institution == institution)
+}
+
+/// Relays a JSON request to `holder`'s node (its genesis API address) and its answer back.
+async fn forward(
+    st: &ApiState,
+    headers: &HeaderMap,
+    holder: &str,
+    path: &str,
+    body: Value,
+) -> Result<Response, ApiError> {
+    let (status, body) = forward_raw(st, headers, holder, path, body).await?;
+    Ok((status, [(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// Sends a JSON request to `holder`'s node; returns its status and body.
+async fn forward_raw(
+    st: &ApiState,
+    headers: &HeaderMap,
+    holder: &str,
+    path: &str,
+    body: Value,
+) -> Result<(StatusCode, String), ApiError> {
+    if headers.contains_key(FORWARDED_HEADER) {
+        return Err(ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            ErrorCode::WrongHolder,
+            format!("the record is held by `{holder}`, and this request was already forwarded once"),
+        ));
+    }
+    let addr =
+        st.chain.genesis.institutions.iter().find(|i| i.id == holder).map(|i| i.api_address.clone()).ok_or_else(
+            || {
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    ErrorCode::HolderUnreachable,
+                    format!("institution `{holder}` runs no node known to the genesis file"),
+                )
+            },
+        )?;
+    let me = st.records.as_ref().map_or_else(|| st.chain.me.short(), |s| s.institution.clone());
+    let url = format!("http://{addr}{path}");
+    let holder = holder.to_string();
+    tokio::task::spawn_blocking(move || {
+        // One pooled agent per process: forwarded requests reuse connections to the holders.
+        static AGENT: std::sync::OnceLock<ureq::Agent> = std::sync::OnceLock::new();
+        let agent = AGENT.get_or_init(|| {
+            ureq::AgentBuilder::new().timeout(FORWARD_TIMEOUT).max_idle_connections_per_host(64).build()
+        });
+        let (status, body) = match agent.post(&url).set(FORWARDED_HEADER, &me).send_json(body) {
+            Ok(r) => (r.status(), r.into_string()),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_string()),
+            Err(e) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    ErrorCode::HolderUnreachable,
+                    format!("cannot reach `{holder}` at {url}: {e}"),
+                ));
+            }
+        };
+        let body = body.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                ErrorCode::HolderUnreachable,
+                format!("bad answer from `{holder}`: {e}"),
+            )
+        })?;
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+        Ok((status, body))
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+fn snapshot(st: &ApiState) -> Result<impl medledger_state::store::StateRead, ApiError> {
+    st.chain.store.snapshot().map_err(ApiError::internal)
+}
+
+/// The holder of a record version, if the record exists.
+fn holder_of(st: &ApiState, id: &Hash, version: u32) -> Result<Option<String>, ApiError> {
+    Ok(medledger_state::records::version(&snapshot(st)?, id, version).map(|v| v.holder))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "MedLedger node API", description = "Submit signed transactions, read blocks, receipts, identities and inclusion proofs; share medical records under patient consent; audit access."),
+    tags(
+        (name = "ledger", description = "Transactions, blocks, inclusion proofs, node status"),
+        (name = "identity", description = "Credentials, patients, attestations, permissions"),
+        (name = "consent", description = "Patient consents and access requests"),
+        (name = "records", description = "Encrypted medical records: upload, key wrapping, consent-checked reads"),
+        (name = "audit", description = "Access events for patients, institutions and regulators"),
+    ),
+    paths(ledger::submit_tx, ledger::submit_batch, ledger::get_tx, ledger::get_proof, ledger::get_block,
+          ledger::get_block_by_hash, ledger::list_blocks, ledger::get_status, ledger::block_events, ledger::metrics,
+          identity::get_identity, identity::get_patient, identity::get_attestation, identity::get_permissions,
+          records::upload_record, records::add_record_key, records::read_record, records::get_record,
+          records::patient_records, consent::patient_consents, consent::patient_requests, audit::audit),
+    components(schemas(ErrorBody, ErrorDetail, SubmitRequest, SubmitResponse, BatchRequest, BatchResponse, BatchItem,
+                       TxStatus, BlockView, ProofBundle, IdentityView, StatusView, ValidatorView,
+                       crate::records::UploadRequest, crate::records::RecipientKey, crate::records::SignedRead,
+                       crate::records::ReadResponse, crate::records::AddKeyRequest, AuditRequest,
+                       crate::audit::AuditResult, crate::audit::AuditEntry))
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn fallback() -> ApiError {
+    ApiError::not_found("no such endpoint; see /openapi.json")
+}
+
+/// Every namespace's routes, the OpenAPI document and the fallback. Each route has a body
+/// limit: [`MAX_BODY_BYTES`], or its own where the namespace sets one (the batch route).
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .merge(ledger::routes())
+        .merge(identity::routes())
+        .merge(consent::routes())
+        .merge(records::routes())
+        .merge(audit::routes())
+        .route("/openapi.json", get(openapi))
+        .fallback(fallback)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}

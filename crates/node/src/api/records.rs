@@ -1,0 +1,123 @@
+//! Records namespace: uploads, wrapped-key additions and consent-checked reads (forwarded to
+//! the holder's node when another institution holds the record), record histories.
+
+use super::*;
+
+#[utoipa::path(tag = "records", post, path = "/v1/records", request_body = crate::records::UploadRequest,
+    responses((status = 202, body = SubmitResponse), (status = 400, body = ErrorBody), (status = 421, body = ErrorBody)))]
+pub(crate) async fn upload_record(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Json(req): Json<crate::records::UploadRequest>,
+) -> Result<Response, ApiError> {
+    // The author's institution holds the record: forward there if that is not us.
+    let author_inst = decode_hex_tx(&req.anchor_tx)
+        .ok()
+        .and_then(|raw| Tx::decode(&raw).ok())
+        .and_then(|tx| Some(state_identity::credential(&snapshot(&st).ok()?, &tx.body().signer)?.institution));
+    if let Some(h) = author_inst.filter(|h| !serves(&st, h)) {
+        let body = serde_json::to_value(&req).map_err(ApiError::internal)?;
+        return forward(&st, &headers, &h, "/v1/records", body).await;
+    }
+    let svc = record_service(&st)?;
+    let tx = tokio::task::spawn_blocking(move || svc.upload(&req)).await.map_err(ApiError::internal)??;
+    let id = tx.id();
+    gossip(&st, vec![tx]);
+    Ok((StatusCode::ACCEPTED, Json(SubmitResponse { tx_id: id.to_hex(), status: "pending".into() })).into_response())
+}
+
+#[utoipa::path(tag = "records", post, path = "/v1/records/{id}/{version}/keys", request_body = crate::records::AddKeyRequest,
+    params(("id" = String, Path, description = "record id (hex)"), ("version" = u32, Path, description = "version")),
+    responses((status = 204), (status = 403, body = ErrorBody)))]
+pub(crate) async fn add_record_key(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Path((id, version)): Path<(String, u32)>,
+    Json(req): Json<crate::records::AddKeyRequest>,
+) -> Result<Response, ApiError> {
+    let id = parse_hash(&id, "record id")?;
+    if let Some(h) = holder_of(&st, &id, version)?.filter(|h| !serves(&st, h)) {
+        let body = serde_json::to_value(&req).map_err(ApiError::internal)?;
+        return forward(&st, &headers, &h, &format!("/v1/records/{}/{version}/keys", id.to_hex()), body).await;
+    }
+    let svc = record_service(&st)?;
+    tokio::task::spawn_blocking(move || svc.add_key(&id, version, &req)).await.map_err(ApiError::internal)??;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[utoipa::path(tag = "records", post, path = "/v1/records/read", request_body = crate::records::SignedRead,
+    responses((status = 200, body = crate::records::ReadResponse), (status = 403, body = ErrorBody), (status = 410, body = ErrorBody),
+              (status = 502, body = ErrorBody)))]
+pub(crate) async fn read_record(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Json(req): Json<crate::records::SignedRead>,
+) -> Result<Response, ApiError> {
+    // Any node takes a read; the holder alone serves it (query forwarding).
+    let target =
+        hex::decode(req.request.trim()).ok().and_then(|b| medledger_types::read::ReadRequest::from_bytes(&b).ok());
+    if let Some(r) = target {
+        if let Some(h) = holder_of(&st, &r.record_id, r.version)?.filter(|h| !serves(&st, h)) {
+            let body = serde_json::to_value(&req).map_err(ApiError::internal)?;
+            let (status, text) = forward_raw(&st, &headers, &h, "/v1/records/read", body).await?;
+            // A consent to our institution: the holder sent our copy of the key; re-wrap it for
+            // the requester (one of our staff) on the way back.
+            if let (StatusCode::OK, Some(svc)) = (status, st.records.clone()) {
+                if let Ok(mut resp) = serde_json::from_str::<crate::records::ReadResponse>(&text) {
+                    if resp.custodian.as_deref() == Some(svc.institution.as_str()) {
+                        let w = resp.wrapped.clone();
+                        resp.wrapped = tokio::task::spawn_blocking(move || svc.rewrap_for_staff(&r, &w))
+                            .await
+                            .map_err(ApiError::internal)??;
+                        resp.custodian = None;
+                        return Ok(Json(resp).into_response());
+                    }
+                }
+            }
+            return Ok((status, [(header::CONTENT_TYPE, "application/json")], text).into_response());
+        }
+    }
+    let svc = record_service(&st)?;
+    let r = tokio::task::spawn_blocking(move || svc.read(&req)).await.map_err(ApiError::internal)??;
+    Ok(Json(r).into_response())
+}
+
+#[utoipa::path(tag = "records", get, path = "/v1/records/{id}", params(("id" = String, Path, description = "record id (hex)")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub(crate) async fn get_record(State(st): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = parse_hash(&id, "record id")?;
+    let snap = snapshot(&st)?;
+    let head =
+        medledger_state::records::head(&snap, &id).ok_or_else(|| ApiError::not_found(format!("no record {id}")))?;
+    // Access events are audit metadata: see POST /v1/audit.
+    Ok(Json(json!({ "record": head, "versions": medledger_state::records::history(&snap, &id) })))
+}
+
+#[utoipa::path(tag = "records", get, path = "/v1/patients/{pseudonym}/records", params(("pseudonym" = String, Path, description = "patient pseudonym (hex)")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub(crate) async fn patient_records(
+    State(st): State<ApiState>,
+    Path(p): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let p = parse_hash(&p, "pseudonym")?;
+    let snap = snapshot(&st)?;
+    state_identity::patient_key(&snap, &p).ok_or_else(|| ApiError::not_found("no patient with this pseudonym"))?;
+    let records: Vec<Value> = medledger_state::records::record_ids_of(&snap, &p)
+        .iter()
+        .filter_map(|id| {
+            let head = medledger_state::records::head(&snap, id)?;
+            Some(json!({ "record": head, "versions": medledger_state::records::history(&snap, id) }))
+        })
+        .collect();
+    Ok(Json(json!({ "patient": p.to_hex(), "records": records })))
+}
+
+/// This namespace's routes.
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/patients/{pseudonym}/records", get(patient_records))
+        .route("/v1/records", post(upload_record))
+        .route("/v1/records/read", post(read_record))
+        .route("/v1/records/{id}", get(get_record))
+        .route("/v1/records/{id}/{version}/keys", post(add_record_key))
+}
