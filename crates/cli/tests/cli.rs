@@ -71,7 +71,7 @@ fn genesis_needs_four_institutions_and_valid_fields() {
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["validators"], 4);
-    let g = medledger_node::run::read_genesis(std::path::Path::new(&out)).unwrap();
+    let g = medledger_client::keys::read_genesis(std::path::Path::new(&out)).unwrap();
     assert_eq!(g.max_faults(), 1);
     // A malformed institution spec names the expected fields.
     let (code, _, err) = run(&[

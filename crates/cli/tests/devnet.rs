@@ -196,7 +196,7 @@ fn a_key_outside_genesis_cannot_join() {
     let rogue_dir = tmp.path().join("rogue");
     std::fs::create_dir_all(&rogue_dir).unwrap();
     let rogue = medledger_types::Keypair::generate();
-    medledger_node::run::write_key(&rogue_dir.join("validator.key"), &rogue).unwrap();
+    medledger_client::keys::write_key(&rogue_dir.join("validator.key"), &rogue).unwrap();
     let mut g: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("genesis.json")).unwrap()).unwrap();
     let rogue_p2p = format!("127.0.0.1:{}", base + 50);
     let rogue_api = format!("127.0.0.1:{}", base + 150);

@@ -125,7 +125,7 @@ fn records_are_shared_under_consent_audited_and_erased_across_processes() {
         "--name",
         "Dr. Carol Diaz",
     ]);
-    let carol_key = medledger_node::run::read_key(Path::new(&carol)).unwrap().public().to_hex();
+    let carol_key = medledger_client::keys::read_key(Path::new(&carol)).unwrap().public().to_hex();
     cli.fails(&["record", "get", "--node", &node_b, "--key", &carol, "--id", &a_obs], "not_permitted");
     let p1_key = cli.demo("patient-1");
     wait_for("the denial on chain", Duration::from_secs(30), || {

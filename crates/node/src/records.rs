@@ -98,17 +98,7 @@ pub struct AddKeyRequest {
     pub signature: String,
 }
 
-/// The bytes a patient signs to add a wrapped key.
-pub fn add_key_message(
-    record_id: &Hash,
-    version: u32,
-    recipient: &PublicKey,
-    wrapped: &WrappedKey,
-    issued_ms: u64,
-) -> Vec<u8> {
-    [record_id.0.as_slice(), &version.to_be_bytes(), &recipient.0, &wrapped.to_bytes(), &issued_ms.to_be_bytes()]
-        .concat()
-}
+pub use medledger_vault::envelope::add_key_message;
 
 fn bad(code: ErrorCode, msg: impl Into<String>) -> ServiceError {
     ServiceError::new(code, msg)

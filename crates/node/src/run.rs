@@ -15,7 +15,6 @@ use commonware_stream::{
 };
 use commonware_utils::{ordered::Map, NZUsize, NZU32};
 use medledger_storage::Store;
-use medledger_types::{Genesis, Keypair};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -91,57 +90,7 @@ impl NodeConfig {
     }
 }
 
-/// A key file: `{"public_key": hex, "secret_key": hex}`, written with mode 0600.
-#[derive(Serialize, Deserialize)]
-pub struct KeyFile {
-    pub public_key: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub secret_key: Option<String>,
-}
-
-pub fn write_key(path: &Path, key: &Keypair) -> Result<(), String> {
-    let kf = KeyFile { public_key: key.public().to_hex(), secret_key: Some(hex::encode(key.secret_bytes())) };
-    let json = serde_json::to_string_pretty(&kf).expect("key file serialises");
-    write_private(path, json.as_bytes())
-}
-
-/// Writes a file readable only by its owner.
-pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    use std::io::Write as _;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    opts.mode(0o600);
-    let mut f = opts.open(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    f.write_all(bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-pub fn read_key(path: &Path) -> Result<Keypair, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read key {}: {e}", path.display()))?;
-    let kf: KeyFile = serde_json::from_str(&text).map_err(|e| format!("key file {}: {e}", path.display()))?;
-    let secret = kf.secret_key.ok_or_else(|| format!("{} holds only a public key", path.display()))?;
-    let bytes =
-        hex::decode(secret.trim()).map_err(|e| format!("key file {}: secret is not hex: {e}", path.display()))?;
-    let key = Keypair::from_secret_bytes(&bytes)?;
-    if key.public().to_hex() != kf.public_key.trim() {
-        return Err(format!("key file {}: public key does not match the secret key", path.display()));
-    }
-    Ok(key)
-}
-
-/// Reads the public key of a key file (secret part optional).
-pub fn read_public_key(path: &Path) -> Result<medledger_types::PublicKey, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read key {}: {e}", path.display()))?;
-    let kf: KeyFile = serde_json::from_str(&text).map_err(|e| format!("key file {}: {e}", path.display()))?;
-    medledger_types::PublicKey::from_hex(&kf.public_key)
-}
-
-pub fn read_genesis(path: &Path) -> Result<Genesis, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read genesis {}: {e}", path.display()))?;
-    Genesis::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
-}
+pub use medledger_vault::keyfile::{read_genesis, read_key, read_public_key, write_key, write_private, KeyFile};
 
 /// Records which peers sent anything recently (for `/v1/status` and metrics).
 #[derive(Debug)]

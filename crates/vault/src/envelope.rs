@@ -161,6 +161,18 @@ pub fn content_hash(plaintext: &[u8]) -> Hash {
     medledger_types::hash::sha256(&[plaintext])
 }
 
+/// The bytes a patient signs to add a wrapped key.
+pub fn add_key_message(
+    record_id: &Hash,
+    version: u32,
+    recipient: &PublicKey,
+    wrapped: &WrappedKey,
+    issued_ms: u64,
+) -> Vec<u8> {
+    [record_id.0.as_slice(), &version.to_be_bytes(), &recipient.0, &wrapped.to_bytes(), &issued_ms.to_be_bytes()]
+        .concat()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use medledger_types::Hash;
 use serde_json::Value;
 
 /// Largest record accepted (FHIR JSON bytes).
-pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+pub use medledger_types::limits::MAX_RECORD_BYTES;
 
 /// Every resource type of FHIR R4 (4.0.1).
 pub const R4_RESOURCE_TYPES: &[&str] = &[

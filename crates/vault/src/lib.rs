@@ -9,6 +9,7 @@
 
 pub mod envelope;
 pub mod fhir;
+pub mod keyfile;
 pub mod object;
 pub mod store;
 
@@ -17,8 +18,8 @@ use medledger_types::{Hash, PublicKey};
 pub use object::ObjectStoreBlobs;
 pub use store::{BlobStore, FsStore, StoreError};
 
-/// Largest sealed record the vault accepts (about 1 MiB of FHIR JSON).
-pub const MAX_SEALED_BYTES: usize = 1024 * 1024 + 64;
+/// Largest sealed record the vault accepts (about 1 MiB of FHIR JSON), from the limits registry.
+pub use medledger_types::limits::MAX_SEALED_BYTES;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {

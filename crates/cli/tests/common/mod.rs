@@ -126,7 +126,7 @@ pub fn get(api: &str, path: &str) -> Option<Value> {
 }
 
 pub fn key(path: &Path) -> medledger_types::Keypair {
-    medledger_node::run::read_key(path).unwrap()
+    medledger_client::keys::read_key(path).unwrap()
 }
 
 pub fn submit_attests(api: &str, k: &medledger_types::Keypair, tag: u8, count: u64) -> Vec<String> {

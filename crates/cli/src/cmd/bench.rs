@@ -1,9 +1,9 @@
 //! `medledger bench`: load generator against a running devnet, plus raw ed25519 rates.
 
-use crate::http::Client;
-use crate::txcmd::now_ms;
 use clap::Args;
-use medledger_node::run::{read_genesis, read_key};
+use medledger_client::keys::{read_genesis, read_key};
+use medledger_client::tx::now_ms;
+use medledger_client::Client;
 use medledger_types::hash::domain;
 use medledger_types::keys::{verify, verify_many, BatchItem};
 use medledger_types::IdentityOp;
@@ -94,14 +94,14 @@ fn post_batch(client: &Client, txs: &[Tx]) -> Result<usize, String> {
 pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
     if args.vault {
         std::fs::create_dir_all(&args.dir).map_err(|e| e.to_string())?;
-        let v = crate::readbench::vault(&args.dir, 5_000, args.record_bytes)?;
+        let v = super::readbench::vault(&args.dir, 5_000, args.record_bytes)?;
         println!("{}", if json_out { v.to_string() } else { serde_json::to_string_pretty(&v).unwrap_or_default() });
         return Ok(());
     }
     if args.reads {
         let rate = if args.rate == 0 { 1000 } else { args.rate };
         let v =
-            crate::readbench::reads(&args.dir, rate, args.seconds, args.threads.max(8), args.record_bytes, args.via)?;
+            super::readbench::reads(&args.dir, rate, args.seconds, args.threads.max(8), args.record_bytes, args.via)?;
         println!("{}", if json_out { v.to_string() } else { serde_json::to_string_pretty(&v).unwrap_or_default() });
         return Ok(());
     }
@@ -157,7 +157,7 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
         .collect();
     post_batch(&apis[0], &setup)?;
     let last = setup.last().map(Tx::id).ok_or("no signers")?;
-    crate::txcmd::wait_committed(&apis[0], &last, Duration::from_secs(60))?;
+    medledger_client::tx::wait_committed(&apis[0], &last, Duration::from_secs(60))?;
 
     // Pre-sign the load.
     let per_signer = args.txs.div_ceil(args.signers);

@@ -1,9 +1,9 @@
 //! `medledger devnet`: a local consortium of validator processes with demo data.
 
-use crate::http::Client;
-use crate::txcmd::{now_ms, submit_with_nonce, wait_committed};
 use clap::Args;
-use medledger_node::run::{read_key, write_key, write_private};
+use medledger_client::keys::{read_key, write_key, write_private};
+use medledger_client::tx::{now_ms, submit_with_nonce, wait_committed};
+use medledger_client::Client;
 use medledger_types::{
     genesis::GenesisInstitution, patient_pseudonym, CredentialSpec, Genesis, Keypair, Operation, Role,
 };
@@ -312,7 +312,7 @@ fn seed_records(
     genesis: &Genesis,
     identities: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<serde_json::Value, String> {
-    use crate::records::Session;
+    use medledger_client::Session;
     use medledger_types::{action, ConsentTerms, Grantee, Hash, Purpose, Scope};
     let api = |i: usize| genesis.institutions[i].api_address.clone();
     let session = |name: &str, i: usize| -> Result<Session, String> {
@@ -330,7 +330,7 @@ fn seed_records(
     let alice = session("dr-alice", 0)?;
     let bob = session("dr-bob", 1)?;
     let grant = |p: &Session, grantee: medledger_types::PublicKey, actions: u8| -> Result<Hash, String> {
-        let id = crate::txcmd::new_id();
+        let id = medledger_client::tx::new_id();
         let terms = ConsentTerms {
             grantee: Grantee::Person(grantee),
             actions,
@@ -356,7 +356,7 @@ fn seed_records(
     let (_, read) = bob.get(&a_id, None, Purpose::Treatment, None)?;
     // The access log shows it once the holder's access event commits.
     let access = Hash::from_hex(read["access_tx"].as_str().unwrap_or("")).map_err(|e| format!("access tx: {e}"))?;
-    crate::records::applied(wait_committed(&bob.client, &access, Duration::from_secs(60))?)?;
+    medledger_client::tx::applied(wait_committed(&bob.client, &access, Duration::from_secs(60))?)?;
     Ok(json!({
         "hospital_a_observation": a_obs["record_id"],
         "hospital_b_encounter": b_enc["record_id"],
@@ -381,7 +381,7 @@ pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
     if fresh {
         init(&args)?;
     }
-    let genesis = medledger_node::run::read_genesis(&genesis_path)?;
+    let genesis = medledger_client::keys::read_genesis(&genesis_path)?;
     for i in &genesis.institutions {
         for addr in [&i.p2p_address, &i.api_address] {
             if !port_free(addr) {

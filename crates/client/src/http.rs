@@ -1,4 +1,5 @@
-//! A small blocking JSON client for the node API.
+//! A small blocking JSON client for the node API. Errors carry the node's registry code and
+//! message (`node refused (403 not_permitted): ...`).
 
 use serde_json::Value;
 use std::time::Duration;

@@ -5,8 +5,8 @@
 //! The read load is open-loop: request `i` is due at `start + i / rate`, and its latency is
 //! measured from that due time, so a slow server cannot hide queueing (no coordinated omission).
 
-use crate::records::Session;
-use medledger_node::run::read_key;
+use medledger_client::keys::read_key;
+use medledger_client::Session;
 use medledger_types::read::ReadRequest;
 use medledger_types::{Canonical, Hash, Purpose};
 use serde_json::{json, Value};
@@ -47,7 +47,7 @@ pub fn reads(
     record_bytes: usize,
     via: usize,
 ) -> Result<Value, String> {
-    let genesis = medledger_node::run::read_genesis(&dir.join("genesis.json"))?;
+    let genesis = medledger_client::keys::read_genesis(&dir.join("genesis.json"))?;
     let seeded: Value = serde_json::from_str(
         &std::fs::read_to_string(dir.join("demo/seeded.json"))
             .map_err(|e| format!("no demo data in {}: {e} (start the devnet without --no-seed)", dir.display()))?,
@@ -105,7 +105,7 @@ pub fn reads(
                     version: 1,
                     requester: key.public(),
                     purpose: Purpose::Treatment,
-                    issued_ms: crate::txcmd::now_ms(),
+                    issued_ms: medledger_client::tx::now_ms(),
                     break_glass: None,
                 };
                 let body = json!({ "request": hex::encode(r.to_bytes()), "signature": hex::encode(r.sign(&key).0) });

@@ -1,0 +1,463 @@
+//! `medledger tx`: build, sign and submit operations.
+
+use super::consent::{terms, TermsArgs};
+use super::{parse_subject, print};
+use clap::{Args, Subcommand};
+use medledger_client::keys::{read_genesis, read_key};
+use medledger_client::tx::{new_id, now_ms, submit, wait_committed};
+use medledger_client::Client;
+use medledger_node::api::ProofBundle;
+use medledger_types::{ConsentOp, IdentityOp};
+use medledger_types::{CredentialSpec, Hash, Operation, Role};
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const DAY_MS: u64 = 86_400_000;
+
+#[derive(Args, Debug)]
+pub struct TxArgs {
+    /// Node API address.
+    #[arg(long, default_value = "127.0.0.1:7700", env = "MEDLEDGER_NODE")]
+    pub node: String,
+    /// Key file of the signer.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Wait until the transaction is committed and print its receipt.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(subcommand)]
+    pub op: TxOp,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TxOp {
+    /// Anchor the SHA-256 of a document (or a given digest) on chain.
+    Attest {
+        #[arg(long, conflicts_with = "digest", required_unless_present = "digest")]
+        file: Option<PathBuf>,
+        #[arg(long)]
+        digest: Option<String>,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// CA: bind a key to a role at an institution.
+    IssueCredential {
+        /// Key file or hex public key of the holder.
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        institution: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value_t = 365)]
+        valid_days: u64,
+    },
+    /// CA or institution admin: revoke a credential.
+    Revoke {
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Institution admin: register a patient key under a pseudonym (see `medledger ca pseudonym`).
+    RegisterPatient {
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        pseudonym: String,
+        #[arg(long, default_value_t = 3650)]
+        valid_days: u64,
+    },
+    /// CA: admit a new member institution.
+    AddInstitution {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Patient: grant a consent (prints its id).
+    GrantConsent {
+        #[command(flatten)]
+        terms: TermsArgs,
+    },
+    /// Patient: revoke a consent.
+    RevokeConsent {
+        #[arg(long)]
+        id: String,
+    },
+    /// Doctor, regulator, researcher or insurer: ask a patient (by pseudonym) for access.
+    RequestAccess {
+        #[arg(long)]
+        patient: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        terms: TermsArgs,
+    },
+    /// Patient: approve or decline an access request.
+    RespondAccess {
+        #[arg(long)]
+        id: String,
+        #[arg(long, conflicts_with = "decline")]
+        approve: bool,
+        #[arg(long)]
+        decline: bool,
+    },
+}
+
+pub fn build_op(op: &TxOp) -> Result<Operation, String> {
+    Ok(match op {
+        TxOp::Attest { file, digest, label } => {
+            let digest = match (file, digest) {
+                (Some(f), _) => {
+                    let bytes = std::fs::read(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+                    medledger_types::hash::sha256(&[&bytes])
+                }
+                (None, Some(d)) => Hash::from_hex(d).map_err(|e| format!("--digest: {e}"))?,
+                (None, None) => return Err("give --file or --digest".into()),
+            };
+            Operation::Identity(IdentityOp::Attest { digest, label: label.clone() })
+        }
+        TxOp::IssueCredential { subject, role, institution, name, valid_days } => {
+            let now = now_ms();
+            Operation::Identity(IdentityOp::IssueCredential {
+                spec: CredentialSpec {
+                    subject: parse_subject(subject)?,
+                    role: Role::parse(role)?,
+                    institution: institution.clone(),
+                    display_name: name.clone(),
+                    valid_from_ms: now.saturating_sub(60_000),
+                    valid_until_ms: now + valid_days * DAY_MS,
+                },
+            })
+        }
+        TxOp::Revoke { subject, reason } => Operation::Identity(IdentityOp::RevokeCredential {
+            subject: parse_subject(subject)?,
+            reason: reason.clone(),
+        }),
+        TxOp::RegisterPatient { subject, pseudonym, valid_days } => Operation::Identity(IdentityOp::RegisterPatient {
+            subject: parse_subject(subject)?,
+            pseudonym: Hash::from_hex(pseudonym).map_err(|e| format!("--pseudonym: {e}"))?,
+            valid_until_ms: now_ms() + valid_days * DAY_MS,
+        }),
+        TxOp::AddInstitution { id, name } => {
+            Operation::Identity(IdentityOp::AddInstitution { id: id.clone(), name: name.clone() })
+        }
+        TxOp::GrantConsent { terms: t } => {
+            Operation::Consent(ConsentOp::GrantConsent { consent_id: new_id(), terms: terms(t)? })
+        }
+        TxOp::RevokeConsent { id } => Operation::Consent(ConsentOp::RevokeConsent {
+            consent_id: Hash::from_hex(id).map_err(|e| format!("--id: {e}"))?,
+        }),
+        TxOp::RequestAccess { patient, reason, terms: t } => Operation::Consent(ConsentOp::RequestAccess {
+            request_id: new_id(),
+            patient: Hash::from_hex(patient).map_err(|e| format!("--patient: {e}"))?,
+            terms: terms(t)?,
+            reason: reason.clone(),
+        }),
+        TxOp::RespondAccess { id, approve, decline } => {
+            if approve == decline {
+                return Err("give exactly one of --approve or --decline".into());
+            }
+            Operation::Consent(ConsentOp::RespondAccess {
+                request_id: Hash::from_hex(id).map_err(|e| format!("--id: {e}"))?,
+                approve: *approve,
+            })
+        }
+    })
+}
+
+pub fn run(args: TxArgs, json_out: bool) -> Result<(), String> {
+    let key = read_key(&args.key)?;
+    let client = Client::new(&args.node);
+    let op = build_op(&args.op)?;
+    let created = match &op {
+        Operation::Consent(ConsentOp::GrantConsent { consent_id, .. }) => Some(("consent", *consent_id)),
+        Operation::Consent(ConsentOp::RequestAccess { request_id, .. }) => Some(("request", *request_id)),
+        _ => None,
+    };
+    let (tx, _) = submit(&client, &key, op)?;
+    if let (Some((what, id)), false) = (created, json_out) {
+        println!("{what} id {id}");
+    }
+    if !args.wait {
+        if json_out {
+            let mut v = json!({ "tx_id": tx.id().to_hex(), "status": "pending" });
+            if let Some((what, id)) = created {
+                v[format!("{what}_id")] = json!(id.to_hex());
+            }
+            println!("{v}");
+        } else {
+            println!("submitted {}", tx.id());
+        }
+        return Ok(());
+    }
+    let v = wait_committed(&client, &tx.id(), Duration::from_secs(60))?;
+    if json_out {
+        println!("{v}");
+        return Ok(());
+    }
+    let r = &v["receipt"]["outcome"];
+    println!("transaction {} committed at height {} (index {})", tx.id(), v["height"], v["index"]);
+    match r["status"].as_str() {
+        Some("applied") => {
+            println!("applied");
+            for e in r["events"].as_array().into_iter().flatten() {
+                let attrs: Vec<String> = e["attrs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|kv| format!("{}={}", kv[0].as_str().unwrap_or(""), kv[1].as_str().unwrap_or("")))
+                    .collect();
+                println!("  event {} {}", e["kind"].as_str().unwrap_or(""), attrs.join(" "));
+            }
+            Ok(())
+        }
+        _ => Err(format!("rejected ({}): {}", r["code"].as_str().unwrap_or("?"), r["reason"].as_str().unwrap_or(""))),
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Query {
+    /// Height, validators and peers.
+    Status,
+    /// A block by height.
+    Block { height: u64 },
+    /// Recent blocks.
+    Blocks {
+        #[arg(long, default_value_t = 10)]
+        limit: u64,
+    },
+    /// A transaction's status and receipt.
+    Tx { id: String },
+    /// A key's credential and next nonce.
+    Identity { key: String },
+    /// A patient by pseudonym.
+    Patient { pseudonym: String },
+    /// The role × operation permission table.
+    Permissions,
+    /// A medical record's versions and access events.
+    Record { id: String },
+    /// An inclusion proof for a committed transaction.
+    Proof {
+        id: String,
+        /// Write the proof bundle to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+pub fn query(node: &str, what: Query, json_out: bool) -> Result<(), String> {
+    let c = Client::new(node);
+    match what {
+        Query::Status => {
+            let v = c.get("/v1/status")?;
+            print(json_out, &v, |v| {
+                println!(
+                    "chain {}  height {}  hash {}",
+                    v["chain_id"].as_str().unwrap_or(""),
+                    v["height"],
+                    v["hash"].as_str().unwrap_or("")
+                );
+                println!(
+                    "state root {}  mempool {}  peers {}",
+                    v["state_root"].as_str().unwrap_or(""),
+                    v["mempool"],
+                    v["peers"].as_array().map_or(0, Vec::len)
+                );
+                for val in v["validators"].as_array().into_iter().flatten() {
+                    println!(
+                        "  {:<18} {}  api {}",
+                        val["institution"].as_str().unwrap_or(""),
+                        &val["key"].as_str().unwrap_or("")[..16],
+                        val["api_address"].as_str().unwrap_or("")
+                    );
+                }
+            });
+        }
+        Query::Block { height } => {
+            let v = c.get(&format!("/v1/blocks/{height}"))?;
+            print(json_out, &v, |v| {
+                let h = &v["header"];
+                println!("block {} {}", h["height"], v["hash"].as_str().unwrap_or(""));
+                println!(
+                    "  parent {}  time {}  proposer {}",
+                    h["parent"].as_str().unwrap_or(""),
+                    h["timestamp_ms"],
+                    h["proposer"].as_str().unwrap_or("")
+                );
+                println!(
+                    "  tx root {}  state root {}",
+                    h["tx_root"].as_str().unwrap_or(""),
+                    h["state_root"].as_str().unwrap_or("")
+                );
+                println!(
+                    "  {} transactions, certificate: {}",
+                    h["tx_count"],
+                    if v["certificate"].is_string() { "own" } else { "via descendant" }
+                );
+                for (id, r) in
+                    v["tx_ids"].as_array().into_iter().flatten().zip(v["receipts"].as_array().into_iter().flatten())
+                {
+                    println!("    {} {}", id.as_str().unwrap_or(""), r["outcome"]["status"].as_str().unwrap_or(""));
+                }
+            });
+        }
+        Query::Blocks { limit } => {
+            let v = c.get(&format!("/v1/blocks?limit={limit}"))?;
+            print(json_out, &v, |v| {
+                for b in v.as_array().into_iter().flatten() {
+                    println!(
+                        "{:>8}  {}  {} txs",
+                        b["header"]["height"],
+                        b["hash"].as_str().unwrap_or(""),
+                        b["header"]["tx_count"]
+                    );
+                }
+            });
+        }
+        Query::Tx { id } => {
+            let v = c.get(&format!("/v1/txs/{id}"))?;
+            print(json_out, &v, |v| println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()));
+        }
+        Query::Identity { key } => {
+            let key = parse_subject(&key)?;
+            let v = c.get(&format!("/v1/identities/{}", key.to_hex()))?;
+            print(json_out, &v, |v| {
+                println!("key {}", v["key"].as_str().unwrap_or(""));
+                println!("  principal {}  next nonce {}", v["principal"].as_str().unwrap_or("(none)"), v["next_nonce"]);
+                if let Some(p) = v["problem"].as_str() {
+                    println!("  problem: {p}");
+                }
+                if v["credential"].is_object() {
+                    let cr = &v["credential"];
+                    println!(
+                        "  {} at {} — {}",
+                        cr["role"].as_str().unwrap_or(""),
+                        cr["institution"].as_str().unwrap_or(""),
+                        cr["display_name"].as_str().unwrap_or("")
+                    );
+                }
+            });
+        }
+        Query::Record { id } => {
+            let v = c.get(&format!("/v1/records/{id}"))?;
+            print(json_out, &v, |v| {
+                let r = &v["record"];
+                println!(
+                    "record {} ({}), current version {}",
+                    r["id"].as_str().unwrap_or(""),
+                    r["resource_type"].as_str().unwrap_or(""),
+                    r["current_version"]
+                );
+                if r["erased_at"].is_u64() {
+                    println!("  erased at height {}", r["erased_at"]);
+                }
+                for ver in v["versions"].as_array().into_iter().flatten() {
+                    println!(
+                        "  v{} {} held by {} ({}), sha256 {}",
+                        ver["version"],
+                        ver["status"].as_str().unwrap_or(""),
+                        ver["holder"].as_str().unwrap_or(""),
+                        ver["height"],
+                        ver["content_hash"].as_str().unwrap_or("")
+                    );
+                }
+                for e in v["access_events"].as_array().into_iter().flatten() {
+                    println!(
+                        "  access {:<11} by {} for {} at height {} {}",
+                        e["outcome"].as_str().unwrap_or(""),
+                        &e["requester"].as_str().unwrap_or("")[..12],
+                        e["purpose"].as_str().unwrap_or(""),
+                        e["height"],
+                        e["reason"].as_str().unwrap_or("")
+                    );
+                }
+            });
+        }
+        Query::Patient { pseudonym } => {
+            let v = c.get(&format!("/v1/patients/{pseudonym}"))?;
+            print(json_out, &v, |v| println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()));
+        }
+        Query::Permissions => {
+            let v = c.get("/v1/permissions")?;
+            print(json_out, &v, |v| {
+                let rows = v["table"].as_array().cloned().unwrap_or_default();
+                if let Some(first) = rows.first() {
+                    let ops: Vec<String> =
+                        first["operations"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+                    println!("{:<18} {}", "principal", ops.join("  "));
+                    for r in &rows {
+                        let cells: Vec<String> = ops
+                            .iter()
+                            .map(|o| {
+                                format!(
+                                    "{:^width$}",
+                                    if r["operations"][o] == true { "yes" } else { "-" },
+                                    width = o.len()
+                                )
+                            })
+                            .collect();
+                        println!("{:<18} {}", r["principal"].as_str().unwrap_or(""), cells.join("  "));
+                    }
+                }
+            });
+        }
+        Query::Proof { id, out } => {
+            let v = c.get(&format!("/v1/txs/{id}/proof"))?;
+            if let Some(path) = out {
+                std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap_or_default())
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                if !json_out {
+                    println!("proof written to {}", path.display());
+                }
+            }
+            if json_out {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn verify(
+    genesis: PathBuf,
+    data_dir: Option<PathBuf>,
+    proof: Option<PathBuf>,
+    json_out: bool,
+) -> Result<(), String> {
+    let g = read_genesis(&genesis)?;
+    if let Some(p) = proof {
+        let text = std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+        let bundle: ProofBundle =
+            serde_json::from_str(&text).map_err(|e| format!("{} is not a proof bundle: {e}", p.display()))?;
+        let msg = medledger_node::verify::verify_proof(&g, &bundle)?;
+        print(json_out, &json!({ "ok": true, "message": msg }), |_| println!("ok: {msg}"));
+        return Ok(());
+    }
+    let dir = data_dir.expect("clap requires --data-dir or --proof");
+    let path = dir.join("ledger.redb");
+    if !path.exists() {
+        return Err(format!("{} has no ledger.redb", dir.display()));
+    }
+    let store = medledger_storage::Store::open(&path).map_err(|e| {
+        let s = e.to_string();
+        if s.contains("already open") || s.contains("lock") {
+            format!("{} is in use by a running node; stop it or verify a copy", path.display())
+        } else {
+            s
+        }
+    })?;
+    let r = medledger_node::verify::verify_chain(&g, &store)?;
+    let v = json!({ "ok": true, "height": r.height, "blocks": r.blocks, "transactions": r.transactions, "certificates": r.certificates });
+    print(json_out, &v, |_| {
+        println!(
+            "ok: {} blocks up to height {}, {} transactions, {} certificates; links, tx roots, signatures, state roots and certificates verified",
+            r.blocks, r.height, r.transactions, r.certificates
+        )
+    });
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! Audit from the user's side: signed audit queries.
+
+use crate::session::Session;
+use crate::tx::now_ms;
+use medledger_types::read::AuditQuery;
+use medledger_types::Canonical;
+use serde_json::{json, Value};
+
+impl Session {
+    /// Signs an audit query and runs it.
+    pub fn audit(&self, mut q: AuditQuery, fhir: bool) -> Result<Value, String> {
+        q.chain_id = self.chain_id.clone();
+        q.requester = Some(self.key.public());
+        q.issued_ms = now_ms();
+        let body = json!({
+            "query": hex::encode(q.to_bytes()),
+            "signature": hex::encode(q.sign(&self.key).0),
+            "format": if fhir { "fhir" } else { "json" },
+        });
+        self.client.post("/v1/audit", &body)
+    }
+}

@@ -1,0 +1,99 @@
+//! Consent from the user's side: reading a patient's consents, and re-wrapping data keys for a
+//! new grantee (the patient's client does it; nodes never see a plaintext key).
+
+use crate::records::open_response;
+use crate::session::{hash_arg, Session};
+use crate::tx::now_ms;
+use medledger_types::read::ReadRequest;
+use medledger_types::{action, Canonical, ConsentTerms, Grantee, Hash, Scope};
+use medledger_vault::envelope::{self, context, WrappedKey};
+use serde_json::json;
+
+impl Session {
+    pub fn consents(&self, patient: &Hash) -> Result<Vec<(Hash, ConsentTerms, bool)>, String> {
+        let v = self.client.get(&format!("/v1/patients/{}/consents", patient.to_hex()))?;
+        let mut out = Vec::new();
+        for c in v["consents"].as_array().into_iter().flatten() {
+            let id = hash_arg(c["id"].as_str().unwrap_or(""), "consent id")?;
+            let terms: ConsentTerms =
+                serde_json::from_value(c["terms"].clone()).map_err(|e| format!("consent terms: {e}"))?;
+            out.push((id, terms, c["active"].as_bool().unwrap_or(false)));
+        }
+        Ok(out)
+    }
+
+    /// Patient: wraps the data key of every version a consent covers for its person grantee.
+    /// Returns how many versions were re-wrapped.
+    pub fn rewrap(&self, terms: &ConsentTerms) -> Result<usize, String> {
+        let grantee = match &terms.grantee {
+            Grantee::Person(pk) => *pk,
+            // An institution's copy is wrapped for its key; its node re-wraps for its staff.
+            Grantee::Institution(id) => self.holder_key(id)?,
+        };
+        if terms.actions & action::READ == 0 {
+            return Ok(0);
+        }
+        let me = self.me()?;
+        let pid = hash_arg(me["credential"]["pseudonym"].as_str().ok_or("only a patient re-wraps keys")?, "pseudonym")?;
+        let list = self.client.get(&format!("/v1/patients/{}/records", pid.to_hex()))?;
+        let mut n = 0;
+        for r in list["records"].as_array().into_iter().flatten() {
+            let head = &r["record"];
+            if !head["erased_at"].is_null() || !head["erasure_requested_at"].is_null() {
+                continue;
+            }
+            let id = hash_arg(head["id"].as_str().unwrap_or(""), "record id")?;
+            if !covers(&terms.scope, &id, head["resource_type"].as_str().unwrap_or("")) {
+                continue;
+            }
+            for v in r["versions"].as_array().into_iter().flatten() {
+                if v["status"] == "rejected" {
+                    continue;
+                }
+                let version = v["version"].as_u64().unwrap_or(0) as u32;
+                let content_hash = hash_arg(v["content_hash"].as_str().unwrap_or(""), "content hash")?;
+                // The patient's own read (logged like any other) returns the patient's wrapped key.
+                let rq = ReadRequest {
+                    chain_id: self.chain_id.clone(),
+                    record_id: id,
+                    version,
+                    requester: self.key.public(),
+                    purpose: terms.purpose,
+                    issued_ms: now_ms(),
+                    break_glass: None,
+                };
+                let resp = self.client.post(
+                    "/v1/records/read",
+                    &json!({ "request": hex::encode(rq.to_bytes()), "signature": hex::encode(rq.sign(&self.key).0) }),
+                )?;
+                // Check the content before vouching for it with a new key.
+                open_response(&resp, &self.key, &id, version, &content_hash)?;
+                let mine: WrappedKey =
+                    serde_json::from_value(resp["wrapped"].clone()).map_err(|e| format!("wrapped key: {e}"))?;
+                let ctx = context(&id, version);
+                let key = envelope::unwrap(&mine, &self.key, &ctx)
+                    .map_err(|e| format!("cannot unwrap your key for {id} v{version}: {e}"))?;
+                let wrapped =
+                    envelope::wrap(&key, &grantee, &ctx).map_err(|e| format!("cannot wrap for the grantee: {e}"))?;
+                let issued_ms = now_ms();
+                let msg = envelope::add_key_message(&id, version, &grantee, &wrapped, issued_ms);
+                let sig = self.key.sign(medledger_types::hash::domain::ADD_KEY_SIGNATURE, &msg);
+                self.client.post_empty(
+                    &format!("/v1/records/{}/{version}/keys", id.to_hex()),
+                    &json!({ "recipient": grantee.to_hex(), "wrapped": wrapped, "issued_ms": issued_ms, "signature": hex::encode(sig.0) }),
+                )?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Does `scope` cover this record?
+pub fn covers(scope: &Scope, id: &Hash, resource_type: &str) -> bool {
+    match scope {
+        Scope::All => true,
+        Scope::ResourceTypes(t) => t.iter().any(|t| t == resource_type),
+        Scope::Records(ids) => ids.contains(id),
+    }
+}
