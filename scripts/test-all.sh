@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The whole test suite, as README and CI run it: formatting, lints, every test, then a short
-# cargo-fuzz run of each target.
+# The whole test suite, as README and CI run it: formatting, lints, every test, the API contract
+# (schemathesis against a devnet node), then a short cargo-fuzz run of each target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+scripts/api-contract.sh
 scripts/fuzz-smoke.sh

@@ -16,7 +16,6 @@ use medledger_types::read::{AuditQuery, MAX_AUDIT_LIMIT};
 use medledger_types::ErrorCode;
 use medledger_types::{AccessOutcome, Purpose, Role};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 /// Most chain-wide log entries one query scans (newest first); `truncated` says when more exist.
 pub const MAX_AUDIT_SCAN: u64 = 100_000;
@@ -163,13 +162,127 @@ fn purpose_code(p: Purpose) -> (&'static str, &'static str) {
     }
 }
 
+/// A FHIR R4 `Coding`.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Coding {
+    pub system: String,
+    pub code: String,
+    pub display: String,
+}
+
+fn coding(system: &str, code: &str, display: &str) -> Coding {
+    Coding { system: system.into(), code: code.into(), display: display.into() }
+}
+
+/// A FHIR R4 `CodeableConcept`.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CodeableConcept {
+    pub coding: Vec<Coding>,
+}
+
+/// A FHIR R4 `Identifier`.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Identifier {
+    pub system: String,
+    pub value: String,
+}
+
+/// A FHIR R4 `Reference` by identifier.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IdentifierReference {
+    pub identifier: Identifier,
+}
+
+fn reference(system: &str, value: &str) -> IdentifierReference {
+    IdentifierReference { identifier: Identifier { system: system.into(), value: value.into() } }
+}
+
+/// `AuditEvent.agent`.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditAgent {
+    pub who: IdentifierReference,
+    pub requestor: bool,
+}
+
+/// `AuditEvent.source`.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditSource {
+    pub site: String,
+    pub observer: IdentifierReference,
+    #[serde(rename = "type")]
+    pub kind: Vec<Coding>,
+}
+
+/// `AuditEvent.entity.detail`.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditEntityDetail {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(rename = "valueString")]
+    pub value_string: String,
+}
+
+/// `AuditEvent.entity`.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditEntity {
+    pub what: IdentifierReference,
+    #[serde(rename = "type")]
+    pub kind: Coding,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Coding>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub detail: Vec<AuditEntityDetail>,
+}
+
+/// A FHIR R4 AuditEvent resource (the elements MedLedger fills).
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FhirAuditEvent {
+    /// Always `AuditEvent`.
+    pub resource_type: String,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: Coding,
+    pub subtype: Vec<Coding>,
+    pub action: String,
+    /// RFC 3339 instant.
+    pub recorded: String,
+    /// `0` success, `4` minor failure (the request was refused).
+    pub outcome: String,
+    pub outcome_desc: String,
+    pub purpose_of_event: Vec<CodeableConcept>,
+    pub agent: Vec<AuditAgent>,
+    pub source: AuditSource,
+    pub entity: Vec<AuditEntity>,
+}
+
+/// One entry of a FHIR Bundle.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FhirBundleEntry {
+    pub resource: FhirAuditEvent,
+}
+
+/// A FHIR R4 `searchset` Bundle of AuditEvents.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FhirBundle {
+    /// Always `Bundle`.
+    pub resource_type: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub timestamp: String,
+    pub total: usize,
+    pub entry: Vec<FhirBundleEntry>,
+}
+
 /// One access event as a FHIR R4 AuditEvent resource.
-pub fn to_fhir(e: &AuditEntry) -> Value {
+pub fn to_fhir(e: &AuditEntry) -> FhirAuditEvent {
     const ACT_REASON: &str = "http://terminology.hl7.org/CodeSystem/v3-ActReason";
+    const ENTITY_TYPE: &str = "http://terminology.hl7.org/CodeSystem/audit-entity-type";
     let purpose = Purpose::parse(&e.purpose).map(purpose_code).unwrap_or(("", ""));
-    let mut purposes = vec![json!({ "coding": [{ "system": ACT_REASON, "code": purpose.0, "display": purpose.1 }] })];
+    let mut purposes = vec![CodeableConcept { coding: vec![coding(ACT_REASON, purpose.0, purpose.1)] }];
     if e.break_glass {
-        purposes.push(json!({ "coding": [{ "system": ACT_REASON, "code": "BTG", "display": "break the glass" }] }));
+        purposes.push(CodeableConcept { coding: vec![coding(ACT_REASON, "BTG", "break the glass")] });
     }
     // AuditEvent.outcome: 0 success, 4 minor failure (the request was refused).
     let (outcome, desc) = match e.outcome.as_str() {
@@ -177,51 +290,59 @@ pub fn to_fhir(e: &AuditEntry) -> Value {
         "break_glass" => ("0", format!("break-glass: {}", e.reason)),
         _ => ("0", "served under consent".to_string()),
     };
-    json!({
-        "resourceType": "AuditEvent",
-        "id": format!("{}-{}-{}", &e.record_id[..16], e.height, e.timestamp_ms),
-        "type": { "system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110110", "display": "Patient Record" },
-        "subtype": [{ "system": "http://hl7.org/fhir/restful-interaction", "code": "read", "display": "read" }],
-        "action": "R",
-        "recorded": medledger_types::time::rfc3339_ms(e.timestamp_ms),
-        "outcome": outcome,
-        "outcomeDesc": desc,
-        "purposeOfEvent": purposes,
-        "agent": [{
-            "who": { "identifier": { "system": "urn:medledger:key", "value": e.requester } },
-            "requestor": true
-        }],
-        "source": {
-            "site": e.institution,
-            "observer": { "identifier": { "system": "urn:medledger:institution", "value": e.institution } },
-            "type": [{ "system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server" }]
+    let short: String = e.record_id.chars().take(16).collect();
+    FhirAuditEvent {
+        resource_type: "AuditEvent".into(),
+        id: format!("{short}-{}-{}", e.height, e.timestamp_ms),
+        kind: coding("http://dicom.nema.org/resources/ontology/DCM", "110110", "Patient Record"),
+        subtype: vec![coding("http://hl7.org/fhir/restful-interaction", "read", "read")],
+        action: "R".into(),
+        recorded: medledger_types::time::rfc3339_ms(e.timestamp_ms),
+        outcome: outcome.into(),
+        outcome_desc: desc,
+        purpose_of_event: purposes,
+        agent: vec![AuditAgent { who: reference("urn:medledger:key", &e.requester), requestor: true }],
+        source: AuditSource {
+            site: e.institution.clone(),
+            observer: reference("urn:medledger:institution", &e.institution),
+            kind: vec![coding("http://terminology.hl7.org/CodeSystem/security-source-type", "4", "Application Server")],
         },
-        "entity": [
-            {
-                "what": { "identifier": { "system": "urn:medledger:record", "value": e.record_id } },
-                "type": { "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object" },
-                "detail": [
-                    { "type": "version", "valueString": e.version.to_string() },
-                    { "type": "resourceType", "valueString": e.resource_type },
-                    { "type": "height", "valueString": e.height.to_string() }
-                ]
+        entity: vec![
+            AuditEntity {
+                what: reference("urn:medledger:record", &e.record_id),
+                kind: coding(ENTITY_TYPE, "2", "System Object"),
+                role: None,
+                detail: vec![
+                    AuditEntityDetail { kind: "version".into(), value_string: e.version.to_string() },
+                    AuditEntityDetail { kind: "resourceType".into(), value_string: e.resource_type.clone() },
+                    AuditEntityDetail { kind: "height".into(), value_string: e.height.to_string() },
+                ],
             },
-            {
-                "what": { "identifier": { "system": "urn:medledger:patient", "value": e.patient } },
-                "type": { "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person" },
-                "role": { "system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient" }
-            }
-        ]
-    })
+            AuditEntity {
+                what: reference("urn:medledger:patient", &e.patient),
+                kind: coding(ENTITY_TYPE, "1", "Person"),
+                role: Some(coding("http://terminology.hl7.org/CodeSystem/object-role", "1", "Patient")),
+                detail: Vec::new(),
+            },
+        ],
+    }
 }
 
 /// A FHIR searchset Bundle of AuditEvents.
-pub fn fhir_bundle(events: &[AuditEntry], now_ms: u64) -> Value {
-    json!({
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "timestamp": medledger_types::time::rfc3339_ms(now_ms),
-        "total": events.len(),
-        "entry": events.iter().map(|e| json!({ "resource": to_fhir(e) })).collect::<Vec<_>>(),
-    })
+pub fn fhir_bundle(events: &[AuditEntry], now_ms: u64) -> FhirBundle {
+    FhirBundle {
+        resource_type: "Bundle".into(),
+        kind: "searchset".into(),
+        timestamp: medledger_types::time::rfc3339_ms(now_ms),
+        total: events.len(),
+        entry: events.iter().map(|e| FhirBundleEntry { resource: to_fhir(e) }).collect(),
+    }
+}
+
+/// An audit answer: the events as MedLedger JSON, or as a FHIR Bundle (`format = fhir`).
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum AuditAnswer {
+    Events(AuditResult),
+    Fhir(FhirBundle),
 }

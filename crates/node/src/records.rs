@@ -43,8 +43,8 @@ pub struct RecordService {
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecipientKey {
     /// Recipient ed25519 public key (hex).
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub recipient: String,
-    #[schema(value_type = Object)]
     pub wrapped: WrappedKey,
 }
 
@@ -52,8 +52,10 @@ pub struct RecipientKey {
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UploadRequest {
     /// Signed `anchor_record` transaction (hex).
+    #[schema(pattern = "^([0-9a-fA-F]{2})+$", max_length = 16384)]
     pub anchor_tx: String,
     /// Sealed content: nonce || ChaCha20-Poly1305 ciphertext (hex).
+    #[schema(pattern = "^([0-9a-fA-F]{2})+$", max_length = 2097280)]
     pub sealed: String,
     /// The data key wrapped for the patient, the holding institution and any grantees.
     pub keys: Vec<RecipientKey>,
@@ -62,8 +64,10 @@ pub struct UploadRequest {
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SignedRead {
     /// Canonical `ReadRequest` bytes (hex).
+    #[schema(pattern = "^([0-9a-fA-F]{2})+$", max_length = 2048)]
     pub request: String,
     /// Requester's ed25519 signature over them (hex).
+    #[schema(pattern = "^[0-9a-fA-F]{128}$")]
     pub signature: String,
 }
 
@@ -74,7 +78,6 @@ pub struct ReadResponse {
     /// SHA-256 of the plaintext as anchored on chain: check it after decrypting.
     pub content_hash: String,
     pub sealed: String,
-    #[schema(value_type = Object)]
     pub wrapped: WrappedKey,
     /// `served` or `break_glass`.
     pub outcome: String,
@@ -90,11 +93,13 @@ pub struct ReadResponse {
 /// A patient adds the data key wrapped for a grantee.
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AddKeyRequest {
+    /// The grantee's ed25519 public key (hex).
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub recipient: String,
-    #[schema(value_type = Object)]
     pub wrapped: WrappedKey,
     pub issued_ms: u64,
     /// Patient's signature over `add_key_message(...)` (hex).
+    #[schema(pattern = "^[0-9a-fA-F]{128}$")]
     pub signature: String,
 }
 

@@ -263,3 +263,82 @@ async fn read_endpoints_and_proofs() {
     assert!(text.contains(&format!("medledger_height {}", block.height())));
     assert!(text.contains("medledger_committed_transactions_total 5"));
 }
+
+/// The OpenAPI document is the contract: typed schemas only, hex fields with their patterns,
+/// one tag per namespace, and every error status documented with the error body.
+#[tokio::test]
+async fn openapi_document_is_typed_tagged_and_complete() {
+    let n = node();
+    let (_, doc) = n.call("GET", "/openapi.json", None).await;
+    // No untyped object anywhere.
+    fn walk(v: &serde_json::Value, path: &str, bad: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if m.get("type").and_then(|t| t.as_str()) == Some("object")
+                    && !["properties", "additionalProperties", "allOf", "oneOf", "anyOf"]
+                        .iter()
+                        .any(|k| m.contains_key(*k))
+                {
+                    bad.push(path.to_string());
+                }
+                for (k, x) in m {
+                    walk(x, &format!("{path}/{k}"), bad);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    walk(x, &format!("{path}/{i}"), bad);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut bad = Vec::new();
+    walk(&doc, "", &mut bad);
+    assert!(bad.is_empty(), "untyped objects at {bad:?}");
+    // Hex newtypes state their pattern.
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(schemas["Hash"]["pattern"], "^[0-9a-fA-F]{64}$");
+    assert_eq!(schemas["PublicKey"]["pattern"], "^[0-9a-fA-F]{64}$");
+    assert_eq!(schemas["SignedRead"]["properties"]["signature"]["pattern"], "^[0-9a-fA-F]{128}$");
+    // Every operation has exactly one tag, a known namespace, and documents 400 with the error body
+    // (except the few that cannot fail).
+    let tags: Vec<&str> = doc["tags"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(tags, ["ledger", "identity", "consent", "records", "audit"]);
+    let infallible = ["/v1/permissions", "/v1/status", "/v1/events/blocks", "/metrics"];
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let t = op["tags"].as_array().unwrap();
+            assert_eq!(t.len(), 1, "{method} {path}");
+            assert!(tags.contains(&t[0].as_str().unwrap()), "{method} {path}");
+            if !infallible.contains(&path.as_str()) {
+                let r = &op["responses"]["400"];
+                assert_eq!(
+                    r["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/ErrorBody",
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+    // Query parameters are in the query, with their bounds.
+    let params = doc["paths"]["/v1/blocks"]["get"]["parameters"].as_array().unwrap();
+    let limit = params.iter().find(|p| p["name"] == "limit").unwrap();
+    assert_eq!((limit["in"].as_str(), limit["schema"]["maximum"].as_u64()), (Some("query"), Some(100)));
+}
+
+/// Extractor rejections are API errors with the JSON body, not axum's plain text.
+#[tokio::test]
+async fn rejections_are_json_errors_with_registry_codes() {
+    let n = node();
+    let (s, v) = n.call("GET", "/v1/blocks?limit=101", None).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_argument"));
+    let (s, v) = n.call("GET", "/v1/blocks?limit=9223372036854775808", None).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_argument"));
+    let (s, v) = n.call("POST", "/v1/records/read", Some(json!({ "request": 5 }))).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "malformed"));
+    let (s, v) = n.call("POST", "/v1/txs/batch", Some(json!({ "txs": ["zz"] }))).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "malformed"));
+    assert!(v["error"]["message"].as_str().unwrap().contains("txs[0]"));
+    let (s, v) = n.call("POST", "/v1/audit", Some(json!({ "query": "00", "signature": "00", "format": "xml" }))).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "malformed"));
+}

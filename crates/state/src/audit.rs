@@ -26,7 +26,7 @@ use crate::store::{Overlay, StateRead};
 use crate::{decode_stored, BlockEnv, Rejection};
 use medledger_types::codec::{Canonical, DecodeError, Reader, Writer};
 use medledger_types::{AccessOutcome, AuditOp, Event, Hash, PublicKey, Purpose, RejectCode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// This domain's rows of the permission table (see the module docs).
 pub const PERMISSIONS: Rows<1> = [
@@ -57,7 +57,8 @@ pub mod key {
     pub const ACCESS_LOG_LEN: &[u8] = LEN;
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessEvent {
     pub record_id: Hash,
     pub version: u32,

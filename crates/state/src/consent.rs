@@ -22,7 +22,7 @@ use crate::store::{Overlay, StateRead};
 use crate::{decode_stored, BlockEnv, Principal, Rejection};
 use medledger_types::codec::{Canonical, DecodeError, Reader, Writer};
 use medledger_types::{ConsentOp, ConsentTerms, Event, Grantee, Hash, PublicKey, Purpose, RejectCode, Role, Scope};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Most consents (active or not) one patient may hold; keeps [`permits`] bounded.
 pub const MAX_CONSENTS_PER_PATIENT: usize = 1024;
@@ -62,7 +62,8 @@ pub mod key {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Consent {
     pub id: Hash,
     /// The patient's pseudonym.
@@ -73,7 +74,8 @@ pub struct Consent {
     pub revoked_at_height: Option<u64>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestStatus {
     Pending,
@@ -81,7 +83,8 @@ pub enum RequestStatus {
     Declined,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessRequest {
     pub id: Hash,
     pub requester: PublicKey,

@@ -23,7 +23,7 @@ use crate::store::{Overlay, StateRead, WriteSet};
 use crate::{decode_stored, BlockEnv, Principal, Rejection};
 use medledger_types::codec::{DecodeError, Reader, Writer};
 use medledger_types::{Canonical, CredentialSpec, Event, Genesis, Hash, IdentityOp, PublicKey, RejectCode, Role};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Admin credentials created at genesis are valid for ten years.
 pub const GENESIS_ADMIN_VALIDITY_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
@@ -64,7 +64,8 @@ pub mod key {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credential {
     pub subject: PublicKey,
     pub role: Role,
@@ -80,7 +81,8 @@ pub struct Credential {
     pub revoked: Option<Revocation>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revocation {
     pub at_height: u64,
     pub by: PublicKey,
@@ -133,7 +135,8 @@ impl Canonical for Credential {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Institution {
     pub id: String,
     pub name: String,
@@ -153,7 +156,8 @@ impl Canonical for Institution {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attestation {
     pub digest: Hash,
     pub label: String,

@@ -27,7 +27,7 @@ use crate::store::{Overlay, StateRead};
 use crate::{decode_stored, BlockEnv, Rejection};
 use medledger_types::codec::{Canonical, DecodeError, Reader, Writer};
 use medledger_types::{action, Event, Hash, PublicKey, Purpose, RecordsOp, RejectCode, Role};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Most versions one record may have.
 pub const MAX_VERSIONS: u32 = 10_000;
@@ -64,7 +64,8 @@ pub mod key {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VersionStatus {
     /// The first version, or an amendment the patient accepted.
@@ -76,7 +77,8 @@ pub enum VersionStatus {
 }
 
 /// The record as a whole.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordHead {
     pub id: Hash,
     pub patient: Hash,
@@ -90,7 +92,8 @@ pub struct RecordHead {
     pub erased_at: Option<u64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordVersion {
     pub version: u32,
     pub content_hash: Hash,

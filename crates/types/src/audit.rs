@@ -9,6 +9,7 @@ use crate::Hash;
 use serde::{Deserialize, Serialize};
 
 /// What happened to a read attempt (FHIR AuditEvent `outcome`, simplified).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccessOutcome {

@@ -14,6 +14,7 @@ pub const MAX_BLOCK_BYTES: usize = HEADER_BYTES + 4 + MAX_BLOCK_TXS * (4 + MAX_T
 /// Encoded header size.
 pub const HEADER_BYTES: usize = 8 + 32 + 8 + 32 + 32 + 32 + 4;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockHeader {
     pub height: u64,

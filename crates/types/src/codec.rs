@@ -285,6 +285,7 @@ macro_rules! canonical_struct {
     ) => {
         $(#[$meta])*
         #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub struct $name {
             $( $(#[$fmeta])* pub $field: $fty, )*
         }
@@ -320,6 +321,7 @@ macro_rules! operations {
     ) => {
         $(#[$meta])*
         #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(tag = "type", rename_all = "snake_case")]
         pub enum $name {
             $( $(#[$vmeta])* $variant { $( $(#[$fmeta])* $field: $fty, )* }, )*

@@ -14,6 +14,7 @@ pub mod limits {
 use crate::limits::{MAX_INSTITUTION_ID, MAX_REASON, MAX_RESOURCE_TYPE, MAX_SCOPE_ITEMS};
 
 /// Who a consent is granted to: one person (by key) or every credential holder of an institution.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum Grantee {
@@ -22,6 +23,7 @@ pub enum Grantee {
 }
 
 /// Which of a patient's records a consent covers.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "items", rename_all = "snake_case")]
 pub enum Scope {
@@ -33,6 +35,7 @@ pub enum Scope {
 }
 
 /// Why access is granted (FHIR Consent `purpose`, simplified).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
@@ -80,6 +83,7 @@ pub mod action {
 }
 
 /// Terms of a consent (granted directly, or requested by a grantee and approved by the patient).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsentTerms {
     pub grantee: Grantee,

@@ -9,6 +9,7 @@ macro_rules! error_codes {
     ($( $(#[$m:meta])* $v:ident = $name:literal => $status:literal ),* $(,)?) => {
         /// A stable, machine-readable error code.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(rename_all = "snake_case")]
         pub enum ErrorCode { $( $(#[$m])* $v, )* }
 
@@ -36,6 +37,8 @@ error_codes! {
     Malformed = "malformed" => 400,
     /// Above a size limit.
     Oversize = "oversize" => 413,
+    /// A JSON body without `Content-Type: application/json`.
+    UnsupportedMediaType = "unsupported_media_type" => 415,
     /// For another chain.
     WrongChain = "wrong_chain" => 400,
     /// A signature does not verify (403 for signed requests; 400 at transaction admission).

@@ -15,6 +15,7 @@ pub mod limits {
 use crate::limits::{MAX_INSTITUTION_ID, MAX_LABEL, MAX_NAME, MAX_REASON};
 
 /// The roles a credential can bind to a key.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {

@@ -19,6 +19,8 @@ pub mod merkle;
 pub mod read;
 pub mod receipt;
 pub mod records;
+#[cfg(feature = "openapi")]
+pub mod schema;
 pub mod time;
 pub mod tx;
 

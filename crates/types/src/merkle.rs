@@ -43,6 +43,7 @@ pub fn root<T: AsRef<[u8]>>(data: &[T]) -> Hash {
 
 /// An inclusion proof for leaf `index` of a tree with `size` leaves.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InclusionProof {
     pub index: u64,
     pub size: u64,

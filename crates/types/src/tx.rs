@@ -19,6 +19,7 @@ pub use crate::records::RecordsOp;
 /// The domains, in tag order. The tag byte is the position in [`Domain::ALL`]; never reorder,
 /// and give a new domain the next free tag. Tags of domains that are planned but not yet built
 /// are reserved in [`Domain::RESERVED`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Domain {
@@ -56,6 +57,7 @@ impl Domain {
 
 /// The operations a transaction can carry, by domain. JSON keeps one flat object tagged by
 /// `type` (operation names are unique across domains).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Operation {
@@ -87,6 +89,7 @@ impl From<AuditOp> for Operation {
 }
 
 /// Operation kinds, the columns of the permission table. Names are unique across domains.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OpKind {
@@ -213,6 +216,7 @@ impl Canonical for Operation {
 }
 
 /// The signed part of a transaction.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transaction {
     pub chain_id: String,

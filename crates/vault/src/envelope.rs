@@ -83,10 +83,15 @@ pub fn open(key: &DataKey, sealed: &[u8], ctx: &[u8]) -> Result<Vec<u8>, Envelop
 
 /// A data key wrapped for one recipient: HPKE encapsulated key (32) and sealed key (32 + 16).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WrappedKey {
+    /// HPKE encapsulated key, 32 bytes hex.
     #[serde(with = "hex_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$"))]
     pub encapped: Vec<u8>,
+    /// The sealed data key, 48 bytes hex.
     #[serde(with = "hex_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[0-9a-fA-F]{96}$"))]
     pub sealed: Vec<u8>,
 }
 

@@ -6,17 +6,31 @@ use super::*;
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct AuditRequest {
     /// Canonical `AuditQuery` bytes (hex).
+    #[schema(pattern = "^([0-9a-fA-F]{2})+$", max_length = 2048)]
     pub query: String,
     /// The requester's ed25519 signature over them (hex).
+    #[schema(pattern = "^[0-9a-fA-F]{128}$")]
     pub signature: String,
     /// `json` (default) or `fhir` for a Bundle of FHIR AuditEvent resources.
     #[serde(default)]
-    pub format: Option<String>,
+    pub format: Option<AuditFormat>,
+}
+
+/// The shape of an audit answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditFormat {
+    #[default]
+    Json,
+    Fhir,
 }
 
 #[utoipa::path(tag = "audit", post, path = "/v1/audit", request_body = AuditRequest,
-    responses((status = 200, body = crate::audit::AuditResult), (status = 403, body = ErrorBody)))]
-pub(crate) async fn audit(State(st): State<ApiState>, Json(req): Json<AuditRequest>) -> Result<Json<Value>, ApiError> {
+    responses((status = 200, description = "events, or a FHIR Bundle with `format = fhir`", body = crate::audit::AuditAnswer), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 403, description = "`bad_signature`, `not_permitted`, credential problems", body = ErrorBody), (status = 413, description = "`oversize`", body = ErrorBody), (status = 415, description = "`unsupported_media_type`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+pub(crate) async fn audit(
+    State(st): State<ApiState>,
+    ApiJson(req): ApiJson<AuditRequest>,
+) -> Result<Json<crate::audit::AuditAnswer>, ApiError> {
     use medledger_types::read::{AuditQuery, MAX_READ_SKEW_MS};
     let raw = hex::decode(req.query.trim())
         .map_err(|e| ApiError::bad_request(ErrorCode::Malformed, format!("query is not hex: {e}")))?;
@@ -40,25 +54,16 @@ pub(crate) async fn audit(State(st): State<ApiState>, Json(req): Json<AuditReque
     if now.abs_diff(q.issued_ms) > MAX_READ_SKEW_MS {
         return Err(ApiError::bad_request(ErrorCode::Stale, "query timestamp is too far from the node's clock"));
     }
-    let fhir = match req.format.as_deref().unwrap_or("json") {
-        "json" => false,
-        "fhir" => true,
-        other => {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidArgument,
-                format!("format `{other}`: expected json or fhir"),
-            ))
-        }
-    };
+    let fhir = req.format.unwrap_or_default() == AuditFormat::Fhir;
     let chain = st.chain.clone();
     tokio::task::spawn_blocking(move || {
         let snap = chain.store.snapshot().map_err(ApiError::internal)?;
         crate::audit::authorize(&snap, &mut q, now, chain.tip().height + 1)?;
         let r = crate::audit::run(&snap, &q);
         Ok(Json(if fhir {
-            crate::audit::fhir_bundle(&r.events, now)
+            crate::audit::AuditAnswer::Fhir(crate::audit::fhir_bundle(&r.events, now))
         } else {
-            serde_json::to_value(&r).map_err(ApiError::internal)?
+            crate::audit::AuditAnswer::Events(r)
         }))
     })
     .await

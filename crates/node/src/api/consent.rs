@@ -1,40 +1,58 @@
 //! Consent namespace: a patient's consents and pending access requests.
 
 use super::*;
+use medledger_state::consent::{AccessRequest, Consent};
 
-#[utoipa::path(tag = "consent", get, path = "/v1/patients/{pseudonym}/consents", params(("pseudonym" = String, Path, description = "patient pseudonym (hex)")),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+/// A patient's consents, each with whether it is in force now.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ConsentsView {
+    pub patient: Hash,
+    pub consents: Vec<ConsentView>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ConsentView {
+    #[serde(flatten)]
+    pub consent: Consent,
+    /// Granted, not revoked and not expired at the next block.
+    pub active: bool,
+}
+
+/// A patient's access requests waiting for an answer.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RequestsView {
+    pub patient: Hash,
+    pub pending: Vec<AccessRequest>,
+}
+
+#[utoipa::path(tag = "consent", get, path = "/v1/patients/{pseudonym}/consents", params(("pseudonym" = Hash, Path, description = "patient pseudonym")),
+    responses((status = 200, body = ConsentsView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn patient_consents(
     State(st): State<ApiState>,
-    Path(p): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(p): ApiPath<String>,
+) -> Result<Json<ConsentsView>, ApiError> {
     let p = parse_hash(&p, "pseudonym")?;
     let snap = snapshot(&st)?;
     state_identity::patient_key(&snap, &p).ok_or_else(|| ApiError::not_found("no patient with this pseudonym"))?;
     let (now, height) = (st.chain.now_ms(), st.chain.tip().height + 1);
-    let consents: Vec<Value> = medledger_state::consent::consents_of(&snap, &p)
+    let consents = medledger_state::consent::consents_of(&snap, &p)
         .into_iter()
-        .map(|c| {
-            let active = medledger_state::consent::is_active(&c, now, height);
-            let mut v = serde_json::to_value(&c).unwrap_or(Value::Null);
-            v["active"] = json!(active);
-            v
-        })
+        .map(|c| ConsentView { active: medledger_state::consent::is_active(&c, now, height), consent: c })
         .collect();
-    Ok(Json(json!({ "patient": p.to_hex(), "consents": consents })))
+    Ok(Json(ConsentsView { patient: p, consents }))
 }
 
-#[utoipa::path(tag = "consent", get, path = "/v1/patients/{pseudonym}/requests", params(("pseudonym" = String, Path, description = "patient pseudonym (hex)")),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+#[utoipa::path(tag = "consent", get, path = "/v1/patients/{pseudonym}/requests", params(("pseudonym" = Hash, Path, description = "patient pseudonym")),
+    responses((status = 200, body = RequestsView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn patient_requests(
     State(st): State<ApiState>,
-    Path(p): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(p): ApiPath<String>,
+) -> Result<Json<RequestsView>, ApiError> {
     let p = parse_hash(&p, "pseudonym")?;
     let snap = snapshot(&st)?;
     state_identity::patient_key(&snap, &p).ok_or_else(|| ApiError::not_found("no patient with this pseudonym"))?;
     let pending = medledger_state::consent::pending_requests(&snap, &p);
-    Ok(Json(json!({ "patient": p.to_hex(), "pending": pending })))
+    Ok(Json(RequestsView { patient: p, pending }))
 }
 
 /// This namespace's routes.

@@ -51,15 +51,15 @@ pub struct ErrorBody {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable machine-readable code, e.g. `bad_signature`, `replay`, `unknown_signer`.
-    pub code: String,
+    /// Stable machine-readable code from the registry, e.g. `bad_signature`, `replay`.
+    pub code: ErrorCode,
     /// Human-readable explanation.
     pub message: String,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code.as_str().into(), message: self.message } };
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
         (self.status, Json(body)).into_response()
     }
 }

@@ -12,15 +12,28 @@ pub struct IdentityView {
     pub principal: Option<String>,
     /// Why the credential cannot be used now, if it cannot.
     pub problem: Option<String>,
-    #[schema(value_type = Object)]
-    pub credential: Option<Value>,
+    pub credential: Option<medledger_state::identity::Credential>,
 }
 
-#[utoipa::path(tag = "identity", get, path = "/v1/identities/{key}", params(("key" = String, Path, description = "ed25519 public key (hex)")),
-    responses((status = 200, body = IdentityView), (status = 400, body = ErrorBody)))]
+/// The permission table: for each principal, which operations it may perform.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PermissionsView {
+    pub table: Vec<PermissionRow>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PermissionRow {
+    /// `ca` or a role name.
+    pub principal: String,
+    /// Operation name → allowed.
+    pub operations: std::collections::BTreeMap<String, bool>,
+}
+
+#[utoipa::path(tag = "identity", get, path = "/v1/identities/{key}", params(("key" = PublicKey, Path, description = "ed25519 public key")),
+    responses((status = 200, body = IdentityView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn get_identity(
     State(st): State<ApiState>,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
 ) -> Result<Json<IdentityView>, ApiError> {
     let key = parse_key(&key)?;
     let snap = st.chain.store.snapshot().map_err(ApiError::internal)?;
@@ -34,48 +47,47 @@ pub(crate) async fn get_identity(
         next_nonce: st.chain.next_nonce(&snap, &key),
         principal: principal.as_ref().ok().map(|p| p.name().to_string()),
         problem: principal.err().map(|r| r.to_string()),
-        credential: cred.map(|c| serde_json::to_value(c).unwrap_or(Value::Null)),
+        credential: cred,
     }))
 }
 
-#[utoipa::path(tag = "identity", get, path = "/v1/patients/{pseudonym}", params(("pseudonym" = String, Path, description = "patient pseudonym (hex)")),
-    responses((status = 200, body = IdentityView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(tag = "identity", get, path = "/v1/patients/{pseudonym}", params(("pseudonym" = Hash, Path, description = "patient pseudonym")),
+    responses((status = 200, body = IdentityView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn get_patient(
     State(st): State<ApiState>,
-    Path(p): Path<String>,
+    ApiPath(p): ApiPath<String>,
 ) -> Result<Json<IdentityView>, ApiError> {
     let p = parse_hash(&p, "pseudonym")?;
     let snap = st.chain.store.snapshot().map_err(ApiError::internal)?;
     let key =
         state_identity::patient_key(&snap, &p).ok_or_else(|| ApiError::not_found("no patient with this pseudonym"))?;
     drop(snap);
-    get_identity(State(st), Path(key.to_hex())).await
+    get_identity(State(st), ApiPath(key.to_hex())).await
 }
 
-#[utoipa::path(tag = "identity", get, path = "/v1/attestations/{digest}", params(("digest" = String, Path, description = "attested digest (hex)")),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+#[utoipa::path(tag = "identity", get, path = "/v1/attestations/{digest}", params(("digest" = Hash, Path, description = "attested digest")),
+    responses((status = 200, body = medledger_state::identity::Attestation), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn get_attestation(
     State(st): State<ApiState>,
-    Path(d): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(d): ApiPath<String>,
+) -> Result<Json<medledger_state::identity::Attestation>, ApiError> {
     let d = parse_hash(&d, "digest")?;
     let snap = st.chain.store.snapshot().map_err(ApiError::internal)?;
     let a = state_identity::attestation(&snap, &d)
         .ok_or_else(|| ApiError::not_found(format!("digest {d} is not attested")))?;
-    Ok(Json(serde_json::to_value(a).unwrap_or(Value::Null)))
+    Ok(Json(a))
 }
 
-#[utoipa::path(tag = "identity", get, path = "/v1/permissions", responses((status = 200, body = Object)))]
-pub(crate) async fn get_permissions() -> Json<Value> {
-    let rows: Vec<Value> = medledger_state::permissions::table()
+#[utoipa::path(tag = "identity", get, path = "/v1/permissions", responses((status = 200, body = PermissionsView)))]
+pub(crate) async fn get_permissions() -> Json<PermissionsView> {
+    let table = medledger_state::permissions::table()
         .into_iter()
-        .map(|(p, cells)| {
-            let ops: serde_json::Map<String, Value> =
-                cells.into_iter().map(|(k, ok)| (k.name().to_string(), Value::Bool(ok))).collect();
-            json!({ "principal": p.name(), "operations": ops })
+        .map(|(p, cells)| PermissionRow {
+            principal: p.name().to_string(),
+            operations: cells.into_iter().map(|(k, ok)| (k.name().to_string(), ok)).collect(),
         })
         .collect();
-    Json(json!({ "table": rows }))
+    Json(PermissionsView { table })
 }
 
 /// This namespace's routes.

@@ -7,20 +7,28 @@ use super::*;
 /// A signed transaction, hex-encoded canonical bytes.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct SubmitRequest {
+    #[schema(pattern = "^([0-9a-fA-F]{2})+$", max_length = 16384)]
     pub tx: String,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct SubmitResponse {
-    pub tx_id: String,
+    pub tx_id: Hash,
+    /// Always `pending`: the transaction is in the mempool, not yet committed.
     pub status: String,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct BatchRequest {
     /// Up to 5000 hex-encoded signed transactions.
-    pub txs: Vec<String>,
+    #[schema(max_items = 5000, inline)]
+    pub txs: Vec<HexTx>,
 }
+
+/// A hex-encoded signed transaction.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[schema(pattern = "^([0-9a-fA-F]{2})+$", max_length = 16384)]
+pub struct HexTx(pub String);
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct BatchResponse {
@@ -43,20 +51,16 @@ pub struct TxStatus {
     pub status: String,
     pub height: Option<u64>,
     pub index: Option<u32>,
-    #[schema(value_type = Object)]
-    pub receipt: Option<Value>,
-    #[schema(value_type = Object)]
-    pub tx: Option<Value>,
+    pub receipt: Option<Receipt>,
+    pub tx: Option<Transaction>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct BlockView {
     pub hash: String,
-    #[schema(value_type = Object)]
-    pub header: Value,
+    pub header: BlockHeader,
     pub tx_ids: Vec<String>,
-    #[schema(value_type = Vec<Object>)]
-    pub receipts: Vec<Value>,
+    pub receipts: Vec<Receipt>,
     /// Hex of the finality certificate (absent for genesis).
     pub certificate: Option<String>,
 }
@@ -70,13 +74,10 @@ pub struct ProofBundle {
     pub tx: String,
     pub height: u64,
     pub block_hash: String,
-    #[schema(value_type = Object)]
     pub header: BlockHeader,
-    #[schema(value_type = Object)]
     pub proof: medledger_types::merkle::InclusionProof,
     /// Headers of the descendants from `height + 1` up to the certified block, if this block
     /// was finalized through a descendant's certificate (usually empty).
-    #[schema(value_type = Vec<Object>)]
     pub descendants: Vec<BlockHeader>,
     /// Height of the block the certificate finalizes (`height` itself, usually).
     pub certified_height: u64,
@@ -108,10 +109,13 @@ pub struct ValidatorView {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Highest height to return (default: tip).
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     pub before: Option<u64>,
     /// How many blocks (default 20, at most 100).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
 }
 
@@ -125,6 +129,11 @@ pub(crate) fn decode_hex_tx(s: &str) -> Result<Vec<u8>, SubmitError> {
     })
 }
 
+/// Non-empty, even-length hex (what the schema's `^([0-9a-fA-F]{2})+$` allows).
+fn is_hex_bytes(s: &str) -> bool {
+    !s.is_empty() && s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 pub(crate) fn gossip(st: &ApiState, txs: Vec<Tx>) {
     if let (Some(g), false) = (&st.gossip, txs.is_empty()) {
         // Bounded: if the gossip queue is full the tx stays local and is still proposed by us.
@@ -133,7 +142,7 @@ pub(crate) fn gossip(st: &ApiState, txs: Vec<Tx>) {
 }
 
 #[utoipa::path(tag = "ledger", post, path = "/v1/txs", request_body = SubmitRequest,
-    responses((status = 202, body = SubmitResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 202, description = "accepted into the mempool", body = SubmitResponse), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 403, description = "`bad_signature`, `not_permitted`, credential problems", body = ErrorBody), (status = 409, description = "`duplicate`, `already_exists`, `key_not_wrapped`", body = ErrorBody), (status = 413, description = "`oversize`", body = ErrorBody), (status = 415, description = "`unsupported_media_type`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody), (status = 503, description = "`mempool_full`, `unavailable`, `no_vault`, `not_yet_certified`", body = ErrorBody)))]
 pub(crate) async fn submit_tx(
     State(st): State<ApiState>,
     headers: HeaderMap,
@@ -158,14 +167,14 @@ pub(crate) async fn submit_tx(
     .await
     .map_err(ApiError::internal)??;
     gossip(&st, vec![r.1]);
-    Ok((StatusCode::ACCEPTED, Json(SubmitResponse { tx_id: r.0.to_hex(), status: "pending".into() })))
+    Ok((StatusCode::ACCEPTED, Json(SubmitResponse { tx_id: r.0, status: "pending".into() })))
 }
 
 #[utoipa::path(tag = "ledger", post, path = "/v1/txs/batch", request_body = BatchRequest,
-    responses((status = 200, body = BatchResponse), (status = 400, body = ErrorBody)))]
+    responses((status = 200, description = "one result per transaction", body = BatchResponse), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 413, description = "`oversize`", body = ErrorBody), (status = 415, description = "`unsupported_media_type`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody), (status = 503, description = "`mempool_full`, `unavailable`, `no_vault`, `not_yet_certified`", body = ErrorBody)))]
 pub(crate) async fn submit_batch(
     State(st): State<ApiState>,
-    Json(req): Json<BatchRequest>,
+    ApiJson(req): ApiJson<BatchRequest>,
 ) -> Result<Json<BatchResponse>, ApiError> {
     if req.txs.len() > MAX_BATCH {
         return Err(ApiError::bad_request(
@@ -173,12 +182,17 @@ pub(crate) async fn submit_batch(
             format!("batch of {} above the limit of {MAX_BATCH}", req.txs.len()),
         ));
     }
+    // The schema says every item is non-empty hex; a batch that breaks it is refused whole, naming
+    // the item. Items that are hex but do not decode or verify get their own error below.
+    if let Some(i) = req.txs.iter().position(|t| !is_hex_bytes(&t.0)) {
+        return Err(ApiError::bad_request(ErrorCode::Malformed, format!("txs[{i}] is not non-empty hex")));
+    }
     let chain = st.chain.clone();
     let (results, accepted) = tokio::task::spawn_blocking(move || {
         let mut slots = Vec::with_capacity(req.txs.len());
         let mut txs = Vec::new();
         for s in &req.txs {
-            match decode_hex_tx(s).and_then(|raw| Tx::decode(&raw).map_err(SubmitError::from)) {
+            match decode_hex_tx(&s.0).and_then(|raw| Tx::decode(&raw).map_err(SubmitError::from)) {
                 Ok(t) => {
                     txs.push(t);
                     slots.push(None);
@@ -205,10 +219,9 @@ pub(crate) async fn submit_batch(
                 };
                 match r {
                     Ok(id) => BatchItem { tx_id: Some(id.to_hex()), error: None },
-                    Err(e) => BatchItem {
-                        tx_id: None,
-                        error: Some(ErrorDetail { code: e.code().as_str().into(), message: e.to_string() }),
-                    },
+                    Err(e) => {
+                        BatchItem { tx_id: None, error: Some(ErrorDetail { code: e.code(), message: e.to_string() }) }
+                    }
                 }
             })
             .collect();
@@ -221,17 +234,12 @@ pub(crate) async fn submit_batch(
     Ok(Json(BatchResponse { accepted: n, results }))
 }
 
-pub(crate) fn receipt_json(r: &Receipt) -> Value {
-    serde_json::to_value(r).unwrap_or(Value::Null)
-}
-
-pub(crate) fn tx_json(t: &Transaction) -> Value {
-    serde_json::to_value(t).unwrap_or(Value::Null)
-}
-
-#[utoipa::path(tag = "ledger", get, path = "/v1/txs/{id}", params(("id" = String, Path, description = "transaction id (hex)")),
-    responses((status = 200, body = TxStatus), (status = 404, body = ErrorBody)))]
-pub(crate) async fn get_tx(State(st): State<ApiState>, Path(id): Path<String>) -> Result<Json<TxStatus>, ApiError> {
+#[utoipa::path(tag = "ledger", get, path = "/v1/txs/{id}", params(("id" = Hash, Path, description = "transaction id")),
+    responses((status = 200, body = TxStatus), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+pub(crate) async fn get_tx(
+    State(st): State<ApiState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<TxStatus>, ApiError> {
     let id = parse_hash(&id, "transaction id")?;
     if let Some((height, index)) = st.chain.store.tx_location(&id).map_err(ApiError::internal)? {
         let block = st
@@ -241,13 +249,13 @@ pub(crate) async fn get_tx(State(st): State<ApiState>, Path(id): Path<String>) -
             .map_err(ApiError::internal)?
             .ok_or_else(|| ApiError::internal("indexed block missing"))?;
         let receipt = st.chain.store.receipt(height, index).map_err(ApiError::internal)?;
-        let tx = block.txs.get(index as usize).map(|t| tx_json(t.body()));
+        let tx = block.txs.get(index as usize).map(|t| t.body().clone());
         return Ok(Json(TxStatus {
             tx_id: id.to_hex(),
             status: "committed".into(),
             height: Some(height),
             index: Some(index),
-            receipt: receipt.as_ref().map(receipt_json),
+            receipt,
             tx,
         }));
     }
@@ -301,11 +309,11 @@ pub fn proof_bundle(chain: &Chain, id: &Hash) -> Result<ProofBundle, ApiError> {
     })
 }
 
-#[utoipa::path(tag = "ledger", get, path = "/v1/txs/{id}/proof", params(("id" = String, Path, description = "transaction id (hex)")),
-    responses((status = 200, body = ProofBundle), (status = 404, body = ErrorBody)))]
+#[utoipa::path(tag = "ledger", get, path = "/v1/txs/{id}/proof", params(("id" = Hash, Path, description = "transaction id")),
+    responses((status = 200, body = ProofBundle), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody), (status = 503, description = "`mempool_full`, `unavailable`, `no_vault`, `not_yet_certified`", body = ErrorBody)))]
 pub(crate) async fn get_proof(
     State(st): State<ApiState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ProofBundle>, ApiError> {
     let id = parse_hash(&id, "transaction id")?;
     Ok(Json(proof_bundle(&st.chain, &id)?))
@@ -316,18 +324,18 @@ pub(crate) fn block_view(chain: &Chain, block: &Block) -> Result<BlockView, ApiE
     let cert = chain.store.certificate(block.height()).map_err(ApiError::internal)?;
     Ok(BlockView {
         hash: block.digest().to_hex(),
-        header: serde_json::to_value(&block.header).unwrap_or(Value::Null),
+        header: block.header.clone(),
         tx_ids: block.txs.iter().map(|t| t.id().to_hex()).collect(),
-        receipts: receipts.iter().map(receipt_json).collect(),
+        receipts,
         certificate: cert.map(hex::encode),
     })
 }
 
 #[utoipa::path(tag = "ledger", get, path = "/v1/blocks/{height}", params(("height" = u64, Path, description = "block height")),
-    responses((status = 200, body = BlockView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = BlockView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn get_block(
     State(st): State<ApiState>,
-    Path(height): Path<String>,
+    ApiPath(height): ApiPath<String>,
 ) -> Result<Json<BlockView>, ApiError> {
     let height: u64 = height
         .parse()
@@ -341,11 +349,11 @@ pub(crate) async fn get_block(
     Ok(Json(block_view(&st.chain, &block)?))
 }
 
-#[utoipa::path(tag = "ledger", get, path = "/v1/blocks/by-hash/{hash}", params(("hash" = String, Path, description = "block hash (hex)")),
-    responses((status = 200, body = BlockView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(tag = "ledger", get, path = "/v1/blocks/by-hash/{hash}", params(("hash" = Hash, Path, description = "block hash")),
+    responses((status = 200, body = BlockView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn get_block_by_hash(
     State(st): State<ApiState>,
-    Path(hash): Path<String>,
+    ApiPath(hash): ApiPath<String>,
 ) -> Result<Json<BlockView>, ApiError> {
     let hash = parse_hash(&hash, "block hash")?;
     let height = st
@@ -363,14 +371,21 @@ pub(crate) async fn get_block_by_hash(
     Ok(Json(block_view(&st.chain, &block)?))
 }
 
-#[utoipa::path(tag = "ledger", get, path = "/v1/blocks", params(ListParams), responses((status = 200, body = Vec<BlockView>)))]
+#[utoipa::path(tag = "ledger", get, path = "/v1/blocks", params(ListParams),
+    responses((status = 200, description = "newest first", body = Vec<BlockView>), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn list_blocks(
     State(st): State<ApiState>,
-    Query(p): Query<ListParams>,
+    ApiQuery(p): ApiQuery<ListParams>,
 ) -> Result<Json<Vec<BlockView>>, ApiError> {
     let tip = st.chain.tip().height;
     let top = p.before.unwrap_or(tip).min(tip);
-    let limit = p.limit.unwrap_or(20).clamp(1, MAX_BLOCK_LIST);
+    let limit = p.limit.unwrap_or(20);
+    if p.before.is_some_and(|b| b > i64::MAX as u64) {
+        return Err(ApiError::bad_request(ErrorCode::InvalidArgument, "before must be at most 2^63 - 1"));
+    }
+    if !(1..=MAX_BLOCK_LIST).contains(&limit) {
+        return Err(ApiError::bad_request(ErrorCode::InvalidArgument, format!("limit must be 1..={MAX_BLOCK_LIST}")));
+    }
     let mut out = Vec::new();
     let mut h = top as i128;
     while h >= 0 && (out.len() as u64) < limit {

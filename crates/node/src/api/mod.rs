@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod consent;
 pub mod error;
+pub mod extract;
 pub mod identity;
 pub mod ledger;
 pub mod records;
@@ -22,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
+use extract::{ApiJson, ApiPath, ApiQuery};
 use futures::stream::Stream;
 pub use identity::IdentityView;
 use ledger::{decode_hex_tx, gossip};
@@ -189,7 +191,10 @@ fn holder_of(st: &ApiState, id: &Hash, version: u32) -> Result<Option<String>, A
                        TxStatus, BlockView, ProofBundle, IdentityView, StatusView, ValidatorView,
                        crate::records::UploadRequest, crate::records::RecipientKey, crate::records::SignedRead,
                        crate::records::ReadResponse, crate::records::AddKeyRequest, AuditRequest,
-                       crate::audit::AuditResult, crate::audit::AuditEntry))
+                       crate::audit::AuditResult, crate::audit::AuditEntry, crate::audit::AuditAnswer,
+                       crate::audit::FhirBundle, audit::AuditFormat, ledger::HexTx, identity::PermissionsView,
+                       identity::PermissionRow, consent::ConsentsView, consent::ConsentView, consent::RequestsView,
+                       records::RecordView, records::PatientRecordsView, ErrorCode))
 )]
 pub struct ApiDoc;
 

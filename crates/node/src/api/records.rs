@@ -2,13 +2,33 @@
 //! the holder's node when another institution holds the record), record histories.
 
 use super::*;
+use medledger_state::records::{RecordHead, RecordVersion};
+
+/// A record and every version of it (access events are audit metadata: see `POST /v1/audit`).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RecordView {
+    pub record: RecordHead,
+    pub versions: Vec<RecordVersion>,
+}
+
+/// A patient's records, oldest first.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PatientRecordsView {
+    pub patient: Hash,
+    pub records: Vec<RecordView>,
+}
+
+fn record_view(snap: &dyn medledger_state::store::StateRead, id: &Hash) -> Option<RecordView> {
+    let record = medledger_state::records::head(snap, id)?;
+    Some(RecordView { record, versions: medledger_state::records::history(snap, id) })
+}
 
 #[utoipa::path(tag = "records", post, path = "/v1/records", request_body = crate::records::UploadRequest,
-    responses((status = 202, body = SubmitResponse), (status = 400, body = ErrorBody), (status = 421, body = ErrorBody)))]
+    responses((status = 202, description = "stored and anchored (pending commit)", body = SubmitResponse), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 403, description = "`bad_signature`, `not_permitted`, credential problems", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 409, description = "`duplicate`, `already_exists`, `key_not_wrapped`", body = ErrorBody), (status = 413, description = "`oversize`", body = ErrorBody), (status = 415, description = "`unsupported_media_type`", body = ErrorBody), (status = 421, description = "`wrong_holder`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody), (status = 502, description = "`holder_unreachable`, `bad_key`", body = ErrorBody), (status = 503, description = "`mempool_full`, `unavailable`, `no_vault`, `not_yet_certified`", body = ErrorBody)))]
 pub(crate) async fn upload_record(
     State(st): State<ApiState>,
     headers: HeaderMap,
-    Json(req): Json<crate::records::UploadRequest>,
+    ApiJson(req): ApiJson<crate::records::UploadRequest>,
 ) -> Result<Response, ApiError> {
     // The author's institution holds the record: forward there if that is not us.
     let author_inst = decode_hex_tx(&req.anchor_tx)
@@ -23,17 +43,16 @@ pub(crate) async fn upload_record(
     let tx = tokio::task::spawn_blocking(move || svc.upload(&req)).await.map_err(ApiError::internal)??;
     let id = tx.id();
     gossip(&st, vec![tx]);
-    Ok((StatusCode::ACCEPTED, Json(SubmitResponse { tx_id: id.to_hex(), status: "pending".into() })).into_response())
+    Ok((StatusCode::ACCEPTED, Json(SubmitResponse { tx_id: id, status: "pending".into() })).into_response())
 }
 
-#[utoipa::path(tag = "records", post, path = "/v1/records/{id}/{version}/keys", request_body = crate::records::AddKeyRequest,
-    params(("id" = String, Path, description = "record id (hex)"), ("version" = u32, Path, description = "version")),
-    responses((status = 204), (status = 403, body = ErrorBody)))]
+#[utoipa::path(tag = "records", post, path = "/v1/records/{id}/{version}/keys", params(("id" = Hash, Path, description = "record id"), ("version" = u32, Path, description = "version")), request_body = crate::records::AddKeyRequest,
+    responses((status = 204, description = "key stored"), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 403, description = "`bad_signature`, `not_permitted`, credential problems", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 410, description = "`erased`", body = ErrorBody), (status = 413, description = "`oversize`", body = ErrorBody), (status = 415, description = "`unsupported_media_type`", body = ErrorBody), (status = 421, description = "`wrong_holder`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody), (status = 502, description = "`holder_unreachable`, `bad_key`", body = ErrorBody), (status = 503, description = "`mempool_full`, `unavailable`, `no_vault`, `not_yet_certified`", body = ErrorBody)))]
 pub(crate) async fn add_record_key(
     State(st): State<ApiState>,
     headers: HeaderMap,
-    Path((id, version)): Path<(String, u32)>,
-    Json(req): Json<crate::records::AddKeyRequest>,
+    ApiPath((id, version)): ApiPath<(String, u32)>,
+    ApiJson(req): ApiJson<crate::records::AddKeyRequest>,
 ) -> Result<Response, ApiError> {
     let id = parse_hash(&id, "record id")?;
     if let Some(h) = holder_of(&st, &id, version)?.filter(|h| !serves(&st, h)) {
@@ -46,12 +65,11 @@ pub(crate) async fn add_record_key(
 }
 
 #[utoipa::path(tag = "records", post, path = "/v1/records/read", request_body = crate::records::SignedRead,
-    responses((status = 200, body = crate::records::ReadResponse), (status = 403, body = ErrorBody), (status = 410, body = ErrorBody),
-              (status = 502, body = ErrorBody)))]
+    responses((status = 200, body = crate::records::ReadResponse), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 403, description = "`bad_signature`, `not_permitted`, credential problems", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 409, description = "`duplicate`, `already_exists`, `key_not_wrapped`", body = ErrorBody), (status = 410, description = "`erased`", body = ErrorBody), (status = 413, description = "`oversize`", body = ErrorBody), (status = 415, description = "`unsupported_media_type`", body = ErrorBody), (status = 421, description = "`wrong_holder`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody), (status = 502, description = "`holder_unreachable`, `bad_key`", body = ErrorBody), (status = 503, description = "`mempool_full`, `unavailable`, `no_vault`, `not_yet_certified`", body = ErrorBody)))]
 pub(crate) async fn read_record(
     State(st): State<ApiState>,
     headers: HeaderMap,
-    Json(req): Json<crate::records::SignedRead>,
+    ApiJson(req): ApiJson<crate::records::SignedRead>,
 ) -> Result<Response, ApiError> {
     // Any node takes a read; the holder alone serves it (query forwarding).
     let target =
@@ -82,34 +100,29 @@ pub(crate) async fn read_record(
     Ok(Json(r).into_response())
 }
 
-#[utoipa::path(tag = "records", get, path = "/v1/records/{id}", params(("id" = String, Path, description = "record id (hex)")),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
-pub(crate) async fn get_record(State(st): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(tag = "records", get, path = "/v1/records/{id}", params(("id" = Hash, Path, description = "record id")),
+    responses((status = 200, body = RecordView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+pub(crate) async fn get_record(
+    State(st): State<ApiState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<RecordView>, ApiError> {
     let id = parse_hash(&id, "record id")?;
     let snap = snapshot(&st)?;
-    let head =
-        medledger_state::records::head(&snap, &id).ok_or_else(|| ApiError::not_found(format!("no record {id}")))?;
-    // Access events are audit metadata: see POST /v1/audit.
-    Ok(Json(json!({ "record": head, "versions": medledger_state::records::history(&snap, &id) })))
+    Ok(Json(record_view(&snap, &id).ok_or_else(|| ApiError::not_found(format!("no record {id}")))?))
 }
 
-#[utoipa::path(tag = "records", get, path = "/v1/patients/{pseudonym}/records", params(("pseudonym" = String, Path, description = "patient pseudonym (hex)")),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+#[utoipa::path(tag = "records", get, path = "/v1/patients/{pseudonym}/records", params(("pseudonym" = Hash, Path, description = "patient pseudonym")),
+    responses((status = 200, body = PatientRecordsView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn patient_records(
     State(st): State<ApiState>,
-    Path(p): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(p): ApiPath<String>,
+) -> Result<Json<PatientRecordsView>, ApiError> {
     let p = parse_hash(&p, "pseudonym")?;
     let snap = snapshot(&st)?;
     state_identity::patient_key(&snap, &p).ok_or_else(|| ApiError::not_found("no patient with this pseudonym"))?;
-    let records: Vec<Value> = medledger_state::records::record_ids_of(&snap, &p)
-        .iter()
-        .filter_map(|id| {
-            let head = medledger_state::records::head(&snap, id)?;
-            Some(json!({ "record": head, "versions": medledger_state::records::history(&snap, id) }))
-        })
-        .collect();
-    Ok(Json(json!({ "patient": p.to_hex(), "records": records })))
+    let records =
+        medledger_state::records::record_ids_of(&snap, &p).iter().filter_map(|id| record_view(&snap, id)).collect();
+    Ok(Json(PatientRecordsView { patient: p, records }))
 }
 
 /// This namespace's routes.
