@@ -192,6 +192,24 @@ fn a_key_outside_genesis_cannot_join() {
     let apis: Vec<String> =
         dn.ready["validators"].as_array().unwrap().iter().map(|v| v["api"].as_str().unwrap().to_string()).collect();
 
+    // A second node for clinic-c, with its own data directory, finds clinic-c's ports taken: it
+    // exits at once and says which address it could not bind, instead of hanging.
+    let twin_dir = tmp.path().join("twin");
+    std::fs::create_dir_all(&twin_dir).unwrap();
+    let genesis_path = dir.join("genesis.json");
+    let key_path = dir.join("nodes/clinic-c/validator.key");
+    std::fs::write(
+        twin_dir.join("node.toml"),
+        format!("genesis = {:?}\nkey = {:?}\ndata_dir = \"data\"\n", genesis_path, key_path),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let twin = Command::new(BIN).args(["node", "--config"]).arg(twin_dir.join("node.toml")).output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(30), "a node that cannot bind must exit at once");
+    let err = String::from_utf8_lossy(&twin.stderr);
+    assert_eq!(twin.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot listen on") && err.contains("(API)"), "{err}");
+
     // The rogue copies the genesis file and puts its own key in place of clinic-c's.
     let rogue_dir = tmp.path().join("rogue");
     std::fs::create_dir_all(&rogue_dir).unwrap();

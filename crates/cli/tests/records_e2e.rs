@@ -242,6 +242,8 @@ fn records_are_shared_under_consent_audited_and_erased_across_processes() {
         (Some(1), Some("pending"))
     );
     assert_eq!(cli.ok(&["record", "get", "--node", &node_b, "--key", &bob, "--id", &a_obs])["version"], 1);
+    // Bob's read consent does not open the pending amendment; only the patient and Alice may.
+    cli.fails(&["record", "get", "--node", &node_b, "--key", &bob, "--id", &a_obs, "--version", "2"], "not_permitted");
     cli.ok(&["record", "review", "--node", &node_a, "--key", &p1_key, "--id", &a_obs, "--version", "2", "--accept"]);
     let v2 = cli.ok(&["record", "get", "--node", &node_b, "--key", &bob, "--id", &a_obs]);
     assert_eq!((v2["version"].as_u64(), v2["resource"]["valueQuantity"]["value"].as_u64()), (Some(2), Some(138)));

@@ -136,6 +136,10 @@ fn vault_error(e: VaultError) -> ServiceError {
         VaultError::Oversize(n) => {
             ServiceError::new(ErrorCode::Oversize, format!("sealed record of {n} bytes is too large"))
         }
+        e @ VaultError::Exists(..) => ServiceError::new(ErrorCode::AlreadyExists, e.to_string()),
+        e @ (VaultError::BadWrappedKey { .. } | VaultError::TooManyKeys(_)) => {
+            ServiceError::new(ErrorCode::InvalidArgument, e.to_string())
+        }
         e => ServiceError::new(ErrorCode::Internal, e.to_string()),
     }
 }
@@ -167,8 +171,25 @@ impl RecordService {
     }
 
     /// Stores a sealed version and submits its anchor; returns the anchor transaction.
+    ///
+    /// Nothing is written before the anchor's signature verifies and the state machine would
+    /// apply it now (credential, permission, the patient's write consent, version = latest + 1):
+    /// a forged or unauthorised upload leaves the vault untouched.
     pub fn upload(&self, req: &UploadRequest) -> Result<Tx, ServiceError> {
         let tx = Tx::decode(&hex_field(&req.anchor_tx, "anchor_tx")?).map_err(SubmitError::from)?;
+        if !tx.verify_signature() {
+            return Err(SubmitError::BadSignature(tx.body().signer.short()).into());
+        }
+        if req.keys.len() > medledger_types::limits::MAX_RECIPIENTS {
+            return Err(bad(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "{} wrapped keys, above the limit of {}",
+                    req.keys.len(),
+                    medledger_types::limits::MAX_RECIPIENTS
+                ),
+            ));
+        }
         let Operation::Records(RecordsOp::AnchorRecord { record_id, version, patient, .. }) = &tx.body().op else {
             return Err(bad(ErrorCode::InvalidArgument, "anchor_tx must be an anchor_record transaction"));
         };
@@ -201,10 +222,19 @@ impl RecordService {
             }
         }
         let sealed = hex_field(&req.sealed, "sealed")?;
-        // The state machine re-checks everything; this early check keeps unauthorised
-        // ciphertext out of the vault.
-        medledger_state::precheck(&snap, &self.chain.genesis.chain_id, self.now(), self.chain.tip().height + 1, &tx)
+        // The state machine decides before the vault is touched: admission rules (nonce,
+        // credential, permission table) and then the operation's own rules, as if it were in
+        // the next block. It re-checks everything when the anchor is executed.
+        let (now, height) = (self.now(), self.chain.tip().height + 1);
+        medledger_state::precheck(&snap, &self.chain.genesis.chain_id, now, height, &tx)
             .map_err(SubmitError::Rejected)?;
+        let env = medledger_state::BlockEnv {
+            chain_id: self.chain.genesis.chain_id.clone(),
+            height,
+            timestamp_ms: now,
+            proposer: self.chain.me,
+        };
+        medledger_state::check_operation(&snap, &env, &tx).map_err(SubmitError::Rejected)?;
         self.vault.put_version(record_id, *version, &sealed, &keys).map_err(vault_error)?;
         self.chain.submit(vec![tx.clone()]).remove(0)?;
         Ok(tx)
@@ -262,6 +292,23 @@ impl RecordService {
             return Err(ServiceError::new(ErrorCode::WrongHolder, format!("record is held by `{}`", v.holder)));
         }
         let is_patient = identity::patient_key(&snap, &head.patient) == Some(r.requester);
+        // A pending amendment is for the patient (to review) and its author only; a rejected
+        // one for the patient only. No consent and no break-glass opens them to anyone else.
+        let withheld = match v.status {
+            medical::VersionStatus::Pending if !is_patient && v.author != r.requester => Some(format!(
+                "version {} is an amendment pending the patient's review: only the patient and its author may read it",
+                r.version
+            )),
+            medical::VersionStatus::Rejected if !is_patient => {
+                Some(format!("version {} was rejected by the patient: only the patient may read it", r.version))
+            }
+            _ => None,
+        };
+        if let Some(reason) = withheld {
+            drop(snap);
+            let _ = self.log(&r, AccessOutcome::Denied, reason.clone());
+            return Err(ServiceError::new(ErrorCode::NotPermitted, reason));
+        }
         let rec = RecordRef { id: &r.record_id, resource_type: &head.resource_type };
         let decision = if is_patient {
             identity::principal(&snap, &r.requester, now, height).map(|_| ())
@@ -417,7 +464,7 @@ impl RecordService {
     /// Submits an access event signed by the institution (nonces assigned in order).
     fn log(&self, r: &ReadRequest, outcome: AccessOutcome, reason: String) -> Result<Hash, ServiceError> {
         let mut reason = reason;
-        reason.truncate(medledger_types::tx::limits::MAX_REASON);
+        medledger_types::limits::truncate_utf8(&mut reason, medledger_types::limits::MAX_REASON);
         self.submit_signed(Operation::Audit(AuditOp::LogAccess {
             record_id: r.record_id,
             version: r.version,

@@ -35,10 +35,20 @@ async fn ok_tx(n: &Node, k: &Keypair, op: Operation) {
 }
 
 async fn read(n: &Node, who: &Keypair, purpose: Purpose, break_glass: Option<&str>) -> (StatusCode, Value) {
+    read_v(n, who, 1, purpose, break_glass).await
+}
+
+async fn read_v(
+    n: &Node,
+    who: &Keypair,
+    version: u32,
+    purpose: Purpose,
+    break_glass: Option<&str>,
+) -> (StatusCode, Value) {
     let r = ReadRequest {
         chain_id: "api-test".into(),
         record_id: REC,
-        version: 1,
+        version,
         requester: who.public(),
         purpose,
         issued_ms: n.chain.now_ms(),
@@ -102,7 +112,19 @@ fn upload_body(
     fhir: &[u8],
     recipients: &[medledger_types::PublicKey],
 ) -> (Vec<u8>, Vec<Value>, Value) {
-    let ctx = context(&REC, 1);
+    upload_body_v(n, author, pid, fhir, recipients, 1)
+}
+
+/// Like [`upload_body`], for `version` of REC.
+fn upload_body_v(
+    n: &Node,
+    author: &Keypair,
+    pid: Hash,
+    fhir: &[u8],
+    recipients: &[medledger_types::PublicKey],
+    version: u32,
+) -> (Vec<u8>, Vec<Value>, Value) {
+    let ctx = context(&REC, version);
     let key = DataKey::generate();
     let sealed = seal(&key, fhir, &ctx);
     let keys: Vec<Value> = recipients
@@ -113,7 +135,7 @@ fn upload_body(
         author,
         Operation::Records(RecordsOp::AnchorRecord {
             record_id: REC,
-            version: 1,
+            version,
             patient: pid,
             resource_type: "Observation".into(),
             content_hash: envelope::content_hash(fhir),
@@ -394,4 +416,125 @@ fn keys_bytes(keys: &[Value]) -> Vec<Vec<u8>> {
             w.to_bytes()[..32].to_vec()
         })
         .collect()
+}
+
+/// Every file under the node's vault, with its bytes.
+fn vault_files(n: &Node) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    fn walk(dir: &std::path::Path, out: &mut std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(&n._dir.path().join("vault"), &mut out);
+    out
+}
+
+/// Trust boundary: an upload whose anchor is unsigned, whose author has no write consent, or
+/// whose version is not latest + 1 is refused before it reaches the vault, and the vault is byte
+/// for byte what it was. The patient's own read still works afterwards.
+#[tokio::test]
+async fn forged_or_unauthorised_uploads_leave_the_vault_unchanged() {
+    let n = node_with(true);
+    let h = held_record(&n).await;
+    let pid = Hash([70; 32]);
+    let before = vault_files(&n);
+    assert!(!before.is_empty());
+    let recipients = [h.patient.public(), n.admins[0].public()];
+
+    // 1. The upload `record put --amend` sends, turned into version 1 of the existing record
+    //    with its signature zeroed.
+    let (_, _, mut forged) = upload_body_v(&n, &h.doc, pid, b"{}", &recipients, 1);
+    let mut raw = hex::decode(forged["anchor_tx"].as_str().unwrap()).unwrap();
+    let len = raw.len();
+    raw[len - 64..].fill(0);
+    forged["anchor_tx"] = json!(hex::encode(&raw));
+    let (s, v) = n.call("POST", "/v1/records", Some(forged)).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "bad_signature"), "{v}");
+    assert_eq!(vault_files(&n), before, "an unsigned upload must not touch the vault");
+
+    // 2. Signed, but version 1 exists (not latest + 1).
+    let (_, _, again) = upload_body_v(&n, &h.doc, pid, &observation(&pid), &recipients, 1);
+    let (s, v) = n.call("POST", "/v1/records", Some(again)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(vault_files(&n), before, "a version that is not latest + 1 must not touch the vault");
+
+    // 3. Signed by a doctor of the same institution without the patient's write consent.
+    let stranger = n.credential(61, Role::Doctor, T0 + 1_000_000_000).await;
+    n.commit();
+    let (_, _, body) = upload_body_v(&n, &stranger, pid, &observation(&pid), &recipients, 2);
+    let (s, v) = n.call("POST", "/v1/records", Some(body)).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{v}");
+    assert_eq!(vault_files(&n), before, "an upload without write consent must not touch the vault");
+
+    // 4. Too many wrapped keys.
+    let (_, _, mut body) = upload_body_v(&n, &h.doc, pid, &observation(&pid), &recipients, 2);
+    let k = body["keys"][0].clone();
+    body["keys"] = json!(vec![k; medledger_types::limits::MAX_RECIPIENTS + 1]);
+    let (s, v) = n.call("POST", "/v1/records", Some(body)).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_argument"), "{v}");
+    assert_eq!(vault_files(&n), before);
+
+    // The patient still reads version 1.
+    let (s, v) = read(&n, &h.patient, Purpose::Treatment, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(decrypt(&v, &h.patient).unwrap(), h.fhir);
+}
+
+/// A pending amendment is readable by the patient and its author only, whatever consent or
+/// break-glass another reader has; a rejected one by the patient only. The current version stays
+/// readable under consent.
+#[tokio::test]
+async fn pending_and_rejected_amendments_are_withheld() {
+    let n = node_with(true);
+    let h = held_record(&n).await;
+    let pid = Hash([70; 32]);
+    let reader = n.credential(62, Role::Doctor, T0 + 1_000_000_000).await;
+    n.commit();
+    ok_tx(
+        &n,
+        &h.patient,
+        Operation::Consent(ConsentOp::GrantConsent {
+            consent_id: Hash([2; 32]),
+            terms: ConsentTerms {
+                grantee: Grantee::Person(reader.public()),
+                actions: action::READ,
+                scope: Scope::All,
+                purpose: Purpose::Treatment,
+                expires_ms: None,
+            },
+        }),
+    )
+    .await;
+    n.commit();
+    let recipients = [h.patient.public(), n.admins[0].public(), h.doc.public(), reader.public()];
+    let (_, _, body) = upload_body_v(&n, &h.doc, pid, &observation(&pid), &recipients, 2);
+    let (s, v) = n.call("POST", "/v1/records", Some(body)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    n.commit();
+
+    let (s, v) = read_v(&n, &reader, 2, Purpose::Treatment, None).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("pending"));
+    let (s, _) = read_v(&n, &reader, 2, Purpose::Treatment, Some("unconscious patient")).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "break-glass does not open a pending amendment");
+    assert_eq!(read_v(&n, &h.doc, 2, Purpose::Treatment, None).await.0, StatusCode::OK, "the author reads it");
+    assert_eq!(read_v(&n, &h.patient, 2, Purpose::Treatment, None).await.0, StatusCode::OK, "the patient reads it");
+    // v1 is current: the reader's consent covers it (its data key was not re-wrapped for the
+    // reader in this harness, which the answer says), while v2 was withheld for its status.
+    let (s, v) = read(&n, &reader, Purpose::Treatment, None).await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "key_not_wrapped"), "{v}");
+
+    ok_tx(&n, &h.patient, Operation::Records(RecordsOp::ReviewAmendment { record_id: REC, version: 2, accept: false }))
+        .await;
+    n.commit();
+    let (s, v) = read_v(&n, &h.doc, 2, Purpose::Treatment, None).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("rejected"));
+    assert_eq!(read_v(&n, &h.patient, 2, Purpose::Treatment, None).await.0, StatusCode::OK);
 }

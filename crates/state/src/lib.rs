@@ -183,13 +183,7 @@ fn execute_tx(o: &mut Overlay<'_>, env: &BlockEnv, tx: &Tx) -> Result<Vec<Event>
     if !allowed(principal, body.op.kind()) {
         return Err(not_permitted(principal, body.op.kind()));
     }
-    // Exhaustive on purpose: a new domain that is not dispatched here does not compile.
-    let result = match &body.op {
-        Operation::Identity(op) => identity::apply(o, env, &body.signer, principal, op),
-        Operation::Consent(op) => consent::apply(o, env, &body.signer, principal, op),
-        Operation::Records(op) => records::apply(o, env, &body.signer, op),
-        Operation::Audit(op) => audit::apply(o, env, &body.signer, op),
-    };
+    let result = dispatch(o, env, &body.signer, principal, &body.op);
     match result {
         Ok(events) => Ok(events),
         Err(r) => {
@@ -197,6 +191,44 @@ fn execute_tx(o: &mut Overlay<'_>, env: &BlockEnv, tx: &Tx) -> Result<Vec<Event>
             Err(r)
         }
     }
+}
+
+/// Applies an operation in its domain. Exhaustive on purpose: a new domain that is not
+/// dispatched here does not compile.
+fn dispatch(
+    o: &mut Overlay<'_>,
+    env: &BlockEnv,
+    signer: &PublicKey,
+    principal: Principal,
+    op: &Operation,
+) -> Result<Vec<Event>, Rejection> {
+    match op {
+        Operation::Identity(op) => identity::apply(o, env, signer, principal, op),
+        Operation::Consent(op) => consent::apply(o, env, signer, principal, op),
+        Operation::Records(op) => records::apply(o, env, signer, op),
+        Operation::Audit(op) => audit::apply(o, env, signer, op),
+    }
+}
+
+/// The full state-machine check of `tx`'s operation as if it were executed in the block `env`
+/// describes, keeping no write: credential, permission table, field limits, and the domain's own
+/// rules (consent, versions, ownership). For services that must not act on a transaction the
+/// chain would refuse (a vault write before its anchor commits). The nonce is not checked here
+/// (pending transactions of the same signer may come first); [`precheck`] checks it.
+pub fn check_operation(state: &dyn StateRead, env: &BlockEnv, tx: &Tx) -> Result<(), Rejection> {
+    let body = tx.body();
+    if body.chain_id != env.chain_id {
+        return Err(Rejection::new(RejectCode::WrongChain, format!("transaction is for chain `{}`", body.chain_id)));
+    }
+    let principal = identity::principal(state, &body.signer, env.timestamp_ms, env.height)?;
+    if let Err(e) = body.op.check_limits() {
+        return Err(Rejection::new(RejectCode::InvalidArgument, e));
+    }
+    if !allowed(principal, body.op.kind()) {
+        return Err(not_permitted(principal, body.op.kind()));
+    }
+    let mut o = Overlay::new(state);
+    dispatch(&mut o, env, &body.signer, principal, &body.op).map(|_| ())
 }
 
 /// Encodes a stored list of ids (a u32 count, then the ids).

@@ -48,11 +48,47 @@ const _: () = assert!(
 );
 const _: () = assert!(MAX_SEALED_BYTES > MAX_RECORD_BYTES);
 
+/// Shortens `s` to at most `max` bytes without splitting a UTF-8 character (`String::truncate`
+/// panics when `max` falls inside one, which input from the network can arrange).
+pub fn truncate_utf8(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}
+
+/// Most recipients one record version's data key may be wrapped for at upload.
+pub const MAX_RECIPIENTS: usize = 64;
+
 /// Checks a string field against its limit, naming the field.
 pub fn check_len(what: &str, s: &str, max: usize) -> Result<(), String> {
     if s.len() > max {
         Err(format!("{what} is {} bytes, above the limit of {max}", s.len()))
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_never_splits_a_character() {
+        // 255 ASCII bytes then a 2-byte character: byte 256 falls inside it.
+        let mut s = format!("{}é and more", "a".repeat(255));
+        truncate_utf8(&mut s, MAX_REASON);
+        assert_eq!(s.len(), 255);
+        let mut t = "ünïcødé".to_string();
+        for max in 0..t.len() {
+            let mut u = t.clone();
+            truncate_utf8(&mut u, max);
+            assert!(u.len() <= max && t.starts_with(&u));
+        }
+        truncate_utf8(&mut t, 100);
+        assert_eq!(t, "ünïcødé");
     }
 }

@@ -105,12 +105,23 @@ mod hex_bytes {
     }
 }
 
+/// Length of a wrapped key: the HPKE encapsulated key (32) and the sealed data key (32 + 16).
+pub const WRAPPED_KEY_BYTES: usize = 32 + 48;
+
 impl WrappedKey {
+    /// Checks the two parts' lengths; on failure returns the total length found.
+    pub fn check(&self) -> Result<(), usize> {
+        if self.encapped.len() == 32 && self.sealed.len() == 48 {
+            Ok(())
+        } else {
+            Err(self.encapped.len() + self.sealed.len())
+        }
+    }
     pub fn to_bytes(&self) -> Vec<u8> {
         [self.encapped.as_slice(), &self.sealed].concat()
     }
     pub fn from_bytes(b: &[u8]) -> Result<WrappedKey, EnvelopeError> {
-        if b.len() != 32 + 48 {
+        if b.len() != WRAPPED_KEY_BYTES {
             return Err(EnvelopeError::Malformed("wrapped key"));
         }
         Ok(WrappedKey { encapped: b[..32].to_vec(), sealed: b[32..].to_vec() })

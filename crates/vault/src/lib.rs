@@ -35,6 +35,12 @@ pub enum VaultError {
     NoKey(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("record {0} version {1} is already stored with other content or keys; versions are write-once")]
+    Exists(Hash, u32),
+    #[error("a wrapped key must be {expected} bytes, got {got}")]
+    BadWrappedKey { expected: usize, got: usize },
+    #[error("{0} wrapped keys, above the limit of {max}", max = medledger_types::limits::MAX_RECIPIENTS)]
+    TooManyKeys(usize),
 }
 
 pub struct Vault<S: BlobStore = FsStore> {
@@ -69,10 +75,25 @@ impl<S: BlobStore> Vault<S> {
         if sealed.len() > MAX_SEALED_BYTES {
             return Err(VaultError::Oversize(sealed.len()));
         }
+        if keys.len() > medledger_types::limits::MAX_RECIPIENTS {
+            return Err(VaultError::TooManyKeys(keys.len()));
+        }
+        for (_, w) in keys {
+            w.check().map_err(|got| VaultError::BadWrappedKey { expected: envelope::WRAPPED_KEY_BYTES, got })?;
+        }
         if self.is_erased(id)? {
             return Err(VaultError::Erased(*id));
         }
         let object = medledger_types::hash::sha256(&[sealed]);
+        // Write-once: an identical retry is a no-op; different content or keys are refused and
+        // change nothing.
+        if let Some(existing) = self.store.get(&format!("{}/object", rec(id, v)))? {
+            let mut same = existing == object.to_hex().as_bytes();
+            for (pk, w) in keys {
+                same = same && self.store.get(&format!("{}/keys/{}", rec(id, v), pk.to_hex()))? == Some(w.to_bytes());
+            }
+            return if same { Ok(object) } else { Err(VaultError::Exists(*id, v)) };
+        }
         self.store.put(&format!("objects/{}", object.to_hex()), sealed)?;
         for (pk, w) in keys {
             self.store.put(&format!("{}/keys/{}", rec(id, v), pk.to_hex()), &w.to_bytes())?;
@@ -83,6 +104,7 @@ impl<S: BlobStore> Vault<S> {
 
     /// Adds (or replaces) a recipient's wrapped key, e.g. when a consent is granted.
     pub fn add_key(&self, id: &Hash, v: u32, recipient: &PublicKey, w: &WrappedKey) -> Result<(), VaultError> {
+        w.check().map_err(|got| VaultError::BadWrappedKey { expected: envelope::WRAPPED_KEY_BYTES, got })?;
         if self.is_erased(id)? {
             return Err(VaultError::Erased(*id));
         }

@@ -145,3 +145,52 @@ fn vault_over_an_object_store_round_trips_and_erases() {
     assert_eq!(after, vec![format!("tenant/hospital-a/erased/{}", id.to_hex())], "only the tombstone remains");
     assert!(matches!(vault.get(&id, 1, &patient.public()), Err(VaultError::Erased(_))));
 }
+
+/// Versions are write-once: an identical retry is a no-op, anything else is refused and leaves
+/// every stored byte as it was; wrapped keys of the wrong length are refused before any write.
+#[test]
+fn versions_are_write_once_and_wrapped_keys_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::new(FsStore::open(dir.path()).unwrap());
+    let patient = Keypair::from_seed(1);
+    let id = Hash([7; 32]);
+    let ctx = context(&id, 1);
+    let key = DataKey::generate();
+    let sealed = seal(&key, FHIR, &ctx);
+    let w = wrap(&key, &patient.public(), &ctx).unwrap();
+    vault.put_version(&id, 1, &sealed.0, &[(patient.public(), w.clone())]).unwrap();
+    let snapshot = |d: &std::path::Path| {
+        let mut v = Vec::new();
+        files(d, &mut v);
+        v.sort();
+        v.into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect::<Vec<_>>()
+    };
+    let before = snapshot(dir.path());
+    // The same bytes again: accepted, nothing changes.
+    vault.put_version(&id, 1, &sealed.0, &[(patient.public(), w.clone())]).unwrap();
+    assert_eq!(snapshot(dir.path()), before);
+    // Other content, or another key, for the same version: refused, nothing changes.
+    let other = seal(&key, b"{}", &ctx);
+    assert!(matches!(
+        vault.put_version(&id, 1, &other.0, &[(patient.public(), w.clone())]),
+        Err(VaultError::Exists(..))
+    ));
+    let w2 = wrap(&key, &patient.public(), &ctx).unwrap();
+    assert!(matches!(vault.put_version(&id, 1, &sealed.0, &[(patient.public(), w2)]), Err(VaultError::Exists(..))));
+    assert_eq!(snapshot(dir.path()), before);
+    // A truncated wrapped key is refused on upload and on addition.
+    let mut short = w.clone();
+    short.sealed.pop();
+    assert!(matches!(
+        vault.put_version(&id, 2, &sealed.0, &[(patient.public(), short.clone())]),
+        Err(VaultError::BadWrappedKey { expected: 80, got: 79 })
+    ));
+    assert!(matches!(
+        vault.add_key(&id, 1, &Keypair::from_seed(2).public(), &short),
+        Err(VaultError::BadWrappedKey { .. })
+    ));
+    assert_eq!(snapshot(dir.path()), before);
+    // The patient still opens version 1.
+    let (s, wk) = vault.get(&id, 1, &patient.public()).unwrap();
+    assert_eq!(envelope::open(&unwrap(&wk, &patient, &ctx).unwrap(), &s, &ctx).unwrap(), FHIR);
+}

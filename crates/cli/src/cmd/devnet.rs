@@ -469,7 +469,7 @@ pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
                     name,
                     v["role"].as_str().unwrap_or(""),
                     v["institution"].as_str().unwrap_or(""),
-                    &v["key"].as_str().unwrap_or("")[..16]
+                    super::short(&v["key"])
                 );
             }
         }

@@ -272,7 +272,7 @@ pub fn query(node: &str, what: Query, json_out: bool) -> Result<(), String> {
                     println!(
                         "  {:<18} {}  api {}",
                         val["institution"].as_str().unwrap_or(""),
-                        &val["key"].as_str().unwrap_or("")[..16],
+                        super::short(&val["key"]),
                         val["api_address"].as_str().unwrap_or("")
                     );
                 }
@@ -370,7 +370,7 @@ pub fn query(node: &str, what: Query, json_out: bool) -> Result<(), String> {
                     println!(
                         "  access {:<11} by {} for {} at height {} {}",
                         e["outcome"].as_str().unwrap_or(""),
-                        &e["requester"].as_str().unwrap_or("")[..12],
+                        super::short(&e["requester"]).chars().take(12).collect::<String>(),
                         e["purpose"].as_str().unwrap_or(""),
                         e["height"],
                         e["reason"].as_str().unwrap_or("")

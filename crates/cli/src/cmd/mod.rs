@@ -55,9 +55,11 @@ pub fn print(json_out: bool, v: &Value, human: impl FnOnce(&Value)) {
     }
 }
 
+/// Writes `bytes` to `out` readable by its owner only (it may be plaintext health data), or
+/// prints them.
 pub fn write_or_print(out: &Option<PathBuf>, bytes: &[u8]) -> Result<(), String> {
     match out {
-        Some(p) => std::fs::write(p, bytes).map_err(|e| format!("cannot write {}: {e}", p.display())),
+        Some(p) => medledger_client::keys::write_private(p, bytes),
         None => {
             use std::io::Write;
             let mut o = std::io::stdout();
