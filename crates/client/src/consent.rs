@@ -1,11 +1,11 @@
 //! Consent from the user's side: reading a patient's consents, and re-wrapping data keys for a
 //! new grantee (the patient's client does it; nodes never see a plaintext key).
 
-use crate::records::open_response;
+use crate::records::{covers, open_response};
 use crate::session::{hash_arg, Session};
 use crate::tx::now_ms;
 use medledger_types::read::ReadRequest;
-use medledger_types::{action, Canonical, ConsentTerms, Grantee, Hash, Scope};
+use medledger_types::{action, Canonical, ConsentTerms, Grantee, Hash};
 use medledger_vault::envelope::{self, context, WrappedKey};
 use serde_json::json;
 
@@ -86,14 +86,5 @@ impl Session {
             }
         }
         Ok(n)
-    }
-}
-
-/// Does `scope` cover this record?
-pub fn covers(scope: &Scope, id: &Hash, resource_type: &str) -> bool {
-    match scope {
-        Scope::All => true,
-        Scope::ResourceTypes(t) => t.iter().any(|t| t == resource_type),
-        Scope::Records(ids) => ids.contains(id),
     }
 }

@@ -2,11 +2,10 @@
 //! every recipient, uploading with the anchor; signed reads, unwrapping, decrypting and checking
 //! the plaintext against the hash anchored on chain; FHIR Bundle export.
 
-use crate::consent::covers;
 use crate::session::{hash_arg, Session, COMMIT_TIMEOUT};
 use crate::tx::{applied, new_id, now_ms, wait_committed};
 use medledger_types::read::ReadRequest;
-use medledger_types::{action, Canonical, Grantee, Hash, Keypair, Operation, Purpose, RecordsOp, Tx};
+use medledger_types::{action, Canonical, Grantee, Hash, Keypair, Operation, Purpose, RecordsOp, Scope, Tx};
 use medledger_vault::envelope::{self, context, DataKey, WrappedKey};
 use serde_json::{json, Value};
 
@@ -200,4 +199,13 @@ pub(crate) fn open_response(
         ));
     }
     Ok(plain)
+}
+
+/// Does `scope` cover this record?
+pub fn covers(scope: &Scope, id: &Hash, resource_type: &str) -> bool {
+    match scope {
+        Scope::All => true,
+        Scope::ResourceTypes(t) => t.iter().any(|t| t == resource_type),
+        Scope::Records(ids) => ids.contains(id),
+    }
 }

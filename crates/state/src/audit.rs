@@ -20,7 +20,7 @@
 //! Scope rule on top: only the holder of the record version logs reads of it.
 
 use crate::identity::credential;
-use crate::permissions::{Rows, N, Y};
+use crate::principal::{Rows, N, Y};
 use crate::records::{head, key as record_key, version};
 use crate::store::{Overlay, StateRead};
 use crate::{decode_stored, BlockEnv, Rejection};

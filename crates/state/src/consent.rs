@@ -17,9 +17,10 @@
 //! | pharmacy           |     |     |     |     |
 
 use crate::identity::{credential, institution, patient_key, principal};
-use crate::permissions::{Rows, N, Y};
+use crate::principal::Principal;
+use crate::principal::{Rows, N, Y};
 use crate::store::{Overlay, StateRead};
-use crate::{decode_stored, BlockEnv, Principal, Rejection};
+use crate::{decode_stored, BlockEnv, Rejection};
 use medledger_types::codec::{Canonical, DecodeError, Reader, Writer};
 use medledger_types::{ConsentOp, ConsentTerms, Event, Grantee, Hash, PublicKey, Purpose, RejectCode, Role, Scope};
 use serde::{Deserialize, Serialize};

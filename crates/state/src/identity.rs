@@ -18,9 +18,10 @@
 //! Scope rules on top: an institution admin revokes only its own institution's credentials and
 //! registers patients only at its own institution.
 
-use crate::permissions::{Rows, N, Y};
+use crate::principal::Principal;
+use crate::principal::{Rows, N, Y};
 use crate::store::{Overlay, StateRead, WriteSet};
-use crate::{decode_stored, BlockEnv, Principal, Rejection};
+use crate::{decode_stored, BlockEnv, Rejection};
 use medledger_types::codec::{DecodeError, Reader, Writer};
 use medledger_types::{Canonical, CredentialSpec, Event, Genesis, Hash, IdentityOp, PublicKey, RejectCode, Role};
 use serde::{Deserialize, Serialize};

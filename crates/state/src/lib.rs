@@ -18,6 +18,7 @@ pub mod consent;
 pub mod identity;
 pub mod keys;
 pub mod permissions;
+pub mod principal;
 pub mod records;
 pub mod store;
 

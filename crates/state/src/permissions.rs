@@ -14,50 +14,8 @@
 //! `medledger query permissions` prints this table from [`PERMISSIONS`], and a test checks that
 //! the table above matches it.
 
-use medledger_types::{Domain, OpKind, Role};
-use serde::{Deserialize, Serialize};
-
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Principal {
-    Ca,
-    Role(Role),
-}
-
-impl Principal {
-    pub const ALL: [Principal; 10] = [
-        Principal::Ca,
-        Principal::Role(Role::Patient),
-        Principal::Role(Role::Doctor),
-        Principal::Role(Role::InstitutionAdmin),
-        Principal::Role(Role::Regulator),
-        Principal::Role(Role::Researcher),
-        Principal::Role(Role::Insurer),
-        Principal::Role(Role::Manufacturer),
-        Principal::Role(Role::Distributor),
-        Principal::Role(Role::Pharmacy),
-    ];
-    pub fn name(self) -> &'static str {
-        match self {
-            Principal::Ca => "ca",
-            Principal::Role(r) => r.name(),
-        }
-    }
-    fn row(self) -> usize {
-        match self {
-            Principal::Ca => 0,
-            Principal::Role(r) => 1 + r.tag() as usize,
-        }
-    }
-}
-
-pub(crate) const Y: bool = true;
-pub(crate) const N: bool = false;
-
-/// One domain's part of the table: one row per principal (in [`Principal::ALL`] order), one
-/// cell per operation kind of the domain (in [`Domain::kinds`] order).
-pub type Rows<const K: usize> = [[bool; K]; 10];
+pub use crate::principal::{Principal, Rows};
+use medledger_types::{Domain, OpKind};
 
 fn domain_row(p: Principal, d: Domain) -> &'static [bool] {
     let r = p.row();

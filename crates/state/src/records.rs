@@ -22,7 +22,7 @@
 
 use crate::consent::{permits, RecordRef};
 use crate::identity::{credential, patient_key};
-use crate::permissions::{Rows, N, Y};
+use crate::principal::{Rows, N, Y};
 use crate::store::{Overlay, StateRead};
 use crate::{decode_stored, BlockEnv, Rejection};
 use medledger_types::codec::{Canonical, DecodeError, Reader, Writer};
