@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 version=4.32.5
-if ! st --version 2>/dev/null | grep -q "$version"; then
+# The console script is called from where pip puts it, so a fresh install needs no PATH change.
+st="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/st"
+if ! "$st" --version 2>/dev/null | grep -q "$version"; then
   python3 -m pip install --quiet --disable-pip-version-check "schemathesis==$version"
 fi
 cargo build --quiet --bin medledger
@@ -30,7 +32,7 @@ done
 [ -s "$work/ready.json" ] || { echo "devnet not ready after 180 s"; tail -40 "$work/devnet.log"; exit 1; }
 api="http://127.0.0.1:$((base + 100))"
 cd "$work"
-st --config-file "$root/scripts/schemathesis/schemathesis.toml" --no-color run "$api/openapi.json" \
+"$st" --config-file "$root/scripts/schemathesis/schemathesis.toml" --no-color run "$api/openapi.json" \
   --checks all --phases examples,coverage,fuzzing,stateful \
   --seed 1 --max-examples 30 --max-time 240 --workers 2 \
   --request-timeout 20
