@@ -9,7 +9,7 @@
 use crate::chain::{Chain, SubmitError};
 use crate::error::ServiceError;
 use medledger_state::consent::{permits, RecordRef};
-use medledger_state::records as medical;
+use medledger_state::records as state_records;
 use medledger_state::{identity, Principal};
 use medledger_types::read::{ReadRequest, MAX_READ_SKEW_MS};
 use medledger_types::ErrorCode;
@@ -244,7 +244,7 @@ impl RecordService {
     pub fn add_key(&self, record_id: &Hash, version: u32, req: &AddKeyRequest) -> Result<(), ServiceError> {
         let recipient = PublicKey::from_hex(&req.recipient).map_err(|e| bad(ErrorCode::Malformed, e))?;
         let snap = self.chain.store.snapshot().map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))?;
-        let head = medical::head(&snap, record_id)
+        let head = state_records::head(&snap, record_id)
             .ok_or_else(|| ServiceError::new(ErrorCode::NotFound, format!("no record {record_id}")))?;
         let patient = identity::patient_key(&snap, &head.patient)
             .ok_or_else(|| ServiceError::new(ErrorCode::NotFound, "record's patient is unknown"))?;
@@ -280,9 +280,9 @@ impl RecordService {
         }
         let snap = self.chain.store.snapshot().map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))?;
         let height = self.chain.tip().height + 1;
-        let head = medical::head(&snap, &r.record_id)
+        let head = state_records::head(&snap, &r.record_id)
             .ok_or_else(|| ServiceError::new(ErrorCode::NotFound, format!("no record {}", r.record_id)))?;
-        let v = medical::version(&snap, &r.record_id, r.version).ok_or_else(|| {
+        let v = state_records::version(&snap, &r.record_id, r.version).ok_or_else(|| {
             ServiceError::new(ErrorCode::NotFound, format!("record {} has no version {}", r.record_id, r.version))
         })?;
         if head.erased_at.is_some() {
@@ -295,11 +295,11 @@ impl RecordService {
         // A pending amendment is for the patient (to review) and its author only; a rejected
         // one for the patient only. No consent and no break-glass opens them to anyone else.
         let withheld = match v.status {
-            medical::VersionStatus::Pending if !is_patient && v.author != r.requester => Some(format!(
+            state_records::VersionStatus::Pending if !is_patient && v.author != r.requester => Some(format!(
                 "version {} is an amendment pending the patient's review: only the patient and its author may read it",
                 r.version
             )),
-            medical::VersionStatus::Rejected if !is_patient => {
+            state_records::VersionStatus::Rejected if !is_patient => {
                 Some(format!("version {} was rejected by the patient: only the patient may read it", r.version))
             }
             _ => None,
@@ -390,7 +390,7 @@ impl RecordService {
 
     /// If a consent to the requester's institution covers this read, that institution and the
     /// key its copy of the data key is wrapped for.
-    fn institution_custody(&self, r: &ReadRequest, head: &medical::RecordHead) -> Option<(String, PublicKey)> {
+    fn institution_custody(&self, r: &ReadRequest, head: &state_records::RecordHead) -> Option<(String, PublicKey)> {
         let snap = self.chain.store.snapshot().ok()?;
         let inst = identity::credential(&snap, &r.requester)?.institution;
         let (now, height) = (self.now(), self.chain.tip().height + 1);
@@ -443,7 +443,7 @@ impl RecordService {
                 let Some(id) = e.attr("record").and_then(|h| Hash::from_hex(h).ok()) else { continue };
                 let holder = match self.chain.store.snapshot() {
                     Ok(snap) => medledger_state::records::head(&snap, &id)
-                        .and_then(|h| medical::version(&snap, &id, h.current_version.max(1)))
+                        .and_then(|h| state_records::version(&snap, &id, h.current_version.max(1)))
                         .map(|v| v.holder),
                     Err(_) => None,
                 };

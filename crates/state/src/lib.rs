@@ -123,11 +123,16 @@ pub fn precheck(state: &dyn StateRead, chain_id: &str, now_ms: u64, height: u64,
         ));
     }
     let principal = identity::principal(state, &body.signer, now_ms, height)?;
-    if let Err(e) = body.op.check_limits() {
-        return Err(Rejection::new(RejectCode::InvalidArgument, e));
-    }
-    if !allowed(principal, body.op.kind()) {
-        return Err(not_permitted(principal, body.op.kind()));
+    admissible(principal, &body.op)?;
+    Ok(())
+}
+
+/// The checks every path shares once the signer's principal is known: the operation's field
+/// limits and the permission table.
+fn admissible(principal: Principal, op: &Operation) -> Result<(), Rejection> {
+    op.check_limits().map_err(|e| Rejection::new(RejectCode::InvalidArgument, e))?;
+    if !allowed(principal, op.kind()) {
+        return Err(not_permitted(principal, op.kind()));
     }
     Ok(())
 }
@@ -178,12 +183,7 @@ fn execute_tx(o: &mut Overlay<'_>, env: &BlockEnv, tx: &Tx) -> Result<Vec<Event>
     // From here on the nonce is spent, whatever the outcome.
     o.put(identity::key::nonce(&body.signer), (expected + 1).to_be_bytes().to_vec());
     let spent = o.writes.clone();
-    if let Err(e) = body.op.check_limits() {
-        return Err(Rejection::new(RejectCode::InvalidArgument, e));
-    }
-    if !allowed(principal, body.op.kind()) {
-        return Err(not_permitted(principal, body.op.kind()));
-    }
+    admissible(principal, &body.op)?;
     let result = dispatch(o, env, &body.signer, principal, &body.op);
     match result {
         Ok(events) => Ok(events),
@@ -222,12 +222,7 @@ pub fn check_operation(state: &dyn StateRead, env: &BlockEnv, tx: &Tx) -> Result
         return Err(Rejection::new(RejectCode::WrongChain, format!("transaction is for chain `{}`", body.chain_id)));
     }
     let principal = identity::principal(state, &body.signer, env.timestamp_ms, env.height)?;
-    if let Err(e) = body.op.check_limits() {
-        return Err(Rejection::new(RejectCode::InvalidArgument, e));
-    }
-    if !allowed(principal, body.op.kind()) {
-        return Err(not_permitted(principal, body.op.kind()));
-    }
+    admissible(principal, &body.op)?;
     let mut o = Overlay::new(state);
     dispatch(&mut o, env, &body.signer, principal, &body.op).map(|_| ())
 }

@@ -1,7 +1,6 @@
 //! Records: anchors of FHIR record versions held encrypted in an institution's vault,
 //! amendments reviewed by the patient, and erasure.
 
-use crate::codec::Canonical;
 use crate::Hash;
 
 /// Field limits of this domain (re-exported by [`crate::limits`]).
@@ -55,12 +54,10 @@ impl RecordsOp {
     }
 }
 
-// Kept so the `Canonical` import is used by the macro expansion in every configuration.
-const _: fn(&RecordsOp) -> Vec<u8> = <RecordsOp as Canonical>::to_bytes;
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::codec::Canonical;
     use crate::DecodeError;
 
     pub(crate) fn samples() -> Vec<RecordsOp> {
