@@ -422,6 +422,7 @@ fn records_are_shared_under_consent_audited_and_erased_across_processes() {
         requester: medledger_types::PublicKey::from_hex(&bob_key).unwrap(),
         purpose: medledger_types::Purpose::Treatment,
         issued_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64,
+        nonce: 1,
         break_glass: None,
     };
     let forged = r.sign(&medledger_types::Keypair::generate());

@@ -12,6 +12,7 @@ impl Session {
         q.chain_id = self.chain_id.clone();
         q.requester = Some(self.key.public());
         q.issued_ms = now_ms();
+        q.nonce = crate::tx::request_nonce();
         let body = json!({
             "query": hex::encode(q.to_bytes()),
             "signature": hex::encode(q.sign(&self.key).0),

@@ -60,6 +60,7 @@ impl Session {
                     requester: self.key.public(),
                     purpose: terms.purpose,
                     issued_ms: now_ms(),
+                    nonce: crate::tx::request_nonce(),
                     break_glass: None,
                 };
                 let resp = self.client.post(

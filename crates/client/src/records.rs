@@ -115,6 +115,7 @@ impl Session {
             requester: self.key.public(),
             purpose,
             issued_ms: now_ms(),
+            nonce: crate::tx::request_nonce(),
             break_glass,
         };
         let resp = self.client.post(

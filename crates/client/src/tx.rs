@@ -10,6 +10,13 @@ pub fn new_id() -> Hash {
     Hash(Keypair::generate().public().0)
 }
 
+/// A fresh random nonce for a signed read or audit query, so that two requests signed in the
+/// same millisecond differ (nodes refuse a request they have already seen).
+pub fn request_nonce() -> u64 {
+    let k = Keypair::generate().public().0;
+    u64::from_be_bytes([k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7]])
+}
+
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

@@ -20,6 +20,14 @@ use tokio::sync::broadcast;
 
 /// How far ahead of local time a proposer's timestamp may be before verification waits.
 pub const MAX_CLOCK_DRIFT_MS: u64 = 2_000;
+/// A proposal stamped further ahead of local time than this is refused outright rather than
+/// waited for: no honest clock is that far off, and waiting would stall the view.
+pub const MAX_FUTURE_MS: u64 = 30_000;
+
+/// Fault injection for deterministic simulations: turns each block this node would propose
+/// into what a Byzantine proposer sends instead (given the chain and the parent). A running
+/// node never sets one.
+pub type ProposalFault = Box<dyn Fn(&Chain, &Block, Arc<Block>) -> Arc<Block> + Send + Sync>;
 /// Minimum spacing of empty blocks.
 pub const EMPTY_BLOCK_INTERVAL_MS: u64 = 500;
 /// How long a proposer lets transactions gather before building a non-full block.
@@ -89,6 +97,11 @@ pub struct Chain {
     pub max_block_txs: usize,
     /// Milliseconds since the Unix epoch (the runtime's clock; simulated in tests).
     clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+    /// The mempool's write-ahead log, once attached ([`Chain::attach_wal`]): admitted
+    /// transactions are on disk before they are acknowledged.
+    wal: std::sync::OnceLock<crate::wal::Wal>,
+    /// Simulations only: makes this node a Byzantine proposer ([`ProposalFault`]).
+    pub proposal_fault: std::sync::OnceLock<ProposalFault>,
 }
 
 #[derive(Default)]
@@ -134,11 +147,27 @@ impl Chain {
             metrics: Metrics::default(),
             max_block_txs: 2000,
             clock,
+            wal: std::sync::OnceLock::new(),
+            proposal_fault: std::sync::OnceLock::new(),
         }))
     }
 
     pub fn now_ms(&self) -> u64 {
         (self.clock)()
+    }
+
+    /// Opens the mempool's write-ahead log at `path`, re-admits what it holds (transactions
+    /// committed meanwhile are refused by the usual checks and dropped), rewrites it with what is
+    /// still pending, and from then on logs every admitted transaction before acknowledging it.
+    /// Returns how many logged transactions were pending again.
+    pub fn attach_wal(&self, path: &std::path::Path) -> Result<usize, String> {
+        let (wal, raws) = crate::wal::Wal::open(path).map_err(|e| format!("mempool log {}: {e}", path.display()))?;
+        let refs: Vec<&[u8]> = raws.iter().map(Vec::as_slice).collect();
+        let back = self.submit_raw(&refs).iter().filter(|r| r.is_ok()).count();
+        wal.rewrite(|| self.mempool.lock().pending_raw())
+            .map_err(|e| format!("mempool log {}: {e}", path.display()))?;
+        self.wal.set(wal).map_err(|_| "the mempool log is already attached".to_string())?;
+        Ok(back)
     }
 
     /// Is the state after block `digest` known here (committed tip or speculative)?
@@ -211,6 +240,7 @@ impl Chain {
         let tip = self.tip();
         let now = self.now_ms();
         let mut out = Vec::with_capacity(txs.len());
+        let mut logged = Vec::new();
         let mut pool = self.mempool.lock();
         for (tx, ok) in txs.into_iter().zip(verdicts) {
             let id = tx.id();
@@ -220,14 +250,35 @@ impl Chain {
                 Err(SubmitError::Rejected(r))
             } else {
                 let expected = medledger_state::nonce_of(&snap, &tx.body().signer);
-                pool.admit(tx, expected).map(|_| id).map_err(SubmitError::from)
+                let raw = self.wal.get().map(|_| tx.raw().to_vec());
+                let r = pool.admit(tx, expected).map(|_| id).map_err(SubmitError::from);
+                if let (Ok(_), Some(raw)) = (&r, raw) {
+                    logged.push(raw);
+                }
+                r
             };
             if r.is_err() {
                 self.metrics.rejected.fetch_add(1, Ordering::Relaxed);
             }
             out.push(r);
         }
+        drop(pool);
+        self.log_admitted(&mut out, &logged);
         out
+    }
+
+    /// Makes the admitted transactions durable before anyone is told they were accepted: on a
+    /// log failure their results become `unavailable` (they may still be proposed; a retry is a
+    /// harmless duplicate).
+    fn log_admitted(&self, out: &mut [Result<Hash, SubmitError>], raws: &[Vec<u8>]) {
+        let Some(wal) = self.wal.get() else { return };
+        let refs: Vec<&[u8]> = raws.iter().map(Vec::as_slice).collect();
+        if let Err(e) = wal.append(&refs) {
+            let msg = format!("the mempool log cannot be written: {e}");
+            for r in out.iter_mut().filter(|r| r.is_ok()) {
+                *r = Err(SubmitError::Unavailable(msg.clone()));
+            }
+        }
     }
 
     /// Decodes and submits raw transactions.
@@ -298,13 +349,35 @@ impl Chain {
             block.digest(),
             Speculative { block: block.clone(), writes: Arc::new(ex.writes), receipts: Arc::new(ex.receipts) },
         );
-        Some(block)
+        match self.proposal_fault.get() {
+            Some(fault) => Some(fault(self, parent, block)),
+            None => Some(block),
+        }
+    }
+
+    /// A block on `parent` at `timestamp_ms` carrying exactly `txs`, with the state root their
+    /// execution gives (whether or not the block is valid otherwise). For fault injection.
+    pub fn block_on(&self, parent: &Block, timestamp_ms: u64, txs: Vec<Tx>) -> Option<Arc<Block>> {
+        let tip = self.tip();
+        let snap = self.store.snapshot().ok()?;
+        let layers = {
+            let spec = self.speculative.lock();
+            self.layers_to(&spec, &tip, parent.digest())?.0
+        };
+        let view = Layered { base: &snap, layers };
+        let height = parent.height() + 1;
+        let ex = execute_block(&view, &parent.header.state_root, &self.env(height, timestamp_ms, self.me), &txs);
+        Some(Arc::new(Block::new(height, parent.digest(), timestamp_ms, self.me, ex.state_root, txs)))
     }
 
     /// Verifies a proposed block against its parent. `Ok(false)` is a permanent verdict; `Err`
     /// means "cannot decide yet" (unknown parent state, or a timestamp from the future).
     pub fn verify(&self, parent: &Block, block: &Block, leader: &PublicKey) -> Result<bool, VerifyLater> {
-        if block.header.timestamp_ms > self.now_ms() + MAX_CLOCK_DRIFT_MS {
+        let now = self.now_ms();
+        if block.header.timestamp_ms > now.saturating_add(MAX_FUTURE_MS) {
+            return Ok(false);
+        }
+        if block.header.timestamp_ms > now + MAX_CLOCK_DRIFT_MS {
             return Err(VerifyLater::FutureTimestamp(block.header.timestamp_ms));
         }
         self.check_and_execute(parent, block, Some(leader))
@@ -341,6 +414,11 @@ impl Chain {
             return Ok(false);
         }
         if block.txs.len() > MAX_BLOCK_TXS {
+            return Ok(false);
+        }
+        // A transaction appears once in a block: an honest proposer never repeats one.
+        let mut ids = HashSet::with_capacity(block.txs.len());
+        if !block.txs.iter().all(|t| ids.insert(t.id())) {
             return Ok(false);
         }
         if self.speculative.lock().contains_key(&block.digest()) {
@@ -427,11 +505,24 @@ impl Chain {
             let signers: HashSet<PublicKey> = block.txs.iter().map(|t| t.body().signer).collect();
             self.mempool.lock().prune(&snap, signers);
         }
+        self.compact_wal();
         self.speculative.lock().retain(|_, s| s.block.height() > new_tip.height);
         self.metrics.committed_blocks.fetch_add(1, Ordering::Relaxed);
         self.metrics.committed_txs.fetch_add(block.txs.len() as u64, Ordering::Relaxed);
         let _ = self.finalized_tx.send(Finalized { block, receipts: Arc::new(executed.receipts) });
         Ok(())
+    }
+
+    /// Empties the write-ahead log once the mempool is empty, and rewrites it with just the
+    /// pending transactions when it has grown large. A failure here only delays compaction.
+    fn compact_wal(&self) {
+        let Some(wal) = self.wal.get() else { return };
+        let pending = self.mempool_len();
+        if (pending == 0 && !wal.is_empty()) || wal.needs_compaction() {
+            if let Err(e) = wal.rewrite(|| self.mempool.lock().pending_raw()) {
+                tracing::warn!("cannot compact the mempool log: {e}");
+            }
+        }
     }
 
     /// The next nonce free for `signer`: past its committed transactions (in `state`) and past

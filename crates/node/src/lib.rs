@@ -6,9 +6,11 @@ pub mod audit;
 pub mod chain;
 pub mod consensus;
 pub mod error;
+pub mod guard;
 pub mod mempool;
 pub mod records;
 pub mod run;
 pub mod verify;
+pub mod wal;
 
 pub use chain::Chain;

@@ -86,6 +86,11 @@ impl Mempool {
         self.by_signer.get(signer).and_then(|q| q.keys().next_back().copied())
     }
 
+    /// The exact bytes of every pending transaction (for rewriting the write-ahead log).
+    pub fn pending_raw(&self) -> Vec<Vec<u8>> {
+        self.by_signer.values().flat_map(|m| m.values().map(|t| t.raw().to_vec())).collect()
+    }
+
     pub fn contains(&self, id: &Hash) -> bool {
         self.ids.contains(id)
     }

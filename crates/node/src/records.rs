@@ -38,6 +38,8 @@ pub struct RecordService {
     /// Where the service's own transactions (access events, erasure confirmations) go to be
     /// gossiped to the other validators, once consensus runs.
     gossip: std::sync::OnceLock<tokio::sync::mpsc::Sender<Vec<Tx>>>,
+    /// Replay cache and per-requester rate limit, shared with the audit service.
+    pub guard: Arc<crate::guard::Guard>,
 }
 
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
@@ -158,7 +160,14 @@ impl RecordService {
             institution_key,
             log_lock: Mutex::new(()),
             gossip: std::sync::OnceLock::new(),
+            guard: Arc::new(crate::guard::Guard::default()),
         }
+    }
+
+    /// Uses `guard` (the node's shared replay cache and rate limiter).
+    pub fn with_guard(mut self, guard: Arc<crate::guard::Guard>) -> RecordService {
+        self.guard = guard;
+        self
     }
 
     /// Gossips the service's own transactions through `tx` from now on.
@@ -280,6 +289,12 @@ impl RecordService {
         }
         let snap = self.chain.store.snapshot().map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))?;
         let height = self.chain.tip().height + 1;
+        // Only a valid credential's requests are answered or logged: a key the CA never
+        // certified (or whose credential expired or was revoked) is refused here, and nothing
+        // is written to the chain. Then its allowance and the replay cache.
+        identity::principal(&snap, &r.requester, now, height)
+            .map_err(|rej| ServiceError::new(rej.code.code(), rej.reason))?;
+        self.guard.admit(&r.requester, r.id(), now)?;
         let head = state_records::head(&snap, &r.record_id)
             .ok_or_else(|| ServiceError::new(ErrorCode::NotFound, format!("no record {}", r.record_id)))?;
         let v = state_records::version(&snap, &r.record_id, r.version).ok_or_else(|| {
@@ -391,27 +406,22 @@ impl RecordService {
     /// If a consent to the requester's institution covers this read, that institution and the
     /// key its copy of the data key is wrapped for.
     fn institution_custody(&self, r: &ReadRequest, head: &state_records::RecordHead) -> Option<(String, PublicKey)> {
+        use medledger_state::consent::{active_consents, covers, is_active, Requester};
         let snap = self.chain.store.snapshot().ok()?;
-        let inst = identity::credential(&snap, &r.requester)?.institution;
+        let cred = identity::credential(&snap, &r.requester)?;
         let (now, height) = (self.now(), self.chain.tip().height + 1);
         let rec = RecordRef { id: &r.record_id, resource_type: &head.resource_type };
-        let granted = medledger_state::consent::consents_of(&snap, &head.patient).iter().any(|c| {
-            matches!(&c.terms.grantee, medledger_types::Grantee::Institution(i) if *i == inst)
-                && medledger_state::consent::is_active(c, now, height)
-                && medledger_state::consent::covers(
-                    c,
-                    &r.requester,
-                    &inst,
-                    rec,
-                    medledger_types::action::READ,
-                    r.purpose,
-                )
+        let who = Requester { key: &r.requester, institution: &cred.institution, role: cred.role };
+        let granted = active_consents(&snap, &head.patient).iter().any(|c| {
+            matches!(&c.terms.grantee, medledger_types::Grantee::Institution(i) if *i == cred.institution)
+                && is_active(c, now, height)
+                && covers(c, who, rec, medledger_types::action::READ, r.purpose)
         });
         if !granted {
             return None;
         }
-        let key = self.chain.genesis.institutions.iter().find(|i| i.id == inst)?.admin_key;
-        Some((inst, key))
+        let key = self.chain.genesis.institutions.iter().find(|i| i.id == cred.institution)?.admin_key;
+        Some((cred.institution, key))
     }
 
     /// Re-wraps a data key held for this institution for one of its own staff, after checking

@@ -55,6 +55,10 @@ pub struct NodeConfig {
     /// Object-store options such as `endpoint`, `region`, `allow_http`.
     #[serde(default)]
     pub vault_options: std::collections::BTreeMap<String, String>,
+    /// Each requester's allowance of signed reads and audit queries (default 50/s, bursts of
+    /// 200); above it the node answers 429 `rate_limited`.
+    #[serde(default)]
+    pub requester_rate: crate::guard::RateLimit,
 }
 
 /// Opens the record vault's blob store: the embedded filesystem store, or the configured bucket.
@@ -155,6 +159,12 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
     let store = Arc::new(Store::open(&cfg.data_dir.join("ledger.redb")).map_err(|e| e.to_string())?);
     let chain = Chain::open(genesis.clone(), store, key.public(), MempoolConfig::default(), Arc::new(now_ms))
         .map_err(|e| e.to_string())?;
+    // Transactions acknowledged before a crash are pending again.
+    let recovered = chain.attach_wal(&cfg.data_dir.join("mempool.wal"))?;
+    if recovered > 0 {
+        eprintln!("re-admitted {recovered} pending transactions from the mempool log");
+    }
+    let guard = Arc::new(crate::guard::Guard::new(cfg.requester_rate));
     let records = match &cfg.institution_key {
         None => None,
         Some(path) => {
@@ -167,7 +177,9 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
                 ));
             }
             let vault = medledger_vault::Vault::new(open_vault_store(&cfg)?);
-            Some(Arc::new(crate::records::RecordService::new(chain.clone(), vault, me.id.clone(), ikey)))
+            Some(Arc::new(
+                crate::records::RecordService::new(chain.clone(), vault, me.id.clone(), ikey).with_guard(guard.clone()),
+            ))
         }
     };
     // Bind the API first, and probe the p2p port, so that a port clash ends the process at once
@@ -262,8 +274,13 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
         }
         let metrics_ctx = Arc::new(context.child("metrics"));
         let info = Info { peers: seen, metrics: Arc::new(move || metrics_ctx.encode()) };
-        let state =
-            ApiState { chain: chain.clone(), info: Arc::new(info), gossip: Some(validator.gossip_tx.clone()), records };
+        let state = ApiState {
+            chain: chain.clone(),
+            info: Arc::new(info),
+            gossip: Some(validator.gossip_tx.clone()),
+            records,
+            guard,
+        };
         let app = api::router(state);
         let api = context.child("api").spawn(move |_| async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).expect("adopt the API listener");

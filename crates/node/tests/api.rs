@@ -22,6 +22,7 @@ fn terms(grantee: medledger_types::PublicKey) -> medledger_types::ConsentTerms {
         scope: medledger_types::Scope::All,
         purpose: medledger_types::Purpose::Treatment,
         expires_ms: None,
+        roles: vec![],
     }
 }
 
@@ -341,4 +342,31 @@ async fn rejections_are_json_errors_with_registry_codes() {
     assert!(v["error"]["message"].as_str().unwrap().contains("txs[0]"));
     let (s, v) = n.call("POST", "/v1/audit", Some(json!({ "query": "00", "signature": "00", "format": "xml" }))).await;
     assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "malformed"));
+}
+
+#[tokio::test]
+async fn each_route_has_its_own_body_limit() {
+    use medledger_types::limits::{
+        MAX_BATCH_BODY_BYTES, MAX_SIGNED_REQUEST_BODY_BYTES, MAX_TX_BODY_BYTES, MAX_UPLOAD_BODY_BYTES,
+    };
+    let n = node_with(true);
+    let filler = |bytes: usize| json!({ "pad": "x".repeat(bytes) });
+    let keys_route = format!("/v1/records/{}/1/keys", "ab".repeat(32));
+    for (route, limit) in [
+        ("/v1/txs", MAX_TX_BODY_BYTES),
+        ("/v1/records/read", MAX_SIGNED_REQUEST_BODY_BYTES),
+        ("/v1/audit", MAX_SIGNED_REQUEST_BODY_BYTES),
+        (keys_route.as_str(), MAX_SIGNED_REQUEST_BODY_BYTES),
+        ("/v1/records", MAX_UPLOAD_BODY_BYTES),
+    ] {
+        // Just over the route's limit: refused before the handler runs.
+        let (s, v) = n.call("POST", route, Some(filler(limit))).await;
+        assert_eq!((s, code(&v)), (StatusCode::PAYLOAD_TOO_LARGE, "oversize"), "{route}");
+        // Under it: the handler runs and judges the (wrong) body.
+        let (s, v) = n.call("POST", route, Some(filler(limit / 2))).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{route}: {v}");
+    }
+    // The limits are ordered as their contents are.
+    const { assert!(MAX_SIGNED_REQUEST_BODY_BYTES < MAX_TX_BODY_BYTES) };
+    const { assert!(MAX_TX_BODY_BYTES < MAX_UPLOAD_BODY_BYTES && MAX_UPLOAD_BODY_BYTES < MAX_BATCH_BODY_BYTES) };
 }

@@ -1,6 +1,8 @@
 //! Deterministic multi-validator simulations (Commonware deterministic runtime + simulated
 //! network): one crashed validator, one equivocating validator that also sends garbage, a
-//! partition that heals, and slow lossy links. Each checks that every honest validator
+//! partition that heals, slow lossy links, and a proposer that sends invalid blocks (wrong state
+//! root, a badly signed transaction, a wrong parent, a timestamp far ahead, a repeated
+//! transaction). Each checks that every honest validator
 //! finalizes the same blocks (hashes and state roots) and that no accepted transaction is lost.
 
 use commonware_consensus::simplex::mocks::conflicter;
@@ -9,12 +11,12 @@ use commonware_p2p::simulated::{self, Link, Network, Oracle};
 use commonware_p2p::{Recipients, Sender as _};
 use commonware_runtime::{deterministic, Clock, Handle, Runner as _, Spawner as _, Supervisor as _};
 use commonware_utils::{probability, NZUsize, NZU32};
-use medledger_node::chain::Chain;
+use medledger_node::chain::{Chain, ProposalFault};
 use medledger_node::consensus::{self, channel, start_validator, Channels, Timing, S};
 use medledger_node::mempool::MempoolConfig;
 use medledger_storage::Store;
 use medledger_types::IdentityOp;
-use medledger_types::{genesis::GenesisInstitution, Genesis, Hash, Keypair, Operation, Transaction, Tx};
+use medledger_types::{genesis::GenesisInstitution, Block, Genesis, Hash, Keypair, Operation, Transaction, Tx};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -95,9 +97,25 @@ async fn register(
 /// Runs one honest validator under its own supervisor, so that aborting the returned handle
 /// crashes the whole validator. The chain is sent back once the engines are up.
 fn spawn_honest(context: &Ctx, f: &Fixture, i: usize, incarnation: u32, oracle: Net) -> (Handle<()>, Started) {
+    spawn_validator(context, f, i, incarnation, oracle, None)
+}
+
+/// [`spawn_honest`], optionally with a proposal fault: the validator runs the honest engine but
+/// sends what `fault` makes of each block it proposes.
+fn spawn_validator(
+    context: &Ctx,
+    f: &Fixture,
+    i: usize,
+    incarnation: u32,
+    oracle: Net,
+    fault: Option<ProposalFault>,
+) -> (Handle<()>, Started) {
     let key = f.validators[i].private().clone();
     let pk = key.public_key();
     let chain = open_chain(f, i, Arc::new(context.child("clock")));
+    if let Some(fault) = fault {
+        assert!(chain.proposal_fault.set(fault).is_ok());
+    }
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let handle =
         context.child("validator").with_attribute("index", i).with_attribute("incarnation", incarnation).spawn(
@@ -434,5 +452,108 @@ fn late_validator_with_empty_store_catches_up_from_peers() {
         })
         .await;
         assert_consistent(&chains, &accepted);
+    });
+}
+
+/// The invalid blocks a Byzantine proposer sends, in turn.
+const BAD_PROPOSALS: [&str; 5] =
+    ["wrong state root", "badly signed transaction", "wrong parent", "timestamp far ahead", "repeated transaction"];
+
+/// Turns each honest proposal into the next kind of invalid block. Transactions it adds are
+/// signed by `admin` (whose nonce stays 0, since none of them may ever apply).
+fn byzantine_proposer(admin: Keypair, made: Arc<std::sync::atomic::AtomicUsize>) -> ProposalFault {
+    Box::new(move |chain: &Chain, parent: &Block, honest: Arc<Block>| {
+        let kind = made.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % BAD_PROPOSALS.len();
+        let h = &honest.header;
+        let valid = attest(&admin, 0, 77);
+        let bad = match kind {
+            0 => Some(Arc::new(Block::new(
+                h.height,
+                h.parent,
+                h.timestamp_ms,
+                h.proposer,
+                Hash([0xEE; 32]),
+                honest.txs.clone(),
+            ))),
+            1 => {
+                let mut raw = valid.raw().to_vec();
+                let last = raw.len() - 1;
+                raw[last] ^= 0x01;
+                let forged = Tx::decode(&raw).expect("still decodes");
+                chain.block_on(parent, h.timestamp_ms, vec![forged])
+            }
+            2 => Some(Arc::new(Block::new(
+                h.height,
+                Hash([0xAB; 32]),
+                h.timestamp_ms,
+                h.proposer,
+                h.state_root,
+                honest.txs.clone(),
+            ))),
+            3 => chain.block_on(parent, h.timestamp_ms + 3_600_000, honest.txs.clone()),
+            _ => chain.block_on(parent, h.timestamp_ms, vec![valid.clone(), valid]),
+        };
+        let bad = bad.expect("the parent's state is known to the proposer");
+        assert_ne!(bad.digest(), honest.digest());
+        bad
+    })
+}
+
+#[test]
+fn byzantine_proposals_are_rejected_and_the_chain_goes_on() {
+    runner(6).start(|context| async move {
+        let f = fixture();
+        let mut oracle = network(&context, &f).await;
+        link_all(&mut oracle, &keys(&f), good_link()).await;
+        let (handles, chains, gossips) = start_honest(&context, &f, &oracle, N - 1).await;
+        let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (byz, ready) = spawn_validator(
+            &context,
+            &f,
+            3,
+            0,
+            oracle.clone(),
+            Some(byzantine_proposer(f.admins[3].clone(), made.clone())),
+        );
+        let (byz_chain, byz_gossip) = ready.await.unwrap();
+        let mut accepted = Vec::new();
+        // Enough rounds for the Byzantine validator to lead several views, sending every kind.
+        for round in 0..6u64 {
+            accepted.extend(submit(
+                &chains[round as usize % 3],
+                &gossips[round as usize % 3],
+                &f,
+                &[0, 1, 2],
+                round * 5,
+                5,
+                round,
+            ));
+            wait_for(&context, "commits around the Byzantine leader", Duration::from_secs(180), || {
+                all_committed(&chains, &accepted)
+            })
+            .await;
+        }
+        wait_for(&context, "every kind of invalid proposal", Duration::from_secs(300), || {
+            made.load(std::sync::atomic::Ordering::SeqCst) >= 2 * BAD_PROPOSALS.len()
+        })
+        .await;
+        accepted.extend(submit(&chains[0], &gossips[0], &f, &[0], 30, 5, 99));
+        wait_for(&context, "commits after the invalid proposals", Duration::from_secs(180), || {
+            all_committed(&chains, &accepted)
+        })
+        .await;
+        let h = assert_consistent(&chains, &accepted);
+        // No block the Byzantine validator proposed was finalized by anyone, and its admin's
+        // injected transactions never applied.
+        let byz_key = f.validators[3].public();
+        for c in chains.iter().chain(std::iter::once(&byz_chain)) {
+            for height in 1..=c.tip().height.min(h) {
+                let b = c.store.block(height).unwrap().unwrap();
+                assert_ne!(b.header.proposer, byz_key, "a Byzantine proposal was finalized at height {height}");
+            }
+            let snap = c.store.snapshot().unwrap();
+            assert_eq!(medledger_state::nonce_of(&snap, &f.admins[3].public()), 0);
+        }
+        drop((handles, byz, byz_gossip));
     });
 }

@@ -25,10 +25,16 @@ use medledger_types::codec::{Canonical, DecodeError, Reader, Writer};
 use medledger_types::{ConsentOp, ConsentTerms, Event, Grantee, Hash, PublicKey, Purpose, RejectCode, Role, Scope};
 use serde::{Deserialize, Serialize};
 
-/// Most consents (active or not) one patient may hold; keeps [`permits`] bounded.
+/// Most live consents one patient may hold; keeps [`permits`] bounded. Revoked and expired
+/// consents do not count: when the list is full they move to the patient's past consents.
 pub const MAX_CONSENTS_PER_PATIENT: usize = 1024;
+/// Most past (revoked or expired) consents listed per patient; older ones stay readable by id.
+pub const MAX_PAST_CONSENTS_PER_PATIENT: usize = 1024;
 /// Most unanswered access requests waiting for one patient.
 pub const MAX_PENDING_REQUESTS_PER_PATIENT: usize = 256;
+/// Most unanswered access requests one requester may have waiting for one patient, so one
+/// requester cannot fill a patient's queue.
+pub const MAX_PENDING_REQUESTS_PER_REQUESTER: usize = 8;
 
 /// This domain's rows of the permission table (see the module docs).
 pub const PERMISSIONS: Rows<4> = [
@@ -46,13 +52,18 @@ pub const PERMISSIONS: Rows<4> = [
 ];
 
 pub mod key {
-    use crate::keys::{compose, ACCESS_REQUEST, CONSENT, PATIENT_CONSENTS, PATIENT_REQUESTS};
+    use crate::keys::{compose, ACCESS_REQUEST, CONSENT, PATIENT_CONSENTS, PATIENT_PAST_CONSENTS, PATIENT_REQUESTS};
     use medledger_types::Hash;
     pub fn consent(id: &Hash) -> Vec<u8> {
         compose(CONSENT, &[&id.0])
     }
+    /// Ids of a patient's live consents (active, or revoked/expired and not yet moved).
     pub fn patient_consents(pseudonym: &Hash) -> Vec<u8> {
         compose(PATIENT_CONSENTS, &[&pseudonym.0])
+    }
+    /// Ids of a patient's latest past consents, oldest first.
+    pub fn past_consents(pseudonym: &Hash) -> Vec<u8> {
+        compose(PATIENT_PAST_CONSENTS, &[&pseudonym.0])
     }
     pub fn request(id: &Hash) -> Vec<u8> {
         compose(ACCESS_REQUEST, &[&id.0])
@@ -160,8 +171,18 @@ pub fn request(state: &dyn StateRead, id: &Hash) -> Option<AccessRequest> {
     state.get(&key::request(id)).map(|b| decode_stored(&b, "access request"))
 }
 
-/// Every consent a patient has granted, oldest first.
+/// A patient's consents: the latest past ones (revoked or expired), then the live ones.
 pub fn consents_of(state: &dyn StateRead, patient: &Hash) -> Vec<Consent> {
+    let past = state
+        .get(&key::past_consents(patient))
+        .map(|b| crate::decode_ids(&b, "past consent list", MAX_PAST_CONSENTS_PER_PATIENT))
+        .unwrap_or_default();
+    past.iter().filter_map(|id| consent(state, id)).chain(active_consents(state, patient)).collect()
+}
+
+/// A patient's live consents, oldest first: at most [`MAX_CONSENTS_PER_PATIENT`], the only
+/// ones [`permits`] examines.
+pub fn active_consents(state: &dyn StateRead, patient: &Hash) -> Vec<Consent> {
     let ids = state.get(&key::patient_consents(patient)).map(|b| decode_ids(&b)).unwrap_or_default();
     ids.iter().filter_map(|id| consent(state, id)).collect()
 }
@@ -190,19 +211,21 @@ pub struct RecordRef<'a> {
     pub resource_type: &'a str,
 }
 
-/// Does consent `c` cover `requester` (of `requester_institution`) doing `action` on `record`
-/// for `purpose`? Activity (expiry, revocation) is checked separately.
-pub fn covers(
-    c: &Consent,
-    requester: &PublicKey,
-    requester_institution: &str,
-    record: RecordRef<'_>,
-    action: u8,
-    purpose: Purpose,
-) -> bool {
+/// Who is asking: a key, the institution and role its credential names.
+#[derive(Clone, Copy, Debug)]
+pub struct Requester<'a> {
+    pub key: &'a PublicKey,
+    pub institution: &'a str,
+    pub role: Role,
+}
+
+/// Does consent `c` cover `who` doing `action` on `record` for `purpose`? A consent to an
+/// institution covers only its staff in the roles the consent names. Activity (expiry,
+/// revocation) is checked separately.
+pub fn covers(c: &Consent, who: Requester<'_>, record: RecordRef<'_>, action: u8, purpose: Purpose) -> bool {
     let grantee_ok = match &c.terms.grantee {
-        Grantee::Person(pk) => pk == requester,
-        Grantee::Institution(id) => id == requester_institution,
+        Grantee::Person(pk) => pk == who.key,
+        Grantee::Institution(id) => id == who.institution && c.terms.roles.contains(&who.role),
     };
     let scope_ok = match &c.terms.scope {
         Scope::All => true,
@@ -214,8 +237,9 @@ pub fn covers(
 
 /// Effective permission, computed in one place: may `requester` perform `action` on `record` of
 /// `patient` for `purpose` at (`now_ms`, `height`)? Requires a valid, unexpired, unrevoked
-/// credential and an active consent of that patient covering the request. Returns the id of a
-/// consent that grants it.
+/// credential whose role fits `purpose` ([`Purpose::fits`]: an insurer cannot claim treatment)
+/// and an active consent of that patient covering the request. Returns the id of a consent that
+/// grants it.
 #[allow(clippy::too_many_arguments)]
 pub fn permits(
     state: &dyn StateRead,
@@ -227,11 +251,21 @@ pub fn permits(
     now_ms: u64,
     height: u64,
 ) -> Result<Hash, Rejection> {
-    principal(state, requester, now_ms, height)?;
+    let role = match principal(state, requester, now_ms, height)? {
+        Principal::Role(r) => r,
+        p => return Err(Rejection::new(RejectCode::NotPermitted, format!("the {} reads no records", p.name()))),
+    };
+    if !purpose.fits(role) {
+        return Err(Rejection::new(
+            RejectCode::NotPermitted,
+            format!("{} cannot claim the purpose {}", role.a(), purpose.name()),
+        ));
+    }
     let inst = credential(state, requester).map(|c| c.institution).unwrap_or_default();
-    consents_of(state, patient)
+    let who = Requester { key: requester, institution: &inst, role };
+    active_consents(state, patient)
         .into_iter()
-        .find(|c| is_active(c, now_ms, height) && covers(c, requester, &inst, record, action, purpose))
+        .find(|c| is_active(c, now_ms, height) && covers(c, who, record, action, purpose))
         .map(|c| c.id)
         .ok_or_else(|| {
             Rejection::new(
@@ -270,11 +304,26 @@ fn check_terms(o: &Overlay<'_>, env: &BlockEnv, terms: &ConsentTerms) -> Result<
     Ok(())
 }
 
-fn store_consent(o: &mut Overlay<'_>, c: &Consent) -> Result<(), Rejection> {
+fn store_consent(o: &mut Overlay<'_>, env: &BlockEnv, c: &Consent) -> Result<(), Rejection> {
     let mut ids = o.get(&key::patient_consents(&c.patient)).map(|b| decode_ids(&b)).unwrap_or_default();
     if ids.len() >= MAX_CONSENTS_PER_PATIENT {
-        return Err(invalid(format!("a patient may hold at most {MAX_CONSENTS_PER_PATIENT} consents")));
+        // Full: move revoked and expired consents to the past list; only active ones count.
+        let (live, gone): (Vec<Hash>, Vec<Hash>) =
+            ids.iter().partition(|id| consent(o, id).is_some_and(|c| is_active(&c, env.timestamp_ms, env.height)));
+        if live.len() >= MAX_CONSENTS_PER_PATIENT {
+            return Err(invalid(format!("a patient may hold at most {MAX_CONSENTS_PER_PATIENT} active consents")));
+        }
+        let mut past = o
+            .get(&key::past_consents(&c.patient))
+            .map(|b| crate::decode_ids(&b, "past consent list", MAX_PAST_CONSENTS_PER_PATIENT))
+            .unwrap_or_default();
+        past.extend(gone);
+        let drop = past.len().saturating_sub(MAX_PAST_CONSENTS_PER_PATIENT);
+        past.drain(..drop);
+        o.put(key::past_consents(&c.patient), crate::encode_ids(&past));
+        ids = live;
     }
+    debug_assert!(ids.len() < MAX_CONSENTS_PER_PATIENT);
     ids.push(c.id);
     o.put(key::patient_consents(&c.patient), crate::encode_ids(&ids));
     o.put(key::consent(&c.id), c.to_bytes());
@@ -316,7 +365,7 @@ pub(crate) fn apply(
                 granted_at_height: env.height,
                 revoked_at_height: None,
             };
-            store_consent(o, &c)?;
+            store_consent(o, env, &c)?;
             Ok(vec![Event::new("consent_granted")
                 .with("consent", consent_id)
                 .with("patient", patient)
@@ -367,10 +416,24 @@ pub(crate) fn apply(
                 requested_at_height: env.height,
                 status: RequestStatus::Pending,
             };
+            if let Principal::Role(role) = principal {
+                if !terms.purpose.fits(role) {
+                    return Err(Rejection::new(
+                        RejectCode::NotPermitted,
+                        format!("{} cannot request access for {}", role.a(), terms.purpose.name()),
+                    ));
+                }
+            }
             let mut pending = pending_ids(o, patient);
             if pending.len() >= MAX_PENDING_REQUESTS_PER_PATIENT {
                 return Err(invalid(format!(
                     "the patient already has {MAX_PENDING_REQUESTS_PER_PATIENT} unanswered access requests"
+                )));
+            }
+            let mine = pending.iter().filter(|id| request(o, id).is_some_and(|r| r.requester == *signer)).count();
+            if mine >= MAX_PENDING_REQUESTS_PER_REQUESTER {
+                return Err(invalid(format!(
+                    "you already have {MAX_PENDING_REQUESTS_PER_REQUESTER} unanswered requests to this patient"
                 )));
             }
             pending.push(*request_id);
@@ -400,7 +463,7 @@ pub(crate) fn apply(
                     granted_at_height: env.height,
                     revoked_at_height: None,
                 };
-                store_consent(o, &c)?;
+                store_consent(o, env, &c)?;
                 req.status = RequestStatus::Approved;
             } else {
                 req.status = RequestStatus::Declined;

@@ -20,6 +20,7 @@ pub const ATTESTATION: &[u8] = b"a/";
 // consent
 pub const CONSENT: &[u8] = b"k/";
 pub const PATIENT_CONSENTS: &[u8] = b"kl/";
+pub const PATIENT_PAST_CONSENTS: &[u8] = b"kp/";
 pub const ACCESS_REQUEST: &[u8] = b"q/";
 pub const PATIENT_REQUESTS: &[u8] = b"ql/";
 // records
@@ -48,7 +49,12 @@ pub const REGISTRY: &[Prefix] = &[
     Prefix { bytes: PATIENT, domain: "identity", holds: "patient key by pseudonym" },
     Prefix { bytes: ATTESTATION, domain: "identity", holds: "attested digest" },
     Prefix { bytes: CONSENT, domain: "consent", holds: "consent by id" },
-    Prefix { bytes: PATIENT_CONSENTS, domain: "consent", holds: "consent ids of a patient" },
+    Prefix { bytes: PATIENT_CONSENTS, domain: "consent", holds: "live consent ids of a patient" },
+    Prefix {
+        bytes: PATIENT_PAST_CONSENTS,
+        domain: "consent",
+        holds: "latest revoked or expired consent ids of a patient",
+    },
     Prefix { bytes: ACCESS_REQUEST, domain: "consent", holds: "access request by id" },
     Prefix { bytes: PATIENT_REQUESTS, domain: "consent", holds: "pending request ids of a patient" },
     Prefix { bytes: RECORD_HEAD, domain: "records", holds: "record head" },

@@ -14,8 +14,11 @@ fn pseudonym(c: &Chain, k: &Keypair) -> Hash {
     identity::credential(&c.state, &k.public()).unwrap().pseudonym.unwrap()
 }
 
+/// Terms as a patient's client writes them: an institution consent covers the default roles for
+/// its purpose (doctors for treatment).
 fn terms(grantee: Grantee, actions: u8, scope: Scope, purpose: Purpose, expires_ms: Option<u64>) -> ConsentTerms {
-    ConsentTerms { grantee, actions, scope, purpose, expires_ms }
+    let roles = if matches!(grantee, Grantee::Institution(_)) { ConsentTerms::default_roles(purpose) } else { vec![] };
+    ConsentTerms { grantee, actions, scope, purpose, expires_ms, roles }
 }
 
 const REC: Hash = Hash([0xAA; 32]);
@@ -234,8 +237,14 @@ fn model_allows(
     now: u64,
     height: u64,
 ) -> bool {
+    // Doctors claim treatment only; an institution consent covers doctors only when its
+    // purpose is treatment (its default roles).
+    let treatment = 0;
+    if purpose != treatment {
+        return false;
+    }
     cs.iter().any(|(c, _granted, revoked)| {
-        let who = if c.institution { doc_inst[doc] } else { c.to_doc == doc };
+        let who = if c.institution { doc_inst[doc] && c.purpose == treatment } else { c.to_doc == doc };
         let scope = match c.scope {
             0 => true,
             1 => rtype_obs,
@@ -300,4 +309,183 @@ proptest! {
             prop_assert_eq!(got, want, "doc {} act {} purpose {} now+{}s", doc, act, purpose, dt);
         }
     }
+}
+
+/// Issue a credential of `role` at hospital-1 and return its key.
+fn staff(c: &mut Chain, role: Role, seed: u64) -> Keypair {
+    c.issue(role, 1, seed)
+}
+
+#[test]
+fn institution_consents_cover_only_the_roles_they_name_and_purposes_fit_roles() {
+    let mut c = Chain::new();
+    let p = c.patient(10);
+    let pid = pseudonym(&c, &p);
+    let doc = staff(&mut c, Role::Doctor, 20);
+    let pharm = staff(&mut c, Role::Pharmacy, 21);
+    let insurer = staff(&mut c, Role::Insurer, 22);
+    let researcher = staff(&mut c, Role::Researcher, 23);
+    let other_patient = c.patient(24);
+    // A consent to hospital-1 for treatment, roles left to the default: doctors only.
+    applied(&c.one(
+        &p,
+        Operation::Consent(ConsentOp::GrantConsent {
+            consent_id: Hash([1; 32]),
+            terms: terms(Grantee::Institution("hospital-1".into()), action::READ, Scope::All, Purpose::Treatment, None),
+        }),
+    ));
+    let h = c.height + 1;
+    let may = |c: &Chain, k: &Keypair, purpose: Purpose| {
+        permits(&c.state, &pid, &k.public(), obs(), action::READ, purpose, c.now, h)
+    };
+    assert_eq!(may(&c, &doc, Purpose::Treatment).unwrap(), Hash([1; 32]));
+    // Everyone else registered at hospital-1 is outside it, whatever purpose they claim.
+    for (k, purpose) in [
+        (&pharm, Purpose::Treatment),
+        (&insurer, Purpose::Treatment),
+        (&insurer, Purpose::Insurance),
+        (&researcher, Purpose::Research),
+        (&other_patient, Purpose::Treatment),
+    ] {
+        assert_eq!(may(&c, k, purpose).unwrap_err().code, RejectCode::NotPermitted, "{purpose:?}");
+    }
+    // Naming pharmacists as well covers them too.
+    let mut t = terms(Grantee::Institution("hospital-1".into()), action::READ, Scope::All, Purpose::Treatment, None);
+    t.roles = vec![Role::Doctor, Role::Pharmacy];
+    applied(&c.one(&p, Operation::Consent(ConsentOp::GrantConsent { consent_id: Hash([2; 32]), terms: t })));
+    assert_eq!(may(&c, &pharm, Purpose::Treatment).unwrap(), Hash([2; 32]));
+    // A purpose must fit the requester's role, even under a consent to that person: an insurer
+    // granted "treatment" by mistake still cannot claim it.
+    let mut t = terms(Grantee::Person(insurer.public()), action::READ, Scope::All, Purpose::Treatment, None);
+    applied(&c.one(&p, Operation::Consent(ConsentOp::GrantConsent { consent_id: Hash([3; 32]), terms: t.clone() })));
+    let err = may(&c, &insurer, Purpose::Treatment).unwrap_err();
+    assert_eq!(err.code, RejectCode::NotPermitted);
+    assert!(err.reason.contains("insurer cannot claim the purpose treatment"), "{}", err.reason);
+    // Nor can an insurer ask for it.
+    t.purpose = Purpose::Treatment;
+    let out = c.one(
+        &insurer,
+        Operation::Consent(ConsentOp::RequestAccess {
+            request_id: Hash([4; 32]),
+            patient: pid,
+            terms: t,
+            reason: String::new(),
+        }),
+    );
+    assert_eq!(rejected(&out), RejectCode::NotPermitted);
+    // Terms that name no roles, a patient, a repeated role, or a role the purpose does not fit
+    // are refused, and so are roles on a consent to a person.
+    let bad_roles: [(Grantee, Vec<Role>, &str); 5] = [
+        (Grantee::Institution("hospital-1".into()), vec![], "must name the roles"),
+        (Grantee::Institution("hospital-1".into()), vec![Role::Patient], "cannot cover patients"),
+        (Grantee::Institution("hospital-1".into()), vec![Role::Doctor, Role::Doctor], "must not repeat"),
+        (Grantee::Institution("hospital-1".into()), vec![Role::Insurer], "insurer cannot act for treatment"),
+        (Grantee::Person(doc.public()), vec![Role::Doctor], "names no roles"),
+    ];
+    for (i, (grantee, roles, why)) in bad_roles.into_iter().enumerate() {
+        let mut t = terms(grantee, action::READ, Scope::All, Purpose::Treatment, None);
+        t.roles = roles;
+        let out =
+            c.one(&p, Operation::Consent(ConsentOp::GrantConsent { consent_id: Hash([50 + i as u8; 32]), terms: t }));
+        match out {
+            medledger_types::Outcome::Rejected { code, reason } => {
+                assert_eq!(code, RejectCode::InvalidArgument);
+                assert!(reason.contains(why), "{reason} should say {why}");
+            }
+            o => panic!("expected a rejection for {why}, got {o:?}"),
+        }
+    }
+}
+
+#[test]
+fn one_requester_cannot_fill_a_patients_request_queue() {
+    let mut c = Chain::new();
+    let p = c.patient(10);
+    let pid = pseudonym(&c, &p);
+    let nosy = staff(&mut c, Role::Researcher, 20);
+    let doc = staff(&mut c, Role::Doctor, 21);
+    let ask = |c: &mut Chain, k: &Keypair, id: u8, purpose: Purpose| {
+        let t = terms(Grantee::Person(k.public()), action::READ, Scope::All, purpose, None);
+        c.one(
+            k,
+            Operation::Consent(ConsentOp::RequestAccess {
+                request_id: Hash([id; 32]),
+                patient: pid,
+                terms: t,
+                reason: String::new(),
+            }),
+        )
+    };
+    for i in 0..consent::MAX_PENDING_REQUESTS_PER_REQUESTER {
+        applied(&ask(&mut c, &nosy, i as u8 + 1, Purpose::Research));
+    }
+    let out = ask(&mut c, &nosy, 200, Purpose::Research);
+    assert_eq!(rejected(&out), RejectCode::InvalidArgument);
+    // Others can still ask.
+    applied(&ask(&mut c, &doc, 201, Purpose::Treatment));
+    assert_eq!(consent::pending_requests(&c.state, &pid).len(), consent::MAX_PENDING_REQUESTS_PER_REQUESTER + 1);
+    // Once the patient answers one, the requester may ask again.
+    applied(&c.one(&p, Operation::Consent(ConsentOp::RespondAccess { request_id: Hash([1; 32]), approve: false })));
+    applied(&ask(&mut c, &nosy, 202, Purpose::Research));
+}
+
+#[test]
+fn only_active_consents_count_toward_the_cap() {
+    let mut c = Chain::new();
+    let p = c.patient(10);
+    let pid = pseudonym(&c, &p);
+    let doc = staff(&mut c, Role::Doctor, 20);
+    let id = |i: usize| {
+        let mut h = [0u8; 32];
+        h[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
+        Hash(h)
+    };
+    let grant = |c: &Chain, i: usize| {
+        c.tx(
+            &p,
+            Operation::Consent(ConsentOp::GrantConsent {
+                consent_id: id(i),
+                terms: terms(Grantee::Person(doc.public()), action::READ, Scope::All, Purpose::Treatment, None),
+            }),
+        )
+    };
+    // Fill the cap, one block of grants at a time (nonces are consecutive within a block).
+    let cap = consent::MAX_CONSENTS_PER_PATIENT;
+    let mut granted = 0;
+    while granted < cap {
+        let n = (cap - granted).min(500);
+        let mut txs = Vec::with_capacity(n);
+        let base = medledger_state::nonce_of(&c.state, &p.public());
+        for i in granted..granted + n {
+            let op = grant(&c, i).body().op.clone();
+            let nonce = base + (i - granted) as u64;
+            txs.push(medledger_types::Tx::sign(
+                medledger_types::Transaction { chain_id: "test-chain".into(), signer: p.public(), nonce, op },
+                &p,
+            ));
+        }
+        for r in c.block(txs) {
+            applied(&r.outcome);
+        }
+        granted += n;
+    }
+    assert_eq!(consent::active_consents(&c.state, &pid).len(), cap);
+    // Full of active consents: one more is refused.
+    let out = c.block(vec![grant(&c, cap)]).remove(0).outcome;
+    assert_eq!(rejected(&out), RejectCode::InvalidArgument);
+    // Revoke two: a new grant is accepted, and the revoked ones move to the past list, still
+    // listed and readable by id.
+    applied(&c.one(&p, Operation::Consent(ConsentOp::RevokeConsent { consent_id: id(0) })));
+    applied(&c.one(&p, Operation::Consent(ConsentOp::RevokeConsent { consent_id: id(1) })));
+    applied(&c.block(vec![grant(&c, cap)]).remove(0).outcome);
+    assert_eq!(consent::active_consents(&c.state, &pid).len(), cap - 1);
+    let all = consent::consents_of(&c.state, &pid);
+    assert_eq!(all.len(), cap + 1);
+    assert_eq!((all[0].id, all[1].id), (id(0), id(1)), "past consents come first");
+    assert!(all[0].revoked_at_height.is_some());
+    assert!(consent::consent(&c.state, &id(0)).is_some());
+    // The permission check still finds the new one.
+    assert!(
+        permits(&c.state, &pid, &doc.public(), obs(), action::READ, Purpose::Treatment, c.now, c.height + 1).is_ok()
+    );
 }

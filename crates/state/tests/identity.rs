@@ -162,6 +162,7 @@ fn terms(subject: &Keypair) -> medledger_types::ConsentTerms {
         scope: medledger_types::Scope::All,
         purpose: medledger_types::Purpose::Treatment,
         expires_ms: None,
+        roles: vec![],
     }
 }
 

@@ -55,6 +55,7 @@ fn grant(s: &mut Setup, id: u8, grantee: &Keypair, actions: u8) {
                 scope: Scope::All,
                 purpose: Purpose::Treatment,
                 expires_ms: None,
+                roles: vec![],
             },
         }),
     ));

@@ -55,6 +55,22 @@ impl Purpose {
             Purpose::Audit => "audit",
         }
     }
+    /// May a holder of `role` claim this purpose? Treatment is for doctors and pharmacists,
+    /// research for researchers, insurance for insurers, audit for regulators and institution
+    /// admins. A purpose is a claim about who is asking: an insurer cannot claim treatment.
+    pub fn fits(self, role: crate::Role) -> bool {
+        use crate::Role as R;
+        match self {
+            Purpose::Treatment => matches!(role, R::Doctor | R::Pharmacy),
+            Purpose::Research => role == R::Researcher,
+            Purpose::Insurance => role == R::Insurer,
+            Purpose::Audit => matches!(role, R::Regulator | R::InstitutionAdmin),
+        }
+    }
+    /// The roles that may claim this purpose (see [`Purpose::fits`]).
+    pub fn roles(self) -> Vec<crate::Role> {
+        crate::Role::ALL.iter().copied().filter(|r| self.fits(*r)).collect()
+    }
     pub fn parse(s: &str) -> Result<Purpose, String> {
         Purpose::ALL
             .iter()
@@ -93,9 +109,22 @@ pub struct ConsentTerms {
     pub purpose: Purpose,
     /// No expiry when `None`.
     pub expires_ms: Option<u64>,
+    /// For an institution grantee: the roles of its staff the consent covers (FHIR Consent
+    /// `provision.actor.role`); clients default to doctors. Empty for a person grantee.
+    #[serde(default)]
+    pub roles: Vec<crate::Role>,
 }
 
 impl ConsentTerms {
+    /// The staff roles an institution consent covers when the patient names none: doctors when
+    /// the purpose allows them (treatment), else every role the purpose allows.
+    pub fn default_roles(purpose: Purpose) -> Vec<crate::Role> {
+        if purpose.fits(crate::Role::Doctor) {
+            vec![crate::Role::Doctor]
+        } else {
+            purpose.roles()
+        }
+    }
     pub fn check_limits(&self) -> Result<(), String> {
         if self.actions == 0 || self.actions & !action::ALL != 0 {
             return Err(format!(
@@ -118,6 +147,32 @@ impl ConsentTerms {
                 Err(format!("scope must list 1..={MAX_SCOPE_ITEMS} records"))
             }
             Scope::Records(_) => Ok(()),
+        }?;
+        match (&self.grantee, self.roles.as_slice()) {
+            (Grantee::Person(_), []) => Ok(()),
+            (Grantee::Person(_), _) => {
+                Err("a consent to a person names no roles (roles are for institution consents)".into())
+            }
+            (Grantee::Institution(_), []) => {
+                Err("an institution consent must name the roles it covers, for example doctor".into())
+            }
+            (Grantee::Institution(_), roles) => {
+                if roles.contains(&crate::Role::Patient) {
+                    return Err("an institution consent cannot cover patients".into());
+                }
+                if roles.iter().enumerate().any(|(i, r)| roles[..i].contains(r)) {
+                    return Err("roles must not repeat".into());
+                }
+                match roles.iter().find(|r| !self.purpose.fits(**r)) {
+                    Some(r) => Err(format!(
+                        "{} cannot act for {}: that purpose is for {}",
+                        r.a(),
+                        self.purpose.name(),
+                        self.purpose.roles().iter().map(|r| r.name()).collect::<Vec<_>>().join(" and ")
+                    )),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }
@@ -156,6 +211,10 @@ impl Canonical for ConsentTerms {
             Some(t) => w.u8(1).u64(t),
             None => w.u8(0),
         };
+        w.u8(self.roles.len() as u8);
+        for r in &self.roles {
+            r.encode_to(w);
+        }
     }
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let grantee = match r.u8("grantee")? {
@@ -186,7 +245,15 @@ impl Canonical for ConsentTerms {
         };
         let purpose = Purpose::decode_from(r)?;
         let expires_ms = if r.bool("expiry flag")? { Some(r.u64("expiry")?) } else { None };
-        Ok(ConsentTerms { grantee, actions, scope, purpose, expires_ms })
+        let n = r.u8("role count")? as usize;
+        if n > crate::Role::ALL.len() {
+            return Err(DecodeError::TooLong("consent roles", n, crate::Role::ALL.len()));
+        }
+        let mut roles = Vec::with_capacity(n);
+        for _ in 0..n {
+            roles.push(crate::Role::decode_from(r)?);
+        }
+        Ok(ConsentTerms { grantee, actions, scope, purpose, expires_ms, roles })
     }
 }
 
@@ -242,6 +309,7 @@ pub(crate) mod tests {
                     scope: Scope::ResourceTypes(vec!["Observation".into(), "Condition".into()]),
                     purpose: Purpose::Treatment,
                     expires_ms: Some(99),
+                    roles: vec![],
                 },
             },
             ConsentOp::RevokeConsent { consent_id: Hash([3; 32]) },
@@ -254,6 +322,7 @@ pub(crate) mod tests {
                     scope: Scope::Records(vec![Hash([6; 32])]),
                     purpose: Purpose::Research,
                     expires_ms: None,
+                    roles: vec![crate::Role::Researcher],
                 },
                 reason: "follow-up".into(),
             },

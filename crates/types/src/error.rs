@@ -68,6 +68,10 @@ error_codes! {
     Unavailable = "unavailable" => 503,
     /// A signed request's timestamp is too far from the node's clock.
     Stale = "stale" => 400,
+    /// A signed request (read or audit query) this node has already answered.
+    ReplayedRequest = "replayed_request" => 409,
+    /// Too many requests from one requester, or from everyone at once; retry later.
+    RateLimited = "rate_limited" => 429,
     /// The record was erased at the patient's request.
     Erased = "erased" => 410,
     /// Consent allows the read, but no data key is wrapped for the reader yet.

@@ -19,12 +19,14 @@ pub mod domain {
     pub const WRITES: &[u8] = b"medledger/writes/v1";
     pub const GENESIS: &[u8] = b"medledger/genesis/v1";
     pub const PATIENT_ID: &[u8] = b"medledger/patient-id/v1";
+    /// Id of a signed request (read or audit query) in a node's replay cache.
+    pub const REQUEST_ID: &[u8] = b"medledger/request-id/v1";
     // ed25519 signing namespaces (prepended by the signer, see `union_unique`).
     pub const TX_SIGNATURE: &[u8] = b"medledger/tx-signature/v1";
     /// A signed record read request (not a transaction).
-    pub const READ_SIGNATURE: &[u8] = b"medledger/read-request/v1";
+    pub const READ_SIGNATURE: &[u8] = b"medledger/read-request/v2";
     /// A signed audit query (not a transaction).
-    pub const AUDIT_SIGNATURE: &[u8] = b"medledger/audit-query/v1";
+    pub const AUDIT_SIGNATURE: &[u8] = b"medledger/audit-query/v2";
     /// A patient's signed addition of a wrapped data key for a grantee.
     pub const ADD_KEY_SIGNATURE: &[u8] = b"medledger/add-key/v1";
     // Encryption contexts (AEAD associated data and HPKE info).
@@ -41,6 +43,7 @@ pub mod domain {
         (WRITES, "hash: a block's write set"),
         (GENESIS, "hash: genesis file"),
         (PATIENT_ID, "keyed hash: patient pseudonym"),
+        (REQUEST_ID, "hash: signed request id (replay cache)"),
         (TX_SIGNATURE, "signature: transaction"),
         (READ_SIGNATURE, "signature: record read request"),
         (AUDIT_SIGNATURE, "signature: audit query"),

@@ -61,6 +61,12 @@ impl Role {
             Role::Pharmacy => "pharmacy",
         }
     }
+    /// The role's name with its indefinite article, for messages: "an insurer", "a doctor".
+    pub fn a(self) -> String {
+        let n = self.name();
+        let article = if n.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+        format!("{article} {n}")
+    }
     pub fn parse(s: &str) -> Result<Role, String> {
         let norm = s.trim().to_ascii_lowercase().replace('-', "_");
         Role::ALL.iter().copied().find(|r| r.name() == norm).ok_or_else(|| {

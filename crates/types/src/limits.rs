@@ -24,8 +24,19 @@ pub const BATCH_ITEM_OVERHEAD: usize = 8;
 /// Body limit of the batch route: [`MAX_BATCH`] hex-encoded transactions of [`MAX_TX_BYTES`],
 /// with their framing, and 1 KiB for the envelope.
 pub const MAX_BATCH_BODY_BYTES: usize = MAX_BATCH * (2 * MAX_TX_BYTES + BATCH_ITEM_OVERHEAD) + 1024;
-/// Body limit of every other route (record uploads carry up to 1 MiB of sealed content, hex).
-pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Body limit of `POST /v1/txs`: one hex transaction and its JSON envelope.
+pub const MAX_TX_BODY_BYTES: usize = 2 * MAX_TX_BYTES + 1024;
+/// JSON of one wrapped key in an upload: recipient and HPKE encapsulation and ciphertext (hex),
+/// with field names, generously.
+pub const WRAPPED_KEY_JSON_BYTES: usize = 1024;
+/// Body limit of `POST /v1/records`: the largest sealed record and its anchor transaction in
+/// hex, and [`MAX_RECIPIENTS`] wrapped keys.
+pub const MAX_UPLOAD_BODY_BYTES: usize =
+    2 * MAX_SEALED_BYTES + 2 * MAX_TX_BYTES + MAX_RECIPIENTS * WRAPPED_KEY_JSON_BYTES + 4096;
+/// Body limit of signed requests (record reads, audit queries, key additions).
+pub const MAX_SIGNED_REQUEST_BODY_BYTES: usize = 8 * 1024;
+/// Body limit of every route without its own (requests without a body need none).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Most blocks one `GET /v1/blocks` returns.
 pub const MAX_BLOCK_LIST: u64 = 100;
 /// Largest sealed record accepted by a vault: the 1 MiB FHIR limit plus the AEAD overhead.
@@ -37,8 +48,14 @@ pub const MAX_SEALED_BYTES: usize = MAX_RECORD_BYTES + 64;
 const _: () =
     assert!(MAX_BATCH * 2 * MAX_TX_BYTES < MAX_BATCH_BODY_BYTES, "a full batch must fit its route's body limit");
 const _: () = assert!(
-    MAX_SEALED_BYTES * 2 + 64 * 1024 < MAX_BODY_BYTES,
-    "a hex upload of the largest record must fit the body limit"
+    MAX_SEALED_BYTES * 2 + MAX_TX_BYTES * 2 + MAX_RECIPIENTS * WRAPPED_KEY_JSON_BYTES < MAX_UPLOAD_BODY_BYTES,
+    "a hex upload of the largest record with every wrapped key must fit the upload route's limit"
+);
+const _: () = assert!(MAX_UPLOAD_BODY_BYTES < 4 * 1024 * 1024, "an upload body stays under 4 MiB");
+const _: () = assert!(2 * MAX_TX_BYTES < MAX_TX_BODY_BYTES, "a hex transaction fits its route's limit");
+const _: () = assert!(
+    2 * (MAX_CHAIN_ID + MAX_REASON + 256) + 128 + 1024 < MAX_SIGNED_REQUEST_BODY_BYTES,
+    "the largest signed read (hex, with its signature) fits its route's limit"
 );
 const _: () =
     assert!(MAX_INSTITUTION_ID < MAX_TX_BYTES && MAX_LOCATOR < MAX_TX_BYTES, "single fields fit a transaction");

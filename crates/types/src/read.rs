@@ -20,6 +20,9 @@ pub struct ReadRequest {
     pub requester: PublicKey,
     pub purpose: Purpose,
     pub issued_ms: u64,
+    /// Random, so that two reads signed in the same millisecond differ; a node refuses a
+    /// request it has already seen (replay cache).
+    pub nonce: u64,
     /// Emergency access without consent: the stated reason (flagged in the audit).
     pub break_glass: Option<String>,
 }
@@ -29,7 +32,7 @@ impl Canonical for ReadRequest {
         w.str(&self.chain_id).fixed(&self.record_id.0).u32(self.version);
         self.requester.encode_to(w);
         self.purpose.encode_to(w);
-        w.u64(self.issued_ms);
+        w.u64(self.issued_ms).u64(self.nonce);
         match &self.break_glass {
             Some(r) => w.u8(1).str(r),
             None => w.u8(0),
@@ -43,6 +46,7 @@ impl Canonical for ReadRequest {
             requester: PublicKey::decode_from(r)?,
             purpose: Purpose::decode_from(r)?,
             issued_ms: r.u64("issued at")?,
+            nonce: r.u64("nonce")?,
             break_glass: if r.bool("break-glass flag")? {
                 Some(r.string("break-glass reason", limits::MAX_REASON)?)
             } else {
@@ -52,7 +56,17 @@ impl Canonical for ReadRequest {
     }
 }
 
+/// The id a node's replay cache keeps for a signed request: a hash of its exact bytes under
+/// its signing namespace (not of the signature, which a signer could vary).
+pub fn request_id(namespace: &[u8], bytes: &[u8]) -> Hash {
+    crate::hash::tagged(crate::hash::domain::REQUEST_ID, &[namespace, bytes])
+}
+
 impl ReadRequest {
+    /// This request's replay-cache id.
+    pub fn id(&self) -> Hash {
+        request_id(READ_SIGNATURE, &self.to_bytes())
+    }
     pub fn sign(&self, key: &Keypair) -> Signature {
         key.sign(READ_SIGNATURE, &self.to_bytes())
     }
@@ -73,6 +87,8 @@ pub struct AuditQuery {
     pub chain_id: String,
     pub requester: Option<PublicKey>,
     pub issued_ms: u64,
+    /// Random, so that two queries signed in the same millisecond differ (replay cache).
+    pub nonce: u64,
     /// Only events on this patient's records.
     pub patient: Option<Hash>,
     /// Only events recorded by this (holding) institution.
@@ -115,7 +131,7 @@ impl Canonical for AuditQuery {
     fn encode_to(&self, w: &mut Writer) {
         w.str(&self.chain_id);
         put_opt(w, &self.requester, |w, k| k.encode_to(w));
-        w.u64(self.issued_ms);
+        w.u64(self.issued_ms).u64(self.nonce);
         put_opt(w, &self.patient, |w, p| {
             w.fixed(&p.0);
         });
@@ -141,6 +157,7 @@ impl Canonical for AuditQuery {
             chain_id: r.string("chain id", limits::MAX_CHAIN_ID)?,
             requester: get_opt(r, "requester flag", PublicKey::decode_from)?,
             issued_ms: r.u64("issued at")?,
+            nonce: r.u64("nonce")?,
             patient: get_opt(r, "patient flag", |r| Ok(Hash(r.array("patient")?)))?,
             institution: get_opt(r, "institution flag", |r| r.string("institution", 64))?,
             from_ms: get_opt(r, "from flag", |r| r.u64("from"))?,
@@ -153,6 +170,10 @@ impl Canonical for AuditQuery {
 }
 
 impl AuditQuery {
+    /// This query's replay-cache id.
+    pub fn id(&self) -> Hash {
+        request_id(AUDIT_SIGNATURE, &self.to_bytes())
+    }
     pub fn sign(&self, key: &Keypair) -> Signature {
         key.sign(AUDIT_SIGNATURE, &self.to_bytes())
     }
@@ -176,6 +197,7 @@ mod tests {
             requester: k.public(),
             purpose: Purpose::Treatment,
             issued_ms: 5,
+            nonce: 77,
             break_glass: Some("emergency".into()),
         };
         assert_eq!(ReadRequest::from_bytes(&r.to_bytes()).unwrap(), r);
@@ -184,6 +206,11 @@ mod tests {
         let mut other = r.clone();
         other.version = 3;
         assert!(!other.verify(&sig));
+        // The nonce is signed and makes the replay id differ.
+        let mut again = r.clone();
+        again.nonce = 78;
+        assert!(!again.verify(&sig));
+        assert_ne!(again.id(), r.id());
     }
 
     #[test]
@@ -193,6 +220,7 @@ mod tests {
             chain_id: "c".into(),
             requester: Some(k.public()),
             issued_ms: 9,
+            nonce: 78,
             patient: Some(Hash([3; 32])),
             institution: Some("h0".into()),
             from_ms: Some(1),

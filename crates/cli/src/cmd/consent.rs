@@ -93,6 +93,11 @@ pub struct TermsArgs {
     /// Exact expiry, in milliseconds since the Unix epoch.
     #[arg(long)]
     pub expires_at_ms: Option<u64>,
+    /// For an institution grantee: the staff roles covered (comma-separated, for example
+    /// `doctor,pharmacy`). Defaults to doctors when the purpose allows them (treatment), else
+    /// to the roles the purpose allows; a person grantee takes none.
+    #[arg(long)]
+    pub roles: Option<String>,
 }
 
 /// One day in milliseconds.
@@ -122,12 +127,22 @@ pub fn terms(t: &TermsArgs) -> Result<medledger_types::ConsentTerms, String> {
         ),
         (None, None) => Scope::All,
     };
+    let purpose = Purpose::parse(&t.purpose)?;
+    let roles = match (&grantee, &t.roles) {
+        (_, Some(r)) => r
+            .split(',')
+            .map(|r| medledger_types::Role::parse(r.trim()).map_err(|e| format!("--roles: {e}")))
+            .collect::<Result<Vec<_>, _>>()?,
+        (Grantee::Institution(_), None) => medledger_types::ConsentTerms::default_roles(purpose),
+        (Grantee::Person(_), None) => Vec::new(),
+    };
     let terms = medledger_types::ConsentTerms {
         grantee,
         actions,
         scope,
-        purpose: Purpose::parse(&t.purpose)?,
+        purpose,
         expires_ms: t.expires_at_ms.or(t.days.map(|d| now_ms() + d * DAY_MS)),
+        roles,
     };
     terms.check_limits()?;
     Ok(terms)

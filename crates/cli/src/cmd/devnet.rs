@@ -31,6 +31,11 @@ pub struct DevnetArgs {
     /// Do not seed demo identities and data.
     #[arg(long)]
     pub no_seed: bool,
+    /// Signed reads and audit queries each requester may make per second (bursts of twice
+    /// that, at least 200); written into the node configs when the devnet is created. The
+    /// read benchmark needs about 2000.
+    #[arg(long, default_value_t = 50)]
+    pub requester_rate: u32,
 }
 
 const INSTITUTIONS: [(&str, &str); 4] = [
@@ -86,7 +91,11 @@ fn init(args: &DevnetArgs) -> Result<(), String> {
         write_key(&nd.join("admin.key"), &admin)?;
         let p2p = format!("127.0.0.1:{}", args.base_port as usize + i);
         let api = format!("127.0.0.1:{}", args.base_port as usize + 100 + i);
-        let config = "genesis = \"../../genesis.json\"\nkey = \"validator.key\"\ndata_dir = \"data\"\ninstitution_key = \"admin.key\"\n".to_string();
+        let config = format!(
+            "genesis = \"../../genesis.json\"\nkey = \"validator.key\"\ndata_dir = \"data\"\ninstitution_key = \"admin.key\"\n\n[requester_rate]\nper_second = {}\nburst = {}\n",
+            args.requester_rate,
+            args.requester_rate.saturating_mul(2).max(200)
+        );
         std::fs::write(nd.join("node.toml"), config).map_err(|e| e.to_string())?;
         institutions.push(GenesisInstitution {
             id,
@@ -337,6 +346,7 @@ fn seed_records(
             scope: Scope::All,
             purpose: Purpose::Treatment,
             expires_ms: None,
+            roles: vec![],
         };
         p.transact(Operation::Consent(ConsentOp::GrantConsent { consent_id: id, terms: terms.clone() }))?;
         p.rewrap(&terms)?;

@@ -106,6 +106,7 @@ pub fn reads(
                     requester: key.public(),
                     purpose: Purpose::Treatment,
                     issued_ms: medledger_client::tx::now_ms(),
+                    nonce: medledger_client::tx::request_nonce(),
                     break_glass: None,
                 };
                 let body = json!({ "request": hex::encode(r.to_bytes()), "signature": hex::encode(r.sign(&key).0) });

@@ -26,7 +26,7 @@ pub enum AuditFormat {
 }
 
 #[utoipa::path(tag = "audit", post, path = "/v1/audit", request_body = AuditRequest,
-    responses((status = 200, description = "events, or a FHIR Bundle with `format = fhir`", body = crate::audit::AuditAnswer), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 403, description = "`bad_signature`, `not_permitted`, credential problems", body = ErrorBody), (status = 413, description = "`oversize`", body = ErrorBody), (status = 415, description = "`unsupported_media_type`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+    responses((status = 200, description = "events, or a FHIR Bundle with `format = fhir`", body = crate::audit::AuditAnswer), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 403, description = "`bad_signature`, `not_permitted`, credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 413, description = "`oversize`", body = ErrorBody), (status = 415, description = "`unsupported_media_type`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn audit(
     State(st): State<ApiState>,
     ApiJson(req): ApiJson<AuditRequest>,
@@ -56,9 +56,14 @@ pub(crate) async fn audit(
     }
     let fhir = req.format.unwrap_or_default() == AuditFormat::Fhir;
     let chain = st.chain.clone();
+    let guard = st.guard.clone();
     tokio::task::spawn_blocking(move || {
         let snap = chain.store.snapshot().map_err(ApiError::internal)?;
+        let id = q.id();
         crate::audit::authorize(&snap, &mut q, now, chain.tip().height + 1)?;
+        if let Some(requester) = q.requester {
+            guard.admit(&requester, id, now)?;
+        }
         let r = crate::audit::run(&snap, &q);
         Ok(Json(if fhir {
             crate::audit::AuditAnswer::Fhir(crate::audit::fhir_bundle(&r.events, now))
@@ -72,5 +77,5 @@ pub(crate) async fn audit(
 
 /// This namespace's routes.
 pub(super) fn routes() -> Router<ApiState> {
-    Router::new().route("/v1/audit", post(audit))
+    Router::new().route("/v1/audit", post(audit).layer(DefaultBodyLimit::max(limits::MAX_SIGNED_REQUEST_BODY_BYTES)))
 }

@@ -34,6 +34,22 @@ fn json_rejection(e: JsonRejection) -> ApiError {
     }
 }
 
+/// The raw body (`Bytes`) with API errors: too large is `oversize`, unreadable `malformed`.
+pub struct ApiBytes(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => Ok(ApiBytes(b)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::coded(ErrorCode::Oversize, "request body is above this route's limit"))
+            }
+            Err(e) => Err(ApiError::bad_request(ErrorCode::Malformed, format!("request body: {}", e.body_text()))),
+        }
+    }
+}
+
 /// `Path<T>` with API errors.
 pub struct ApiPath<T>(pub T);
 

@@ -146,7 +146,7 @@ pub(crate) fn gossip(st: &ApiState, txs: Vec<Tx>) {
 pub(crate) async fn submit_tx(
     State(st): State<ApiState>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    super::extract::ApiBytes(body): super::extract::ApiBytes,
 ) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
     let is_binary = headers
         .get(header::CONTENT_TYPE)
@@ -503,7 +503,7 @@ pub(crate) async fn metrics(State(st): State<ApiState>) -> impl IntoResponse {
 /// This namespace's routes.
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
-        .route("/v1/txs", post(submit_tx))
+        .route("/v1/txs", post(submit_tx).layer(DefaultBodyLimit::max(limits::MAX_TX_BODY_BYTES)))
         .route("/v1/txs/batch", post(submit_batch).layer(DefaultBodyLimit::max(limits::MAX_BATCH_BODY_BYTES)))
         .route("/v1/txs/{id}", get(get_tx))
         .route("/v1/txs/{id}/proof", get(get_proof))

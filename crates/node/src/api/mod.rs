@@ -60,6 +60,8 @@ pub struct ApiState {
     pub gossip: Option<mpsc::Sender<Vec<Tx>>>,
     /// The record vault and read gatekeeper, when this node holds records.
     pub records: Option<Arc<crate::records::RecordService>>,
+    /// Replay cache and per-requester rate limit for signed requests (shared with `records`).
+    pub guard: Arc<crate::guard::Guard>,
 }
 
 fn parse_hash(s: &str, what: &str) -> Result<Hash, ApiError> {
@@ -207,7 +209,8 @@ async fn fallback() -> ApiError {
 }
 
 /// Every namespace's routes, the OpenAPI document and the fallback. Each route has a body
-/// limit: [`MAX_BODY_BYTES`], or its own where the namespace sets one (the batch route).
+/// limit: its own where the namespace sets one (transactions, batches, uploads, signed
+/// requests; see [`medledger_types::limits`]), else [`MAX_BODY_BYTES`].
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .merge(ledger::routes())

@@ -65,7 +65,7 @@ pub(crate) async fn add_record_key(
 }
 
 #[utoipa::path(tag = "records", post, path = "/v1/records/read", request_body = crate::records::SignedRead,
-    responses((status = 200, body = crate::records::ReadResponse), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 403, description = "`bad_signature`, `not_permitted`, credential problems", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 409, description = "`duplicate`, `already_exists`, `key_not_wrapped`", body = ErrorBody), (status = 410, description = "`erased`", body = ErrorBody), (status = 413, description = "`oversize`", body = ErrorBody), (status = 415, description = "`unsupported_media_type`", body = ErrorBody), (status = 421, description = "`wrong_holder`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody), (status = 502, description = "`holder_unreachable`, `bad_key`", body = ErrorBody), (status = 503, description = "`mempool_full`, `unavailable`, `no_vault`, `not_yet_certified`", body = ErrorBody)))]
+    responses((status = 200, body = crate::records::ReadResponse), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 403, description = "`bad_signature`, `not_permitted`, credential problems", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 409, description = "`replayed_request`, `duplicate`, `already_exists`, `key_not_wrapped`", body = ErrorBody), (status = 410, description = "`erased`", body = ErrorBody), (status = 413, description = "`oversize`", body = ErrorBody), (status = 415, description = "`unsupported_media_type`", body = ErrorBody), (status = 421, description = "`wrong_holder`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody), (status = 502, description = "`holder_unreachable`, `bad_key`", body = ErrorBody), (status = 503, description = "`mempool_full`, `unavailable`, `no_vault`, `not_yet_certified`", body = ErrorBody)))]
 pub(crate) async fn read_record(
     State(st): State<ApiState>,
     headers: HeaderMap,
@@ -129,8 +129,14 @@ pub(crate) async fn patient_records(
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/patients/{pseudonym}/records", get(patient_records))
-        .route("/v1/records", post(upload_record))
-        .route("/v1/records/read", post(read_record))
+        .route("/v1/records", post(upload_record).layer(DefaultBodyLimit::max(limits::MAX_UPLOAD_BODY_BYTES)))
+        .route(
+            "/v1/records/read",
+            post(read_record).layer(DefaultBodyLimit::max(limits::MAX_SIGNED_REQUEST_BODY_BYTES)),
+        )
         .route("/v1/records/{id}", get(get_record))
-        .route("/v1/records/{id}/{version}/keys", post(add_record_key))
+        .route(
+            "/v1/records/{id}/{version}/keys",
+            post(add_record_key).layer(DefaultBodyLimit::max(limits::MAX_SIGNED_REQUEST_BODY_BYTES)),
+        )
 }

@@ -20,6 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tower::ServiceExt as _;
 
+pub mod records;
+
 pub struct NoPeers;
 impl NodeInfo for NoPeers {
     fn peers(&self) -> Vec<String> {
@@ -41,6 +43,17 @@ pub const T0: u64 = 1_800_000_000_000;
 
 /// A single-node harness; with `vault`, institution h0's record service is mounted.
 pub fn node_with(vault: bool) -> Node {
+    node_limited(vault, medledger_node::guard::RateLimit::default())
+}
+
+/// [`node_with`], with each requester's allowance of signed requests set to `limit`.
+pub fn node_limited(vault: bool, limit: medledger_node::guard::RateLimit) -> Node {
+    node_in(tempfile::tempdir().unwrap(), vault, limit, T0 + 1000)
+}
+
+/// The harness over the data in `dir` (a fresh one, or one a previous node left), its clock at
+/// `now`. The mempool's write-ahead log is attached, as a real node does.
+pub fn node_in(dir: tempfile::TempDir, vault: bool, limit: medledger_node::guard::RateLimit, now: u64) -> Node {
     let ca = Keypair::from_seed(1);
     let admins: Vec<Keypair> = (0..4).map(|i| Keypair::from_seed(10 + i)).collect();
     let g = Genesis {
@@ -58,9 +71,8 @@ pub fn node_with(vault: bool) -> Node {
             })
             .collect(),
     };
-    let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("l.redb")).unwrap());
-    let clock = Arc::new(AtomicU64::new(T0 + 1000));
+    let clock = Arc::new(AtomicU64::new(now));
     let c2 = clock.clone();
     let chain = Chain::open(
         g.clone(),
@@ -70,19 +82,40 @@ pub fn node_with(vault: bool) -> Node {
         Arc::new(move || c2.load(Ordering::SeqCst)),
     )
     .unwrap();
+    chain.attach_wal(&dir.path().join("mempool.wal")).unwrap();
+    let guard = Arc::new(medledger_node::guard::Guard::new(limit));
     let records = vault.then(|| {
         let v = Vault::new(
             Box::new(FsStore::open(&dir.path().join("vault")).unwrap()) as Box<dyn medledger_vault::BlobStore>
         );
-        Arc::new(RecordService::new(chain.clone(), v, "h0".into(), admins[0].clone()))
+        Arc::new(RecordService::new(chain.clone(), v, "h0".into(), admins[0].clone()).with_guard(guard.clone()))
     });
-    let router =
-        api::router(ApiState { chain: chain.clone(), info: Arc::new(NoPeers), gossip: None, records: records.clone() });
+    let router = api::router(ApiState {
+        chain: chain.clone(),
+        info: Arc::new(NoPeers),
+        gossip: None,
+        records: records.clone(),
+        guard,
+    });
     Node { chain, router, ca, admins, clock, records, _dir: dir }
 }
 
 pub fn node() -> Node {
     node_with(false)
+}
+
+impl Node {
+    /// Kills this node without any shutdown (everything in memory is gone, as after SIGKILL)
+    /// and starts a new one over the same data directory.
+    pub fn crash_and_restart(self) -> Node {
+        let vault = self.records.is_some();
+        let now = self.clock.load(Ordering::SeqCst);
+        let Node { chain, router, records, _dir, .. } = self;
+        drop((router, records));
+        assert_eq!(Arc::strong_count(&chain), 1, "the harness holds the only chain");
+        drop(chain);
+        node_in(_dir, vault, medledger_node::guard::RateLimit::default(), now)
+    }
 }
 
 impl Node {
