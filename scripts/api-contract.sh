@@ -11,11 +11,16 @@ st="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/st"
 if ! "$st" --version 2>/dev/null | grep -q "$version"; then
   python3 -m pip install --quiet --disable-pip-version-check "schemathesis==$version"
 fi
+# The signing hook (scripts/schemathesis/medledger_auth.py) needs ed25519.
+python3 -c 'import cryptography' 2>/dev/null ||
+  python3 -m pip install --quiet --disable-pip-version-check "cryptography==48.0.0"
 cargo build --quiet --bin medledger
 work=$(mktemp -d)
 # Ports below Linux's ephemeral range; the devnet refuses to start if one is taken.
 base=${MEDLEDGER_CONTRACT_PORT:-23400}
-"$root/target/debug/medledger" --json devnet --dir "$work/devnet" --base-port "$base" >"$work/ready.json" 2>"$work/devnet.log" &
+# A requester rate far above what schemathesis sends, so that 429s do not hide other answers.
+"$root/target/debug/medledger" --json devnet --dir "$work/devnet" --base-port "$base" --requester-rate 100000 \
+  >"$work/ready.json" 2>"$work/devnet.log" &
 devnet=$!
 cleanup() {
   kill -INT "$devnet" 2>/dev/null || true
@@ -32,6 +37,20 @@ done
 [ -s "$work/ready.json" ] || { echo "devnet not ready after 180 s"; tail -40 "$work/devnet.log"; exit 1; }
 api="http://127.0.0.1:$((base + 100))"
 cd "$work"
+# GETs are signed as the devnet's regulator, who may see everything (see medledger_auth.py).
+export SCHEMATHESIS_HOOKS=medledger_auth PYTHONPATH="$root/scripts/schemathesis${PYTHONPATH:+:$PYTHONPATH}"
+export MEDLEDGER_AUTH_KEY="$work/devnet/demo/regulator-rita.key"
+# The hook must really authenticate, or every GET would be judged only on its 401.
+python3 - "$api" <<'PY'
+import sys, requests, medledger_auth  # noqa: E401 (the hook registers itself on import)
+api = sys.argv[1]
+auth = medledger_auth.MedLedgerAuth(medledger_auth.os.environ["MEDLEDGER_AUTH_KEY"], "medledger-devnet")
+r = requests.get(f"{api}/v1/blocks?limit=1", auth=auth, timeout=10)
+assert r.status_code == 200, f"signed GET answered {r.status_code}: {r.text}"
+r = requests.get(f"{api}/v1/blocks?limit=1", timeout=10)
+assert r.status_code == 401, f"unsigned GET answered {r.status_code}: {r.text}"
+print("signing hook: a signed GET is answered, an unsigned one refused")
+PY
 "$st" --config-file "$root/scripts/schemathesis/schemathesis.toml" --no-color run "$api/openapi.json" \
   --checks all --phases examples,coverage,fuzzing,stateful \
   --seed 1 --max-examples 30 --max-time 240 --workers 2 \

@@ -72,6 +72,10 @@ enum Cmd {
     Query {
         #[arg(long, default_value = "127.0.0.1:7700", env = "MEDLEDGER_NODE")]
         node: String,
+        /// Key file that signs the query: every query but `status` is answered with what its
+        /// holder may see.
+        #[arg(long, env = "MEDLEDGER_KEY")]
+        key: Option<PathBuf>,
         #[command(subcommand)]
         what: cmd::ledger::Query,
     },
@@ -123,7 +127,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Access { cmd } => cmd::consent::access(cmd, j)?,
         Cmd::Audit(a) => cmd::audit::audit(a, j)?,
         Cmd::Erase(a) => cmd::records::erase(a, j)?,
-        Cmd::Query { node, what } => cmd::ledger::query(&node, what, j)?,
+        Cmd::Query { node, key, what } => cmd::ledger::query(&node, key.as_deref(), what, j)?,
         Cmd::Verify { genesis, data_dir, proof } => cmd::ledger::verify(genesis, data_dir, proof, j)?,
         Cmd::Ca { what } => cmd::identity::ca(what, j)?,
         Cmd::Bench(args) => cmd::bench::run(args, j)?,

@@ -22,9 +22,10 @@ fn devnet_survives_a_killed_validator_and_resumes() {
     assert_eq!(apis.len(), 4);
     let alice = key(&dir.join("demo/dr-alice.key"));
     let bob = key(&dir.join("demo/dr-bob.key"));
+    let ca = key(&dir.join("ca.key"));
 
     let mut ids = submit_attests(&apis[0], &alice, 1, 50);
-    wait_committed(&apis[0], &ids, Duration::from_secs(60));
+    wait_committed(&apis[0], &ca, &ids, Duration::from_secs(60));
 
     // SIGKILL clinic-c's validator, keep submitting through the others.
     let node_dir = dir.join("nodes/clinic-c");
@@ -32,9 +33,9 @@ fn devnet_survives_a_killed_validator_and_resumes() {
     kill(pid, 9);
     std::thread::sleep(Duration::from_millis(500));
     ids.extend(submit_attests(&apis[1], &bob, 2, 50));
-    wait_committed(&apis[1], &ids, Duration::from_secs(60));
+    wait_committed(&apis[1], &ca, &ids, Duration::from_secs(60));
     let ids2 = submit_attests(&apis[0], &alice, 3, 30);
-    wait_committed(&apis[3], &ids2, Duration::from_secs(60));
+    wait_committed(&apis[3], &ca, &ids2, Duration::from_secs(60));
     ids.extend(ids2);
 
     // Restart it by hand: it replays what it needs and catches up.
@@ -46,7 +47,7 @@ fn devnet_survives_a_killed_validator_and_resumes() {
         .stderr(Stdio::from(log))
         .spawn()
         .unwrap();
-    wait_committed_by(&apis[2], &ids, Duration::from_secs(120), &mut restarted, &node_dir.join("node.log"));
+    wait_committed_by(&apis[2], &ca, &ids, Duration::from_secs(120), &mut restarted, &node_dir.join("node.log"));
     let target = get(&apis[0], "/v1/status").unwrap()["height"].as_u64().unwrap();
     let start = Instant::now();
     loop {
@@ -57,8 +58,8 @@ fn devnet_survives_a_killed_validator_and_resumes() {
         assert!(start.elapsed() < Duration::from_secs(60), "restarted validator stuck at {h} < {target}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let a = get(&apis[0], &format!("/v1/blocks/{target}")).unwrap();
-    let c = get(&apis[2], &format!("/v1/blocks/{target}")).unwrap();
+    let a = get_as(&apis[0], &ca, &format!("/v1/blocks/{target}")).unwrap();
+    let c = get_as(&apis[2], &ca, &format!("/v1/blocks/{target}")).unwrap();
     assert_eq!(a["hash"], c["hash"]);
     assert_eq!(a["header"]["state_root"], c["header"]["state_root"]);
 
@@ -118,7 +119,7 @@ fn devnet_survives_a_killed_validator_and_resumes() {
     let apis2: Vec<String> =
         dn2.ready["validators"].as_array().unwrap().iter().map(|v| v["api"].as_str().unwrap().to_string()).collect();
     let more = submit_attests(&apis2[1], &alice, 4, 5);
-    wait_committed(&apis2[2], &more, Duration::from_secs(60));
+    wait_committed(&apis2[2], &ca, &more, Duration::from_secs(60));
 
     // Consent through the CLI: patient-1 grants dr-bob read access; dr-alice asks patient-2,
     // who approves.
@@ -162,7 +163,7 @@ fn devnet_survives_a_killed_validator_and_resumes() {
         "referral",
     ]);
     let request = v["request_id"].as_str().unwrap().to_string();
-    wait_committed(&apis2[0], &[v["tx_id"].as_str().unwrap().to_string()], Duration::from_secs(60));
+    wait_committed(&apis2[0], &ca, &[v["tx_id"].as_str().unwrap().to_string()], Duration::from_secs(60));
     let v = cli(&[
         "tx",
         "--node",
@@ -239,8 +240,9 @@ fn a_key_outside_genesis_cannot_join() {
 
     // The consortium keeps committing while the rogue tries to connect.
     let alice = key(&dir.join("demo/dr-alice.key"));
+    let ca = key(&dir.join("ca.key"));
     let ids = submit_attests(&apis[0], &alice, 7, 20);
-    wait_committed(&apis[0], &ids, Duration::from_secs(60));
+    wait_committed(&apis[0], &ca, &ids, Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(3));
     let rogue_api_url = format!("http://{rogue_api}");
     let rs = get(&rogue_api_url, "/v1/status").unwrap_or_else(|| {

@@ -86,13 +86,35 @@ fn records_are_shared_under_consent_audited_and_erased_across_processes() {
 
     // Demo data: records at two hospitals, and Dr. Bob's (hospital B) read of hospital A's record
     // on chain. A regulator sees it.
-    let h = cli.ok(&["record", "history", "--node", &node_c, "--id", &a_obs]);
+    let reg = cli.demo("regulator-rita");
+    let h = cli.ok(&["record", "history", "--node", &node_c, "--key", &reg, "--id", &a_obs]);
     assert_eq!(h["versions"][0]["holder"], "hospital-a");
     assert_eq!(
-        cli.ok(&["record", "history", "--node", &node_c, "--id", &b_enc])["versions"][0]["holder"],
+        cli.ok(&["record", "history", "--node", &node_c, "--key", &reg, "--id", &b_enc])["versions"][0]["holder"],
         "hospital-b"
     );
-    let reg = cli.demo("regulator-rita");
+    // Chain metadata is not public: without a signature, or signed by a key without a
+    // credential, the access log and the record index are refused.
+    let access_tx = rec("bob_read_access_tx");
+    for path in [
+        format!("/v1/txs/{access_tx}"),
+        "/v1/blocks?limit=5".to_string(),
+        format!("/v1/patients/{p1}/consents"),
+        format!("/v1/patients/{p1}/requests"),
+        format!("/v1/records/{a_obs}"),
+    ] {
+        match agent().get(&format!("{}{path}", apis[1])).call() {
+            Err(ureq::Error::Status(401, resp)) => {
+                assert_eq!(resp.into_json::<Value>().unwrap()["error"]["code"], "unauthenticated", "{path}")
+            }
+            other => panic!("unsigned GET {path} answered {other:?}"),
+        }
+        assert!(get_as(&apis[1], &medledger_types::Keypair::generate(), &path).is_none(), "{path}");
+    }
+    cli.fails(&["query", "--node", &node_b, "tx", &access_tx], "give --key");
+    // Another patient may not see patient-1's consents.
+    let p2_early = cli.demo("patient-2");
+    cli.fails(&["consent", "list", "--node", &node_b, "--key", &p2_early, "--patient", &p1], "not_permitted");
     let ev = audit_events(&cli, &node_c, &reg, &["--institution", "hospital-a", "--outcome", "served"]);
     assert!(ev.iter().any(|e| e["requester"] == bob_key.as_str() && e["record_id"] == a_obs.as_str()), "{ev:?}");
 
@@ -174,7 +196,7 @@ fn records_are_shared_under_consent_audited_and_erased_across_processes() {
     ]);
     let consent = g["consent_id"].as_str().unwrap().to_string();
     cli.ok(&["record", "get", "--node", &node_c, "--key", &carol, "--id", &a_obs]);
-    let list = cli.ok(&["consent", "list", "--node", &node_b, "--patient", &p1]);
+    let list = cli.ok(&["consent", "list", "--node", &node_b, "--key", &p1_key, "--patient", &p1]);
     assert!(list["consents"].as_array().unwrap().iter().any(|c| c["id"] == consent.as_str() && c["active"] == true));
     cli.ok(&["consent", "revoke", "--node", &node_a, "--key", &p1_key, "--id", &consent]);
     cli.fails(&["record", "get", "--node", &node_b, "--key", &carol, "--id", &a_obs], "not_permitted");
@@ -236,7 +258,7 @@ fn records_are_shared_under_consent_audited_and_erased_across_processes() {
         &a_obs,
     ]);
     assert_eq!(put["version"], 2);
-    let h = cli.ok(&["record", "history", "--node", &node_a, "--id", &a_obs]);
+    let h = cli.ok(&["record", "history", "--node", &node_a, "--key", &p1_key, "--id", &a_obs]);
     assert_eq!(
         (h["record"]["current_version"].as_u64(), h["versions"][1]["status"].as_str()),
         (Some(1), Some("pending"))
@@ -321,7 +343,7 @@ fn records_are_shared_under_consent_audited_and_erased_across_processes() {
         "referral to cardiology",
     ]);
     let rid = req["request_id"].as_str().unwrap().to_string();
-    let pending = cli.ok(&["access", "list", "--node", &node_b, "--patient", &p2]);
+    let pending = cli.ok(&["access", "list", "--node", &node_b, "--key", &p2_key, "--patient", &p2]);
     assert!(pending["pending"].as_array().unwrap().iter().any(|r| r["id"] == rid.as_str()));
     cli.fails(&["record", "get", "--node", &node_a, "--key", &alice, "--id", &b_cond], "not_permitted");
     let ap = cli.ok(&["access", "approve", "--node", &node_b, "--key", &p2_key, "--id", &rid]);
@@ -410,7 +432,7 @@ fn records_are_shared_under_consent_audited_and_erased_across_processes() {
     assert_eq!(std::fs::read(&left[0]).unwrap(), b"erased");
     assert!(!b_dir.join(format!("data/vault/objects/{}", cond_object.trim())).exists());
     cli.fails(&["record", "get", "--node", &node_a, "--key", &alice, "--id", &b_cond], "erased");
-    let h = cli.ok(&["record", "history", "--node", &node_a, "--id", &b_cond]);
+    let h = cli.ok(&["record", "history", "--node", &node_a, "--key", &reg, "--id", &b_cond]);
     assert!(!h["record"]["erased_at"].is_null());
     assert_eq!(h["versions"][0]["content_hash"].as_str().unwrap().len(), 64);
 

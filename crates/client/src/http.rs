@@ -1,12 +1,19 @@
 //! A small blocking JSON client for the node API. Errors carry the node's registry code and
 //! message (`node refused (403 not_permitted): ...`).
 
+use medledger_types::auth::ApiRequest;
+use medledger_types::Keypair;
 use serde_json::Value;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 pub struct Client {
     base: String,
     agent: ureq::Agent,
+    /// The key that signs `GET`s (`Authorization: MedLedger …`), if any.
+    key: Option<Keypair>,
+    /// The node's chain id, learnt from `/v1/status` on the first signed request.
+    chain_id: OnceLock<String>,
 }
 
 impl Client {
@@ -15,7 +22,36 @@ impl Client {
         let base =
             if base.starts_with("http://") || base.starts_with("https://") { base } else { format!("http://{base}") };
         let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
-        Client { base, agent }
+        Client { base, agent, key: None, chain_id: OnceLock::new() }
+    }
+
+    /// This client, signing every `GET` with `key` (the node answers with what that key's
+    /// holder may see). Node status and the API document need no signature.
+    pub fn with_key(mut self, key: Keypair) -> Client {
+        self.key = Some(key);
+        self
+    }
+
+    /// A `GET` request for `path`, signed by `key` (or this client's key) if there is one.
+    fn get_request(&self, path: &str, key: Option<&Keypair>) -> Result<ureq::Request, String> {
+        let req = self.agent.get(&format!("{}{path}", self.base));
+        let Some(key) = key.or(self.key.as_ref()) else { return Ok(req) };
+        let chain_id = match self.chain_id.get() {
+            Some(c) => c.clone(),
+            None => {
+                let status = self.handle(self.agent.get(&format!("{}/v1/status", self.base)).call())?;
+                let c = status["chain_id"].as_str().ok_or("node status has no chain_id")?.to_string();
+                self.chain_id.get_or_init(|| c).clone()
+            }
+        };
+        let signed = ApiRequest {
+            chain_id,
+            method: "GET".into(),
+            path: path.to_string(),
+            issued_ms: crate::tx::now_ms(),
+            nonce: crate::tx::request_nonce(),
+        };
+        Ok(req.set("authorization", &signed.authorization(key)))
     }
 
     fn handle(&self, r: Result<ureq::Response, ureq::Error>) -> Result<Value, String> {
@@ -32,7 +68,12 @@ impl Client {
     }
 
     pub fn get(&self, path: &str) -> Result<Value, String> {
-        self.handle(self.agent.get(&format!("{}{path}", self.base)).call())
+        self.handle(self.get_request(path, None)?.call())
+    }
+
+    /// `GET` signed by `key` (whatever key this client has).
+    pub fn get_as(&self, key: &Keypair, path: &str) -> Result<Value, String> {
+        self.handle(self.get_request(path, Some(key))?.call())
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Result<Value, String> {
@@ -47,9 +88,17 @@ impl Client {
         }
     }
 
+    /// A signed `GET` whose answer is read as a stream (Server-Sent Events).
+    pub fn get_stream(&self, path: &str) -> Result<ureq::Response, String> {
+        match self.get_request(path, None)?.timeout(Duration::from_secs(24 * 3600)).call() {
+            Ok(resp) => Ok(resp),
+            Err(e) => Err(self.handle(Err(e)).err().unwrap_or_default()),
+        }
+    }
+
     /// GET that treats 404 as `None`.
     pub fn get_opt(&self, path: &str) -> Result<Option<Value>, String> {
-        match self.agent.get(&format!("{}{path}", self.base)).call() {
+        match self.get_request(path, None)?.call() {
             Err(ureq::Error::Status(404, _)) => Ok(None),
             r => self.handle(r).map(Some),
         }

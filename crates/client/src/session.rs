@@ -21,7 +21,7 @@ pub struct Session {
 
 impl Session {
     pub fn open(node: &str, key: Keypair) -> Result<Session, String> {
-        let client = Client::new(node);
+        let client = Client::new(node).with_key(key.clone());
         let status = client.get("/v1/status")?;
         let chain_id = status["chain_id"].as_str().ok_or("node status has no chain_id")?.to_string();
         Ok(Session { client, chain_id, key, status })

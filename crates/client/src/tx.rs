@@ -26,7 +26,7 @@ pub fn submit(client: &Client, key: &Keypair, op: Operation) -> Result<(Tx, Valu
     op.check_limits()?;
     let status = client.get("/v1/status")?;
     let chain_id = status["chain_id"].as_str().ok_or("node status has no chain_id")?.to_string();
-    let ident = client.get(&format!("/v1/identities/{}", key.public().to_hex()))?;
+    let ident = client.get_as(key, &format!("/v1/identities/{}", key.public().to_hex()))?;
     let nonce = ident["next_nonce"].as_u64().ok_or("node identity has no next_nonce")?;
     submit_with_nonce(client, key, &chain_id, nonce, op)
 }

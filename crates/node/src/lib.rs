@@ -11,6 +11,7 @@ pub mod mempool;
 pub mod records;
 pub mod run;
 pub mod verify;
+pub mod visibility;
 pub mod wal;
 
 pub use chain::Chain;

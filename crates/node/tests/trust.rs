@@ -155,3 +155,214 @@ async fn an_acknowledged_transaction_survives_a_crash_of_the_node_that_acknowled
     let n = n.crash_and_restart();
     assert_eq!(n.chain.mempool_len(), 0);
 }
+
+/// A path with its parameters filled by well-formed values.
+fn concrete(path: &str) -> String {
+    path.replace("{id}", &"11".repeat(32))
+        .replace("{key}", &"22".repeat(32))
+        .replace("{pseudonym}", &"33".repeat(32))
+        .replace("{digest}", &"44".repeat(32))
+        .replace("{hash}", &"55".repeat(32))
+        .replace("{height}", "1")
+}
+
+/// Node status, liveness and the API document are the only reads open to anyone.
+const PUBLIC: [&str; 3] = medledger_node::api::PUBLIC_READS;
+
+#[tokio::test]
+async fn every_chain_read_needs_a_valid_signature_from_a_credential_holder() {
+    let n = node_with(true);
+    let (_, doc) = n.call("GET", "/openapi.json", None).await;
+    let gets: Vec<String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(p, ops)| ops.get("get").is_some() && !PUBLIC.contains(&p.as_str()))
+        .map(|(p, _)| concrete(p))
+        .collect();
+    assert!(gets.len() >= 12, "{gets:?}");
+    // The document says so: each of them requires the signed-request scheme.
+    for (p, ops) in doc["paths"].as_object().unwrap() {
+        if let Some(get) = ops.get("get") {
+            assert_eq!(get.get("security").is_some(), !PUBLIC.contains(&p.as_str()), "{p}");
+        }
+    }
+    assert!(doc["components"]["securitySchemes"]["medledger"].is_object());
+    let stranger = Keypair::from_seed(4040);
+    for path in &gets {
+        // No header.
+        let (s, v) = n.call_as(None, "GET", path, None).await;
+        assert_eq!((s, code(&v)), (StatusCode::UNAUTHORIZED, "unauthenticated"), "{path}: {v}");
+        // A valid signature, but no credential behind the key.
+        let (s, v) = n.call_as(Some(&stranger), "GET", path, None).await;
+        assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "unknown_signer"), "{path}: {v}");
+    }
+    for path in PUBLIC {
+        let (s, _) = n.call_as(None, "GET", path, None).await;
+        assert_eq!(s, StatusCode::OK, "{path} stays public");
+    }
+    // A header signed for another path, a stale one, a garbled one, and a replayed one.
+    let ca = n.ca.clone();
+    let now = n.clock.load(std::sync::atomic::Ordering::SeqCst);
+    let header = |path: &str, issued_ms: u64, nonce: u64| {
+        medledger_types::auth::ApiRequest {
+            chain_id: "api-test".into(),
+            method: "GET".into(),
+            path: path.into(),
+            issued_ms,
+            nonce,
+        }
+        .authorization(&ca)
+    };
+    let send = |value: String| {
+        let router = n.router.clone();
+        async move {
+            use http_body_util::BodyExt as _;
+            use tower::ServiceExt as _;
+            let req = axum::http::Request::builder()
+                .method("GET")
+                .uri("/v1/blocks?limit=1")
+                .header("authorization", value)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let resp = router.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default())
+        }
+    };
+    for (value, why) in [
+        (header("/v1/blocks?limit=2", now, 1), "does not verify"),
+        (header("/v1/blocks?limit=1", now - 120_000, 2), "too far"),
+        ("MedLedger key=zz".to_string(), "Authorization key"),
+        ("Basic abc".to_string(), "scheme"),
+    ] {
+        let (s, v) = send(value).await;
+        assert_eq!((s, code(&v)), (StatusCode::UNAUTHORIZED, "unauthenticated"), "{why}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains(why), "{why}: {v}");
+    }
+    let once = header("/v1/blocks?limit=1", now, 3);
+    assert_eq!(send(once.clone()).await.0, StatusCode::OK);
+    let (s, v) = send(once).await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "replayed_request"), "{v}");
+}
+
+#[tokio::test]
+async fn chain_reads_show_each_role_only_what_it_may_see() {
+    let n = node_with(true);
+    let held = held_record(&n).await;
+    let pid = medledger_types::Hash([70; 32]);
+    let (s, v) = read(&n, &held.doc, Purpose::Treatment, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let access_tx = v["access_tx"].as_str().unwrap().to_string();
+    let regulator = n.credential(90, Role::Regulator, T0 + 1_000_000_000).await;
+    let other_doc = n.credential(91, Role::Doctor, T0 + 1_000_000_000).await;
+    let researcher = n.credential(92, Role::Researcher, T0 + 1_000_000_000).await;
+    let nosy = n.credential(93, Role::Researcher, T0 + 1_000_000_000).await;
+    // A researcher asks the patient for access (a reason others must not read).
+    let ask = n.tx(
+        &researcher,
+        Operation::Consent(medledger_types::ConsentOp::RequestAccess {
+            request_id: medledger_types::Hash([77; 32]),
+            patient: pid,
+            terms: medledger_types::ConsentTerms {
+                grantee: medledger_types::Grantee::Person(researcher.public()),
+                actions: medledger_types::action::READ,
+                scope: medledger_types::Scope::All,
+                purpose: Purpose::Research,
+                expires_ms: None,
+                roles: vec![],
+            },
+            reason: "cohort study on sleep apnoea".into(),
+        }),
+    );
+    assert_eq!(n.submit(&ask).await.0, StatusCode::ACCEPTED);
+    let block = n.commit();
+    assert!(n.chain.store.tx_location(&medledger_types::Hash::from_hex(&access_tx).unwrap()).unwrap().is_some());
+    let get = |who: &Keypair, path: String| {
+        let who = who.clone();
+        let n = &n;
+        async move { n.call_as(Some(&who), "GET", &path, None).await }
+    };
+
+    // The access event: the patient, the reader it records and the regulator see it; another
+    // doctor does not.
+    let tx_path = format!("/v1/txs/{access_tx}");
+    for who in [&held.patient, &held.doc, &regulator] {
+        let (s, v) = get(who, tx_path.clone()).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["tx"]["op"]["requester"], held.doc.public().to_hex(), "{v}");
+    }
+    let (s, v) = get(&other_doc, tx_path.clone()).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{v}");
+    let (s, _) = get(&other_doc, format!("{tx_path}/proof")).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // The block: everyone credentialed sees its header; receipts only of what they may see.
+    let block_path = format!("/v1/blocks/{}", block.height());
+    let (_, all) = get(&regulator, block_path.clone()).await;
+    assert_eq!(all["hidden_receipts"], 0);
+    assert_eq!(all["receipts"].as_array().unwrap().len(), block.txs.len());
+    let (s, some) = get(&other_doc, block_path.clone()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(some["hidden_receipts"].as_u64().unwrap() as usize, block.txs.len());
+    assert!(some["receipts"].as_array().unwrap().is_empty());
+    assert_eq!(some["header"], all["header"]);
+    assert!(!some.to_string().contains(&held.doc.public().to_hex()), "no reader key leaks in a redacted block");
+
+    // The request's reason: the patient and the requester see it; another researcher sees an
+    // empty queue; a doctor without consent sees nothing of the patient.
+    let req_path = format!("/v1/patients/{}/requests", pid.to_hex());
+    let (_, mine) = get(&researcher, req_path.clone()).await;
+    assert_eq!(mine["pending"].as_array().unwrap().len(), 1);
+    let (_, theirs) = get(&held.patient, req_path.clone()).await;
+    assert!(theirs.to_string().contains("sleep apnoea"));
+    let (s, other) = get(&nosy, req_path.clone()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(other["pending"].as_array().unwrap().is_empty(), "{other}");
+    assert!(!other.to_string().contains("sleep apnoea"));
+
+    // Consents and the record index: the patient, the consent holder and the regulator.
+    for path in [format!("/v1/patients/{}/consents", pid.to_hex()), format!("/v1/patients/{}/records", pid.to_hex())] {
+        for who in [&held.patient, &held.doc, &regulator] {
+            assert_eq!(get(who, path.clone()).await.0, StatusCode::OK, "{path}");
+        }
+        let (s, v) = get(&nosy, path.clone()).await;
+        assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{path}: {v}");
+    }
+    // A patient's identity is theirs; staff identities are a directory.
+    let patient_ident = format!("/v1/identities/{}", held.patient.public().to_hex());
+    assert_eq!(get(&held.patient, patient_ident.clone()).await.0, StatusCode::OK);
+    assert_eq!(get(&nosy, patient_ident).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(get(&nosy, format!("/v1/identities/{}", held.doc.public().to_hex())).await.0, StatusCode::OK);
+    // Patients' keys by pseudonym: doctors (who wrap data keys for them), not researchers.
+    let by_pseudonym = format!("/v1/patients/{}", pid.to_hex());
+    assert_eq!(get(&other_doc, by_pseudonym.clone()).await.0, StatusCode::OK);
+    assert_eq!(get(&nosy, by_pseudonym).await.0, StatusCode::FORBIDDEN);
+    // A record's head (hashes and holders, for checking a break-glass read): doctors who know
+    // its id, the patient, consent holders, the holding institution's staff; not a researcher
+    // of another institution without consent.
+    let record = format!("/v1/records/{}", REC.to_hex());
+    for who in [&other_doc, &held.patient, &held.doc, &regulator, &nosy] {
+        assert_eq!(get(who, record.clone()).await.0, StatusCode::OK);
+    }
+    let outsider = Keypair::from_seed(94);
+    let ca = n.ca.clone();
+    let issue = n.tx(
+        &ca,
+        Operation::Identity(IdentityOp::IssueCredential {
+            spec: medledger_types::CredentialSpec {
+                subject: outsider.public(),
+                role: Role::Researcher,
+                institution: "h1".into(),
+                display_name: "Outside researcher".into(),
+                valid_from_ms: T0,
+                valid_until_ms: T0 + 1_000_000_000,
+            },
+        }),
+    );
+    assert_eq!(n.submit(&issue).await.0, StatusCode::ACCEPTED);
+    n.commit();
+    let (s, v) = get(&outsider, record).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{v}");
+}

@@ -41,6 +41,8 @@ error_codes! {
     UnsupportedMediaType = "unsupported_media_type" => 415,
     /// For another chain.
     WrongChain = "wrong_chain" => 400,
+    /// A request that must be signed is not, or its `Authorization` header does not verify.
+    Unauthenticated = "unauthenticated" => 401,
     /// A signature does not verify (403 for signed requests; 400 at transaction admission).
     BadSignature = "bad_signature" => 403,
     /// A nonce already used.

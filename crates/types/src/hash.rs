@@ -27,6 +27,8 @@ pub mod domain {
     pub const READ_SIGNATURE: &[u8] = b"medledger/read-request/v2";
     /// A signed audit query (not a transaction).
     pub const AUDIT_SIGNATURE: &[u8] = b"medledger/audit-query/v2";
+    /// A signed API request without a body (the `Authorization: MedLedger` header).
+    pub const API_REQUEST_SIGNATURE: &[u8] = b"medledger/api-request/v1";
     /// A patient's signed addition of a wrapped data key for a grantee.
     pub const ADD_KEY_SIGNATURE: &[u8] = b"medledger/add-key/v1";
     // Encryption contexts (AEAD associated data and HPKE info).
@@ -47,6 +49,7 @@ pub mod domain {
         (TX_SIGNATURE, "signature: transaction"),
         (READ_SIGNATURE, "signature: record read request"),
         (AUDIT_SIGNATURE, "signature: audit query"),
+        (API_REQUEST_SIGNATURE, "signature: API request (Authorization header)"),
         (ADD_KEY_SIGNATURE, "signature: wrapped key addition"),
         (RECORD_CONTEXT, "encryption context: record version"),
         (CONFORMANCE_FIXTURE, "hash: conformance fixture entry"),

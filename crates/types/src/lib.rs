@@ -4,6 +4,7 @@
 //! This crate does no I/O. Everything the node signs, hashes or stores is defined here.
 
 pub mod audit;
+pub mod auth;
 pub mod block;
 pub mod codec;
 pub mod conformance;

@@ -124,7 +124,9 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
     }
     let genesis = read_genesis(&args.dir.join("genesis.json"))?;
     let ca = read_key(&args.dir.join("ca.key"))?;
-    let apis: Vec<Client> = genesis.institutions.iter().map(|i| Client::new(&i.api_address)).collect();
+    // The CA signs the bench's reads: it may see every transaction.
+    let apis: Vec<Client> =
+        genesis.institutions.iter().map(|i| Client::new(&i.api_address).with_key(ca.clone())).collect();
     let chain_id = genesis.chain_id.clone();
     let sign = |k: &Keypair, nonce: u64, op: Operation| {
         Tx::sign(Transaction { chain_id: chain_id.clone(), signer: k.public(), nonce, op }, k)
@@ -184,9 +186,10 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
         let committed = committed.clone();
         let blocks = blocks.clone();
         let api = genesis.institutions[0].api_address.clone();
+        let ca = ca.clone();
         std::thread::spawn(move || {
-            let client = Client::new(&api);
-            let Ok(resp) = ureq::get(&format!("http://{api}/v1/events/blocks")).call() else { return };
+            let client = Client::new(&api).with_key(ca);
+            let Ok(resp) = client.get_stream("/v1/events/blocks") else { return };
             let reader = std::io::BufReader::new(resp.into_reader());
             for line in reader.lines().map_while(Result::ok) {
                 let Some(data) = line.strip_prefix("data:") else { continue };

@@ -1,10 +1,9 @@
 //! `medledger consent grant/revoke/list` and `medledger access request/approve/decline/list`.
 
-use super::{emit, parse_subject, session, short, Conn};
+use super::{emit, parse_subject, session, short, signed_client, Conn};
 use clap::{Args, Subcommand};
 use medledger_client::session::hash_arg;
 use medledger_client::tx::{new_id, now_ms};
-use medledger_client::Client;
 use medledger_types::{action, ConsentOp, Hash, Operation};
 use serde_json::{json, Value};
 
@@ -26,8 +25,8 @@ pub enum ConsentCmd {
     },
     /// A patient's consents, with whether each is in force.
     List {
-        #[arg(long, default_value = "127.0.0.1:7700", env = "MEDLEDGER_NODE")]
-        node: String,
+        #[command(flatten)]
+        conn: Conn,
         #[arg(long)]
         patient: String,
     },
@@ -62,8 +61,8 @@ pub enum AccessCmd {
     },
     /// Requests waiting for a patient's answer.
     List {
-        #[arg(long, default_value = "127.0.0.1:7700", env = "MEDLEDGER_NODE")]
-        node: String,
+        #[command(flatten)]
+        conn: Conn,
         #[arg(long)]
         patient: String,
     },
@@ -175,8 +174,8 @@ pub fn consent(cmd: ConsentCmd, json_out: bool) -> Result<(), String> {
             });
             Ok(())
         }
-        ConsentCmd::List { node, patient } => {
-            let v = Client::new(&node)
+        ConsentCmd::List { conn, patient } => {
+            let v = signed_client(&conn)?
                 .get(&format!("/v1/patients/{}/consents", hash_arg(&patient, "--patient")?.to_hex()))?;
             emit(json_out, &v, |v| {
                 for c in v["consents"].as_array().into_iter().flatten() {
@@ -269,8 +268,8 @@ pub fn access(cmd: AccessCmd, json_out: bool) -> Result<(), String> {
             emit(json_out, &json!({ "tx_id": tx.id().to_hex() }), |_| println!("request {id} declined ({})", tx.id()));
             Ok(())
         }
-        AccessCmd::List { node, patient } => {
-            let v = Client::new(&node)
+        AccessCmd::List { conn, patient } => {
+            let v = signed_client(&conn)?
                 .get(&format!("/v1/patients/{}/requests", hash_arg(&patient, "--patient")?.to_hex()))?;
             emit(json_out, &v, |v| {
                 for r in v["pending"].as_array().into_iter().flatten() {

@@ -181,7 +181,7 @@ struct Seeder<'a> {
 impl Seeder<'_> {
     /// Submits a sequence of operations from one signer with consecutive nonces.
     fn run(&self, key: &Keypair, ops: Vec<Operation>) -> Result<Vec<medledger_types::Hash>, String> {
-        let ident = self.client.get(&format!("/v1/identities/{}", key.public().to_hex()))?;
+        let ident = self.client.get_as(key, &format!("/v1/identities/{}", key.public().to_hex()))?;
         let first = ident["next_nonce"].as_u64().unwrap_or(0);
         let mut ids = Vec::new();
         for (nonce, op) in (first..).zip(ops) {
@@ -432,7 +432,9 @@ pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    let client = Client::new(&genesis.institutions[0].api_address);
+    // The seeder polls for commits as the CA, which may see every transaction.
+    let ca_key = read_key(&args.dir.join("ca.key"))?;
+    let client = Client::new(&genesis.institutions[0].api_address).with_key(ca_key);
     let seeded_path = args.dir.join("demo/seeded.json");
     let demo = if args.no_seed {
         None

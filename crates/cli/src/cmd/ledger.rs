@@ -172,7 +172,7 @@ pub fn build_op(op: &TxOp) -> Result<Operation, String> {
 
 pub fn run(args: TxArgs, json_out: bool) -> Result<(), String> {
     let key = read_key(&args.key)?;
-    let client = Client::new(&args.node);
+    let client = Client::new(&args.node).with_key(key.clone());
     let op = build_op(&args.op)?;
     let created = match &op {
         Operation::Consent(ConsentOp::GrantConsent { consent_id, .. }) => Some(("consent", *consent_id)),
@@ -250,8 +250,14 @@ pub enum Query {
     },
 }
 
-pub fn query(node: &str, what: Query, json_out: bool) -> Result<(), String> {
-    let c = Client::new(node);
+pub fn query(node: &str, key: Option<&std::path::Path>, what: Query, json_out: bool) -> Result<(), String> {
+    let c = match (key, &what) {
+        (_, Query::Status) => Client::new(node),
+        (Some(k), _) => Client::new(node).with_key(read_key(k)?),
+        (None, _) => {
+            return Err("this query is answered only to a credential holder: give --key (or MEDLEDGER_KEY)".into())
+        }
+    };
     match what {
         Query::Status => {
             let v = c.get("/v1/status")?;

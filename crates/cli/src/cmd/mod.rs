@@ -27,9 +27,14 @@ pub struct Conn {
     /// Node API address (any node: reads and uploads are forwarded to the record's holder).
     #[arg(long, default_value = "127.0.0.1:7700", env = "MEDLEDGER_NODE")]
     pub node: String,
-    /// Key file of the user.
-    #[arg(long)]
+    /// Key file of the user (it signs every request).
+    #[arg(long, env = "MEDLEDGER_KEY")]
     pub key: PathBuf,
+}
+
+/// A node client that signs its reads with the connection's key.
+pub fn signed_client(c: &Conn) -> Result<medledger_client::http::Client, String> {
+    Ok(medledger_client::http::Client::new(&c.node).with_key(read_key(&c.key)?))
 }
 
 /// Opens a session for the connection's node and key.

@@ -1,10 +1,9 @@
 //! `medledger record put/get/history/review/export` and `medledger erase`.
 
-use super::{emit, session, write_or_print, Conn};
+use super::{emit, session, signed_client, write_or_print, Conn};
 use clap::{Args, Subcommand};
 use medledger_client::session::hash_arg;
 use medledger_client::session::COMMIT_TIMEOUT;
-use medledger_client::Client;
 use medledger_types::{Operation, Purpose, RecordsOp};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -48,8 +47,8 @@ pub enum RecordCmd {
     },
     /// A record's versions as anchored on chain (hashes, holders, authors, statuses).
     History {
-        #[arg(long, default_value = "127.0.0.1:7700", env = "MEDLEDGER_NODE")]
-        node: String,
+        #[command(flatten)]
+        conn: Conn,
         #[arg(long)]
         id: String,
     },
@@ -134,8 +133,8 @@ pub fn record(cmd: RecordCmd, json_out: bool) -> Result<(), String> {
             );
             write_or_print(&out, &plain)
         }
-        RecordCmd::History { node, id } => {
-            let v = Client::new(&node).get(&format!("/v1/records/{}", hash_arg(&id, "--id")?.to_hex()))?;
+        RecordCmd::History { conn, id } => {
+            let v = signed_client(&conn)?.get(&format!("/v1/records/{}", hash_arg(&id, "--id")?.to_hex()))?;
             emit(json_out, &v, |v| {
                 let h = &v["record"];
                 println!(

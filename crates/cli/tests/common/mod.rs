@@ -52,11 +52,18 @@ pub fn log_tail(path: &Path, n: usize) -> String {
 
 /// Like [`wait_committed`], for a node this test started itself: if the node exits or the
 /// transactions do not commit in time, the failure quotes the node's log.
-pub fn wait_committed_by(api: &str, ids: &[String], limit: Duration, node: &mut Child, log: &Path) {
+pub fn wait_committed_by(
+    api: &str,
+    reader: &medledger_types::Keypair,
+    ids: &[String],
+    limit: Duration,
+    node: &mut Child,
+    log: &Path,
+) {
     let start = Instant::now();
     for id in ids {
         loop {
-            if let Some(v) = get(api, &format!("/v1/txs/{id}")) {
+            if let Some(v) = get_as(api, reader, &format!("/v1/txs/{id}")) {
                 if v["status"] == "committed" {
                     assert_eq!(v["receipt"]["outcome"]["status"], "applied", "{v}");
                     break;
@@ -121,8 +128,27 @@ pub fn agent() -> ureq::Agent {
     ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build()
 }
 
+/// An unsigned GET: only node status and the API document answer it.
 pub fn get(api: &str, path: &str) -> Option<Value> {
     agent().get(&format!("{api}{path}")).call().ok()?.into_json().ok()
+}
+
+/// A GET signed by `reader` (`Authorization: MedLedger …`), answered with what it may see.
+pub fn get_as(api: &str, reader: &medledger_types::Keypair, path: &str) -> Option<Value> {
+    let signed = medledger_types::auth::ApiRequest {
+        chain_id: "medledger-devnet".into(),
+        method: "GET".into(),
+        path: path.into(),
+        issued_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64,
+        nonce: medledger_client::tx::request_nonce(),
+    };
+    agent()
+        .get(&format!("{api}{path}"))
+        .set("authorization", &signed.authorization(reader))
+        .call()
+        .ok()?
+        .into_json()
+        .ok()
 }
 
 pub fn key(path: &Path) -> medledger_types::Keypair {
@@ -130,7 +156,7 @@ pub fn key(path: &Path) -> medledger_types::Keypair {
 }
 
 pub fn submit_attests(api: &str, k: &medledger_types::Keypair, tag: u8, count: u64) -> Vec<String> {
-    let ident = get(api, &format!("/v1/identities/{}", k.public().to_hex())).unwrap();
+    let ident = get_as(api, k, &format!("/v1/identities/{}", k.public().to_hex())).unwrap();
     let start = ident["next_nonce"].as_u64().unwrap();
     let mut ids = Vec::new();
     let mut batch = Vec::new();
@@ -158,11 +184,12 @@ pub fn submit_attests(api: &str, k: &medledger_types::Keypair, tag: u8, count: u
     ids
 }
 
-pub fn wait_committed(api: &str, ids: &[String], limit: Duration) {
+/// Waits until every one of `ids` is committed and applied on `api`, as seen by `reader`.
+pub fn wait_committed(api: &str, reader: &medledger_types::Keypair, ids: &[String], limit: Duration) {
     let start = Instant::now();
     for id in ids {
         loop {
-            if let Some(v) = get(api, &format!("/v1/txs/{id}")) {
+            if let Some(v) = get_as(api, reader, &format!("/v1/txs/{id}")) {
                 if v["status"] == "committed" {
                     assert_eq!(v["receipt"]["outcome"]["status"], "applied", "{v}");
                     break;

@@ -30,45 +30,58 @@ pub struct PermissionRow {
 }
 
 #[utoipa::path(tag = "identity", get, path = "/v1/identities/{key}", params(("key" = PublicKey, Path, description = "ed25519 public key")),
-    responses((status = 200, body = IdentityView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+    responses((status = 200, body = IdentityView), (status = 401, description = "`unauthenticated`: no or a bad `Authorization` header", body = ErrorBody), (status = 403, description = "`not_permitted` (not yours to see), credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn get_identity(
     State(st): State<ApiState>,
+    caller: Caller,
     ApiPath(key): ApiPath<String>,
 ) -> Result<Json<IdentityView>, ApiError> {
     let key = parse_key(&key)?;
     let snap = st.chain.store.snapshot().map_err(ApiError::internal)?;
+    if !caller.may_see_identity(&snap, &key) {
+        return Err(not_yours("this identity"));
+    }
+    Ok(Json(identity_view(&st, &snap, key)))
+}
+
+/// A key's identity as the API shows it.
+fn identity_view(st: &ApiState, snap: &dyn medledger_state::store::StateRead, key: PublicKey) -> IdentityView {
     let tip = st.chain.tip();
-    let cred = state_identity::credential(&snap, &key);
-    let principal = state_identity::principal(&snap, &key, crate::chain::now_ms(), tip.height + 1);
-    Ok(Json(IdentityView {
+    let cred = state_identity::credential(snap, &key);
+    let principal = state_identity::principal(snap, &key, crate::chain::now_ms(), tip.height + 1);
+    IdentityView {
         key: key.to_hex(),
         // The next nonce free for a new transaction: past the committed ones and past any this
         // node holds pending (for instance access events its vault signed).
-        next_nonce: st.chain.next_nonce(&snap, &key),
+        next_nonce: st.chain.next_nonce(snap, &key),
         principal: principal.as_ref().ok().map(|p| p.name().to_string()),
         problem: principal.err().map(|r| r.to_string()),
         credential: cred,
-    }))
+    }
 }
 
 #[utoipa::path(tag = "identity", get, path = "/v1/patients/{pseudonym}", params(("pseudonym" = Hash, Path, description = "patient pseudonym")),
-    responses((status = 200, body = IdentityView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+    responses((status = 200, body = IdentityView), (status = 401, description = "`unauthenticated`: no or a bad `Authorization` header", body = ErrorBody), (status = 403, description = "`not_permitted` (not yours to see), credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn get_patient(
     State(st): State<ApiState>,
+    caller: Caller,
     ApiPath(p): ApiPath<String>,
 ) -> Result<Json<IdentityView>, ApiError> {
     let p = parse_hash(&p, "pseudonym")?;
     let snap = st.chain.store.snapshot().map_err(ApiError::internal)?;
     let key =
         state_identity::patient_key(&snap, &p).ok_or_else(|| ApiError::not_found("no patient with this pseudonym"))?;
-    drop(snap);
-    get_identity(State(st), ApiPath(key.to_hex())).await
+    if !caller.may_see_patient_key(&snap, &p) {
+        return Err(not_yours("this patient"));
+    }
+    Ok(Json(identity_view(&st, &snap, key)))
 }
 
 #[utoipa::path(tag = "identity", get, path = "/v1/attestations/{digest}", params(("digest" = Hash, Path, description = "attested digest")),
-    responses((status = 200, body = medledger_state::identity::Attestation), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+    responses((status = 200, body = medledger_state::identity::Attestation), (status = 401, description = "`unauthenticated`: no or a bad `Authorization` header", body = ErrorBody), (status = 403, description = "`not_permitted` (not yours to see), credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn get_attestation(
     State(st): State<ApiState>,
+    _caller: Caller,
     ApiPath(d): ApiPath<String>,
 ) -> Result<Json<medledger_state::identity::Attestation>, ApiError> {
     let d = parse_hash(&d, "digest")?;
@@ -78,8 +91,8 @@ pub(crate) async fn get_attestation(
     Ok(Json(a))
 }
 
-#[utoipa::path(tag = "identity", get, path = "/v1/permissions", responses((status = 200, body = PermissionsView)))]
-pub(crate) async fn get_permissions() -> Json<PermissionsView> {
+#[utoipa::path(tag = "identity", get, path = "/v1/permissions", responses((status = 200, body = PermissionsView), (status = 401, description = "`unauthenticated`: no or a bad `Authorization` header", body = ErrorBody), (status = 403, description = "`not_permitted` (not yours to see), credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody)))]
+pub(crate) async fn get_permissions(_caller: Caller) -> Json<PermissionsView> {
     let table = medledger_state::permissions::table()
         .into_iter()
         .map(|(p, cells)| PermissionRow {

@@ -60,7 +60,10 @@ pub struct BlockView {
     pub hash: String,
     pub header: BlockHeader,
     pub tx_ids: Vec<String>,
+    /// Receipts of the transactions the caller may see.
     pub receipts: Vec<Receipt>,
+    /// Receipts withheld from this caller (transactions about others).
+    pub hidden_receipts: usize,
     /// Hex of the finality certificate (absent for genesis).
     pub certificate: Option<String>,
 }
@@ -235,9 +238,10 @@ pub(crate) async fn submit_batch(
 }
 
 #[utoipa::path(tag = "ledger", get, path = "/v1/txs/{id}", params(("id" = Hash, Path, description = "transaction id")),
-    responses((status = 200, body = TxStatus), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+    responses((status = 200, body = TxStatus), (status = 401, description = "`unauthenticated`: no or a bad `Authorization` header", body = ErrorBody), (status = 403, description = "`not_permitted` (not yours to see), credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn get_tx(
     State(st): State<ApiState>,
+    caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<TxStatus>, ApiError> {
     let id = parse_hash(&id, "transaction id")?;
@@ -248,6 +252,10 @@ pub(crate) async fn get_tx(
             .block(height)
             .map_err(ApiError::internal)?
             .ok_or_else(|| ApiError::internal("indexed block missing"))?;
+        let snap = snapshot(&st)?;
+        if !block.txs.get(index as usize).is_some_and(|t| caller.may_see_tx(&snap, t)) {
+            return Err(not_yours("this transaction"));
+        }
         let receipt = st.chain.store.receipt(height, index).map_err(ApiError::internal)?;
         let tx = block.txs.get(index as usize).map(|t| t.body().clone());
         return Ok(Json(TxStatus {
@@ -310,31 +318,51 @@ pub fn proof_bundle(chain: &Chain, id: &Hash) -> Result<ProofBundle, ApiError> {
 }
 
 #[utoipa::path(tag = "ledger", get, path = "/v1/txs/{id}/proof", params(("id" = Hash, Path, description = "transaction id")),
-    responses((status = 200, body = ProofBundle), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody), (status = 503, description = "`mempool_full`, `unavailable`, `no_vault`, `not_yet_certified`", body = ErrorBody)))]
+    responses((status = 200, body = ProofBundle), (status = 401, description = "`unauthenticated`: no or a bad `Authorization` header", body = ErrorBody), (status = 403, description = "`not_permitted` (not yours to see), credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody), (status = 503, description = "`mempool_full`, `unavailable`, `no_vault`, `not_yet_certified`", body = ErrorBody)))]
 pub(crate) async fn get_proof(
     State(st): State<ApiState>,
+    caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ProofBundle>, ApiError> {
     let id = parse_hash(&id, "transaction id")?;
+    // Who may see the transaction is decided before anything about its proof is revealed.
+    if let Some((height, index)) = st.chain.store.tx_location(&id).map_err(ApiError::internal)? {
+        let block = st.chain.store.block(height).map_err(ApiError::internal)?;
+        let snap = snapshot(&st)?;
+        if !block.and_then(|b| b.txs.get(index as usize).cloned()).is_some_and(|t| caller.may_see_tx(&snap, &t)) {
+            return Err(not_yours("this transaction"));
+        }
+    }
     Ok(Json(proof_bundle(&st.chain, &id)?))
 }
 
-pub(crate) fn block_view(chain: &Chain, block: &Block) -> Result<BlockView, ApiError> {
-    let receipts = chain.store.receipts(block.height()).map_err(ApiError::internal)?;
+/// A block as `caller` may see it: header, certificate and transaction ids, and the receipts of
+/// the transactions the caller may see (the rest are counted in `hidden_receipts`).
+pub(crate) fn block_view(chain: &Chain, block: &Block, caller: &Caller) -> Result<BlockView, ApiError> {
+    let all = chain.store.receipts(block.height()).map_err(ApiError::internal)?;
+    let snap = chain.store.snapshot().map_err(ApiError::internal)?;
+    let total = all.len();
+    let receipts: Vec<Receipt> = all
+        .into_iter()
+        .filter(|r| block.txs.get(r.index as usize).is_some_and(|t| caller.may_see_tx(&snap, t)))
+        .collect();
+    let hidden_receipts = total - receipts.len();
     let cert = chain.store.certificate(block.height()).map_err(ApiError::internal)?;
     Ok(BlockView {
         hash: block.digest().to_hex(),
         header: block.header.clone(),
         tx_ids: block.txs.iter().map(|t| t.id().to_hex()).collect(),
         receipts,
+        hidden_receipts,
         certificate: cert.map(hex::encode),
     })
 }
 
 #[utoipa::path(tag = "ledger", get, path = "/v1/blocks/{height}", params(("height" = u64, Path, description = "block height")),
-    responses((status = 200, body = BlockView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+    responses((status = 200, body = BlockView), (status = 401, description = "`unauthenticated`: no or a bad `Authorization` header", body = ErrorBody), (status = 403, description = "`not_permitted` (not yours to see), credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn get_block(
     State(st): State<ApiState>,
+    caller: Caller,
     ApiPath(height): ApiPath<String>,
 ) -> Result<Json<BlockView>, ApiError> {
     let height: u64 = height
@@ -346,13 +374,14 @@ pub(crate) async fn get_block(
         .block(height)
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found(format!("no block at height {height}")))?;
-    Ok(Json(block_view(&st.chain, &block)?))
+    Ok(Json(block_view(&st.chain, &block, &caller)?))
 }
 
 #[utoipa::path(tag = "ledger", get, path = "/v1/blocks/by-hash/{hash}", params(("hash" = Hash, Path, description = "block hash")),
-    responses((status = 200, body = BlockView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+    responses((status = 200, body = BlockView), (status = 401, description = "`unauthenticated`: no or a bad `Authorization` header", body = ErrorBody), (status = 403, description = "`not_permitted` (not yours to see), credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn get_block_by_hash(
     State(st): State<ApiState>,
+    caller: Caller,
     ApiPath(hash): ApiPath<String>,
 ) -> Result<Json<BlockView>, ApiError> {
     let hash = parse_hash(&hash, "block hash")?;
@@ -368,13 +397,14 @@ pub(crate) async fn get_block_by_hash(
         .block(height)
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::internal("indexed block missing"))?;
-    Ok(Json(block_view(&st.chain, &block)?))
+    Ok(Json(block_view(&st.chain, &block, &caller)?))
 }
 
 #[utoipa::path(tag = "ledger", get, path = "/v1/blocks", params(ListParams),
-    responses((status = 200, description = "newest first", body = Vec<BlockView>), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+    responses((status = 200, description = "newest first", body = Vec<BlockView>), (status = 401, description = "`unauthenticated`: no or a bad `Authorization` header", body = ErrorBody), (status = 403, description = "`not_permitted` (not yours to see), credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn list_blocks(
     State(st): State<ApiState>,
+    caller: Caller,
     ApiQuery(p): ApiQuery<ListParams>,
 ) -> Result<Json<Vec<BlockView>>, ApiError> {
     let tip = st.chain.tip().height;
@@ -390,7 +420,7 @@ pub(crate) async fn list_blocks(
     let mut h = top as i128;
     while h >= 0 && (out.len() as u64) < limit {
         if let Some(b) = st.chain.store.block(h as u64).map_err(ApiError::internal)? {
-            out.push(block_view(&st.chain, &b)?);
+            out.push(block_view(&st.chain, &b, &caller)?);
         }
         h -= 1;
     }
@@ -424,9 +454,10 @@ pub(crate) async fn get_status(State(st): State<ApiState>) -> Json<StatusView> {
     })
 }
 
-#[utoipa::path(tag = "ledger", get, path = "/v1/events/blocks", responses((status = 200, description = "Server-Sent Events: one `block` event per finalized block")))]
+#[utoipa::path(tag = "ledger", get, path = "/v1/events/blocks", responses((status = 200, description = "Server-Sent Events: one `block` event per finalized block (height, hash, time, counts)"), (status = 401, description = "`unauthenticated`: no or a bad `Authorization` header", body = ErrorBody), (status = 403, description = "`not_permitted` (not yours to see), credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody)))]
 pub(crate) async fn block_events(
     State(st): State<ApiState>,
+    _caller: Caller,
 ) -> Sse<impl Stream<Item = Result<SseEvent, std::convert::Infallible>>> {
     let rx = st.chain.subscribe();
     let stream = futures::stream::unfold(rx, |mut rx| async move {

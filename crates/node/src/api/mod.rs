@@ -7,6 +7,7 @@
 //! ([`medledger_types::ErrorCode`]).
 
 pub mod audit;
+pub mod auth;
 pub mod consent;
 pub mod error;
 pub mod extract;
@@ -15,6 +16,7 @@ pub mod ledger;
 pub mod records;
 
 use crate::chain::{Chain, SubmitError};
+use crate::visibility::Caller;
 pub use audit::AuditRequest;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -62,6 +64,11 @@ pub struct ApiState {
     pub records: Option<Arc<crate::records::RecordService>>,
     /// Replay cache and per-requester rate limit for signed requests (shared with `records`).
     pub guard: Arc<crate::guard::Guard>,
+}
+
+/// A refusal to show `what` to this caller.
+fn not_yours(what: &str) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, ErrorCode::NotPermitted, format!("you may not see {what}"))
 }
 
 fn parse_hash(s: &str, what: &str) -> Result<Hash, ApiError> {
@@ -174,8 +181,39 @@ fn holder_of(st: &ApiState, id: &Hash, version: u32) -> Result<Option<String>, A
     Ok(medledger_state::records::version(&snapshot(st)?, id, version).map(|v| v.holder))
 }
 
+/// Reads open to anyone: node status, liveness, metrics and this document.
+pub const PUBLIC_READS: [&str; 3] = ["/v1/status", "/openapi.json", "/metrics"];
+
+/// Declares the signed-request scheme and requires it on every `GET` but [`PUBLIC_READS`]
+/// (requests with a body are signed in the body).
+struct SignedRequests;
+
+impl utoipa::Modify for SignedRequests {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "medledger",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "`MedLedger key=<public key hex>, ts=<ms>, nonce=<u64>, sig=<hex>`: the caller's ed25519 signature \
+                 (namespace `medledger/api-request/v1`) over the chain id, method, path with query, ts and nonce",
+            ))),
+        );
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if PUBLIC_READS.contains(&path.as_str()) {
+                continue;
+            }
+            if let Some(get) = item.get.as_mut() {
+                get.security = Some(vec![SecurityRequirement::new("medledger", Vec::<String>::new())]);
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&SignedRequests),
     info(title = "MedLedger node API", description = "Submit signed transactions, read blocks, receipts, identities and inclusion proofs; share medical records under patient consent; audit access."),
     tags(
         (name = "ledger", description = "Transactions, blocks, inclusion proofs, node status"),

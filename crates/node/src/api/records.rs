@@ -101,25 +101,33 @@ pub(crate) async fn read_record(
 }
 
 #[utoipa::path(tag = "records", get, path = "/v1/records/{id}", params(("id" = Hash, Path, description = "record id")),
-    responses((status = 200, body = RecordView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+    responses((status = 200, body = RecordView), (status = 401, description = "`unauthenticated`: no or a bad `Authorization` header", body = ErrorBody), (status = 403, description = "`not_permitted` (not yours to see), credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn get_record(
     State(st): State<ApiState>,
+    caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<RecordView>, ApiError> {
     let id = parse_hash(&id, "record id")?;
     let snap = snapshot(&st)?;
+    if !caller.may_see_record(&snap, &id) {
+        return Err(not_yours("this record"));
+    }
     Ok(Json(record_view(&snap, &id).ok_or_else(|| ApiError::not_found(format!("no record {id}")))?))
 }
 
 #[utoipa::path(tag = "records", get, path = "/v1/patients/{pseudonym}/records", params(("pseudonym" = Hash, Path, description = "patient pseudonym")),
-    responses((status = 200, body = PatientRecordsView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+    responses((status = 200, body = PatientRecordsView), (status = 401, description = "`unauthenticated`: no or a bad `Authorization` header", body = ErrorBody), (status = 403, description = "`not_permitted` (not yours to see), credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn patient_records(
     State(st): State<ApiState>,
+    caller: Caller,
     ApiPath(p): ApiPath<String>,
 ) -> Result<Json<PatientRecordsView>, ApiError> {
     let p = parse_hash(&p, "pseudonym")?;
     let snap = snapshot(&st)?;
     state_identity::patient_key(&snap, &p).ok_or_else(|| ApiError::not_found("no patient with this pseudonym"))?;
+    if !caller.may_see_patient(&snap, &p) {
+        return Err(not_yours("this patient's records"));
+    }
     let records =
         medledger_state::records::record_ids_of(&snap, &p).iter().filter_map(|id| record_view(&snap, id)).collect();
     Ok(Json(PatientRecordsView { patient: p, records }))

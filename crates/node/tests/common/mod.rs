@@ -41,6 +41,12 @@ pub struct Node {
 
 pub const T0: u64 = 1_800_000_000_000;
 
+/// A fresh nonce for each signed request (the test clock can repeat a millisecond).
+pub fn fresh_nonce() -> u64 {
+    static N: AtomicU64 = AtomicU64::new(1);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
 /// A single-node harness; with `vault`, institution h0's record service is mounted.
 pub fn node_with(vault: bool) -> Node {
     node_limited(vault, medledger_node::guard::RateLimit::default())
@@ -141,8 +147,31 @@ impl Node {
         Tx::sign(Transaction { chain_id: "api-test".into(), signer: k.public(), nonce, op }, k)
     }
 
+    /// Calls the API; `GET`s are signed by the CA, which may see everything.
     pub async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let req = Request::builder().method(method).uri(uri).header("content-type", "application/json");
+        let ca = self.ca.clone();
+        self.call_as(Some(&ca), method, uri, body).await
+    }
+
+    /// Calls the API with `GET`s signed by `who`, or unsigned.
+    pub async fn call_as(
+        &self,
+        who: Option<&Keypair>,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri).header("content-type", "application/json");
+        if let (Some(k), "GET") = (who, method) {
+            let signed = medledger_types::auth::ApiRequest {
+                chain_id: "api-test".into(),
+                method: "GET".into(),
+                path: uri.to_string(),
+                issued_ms: self.clock.load(Ordering::SeqCst),
+                nonce: fresh_nonce(),
+            };
+            req = req.header("authorization", signed.authorization(k));
+        }
         let req = req.body(body.map_or(Body::empty(), |b| Body::from(b.to_string()))).unwrap();
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status();

@@ -31,10 +31,9 @@ pub async fn read(n: &Node, who: &Keypair, purpose: Purpose, break_glass: Option
     read_v(n, who, 1, purpose, break_glass).await
 }
 
-/// A fresh nonce for each signed request (the test clock can repeat a millisecond).
+/// A fresh nonce for each signed request.
 pub fn next_nonce() -> u64 {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    fresh_nonce()
 }
 
 pub async fn read_v(

@@ -1,0 +1,196 @@
+//! Who may see what: the rules every authenticated read of chain data applies, in one place.
+//!
+//! They extend the audit rules (`audit::authorize`) to the rest of the chain:
+//!
+//! | caller | sees |
+//! |---|---|
+//! | regulator, CA | everything |
+//! | patient | their own identity, consents, requests, records and every transaction about them (their own, access events on their records, requests to them, anchors of their records) |
+//! | any requester | the access events recording their own reads, and consents naming them |
+//! | institution admin | its institution's staff and patients, and every transaction signed by them or by the institution |
+//! | other staff (doctor, researcher, insurer, pharmacy, …) | their own transactions and requests; a patient's consents, record index and records while they hold an active consent from that patient (person or institution-and-role); records their own institution holds; the staff directory; doctors also patients' keys (to wrap data keys) and the head of a record whose id they know (a break-glass reader checks its hash) |
+//!
+//! Blocks' headers and certificates are visible to every credential holder; a block's receipts
+//! only for the transactions the caller may see. Node status, liveness and the API document are
+//! public.
+
+use crate::error::ServiceError;
+use medledger_state::consent::{active_consents, is_active, Requester};
+use medledger_state::store::StateRead;
+use medledger_state::{identity, records, Principal};
+use medledger_types::{AuditOp, ConsentOp, IdentityOp, RecordsOp};
+use medledger_types::{Grantee, Hash, Operation, PublicKey, Role, Tx};
+
+/// An authenticated caller: its key, what it is, and where it belongs.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub key: PublicKey,
+    pub principal: Principal,
+    /// The institution its credential names (none for the CA).
+    pub institution: Option<String>,
+    /// A patient's own pseudonym.
+    pub pseudonym: Option<Hash>,
+    /// Milliseconds and next height the rules are applied at.
+    pub now_ms: u64,
+    pub height: u64,
+}
+
+impl Caller {
+    /// The caller behind `key`: refused unless it holds a valid credential or is the CA.
+    pub fn of(state: &dyn StateRead, key: &PublicKey, now_ms: u64, height: u64) -> Result<Caller, ServiceError> {
+        let principal =
+            identity::principal(state, key, now_ms, height).map_err(|r| ServiceError::new(r.code.code(), r.reason))?;
+        let cred = identity::credential(state, key);
+        Ok(Caller {
+            key: *key,
+            principal,
+            institution: cred.as_ref().map(|c| c.institution.clone()),
+            pseudonym: cred.and_then(|c| c.pseudonym),
+            now_ms,
+            height,
+        })
+    }
+
+    fn role(&self) -> Option<Role> {
+        match self.principal {
+            Principal::Role(r) => Some(r),
+            Principal::Ca => None,
+        }
+    }
+
+    /// Regulators and the CA see everything.
+    pub fn sees_everything(&self) -> bool {
+        matches!(self.principal, Principal::Ca | Principal::Role(Role::Regulator))
+    }
+
+    fn is(&self, role: Role) -> bool {
+        self.role() == Some(role)
+    }
+
+    /// The caller is this patient.
+    pub fn is_patient(&self, patient: &Hash) -> bool {
+        self.pseudonym.as_ref() == Some(patient)
+    }
+
+    /// The caller holds an active consent from `patient` (to itself, or to its institution for
+    /// its role).
+    pub fn holds_consent(&self, state: &dyn StateRead, patient: &Hash) -> bool {
+        let (Some(role), Some(inst)) = (self.role(), self.institution.as_deref()) else { return false };
+        let who = Requester { key: &self.key, institution: inst, role };
+        active_consents(state, patient).iter().any(|c| {
+            is_active(c, self.now_ms, self.height)
+                && match &c.terms.grantee {
+                    Grantee::Person(pk) => *pk == *who.key,
+                    Grantee::Institution(i) => i == who.institution && c.terms.roles.contains(&who.role),
+                }
+        })
+    }
+
+    /// An institution admin of the institution `subject`'s credential names.
+    fn administers(&self, state: &dyn StateRead, subject: &PublicKey) -> bool {
+        self.is(Role::InstitutionAdmin)
+            && identity::credential(state, subject).is_some_and(|c| Some(&c.institution) == self.institution.as_ref())
+    }
+
+    /// A patient's consents, record index and pending requests (requests are then narrowed to
+    /// the caller's own unless this is true for reasons other than a consent: see
+    /// [`Caller::sees_all_requests_of`]).
+    pub fn may_see_patient(&self, state: &dyn StateRead, patient: &Hash) -> bool {
+        self.sees_everything()
+            || self.is_patient(patient)
+            || self.holds_consent(state, patient)
+            || identity::patient_key(state, patient).is_some_and(|k| self.administers(state, &k))
+    }
+
+    /// Every pending request to `patient`, not only the caller's own.
+    pub fn sees_all_requests_of(&self, state: &dyn StateRead, patient: &Hash) -> bool {
+        self.sees_everything()
+            || self.is_patient(patient)
+            || identity::patient_key(state, patient).is_some_and(|k| self.administers(state, &k))
+    }
+
+    /// A patient's key by pseudonym: for the patient, everyone who may see the patient, and
+    /// doctors and institution admins (who wrap data keys for patients when they write).
+    pub fn may_see_patient_key(&self, state: &dyn StateRead, patient: &Hash) -> bool {
+        self.is(Role::Doctor) || self.is(Role::InstitutionAdmin) || self.may_see_patient(state, patient)
+    }
+
+    /// A key's identity (credential, next nonce): its owner, regulators and the CA, its
+    /// institution's admin; staff credentials are a directory every credential holder may read,
+    /// patients' are not.
+    pub fn may_see_identity(&self, state: &dyn StateRead, subject: &PublicKey) -> bool {
+        if self.sees_everything() || self.key == *subject || self.administers(state, subject) {
+            return true;
+        }
+        match identity::credential(state, subject) {
+            Some(c) => c.role != Role::Patient,
+            // Keys without a credential: only the owner (above) learns even that.
+            None => false,
+        }
+    }
+
+    /// A record's head and versions (ids, hashes, holders; no content): whoever may see its
+    /// patient, staff of an institution holding its original, current or latest version, and
+    /// doctors who know its id (a break-glass reader checks the content against these hashes).
+    /// Listing a patient's records is not open to them.
+    pub fn may_see_record(&self, state: &dyn StateRead, id: &Hash) -> bool {
+        let Some(head) = records::head(state, id) else { return self.sees_everything() || self.is(Role::Doctor) };
+        if self.is(Role::Doctor) || self.may_see_patient(state, &head.patient) {
+            return true;
+        }
+        // Staff of the institution holding the original, the current or the latest version
+        // (an amendment may be held elsewhere).
+        let Some(inst) = self.institution.as_deref() else { return false };
+        [1, head.current_version, head.latest_version]
+            .iter()
+            .any(|v| records::version(state, id, *v).is_some_and(|v| v.holder == inst))
+    }
+
+    /// A transaction: its signer, regulators and the CA, the admin of the signer's
+    /// institution, the patient it is about, the person a consent in it names, and the
+    /// requester an access event records.
+    pub fn may_see_tx(&self, state: &dyn StateRead, tx: &Tx) -> bool {
+        let signer = tx.body().signer;
+        if self.sees_everything() || self.key == signer || self.administers(state, &signer) {
+            return true;
+        }
+        if let Some(p) = patient_of(state, &tx.body().op) {
+            if self.is_patient(&p) {
+                return true;
+            }
+        }
+        match &tx.body().op {
+            Operation::Consent(ConsentOp::GrantConsent { terms, .. }) => terms.grantee == Grantee::Person(self.key),
+            Operation::Audit(AuditOp::LogAccess { requester, .. }) => *requester == self.key,
+            _ => false,
+        }
+    }
+}
+
+/// The patient a transaction is about, if any.
+pub fn patient_of(state: &dyn StateRead, op: &Operation) -> Option<Hash> {
+    let of_record = |id: &Hash| records::head(state, id).map(|h| h.patient);
+    match op {
+        Operation::Identity(op) => match op {
+            IdentityOp::RegisterPatient { pseudonym, .. } => Some(*pseudonym),
+            IdentityOp::AddInstitution { .. }
+            | IdentityOp::IssueCredential { .. }
+            | IdentityOp::RevokeCredential { .. }
+            | IdentityOp::Attest { .. } => None,
+        },
+        Operation::Consent(op) => match op {
+            ConsentOp::RequestAccess { patient, .. } => Some(*patient),
+            // Signed by the patient: the signer rule covers them.
+            ConsentOp::GrantConsent { .. } | ConsentOp::RevokeConsent { .. } | ConsentOp::RespondAccess { .. } => None,
+        },
+        Operation::Records(op) => match op {
+            RecordsOp::AnchorRecord { patient, .. } => Some(*patient),
+            RecordsOp::ReviewAmendment { record_id, .. }
+            | RecordsOp::RequestErasure { record_id }
+            | RecordsOp::ConfirmErasure { record_id } => of_record(record_id),
+        },
+        Operation::Audit(op) => match op {
+            AuditOp::LogAccess { record_id, .. } => of_record(record_id),
+        },
+    }
+}
