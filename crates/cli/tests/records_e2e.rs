@@ -10,42 +10,7 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-struct Cli {
-    dir: PathBuf,
-}
-
-impl Cli {
-    fn demo(&self, name: &str) -> String {
-        self.dir.join("demo").join(format!("{name}.key")).to_str().unwrap().to_string()
-    }
-
-    /// Runs `medledger --json ARGS`; returns (success, parsed stdout or Null, stderr).
-    fn run(&self, args: &[&str]) -> (bool, Value, String) {
-        let out = Command::new(BIN).arg("--json").args(args).output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        let v = serde_json::from_str(&stdout)
-            .ok()
-            .or_else(|| stdout.lines().last().and_then(|l| serde_json::from_str(l).ok()))
-            .unwrap_or(Value::Null);
-        (out.status.success(), v, String::from_utf8_lossy(&out.stderr).to_string())
-    }
-
-    fn ok(&self, args: &[&str]) -> Value {
-        let (ok, v, err) = self.run(args);
-        assert!(ok, "medledger {args:?} failed: {err}");
-        v
-    }
-
-    fn fails(&self, args: &[&str], expect: &str) -> String {
-        let (ok, v, err) = self.run(args);
-        assert!(!ok, "medledger {args:?} should fail, printed {v}");
-        assert!(err.contains(expect), "medledger {args:?}: expected `{expect}` in: {err}");
-        err
-    }
-}
 
 fn audit_events(cli: &Cli, node: &str, key: &str, extra: &[&str]) -> Vec<Value> {
     let mut args = vec!["audit", "--node", node, "--key", key];
@@ -112,6 +77,10 @@ fn records_are_shared_under_consent_audited_and_erased_across_processes() {
         assert!(get_as(&apis[1], &medledger_types::Keypair::generate(), &path).is_none(), "{path}");
     }
     cli.fails(&["query", "--node", &node_b, "tx", &access_tx], "give --key");
+    // The regulator sees it: signed by hospital A's node service key, not by its admin key.
+    let logged = cli.ok(&["query", "--node", &node_b, "--key", &reg, "tx", &access_tx]);
+    let service = medledger_client::keys::read_key(&dir.join("nodes/hospital-a/service.key")).unwrap();
+    assert_eq!(logged["tx"]["signer"], service.public().to_hex(), "{logged}");
     // Another patient may not see patient-1's consents.
     let p2_early = cli.demo("patient-2");
     cli.fails(&["consent", "list", "--node", &node_b, "--key", &p2_early, "--patient", &p1], "not_permitted");

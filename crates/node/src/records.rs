@@ -40,6 +40,12 @@ pub struct RecordService {
     gossip: std::sync::OnceLock<tokio::sync::mpsc::Sender<Vec<Tx>>>,
     /// Replay cache and per-requester rate limit, shared with the audit service.
     pub guard: Arc<crate::guard::Guard>,
+    /// Erasure confirmations submitted and not yet committed: record → confirmation tx.
+    erasures_inflight: Mutex<std::collections::HashMap<Hash, Hash>>,
+    /// Signs the service's own transactions (access events, erasure confirmations): the node's
+    /// service key, whose `node_service` credential the CA issues, so that people using the
+    /// institution admin key never collide with the node's nonces. Defaults to the admin key.
+    signer: Keypair,
 }
 
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
@@ -157,11 +163,24 @@ impl RecordService {
             chain,
             vault,
             institution,
-            institution_key,
+            institution_key: institution_key.clone(),
             log_lock: Mutex::new(()),
             gossip: std::sync::OnceLock::new(),
             guard: Arc::new(crate::guard::Guard::default()),
+            erasures_inflight: Mutex::new(std::collections::HashMap::new()),
+            signer: institution_key.clone(),
         }
+    }
+
+    /// Signs the service's own transactions with `key` (the node's service key).
+    pub fn with_signer(mut self, key: Keypair) -> RecordService {
+        self.signer = key;
+        self
+    }
+
+    /// The key that signs this service's transactions.
+    pub fn signer(&self) -> PublicKey {
+        self.signer.public()
     }
 
     /// Uses `guard` (the node's shared replay cache and rate limiter).
@@ -300,7 +319,8 @@ impl RecordService {
         let v = state_records::version(&snap, &r.record_id, r.version).ok_or_else(|| {
             ServiceError::new(ErrorCode::NotFound, format!("record {} has no version {}", r.record_id, r.version))
         })?;
-        if head.erased_at.is_some() {
+        if head.erased_at.is_some() || head.erasure_requested_at.is_some() {
+            // Requested is as good as erased: no copy is served while holders destroy theirs.
             return Err(vault_error(VaultError::Erased(r.record_id)));
         }
         if v.holder != self.institution {
@@ -442,30 +462,33 @@ impl RecordService {
         envelope::wrap(&key, &r.requester, &ctx).map_err(|e| bad(ErrorCode::InvalidArgument, e.to_string()))
     }
 
-    /// Acts on a finalized block: for every erasure a patient requested of a record this
-    /// institution holds, destroys the ciphertexts and wrapped keys and confirms on chain.
-    /// Returns the confirmations submitted.
-    pub fn process_finalized(&self, receipts: &[medledger_types::Receipt]) -> Vec<Hash> {
+    /// Carries out every erasure this institution owes, from committed state: destroys its
+    /// vault copy of each record in its erasure queue (idempotent and crash-safe, see
+    /// [`Vault::erase`]) and submits `confirm_erasure`, unless a confirmation is already
+    /// pending. Run at start-up and after every finalized block, so a node that was down, lagged
+    /// or crashed part-way catches up. Returns the confirmations submitted; a record whose vault
+    /// copy cannot be destroyed now is retried on the next run.
+    pub fn reconcile_erasures(&self) -> Vec<Hash> {
+        let Ok(snap) = self.chain.store.snapshot() else { return Vec::new() };
+        let queue = state_records::erasure_queue(&snap, &self.institution);
+        drop(snap);
         let mut confirmed = Vec::new();
-        for r in receipts {
-            let medledger_types::Outcome::Applied { events } = &r.outcome else { continue };
-            for e in events.iter().filter(|e| e.kind == "erasure_requested") {
-                let Some(id) = e.attr("record").and_then(|h| Hash::from_hex(h).ok()) else { continue };
-                let holder = match self.chain.store.snapshot() {
-                    Ok(snap) => medledger_state::records::head(&snap, &id)
-                        .and_then(|h| state_records::version(&snap, &id, h.current_version.max(1)))
-                        .map(|v| v.holder),
-                    Err(_) => None,
-                };
-                if holder.as_deref() != Some(self.institution.as_str()) {
-                    continue;
-                }
-                if self.vault.erase(&id).is_err() {
-                    continue;
-                }
-                if let Ok(tx) = self.submit_signed(Operation::Records(RecordsOp::ConfirmErasure { record_id: id })) {
+        let mut inflight = self.erasures_inflight.lock();
+        inflight.retain(|id, tx| queue.contains(id) && self.chain.is_pending(tx));
+        for id in queue {
+            if inflight.contains_key(&id) {
+                continue;
+            }
+            if let Err(e) = self.vault.erase(&id) {
+                tracing::warn!("cannot erase record {id} yet: {e}");
+                continue;
+            }
+            match self.submit_signed(Operation::Records(RecordsOp::ConfirmErasure { record_id: id })) {
+                Ok(tx) => {
+                    inflight.insert(id, tx);
                     confirmed.push(tx);
                 }
+                Err(e) => tracing::warn!("cannot confirm the erasure of {id} yet: {e}"),
             }
         }
         confirmed
@@ -485,19 +508,17 @@ impl RecordService {
         }))
     }
 
-    /// Signs `op` with the institution key at its next free nonce and submits it.
+    /// Signs `op` with the service's signer at its next free nonce and submits it.
     fn submit_signed(&self, op: Operation) -> Result<Hash, ServiceError> {
         let _guard = self.log_lock.lock();
-        let signer = self.institution_key.public();
+        let signer = self.signer.public();
         let nonce = {
             let snap =
                 self.chain.store.snapshot().map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))?;
             self.chain.next_nonce(&snap, &signer)
         };
-        let tx = Tx::sign(
-            Transaction { chain_id: self.chain.genesis.chain_id.clone(), signer, nonce, op },
-            &self.institution_key,
-        );
+        let tx =
+            Tx::sign(Transaction { chain_id: self.chain.genesis.chain_id.clone(), signer, nonce, op }, &self.signer);
         self.chain.submit_own(vec![tx.clone()]).remove(0)?;
         let id = tx.id();
         if let Some(g) = self.gossip.get() {

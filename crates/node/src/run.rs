@@ -55,6 +55,12 @@ pub struct NodeConfig {
     /// Object-store options such as `endpoint`, `region`, `allow_http`.
     #[serde(default)]
     pub vault_options: std::collections::BTreeMap<String, String>,
+    /// The node's own service key file: signs its vault's access events and erasure
+    /// confirmations (the CA issues it a `node_service` credential naming this institution).
+    /// Without it the node signs with `institution_key`, whose nonces people using that key
+    /// then share.
+    #[serde(default)]
+    pub service_key: Option<PathBuf>,
     /// Each requester's allowance of signed reads and audit queries (default 50/s, bursts of
     /// 200); above it the node answers 429 `rate_limited`.
     #[serde(default)]
@@ -85,7 +91,11 @@ impl NodeConfig {
         let mut cfg: NodeConfig = toml::from_str(&text).map_err(|e| format!("config {}: {e}", path.display()))?;
         // Relative paths are relative to the config file.
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut cfg.genesis, &mut cfg.key, &mut cfg.data_dir].into_iter().chain(cfg.institution_key.as_mut()) {
+        for p in [&mut cfg.genesis, &mut cfg.key, &mut cfg.data_dir]
+            .into_iter()
+            .chain(cfg.institution_key.as_mut())
+            .chain(cfg.service_key.as_mut())
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -177,9 +187,12 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
                 ));
             }
             let vault = medledger_vault::Vault::new(open_vault_store(&cfg)?);
-            Some(Arc::new(
-                crate::records::RecordService::new(chain.clone(), vault, me.id.clone(), ikey).with_guard(guard.clone()),
-            ))
+            let mut svc =
+                crate::records::RecordService::new(chain.clone(), vault, me.id.clone(), ikey).with_guard(guard.clone());
+            if let Some(path) = &cfg.service_key {
+                svc = svc.with_signer(read_key(path)?);
+            }
+            Some(Arc::new(svc))
         }
     };
     // Bind the API first, and probe the p2p port, so that a port clash ends the process at once
@@ -255,18 +268,18 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
         )
         .await;
 
-        // The holder acts on erasure requests as their blocks finalize.
+        // The holder carries out the erasures it owes: once at start-up (a node that was down
+        // or crashed part-way catches up from committed state), then after finalized blocks.
         if let Some(svc) = records.clone() {
             svc.set_gossip(validator.gossip_tx.clone());
             let mut finalized = chain.subscribe();
             context.child("erasure").spawn(move |_| async move {
                 loop {
+                    let s = svc.clone();
+                    let _ = tokio::task::spawn_blocking(move || s.reconcile_erasures()).await;
                     match finalized.recv().await {
-                        Ok(f) => {
-                            let svc = svc.clone();
-                            let _ = tokio::task::spawn_blocking(move || svc.process_finalized(&f.receipts)).await;
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        // A lagging watcher loses nothing: it reads the queue from state.
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                         Err(_) => break,
                     }
                 }

@@ -232,13 +232,24 @@ async fn erasure_destroys_the_vault_copy_and_keeps_the_hash() {
     let Held { doc, patient, fhir, sealed, keys } = held_record(&n).await;
     assert_eq!(read(&n, &doc, Purpose::Treatment, None).await.0, StatusCode::OK);
 
-    // The patient asks; when that block finalizes, the holder erases and confirms on chain.
+    // The patient asks; once that block finalizes, the holder erases and confirms on chain.
     ok_tx(&n, &patient, Operation::Records(RecordsOp::RequestErasure { record_id: REC })).await;
-    let block = n.commit();
-    let receipts = n.chain.store.receipts(block.height()).unwrap();
-    let svc = n.records.clone().unwrap();
-    assert_eq!(svc.process_finalized(&receipts).len(), 1);
     n.commit();
+    // Reads stop as soon as erasure is requested.
+    let (s, v) = read(&n, &doc, Purpose::Treatment, None).await;
+    assert_eq!((s, code(&v)), (StatusCode::GONE, "erased"), "{v}");
+    // A crash right after the tombstone was written, before anything was deleted: the files
+    // are still there, and the next run (at start-up, or after any block) finishes the job.
+    let vault_dir = n._dir.path().join("vault");
+    std::fs::create_dir_all(vault_dir.join("erased")).unwrap();
+    std::fs::write(vault_dir.join(format!("erased/{}", REC.to_hex())), b"erased").unwrap();
+    assert!(vault_files(&n).keys().any(|p| p.to_string_lossy().contains("objects/")));
+    let svc = n.records.clone().unwrap();
+    assert_eq!(svc.reconcile_erasures().len(), 1);
+    // Run again before the confirmation commits: nothing new is submitted.
+    assert!(svc.reconcile_erasures().is_empty());
+    n.commit();
+    assert!(svc.reconcile_erasures().is_empty(), "the queue is empty once confirmed");
     let (_, rec) = n.call("GET", &format!("/v1/records/{}", REC.to_hex()), None).await;
     assert!(rec["record"]["erased_at"].is_u64(), "{rec}");
     assert_eq!(rec["versions"][0]["content_hash"], envelope::content_hash(&fhir).to_hex(), "the hash stays on chain");

@@ -366,3 +366,53 @@ async fn chain_reads_show_each_role_only_what_it_may_see() {
     let (s, v) = get(&outsider, record).await;
     assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{v}");
 }
+
+#[tokio::test]
+async fn the_node_signs_access_events_with_its_own_service_key() {
+    let service = Keypair::from_seed(777);
+    let n = common::node_with_service_key(&service);
+    let ca = n.ca.clone();
+    let issue = n.tx(
+        &ca,
+        Operation::Identity(IdentityOp::IssueCredential {
+            spec: medledger_types::CredentialSpec {
+                subject: service.public(),
+                role: Role::NodeService,
+                institution: "h0".into(),
+                display_name: "h0 node service".into(),
+                valid_from_ms: T0,
+                valid_until_ms: T0 + 1_000_000_000,
+            },
+        }),
+    );
+    assert_eq!(n.submit(&issue).await.0, StatusCode::ACCEPTED);
+    n.commit();
+    let held = held_record(&n).await;
+    // A person at hospital h0 picks the admin key's next nonce, then the node logs a read.
+    let admin = n.admins[0].clone();
+    let mut d = [0u8; 32];
+    d[0] = 9;
+    let attest = n.tx(
+        &admin,
+        Operation::Identity(IdentityOp::Attest { digest: medledger_types::Hash(d), label: "admin's own".into() }),
+    );
+    let (s, v) = read(&n, &held.doc, Purpose::Treatment, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // The access event is the service key's, so the admin's transaction keeps its nonce.
+    let access = medledger_types::Hash::from_hex(v["access_tx"].as_str().unwrap()).unwrap();
+    let (s, v) = n.submit(&attest).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "the admin's nonce was not taken by the node: {v}");
+    let block = n.commit();
+    let logged = block.txs.iter().find(|t| t.id() == access).expect("the access event is in the block");
+    assert_eq!(logged.body().signer, service.public());
+    assert!(block.txs.iter().any(|t| t.id() == attest.id()));
+    let (_, status) = n.call("GET", &format!("/v1/txs/{}", access.to_hex()), None).await;
+    assert_eq!(status["receipt"]["outcome"]["status"], "applied", "{status}");
+    // The service key may do nothing else.
+    let other = n.tx(
+        &service,
+        Operation::Identity(IdentityOp::Attest { digest: medledger_types::Hash([8; 32]), label: "x".into() }),
+    );
+    let (s, v) = n.submit(&other).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{v}");
+}

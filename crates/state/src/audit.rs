@@ -16,6 +16,7 @@
 //! | manufacturer       |     |
 //! | distributor        |     |
 //! | pharmacy           |     |
+//! | node_service       |  ✓  |
 //!
 //! Scope rule on top: only the holder of the record version logs reads of it.
 
@@ -40,6 +41,7 @@ pub const PERMISSIONS: Rows<1> = [
     [N], // manufacturer
     [N], // distributor
     [N], // pharmacy
+    [Y], // node_service
 ];
 
 pub mod key {

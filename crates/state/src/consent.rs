@@ -15,6 +15,7 @@
 //! | manufacturer       |     |     |     |     |
 //! | distributor        |     |     |     |     |
 //! | pharmacy           |     |     |     |     |
+//! | node_service       |     |     |     |     |
 
 use crate::identity::{credential, institution, patient_key, principal};
 use crate::principal::Principal;
@@ -49,6 +50,7 @@ pub const PERMISSIONS: Rows<4> = [
     [N, N, N, N], // manufacturer
     [N, N, N, N], // distributor
     [N, N, N, N], // pharmacy
+    [N, N, N, N], // node_service
 ];
 
 pub mod key {

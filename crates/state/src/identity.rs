@@ -14,6 +14,7 @@
 //! | manufacturer       |     |     |     |     |  ✓  |
 //! | distributor        |     |     |     |     |  ✓  |
 //! | pharmacy           |     |     |     |     |  ✓  |
+//! | node_service       |     |     |     |     |     |
 //!
 //! Scope rules on top: an institution admin revokes only its own institution's credentials and
 //! registers patients only at its own institution.
@@ -42,6 +43,7 @@ pub const PERMISSIONS: Rows<5> = [
     [N, N, N, N, Y], // manufacturer
     [N, N, N, N, Y], // distributor
     [N, N, N, N, Y], // pharmacy
+    [N, N, N, N, N], // node_service
 ];
 
 pub mod key {

@@ -14,7 +14,7 @@ pub enum Principal {
 }
 
 impl Principal {
-    pub const ALL: [Principal; 10] = [
+    pub const ALL: [Principal; 11] = [
         Principal::Ca,
         Principal::Role(Role::Patient),
         Principal::Role(Role::Doctor),
@@ -25,6 +25,7 @@ impl Principal {
         Principal::Role(Role::Manufacturer),
         Principal::Role(Role::Distributor),
         Principal::Role(Role::Pharmacy),
+        Principal::Role(Role::NodeService),
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -47,4 +48,4 @@ pub(crate) const N: bool = false;
 
 /// One domain's part of the table: one row per principal (in [`Principal::ALL`] order), one
 /// cell per operation kind of the domain (in `medledger_types::Domain::kinds` order).
-pub type Rows<const K: usize> = [[bool; K]; 10];
+pub type Rows<const K: usize> = [[bool; K]; Principal::ALL.len()];

@@ -16,6 +16,7 @@
 //! | manufacturer       |     |     |     |     |
 //! | distributor        |     |     |     |     |
 //! | pharmacy           |     |     |     |     |
+//! | node_service       |     |     |     |  ✓  |
 //!
 //! Scope rules on top: anchoring needs the patient's write consent (`consent::permits`); only
 //! the record's patient reviews and requests erasure; only the holder confirms it.
@@ -47,11 +48,27 @@ pub const PERMISSIONS: Rows<4> = [
     [N, N, N, N], // manufacturer
     [N, N, N, N], // distributor
     [N, N, N, N], // pharmacy
+    [N, N, N, Y], // node_service
 ];
 
+/// Most institutions one record's erasure can wait for (bounded by the consortium's size).
+const MAX_HOLDERS: usize = 1024;
+
+/// Most records one institution may have waiting for its erasure confirmation; a request that
+/// would go past it is refused until the institution catches up.
+pub const MAX_ERASURE_QUEUE: usize = 4096;
+
 pub mod key {
-    use crate::keys::{compose, PATIENT_RECORDS, RECORD_HEAD, RECORD_VERSION};
+    use crate::keys::{compose, ERASURE_HOLDERS, ERASURE_QUEUE, PATIENT_RECORDS, RECORD_HEAD, RECORD_VERSION};
     use medledger_types::Hash;
+    /// The institutions that still hold a copy of a record whose erasure was requested.
+    pub fn erasure_holders(id: &Hash) -> Vec<u8> {
+        compose(ERASURE_HOLDERS, &[&id.0])
+    }
+    /// The records `institution` has yet to erase and confirm.
+    pub fn erasure_queue(institution: &str) -> Vec<u8> {
+        compose(ERASURE_QUEUE, &[institution.as_bytes()])
+    }
     pub fn head(id: &Hash) -> Vec<u8> {
         compose(RECORD_HEAD, &[&id.0])
     }
@@ -201,8 +218,56 @@ fn patient_pseudonym(o: &Overlay<'_>, signer: &PublicKey) -> Result<Hash, Reject
         .ok_or_else(|| Rejection::new(RejectCode::NotPermitted, "only a registered patient may do this"))
 }
 
-fn holder_of(o: &Overlay<'_>, id: &Hash, h: &RecordHead) -> String {
-    version(o, id, h.current_version.max(1)).map(|v| v.holder).unwrap_or_default()
+/// Every institution holding a version of `id` (distinct, in version order).
+pub fn holders(state: &dyn StateRead, id: &Hash, h: &RecordHead) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for v in 1..=h.latest_version {
+        if let Some(ver) = version(state, id, v) {
+            if !out.contains(&ver.holder) {
+                out.push(ver.holder);
+            }
+        }
+    }
+    out
+}
+
+/// The institutions yet to confirm the erasure of `id`.
+pub fn erasure_holders(state: &dyn StateRead, id: &Hash) -> Vec<String> {
+    let Some(b) = state.get(&key::erasure_holders(id)) else { return Vec::new() };
+    let mut r = Reader::new(&b);
+    let corrupt = |e: DecodeError| -> ! { panic!("stored erasure holders do not decode ({e}): state is corrupt") };
+    let n = r.len("erasure holders", MAX_HOLDERS).unwrap_or_else(|e| corrupt(e));
+    (0..n).map(|_| r.string("institution", 64).unwrap_or_else(|e| corrupt(e))).collect()
+}
+
+fn put_erasure_holders(o: &mut Overlay<'_>, id: &Hash, holders: &[String]) {
+    if holders.is_empty() {
+        o.delete(key::erasure_holders(id));
+        return;
+    }
+    let mut w = medledger_types::codec::Writer::new();
+    w.u32(holders.len() as u32);
+    for h in holders {
+        w.str(h);
+    }
+    o.put(key::erasure_holders(id), w.finish());
+}
+
+/// The records `institution` has yet to erase, oldest request first.
+pub fn erasure_queue(state: &dyn StateRead, institution: &str) -> Vec<Hash> {
+    state
+        .get(&key::erasure_queue(institution))
+        .map(|b| crate::decode_ids(&b, "erasure queue", MAX_ERASURE_QUEUE))
+        .unwrap_or_default()
+}
+
+fn put_erasure_queue(o: &mut Overlay<'_>, institution: &str, queue: &[Hash]) {
+    debug_assert!(queue.len() <= MAX_ERASURE_QUEUE);
+    if queue.is_empty() {
+        o.delete(key::erasure_queue(institution));
+    } else {
+        o.put(key::erasure_queue(institution), crate::encode_ids(queue));
+    }
 }
 
 pub(crate) fn apply(
@@ -319,28 +384,56 @@ pub(crate) fn apply(
             if h.erasure_requested_at.is_some() || h.erased_at.is_some() {
                 return Err(Rejection::new(RejectCode::AlreadyExists, "erasure already requested"));
             }
+            // Every institution holding any version must erase its copy and confirm.
+            let holders = holders(o, record_id, &h);
+            let mut queues = Vec::with_capacity(holders.len());
+            for inst in &holders {
+                let q = erasure_queue(o, inst);
+                if q.len() >= MAX_ERASURE_QUEUE {
+                    return Err(Rejection::new(
+                        RejectCode::InvalidArgument,
+                        format!("`{inst}` already has {MAX_ERASURE_QUEUE} erasures to carry out; retry later"),
+                    ));
+                }
+                queues.push(q);
+            }
+            for (inst, mut q) in holders.iter().zip(queues) {
+                q.push(*record_id);
+                put_erasure_queue(o, inst, &q);
+            }
+            put_erasure_holders(o, record_id, &holders);
             h.erasure_requested_at = Some(env.height);
             o.put(key::head(record_id), h.to_bytes());
-            Ok(vec![Event::new("erasure_requested").with("record", record_id)])
+            Ok(vec![Event::new("erasure_requested").with("record", record_id).with("holders", holders.join(","))])
         }
         RecordsOp::ConfirmErasure { record_id } => {
             let mut h = head(o, record_id).ok_or_else(|| not_found(format!("no record {record_id}")))?;
-            let holder = holder_of(o, record_id, &h);
-            if own_institution(o, signer) != holder {
-                return Err(Rejection::new(
-                    RejectCode::NotPermitted,
-                    format!("only the holder `{holder}` confirms erasure"),
-                ));
-            }
             if h.erasure_requested_at.is_none() {
                 return Err(Rejection::new(RejectCode::InvalidArgument, "the patient has not requested erasure"));
             }
             if h.erased_at.is_some() {
                 return Err(Rejection::new(RejectCode::AlreadyExists, "record is already erased"));
             }
-            h.erased_at = Some(env.height);
-            o.put(key::head(record_id), h.to_bytes());
-            Ok(vec![Event::new("record_erased").with("record", record_id)])
+            let mine = own_institution(o, signer);
+            let mut pending = erasure_holders(o, record_id);
+            let Some(at) = pending.iter().position(|i| *i == mine) else {
+                return Err(Rejection::new(
+                    RejectCode::NotPermitted,
+                    format!("`{mine}` holds no copy awaiting erasure (waiting for: {})", pending.join(", ")),
+                ));
+            };
+            pending.remove(at);
+            let mut q = erasure_queue(o, &mine);
+            q.retain(|id| id != record_id);
+            put_erasure_queue(o, &mine, &q);
+            put_erasure_holders(o, record_id, &pending);
+            let mut events = vec![Event::new("erasure_confirmed").with("record", record_id).with("institution", &mine)];
+            if pending.is_empty() {
+                h.erased_at = Some(env.height);
+                o.put(key::head(record_id), h.to_bytes());
+                events.push(Event::new("record_erased").with("record", record_id));
+            }
+            Ok(events)
         }
     }
 }

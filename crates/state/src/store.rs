@@ -66,6 +66,9 @@ impl<'a> Overlay<'a> {
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.writes.insert(key, Some(value));
     }
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
+    }
 }
 
 impl StateRead for Overlay<'_> {

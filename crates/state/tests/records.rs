@@ -213,3 +213,43 @@ fn erasure_is_requested_by_the_patient_and_confirmed_by_the_holder() {
     assert_eq!(records::version(&s.c.state, &REC, 1).unwrap().content_hash, Hash([1; 32]));
     assert_eq!(rejected(&s.c.one(&doc_a, anchor(s.pid, 2, 2))), RejectCode::InvalidArgument);
 }
+
+#[test]
+fn every_holder_of_every_version_must_confirm_an_erasure() {
+    let mut s = setup();
+    let (doc_a, doc_b) = (s.doc_a.clone(), s.doc_b.clone());
+    grant(&mut s, 1, &doc_a, action::WRITE);
+    grant(&mut s, 2, &doc_b, action::WRITE);
+    // v1 held by hospital-0, an amendment (v2) by hospital-1.
+    applied(&s.c.one(&doc_a, anchor(s.pid, 1, 1)));
+    applied(&s.c.one(&doc_b, anchor(s.pid, 2, 2)));
+    assert_eq!(
+        records::holders(&s.c.state, &REC, &records::head(&s.c.state, &REC).unwrap()),
+        ["hospital-0", "hospital-1"]
+    );
+    let p = s.patient.clone();
+    applied(&s.c.one(&p, Operation::Records(RecordsOp::RequestErasure { record_id: REC })));
+    assert_eq!(records::erasure_holders(&s.c.state, &REC), ["hospital-0", "hospital-1"]);
+    for inst in ["hospital-0", "hospital-1"] {
+        assert_eq!(records::erasure_queue(&s.c.state, inst), vec![REC], "{inst}");
+    }
+    assert!(records::erasure_queue(&s.c.state, "hospital-2").is_empty());
+    let confirm = Operation::Records(RecordsOp::ConfirmErasure { record_id: REC });
+    // An institution that holds no copy cannot confirm.
+    let admin_c = s.c.admins[2].clone();
+    assert_eq!(rejected(&s.c.one(&admin_c, confirm.clone())), RejectCode::NotPermitted);
+    // The first holder's confirmation is not the end.
+    let admin_a = s.c.admins[0].clone();
+    applied(&s.c.one(&admin_a, confirm.clone()));
+    assert!(records::head(&s.c.state, &REC).unwrap().erased_at.is_none());
+    assert_eq!(records::erasure_holders(&s.c.state, &REC), ["hospital-1"]);
+    assert!(records::erasure_queue(&s.c.state, "hospital-0").is_empty());
+    assert_eq!(rejected(&s.c.one(&admin_a, confirm.clone())), RejectCode::NotPermitted, "confirmed once");
+    // The last one erases the record.
+    let admin_b = s.c.admins[1].clone();
+    applied(&s.c.one(&admin_b, confirm.clone()));
+    assert!(records::head(&s.c.state, &REC).unwrap().erased_at.is_some());
+    assert!(records::erasure_holders(&s.c.state, &REC).is_empty());
+    assert!(records::erasure_queue(&s.c.state, "hospital-1").is_empty());
+    assert_eq!(rejected(&s.c.one(&admin_b, confirm)), RejectCode::AlreadyExists);
+}

@@ -28,10 +28,13 @@ pub enum Role {
     Manufacturer,
     Distributor,
     Pharmacy,
+    /// A validator node's own service key: signs the access events and erasure confirmations of
+    /// its institution's vault, and nothing else.
+    NodeService,
 }
 
 impl Role {
-    pub const ALL: [Role; 9] = [
+    pub const ALL: [Role; 10] = [
         Role::Patient,
         Role::Doctor,
         Role::InstitutionAdmin,
@@ -41,6 +44,7 @@ impl Role {
         Role::Manufacturer,
         Role::Distributor,
         Role::Pharmacy,
+        Role::NodeService,
     ];
     pub fn tag(self) -> u8 {
         self as u8
@@ -59,6 +63,7 @@ impl Role {
             Role::Manufacturer => "manufacturer",
             Role::Distributor => "distributor",
             Role::Pharmacy => "pharmacy",
+            Role::NodeService => "node_service",
         }
     }
     /// The role's name with its indefinite article, for messages: "an insurer", "a doctor".

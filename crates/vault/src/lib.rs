@@ -136,7 +136,12 @@ impl<S: BlobStore> Vault<S> {
 
     /// Destroys every version's ciphertext and every wrapped key of a record, leaving a
     /// tombstone so later reads say "erased". The on-chain hashes are untouched.
+    ///
+    /// Crash-safe and idempotent: the tombstone is written (and synced) first, so a crash
+    /// part-way leaves a record that reads as erased, and running it again removes whatever
+    /// is left. Each deletion is synced with its directory.
     pub fn erase(&self, id: &Hash) -> Result<usize, VaultError> {
+        self.store.put(&Self::tombstone(id), b"erased")?;
         let mut removed = 0;
         for name in self.store.list(&format!("records/{}", id.to_hex()))? {
             if name.ends_with("/object") {
@@ -149,7 +154,6 @@ impl<S: BlobStore> Vault<S> {
             self.store.delete(&name)?;
             removed += 1;
         }
-        self.store.put(&Self::tombstone(id), b"erased")?;
         Ok(removed)
     }
 }

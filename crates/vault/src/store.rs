@@ -94,8 +94,15 @@ impl BlobStore for FsStore {
     }
 
     fn delete(&self, name: &str) -> Result<(), StoreError> {
-        match std::fs::remove_file(self.path(name)?) {
-            Ok(()) => Ok(()),
+        let path = self.path(name)?;
+        match std::fs::remove_file(&path) {
+            // The unlink is durable once the directory is synced.
+            Ok(()) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::File::open(dir)?.sync_all()?;
+                }
+                Ok(())
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.into()),
         }

@@ -89,10 +89,12 @@ fn init(args: &DevnetArgs) -> Result<(), String> {
         let admin = Keypair::generate();
         write_key(&nd.join("validator.key"), &validator)?;
         write_key(&nd.join("admin.key"), &admin)?;
+        // The node's own key for its vault's access events (credentialed by the CA at start).
+        write_key(&nd.join("service.key"), &Keypair::generate())?;
         let p2p = format!("127.0.0.1:{}", args.base_port as usize + i);
         let api = format!("127.0.0.1:{}", args.base_port as usize + 100 + i);
         let config = format!(
-            "genesis = \"../../genesis.json\"\nkey = \"validator.key\"\ndata_dir = \"data\"\ninstitution_key = \"admin.key\"\n\n[requester_rate]\nper_second = {}\nburst = {}\n",
+            "genesis = \"../../genesis.json\"\nkey = \"validator.key\"\ndata_dir = \"data\"\ninstitution_key = \"admin.key\"\nservice_key = \"service.key\"\n\n[requester_rate]\nper_second = {}\nburst = {}\n",
             args.requester_rate,
             args.requester_rate.saturating_mul(2).max(200)
         );
@@ -196,6 +198,40 @@ impl Seeder<'_> {
         }
         Ok(ids)
     }
+}
+
+/// The CA issues each node's service key (`nodes/<id>/service.key`) a `node_service`
+/// credential naming its institution, unless it already holds one.
+fn credential_service_keys(dir: &Path, genesis: &Genesis, client: &Client) -> Result<(), String> {
+    let ca = read_key(&dir.join("ca.key"))?;
+    let s = Seeder { client, chain_id: genesis.chain_id.clone() };
+    let now = now_ms();
+    let mut ops = Vec::new();
+    for i in &genesis.institutions {
+        let path = node_dir(dir, &i.id).join("service.key");
+        if !path.exists() {
+            continue; // a devnet created before service keys: the node signs with its admin key
+        }
+        let key = read_key(&path)?.public();
+        let ident = client.get_as(&ca, &format!("/v1/identities/{}", key.to_hex()))?;
+        if !ident["credential"].is_null() {
+            continue;
+        }
+        ops.push(Operation::Identity(IdentityOp::IssueCredential {
+            spec: CredentialSpec {
+                subject: key,
+                role: Role::NodeService,
+                institution: i.id.clone(),
+                display_name: format!("{} node service", i.id),
+                valid_from_ms: now.saturating_sub(60_000),
+                valid_until_ms: now + 10 * 365 * 86_400_000,
+            },
+        }));
+    }
+    if !ops.is_empty() {
+        s.run(&ca, ops)?;
+    }
+    Ok(())
 }
 
 /// Seeds demo identities: doctors, a regulator, a pharmacist, two patients, one attestation.
@@ -436,6 +472,10 @@ pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
     let ca_key = read_key(&args.dir.join("ca.key"))?;
     let client = Client::new(&genesis.institutions[0].api_address).with_key(ca_key);
     let seeded_path = args.dir.join("demo/seeded.json");
+    if let Err(e) = credential_service_keys(&args.dir, &genesis, &client) {
+        stop_all(&mut nodes);
+        return Err(format!("cannot credential the nodes' service keys: {e}"));
+    }
     let demo = if args.no_seed {
         None
     } else if seeded_path.exists() {

@@ -228,3 +228,38 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
 pub fn apis(dn: &Devnet) -> Vec<String> {
     dn.ready["validators"].as_array().unwrap().iter().map(|v| v["api"].as_str().unwrap().to_string()).collect()
 }
+
+/// Runs the `medledger` binary against a devnet directory.
+pub struct Cli {
+    pub dir: PathBuf,
+}
+
+impl Cli {
+    pub fn demo(&self, name: &str) -> String {
+        self.dir.join("demo").join(format!("{name}.key")).to_str().unwrap().to_string()
+    }
+
+    /// Runs `medledger --json ARGS`; returns (success, parsed stdout or Null, stderr).
+    pub fn run(&self, args: &[&str]) -> (bool, Value, String) {
+        let out = Command::new(BIN).arg("--json").args(args).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let v = serde_json::from_str(&stdout)
+            .ok()
+            .or_else(|| stdout.lines().last().and_then(|l| serde_json::from_str(l).ok()))
+            .unwrap_or(Value::Null);
+        (out.status.success(), v, String::from_utf8_lossy(&out.stderr).to_string())
+    }
+
+    pub fn ok(&self, args: &[&str]) -> Value {
+        let (ok, v, err) = self.run(args);
+        assert!(ok, "medledger {args:?} failed: {err}");
+        v
+    }
+
+    pub fn fails(&self, args: &[&str], expect: &str) -> String {
+        let (ok, v, err) = self.run(args);
+        assert!(!ok, "medledger {args:?} should fail, printed {v}");
+        assert!(err.contains(expect), "medledger {args:?}: expected `{expect}` in: {err}");
+        err
+    }
+}

@@ -57,6 +57,31 @@ pub fn node_limited(vault: bool, limit: medledger_node::guard::RateLimit) -> Nod
     node_in(tempfile::tempdir().unwrap(), vault, limit, T0 + 1000)
 }
 
+/// A harness whose record service signs its own transactions with `service` (a node service
+/// key; the test issues its credential).
+pub fn node_with_service_key(service: &Keypair) -> Node {
+    let mut n = node_with(true);
+    let svc = RecordService::new(
+        n.chain.clone(),
+        Vault::new(
+            Box::new(FsStore::open(&n._dir.path().join("vault")).unwrap()) as Box<dyn medledger_vault::BlobStore>
+        ),
+        "h0".into(),
+        n.admins[0].clone(),
+    )
+    .with_signer(service.clone());
+    let svc = Arc::new(svc);
+    n.router = api::router(ApiState {
+        chain: n.chain.clone(),
+        info: Arc::new(NoPeers),
+        gossip: None,
+        records: Some(svc.clone()),
+        guard: svc.guard.clone(),
+    });
+    n.records = Some(svc);
+    n
+}
+
 /// The harness over the data in `dir` (a fresh one, or one a previous node left), its clock at
 /// `now`. The mempool's write-ahead log is attached, as a real node does.
 pub fn node_in(dir: tempfile::TempDir, vault: bool, limit: medledger_node::guard::RateLimit, now: u64) -> Node {
