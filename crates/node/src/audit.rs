@@ -120,20 +120,7 @@ pub fn authorize(state: &dyn StateRead, q: &mut AuditQuery, now_ms: u64, height:
 pub fn run(state: &dyn StateRead, q: &AuditQuery) -> AuditResult {
     let limit = q.limit.clamp(1, MAX_AUDIT_LIMIT) as usize;
     if let Some(p) = q.patient {
-        // Per-patient: walk the patient's own records (bounded by the per-patient limits).
-        let mut all: Vec<AccessEvent> = Vec::new();
-        let mut scanned = 0u64;
-        for id in records::record_ids_of(state, &p) {
-            for e in access::access_events(state, &id) {
-                scanned += 1;
-                if matches(q, &e) {
-                    all.push(e);
-                }
-            }
-        }
-        all.sort_by_key(|e| std::cmp::Reverse((e.height, e.timestamp_ms)));
-        all.truncate(limit);
-        return AuditResult { events: all.into_iter().map(|e| entry(state, e)).collect(), scanned, truncated: false };
+        return run_for_patient(state, q, &p, limit);
     }
     let len = access::access_log_len(state);
     let mut events = Vec::new();
@@ -149,6 +136,48 @@ pub fn run(state: &dyn StateRead, q: &AuditQuery) -> AuditResult {
         }
     }
     let truncated = seq > 0 && events.len() < limit;
+    AuditResult { events, scanned, truncated }
+}
+
+/// Per-patient audit: the newest events across the patient's records, merged newest first
+/// (each record's events are in commit order, so each is read backwards), stopping at `limit`
+/// matches or after [`MAX_AUDIT_SCAN`] events examined, like the chain-wide scan.
+fn run_for_patient(
+    state: &dyn StateRead,
+    q: &AuditQuery,
+    patient: &medledger_types::Hash,
+    limit: usize,
+) -> AuditResult {
+    use std::collections::BinaryHeap;
+    // (height, time, record index, event index): the max-heap pops the newest.
+    let ids = records::record_ids_of(state, patient);
+    let mut heap = BinaryHeap::new();
+    let push = |heap: &mut BinaryHeap<(u64, u64, usize, u64)>, r: usize, n: u64| {
+        if let Some(e) = access::access_event(state, &ids[r], n) {
+            heap.push((e.height, e.timestamp_ms, r, n));
+        }
+    };
+    for (r, id) in ids.iter().enumerate() {
+        let count = access::access_event_count(state, id);
+        if count > 0 {
+            push(&mut heap, r, count - 1);
+        }
+    }
+    let mut events = Vec::new();
+    let mut scanned = 0u64;
+    while events.len() < limit && scanned < MAX_AUDIT_SCAN {
+        let Some((_, _, r, n)) = heap.pop() else { break };
+        scanned += 1;
+        if let Some(e) = access::access_event(state, &ids[r], n) {
+            if matches(q, &e) {
+                events.push(entry(state, e));
+            }
+        }
+        if n > 0 {
+            push(&mut heap, r, n - 1);
+        }
+    }
+    let truncated = !heap.is_empty() && events.len() < limit;
     AuditResult { events, scanned, truncated }
 }
 

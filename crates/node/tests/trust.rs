@@ -416,3 +416,27 @@ async fn the_node_signs_access_events_with_its_own_service_key() {
     let (s, v) = n.submit(&other).await;
     assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{v}");
 }
+
+#[tokio::test]
+async fn a_patients_audit_reads_only_as_many_events_as_it_returns() {
+    let n = node_with(true);
+    let held = held_record(&n).await;
+    for _ in 0..5 {
+        let (s, _) = read(&n, &held.doc, Purpose::Treatment, None).await;
+        assert_eq!(s, StatusCode::OK);
+        n.commit();
+    }
+    let q = AuditQuery { limit: 2, ..AuditQuery::default() };
+    let (s, v) = audit(&n, &held.patient, q, "json").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let heights: Vec<u64> = v["events"].as_array().unwrap().iter().map(|e| e["height"].as_u64().unwrap()).collect();
+    assert_eq!(heights.len(), 2);
+    assert!(heights[0] > heights[1], "newest first: {heights:?}");
+    assert_eq!(v["scanned"], 2, "the scan stops at the limit: {v}");
+    // `truncated` is for a scan that hit its budget, not for a full answer.
+    assert_eq!(v["truncated"], false, "{v}");
+    // Without a limit below the count, everything comes back and nothing is left.
+    let (_, all) = audit(&n, &held.patient, AuditQuery { limit: 100, ..AuditQuery::default() }, "json").await;
+    assert_eq!(all["events"].as_array().unwrap().len(), 5);
+    assert_eq!(all["truncated"], false);
+}

@@ -108,6 +108,16 @@ pub fn access_events(state: &dyn StateRead, id: &Hash) -> Vec<AccessEvent> {
         .collect()
 }
 
+/// Access event `n` of record `id`, if it exists.
+pub fn access_event(state: &dyn StateRead, id: &Hash, n: u64) -> Option<AccessEvent> {
+    state.get(&key::access(id, n)).map(|b| decode_stored(&b, "access event"))
+}
+
+/// How many access events record `id` has.
+pub fn access_event_count(state: &dyn StateRead, id: &Hash) -> u64 {
+    head(state, id).map_or(0, |h| h.access_events)
+}
+
 /// Number of access events on the whole chain.
 pub fn access_log_len(state: &dyn StateRead) -> u64 {
     state
