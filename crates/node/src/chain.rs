@@ -217,7 +217,15 @@ impl Chain {
     pub fn submit(&self, txs: Vec<Tx>) -> Vec<Result<Hash, SubmitError>> {
         let refs: Vec<&Tx> = txs.iter().collect();
         let verdicts = verify_signatures(&refs);
-        self.admit(txs, verdicts)
+        self.admit(txs, verdicts, true)
+    }
+
+    /// Admits transactions gossiped by a peer: checked like any other, but not written to this
+    /// node's mempool log, since the node that acknowledged them logged them already.
+    pub fn submit_gossiped(&self, txs: Vec<Tx>) -> Vec<Result<Hash, SubmitError>> {
+        let refs: Vec<&Tx> = txs.iter().collect();
+        let verdicts = verify_signatures(&refs);
+        self.admit(txs, verdicts, false)
     }
 
     /// Submits transactions this node has just signed with its own key (access events, erasure
@@ -225,10 +233,12 @@ impl Chain {
     /// it when the transactions reach them.
     pub fn submit_own(&self, txs: Vec<Tx>) -> Vec<Result<Hash, SubmitError>> {
         let n = txs.len();
-        self.admit(txs, vec![true; n])
+        self.admit(txs, vec![true; n], true)
     }
 
-    fn admit(&self, txs: Vec<Tx>, verdicts: Vec<bool>) -> Vec<Result<Hash, SubmitError>> {
+    /// Checks and pools `txs`; with `durable`, the admitted ones are in the mempool log before
+    /// this returns.
+    fn admit(&self, txs: Vec<Tx>, verdicts: Vec<bool>, durable: bool) -> Vec<Result<Hash, SubmitError>> {
         self.metrics.submitted.fetch_add(txs.len() as u64, Ordering::Relaxed);
         let snap = match self.store.snapshot() {
             Ok(s) => s,
@@ -250,7 +260,7 @@ impl Chain {
                 Err(SubmitError::Rejected(r))
             } else {
                 let expected = medledger_state::nonce_of(&snap, &tx.body().signer);
-                let raw = self.wal.get().map(|_| tx.raw().to_vec());
+                let raw = self.wal.get().filter(|_| durable).map(|_| tx.raw().to_vec());
                 let r = pool.admit(tx, expected).map(|_| id).map_err(SubmitError::from);
                 if let (Ok(_), Some(raw)) = (&r, raw) {
                     logged.push(raw);
@@ -513,12 +523,13 @@ impl Chain {
         Ok(())
     }
 
-    /// Empties the write-ahead log once the mempool is empty, and rewrites it with just the
-    /// pending transactions when it has grown large. A failure here only delays compaction.
+    /// Rewrites the write-ahead log with just the pending transactions once it has grown large
+    /// (committed ones left in it are harmless: replayed, they are refused as already used). Not
+    /// on every block: a rewrite costs syncs on the finalization path. A failure here only
+    /// delays compaction.
     fn compact_wal(&self) {
         let Some(wal) = self.wal.get() else { return };
-        let pending = self.mempool_len();
-        if (pending == 0 && !wal.is_empty()) || wal.needs_compaction() {
+        if wal.needs_compaction() {
             if let Err(e) = wal.rewrite(|| self.mempool.lock().pending_raw()) {
                 tracing::warn!("cannot compact the mempool log: {e}");
             }

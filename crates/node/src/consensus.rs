@@ -506,7 +506,7 @@ where
                 msg = tx_receiver.recv() => {
                     let Ok((_, bytes)) = msg else { break };
                     if let Some(txs) = decode_gossip(bytes.as_ref()) {
-                        gossip_chain.submit(txs);
+                        gossip_chain.submit_gossiped(txs);
                     }
                 }
             }

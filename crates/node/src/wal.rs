@@ -8,9 +8,10 @@
 //!
 //! Format: records of `len: u32 BE || crc32(tx): u32 BE || tx bytes`. A torn tail (a crash
 //! mid-append) fails its length or checksum; replay stops there and the file is cut back to the
-//! last whole record. Concurrent appends share one sync (group commit). The log is rewritten
-//! with just the pending transactions when it grows past [`COMPACT_BYTES`] and is several times
-//! larger than the mempool, and emptied when the mempool is.
+//! last whole record. Concurrent appends share one sync (group commit). Only transactions this
+//! node acknowledges are logged (gossiped ones were logged by the node that took them). The log
+//! is rewritten with just the pending transactions when it grows past [`COMPACT_BYTES`] and
+//! twice its size after the last rewrite.
 
 use medledger_types::limits::MAX_TX_BYTES;
 use parking_lot::Mutex;
