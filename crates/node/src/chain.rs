@@ -236,6 +236,23 @@ impl Chain {
         self.admit(txs, vec![true; n], true)
     }
 
+    /// Like [`Chain::submit_own`], but leaves the transactions out of the mempool log: the
+    /// caller makes them durable with [`Chain::make_durable`] before it acknowledges anything.
+    /// This lets a caller that must assign nonces in order under a lock do the (slow, shared)
+    /// log sync outside that lock.
+    pub fn submit_own_pooled(&self, txs: Vec<Tx>) -> Vec<Result<Hash, SubmitError>> {
+        let n = txs.len();
+        self.admit(txs, vec![true; n], false)
+    }
+
+    /// Appends `txs` to the mempool log and returns once they are on disk (concurrent callers
+    /// share one sync).
+    pub fn make_durable(&self, txs: &[Tx]) -> Result<(), SubmitError> {
+        let Some(wal) = self.wal.get() else { return Ok(()) };
+        let refs: Vec<&[u8]> = txs.iter().map(Tx::raw).collect();
+        wal.append(&refs).map_err(|e| SubmitError::Unavailable(format!("the mempool log cannot be written: {e}")))
+    }
+
     /// Checks and pools `txs`; with `durable`, the admitted ones are in the mempool log before
     /// this returns.
     fn admit(&self, txs: Vec<Tx>, verdicts: Vec<bool>, durable: bool) -> Vec<Result<Hash, SubmitError>> {

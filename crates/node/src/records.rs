@@ -508,18 +508,27 @@ impl RecordService {
         }))
     }
 
-    /// Signs `op` with the service's signer at its next free nonce and submits it.
+    /// Signs `op` with the service's signer at its next free nonce and submits it; returns once
+    /// it is in the mempool log, so an access event survives a crash right after the answer.
     fn submit_signed(&self, op: Operation) -> Result<Hash, ServiceError> {
-        let _guard = self.log_lock.lock();
-        let signer = self.signer.public();
-        let nonce = {
-            let snap =
-                self.chain.store.snapshot().map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))?;
-            self.chain.next_nonce(&snap, &signer)
+        let tx = {
+            // Nonces are assigned and pooled in order under the lock; the log sync, shared by
+            // concurrent reads, happens outside it.
+            let _guard = self.log_lock.lock();
+            let signer = self.signer.public();
+            let nonce = {
+                let snap =
+                    self.chain.store.snapshot().map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))?;
+                self.chain.next_nonce(&snap, &signer)
+            };
+            let tx = Tx::sign(
+                Transaction { chain_id: self.chain.genesis.chain_id.clone(), signer, nonce, op },
+                &self.signer,
+            );
+            self.chain.submit_own_pooled(vec![tx.clone()]).remove(0)?;
+            tx
         };
-        let tx =
-            Tx::sign(Transaction { chain_id: self.chain.genesis.chain_id.clone(), signer, nonce, op }, &self.signer);
-        self.chain.submit_own(vec![tx.clone()]).remove(0)?;
+        self.chain.make_durable(std::slice::from_ref(&tx))?;
         let id = tx.id();
         if let Some(g) = self.gossip.get() {
             // Bounded: if the queue is full the transaction stays local and is still proposed.
