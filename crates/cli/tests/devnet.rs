@@ -39,14 +39,7 @@ fn devnet_survives_a_killed_validator_and_resumes() {
     ids.extend(ids2);
 
     // Restart it by hand: it replays what it needs and catches up.
-    let log = std::fs::OpenOptions::new().append(true).open(node_dir.join("node.log")).unwrap();
-    let mut restarted = Command::new(BIN)
-        .args(["node", "--config"])
-        .arg(node_dir.join("node.toml"))
-        .stdout(Stdio::from(log.try_clone().unwrap()))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap();
+    let mut restarted = restart_node(&node_dir);
     wait_committed_by(&apis[2], &ca, &ids, Duration::from_secs(120), &mut restarted, &node_dir.join("node.log"));
     let target = get(&apis[0], "/v1/status").unwrap()["height"].as_u64().unwrap();
     let start = Instant::now();
@@ -263,4 +256,45 @@ fn a_key_outside_genesis_cannot_join() {
     let _ = rogue_proc.wait();
     kill(dn.child.id(), 2);
     assert!(dn.child.wait().unwrap().success());
+}
+
+/// A 202 is durable: hospital A acknowledges transactions while every other validator is
+/// stopped (SIGSTOP, so nothing can be gossiped or committed), is SIGKILLed, and restarts; it
+/// re-admits them from its mempool log, and once the others resume they commit.
+#[test]
+fn an_acknowledged_transaction_survives_sigkill_of_the_node_that_acknowledged_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("devnet");
+    let mut dn = start_devnet(&dir, free_base_port(), true);
+    let apis = apis(&dn);
+    let alice = key(&dir.join("demo/dr-alice.key"));
+    let ca = key(&dir.join("ca.key"));
+    let pid_of = |inst: &str| -> u32 {
+        std::fs::read_to_string(dir.join(format!("nodes/{inst}/pid"))).unwrap().trim().parse().unwrap()
+    };
+    let others = ["hospital-b", "clinic-c", "health-authority"];
+    for inst in others {
+        kill(pid_of(inst), 19); // SIGSTOP
+    }
+    let ids = submit_attests(&apis[0], &alice, 9, 5);
+    let a_dir = dir.join("nodes/hospital-a");
+    kill(pid_of("hospital-a"), 9);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(std::fs::metadata(a_dir.join("data/mempool.wal")).unwrap().len() > 0);
+    // Restart A alone: the others are still stopped, so only its log can bring them back.
+    let log_path = a_dir.join("node.log");
+    let mut restarted = restart_node(&a_dir);
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log_path).unwrap_or_default().contains("re-admitted 5 pending transactions") {
+        assert!(start.elapsed() < Duration::from_secs(60), "no re-admission; log ends:\n{}", log_tail(&log_path, 20));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for inst in others {
+        kill(pid_of(inst), 18); // SIGCONT
+    }
+    wait_committed_by(&apis[0], &ca, &ids, Duration::from_secs(120), &mut restarted, &log_path);
+    kill(restarted.id(), 15);
+    assert!(restarted.wait().unwrap().success());
+    kill(dn.child.id(), 2);
+    let _ = dn.child.wait();
 }

@@ -8,7 +8,6 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
@@ -95,14 +94,7 @@ fn every_holder_erases_its_copy_even_after_a_crash() {
     cli.fails(&["record", "get", "--node", &node_a, "--key", &p1_key, "--id", &a_obs], "erased");
 
     // B restarts, reconciles from chain state, erases and confirms: now the record is erased.
-    let log = std::fs::OpenOptions::new().append(true).open(b_dir.join("node.log")).unwrap();
-    let mut restarted = Command::new(BIN)
-        .args(["node", "--config"])
-        .arg(b_dir.join("node.toml"))
-        .stdout(Stdio::from(log.try_clone().unwrap()))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap();
+    let mut restarted = restart_node(&b_dir);
     wait_until("the record's erasure after hospital B's restart", Duration::from_secs(120), || {
         history(&node_a)["record"]["erased_at"].is_u64()
     });

@@ -201,6 +201,19 @@ pub fn wait_committed(api: &str, reader: &medledger_types::Keypair, ids: &[Strin
     }
 }
 
+/// Starts `medledger node` for the node directory `node_dir` by hand (its own config), its
+/// output appended to the node's log.
+pub fn restart_node(node_dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new().append(true).create(true).open(node_dir.join("node.log")).unwrap();
+    Command::new(BIN)
+        .args(["node", "--config"])
+        .arg(node_dir.join("node.toml"))
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap()
+}
+
 pub fn kill(pid: u32, sig: i32) {
     let status = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
     assert!(status.success());
