@@ -32,6 +32,13 @@ impl Client {
         self
     }
 
+    /// Tells this client the node's chain id (which signed requests cover), so it need not ask
+    /// the node for it.
+    pub fn with_chain_id(self, chain_id: &str) -> Client {
+        let _ = self.chain_id.set(chain_id.to_string());
+        self
+    }
+
     /// A `GET` request for `path`, signed by `key` (or this client's key) if there is one.
     fn get_request(&self, path: &str, key: Option<&Keypair>) -> Result<ureq::Request, String> {
         let req = self.agent.get(&format!("{}{path}", self.base));

@@ -21,9 +21,10 @@ pub struct Session {
 
 impl Session {
     pub fn open(node: &str, key: Keypair) -> Result<Session, String> {
-        let client = Client::new(node).with_key(key.clone());
-        let status = client.get("/v1/status")?;
+        // Node status is public; every later read is signed, over the chain id learnt here.
+        let status = Client::new(node).get("/v1/status")?;
         let chain_id = status["chain_id"].as_str().ok_or("node status has no chain_id")?.to_string();
+        let client = Client::new(node).with_key(key.clone()).with_chain_id(&chain_id);
         Ok(Session { client, chain_id, key, status })
     }
 

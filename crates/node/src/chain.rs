@@ -212,12 +212,22 @@ impl Chain {
         self.mempool.lock().contains(id)
     }
 
-    /// Admits already-decoded transactions (from the API or from peers): batch-verifies the
-    /// signatures, prechecks them against committed state and adds them to the mempool.
+    /// Admits already-decoded transactions from a client: batch-verifies the signatures,
+    /// prechecks them against committed state, adds them to the mempool and, once the mempool
+    /// log is attached, makes the admitted ones durable before returning (an `Ok` is a promise
+    /// that survives a crash; if the log cannot be written they are reported `unavailable`).
     pub fn submit(&self, txs: Vec<Tx>) -> Vec<Result<Hash, SubmitError>> {
         let refs: Vec<&Tx> = txs.iter().collect();
         let verdicts = verify_signatures(&refs);
-        self.admit(txs, verdicts, true)
+        let kept = txs.clone();
+        let mut out = self.admit(txs, verdicts);
+        let admitted: Vec<Tx> = kept.into_iter().zip(&out).filter(|(_, r)| r.is_ok()).map(|(t, _)| t).collect();
+        if let Err(e) = self.make_durable(&admitted) {
+            for r in out.iter_mut().filter(|r| r.is_ok()) {
+                *r = Err(e.clone());
+            }
+        }
+        out
     }
 
     /// Admits transactions gossiped by a peer: checked like any other, but not written to this
@@ -225,37 +235,29 @@ impl Chain {
     pub fn submit_gossiped(&self, txs: Vec<Tx>) -> Vec<Result<Hash, SubmitError>> {
         let refs: Vec<&Tx> = txs.iter().collect();
         let verdicts = verify_signatures(&refs);
-        self.admit(txs, verdicts, false)
+        self.admit(txs, verdicts)
     }
 
-    /// Submits transactions this node has just signed with its own key (access events, erasure
-    /// confirmations): the signature was made here, so it is not verified again. Peers verify
-    /// it when the transactions reach them.
+    /// Pools transactions this node has just signed with its own key (access events, erasure
+    /// confirmations): the signature was made here, so it is not verified again (peers verify
+    /// it when the transactions reach them). They are not logged here: the caller, which
+    /// assigns nonces in order under a lock, makes them durable with [`Chain::make_durable`]
+    /// outside that lock, before it acknowledges anything.
     pub fn submit_own(&self, txs: Vec<Tx>) -> Vec<Result<Hash, SubmitError>> {
         let n = txs.len();
-        self.admit(txs, vec![true; n], true)
-    }
-
-    /// Like [`Chain::submit_own`], but leaves the transactions out of the mempool log: the
-    /// caller makes them durable with [`Chain::make_durable`] before it acknowledges anything.
-    /// This lets a caller that must assign nonces in order under a lock do the (slow, shared)
-    /// log sync outside that lock.
-    pub fn submit_own_pooled(&self, txs: Vec<Tx>) -> Vec<Result<Hash, SubmitError>> {
-        let n = txs.len();
-        self.admit(txs, vec![true; n], false)
+        self.admit(txs, vec![true; n])
     }
 
     /// Appends `txs` to the mempool log and returns once they are on disk (concurrent callers
-    /// share one sync).
+    /// share one sync). Without an attached log there is nothing to do.
     pub fn make_durable(&self, txs: &[Tx]) -> Result<(), SubmitError> {
         let Some(wal) = self.wal.get() else { return Ok(()) };
         let refs: Vec<&[u8]> = txs.iter().map(Tx::raw).collect();
         wal.append(&refs).map_err(|e| SubmitError::Unavailable(format!("the mempool log cannot be written: {e}")))
     }
 
-    /// Checks and pools `txs`; with `durable`, the admitted ones are in the mempool log before
-    /// this returns.
-    fn admit(&self, txs: Vec<Tx>, verdicts: Vec<bool>, durable: bool) -> Vec<Result<Hash, SubmitError>> {
+    /// Checks `txs` against committed state and pools the ones that pass.
+    fn admit(&self, txs: Vec<Tx>, verdicts: Vec<bool>) -> Vec<Result<Hash, SubmitError>> {
         self.metrics.submitted.fetch_add(txs.len() as u64, Ordering::Relaxed);
         let snap = match self.store.snapshot() {
             Ok(s) => s,
@@ -267,7 +269,6 @@ impl Chain {
         let tip = self.tip();
         let now = self.now_ms();
         let mut out = Vec::with_capacity(txs.len());
-        let mut logged = Vec::new();
         let mut pool = self.mempool.lock();
         for (tx, ok) in txs.into_iter().zip(verdicts) {
             let id = tx.id();
@@ -277,35 +278,14 @@ impl Chain {
                 Err(SubmitError::Rejected(r))
             } else {
                 let expected = medledger_state::nonce_of(&snap, &tx.body().signer);
-                let raw = self.wal.get().filter(|_| durable).map(|_| tx.raw().to_vec());
-                let r = pool.admit(tx, expected).map(|_| id).map_err(SubmitError::from);
-                if let (Ok(_), Some(raw)) = (&r, raw) {
-                    logged.push(raw);
-                }
-                r
+                pool.admit(tx, expected).map(|_| id).map_err(SubmitError::from)
             };
             if r.is_err() {
                 self.metrics.rejected.fetch_add(1, Ordering::Relaxed);
             }
             out.push(r);
         }
-        drop(pool);
-        self.log_admitted(&mut out, &logged);
         out
-    }
-
-    /// Makes the admitted transactions durable before anyone is told they were accepted: on a
-    /// log failure their results become `unavailable` (they may still be proposed; a retry is a
-    /// harmless duplicate).
-    fn log_admitted(&self, out: &mut [Result<Hash, SubmitError>], raws: &[Vec<u8>]) {
-        let Some(wal) = self.wal.get() else { return };
-        let refs: Vec<&[u8]> = raws.iter().map(Vec::as_slice).collect();
-        if let Err(e) = wal.append(&refs) {
-            let msg = format!("the mempool log cannot be written: {e}");
-            for r in out.iter_mut().filter(|r| r.is_ok()) {
-                *r = Err(SubmitError::Unavailable(msg.clone()));
-            }
-        }
     }
 
     /// Decodes and submits raw transactions.

@@ -42,6 +42,13 @@ impl std::fmt::Display for ServiceError {
 
 impl std::error::Error for ServiceError {}
 
+/// A state-machine refusal (credential, permission, consent) under its own registry code.
+impl From<medledger_state::Rejection> for ServiceError {
+    fn from(r: medledger_state::Rejection) -> Self {
+        ServiceError::new(r.code.code(), r.reason)
+    }
+}
+
 impl From<SubmitError> for ServiceError {
     fn from(e: SubmitError) -> Self {
         ServiceError::Submit(e)

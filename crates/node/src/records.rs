@@ -311,8 +311,7 @@ impl RecordService {
         // Only a valid credential's requests are answered or logged: a key the CA never
         // certified (or whose credential expired or was revoked) is refused here, and nothing
         // is written to the chain. Then its allowance and the replay cache.
-        identity::principal(&snap, &r.requester, now, height)
-            .map_err(|rej| ServiceError::new(rej.code.code(), rej.reason))?;
+        let principal = identity::principal(&snap, &r.requester, now, height).map_err(ServiceError::from)?;
         self.guard.admit(&r.requester, r.id(), now)?;
         let head = state_records::head(&snap, &r.record_id)
             .ok_or_else(|| ServiceError::new(ErrorCode::NotFound, format!("no record {}", r.record_id)))?;
@@ -345,8 +344,9 @@ impl RecordService {
             return Err(ServiceError::new(ErrorCode::NotPermitted, reason));
         }
         let rec = RecordRef { id: &r.record_id, resource_type: &head.resource_type };
+        // The patient's credential was checked above; anyone else needs a consent.
         let decision = if is_patient {
-            identity::principal(&snap, &r.requester, now, height).map(|_| ())
+            Ok(())
         } else {
             permits(&snap, &head.patient, &r.requester, rec, medledger_types::action::READ, r.purpose, now, height)
                 .map(|_| ())
@@ -356,10 +356,7 @@ impl RecordService {
             Ok(()) => (AccessOutcome::Served, None),
             Err(denial) => {
                 let emergency = r.break_glass.as_deref().map(str::trim).filter(|s| !s.is_empty());
-                let snap =
-                    self.chain.store.snapshot().map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))?;
-                let doctor =
-                    matches!(identity::principal(&snap, &r.requester, now, height), Ok(Principal::Role(Role::Doctor)));
+                let doctor = principal == Principal::Role(Role::Doctor);
                 match emergency {
                     Some(_) if doctor => {
                         // The holder unwraps its own copy and wraps it for the emergency reader.
@@ -525,7 +522,7 @@ impl RecordService {
                 Transaction { chain_id: self.chain.genesis.chain_id.clone(), signer, nonce, op },
                 &self.signer,
             );
-            self.chain.submit_own_pooled(vec![tx.clone()]).remove(0)?;
+            self.chain.submit_own(vec![tx.clone()]).remove(0)?;
             tx
         };
         self.chain.make_durable(std::slice::from_ref(&tx))?;

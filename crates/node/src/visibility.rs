@@ -15,7 +15,7 @@
 //! public.
 
 use crate::error::ServiceError;
-use medledger_state::consent::{active_consents, is_active, Requester};
+use medledger_state::consent::{active_consents, is_active, names, Requester};
 use medledger_state::store::StateRead;
 use medledger_state::{identity, records, Principal};
 use medledger_types::{AuditOp, ConsentOp, IdentityOp, RecordsOp};
@@ -77,13 +77,7 @@ impl Caller {
     pub fn holds_consent(&self, state: &dyn StateRead, patient: &Hash) -> bool {
         let (Some(role), Some(inst)) = (self.role(), self.institution.as_deref()) else { return false };
         let who = Requester { key: &self.key, institution: inst, role };
-        active_consents(state, patient).iter().any(|c| {
-            is_active(c, self.now_ms, self.height)
-                && match &c.terms.grantee {
-                    Grantee::Person(pk) => *pk == *who.key,
-                    Grantee::Institution(i) => i == who.institution && c.terms.roles.contains(&who.role),
-                }
-        })
+        active_consents(state, patient).iter().any(|c| is_active(c, self.now_ms, self.height) && names(c, who))
     }
 
     /// An institution admin of the institution `subject`'s credential names.

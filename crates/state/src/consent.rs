@@ -221,14 +221,20 @@ pub struct Requester<'a> {
     pub role: Role,
 }
 
+/// Is `who` a grantee of consent `c`: the person it names, or staff of the institution it
+/// names in one of the roles it covers? Scope, purpose and activity are checked elsewhere.
+pub fn names(c: &Consent, who: Requester<'_>) -> bool {
+    match &c.terms.grantee {
+        Grantee::Person(pk) => pk == who.key,
+        Grantee::Institution(id) => id == who.institution && c.terms.roles.contains(&who.role),
+    }
+}
+
 /// Does consent `c` cover `who` doing `action` on `record` for `purpose`? A consent to an
 /// institution covers only its staff in the roles the consent names. Activity (expiry,
 /// revocation) is checked separately.
 pub fn covers(c: &Consent, who: Requester<'_>, record: RecordRef<'_>, action: u8, purpose: Purpose) -> bool {
-    let grantee_ok = match &c.terms.grantee {
-        Grantee::Person(pk) => pk == who.key,
-        Grantee::Institution(id) => id == who.institution && c.terms.roles.contains(&who.role),
-    };
+    let grantee_ok = names(c, who);
     let scope_ok = match &c.terms.scope {
         Scope::All => true,
         Scope::ResourceTypes(v) => v.iter().any(|t| t == record.resource_type),
