@@ -27,6 +27,20 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
+    /// On a patient's new device: prove possession of the new key for a key rotation or a
+    /// recovery (`tx rotate-patient-key --new-public … --proof …`), offline.
+    RotationProof {
+        /// The new key's file.
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        chain_id: String,
+        #[arg(long)]
+        pseudonym: String,
+        /// The patient's current (lost) public key, hex.
+        #[arg(long)]
+        current: String,
+    },
     /// Build a consortium genesis file from institution keys.
     Genesis {
         #[arg(long)]
@@ -108,6 +122,9 @@ fn run(cli: Cli) -> Result<(), String> {
     let j = cli.json;
     match cli.cmd {
         Cmd::Keygen { out, force } => cmd::identity::keygen(out, force, j)?,
+        Cmd::RotationProof { key, chain_id, pseudonym, current } => {
+            cmd::ledger::print_rotation_proof(&key, &chain_id, &pseudonym, &current, j)?
+        }
         Cmd::Genesis { chain_id, ca, institutions, out } => {
             let v = cmd::identity::genesis(chain_id, ca, institutions, out)?;
             cmd::print(j, &v, |v| {

@@ -60,9 +60,9 @@ fn records_are_shared_under_consent_audited_and_erased_across_processes() {
     );
     // Chain metadata is not public: without a signature, or signed by a key without a
     // credential, the access log and the record index are refused.
-    let access_tx = rec("bob_read_access_tx");
+    let access_event = rec("bob_read_access_event");
     for path in [
-        format!("/v1/txs/{access_tx}"),
+        format!("/v1/access-events/{access_event}"),
         "/v1/blocks?limit=5".to_string(),
         format!("/v1/patients/{p1}/consents"),
         format!("/v1/patients/{p1}/requests"),
@@ -76,11 +76,11 @@ fn records_are_shared_under_consent_audited_and_erased_across_processes() {
         }
         assert!(get_as(&apis[1], &medledger_types::Keypair::generate(), &path).is_none(), "{path}");
     }
-    cli.fails(&["query", "--node", &node_b, "tx", &access_tx], "give --key");
+    cli.fails(&["query", "--node", &node_b, "access-event", &access_event], "give --key");
     // The regulator sees it: signed by hospital A's node service key, not by its admin key.
-    let logged = cli.ok(&["query", "--node", &node_b, "--key", &reg, "tx", &access_tx]);
+    let logged = cli.ok(&["query", "--node", &node_b, "--key", &reg, "access-event", &access_event]);
     let service = medledger_client::keys::read_key(&dir.join("nodes/hospital-a/service.key")).unwrap();
-    assert_eq!(logged["tx"]["signer"], service.public().to_hex(), "{logged}");
+    assert_eq!(logged["recorded_by"], service.public().to_hex(), "{logged}");
     // Another patient may not see patient-1's consents.
     let p2_early = cli.demo("patient-2");
     cli.fails(&["consent", "list", "--node", &node_b, "--key", &p2_early, "--patient", &p1], "not_permitted");
@@ -390,8 +390,47 @@ fn records_are_shared_under_consent_audited_and_erased_across_processes() {
     std::fs::write(&object_path, &bytes).unwrap();
     cli.fails(&["record", "get", "--node", &node_a, "--key", &p1_key, "--id", &b_enc], "tampering detected");
 
-    // Erasure: patient-2 erases the condition; hospital B's vault keeps no trace of it, reads
-    // say erased, and the hashes stay on chain.
+    // patient-2 loses their device. The new device makes a key and proves possession offline;
+    // hospital B (where patient-2 is registered) recovers them to it. The lost key is refused,
+    // and the new one reads the record: hospital B wraps its own copy of the data key for it.
+    let new_p2 = dir.join("patient-2-new.key");
+    cli.ok(&["keygen", "--out", new_p2.to_str().unwrap()]);
+    let current = ident("patient-2", "key");
+    let proof = cli.ok(&[
+        "rotation-proof",
+        "--key",
+        new_p2.to_str().unwrap(),
+        "--chain-id",
+        "medledger-devnet",
+        "--pseudonym",
+        &p2,
+        "--current",
+        &current,
+    ]);
+    let admin_b = dir.join("nodes/hospital-b/admin.key");
+    let v = cli.ok(&[
+        "tx",
+        "--node",
+        &node_c,
+        "--key",
+        admin_b.to_str().unwrap(),
+        "--wait",
+        "rotate-patient-key",
+        "--pseudonym",
+        &p2,
+        "--new-public",
+        proof["new_public"].as_str().unwrap(),
+        "--proof",
+        proof["proof"].as_str().unwrap(),
+    ]);
+    assert_eq!(v["receipt"]["outcome"]["status"], "applied", "{v}");
+    cli.fails(&["record", "get", "--node", &node_c, "--key", &p2_key, "--id", &b_cond], "credential_revoked");
+    let p2_key = new_p2.to_str().unwrap().to_string();
+    let got = cli.ok(&["record", "get", "--node", &node_c, "--key", &p2_key, "--id", &b_cond]);
+    assert_eq!(got["resource"]["resourceType"], "Condition", "{got}");
+
+    // Erasure: patient-2 (with the new key) erases the condition; hospital B's vault keeps no
+    // trace of it, reads say erased, and the hashes stay on chain.
     assert!(!vault_files_of(&b_dir, &b_cond).is_empty());
     let cond_object = std::fs::read_to_string(b_dir.join(format!("data/vault/records/{b_cond}/1/object"))).unwrap();
     cli.ok(&["erase", "--node", &node_c, "--key", &p2_key, "--id", &b_cond, "--wait"]);

@@ -20,4 +20,19 @@ impl Session {
         });
         self.client.post("/v1/audit", &body)
     }
+
+    /// Waits until the access event of read request `id` (a read answer's `access_event`) is on
+    /// chain, and returns it. Events reach the chain in the holder's next batch.
+    pub fn wait_access_event(&self, id: &str, timeout: std::time::Duration) -> Result<Value, String> {
+        let until = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(v) = self.client.get_opt(&format!("/v1/access-events/{id}"))? {
+                return Ok(v);
+            }
+            if std::time::Instant::now() > until {
+                return Err(format!("access event {id} is not on chain after {}s", timeout.as_secs()));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
 }

@@ -1,11 +1,12 @@
 //! Consent from the user's side: reading a patient's consents, and re-wrapping data keys for a
 //! new grantee (the patient's client does it; nodes never see a plaintext key).
 
+use crate::http::Client;
 use crate::records::{covers, open_response};
 use crate::session::{hash_arg, Session};
 use crate::tx::now_ms;
 use medledger_types::read::ReadRequest;
-use medledger_types::{action, Canonical, ConsentTerms, Grantee, Hash};
+use medledger_types::{action, Canonical, ConsentTerms, Grantee, Hash, Keypair, PublicKey, SealedNote};
 use medledger_vault::envelope::{self, context, WrappedKey};
 use serde_json::json;
 
@@ -88,4 +89,67 @@ impl Session {
         }
         Ok(n)
     }
+}
+
+impl Session {
+    /// The regulators with a valid credential (readers of every sealed reason).
+    pub fn regulators(&self) -> Result<Vec<PublicKey>, String> {
+        regulators(&self.client)
+    }
+
+    /// Seals `text` (an on-chain reason about `patient`, belonging to `subject`) for the patient,
+    /// every regulator and `also`. The node only ever sees the sealed note.
+    pub fn seal_reason(
+        &self,
+        text: &str,
+        patient: &Hash,
+        subject: &Hash,
+        also: &[PublicKey],
+    ) -> Result<SealedNote, String> {
+        seal_reason(&self.client, text, patient, subject, also)
+    }
+}
+
+/// The regulators with a valid credential, as `client`'s node reports them.
+pub fn regulators(client: &Client) -> Result<Vec<PublicKey>, String> {
+    let v = client.get("/v1/regulators")?;
+    v["regulators"]
+        .as_array()
+        .ok_or("the node's regulator list is malformed")?
+        .iter()
+        .map(|k| PublicKey::from_hex(k.as_str().unwrap_or("")).map_err(|e| format!("regulator key: {e}")))
+        .collect()
+}
+
+/// [`Session::seal_reason`] for a bare client.
+pub fn seal_reason(
+    client: &Client,
+    text: &str,
+    patient: &Hash,
+    subject: &Hash,
+    also: &[PublicKey],
+) -> Result<SealedNote, String> {
+    let mut text = text.to_string();
+    medledger_types::limits::truncate_utf8(&mut text, medledger_types::limits::MAX_REASON);
+    if text.is_empty() {
+        return Ok(SealedNote::default());
+    }
+    let v = client.get(&format!("/v1/patients/{}", patient.to_hex()))?;
+    let mut readers =
+        vec![PublicKey::from_hex(v["key"].as_str().unwrap_or("")).map_err(|e| format!("patient key: {e}"))?];
+    readers.extend(regulators(client)?);
+    readers.extend_from_slice(also);
+    envelope::seal_note(&text, &readers, subject).map_err(|e| format!("cannot seal the reason: {e}"))
+}
+
+/// Opens a sealed reason with `me`, or says why not (for display).
+pub fn open_reason(note: &serde_json::Value, subject: &str, me: &Keypair) -> String {
+    let Ok(note) = serde_json::from_value::<SealedNote>(note.clone()) else {
+        return "(malformed sealed reason)".into();
+    };
+    if note.is_empty() {
+        return String::new();
+    }
+    let Ok(subject) = Hash::from_hex(subject) else { return "(sealed)".into() };
+    envelope::open_note(&note, me, &subject).unwrap_or_else(|_| "(sealed; not for this key)".into())
 }

@@ -136,7 +136,7 @@ impl Session {
                 "content_hash": anchored_hash.to_hex(),
                 "holder": anchored["holder"],
                 "outcome": resp["outcome"],
-                "access_tx": resp["access_tx"],
+                "access_event": resp["access_event"],
             }),
         ))
     }

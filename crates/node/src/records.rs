@@ -40,6 +40,8 @@ pub struct RecordService {
     gossip: std::sync::OnceLock<tokio::sync::mpsc::Sender<Vec<Tx>>>,
     /// Replay cache and per-requester rate limit, shared with the audit service.
     pub guard: Arc<crate::guard::Guard>,
+    /// Access events, durable before a read is answered, batched onto the chain.
+    journal: std::sync::OnceLock<crate::audit::journal::AccessJournal>,
     /// Erasure confirmations submitted and not yet committed: record → confirmation tx.
     erasures_inflight: Mutex<std::collections::HashMap<Hash, Hash>>,
     /// Signs the service's own transactions (access events, erasure confirmations): the node's
@@ -94,8 +96,11 @@ pub struct ReadResponse {
     /// (which it does on the way back when the read is sent through it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custodian: Option<String>,
-    /// The access-event transaction logging this read.
-    pub access_tx: String,
+    /// Id of the access event logging this read: the signed read request's id. The event is
+    /// durable before this answer and reaches the chain in the holder's next batch; look it up
+    /// with `GET /v1/access-events/{id}`.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
+    pub access_event: String,
 }
 
 /// A patient adds the data key wrapped for a grantee.
@@ -169,6 +174,7 @@ impl RecordService {
             guard: Arc::new(crate::guard::Guard::default()),
             erasures_inflight: Mutex::new(std::collections::HashMap::new()),
             signer: institution_key.clone(),
+            journal: std::sync::OnceLock::new(),
         }
     }
 
@@ -176,6 +182,57 @@ impl RecordService {
     pub fn with_signer(mut self, key: Keypair) -> RecordService {
         self.signer = key;
         self
+    }
+
+    /// Opens the access journal at `path` (a real node: `access.wal` in its data directory) and
+    /// queues again the events the chain does not hold yet. Returns how many it queued. Reads
+    /// are refused until a journal is attached: an access event is never kept in memory only.
+    pub fn attach_journal(&self, path: &std::path::Path) -> Result<usize, String> {
+        let snap = self.chain.store.snapshot().map_err(|e| e.to_string())?;
+        let (j, queued) = crate::audit::journal::AccessJournal::open(path, |id| {
+            medledger_state::audit::access_event_for_request(&snap, id).is_some()
+        })
+        .map_err(|e| format!("cannot open the access journal {}: {e}", path.display()))?;
+        self.journal.set(j).map_err(|_| "an access journal is already attached".to_string())?;
+        Ok(queued)
+    }
+
+    /// The access journal, once attached.
+    pub fn journal(&self) -> Option<&crate::audit::journal::AccessJournal> {
+        self.journal.get()
+    }
+
+    /// Sends queued access events to the chain, many per transaction (run every
+    /// [`crate::audit::journal::FLUSH_EVERY`] and when a full batch is queued). Returns how many
+    /// were sent; on an error the rest stay queued for the next run.
+    pub fn flush_access_log(&self) -> usize {
+        let Some(j) = self.journal.get() else { return 0 };
+        let _order = self.log_lock.lock();
+        let r = j.flush(|events| {
+            let tx = self.sign_next(Operation::Audit(AuditOp::LogAccess { events: events.to_vec() }))?;
+            self.chain.submit_own(vec![tx.clone()]).remove(0)?;
+            let id = tx.id();
+            self.gossip_own(tx);
+            Ok::<_, ServiceError>(id)
+        });
+        match r {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!("access events stay queued: {e}");
+                0
+            }
+        }
+    }
+
+    /// After a finalized block: forgets the access events the chain now holds and queues again
+    /// those whose batch was dropped.
+    pub fn settle_access_log(&self) {
+        let Some(j) = self.journal.get() else { return };
+        let Ok(snap) = self.chain.store.snapshot() else { return };
+        j.settle(
+            |tx| self.chain.is_pending(tx),
+            |id| medledger_state::audit::access_event_for_request(&snap, id).is_some(),
+        );
     }
 
     /// The key that signs this service's transactions.
@@ -340,7 +397,7 @@ impl RecordService {
         };
         if let Some(reason) = withheld {
             drop(snap);
-            let _ = self.log(&r, AccessOutcome::Denied, reason.clone());
+            let _ = self.log(&r, &head, AccessOutcome::Denied, reason.clone());
             return Err(ServiceError::new(ErrorCode::NotPermitted, reason));
         }
         let rec = RecordRef { id: &r.record_id, resource_type: &head.resource_type };
@@ -372,7 +429,7 @@ impl RecordService {
                         (AccessOutcome::BreakGlass, Some(w))
                     }
                     _ => {
-                        let _ = self.log(&r, AccessOutcome::Denied, denial.reason.clone());
+                        let _ = self.log(&r, &head, AccessOutcome::Denied, denial.reason.clone());
                         return Err(ServiceError::new(ErrorCode::NotPermitted, denial.reason));
                     }
                 }
@@ -382,6 +439,10 @@ impl RecordService {
         let fetched = match wrapped {
             Some(w) => self.vault.get(&r.record_id, r.version, &self.institution_key.public()).map(|(s, _)| (s, w)),
             None => match self.vault.get(&r.record_id, r.version, &r.requester) {
+                // The patient under a rotated key: the holder wraps its own copy of the data key
+                // for the patient's current key, keeps it and serves it (the key never leaves
+                // the holder unwrapped; the content stays sealed).
+                Err(VaultError::NoKey(_)) if is_patient => self.rewrap_for_patient(&r),
                 Err(VaultError::NoKey(who)) => match self.institution_custody(&r, &head) {
                     Some((inst, key)) => {
                         custodian = Some(inst);
@@ -397,7 +458,7 @@ impl RecordService {
             Err(e) => {
                 // Not served: log the attempt as denied, with why.
                 let err = vault_error(e);
-                let _ = self.log(&r, AccessOutcome::Denied, err.to_string());
+                let _ = self.log(&r, &head, AccessOutcome::Denied, err.to_string());
                 return Err(err);
             }
         };
@@ -407,7 +468,7 @@ impl RecordService {
             c => (wrapped, c),
         };
         let reason = r.break_glass.clone().unwrap_or_default();
-        let access_tx = self.log(&r, outcome, reason)?;
+        let access_event = self.log(&r, &head, outcome, reason)?;
         Ok(ReadResponse {
             custodian,
             record_id: r.record_id.to_hex(),
@@ -416,8 +477,26 @@ impl RecordService {
             sealed: hex::encode(sealed),
             wrapped,
             outcome: outcome.name().into(),
-            access_tx: access_tx.to_hex(),
+            access_event: access_event.to_hex(),
         })
+    }
+
+    /// Wraps this holder's copy of a version's data key for the requesting patient's current key
+    /// (after a key rotation), stores it, and returns the sealed content with it.
+    fn rewrap_for_patient(&self, r: &ReadRequest) -> Result<(Vec<u8>, WrappedKey), VaultError> {
+        let (sealed, own) = self.vault.get(&r.record_id, r.version, &self.institution_key.public())?;
+        let ctx = envelope::context(&r.record_id, r.version);
+        let key =
+            envelope::unwrap(&own, &self.institution_key, &ctx).map_err(|_| VaultError::NoKey(r.requester.short()))?;
+        let w = envelope::wrap(&key, &r.requester, &ctx).map_err(|_| VaultError::NoKey(r.requester.short()))?;
+        self.vault.add_key(&r.record_id, r.version, &r.requester, &w)?;
+        tracing::info!(
+            "re-wrapped record {} v{} for the patient's new key {}",
+            r.record_id,
+            r.version,
+            r.requester.short()
+        );
+        Ok((sealed, w))
     }
 
     /// If a consent to the requester's institution covers this read, that institution and the
@@ -491,46 +570,81 @@ impl RecordService {
         confirmed
     }
 
-    /// Submits an access event signed by the institution (nonces assigned in order).
-    fn log(&self, r: &ReadRequest, outcome: AccessOutcome, reason: String) -> Result<Hash, ServiceError> {
+    /// Journals an access event (durable when this returns) for the next batch; returns its id,
+    /// the read request's. A reason is sealed for the patient, this institution and every
+    /// regulator: it never reaches the chain in plaintext.
+    fn log(
+        &self,
+        r: &ReadRequest,
+        head: &state_records::RecordHead,
+        outcome: AccessOutcome,
+        reason: String,
+    ) -> Result<Hash, ServiceError> {
+        let journal = self
+            .journal
+            .get()
+            .ok_or_else(|| ServiceError::new(ErrorCode::Internal, "no access journal is attached"))?;
         let mut reason = reason;
         medledger_types::limits::truncate_utf8(&mut reason, medledger_types::limits::MAX_REASON);
-        self.submit_signed(Operation::Audit(AuditOp::LogAccess {
+        let request_id = r.id();
+        let reason = if reason.is_empty() {
+            medledger_types::SealedNote::default()
+        } else {
+            let snap = self.snapshot()?;
+            let (now, height) = (self.now(), self.chain.tip().height + 1);
+            let patient = identity::patient_key(&snap, &head.patient)
+                .ok_or_else(|| ServiceError::new(ErrorCode::NotFound, "the record's patient has no key"))?;
+            let mut readers = vec![patient, self.institution_key.public()];
+            readers.extend(identity::regulators(&snap, now, height));
+            envelope::seal_note(&reason, &readers, &request_id)
+                .map_err(|e| ServiceError::new(ErrorCode::Internal, format!("cannot seal the reason: {e}")))?
+        };
+        let note = medledger_types::audit::AccessNote {
+            request_id,
             record_id: r.record_id,
             version: r.version,
             requester: r.requester,
             purpose: r.purpose,
             outcome,
             reason,
-        }))
+        };
+        journal.record(note).map_err(|e| match e {
+            crate::audit::journal::JournalError::Full(_) => ServiceError::new(ErrorCode::MempoolFull, e.to_string()),
+            e => ServiceError::new(ErrorCode::Internal, e.to_string()),
+        })?;
+        Ok(request_id)
     }
 
-    /// Signs `op` with the service's signer at its next free nonce and submits it; returns once
-    /// it is in the mempool log, so an access event survives a crash right after the answer.
+    fn snapshot(&self) -> Result<medledger_storage::Snapshot, ServiceError> {
+        self.chain.store.snapshot().map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))
+    }
+
+    /// Signs `op` with the service's signer at its next free nonce. Call with `log_lock` held,
+    /// and pool the transaction before releasing it, so nonces are assigned in order.
+    fn sign_next(&self, op: Operation) -> Result<Tx, ServiceError> {
+        let signer = self.signer.public();
+        let nonce = self.chain.next_nonce(&self.snapshot()?, &signer);
+        Ok(Tx::sign(Transaction { chain_id: self.chain.genesis.chain_id.clone(), signer, nonce, op }, &self.signer))
+    }
+
+    fn gossip_own(&self, tx: Tx) {
+        if let Some(g) = self.gossip.get() {
+            // Bounded: if the queue is full the transaction stays local and is still proposed.
+            let _ = g.try_send(vec![tx]);
+        }
+    }
+
+    /// Signs `op`, submits it and returns once it is in the mempool log, so it survives a crash.
     fn submit_signed(&self, op: Operation) -> Result<Hash, ServiceError> {
         let tx = {
-            // Nonces are assigned and pooled in order under the lock; the log sync, shared by
-            // concurrent reads, happens outside it.
-            let _guard = self.log_lock.lock();
-            let signer = self.signer.public();
-            let nonce = {
-                let snap =
-                    self.chain.store.snapshot().map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))?;
-                self.chain.next_nonce(&snap, &signer)
-            };
-            let tx = Tx::sign(
-                Transaction { chain_id: self.chain.genesis.chain_id.clone(), signer, nonce, op },
-                &self.signer,
-            );
+            let _order = self.log_lock.lock();
+            let tx = self.sign_next(op)?;
             self.chain.submit_own(vec![tx.clone()]).remove(0)?;
             tx
         };
         self.chain.make_durable(std::slice::from_ref(&tx))?;
         let id = tx.id();
-        if let Some(g) = self.gossip.get() {
-            // Bounded: if the queue is full the transaction stays local and is still proposed.
-            let _ = g.try_send(vec![tx]);
-        }
+        self.gossip_own(tx);
         Ok(id)
     }
 }

@@ -192,6 +192,11 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
             if let Some(path) = &cfg.service_key {
                 svc = svc.with_signer(read_key(path)?);
             }
+            // Access events journaled before a crash and not yet on chain are queued again.
+            let queued = svc.attach_journal(&cfg.data_dir.join("access.wal"))?;
+            if queued > 0 {
+                eprintln!("queued {queued} access events from the access journal for the chain");
+            }
             Some(Arc::new(svc))
         }
     };
@@ -273,10 +278,25 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
         if let Some(svc) = records.clone() {
             svc.set_gossip(validator.gossip_tx.clone());
             let mut finalized = chain.subscribe();
+            // Access events go to the chain in batches: every FLUSH_EVERY, or at once when a
+            // full batch is queued.
+            let batcher = svc.clone();
+            context.child("access_batcher").spawn(move |_| async move {
+                let Some(j) = batcher.journal() else { return };
+                loop {
+                    let _ = tokio::time::timeout(crate::audit::journal::FLUSH_EVERY, j.full.notified()).await;
+                    let b = batcher.clone();
+                    let _ = tokio::task::spawn_blocking(move || b.flush_access_log()).await;
+                }
+            });
             context.child("erasure").spawn(move |_| async move {
                 loop {
                     let s = svc.clone();
-                    let _ = tokio::task::spawn_blocking(move || s.reconcile_erasures()).await;
+                    let _ = tokio::task::spawn_blocking(move || {
+                        s.settle_access_log();
+                        s.reconcile_erasures()
+                    })
+                    .await;
                     match finalized.recv().await {
                         // A lagging watcher loses nothing: it reads the queue from state.
                         Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,

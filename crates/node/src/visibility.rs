@@ -104,9 +104,12 @@ impl Caller {
     }
 
     /// A patient's key by pseudonym: for the patient, everyone who may see the patient, and
-    /// doctors and institution admins (who wrap data keys for patients when they write).
+    /// staff (doctors wrap data keys for patients when they write; requesters seal their
+    /// reasons for them). Not for other patients.
     pub fn may_see_patient_key(&self, state: &dyn StateRead, patient: &Hash) -> bool {
-        self.is(Role::Doctor) || self.is(Role::InstitutionAdmin) || self.may_see_patient(state, patient)
+        // Staff who know a pseudonym may need the key: doctors wrap data keys for the patient,
+        // and anyone asking for access seals the reason for them. Other patients may not.
+        (self.role().is_some() && !self.is(Role::Patient)) || self.may_see_patient(state, patient)
     }
 
     /// A key's identity (credential, next nonce): its owner, regulators and the CA, its
@@ -141,8 +144,10 @@ impl Caller {
     }
 
     /// A transaction: its signer, regulators and the CA, the admin of the signer's
-    /// institution, the patient it is about, the person a consent in it names, and the
-    /// requester an access event records.
+    /// institution, the patient it is about and the person a consent in it names. A batch of
+    /// access events is about many patients and requesters, so only the first three see it;
+    /// each patient and requester sees their own events through `/v1/access-events/{id}` and
+    /// `/v1/audit`.
     pub fn may_see_tx(&self, state: &dyn StateRead, tx: &Tx) -> bool {
         let signer = tx.body().signer;
         if self.sees_everything() || self.key == signer || self.administers(state, &signer) {
@@ -155,7 +160,6 @@ impl Caller {
         }
         match &tx.body().op {
             Operation::Consent(ConsentOp::GrantConsent { terms, .. }) => terms.grantee == Grantee::Person(self.key),
-            Operation::Audit(AuditOp::LogAccess { requester, .. }) => *requester == self.key,
             _ => false,
         }
     }
@@ -166,7 +170,9 @@ pub fn patient_of(state: &dyn StateRead, op: &Operation) -> Option<Hash> {
     let of_record = |id: &Hash| records::head(state, id).map(|h| h.patient);
     match op {
         Operation::Identity(op) => match op {
-            IdentityOp::RegisterPatient { pseudonym, .. } => Some(*pseudonym),
+            IdentityOp::RegisterPatient { pseudonym, .. } | IdentityOp::RotatePatientKey { pseudonym, .. } => {
+                Some(*pseudonym)
+            }
             IdentityOp::AddInstitution { .. }
             | IdentityOp::IssueCredential { .. }
             | IdentityOp::RevokeCredential { .. }
@@ -184,7 +190,8 @@ pub fn patient_of(state: &dyn StateRead, op: &Operation) -> Option<Hash> {
             | RecordsOp::ConfirmErasure { record_id } => of_record(record_id),
         },
         Operation::Audit(op) => match op {
-            AuditOp::LogAccess { record_id, .. } => of_record(record_id),
+            // Many patients' events in one batch: none of them alone.
+            AuditOp::LogAccess { .. } => None,
         },
     }
 }

@@ -139,6 +139,11 @@ async fn every_disallowed_cell_is_refused_at_the_api() {
                     valid_until_ms: T0 + 1_000_000,
                 }),
                 OpKind::Attest => attest(100 + j as u8),
+                OpKind::RotatePatientKey => Operation::Identity(IdentityOp::RotatePatientKey {
+                    pseudonym: Hash([1; 32]),
+                    new_key: Keypair::from_seed(9000 + j as u64).public(),
+                    proof: medledger_types::Signature([0; 64]),
+                }),
                 OpKind::GrantConsent => Operation::Consent(ConsentOp::GrantConsent {
                     consent_id: Hash([j as u8; 32]),
                     terms: terms(victim),
@@ -150,7 +155,7 @@ async fn every_disallowed_cell_is_refused_at_the_api() {
                     request_id: Hash([j as u8; 32]),
                     patient: Hash([1; 32]),
                     terms: terms(victim),
-                    reason: String::new(),
+                    reason: Default::default(),
                 }),
                 OpKind::RespondAccess => {
                     Operation::Consent(ConsentOp::RespondAccess { request_id: Hash([j as u8; 32]), approve: false })
@@ -169,12 +174,15 @@ async fn every_disallowed_cell_is_refused_at_the_api() {
                     accept: true,
                 }),
                 OpKind::LogAccess => Operation::Audit(AuditOp::LogAccess {
-                    record_id: Hash([j as u8; 32]),
-                    version: 1,
-                    requester: victim,
-                    purpose: medledger_types::Purpose::Treatment,
-                    outcome: medledger_types::AccessOutcome::Denied,
-                    reason: String::new(),
+                    events: vec![medledger_types::audit::AccessNote {
+                        request_id: Hash([j as u8; 32]),
+                        record_id: Hash([j as u8; 32]),
+                        version: 1,
+                        requester: victim,
+                        purpose: medledger_types::Purpose::Treatment,
+                        outcome: medledger_types::AccessOutcome::Denied,
+                        reason: Default::default(),
+                    }],
                 }),
                 OpKind::RequestErasure => {
                     Operation::Records(RecordsOp::RequestErasure { record_id: Hash([j as u8; 32]) })

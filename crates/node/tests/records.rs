@@ -131,7 +131,16 @@ async fn consented_reads_are_served_and_everything_is_logged() {
     assert_eq!(got.iter().filter(|o| *o == "denied").count(), 4, "{got:?}");
     let bg = all["events"].as_array().unwrap().iter().find(|e| e["outcome"] == "break_glass").unwrap();
     assert_eq!(bg["requester"], doc_c.public().to_hex());
-    assert_eq!(bg["reason"], "unconscious patient in the emergency room");
+    // The reason is on chain sealed for the patient and the holding institution (and the
+    // regulators of the day: none yet), never in plaintext.
+    assert!(!all.to_string().contains("unconscious"), "{all}");
+    let sealed: medledger_types::SealedNote = serde_json::from_value(bg["reason"].clone()).unwrap();
+    let subject = Hash::from_hex(bg["request_id"].as_str().unwrap()).unwrap();
+    for reader in [&patient, &n.admins[0]] {
+        let text = medledger_vault::envelope::open_note(&sealed, reader, &subject).unwrap();
+        assert_eq!(text, "unconscious patient in the emergency room");
+    }
+    assert!(medledger_vault::envelope::open_note(&sealed, &doc_c, &subject).is_err());
     assert_eq!(bg["break_glass"], true);
     assert_eq!(bg["patient"], pid.to_hex());
     // Newest first.
@@ -164,6 +173,14 @@ async fn consented_reads_are_served_and_everything_is_logged() {
     assert_eq!(ae["agent"][0]["who"]["identifier"]["value"], doc_c.public().to_hex());
     assert!(ae["purposeOfEvent"].as_array().unwrap().iter().any(|p| p["coding"][0]["code"] == "BTG"));
     assert!(ae["recorded"].as_str().unwrap().ends_with('Z'));
+    let details = ae["entity"][0]["detail"].as_array().unwrap();
+    let sealed_reason = details.iter().find(|d| d["type"] == "sealedReason").expect("the sealed reason travels along");
+    let note = hex::decode(sealed_reason["valueString"].as_str().unwrap()).unwrap();
+    let note = <medledger_types::SealedNote as medledger_types::Canonical>::from_bytes(&note).unwrap();
+    assert_eq!(
+        medledger_vault::envelope::open_note(&note, &patient, &subject).unwrap(),
+        "unconscious patient in the emergency room"
+    );
     // Doctors see no audit metadata; a patient sees no one else's; a bad signature is refused.
     let (s, v) = audit(&n, &doc_b, AuditQuery::default(), "json").await;
     assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"));

@@ -12,9 +12,10 @@ use medledger_types::read::AuditQuery;
 use medledger_types::{Canonical, IdentityOp, Keypair, Operation, Purpose, Role};
 use serde_json::json;
 
-/// Access events waiting to be proposed: what a read has written towards the chain.
+/// What reads have written towards the chain: access events in the holder's journal, and
+/// transactions in the mempool (the harness batches events only when it commits a block).
 fn pending(n: &Node) -> usize {
-    n.chain.mempool_len()
+    n.chain.mempool_len() + n.records.as_ref().and_then(|r| r.journal()).map_or(0, |j| j.backlog())
 }
 
 #[tokio::test]
@@ -164,6 +165,7 @@ fn concrete(path: &str) -> String {
         .replace("{digest}", &"44".repeat(32))
         .replace("{hash}", &"55".repeat(32))
         .replace("{height}", "1")
+        .replace("{request_id}", &"66".repeat(32))
 }
 
 /// Node status, liveness and the API document are the only reads open to anyone.
@@ -254,7 +256,7 @@ async fn chain_reads_show_each_role_only_what_it_may_see() {
     let pid = medledger_types::Hash([70; 32]);
     let (s, v) = read(&n, &held.doc, Purpose::Treatment, None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let access_tx = v["access_tx"].as_str().unwrap().to_string();
+    let access_event = v["access_event"].as_str().unwrap().to_string();
     let regulator = n.credential(90, Role::Regulator, T0 + 1_000_000_000).await;
     let other_doc = n.credential(91, Role::Doctor, T0 + 1_000_000_000).await;
     let researcher = n.credential(92, Role::Researcher, T0 + 1_000_000_000).await;
@@ -273,12 +275,28 @@ async fn chain_reads_show_each_role_only_what_it_may_see() {
                 expires_ms: None,
                 roles: vec![],
             },
-            reason: "cohort study on sleep apnoea".into(),
+            // Sealed for the patient, the requester and the regulator: never plaintext on chain.
+            reason: medledger_vault::envelope::seal_note(
+                "cohort study on sleep apnoea",
+                &[held.patient.public(), researcher.public(), regulator.public()],
+                &medledger_types::Hash([77; 32]),
+            )
+            .unwrap(),
         }),
     );
+    assert!(!String::from_utf8_lossy(ask.raw()).contains("sleep apnoea"));
     assert_eq!(n.submit(&ask).await.0, StatusCode::ACCEPTED);
     let block = n.commit();
-    assert!(n.chain.store.tx_location(&medledger_types::Hash::from_hex(&access_tx).unwrap()).unwrap().is_some());
+    // The read's event went on chain in a batch signed by the holder (in the block the next
+    // credential was committed in).
+    let (_, ev) = n.call("GET", &format!("/v1/access-events/{access_event}"), None).await;
+    let at = n.chain.store.block(ev["height"].as_u64().unwrap()).unwrap().unwrap();
+    let batch = at
+        .txs
+        .iter()
+        .find(|t| matches!(t.body().op, Operation::Audit(medledger_types::AuditOp::LogAccess { .. })))
+        .expect("the access event's batch is in its block");
+    let access_tx = batch.id().to_hex();
     let get = |who: &Keypair, path: String| {
         let who = who.clone();
         let n = &n;
@@ -287,14 +305,25 @@ async fn chain_reads_show_each_role_only_what_it_may_see() {
 
     // The access event: the patient, the reader it records and the regulator see it; another
     // doctor does not.
-    let tx_path = format!("/v1/txs/{access_tx}");
+    let event_path = format!("/v1/access-events/{access_event}");
     for who in [&held.patient, &held.doc, &regulator] {
-        let (s, v) = get(who, tx_path.clone()).await;
+        let (s, v) = get(who, event_path.clone()).await;
         assert_eq!(s, StatusCode::OK, "{v}");
-        assert_eq!(v["tx"]["op"]["requester"], held.doc.public().to_hex(), "{v}");
+        assert_eq!(v["requester"], held.doc.public().to_hex(), "{v}");
+        assert_eq!(v["request_id"], access_event, "{v}");
     }
-    let (s, v) = get(&other_doc, tx_path.clone()).await;
+    let (s, v) = get(&other_doc, event_path.clone()).await;
     assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{v}");
+    // The batch carrying it holds other patients' events too: the regulator sees it, the
+    // patient and the reader do not (they see their own events above).
+    let tx_path = format!("/v1/txs/{access_tx}");
+    let (s, v) = get(&regulator, tx_path.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["tx"]["op"]["events"][0]["requester"], held.doc.public().to_hex(), "{v}");
+    for who in [&held.patient, &held.doc, &other_doc] {
+        let (s, v) = get(who, tx_path.clone()).await;
+        assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{v}");
+    }
     let (s, _) = get(&other_doc, format!("{tx_path}/proof")).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 
@@ -316,7 +345,13 @@ async fn chain_reads_show_each_role_only_what_it_may_see() {
     let (_, mine) = get(&researcher, req_path.clone()).await;
     assert_eq!(mine["pending"].as_array().unwrap().len(), 1);
     let (_, theirs) = get(&held.patient, req_path.clone()).await;
-    assert!(theirs.to_string().contains("sleep apnoea"));
+    assert!(!theirs.to_string().contains("sleep apnoea"), "the node never holds the plaintext");
+    let sealed: medledger_types::SealedNote = serde_json::from_value(theirs["pending"][0]["reason"].clone()).unwrap();
+    for reader in [&held.patient, &researcher, &regulator] {
+        let text = medledger_vault::envelope::open_note(&sealed, reader, &medledger_types::Hash([77; 32])).unwrap();
+        assert_eq!(text, "cohort study on sleep apnoea");
+    }
+    assert!(medledger_vault::envelope::open_note(&sealed, &nosy, &medledger_types::Hash([77; 32])).is_err());
     let (s, other) = get(&nosy, req_path.clone()).await;
     assert_eq!(s, StatusCode::OK);
     assert!(other["pending"].as_array().unwrap().is_empty(), "{other}");
@@ -335,10 +370,17 @@ async fn chain_reads_show_each_role_only_what_it_may_see() {
     assert_eq!(get(&held.patient, patient_ident.clone()).await.0, StatusCode::OK);
     assert_eq!(get(&nosy, patient_ident).await.0, StatusCode::FORBIDDEN);
     assert_eq!(get(&nosy, format!("/v1/identities/{}", held.doc.public().to_hex())).await.0, StatusCode::OK);
-    // Patients' keys by pseudonym: doctors (who wrap data keys for them), not researchers.
+    // Patients' keys by pseudonym: staff (doctors wrap data keys for them, requesters seal
+    // reasons for them), not other patients.
     let by_pseudonym = format!("/v1/patients/{}", pid.to_hex());
     assert_eq!(get(&other_doc, by_pseudonym.clone()).await.0, StatusCode::OK);
-    assert_eq!(get(&nosy, by_pseudonym).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(get(&nosy, by_pseudonym.clone()).await.0, StatusCode::OK);
+    let other_patient = n.credential(94, Role::Patient, T0 + 1_000_000_000).await;
+    assert_eq!(get(&other_patient, by_pseudonym).await.0, StatusCode::FORBIDDEN);
+    // The regulators, whom every sealed reason must name, are listed for every credential.
+    let (s, v) = get(&nosy, "/v1/regulators".into()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["regulators"], json!([regulator.public().to_hex()]));
     // A record's head (hashes and holders, for checking a break-glass read): doctors who know
     // its id, the patient, consent holders, the holding institution's staff; not a researcher
     // of another institution without consent.
@@ -399,12 +441,18 @@ async fn the_node_signs_access_events_with_its_own_service_key() {
     let (s, v) = read(&n, &held.doc, Purpose::Treatment, None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     // The access event is the service key's, so the admin's transaction keeps its nonce.
-    let access = medledger_types::Hash::from_hex(v["access_tx"].as_str().unwrap()).unwrap();
+    let event = v["access_event"].as_str().unwrap().to_string();
     let (s, v) = n.submit(&attest).await;
     assert_eq!(s, StatusCode::ACCEPTED, "the admin's nonce was not taken by the node: {v}");
     let block = n.commit();
-    let logged = block.txs.iter().find(|t| t.id() == access).expect("the access event is in the block");
+    let logged = block
+        .txs
+        .iter()
+        .find(|t| matches!(t.body().op, Operation::Audit(medledger_types::AuditOp::LogAccess { .. })))
+        .expect("the access event's batch is in the block");
+    let access = logged.id();
     assert_eq!(logged.body().signer, service.public());
+    assert_eq!(n.call("GET", &format!("/v1/access-events/{event}"), None).await.0, StatusCode::OK);
     assert!(block.txs.iter().any(|t| t.id() == attest.id()));
     let (_, status) = n.call("GET", &format!("/v1/txs/{}", access.to_hex()), None).await;
     assert_eq!(status["receipt"]["outcome"]["status"], "applied", "{status}");
@@ -439,4 +487,102 @@ async fn a_patients_audit_reads_only_as_many_events_as_it_returns() {
     let (_, all) = audit(&n, &held.patient, AuditQuery { limit: 100, ..AuditQuery::default() }, "json").await;
     assert_eq!(all["events"].as_array().unwrap().len(), 5);
     assert_eq!(all["truncated"], false);
+}
+
+#[tokio::test]
+async fn reads_are_logged_in_batches_not_one_transaction_each() {
+    let n = node_with(true);
+    let held = held_record(&n).await;
+    let mut ids = Vec::new();
+    for _ in 0..100 {
+        let (s, v) = read(&n, &held.doc, Purpose::Treatment, None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        ids.push(v["access_event"].as_str().unwrap().to_string());
+    }
+    assert_eq!(n.chain.mempool_len(), 0, "a read costs no transaction of its own");
+    let block = n.commit();
+    let batches: Vec<usize> = block
+        .txs
+        .iter()
+        .filter_map(|t| match &t.body().op {
+            Operation::Audit(medledger_types::AuditOp::LogAccess { events }) => Some(events.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(batches, vec![64, 36], "100 events in two transactions of at most 64");
+    for id in &ids {
+        let (s, v) = n.call("GET", &format!("/v1/access-events/{id}"), None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["outcome"], "served");
+    }
+    let (s, v) = n.call("GET", &format!("/v1/access-events/{}", "77".repeat(32)), None).await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"), "{v}");
+}
+
+#[tokio::test]
+async fn an_answered_read_is_logged_even_if_the_holder_crashes_right_after() {
+    let n = node_with(true);
+    let held = held_record(&n).await;
+    let stranger = n.credential(84, Role::Doctor, T0 + 1_000_000_000).await;
+    let (s, v) = read(&n, &held.doc, Purpose::Treatment, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let served = v["access_event"].as_str().unwrap().to_string();
+    let (s, v) = read(&n, &stranger, Purpose::Treatment, None).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{v}");
+    // Killed before any batch was sent: only the access journal has the two events.
+    assert_eq!(n.chain.mempool_len(), 0);
+    let n = n.crash_and_restart();
+    assert_eq!(n.records.as_ref().unwrap().journal().unwrap().backlog(), 2, "both events are queued again");
+    n.commit();
+    let (s, v) = n.call("GET", &format!("/v1/access-events/{served}"), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, all) = audit(&n, &held.patient, AuditQuery::default(), "json").await;
+    assert_eq!(s, StatusCode::OK, "{all}");
+    let outcomes: Vec<&str> =
+        all["events"].as_array().unwrap().iter().map(|e| e["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, vec!["denied", "served"]);
+    // Committed events are not queued again by a later restart; a batch re-sent anyway would
+    // be skipped by the state machine.
+    let n = n.crash_and_restart();
+    assert!(n.records.as_ref().unwrap().journal().unwrap().is_idle());
+}
+
+#[tokio::test]
+async fn a_patient_who_lost_their_key_is_recovered_and_reads_their_records_with_the_new_one() {
+    let n = node_with(true);
+    let held = held_record(&n).await;
+    let pid = medledger_types::Hash([70; 32]);
+    // The patient's device is lost. A new device makes a key and proves possession; the
+    // patient's institution (h0) recovers them to it.
+    let new_key = Keypair::from_seed(7070);
+    let msg = medledger_types::identity::rotation_message("api-test", &pid, &held.patient.public(), &new_key.public());
+    let proof = new_key.sign(medledger_types::hash::domain::KEY_ROTATION_SIGNATURE, &msg);
+    let admin = n.admins[0].clone();
+    ok_tx(
+        &n,
+        &admin,
+        Operation::Identity(IdentityOp::RotatePatientKey { pseudonym: pid, new_key: new_key.public(), proof }),
+    )
+    .await;
+    n.commit();
+    let (_, v) = n.call("GET", &format!("/v1/patients/{}", pid.to_hex()), None).await;
+    assert_eq!(v["key"], new_key.public().to_hex(), "{v}");
+    // The lost key can no longer read.
+    let (s, v) = read(&n, &held.patient, Purpose::Treatment, None).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "credential_revoked"), "{v}");
+    // Nothing was wrapped for the new key at upload; the holder wraps its own copy for it on
+    // the patient's first read, and the new key opens the record.
+    let vault_has_new_key = |n: &Node| {
+        let svc = n.records.as_ref().unwrap();
+        svc.vault.get(&REC, 1, &new_key.public()).is_ok()
+    };
+    assert!(!vault_has_new_key(&n));
+    let (s, v) = read(&n, &new_key, Purpose::Treatment, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(decrypt(&v, &new_key).unwrap(), held.fhir);
+    assert!(decrypt(&v, &held.patient).is_err(), "the answer is wrapped for the new key only");
+    assert!(vault_has_new_key(&n), "the re-wrapped key is kept");
+    // The doctor's consent, keyed by the pseudonym, still holds.
+    let (s, v) = read(&n, &held.doc, Purpose::Treatment, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
 }

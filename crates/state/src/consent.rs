@@ -104,7 +104,8 @@ pub struct AccessRequest {
     pub requester: PublicKey,
     pub patient: Hash,
     pub terms: ConsentTerms,
-    pub reason: String,
+    /// Why, sealed for the patient, the requester and the regulators.
+    pub reason: medledger_types::SealedNote,
     pub requested_at_height: u64,
     pub status: RequestStatus,
 }
@@ -136,7 +137,8 @@ impl Canonical for AccessRequest {
         self.requester.encode_to(w);
         w.fixed(&self.patient.0);
         self.terms.encode_to(w);
-        w.str(&self.reason).u64(self.requested_at_height);
+        self.reason.encode_to(w);
+        w.u64(self.requested_at_height);
         w.u8(match self.status {
             RequestStatus::Pending => 0,
             RequestStatus::Approved => 1,
@@ -149,7 +151,7 @@ impl Canonical for AccessRequest {
             requester: PublicKey::decode_from(r)?,
             patient: Hash(r.array("patient")?),
             terms: ConsentTerms::decode_from(r)?,
-            reason: r.string("reason", 256)?,
+            reason: medledger_types::SealedNote::decode_from(r)?,
             requested_at_height: r.u64("requested at")?,
             status: match r.u8("status")? {
                 0 => RequestStatus::Pending,
@@ -397,9 +399,13 @@ pub(crate) fn apply(
                 .with("effective_from_height", env.height + 1)])
         }
         ConsentOp::RequestAccess { request_id, patient, terms, reason } => {
-            if patient_key(o, patient).is_none() {
+            let Some(patient_pk) = patient_key(o, patient) else {
                 return Err(Rejection::new(RejectCode::NotFound, "no patient with this pseudonym"));
-            }
+            };
+            // The reason is for the patient, the requester and the regulators only.
+            let mut readers = crate::identity::reason_readers(o, patient_pk, env.timestamp_ms, env.height);
+            readers.push(("the requester", *signer));
+            crate::identity::require_readers(reason, &readers)?;
             if id_taken(o, request_id) {
                 return Err(Rejection::new(RejectCode::AlreadyExists, format!("id {request_id} is already used")));
             }

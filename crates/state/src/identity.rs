@@ -2,22 +2,24 @@
 //!
 //! ## Permissions
 //!
-//! | principal          | add_institution | issue_credential | revoke_credential | register_patient | attest |
-//! |--------------------|:---:|:---:|:---:|:---:|:---:|
-//! | ca                 |  ✓  |  ✓  |  ✓  |     |     |
-//! | patient            |     |     |     |     |     |
-//! | doctor             |     |     |     |     |  ✓  |
-//! | institution_admin  |     |     |  ✓  |  ✓  |  ✓  |
-//! | regulator          |     |     |     |     |  ✓  |
-//! | researcher         |     |     |     |     |  ✓  |
-//! | insurer            |     |     |     |     |  ✓  |
-//! | manufacturer       |     |     |     |     |  ✓  |
-//! | distributor        |     |     |     |     |  ✓  |
-//! | pharmacy           |     |     |     |     |  ✓  |
-//! | node_service       |     |     |     |     |     |
+//! | principal          | add_institution | issue_credential | revoke_credential | register_patient | attest | rotate_patient_key |
+//! |--------------------|:---:|:---:|:---:|:---:|:---:|:---:|
+//! | ca                 |  ✓  |  ✓  |  ✓  |     |     |  ✓  |
+//! | patient            |     |     |     |     |     |  ✓  |
+//! | doctor             |     |     |     |     |  ✓  |     |
+//! | institution_admin  |     |     |  ✓  |  ✓  |  ✓  |  ✓  |
+//! | regulator          |     |     |     |     |  ✓  |     |
+//! | researcher         |     |     |     |     |  ✓  |     |
+//! | insurer            |     |     |     |     |  ✓  |     |
+//! | manufacturer       |     |     |     |     |  ✓  |     |
+//! | distributor        |     |     |     |     |  ✓  |     |
+//! | pharmacy           |     |     |     |     |  ✓  |     |
+//! | node_service       |     |     |     |     |     |     |
 //!
 //! Scope rules on top: an institution admin revokes only its own institution's credentials and
-//! registers patients only at its own institution.
+//! registers patients only at its own institution; a patient rotates only their own key, an
+//! admin only its own institution's patients' keys (recovery), and the new key must prove
+//! possession.
 
 use crate::principal::Principal;
 use crate::principal::{Rows, N, Y};
@@ -31,24 +33,24 @@ use serde::{Deserialize, Serialize};
 pub const GENESIS_ADMIN_VALIDITY_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
 
 /// This domain's rows of the permission table (see the module docs).
-pub const PERMISSIONS: Rows<5> = [
-    // add iss rvk reg att
-    [Y, Y, Y, N, N], // ca
-    [N, N, N, N, N], // patient
-    [N, N, N, N, Y], // doctor
-    [N, N, Y, Y, Y], // institution_admin
-    [N, N, N, N, Y], // regulator
-    [N, N, N, N, Y], // researcher
-    [N, N, N, N, Y], // insurer
-    [N, N, N, N, Y], // manufacturer
-    [N, N, N, N, Y], // distributor
-    [N, N, N, N, Y], // pharmacy
-    [N, N, N, N, N], // node_service
+pub const PERMISSIONS: Rows<6> = [
+    // add iss rvk reg att rot
+    [Y, Y, Y, N, N, Y], // ca
+    [N, N, N, N, N, Y], // patient
+    [N, N, N, N, Y, N], // doctor
+    [N, N, Y, Y, Y, Y], // institution_admin
+    [N, N, N, N, Y, N], // regulator
+    [N, N, N, N, Y, N], // researcher
+    [N, N, N, N, Y, N], // insurer
+    [N, N, N, N, Y, N], // manufacturer
+    [N, N, N, N, Y, N], // distributor
+    [N, N, N, N, Y, N], // pharmacy
+    [N, N, N, N, N, N], // node_service
 ];
 
 pub mod key {
     use crate::keys::{compose, ATTESTATION, CREDENTIAL, INSTITUTION, NONCE, PATIENT};
-    pub use crate::keys::{CA, CHAIN_ID};
+    pub use crate::keys::{CA, CHAIN_ID, REGULATORS};
     use medledger_types::{Hash, PublicKey};
     pub fn nonce(pk: &PublicKey) -> Vec<u8> {
         compose(NONCE, &[&pk.0])
@@ -276,6 +278,78 @@ fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
+/// Every key on the regulator list, valid or not (at most a few more than [`MAX_REGULATORS`]).
+fn regulator_list(state: &dyn StateRead) -> Vec<PublicKey> {
+    state
+        .get(key::REGULATORS)
+        .map(|b| b.chunks_exact(32).filter_map(|c| c.try_into().ok().map(PublicKey)).collect())
+        .unwrap_or_default()
+}
+
+/// The regulators whose credentials are valid now: every sealed reason must be readable by each.
+pub fn regulators(state: &dyn StateRead, now_ms: u64, height: u64) -> Vec<PublicKey> {
+    regulator_list(state)
+        .into_iter()
+        .filter(|pk| {
+            credential(state, pk)
+                .is_some_and(|c| c.role == Role::Regulator && credential_problem(&c, now_ms, height).is_none())
+        })
+        .collect()
+}
+
+/// Checks a sealed note's shape and that every reader in `required` can open it (the state
+/// machine cannot decrypt, but it can refuse a note not sealed for those who may read it).
+pub fn require_readers(note: &medledger_types::SealedNote, required: &[(&str, PublicKey)]) -> Result<(), Rejection> {
+    note.check_limits().map_err(invalid)?;
+    if note.is_empty() {
+        return Ok(());
+    }
+    for (who, pk) in required {
+        if !note.readable_by(pk) {
+            return Err(invalid(format!("the reason must be sealed for {who} ({})", pk.short())));
+        }
+    }
+    Ok(())
+}
+
+/// The readers every sealed reason about `patient_key` needs: the patient and each regulator.
+pub fn reason_readers(
+    state: &dyn StateRead,
+    patient_key: PublicKey,
+    now_ms: u64,
+    height: u64,
+) -> Vec<(&'static str, PublicKey)> {
+    let mut v = vec![("the patient", patient_key)];
+    v.extend(regulators(state, now_ms, height).into_iter().map(|r| ("every regulator", r)));
+    v
+}
+
+/// Keeps the regulator list to valid regulator credentials (run whenever a credential of a
+/// listed key changes); then adds `subject` if it is a valid regulator.
+fn update_regulators(o: &mut Overlay<'_>, env: &BlockEnv, subject: &PublicKey) -> Result<(), Rejection> {
+    let mut list = regulators(o, env.timestamp_ms, env.height);
+    list.retain(|pk| pk != subject);
+    let is_regulator = credential(o, subject)
+        .is_some_and(|c| c.role == Role::Regulator && c.revoked.is_none() && c.valid_until_ms > env.timestamp_ms);
+    if is_regulator {
+        if list.len() >= medledger_types::limits::MAX_REGULATORS {
+            return Err(Rejection::new(
+                RejectCode::InvalidArgument,
+                format!(
+                    "the consortium already has {} regulators, the limit (every sealed reason is sealed for each)",
+                    list.len()
+                ),
+            ));
+        }
+        list.push(*subject);
+    }
+    let old = regulator_list(o);
+    if old != list {
+        o.put(key::REGULATORS.to_vec(), list.iter().flat_map(|pk| pk.0).collect());
+    }
+    Ok(())
+}
+
 /// Applies an identity operation. The permission table was already checked; this adds scope rules.
 pub(crate) fn apply(
     o: &mut Overlay<'_>,
@@ -315,6 +389,7 @@ pub(crate) fn apply(
             }
             c.revoked = Some(Revocation { at_height: env.height, by: *signer, reason: reason.clone() });
             o.put(key::credential(subject), c.to_bytes());
+            update_regulators(o, env, subject)?;
             Ok(vec![Event::new("credential_revoked")
                 .with("subject", subject)
                 .with("effective_from_height", env.height + 1)])
@@ -348,6 +423,9 @@ pub(crate) fn apply(
                 .with("pseudonym", pseudonym)
                 .with("institution", &admin.institution)])
         }
+        IdentityOp::RotatePatientKey { pseudonym, new_key, proof } => {
+            rotate(o, env, signer, principal, pseudonym, new_key, proof)
+        }
         IdentityOp::Attest { digest, label } => {
             if attestation(o, digest).is_some() {
                 return Err(Rejection::new(RejectCode::AlreadyExists, format!("digest {digest} already attested")));
@@ -357,6 +435,65 @@ pub(crate) fn apply(
             Ok(vec![Event::new("attested").with("digest", digest)])
         }
     }
+}
+
+/// Moves patient `pseudonym` to `new_key`: the old credential is revoked, the new one carries the
+/// same pseudonym, institution and validity. Consents, records and requests are keyed by the
+/// pseudonym, so they follow; holders re-wrap data keys for the new key when the patient reads.
+fn rotate(
+    o: &mut Overlay<'_>,
+    env: &BlockEnv,
+    signer: &PublicKey,
+    principal: Principal,
+    pseudonym: &Hash,
+    new_key: &PublicKey,
+    proof: &medledger_types::Signature,
+) -> Result<Vec<Event>, Rejection> {
+    let old_key = patient_key(o, pseudonym)
+        .ok_or_else(|| Rejection::new(RejectCode::NotFound, "no patient with this pseudonym"))?;
+    let mut old = credential(o, &old_key)
+        .ok_or_else(|| Rejection::new(RejectCode::NotFound, "the patient's key holds no credential"))?;
+    match principal {
+        Principal::Role(Role::Patient) if *signer != old_key => {
+            return Err(Rejection::new(RejectCode::NotPermitted, "a patient may rotate only their own key"));
+        }
+        Principal::Role(Role::InstitutionAdmin) => {
+            let own = credential(o, signer).map(|c| c.institution).unwrap_or_default();
+            if own != old.institution {
+                return Err(Rejection::new(
+                    RejectCode::NotPermitted,
+                    format!("an admin of `{own}` may not recover a patient of `{}`", old.institution),
+                ));
+            }
+        }
+        _ => {}
+    }
+    if *new_key == old_key || credential(o, new_key).is_some() || ca_key(o).as_ref() == Some(new_key) {
+        return Err(Rejection::new(RejectCode::AlreadyExists, "the new key already holds (or held) a credential"));
+    }
+    let msg = medledger_types::identity::rotation_message(&env.chain_id, pseudonym, &old_key, new_key);
+    if !medledger_types::keys::verify(new_key, medledger_types::hash::domain::KEY_ROTATION_SIGNATURE, &msg, proof) {
+        return Err(Rejection::new(
+            RejectCode::BadSignature,
+            "the possession proof does not verify: the new key must sign the rotation",
+        ));
+    }
+    let mut new = old.clone();
+    new.subject = *new_key;
+    new.issued_at_height = env.height;
+    new.issuer = *signer;
+    new.revoked = None;
+    if old.revoked.is_none() {
+        old.revoked = Some(Revocation {
+            at_height: env.height,
+            by: *signer,
+            reason: format!("key rotated to {}", new_key.short()),
+        });
+    }
+    o.put(key::credential(&old_key), old.to_bytes());
+    o.put(key::credential(new_key), new.to_bytes());
+    o.put(key::patient(pseudonym), new_key.to_bytes());
+    Ok(vec![Event::new("patient_key_rotated").with("pseudonym", pseudonym).with("new_key", new_key)])
 }
 
 fn issue(
@@ -398,6 +535,7 @@ fn issue(
         revoked: None,
     };
     o.put(key::credential(&spec.subject), c.to_bytes());
+    update_regulators(o, env, &spec.subject)?;
     Ok(vec![Event::new("credential_issued")
         .with("subject", spec.subject)
         .with("role", spec.role.name())

@@ -10,6 +10,8 @@ pub const CA: &[u8] = b"meta/ca";
 pub const CHAIN_ID: &[u8] = b"meta/chain-id";
 /// Length of the chain-wide access log.
 pub const ACCESS_LOG_LEN: &[u8] = b"meta/access-log-len";
+/// Keys that hold (or held) a regulator credential: the readers of every sealed reason.
+pub const REGULATORS: &[u8] = b"meta/regulators";
 
 // identity
 pub const NONCE: &[u8] = b"n/";
@@ -32,6 +34,7 @@ pub const ERASURE_QUEUE: &[u8] = b"rq/";
 // audit
 pub const ACCESS_EVENT: &[u8] = b"ra/";
 pub const ACCESS_LOG: &[u8] = b"al/";
+pub const ACCESS_BY_REQUEST: &[u8] = b"ar/";
 
 /// One registered prefix: its bytes, the domain that owns it and what it holds.
 pub struct Prefix {
@@ -45,6 +48,7 @@ pub const REGISTRY: &[Prefix] = &[
     Prefix { bytes: CA, domain: "identity", holds: "the CA key" },
     Prefix { bytes: CHAIN_ID, domain: "identity", holds: "the chain id" },
     Prefix { bytes: ACCESS_LOG_LEN, domain: "audit", holds: "length of the chain-wide access log" },
+    Prefix { bytes: REGULATORS, domain: "identity", holds: "regulator keys (readers of sealed reasons)" },
     Prefix { bytes: NONCE, domain: "identity", holds: "next nonce of a signer" },
     Prefix { bytes: CREDENTIAL, domain: "identity", holds: "credential of a key" },
     Prefix { bytes: INSTITUTION, domain: "identity", holds: "member institution" },
@@ -66,6 +70,7 @@ pub const REGISTRY: &[Prefix] = &[
     Prefix { bytes: PATIENT_RECORDS, domain: "records", holds: "record ids of a patient" },
     Prefix { bytes: ACCESS_EVENT, domain: "audit", holds: "access event of a record" },
     Prefix { bytes: ACCESS_LOG, domain: "audit", holds: "chain-wide access log entry" },
+    Prefix { bytes: ACCESS_BY_REQUEST, domain: "audit", holds: "access event of a signed read request" },
 ];
 
 /// A key: the prefix, then the parts.

@@ -155,10 +155,25 @@ fn access_requests_are_approved_or_declined_by_the_patient() {
             request_id: Hash([7; 32]),
             patient: pid,
             terms: t.clone(),
-            reason: "referral".into(),
+            reason: sealed_for(&[p.public(), doc.public()]),
         }),
     ));
     assert_eq!(consent::request(&c.state, &Hash([7; 32])).unwrap().status, RequestStatus::Pending);
+    // The reason is sealed for the patient, the requester and every regulator, or refused.
+    let regulator = c.issue(Role::Regulator, 2, 40);
+    for readers in [vec![doc.public()], vec![p.public(), doc.public()], vec![p.public(), regulator.public()]] {
+        let out = c.one(
+            &doc,
+            Operation::Consent(ConsentOp::RequestAccess {
+                request_id: Hash([9; 32]),
+                patient: pid,
+                terms: t.clone(),
+                reason: sealed_for(&readers),
+            }),
+        );
+        assert_eq!(rejected(&out), RejectCode::InvalidArgument, "sealed for {readers:?}");
+    }
+    assert!(consent::request(&c.state, &Hash([9; 32])).is_none());
     let pending: Vec<Hash> = consent::pending_requests(&c.state, &pid).iter().map(|r| r.id).collect();
     assert_eq!(pending, vec![Hash([7; 32])]);
     assert!(
@@ -172,7 +187,7 @@ fn access_requests_are_approved_or_declined_by_the_patient() {
             request_id: Hash([8; 32]),
             patient: pid,
             terms: t.clone(),
-            reason: String::new(),
+            reason: Default::default(),
         }),
     );
     assert_eq!(rejected(&out), RejectCode::NotPermitted);
@@ -202,7 +217,7 @@ fn access_requests_are_approved_or_declined_by_the_patient() {
             request_id: Hash([9; 32]),
             patient: pid,
             terms: t2,
-            reason: String::new(),
+            reason: Default::default(),
         }),
     ));
     applied(&c.one(&p, Operation::Consent(ConsentOp::RespondAccess { request_id: Hash([9; 32]), approve: false })));
@@ -369,7 +384,7 @@ fn institution_consents_cover_only_the_roles_they_name_and_purposes_fit_roles() 
             request_id: Hash([4; 32]),
             patient: pid,
             terms: t,
-            reason: String::new(),
+            reason: Default::default(),
         }),
     );
     assert_eq!(rejected(&out), RejectCode::NotPermitted);
@@ -412,7 +427,7 @@ fn one_requester_cannot_fill_a_patients_request_queue() {
                 request_id: Hash([id; 32]),
                 patient: pid,
                 terms: t,
-                reason: String::new(),
+                reason: Default::default(),
             }),
         )
     };

@@ -118,6 +118,98 @@ fn admins_revoke_only_within_their_institution() {
 }
 
 #[test]
+fn the_regulator_list_follows_credentials_and_is_bounded() {
+    use medledger_types::limits::MAX_REGULATORS;
+    let mut c = Chain::new();
+    let regs: Vec<Keypair> = (0..MAX_REGULATORS as u64).map(|i| c.issue(Role::Regulator, 0, 100 + i)).collect();
+    c.issue(Role::Doctor, 0, 99);
+    let listed = identity::regulators(&c.state, c.now, c.height + 1);
+    assert_eq!(listed, regs.iter().map(|k| k.public()).collect::<Vec<_>>(), "only regulators, in issue order");
+    // One more regulator is refused: every sealed reason is sealed for each of them.
+    let extra = Keypair::from_seed(200);
+    let spec = |k: &Keypair| CredentialSpec {
+        subject: k.public(),
+        role: Role::Regulator,
+        institution: "hospital-0".into(),
+        display_name: "regulator".into(),
+        valid_from_ms: T0,
+        valid_until_ms: T0 + 365 * DAY,
+    };
+    let ca = c.ca.clone();
+    let out = c.one(&ca, Operation::Identity(IdentityOp::IssueCredential { spec: spec(&extra) }));
+    assert_eq!(rejected(&out), RejectCode::InvalidArgument);
+    assert!(identity::credential(&c.state, &extra.public()).is_none(), "the refused credential was not stored");
+    // A revoked regulator leaves the list and makes room.
+    applied(&c.one(
+        &ca,
+        Operation::Identity(IdentityOp::RevokeCredential { subject: regs[0].public(), reason: "retired".into() }),
+    ));
+    assert!(!identity::regulators(&c.state, c.now, c.height + 1).contains(&regs[0].public()));
+    applied(&c.one(&ca, Operation::Identity(IdentityOp::IssueCredential { spec: spec(&extra) })));
+    assert!(identity::regulators(&c.state, c.now, c.height + 1).contains(&extra.public()));
+}
+
+#[test]
+fn a_patient_key_is_rotated_by_the_patient_or_recovered_by_their_institution() {
+    use medledger_types::identity::rotation_message;
+    use medledger_types::Signature;
+    let mut c = Chain::new();
+    let patient = c.patient(10);
+    let pid = identity::credential(&c.state, &patient.public()).unwrap().pseudonym.unwrap();
+    let chain_id = c.genesis.chain_id.clone();
+    let rotate = |old: &Keypair, new: &Keypair| {
+        let msg = rotation_message(&chain_id, &pid, &old.public(), &new.public());
+        Operation::Identity(IdentityOp::RotatePatientKey {
+            pseudonym: pid,
+            new_key: new.public(),
+            proof: new.sign(medledger_types::hash::domain::KEY_ROTATION_SIGNATURE, &msg),
+        })
+    };
+    // The patient rotates to a new device's key, which proves possession.
+    let k2 = Keypair::from_seed(11);
+    let op = rotate(&patient, &k2);
+    applied(&c.one(&patient, op));
+    assert_eq!(identity::patient_key(&c.state, &pid), Some(k2.public()));
+    let old = identity::credential(&c.state, &patient.public()).unwrap();
+    assert!(old.revoked.is_some(), "the old key's credential is revoked");
+    let new = identity::credential(&c.state, &k2.public()).unwrap();
+    assert_eq!((new.role, new.pseudonym, new.institution.as_str()), (Role::Patient, Some(pid), "hospital-0"));
+    // The old key can do nothing from the next block.
+    let k3 = Keypair::from_seed(12);
+    let op = rotate(&patient, &k3);
+    assert_eq!(rejected(&c.one(&patient, op)), RejectCode::CredentialRevoked);
+
+    // Lost key: the patient's institution recovers them to a new key. Without the new key's
+    // proof, with another institution's admin, or to a key already in use: refused.
+    let bad_proof = Operation::Identity(IdentityOp::RotatePatientKey {
+        pseudonym: pid,
+        new_key: k3.public(),
+        proof: Signature([7; 64]),
+    });
+    let admin0 = c.admins[0].clone();
+    let admin1 = c.admins[1].clone();
+    assert_eq!(rejected(&c.one(&admin0, bad_proof)), RejectCode::BadSignature);
+    let op = rotate(&k2, &k3);
+    assert_eq!(rejected(&c.one(&admin1, op)), RejectCode::NotPermitted);
+    let doctor = c.issue(Role::Doctor, 0, 30);
+    let op = rotate(&k2, &doctor);
+    assert_eq!(rejected(&c.one(&admin0, op)), RejectCode::AlreadyExists);
+    let other = c.patient(13);
+    let op = rotate(&k2, &k3);
+    assert_eq!(rejected(&c.one(&other, op)), RejectCode::NotPermitted, "a patient rotates only their own key");
+    assert_eq!(identity::patient_key(&c.state, &pid), Some(k2.public()), "nothing changed");
+    let op = rotate(&k2, &k3);
+    applied(&c.one(&admin0, op));
+    assert_eq!(identity::patient_key(&c.state, &pid), Some(k3.public()));
+    // The CA may recover too.
+    let k4 = Keypair::from_seed(14);
+    let ca = c.ca.clone();
+    let op = rotate(&k3, &k4);
+    applied(&c.one(&ca, op));
+    assert_eq!(identity::patient_key(&c.state, &pid), Some(k4.public()));
+}
+
+#[test]
 fn patients_are_pseudonymous_and_unique() {
     let mut c = Chain::new();
     let p = c.patient(50);
@@ -190,6 +282,11 @@ fn op_of_kind(k: OpKind, subject: &Keypair, n: u8) -> Operation {
             valid_until_ms: T0 + DAY * 400,
         }),
         OpKind::Attest => Operation::Identity(IdentityOp::Attest { digest: Hash([n; 32]), label: String::new() }),
+        OpKind::RotatePatientKey => Operation::Identity(IdentityOp::RotatePatientKey {
+            pseudonym: Hash([1; 32]),
+            new_key: Keypair::from_seed(7000 + n as u64).public(),
+            proof: medledger_types::Signature([0; 64]),
+        }),
         OpKind::GrantConsent => {
             Operation::Consent(ConsentOp::GrantConsent { consent_id: Hash([n; 32]), terms: terms(subject) })
         }
@@ -198,7 +295,7 @@ fn op_of_kind(k: OpKind, subject: &Keypair, n: u8) -> Operation {
             request_id: Hash([n; 32]),
             patient: Hash([1; 32]),
             terms: terms(subject),
-            reason: String::new(),
+            reason: Default::default(),
         }),
         OpKind::RespondAccess => {
             Operation::Consent(ConsentOp::RespondAccess { request_id: Hash([n; 32]), approve: true })
@@ -215,12 +312,15 @@ fn op_of_kind(k: OpKind, subject: &Keypair, n: u8) -> Operation {
             Operation::Records(RecordsOp::ReviewAmendment { record_id: Hash([n; 32]), version: 2, accept: true })
         }
         OpKind::LogAccess => Operation::Audit(AuditOp::LogAccess {
-            record_id: Hash([n; 32]),
-            version: 1,
-            requester: subject.public(),
-            purpose: medledger_types::Purpose::Treatment,
-            outcome: medledger_types::AccessOutcome::Served,
-            reason: String::new(),
+            events: vec![medledger_types::audit::AccessNote {
+                request_id: Hash([n; 32]),
+                record_id: Hash([n; 32]),
+                version: 1,
+                requester: subject.public(),
+                purpose: medledger_types::Purpose::Treatment,
+                outcome: medledger_types::AccessOutcome::Served,
+                reason: Default::default(),
+            }],
         }),
         OpKind::RequestErasure => Operation::Records(RecordsOp::RequestErasure { record_id: Hash([n; 32]) }),
         OpKind::ConfirmErasure => Operation::Records(RecordsOp::ConfirmErasure { record_id: Hash([n; 32]) }),

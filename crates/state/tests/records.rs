@@ -128,34 +128,77 @@ fn access_events_are_logged_by_the_holder_and_break_glass_needs_a_reason() {
         s.c.height + 1
     )
     .is_err());
-    let log = |requester: &Keypair, outcome: AccessOutcome, reason: &str| {
-        Operation::Audit(AuditOp::LogAccess {
+    let patient_key = s.patient.public();
+    let regulator = s.c.issue(Role::Regulator, 2, 30);
+    let readers = [patient_key, regulator.public()];
+    let event = |id: u8, requester: &Keypair, outcome: AccessOutcome, reason: Option<&[medledger_types::PublicKey]>| {
+        medledger_types::audit::AccessNote {
+            request_id: Hash([id; 32]),
             record_id: REC,
             version: 1,
             requester: requester.public(),
             purpose: Purpose::Treatment,
             outcome,
-            reason: reason.into(),
-        })
+            reason: reason.map(sealed_for).unwrap_or_default(),
+        }
     };
+    let log = |events| Operation::Audit(AuditOp::LogAccess { events });
     let admin_a = s.c.admins[0].clone();
     let admin_b = s.c.admins[1].clone();
     let doc_b = s.doc_b.clone();
-    applied(&s.c.one(&admin_a, log(&doc_b, AccessOutcome::Denied, "")));
-    assert_eq!(rejected(&s.c.one(&admin_b, log(&doc_b, AccessOutcome::Served, ""))), RejectCode::NotPermitted);
-    assert_eq!(rejected(&s.c.one(&admin_a, log(&doc_b, AccessOutcome::BreakGlass, " "))), RejectCode::InvalidArgument);
-    applied(&s.c.one(&admin_a, log(&doc_b, AccessOutcome::BreakGlass, "unconscious patient in the emergency room")));
+    // Many events in one transaction.
+    applied(&s.c.one(
+        &admin_a,
+        log(vec![
+            event(1, &doc_b, AccessOutcome::Denied, Some(&readers)),
+            event(2, &doc_b, AccessOutcome::BreakGlass, Some(&readers)),
+        ]),
+    ));
+    // Only the holder logs; a denial or break-glass carries its reason, sealed for the patient
+    // and every regulator.
+    assert_eq!(
+        rejected(&s.c.one(&admin_b, log(vec![event(3, &doc_b, AccessOutcome::Served, None)]))),
+        RejectCode::NotPermitted
+    );
+    assert_eq!(
+        rejected(&s.c.one(&admin_a, log(vec![event(3, &doc_b, AccessOutcome::BreakGlass, None)]))),
+        RejectCode::InvalidArgument
+    );
+    for readers in [&[patient_key][..], &[regulator.public()][..]] {
+        let out = s.c.one(&admin_a, log(vec![event(3, &doc_b, AccessOutcome::Denied, Some(readers))]));
+        assert_eq!(rejected(&out), RejectCode::InvalidArgument);
+    }
+    // One bad event rejects the whole batch: nothing of it is logged.
+    let out = s.c.one(
+        &admin_a,
+        log(vec![
+            event(3, &doc_b, AccessOutcome::Served, None),
+            event(4, &doc_b, AccessOutcome::Denied, Some(&[patient_key])),
+        ]),
+    );
+    assert_eq!(rejected(&out), RejectCode::InvalidArgument);
+    assert!(audit::access_event_for_request(&s.c.state, &Hash([3; 32])).is_none());
+    // A re-sent event (same signed read request) is skipped, not logged twice.
+    applied(&s.c.one(
+        &admin_a,
+        log(vec![
+            event(2, &doc_b, AccessOutcome::BreakGlass, Some(&readers)),
+            event(5, &s.doc_a, AccessOutcome::Served, None),
+        ]),
+    ));
     let events = audit::access_events(&s.c.state, &REC);
-    assert_eq!(events.len(), 2);
+    assert_eq!(events.len(), 3);
     assert_eq!(events[0].outcome, AccessOutcome::Denied);
     assert_eq!(events[1].outcome, AccessOutcome::BreakGlass);
     assert_eq!(events[1].institution, "hospital-0");
+    assert_eq!(events[2].requester, s.doc_a.public());
+    assert_eq!(audit::access_event_for_request(&s.c.state, &Hash([2; 32])).unwrap(), events[1]);
     // The chain-wide log holds the same events in commit order; the rejected attempts left
     // no entry.
-    assert_eq!(audit::access_log_len(&s.c.state), 2);
-    let log: Vec<_> = (0..2).map(|i| audit::access_log_entry(&s.c.state, i).unwrap()).collect();
+    assert_eq!(audit::access_log_len(&s.c.state), 3);
+    let log: Vec<_> = (0..3).map(|i| audit::access_log_entry(&s.c.state, i).unwrap()).collect();
     assert_eq!(log, events);
-    assert!(audit::access_log_entry(&s.c.state, 2).is_none());
+    assert!(audit::access_log_entry(&s.c.state, 3).is_none());
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use crate::codec::{Canonical, DecodeError, Reader, Writer};
 use crate::consent::Purpose;
 use crate::keys::PublicKey;
-use crate::limits::MAX_REASON;
+use crate::note::SealedNote;
 use crate::Hash;
 use serde::{Deserialize, Serialize};
 
@@ -53,17 +53,39 @@ impl Canonical for AccessOutcome {
 
 crate::canonical_field!(AccessOutcome);
 
+/// Limits of this domain.
+pub mod limits {
+    /// Most access events one `log_access` transaction carries.
+    pub const MAX_ACCESS_BATCH: usize = 64;
+    /// Encoded size of an access event without a reason (ids, version, requester, purpose,
+    /// outcome, the empty note's two lengths).
+    pub const ACCESS_NOTE_BASE_BYTES: usize = 32 + 32 + 4 + 32 + 1 + 1 + 8;
+}
+use limits::MAX_ACCESS_BATCH;
+
+crate::canonical_struct! {
+    /// One read attempt, as the holder logs it. `request_id` is the id of the requester's signed
+    /// read request: each is logged at most once, so a batch re-sent after a crash is harmless.
+    pub struct AccessNote {
+        request_id: Hash = "request id",
+        record_id: Hash = "record id",
+        version: u32 = "version",
+        requester: PublicKey = "requester",
+        purpose: Purpose = "purpose",
+        outcome: AccessOutcome = "access outcome",
+        /// Why it was denied, or the break-glass reason, sealed for the patient, the holding
+        /// institution and every regulator; empty for an ordinary served read.
+        reason: SealedNote = "reason",
+    }
+}
+
 crate::operations! {
     /// Audit operations.
     pub enum AuditOp ("audit operation") {
-        /// The holding institution records a read attempt (served, denied or break-glass).
+        /// The holding institution records read attempts (served, denied or break-glass), many
+        /// per transaction, so that a read does not cost a transaction.
         0 => LogAccess {
-            record_id: Hash = "record id",
-            version: u32 = "version",
-            requester: PublicKey = "requester",
-            purpose: Purpose = "purpose",
-            outcome: AccessOutcome = "access outcome",
-            reason: String = "reason" max MAX_REASON,
+            events: Vec<AccessNote> = "access events" max MAX_ACCESS_BATCH,
         },
     }
 }
@@ -72,7 +94,12 @@ impl AuditOp {
     /// Field limits, checked before encoding (the decoder enforces the same limits).
     pub fn check_limits(&self) -> Result<(), String> {
         match self {
-            AuditOp::LogAccess { reason, .. } => crate::limits::check_len("reason", reason, MAX_REASON),
+            AuditOp::LogAccess { events } => {
+                if events.is_empty() || events.len() > MAX_ACCESS_BATCH {
+                    return Err(format!("a log_access carries 1..={MAX_ACCESS_BATCH} events, not {}", events.len()));
+                }
+                events.iter().try_for_each(|e| e.reason.check_limits())
+            }
         }
     }
 }
@@ -84,12 +111,32 @@ pub(crate) mod tests {
 
     pub(crate) fn samples() -> Vec<AuditOp> {
         vec![AuditOp::LogAccess {
-            record_id: Hash([7; 32]),
-            version: 1,
-            requester: Keypair::from_seed(2).public(),
-            purpose: Purpose::Audit,
-            outcome: AccessOutcome::BreakGlass,
-            reason: "unconscious patient".into(),
+            events: vec![
+                AccessNote {
+                    request_id: Hash([6; 32]),
+                    record_id: Hash([7; 32]),
+                    version: 1,
+                    requester: Keypair::from_seed(2).public(),
+                    purpose: Purpose::Audit,
+                    outcome: AccessOutcome::BreakGlass,
+                    reason: SealedNote {
+                        ciphertext: vec![5; 40],
+                        recipients: vec![crate::NoteKey {
+                            recipient: Keypair::from_seed(3).public(),
+                            wrapped: [4; 80],
+                        }],
+                    },
+                },
+                AccessNote {
+                    request_id: Hash([8; 32]),
+                    record_id: Hash([7; 32]),
+                    version: 1,
+                    requester: Keypair::from_seed(2).public(),
+                    purpose: Purpose::Treatment,
+                    outcome: AccessOutcome::Served,
+                    reason: SealedNote::default(),
+                },
+            ],
         }]
     }
 

@@ -11,7 +11,7 @@ pub mod limits {
     /// Most resource types or record ids one consent scope lists.
     pub const MAX_SCOPE_ITEMS: usize = 64;
 }
-use crate::limits::{MAX_INSTITUTION_ID, MAX_REASON, MAX_RESOURCE_TYPE, MAX_SCOPE_ITEMS};
+use crate::limits::{MAX_INSTITUTION_ID, MAX_RESOURCE_TYPE, MAX_SCOPE_ITEMS};
 
 /// Who a consent is granted to: one person (by key) or every credential holder of an institution.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -272,7 +272,8 @@ crate::operations! {
             request_id: Hash = "request id",
             patient: Hash = "patient",
             terms: ConsentTerms = "terms",
-            reason: String = "reason" max MAX_REASON,
+            /// Why, sealed for the patient, the requester and every regulator.
+            reason: crate::SealedNote = "reason",
         },
         /// Patient: approve (creating the consent) or decline a request.
         3 => RespondAccess { request_id: Hash = "request id", approve: bool = "approve" },
@@ -286,7 +287,7 @@ impl ConsentOp {
             ConsentOp::GrantConsent { terms, .. } => terms.check_limits(),
             ConsentOp::RequestAccess { terms, reason, .. } => {
                 terms.check_limits()?;
-                crate::limits::check_len("reason", reason, MAX_REASON)
+                reason.check_limits()
             }
             ConsentOp::RevokeConsent { .. } | ConsentOp::RespondAccess { .. } => Ok(()),
         }
@@ -324,7 +325,7 @@ pub(crate) mod tests {
                     expires_ms: None,
                     roles: vec![crate::Role::Researcher],
                 },
-                reason: "follow-up".into(),
+                reason: crate::SealedNote::default(),
             },
             ConsentOp::RespondAccess { request_id: Hash([4; 32]), approve: true },
         ]

@@ -31,9 +31,13 @@ pub mod domain {
     pub const API_REQUEST_SIGNATURE: &[u8] = b"medledger/api-request/v1";
     /// A patient's signed addition of a wrapped data key for a grantee.
     pub const ADD_KEY_SIGNATURE: &[u8] = b"medledger/add-key/v1";
+    /// A new patient key's proof of possession in a key rotation.
+    pub const KEY_ROTATION_SIGNATURE: &[u8] = b"medledger/key-rotation/v1";
     // Encryption contexts (AEAD associated data and HPKE info).
     /// Binds a record version's ciphertext and wrapped keys to (record id, version).
     pub const RECORD_CONTEXT: &[u8] = b"medledger/record/v1";
+    /// Encryption context of a sealed note (an on-chain reason), followed by what it belongs to.
+    pub const NOTE_CONTEXT: &[u8] = b"medledger/note/v1";
     /// Hash of each frozen encoding in the conformance fixtures (tests only).
     pub const CONFORMANCE_FIXTURE: &[u8] = b"medledger/conformance-fixture/v1";
 
@@ -51,7 +55,9 @@ pub mod domain {
         (AUDIT_SIGNATURE, "signature: audit query"),
         (API_REQUEST_SIGNATURE, "signature: API request (Authorization header)"),
         (ADD_KEY_SIGNATURE, "signature: wrapped key addition"),
+        (KEY_ROTATION_SIGNATURE, "signature: possession of a rotated-to patient key"),
         (RECORD_CONTEXT, "encryption context: record version"),
+        (NOTE_CONTEXT, "encryption context: sealed note (on-chain reason)"),
         (CONFORMANCE_FIXTURE, "hash: conformance fixture entry"),
     ];
 }

@@ -11,6 +11,8 @@ pub mod limits {
     pub const MAX_INSTITUTION_ID: usize = 64;
     pub const MAX_NAME: usize = 128;
     pub const MAX_LABEL: usize = 128;
+    /// Most regulators with a valid credential at once: every sealed reason is sealed for each.
+    pub const MAX_REGULATORS: usize = 8;
 }
 use crate::limits::{MAX_INSTITUTION_ID, MAX_LABEL, MAX_NAME, MAX_REASON};
 
@@ -91,7 +93,7 @@ impl Canonical for Role {
     }
 }
 
-crate::canonical_field!(Role, PublicKey);
+crate::canonical_field!(Role, PublicKey, crate::Signature);
 
 crate::canonical_struct! {
     /// What the CA binds to a key (other than patients, see [`IdentityOp::RegisterPatient`]).
@@ -121,7 +123,24 @@ crate::operations! {
         3 => RegisterPatient { subject: PublicKey = "subject", pseudonym: Hash = "pseudonym", valid_until_ms: u64 = "valid until" },
         /// Anchor a document digest with a label (notarisation of off-chain data).
         4 => Attest { digest: Hash = "digest", label: String = "label" max MAX_LABEL },
+        /// Move a patient to a new key: the patient (rotation), or the CA or an admin of the
+        /// patient's institution (recovery of a lost key). The old key's credential is revoked;
+        /// `proof` is the new key's signature over [`rotation_message`], so nobody can move a
+        /// patient to a key they do not hold.
+        5 => RotatePatientKey {
+            pseudonym: Hash = "pseudonym",
+            new_key: PublicKey = "new key",
+            proof: crate::Signature = "possession proof",
+        },
     }
+}
+
+/// What a new patient key signs (namespace `KEY_ROTATION_SIGNATURE`) to prove its holder asked to
+/// become `pseudonym`'s key on chain `chain_id`, replacing `old_key`.
+pub fn rotation_message(chain_id: &str, pseudonym: &Hash, old_key: &PublicKey, new_key: &PublicKey) -> Vec<u8> {
+    let mut w = crate::codec::Writer::new();
+    w.str(chain_id).fixed(&pseudonym.0).fixed(&old_key.0).fixed(&new_key.0);
+    w.finish()
 }
 
 impl IdentityOp {
@@ -138,7 +157,7 @@ impl IdentityOp {
                 check("display name", &spec.display_name, MAX_NAME)
             }
             IdentityOp::RevokeCredential { reason, .. } => check("reason", reason, MAX_REASON),
-            IdentityOp::RegisterPatient { .. } => Ok(()),
+            IdentityOp::RegisterPatient { .. } | IdentityOp::RotatePatientKey { .. } => Ok(()),
             IdentityOp::Attest { label, .. } => check("label", label, MAX_LABEL),
         }
     }
@@ -167,6 +186,11 @@ pub(crate) mod tests {
             IdentityOp::RevokeCredential { subject: k.public(), reason: "left".into() },
             IdentityOp::RegisterPatient { subject: k.public(), pseudonym: Hash([1; 32]), valid_until_ms: 5 },
             IdentityOp::Attest { digest: Hash([2; 32]), label: "x".into() },
+            IdentityOp::RotatePatientKey {
+                pseudonym: Hash([1; 32]),
+                new_key: Keypair::from_seed(3).public(),
+                proof: crate::Signature([9; 64]),
+            },
         ]
     }
 

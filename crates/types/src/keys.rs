@@ -79,6 +79,14 @@ impl Serialize for Signature {
         s.serialize_str(&hex::encode(self.0))
     }
 }
+impl<'de> Deserialize<'de> for Signature {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let v = hex::decode(s.trim()).map_err(serde::de::Error::custom)?;
+        let a: [u8; 64] = v.try_into().map_err(|_| serde::de::Error::custom("a signature is 64 bytes"))?;
+        Ok(Signature(a))
+    }
+}
 impl Canonical for Signature {
     fn encode_to(&self, w: &mut Writer) {
         w.fixed(&self.0);

@@ -17,6 +17,7 @@ pub mod identity;
 pub mod keys;
 pub mod limits;
 pub mod merkle;
+pub mod note;
 pub mod read;
 pub mod receipt;
 pub mod records;
@@ -31,6 +32,7 @@ pub use error::ErrorCode;
 pub use genesis::{patient_pseudonym, Genesis, GenesisInstitution};
 pub use hash::Hash;
 pub use keys::{Keypair, PublicKey, Signature};
+pub use note::{NoteKey, SealedNote};
 pub use receipt::{Event, Outcome, Receipt, RejectCode};
 pub use tx::{
     action, AccessOutcome, AuditOp, ConsentOp, ConsentTerms, CredentialSpec, Domain, Grantee, IdentityOp, OpKind,

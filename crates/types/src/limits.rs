@@ -6,6 +6,7 @@
 //! another: a batch of the largest transactions, hex-encoded in JSON, always fits the batch
 //! route's body limit.
 
+pub use crate::audit::limits::*;
 pub use crate::consent::limits::*;
 pub use crate::identity::limits::*;
 pub use crate::records::limits::*;
@@ -60,10 +61,22 @@ const _: () = assert!(
 const _: () =
     assert!(MAX_INSTITUTION_ID < MAX_TX_BYTES && MAX_LOCATOR < MAX_TX_BYTES, "single fields fit a transaction");
 const _: () = assert!(
-    MAX_SCOPE_ITEMS * (4 + MAX_RESOURCE_TYPE) + MAX_REASON + 512 < MAX_TX_BYTES,
+    MAX_SCOPE_ITEMS * (4 + MAX_RESOURCE_TYPE) + crate::note::MAX_NOTE_BYTES + 512 < MAX_TX_BYTES,
     "the largest consent request fits a transaction"
 );
 const _: () = assert!(MAX_SEALED_BYTES > MAX_RECORD_BYTES);
+const _: () = assert!(
+    MAX_REGULATORS + 4 <= crate::note::MAX_NOTE_RECIPIENTS,
+    "a note can be sealed for every regulator, the patient, the holder and the requester"
+);
+const _: () = assert!(
+    MAX_ACCESS_BATCH * ACCESS_NOTE_BASE_BYTES + 512 < MAX_TX_BYTES,
+    "a full batch of access events without reasons fits a transaction"
+);
+const _: () = assert!(
+    crate::note::MAX_NOTE_BYTES + ACCESS_NOTE_BASE_BYTES + 512 < MAX_TX_BYTES,
+    "an access event with the largest sealed reason fits a transaction"
+);
 
 /// Shortens `s` to at most `max` bytes without splitting a UTF-8 character (`String::truncate`
 /// panics when `max` falls inside one, which input from the network can arrange).

@@ -98,6 +98,7 @@ pub enum OpKind {
     RevokeCredential,
     RegisterPatient,
     Attest,
+    RotatePatientKey,
     GrantConsent,
     RevokeConsent,
     RequestAccess,
@@ -110,12 +111,13 @@ pub enum OpKind {
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 14] = [
+    pub const ALL: [OpKind; 15] = [
         OpKind::AddInstitution,
         OpKind::IssueCredential,
         OpKind::RevokeCredential,
         OpKind::RegisterPatient,
         OpKind::Attest,
+        OpKind::RotatePatientKey,
         OpKind::GrantConsent,
         OpKind::RevokeConsent,
         OpKind::RequestAccess,
@@ -133,6 +135,7 @@ impl OpKind {
             OpKind::RevokeCredential => "revoke_credential",
             OpKind::RegisterPatient => "register_patient",
             OpKind::Attest => "attest",
+            OpKind::RotatePatientKey => "rotate_patient_key",
             OpKind::GrantConsent => "grant_consent",
             OpKind::RevokeConsent => "revoke_consent",
             OpKind::RequestAccess => "request_access",
@@ -151,7 +154,8 @@ impl OpKind {
             | OpKind::IssueCredential
             | OpKind::RevokeCredential
             | OpKind::RegisterPatient
-            | OpKind::Attest => Domain::Identity,
+            | OpKind::Attest
+            | OpKind::RotatePatientKey => Domain::Identity,
             OpKind::GrantConsent | OpKind::RevokeConsent | OpKind::RequestAccess | OpKind::RespondAccess => {
                 Domain::Consent
             }

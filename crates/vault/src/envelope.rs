@@ -14,7 +14,7 @@ use hpke::{
     aead::ChaCha20Poly1305 as HpkeAead, kdf::HkdfSha256, kem::X25519HkdfSha256, Deserializable, OpModeR, OpModeS,
     Serializable,
 };
-use medledger_types::{Hash, Keypair, PublicKey};
+use medledger_types::{Hash, Keypair, NoteKey, PublicKey, SealedNote};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
@@ -172,6 +172,50 @@ pub fn unwrap(w: &WrappedKey, me: &Keypair, ctx: &[u8]) -> Result<DataKey, Envel
     Ok(DataKey(arr))
 }
 
+/// Encryption context of a note belonging to `subject` (an access event's request id, an
+/// access request's id): a note cannot be moved to another event and still open.
+pub fn note_context(subject: &Hash) -> Vec<u8> {
+    [medledger_types::hash::domain::NOTE_CONTEXT, &subject.0].concat()
+}
+
+/// Seals free text for `readers` (on-chain reasons). Empty text gives the empty note. The
+/// text must already fit `MAX_REASON` (see `limits::truncate_utf8`); readers are deduplicated.
+pub fn seal_note(text: &str, readers: &[PublicKey], subject: &Hash) -> Result<SealedNote, EnvelopeError> {
+    if text.is_empty() {
+        return Ok(SealedNote::default());
+    }
+    if text.len() > medledger_types::limits::MAX_REASON {
+        return Err(EnvelopeError::Malformed("note longer than a reason may be"));
+    }
+    let ctx = note_context(subject);
+    let key = DataKey::generate();
+    let mut recipients: Vec<NoteKey> = Vec::with_capacity(readers.len());
+    for r in readers {
+        if recipients.iter().any(|k| k.recipient == *r) {
+            continue;
+        }
+        let w = wrap(&key, r, &ctx)?;
+        let wrapped: [u8; 80] = w.to_bytes().try_into().map_err(|_| EnvelopeError::Malformed("wrapped note key"))?;
+        recipients.push(NoteKey { recipient: *r, wrapped });
+    }
+    if recipients.is_empty() || recipients.len() > medledger_types::note::MAX_NOTE_RECIPIENTS {
+        return Err(EnvelopeError::Malformed("note readers (1 to 12 are needed)"));
+    }
+    Ok(SealedNote { ciphertext: seal(&key, text.as_bytes(), &ctx).0, recipients })
+}
+
+/// Opens a note with one of its readers' keys. The empty note opens to the empty text.
+pub fn open_note(note: &SealedNote, me: &Keypair, subject: &Hash) -> Result<String, EnvelopeError> {
+    if note.is_empty() {
+        return Ok(String::new());
+    }
+    let mine = note.recipients.iter().find(|k| k.recipient == me.public()).ok_or(EnvelopeError::Unwrap)?;
+    let ctx = note_context(subject);
+    let key = unwrap(&WrappedKey::from_bytes(&mine.wrapped)?, me, &ctx)?;
+    let text = open(&key, &note.ciphertext, &ctx)?;
+    String::from_utf8(text).map_err(|_| EnvelopeError::Malformed("note text (not UTF-8)"))
+}
+
 /// SHA-256 of a record's plaintext, as anchored on chain.
 pub fn content_hash(plaintext: &[u8]) -> Hash {
     medledger_types::hash::sha256(&[plaintext])
@@ -200,5 +244,23 @@ mod tests {
         let sk = <Kem as hpke::Kem>::PrivateKey::from_bytes(&x25519_secret(&k)).unwrap();
         let pk = <Kem as hpke::Kem>::sk_to_pk(&sk);
         assert_eq!(pk.to_bytes().as_slice(), x25519_public(&k.public()).unwrap());
+    }
+
+    #[test]
+    fn notes_open_for_their_readers_only_and_only_in_their_context() {
+        let (a, b, c) = (Keypair::from_seed(1), Keypair::from_seed(2), Keypair::from_seed(3));
+        let subject = Hash([9; 32]);
+        let n = seal_note("unconscious, no ID on arrival", &[a.public(), b.public(), a.public()], &subject).unwrap();
+        assert_eq!(n.recipients.len(), 2, "readers are deduplicated");
+        assert!(n.check_limits().is_ok());
+        assert_eq!(open_note(&n, &a, &subject).unwrap(), "unconscious, no ID on arrival");
+        assert_eq!(open_note(&n, &b, &subject).unwrap(), "unconscious, no ID on arrival");
+        assert_eq!(open_note(&n, &c, &subject), Err(EnvelopeError::Unwrap));
+        assert_eq!(open_note(&n, &a, &Hash([8; 32])), Err(EnvelopeError::Unwrap), "bound to its subject");
+        let mut altered = n.clone();
+        altered.ciphertext[20] ^= 1;
+        assert_eq!(open_note(&altered, &a, &subject), Err(EnvelopeError::Open));
+        assert!(seal_note("", &[a.public()], &subject).unwrap().is_empty());
+        assert!(seal_note("x", &[], &subject).is_err());
     }
 }

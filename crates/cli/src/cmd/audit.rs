@@ -50,7 +50,12 @@ pub fn audit(a: AuditArgs, json_out: bool) -> Result<(), String> {
         limit: a.limit,
         ..AuditQuery::default()
     };
-    let v = s.audit(q, a.fhir)?;
+    let mut v = s.audit(q, a.fhir)?;
+    // Reasons are sealed on chain; open each with the user's key where it is a reader.
+    for e in v["events"].as_array_mut().into_iter().flatten() {
+        let text = medledger_client::consent::open_reason(&e["reason"], e["request_id"].as_str().unwrap_or(""), &s.key);
+        e["reason_text"] = serde_json::json!(text);
+    }
     if a.fhir || json_out || a.out.is_some() {
         let text = if a.fhir { serde_json::to_string_pretty(&v).map_err(|e| e.to_string())? } else { v.to_string() };
         return write_or_print(&a.out, text.as_bytes());
@@ -65,10 +70,10 @@ pub fn audit(a: AuditArgs, json_out: bool) -> Result<(), String> {
             e["version"],
             short(&e["requester"]),
             e["institution"].as_str().unwrap_or(""),
-            if e["reason"].as_str().unwrap_or("").is_empty() {
+            if e["reason_text"].as_str().unwrap_or("").is_empty() {
                 String::new()
             } else {
-                format!(" ({})", e["reason"].as_str().unwrap_or(""))
+                format!(" ({})", e["reason_text"].as_str().unwrap_or(""))
             }
         );
     }

@@ -2,6 +2,7 @@
 
 use super::{emit, parse_subject, session, short, signed_client, Conn};
 use clap::{Args, Subcommand};
+use medledger_client::keys::read_key;
 use medledger_client::session::hash_arg;
 use medledger_client::tx::{new_id, now_ms};
 use medledger_types::{action, ConsentOp, Hash, Operation};
@@ -221,9 +222,12 @@ pub fn access(cmd: AccessCmd, json_out: bool) -> Result<(), String> {
         AccessCmd::Request { conn, patient, reason, terms } => {
             let s = session(&conn)?;
             let id = new_id();
+            let patient = hash_arg(&patient, "--patient")?;
+            // Sealed for the patient, the regulators and the requester: never plaintext on chain.
+            let reason = s.seal_reason(&reason, &patient, &id, &[s.key.public()])?;
             let op = Operation::Consent(ConsentOp::RequestAccess {
                 request_id: id,
-                patient: hash_arg(&patient, "--patient")?,
+                patient,
                 terms: self::terms(&terms)?,
                 reason,
             });
@@ -269,8 +273,14 @@ pub fn access(cmd: AccessCmd, json_out: bool) -> Result<(), String> {
             Ok(())
         }
         AccessCmd::List { conn, patient } => {
-            let v = signed_client(&conn)?
+            let key = read_key(&conn.key)?;
+            let mut v = signed_client(&conn)?
                 .get(&format!("/v1/patients/{}/requests", hash_arg(&patient, "--patient")?.to_hex()))?;
+            // Reasons are sealed on chain; open each with the user's key where it is a reader.
+            for r in v["pending"].as_array_mut().into_iter().flatten() {
+                let text = medledger_client::consent::open_reason(&r["reason"], r["id"].as_str().unwrap_or(""), &key);
+                r["reason_text"] = json!(text);
+            }
             emit(json_out, &v, |v| {
                 for r in v["pending"].as_array().into_iter().flatten() {
                     println!(
@@ -278,7 +288,7 @@ pub fn access(cmd: AccessCmd, json_out: bool) -> Result<(), String> {
                         r["id"].as_str().unwrap_or(""),
                         r["requester"].as_str().unwrap_or(""),
                         r["terms"]["purpose"].as_str().unwrap_or(""),
-                        r["reason"].as_str().unwrap_or("")
+                        r["reason_text"].as_str().unwrap_or("")
                     );
                 }
             });

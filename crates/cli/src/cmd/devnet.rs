@@ -400,15 +400,15 @@ fn seed_records(
     let consent = grant(&patient1, key_of("dr-bob")?, action::READ)?;
     let a_id = Hash::from_hex(a_obs["record_id"].as_str().unwrap_or("")).map_err(|e| e.to_string())?;
     let (_, read) = bob.get(&a_id, None, Purpose::Treatment, None)?;
-    // The access log shows it once the holder's access event commits.
-    let access = Hash::from_hex(read["access_tx"].as_str().unwrap_or("")).map_err(|e| format!("access tx: {e}"))?;
-    medledger_client::tx::applied(wait_committed(&bob.client, &access, Duration::from_secs(60))?)?;
+    // The access log shows it once the holder's batch of access events commits.
+    let access = read["access_event"].as_str().unwrap_or("").to_string();
+    bob.wait_access_event(&access, Duration::from_secs(60))?;
     Ok(json!({
         "hospital_a_observation": a_obs["record_id"],
         "hospital_b_encounter": b_enc["record_id"],
         "hospital_b_condition": b_cond["record_id"],
         "consent_bob_reads_patient_1": consent.to_hex(),
-        "bob_read_access_tx": read["access_tx"],
+        "bob_read_access_event": access,
     }))
 }
 
@@ -533,9 +533,9 @@ pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
                 r["hospital_b_condition"].as_str().unwrap_or("")
             );
             println!(
-                "  consent {} lets dr-bob (hospital B) read hospital A's record; his read is access event tx {}",
+                "  consent {} lets dr-bob (hospital B) read hospital A's record; his read is access event {}",
                 r["consent_bob_reads_patient_1"].as_str().unwrap_or(""),
-                r["bob_read_access_tx"].as_str().unwrap_or("")
+                r["bob_read_access_event"].as_str().unwrap_or("")
             );
         }
         println!("try: medledger query --node {} status", genesis.institutions[0].api_address);

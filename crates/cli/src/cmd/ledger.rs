@@ -8,7 +8,7 @@ use medledger_client::tx::{new_id, now_ms, submit, wait_committed};
 use medledger_client::Client;
 use medledger_node::api::ProofBundle;
 use medledger_types::{ConsentOp, IdentityOp};
-use medledger_types::{CredentialSpec, Hash, Operation, Role};
+use medledger_types::{CredentialSpec, Hash, Keypair, Operation, PublicKey, Role, Signature};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -70,6 +70,22 @@ pub enum TxOp {
         pseudonym: String,
         #[arg(long, default_value_t = 3650)]
         valid_days: u64,
+    },
+    /// Patient (rotation), or the CA or an admin of the patient's institution (recovery of a lost
+    /// key): move a patient to a new key. The new key proves possession: give its key file, or
+    /// its public key and the proof printed by `medledger rotation-proof` on the new device.
+    RotatePatientKey {
+        #[arg(long)]
+        pseudonym: String,
+        /// The new key's file (the proof is made here).
+        #[arg(long, conflicts_with_all = ["new_public", "proof"])]
+        new_key: Option<PathBuf>,
+        /// The new public key (hex), with `--proof`.
+        #[arg(long, requires = "proof")]
+        new_public: Option<String>,
+        /// The new key's possession proof (hex), from `medledger rotation-proof`.
+        #[arg(long, requires = "new_public")]
+        proof: Option<String>,
     },
     /// CA: admit a new member institution.
     AddInstitution {
@@ -143,6 +159,26 @@ pub fn build_op(op: &TxOp) -> Result<Operation, String> {
             pseudonym: Hash::from_hex(pseudonym).map_err(|e| format!("--pseudonym: {e}"))?,
             valid_until_ms: now_ms() + valid_days * DAY_MS,
         }),
+        // The proof names the chain and the current key: `run` completes it from the node.
+        TxOp::RotatePatientKey { pseudonym, new_key, new_public, proof } => {
+            let new_key = match (new_key, new_public) {
+                (Some(f), _) => read_key(f)?.public(),
+                (None, Some(h)) => PublicKey::from_hex(h).map_err(|e| format!("--new-public: {e}"))?,
+                (None, None) => return Err("give --new-key FILE, or --new-public HEX with --proof HEX".into()),
+            };
+            let proof = match proof {
+                Some(p) => {
+                    let b = hex::decode(p.trim()).map_err(|e| format!("--proof: {e}"))?;
+                    Signature(b.try_into().map_err(|_| "--proof must be 64 bytes of hex".to_string())?)
+                }
+                None => Signature([0; 64]),
+            };
+            Operation::Identity(IdentityOp::RotatePatientKey {
+                pseudonym: Hash::from_hex(pseudonym).map_err(|e| format!("--pseudonym: {e}"))?,
+                new_key,
+                proof,
+            })
+        }
         TxOp::AddInstitution { id, name } => {
             Operation::Identity(IdentityOp::AddInstitution { id: id.clone(), name: name.clone() })
         }
@@ -152,11 +188,12 @@ pub fn build_op(op: &TxOp) -> Result<Operation, String> {
         TxOp::RevokeConsent { id } => Operation::Consent(ConsentOp::RevokeConsent {
             consent_id: Hash::from_hex(id).map_err(|e| format!("--id: {e}"))?,
         }),
-        TxOp::RequestAccess { patient, reason, terms: t } => Operation::Consent(ConsentOp::RequestAccess {
+        // The reason is sealed by `run`, which can reach the node for the readers' keys.
+        TxOp::RequestAccess { patient, terms: t, .. } => Operation::Consent(ConsentOp::RequestAccess {
             request_id: new_id(),
             patient: Hash::from_hex(patient).map_err(|e| format!("--patient: {e}"))?,
             terms: terms(t)?,
-            reason: reason.clone(),
+            reason: Default::default(),
         }),
         TxOp::RespondAccess { id, approve, decline } => {
             if approve == decline {
@@ -170,6 +207,38 @@ pub fn build_op(op: &TxOp) -> Result<Operation, String> {
     })
 }
 
+/// The possession proof of `new` for becoming `pseudonym`'s key, over the chain id and the
+/// patient's current key as `client`'s node reports them.
+pub fn rotation_proof(client: &Client, new: &Keypair, pseudonym: &Hash) -> Result<Signature, String> {
+    let status = client.get("/v1/status")?;
+    let chain_id = status["chain_id"].as_str().ok_or("node status has no chain_id")?;
+    let v = client.get(&format!("/v1/patients/{}", pseudonym.to_hex()))?;
+    let current = PublicKey::from_hex(v["key"].as_str().unwrap_or("")).map_err(|e| format!("patient key: {e}"))?;
+    let msg = medledger_types::identity::rotation_message(chain_id, pseudonym, &current, &new.public());
+    Ok(new.sign(medledger_types::hash::domain::KEY_ROTATION_SIGNATURE, &msg))
+}
+
+/// `medledger rotation-proof`: the new device proves it holds the new key, offline.
+pub fn print_rotation_proof(
+    new_key: &std::path::Path,
+    chain_id: &str,
+    pseudonym: &str,
+    current: &str,
+    json_out: bool,
+) -> Result<(), String> {
+    let new = read_key(new_key)?;
+    let pseudonym = Hash::from_hex(pseudonym).map_err(|e| format!("--pseudonym: {e}"))?;
+    let current = PublicKey::from_hex(current).map_err(|e| format!("--current: {e}"))?;
+    let msg = medledger_types::identity::rotation_message(chain_id, &pseudonym, &current, &new.public());
+    let proof = new.sign(medledger_types::hash::domain::KEY_ROTATION_SIGNATURE, &msg);
+    if json_out {
+        println!("{}", json!({ "new_public": new.public().to_hex(), "proof": hex::encode(proof.0) }));
+    } else {
+        println!("--new-public {} --proof {}", new.public().to_hex(), hex::encode(proof.0));
+    }
+    Ok(())
+}
+
 pub fn run(args: TxArgs, json_out: bool) -> Result<(), String> {
     let key = read_key(&args.key)?;
     let client = Client::new(&args.node).with_key(key.clone());
@@ -178,6 +247,25 @@ pub fn run(args: TxArgs, json_out: bool) -> Result<(), String> {
         Operation::Consent(ConsentOp::GrantConsent { consent_id, .. }) => Some(("consent", *consent_id)),
         Operation::Consent(ConsentOp::RequestAccess { request_id, .. }) => Some(("request", *request_id)),
         _ => None,
+    };
+    // A request's reason goes on chain sealed for the patient, the regulators and the requester.
+    let op = match (op, &args.op) {
+        (
+            Operation::Consent(ConsentOp::RequestAccess { request_id, patient, terms, .. }),
+            TxOp::RequestAccess { reason, .. },
+        ) => {
+            let reason =
+                medledger_client::consent::seal_reason(&client, reason, &patient, &request_id, &[key.public()])?;
+            Operation::Consent(ConsentOp::RequestAccess { request_id, patient, terms, reason })
+        }
+        (
+            Operation::Identity(IdentityOp::RotatePatientKey { pseudonym, new_key, .. }),
+            TxOp::RotatePatientKey { new_key: Some(file), .. },
+        ) => {
+            let proof = rotation_proof(&client, &read_key(file)?, &pseudonym)?;
+            Operation::Identity(IdentityOp::RotatePatientKey { pseudonym, new_key, proof })
+        }
+        (op, _) => op,
     };
     let (tx, _) = submit(&client, &key, op)?;
     if let (Some((what, id)), false) = (created, json_out) {
@@ -241,6 +329,8 @@ pub enum Query {
     Permissions,
     /// A medical record's versions and access events.
     Record { id: String },
+    /// The access event logging a read (the read's `access_event` id), once it is on chain.
+    AccessEvent { id: String },
     /// An inclusion proof for a committed transaction.
     Proof {
         id: String,
@@ -379,9 +469,29 @@ pub fn query(node: &str, key: Option<&std::path::Path>, what: Query, json_out: b
                         super::short(&e["requester"]).chars().take(12).collect::<String>(),
                         e["purpose"].as_str().unwrap_or(""),
                         e["height"],
-                        e["reason"].as_str().unwrap_or("")
+                        if e["reason"]["recipients"].as_array().is_some_and(|r| !r.is_empty()) {
+                            "(reason sealed: `medledger audit` opens it for its readers)"
+                        } else {
+                            ""
+                        }
                     );
                 }
+            });
+        }
+        Query::AccessEvent { id } => {
+            let v = c.get(&format!("/v1/access-events/{id}"))?;
+            print(json_out, &v, |v| {
+                println!(
+                    "access {} by {} for {} on record {} v{}, logged by {} ({}) at height {}",
+                    v["outcome"].as_str().unwrap_or(""),
+                    v["requester"].as_str().unwrap_or(""),
+                    v["purpose"].as_str().unwrap_or(""),
+                    v["record_id"].as_str().unwrap_or(""),
+                    v["version"],
+                    v["institution"].as_str().unwrap_or(""),
+                    super::short(&v["recorded_by"]),
+                    v["height"]
+                )
             });
         }
         Query::Patient { pseudonym } => {

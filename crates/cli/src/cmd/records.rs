@@ -124,12 +124,12 @@ pub fn record(cmd: RecordCmd, json_out: bool) -> Result<(), String> {
                 return Ok(());
             }
             eprintln!(
-                "record {} v{} from {}: {} (hash verified against the chain; logged as {})",
+                "record {} v{} from {}: {} (hash verified against the chain; access event {})",
                 meta["record_id"].as_str().unwrap_or(""),
                 meta["version"],
                 meta["holder"].as_str().unwrap_or(""),
                 meta["outcome"].as_str().unwrap_or(""),
-                meta["access_tx"].as_str().unwrap_or("")
+                meta["access_event"].as_str().unwrap_or("")
             );
             write_or_print(&out, &plain)
         }

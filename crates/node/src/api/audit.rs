@@ -75,7 +75,34 @@ pub(crate) async fn audit(
     .map_err(ApiError::internal)?
 }
 
+#[utoipa::path(tag = "audit", get, path = "/v1/access-events/{request_id}", params(("request_id" = Hash, Path, description = "id of the signed read request (a read answer's `access_event`)")),
+    responses((status = 200, description = "the committed access event", body = crate::audit::AuditEntry), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 401, description = "`unauthenticated`: no or a bad `Authorization` header", body = ErrorBody), (status = 403, description = "`not_permitted` (not yours to see), credential problems", body = ErrorBody), (status = 404, description = "`not_found`: not on chain (yet: events reach it in the holder's next batch)", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+pub(crate) async fn access_event(
+    State(st): State<ApiState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<crate::audit::AuditEntry>, ApiError> {
+    let id = parse_hash(&id, "request id")?;
+    let snap = snapshot(&st)?;
+    let e = medledger_state::audit::access_event_for_request(&snap, &id)
+        .ok_or_else(|| ApiError::not_found(format!("no access event for read request {id} on chain")))?;
+    // The requester, the patient, the recording institution's admin, regulators and the CA.
+    let patient = medledger_state::records::head(&snap, &e.record_id).map(|h| h.patient);
+    let own_institution = caller.institution.as_deref() == Some(e.institution.as_str())
+        && caller.principal == medledger_state::Principal::Role(medledger_types::Role::InstitutionAdmin);
+    if !(caller.sees_everything()
+        || caller.key == e.requester
+        || patient.is_some_and(|p| caller.is_patient(&p))
+        || own_institution)
+    {
+        return Err(not_yours("this access event"));
+    }
+    Ok(Json(crate::audit::entry(&snap, e)))
+}
+
 /// This namespace's routes.
 pub(super) fn routes() -> Router<ApiState> {
-    Router::new().route("/v1/audit", post(audit).layer(DefaultBodyLimit::max(limits::MAX_SIGNED_REQUEST_BODY_BYTES)))
+    Router::new()
+        .route("/v1/audit", post(audit).layer(DefaultBodyLimit::max(limits::MAX_SIGNED_REQUEST_BODY_BYTES)))
+        .route("/v1/access-events/{request_id}", get(access_event))
 }

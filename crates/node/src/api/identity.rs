@@ -77,6 +77,24 @@ pub(crate) async fn get_patient(
     Ok(Json(identity_view(&st, &snap, key)))
 }
 
+/// The regulators with a valid credential: with the patient, the readers every sealed reason
+/// must be sealed for.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RegulatorsView {
+    pub regulators: Vec<PublicKey>,
+}
+
+#[utoipa::path(tag = "identity", get, path = "/v1/regulators",
+    responses((status = 200, body = RegulatorsView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 401, description = "`unauthenticated`: no or a bad `Authorization` header", body = ErrorBody), (status = 403, description = "`not_permitted` (not yours to see), credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+pub(crate) async fn get_regulators(
+    State(st): State<ApiState>,
+    _caller: Caller,
+) -> Result<Json<RegulatorsView>, ApiError> {
+    let snap = st.chain.store.snapshot().map_err(ApiError::internal)?;
+    let regulators = state_identity::regulators(&snap, st.chain.now_ms(), st.chain.tip().height + 1);
+    Ok(Json(RegulatorsView { regulators }))
+}
+
 #[utoipa::path(tag = "identity", get, path = "/v1/attestations/{digest}", params(("digest" = Hash, Path, description = "attested digest")),
     responses((status = 200, body = medledger_state::identity::Attestation), (status = 401, description = "`unauthenticated`: no or a bad `Authorization` header", body = ErrorBody), (status = 403, description = "`not_permitted` (not yours to see), credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn get_attestation(
@@ -110,4 +128,5 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/patients/{pseudonym}", get(get_patient))
         .route("/v1/attestations/{digest}", get(get_attestation))
         .route("/v1/permissions", get(get_permissions))
+        .route("/v1/regulators", get(get_regulators))
 }

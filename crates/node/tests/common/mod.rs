@@ -70,6 +70,7 @@ pub fn node_with_service_key(service: &Keypair) -> Node {
         n.admins[0].clone(),
     )
     .with_signer(service.clone());
+    svc.attach_journal(&n._dir.path().join("access-service.wal")).unwrap();
     let svc = Arc::new(svc);
     n.router = api::router(ApiState {
         chain: n.chain.clone(),
@@ -119,7 +120,9 @@ pub fn node_in(dir: tempfile::TempDir, vault: bool, limit: medledger_node::guard
         let v = Vault::new(
             Box::new(FsStore::open(&dir.path().join("vault")).unwrap()) as Box<dyn medledger_vault::BlobStore>
         );
-        Arc::new(RecordService::new(chain.clone(), v, "h0".into(), admins[0].clone()).with_guard(guard.clone()))
+        let svc = RecordService::new(chain.clone(), v, "h0".into(), admins[0].clone()).with_guard(guard.clone());
+        svc.attach_journal(&dir.path().join("access.wal")).unwrap();
+        Arc::new(svc)
     });
     let router = api::router(ApiState {
         chain: chain.clone(),
@@ -151,11 +154,19 @@ impl Node {
 
 impl Node {
     /// Builds and commits one block from the mempool (no consensus: a single-node harness).
+    /// Queued access events are batched first and settled after, as a node's batcher and
+    /// finalization watcher do.
     pub fn commit(&self) -> Arc<medledger_types::Block> {
+        if let Some(r) = &self.records {
+            r.flush_access_log();
+        }
         self.clock.fetch_add(1000, Ordering::SeqCst);
         let parent = self.chain.store.block(self.chain.tip().height).unwrap().unwrap();
         let b = self.chain.build(&parent).unwrap();
         self.chain.finalize(b.clone(), None).unwrap();
+        if let Some(r) = &self.records {
+            r.settle_access_log();
+        }
         b
     }
 

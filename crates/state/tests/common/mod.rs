@@ -117,3 +117,15 @@ pub fn rejected(o: &Outcome) -> medledger_types::RejectCode {
         o => panic!("expected a rejection, got {o:?}"),
     }
 }
+
+/// A sealed note addressed to `readers`. The state machine checks only who can open a note,
+/// never its cryptography, so the ciphertext and wrapped keys here are filler.
+pub fn sealed_for(readers: &[medledger_types::PublicKey]) -> medledger_types::SealedNote {
+    medledger_types::SealedNote {
+        ciphertext: vec![0x5e; 48],
+        recipients: readers
+            .iter()
+            .map(|r| medledger_types::NoteKey { recipient: *r, wrapped: [0x3c; medledger_types::note::NOTE_KEY_BYTES] })
+            .collect(),
+    }
+}

@@ -7,6 +7,8 @@
 //!
 //! Record content is never part of an audit answer.
 
+pub mod journal;
+
 use crate::error::ServiceError;
 use medledger_state::audit::{self as access, AccessEvent};
 use medledger_state::records;
@@ -23,6 +25,8 @@ pub const MAX_AUDIT_SCAN: u64 = 100_000;
 /// One access event with the patient whose record it touched.
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
+    /// Id of the signed read request this event logs (hex).
+    pub request_id: String,
     pub record_id: String,
     pub version: u32,
     /// Patient pseudonym (hex).
@@ -34,7 +38,12 @@ pub struct AuditEntry {
     /// `served`, `denied` or `break_glass`.
     pub outcome: String,
     pub break_glass: bool,
-    pub reason: String,
+    /// Denial or break-glass reason, sealed for the patient, the holding institution and every
+    /// regulator (open it with `medledger_vault::envelope::open_note`, the request id as
+    /// subject); empty for an ordinary served read.
+    pub reason: medledger_types::SealedNote,
+    /// Key that signed the event (the holder's node service key).
+    pub recorded_by: String,
     /// Institution that held the record and recorded the event.
     pub institution: String,
     pub height: u64,
@@ -63,9 +72,11 @@ fn matches(q: &AuditQuery, e: &AccessEvent) -> bool {
         && q.outcome.is_none_or(|o| o == e.outcome)
 }
 
-fn entry(state: &dyn StateRead, e: AccessEvent) -> AuditEntry {
+/// An access event as the API shows it.
+pub fn entry(state: &dyn StateRead, e: AccessEvent) -> AuditEntry {
     let head = records::head(state, &e.record_id);
     AuditEntry {
+        request_id: e.request_id.to_hex(),
         record_id: e.record_id.to_hex(),
         version: e.version,
         patient: head.as_ref().map(|h| h.patient.to_hex()).unwrap_or_default(),
@@ -75,6 +86,7 @@ fn entry(state: &dyn StateRead, e: AccessEvent) -> AuditEntry {
         outcome: e.outcome.name().into(),
         break_glass: e.outcome == AccessOutcome::BreakGlass,
         reason: e.reason,
+        recorded_by: e.recorded_by.to_hex(),
         institution: e.institution,
         height: e.height,
         timestamp_ms: e.timestamp_ms,
@@ -315,8 +327,8 @@ pub fn to_fhir(e: &AuditEntry) -> FhirAuditEvent {
     }
     // AuditEvent.outcome: 0 success, 4 minor failure (the request was refused).
     let (outcome, desc) = match e.outcome.as_str() {
-        "denied" => ("4", format!("denied: {}", e.reason)),
-        "break_glass" => ("0", format!("break-glass: {}", e.reason)),
+        "denied" => ("4", "denied (the reason is sealed: see the sealedReason detail)".to_string()),
+        "break_glass" => ("0", "break-glass (the reason is sealed: see the sealedReason detail)".to_string()),
         _ => ("0", "served under consent".to_string()),
     };
     let short: String = e.record_id.chars().take(16).collect();
@@ -341,11 +353,19 @@ pub fn to_fhir(e: &AuditEntry) -> FhirAuditEvent {
                 what: reference("urn:medledger:record", &e.record_id),
                 kind: coding(ENTITY_TYPE, "2", "System Object"),
                 role: None,
-                detail: vec![
-                    AuditEntityDetail { kind: "version".into(), value_string: e.version.to_string() },
-                    AuditEntityDetail { kind: "resourceType".into(), value_string: e.resource_type.clone() },
-                    AuditEntityDetail { kind: "height".into(), value_string: e.height.to_string() },
-                ],
+                detail: [
+                    ("version", e.version.to_string()),
+                    ("resourceType", e.resource_type.clone()),
+                    ("height", e.height.to_string()),
+                    ("requestId", e.request_id.clone()),
+                ]
+                .into_iter()
+                .chain((!e.reason.is_empty()).then(|| {
+                    // The canonical sealed note (hex): its readers open it offline.
+                    ("sealedReason", hex::encode(medledger_types::Canonical::to_bytes(&e.reason)))
+                }))
+                .map(|(k, v)| AuditEntityDetail { kind: k.into(), value_string: v })
+                .collect(),
             },
             AuditEntity {
                 what: reference("urn:medledger:patient", &e.patient),
