@@ -35,23 +35,25 @@ for _ in $(seq 1 1800); do
   sleep 0.1
 done
 [ -s "$work/ready.json" ] || { echo "devnet not ready after 180 s"; tail -40 "$work/devnet.log"; exit 1; }
-api="http://127.0.0.1:$((base + 100))"
+# The nodes serve HTTPS with certificates from the devnet's consortium CA.
+api="https://127.0.0.1:$((base + 100))"
+ca="$work/devnet/tls/ca.pem"
 cd "$work"
 # GETs are signed as the devnet's regulator, who may see everything (see medledger_auth.py).
 export SCHEMATHESIS_HOOKS=medledger_auth PYTHONPATH="$root/scripts/schemathesis${PYTHONPATH:+:$PYTHONPATH}"
 export MEDLEDGER_AUTH_KEY="$work/devnet/demo/regulator-rita.key"
 # The hook must really authenticate, or every GET would be judged only on its 401.
-python3 - "$api" <<'PY'
+python3 - "$api" "$ca" <<'PY'
 import sys, requests, medledger_auth  # noqa: E401 (the hook registers itself on import)
-api = sys.argv[1]
+api, ca = sys.argv[1], sys.argv[2]
 auth = medledger_auth.MedLedgerAuth(medledger_auth.os.environ["MEDLEDGER_AUTH_KEY"], "medledger-devnet")
-r = requests.get(f"{api}/v1/blocks?limit=1", auth=auth, timeout=10)
+r = requests.get(f"{api}/v1/blocks?limit=1", auth=auth, timeout=10, verify=ca)
 assert r.status_code == 200, f"signed GET answered {r.status_code}: {r.text}"
-r = requests.get(f"{api}/v1/blocks?limit=1", timeout=10)
+r = requests.get(f"{api}/v1/blocks?limit=1", timeout=10, verify=ca)
 assert r.status_code == 401, f"unsigned GET answered {r.status_code}: {r.text}"
 print("signing hook: a signed GET is answered, an unsigned one refused")
 PY
 "$st" --config-file "$root/scripts/schemathesis/schemathesis.toml" --no-color run "$api/openapi.json" \
   --checks all --phases examples,coverage,fuzzing,stateful \
   --seed 1 --max-examples 30 --max-time 240 --workers 2 \
-  --request-timeout 20
+  --request-timeout 20 --tls-verify "$ca"

@@ -13,6 +13,11 @@ struct Cli {
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     json: bool,
+    /// The consortium CA certificate (PEM): nodes are reached over HTTPS, trusting only
+    /// certificates it issued (a devnet's is `DIR/tls/ca.pem`; `.devnet/tls/ca.pem` is used
+    /// when present and nothing else is given).
+    #[arg(long, global = true, env = "MEDLEDGER_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -120,6 +125,12 @@ enum Cmd {
 
 fn run(cli: Cli) -> Result<(), String> {
     let j = cli.json;
+    // The default devnet's CA, like the default `--node`, when nothing else is given.
+    let devnet_ca = PathBuf::from(".devnet/tls/ca.pem");
+    let ca_cert = cli.ca_cert.clone().or_else(|| devnet_ca.exists().then_some(devnet_ca));
+    if let Some(ca) = &ca_cert {
+        medledger_client::http::trust_consortium_ca(ca).map_err(|e| format!("--ca-cert {}: {e}", ca.display()))?;
+    }
     match cli.cmd {
         Cmd::Keygen { out, force } => cmd::identity::keygen(out, force, j)?,
         Cmd::RotationProof { key, chain_id, pseudonym, current } => {

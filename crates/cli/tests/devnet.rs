@@ -117,11 +117,16 @@ fn devnet_survives_a_killed_validator_and_resumes() {
     // Consent through the CLI: patient-1 grants dr-bob read access; dr-alice asks patient-2,
     // who approves.
     let cli = |args: &[&str]| -> Value {
-        let out = Command::new(BIN).arg("--json").args(args).output().unwrap();
+        let out = Command::new(BIN)
+            .env("MEDLEDGER_CA_CERT", dir.join("tls/ca.pem"))
+            .arg("--json")
+            .args(args)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
     };
-    let node = apis2[0].trim_start_matches("http://").to_string();
+    let node = apis2[0].trim_start_matches("https://").to_string();
     let demo = |f: &str| dir.join("demo").join(f).to_str().unwrap().to_string();
     let v = cli(&[
         "tx",

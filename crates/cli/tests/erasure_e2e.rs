@@ -31,7 +31,7 @@ fn every_holder_erases_its_copy_even_after_a_crash() {
     let dir = tmp.path().join("devnet");
     let mut dn = start_devnet(&dir, free_base_port(), true);
     let apis = apis(&dn);
-    let node = |i: usize| apis[i].trim_start_matches("http://").to_string();
+    let node = |i: usize| apis[i].trim_start_matches("https://").to_string();
     let (node_a, node_b) = (node(0), node(1));
     let cli = Cli { dir: dir.clone() };
     let seeded = &dn.ready["demo"];

@@ -38,7 +38,7 @@ fn records_are_shared_under_consent_audited_and_erased_across_processes() {
     let dir = tmp.path().join("devnet");
     let mut dn = start_devnet(&dir, free_base_port(), true);
     let apis = apis(&dn);
-    let node = |i: usize| apis[i].trim_start_matches("http://").to_string();
+    let node = |i: usize| apis[i].trim_start_matches("https://").to_string();
     let (node_a, node_b, node_c) = (node(0), node(1), node(2));
     let cli = Cli { dir: dir.clone() };
     let seeded = &dn.ready["demo"];

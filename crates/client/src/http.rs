@@ -4,8 +4,48 @@
 use medledger_types::auth::ApiRequest;
 use medledger_types::Keypair;
 use serde_json::Value;
-use std::sync::OnceLock;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+/// The consortium CA this process trusts, once [`trust_consortium_ca`] is called.
+static TRUST: OnceLock<Arc<medledger_tls::rustls::ClientConfig>> = OnceLock::new();
+
+/// Trusts the consortium CA certificate at `path` (PEM) for every client made from now on:
+/// node addresses without a scheme are then reached over HTTPS, and only certificates issued
+/// by that CA are accepted. The CLI calls it for `--ca-cert` (or `MEDLEDGER_CA_CERT`).
+pub fn trust_consortium_ca(path: &Path) -> Result<(), String> {
+    let cfg = medledger_tls::client_config(path)?;
+    let _ = TRUST.set(cfg);
+    Ok(())
+}
+
+/// Whether a consortium CA is trusted (addresses without a scheme mean HTTPS).
+pub fn tls_enabled() -> bool {
+    TRUST.get().is_some()
+}
+
+/// The URL of a node address: kept if it names its scheme, else HTTPS when a consortium CA is
+/// trusted and HTTP otherwise.
+pub fn base_url(addr: &str) -> String {
+    let addr = addr.trim_end_matches('/');
+    if addr.starts_with("http://") || addr.starts_with("https://") {
+        addr.to_string()
+    } else if tls_enabled() {
+        format!("https://{addr}")
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+/// An agent builder that trusts the consortium CA when one is trusted.
+pub fn agent_builder() -> ureq::AgentBuilder {
+    let b = ureq::AgentBuilder::new().timeout(Duration::from_secs(30));
+    match TRUST.get() {
+        Some(cfg) => b.tls_config(cfg.clone()),
+        None => b,
+    }
+}
 
 pub struct Client {
     base: String,
@@ -18,10 +58,8 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str) -> Client {
-        let base = base.trim_end_matches('/').to_string();
-        let base =
-            if base.starts_with("http://") || base.starts_with("https://") { base } else { format!("http://{base}") };
-        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
+        let base = base_url(base);
+        let agent = agent_builder().build();
         Client { base, agent, key: None, chain_id: OnceLock::new() }
     }
 
@@ -70,6 +108,11 @@ impl Client {
                 let m = body["error"]["message"].as_str().unwrap_or("");
                 Err(format!("node refused ({code} {c}): {m}"))
             }
+            Err(e) if self.base.starts_with("http://") => Err(format!(
+                "cannot reach node at {}: {e} (if it serves HTTPS, as a devnet does, give --ca-cert with the \
+                 consortium CA certificate, e.g. .devnet/tls/ca.pem, or set MEDLEDGER_CA_CERT)",
+                self.base
+            )),
             Err(e) => Err(format!("cannot reach node at {}: {e}", self.base)),
         }
     }

@@ -10,6 +10,7 @@ pub mod guard;
 pub mod mempool;
 pub mod records;
 pub mod run;
+pub mod tls;
 pub mod verify;
 pub mod visibility;
 pub mod wal;

@@ -65,6 +65,17 @@ pub struct NodeConfig {
     /// 200); above it the node answers 429 `rate_limited`.
     #[serde(default)]
     pub requester_rate: crate::guard::RateLimit,
+    /// TLS: this node's certificate chain (PEM), issued under the consortium CA. With
+    /// `tls_key`, the API is served over HTTPS only.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS: this node's private key (PKCS#8 PEM, mode 0600).
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// TLS: the consortium CA certificate (PEM). Forwarded requests go to other nodes over
+    /// HTTPS, trusting this root only.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// Opens the record vault's blob store: the embedded filesystem store, or the configured bucket.
@@ -95,6 +106,9 @@ impl NodeConfig {
             .into_iter()
             .chain(cfg.institution_key.as_mut())
             .chain(cfg.service_key.as_mut())
+            .chain(cfg.tls_cert.as_mut())
+            .chain(cfg.tls_key.as_mut())
+            .chain(cfg.tls_ca.as_mut())
         {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -175,6 +189,12 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
         eprintln!("re-admitted {recovered} pending transactions from the mempool log");
     }
     let guard = Arc::new(crate::guard::Guard::new(cfg.requester_rate));
+    let server_tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => Some(medledger_tls::server_config(c, k)?),
+        (None, None) => None,
+        _ => return Err("give both tls_cert and tls_key, or neither".into()),
+    };
+    let forward_tls = cfg.tls_ca.as_deref().map(medledger_tls::client_config).transpose()?;
     let records = match &cfg.institution_key {
         None => None,
         Some(path) => {
@@ -213,11 +233,12 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
         .with_catch_panics(false);
     let tip = chain.tip();
     eprintln!(
-        "medledger node {} ({}) chain {} at height {} — p2p {p2p_listen}, API http://{api_listen}",
+        "medledger node {} ({}) chain {} at height {} — p2p {p2p_listen}, API {}://{api_listen}",
         me.id,
         key.public().short(),
         genesis.chain_id,
-        tip.height
+        tip.height,
+        if server_tls.is_some() { "https" } else { "http" }
     );
     cw_tokio::Runner::new(rt_cfg).start(|context| async move {
         let signer: ed25519::PrivateKey = key.private().clone();
@@ -313,11 +334,16 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
             gossip: Some(validator.gossip_tx.clone()),
             records,
             guard,
+            forward_tls,
         };
         let app = api::router(state);
         let api = context.child("api").spawn(move |_| async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).expect("adopt the API listener");
-            if let Err(e) = axum::serve(listener, app).await {
+            let served = match server_tls {
+                Some(tls) => crate::tls::serve(listener, app, tls).await,
+                None => axum::serve(listener, app).await,
+            };
+            if let Err(e) = served {
                 eprintln!("API server stopped: {e}");
             }
         });

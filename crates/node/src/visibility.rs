@@ -136,7 +136,10 @@ impl Caller {
             return true;
         }
         // Staff of the institution holding the original, the current or the latest version
-        // (an amendment may be held elsewhere).
+        // (an amendment may be held elsewhere). A patient registered there is not staff.
+        if self.is(Role::Patient) {
+            return false;
+        }
         let Some(inst) = self.institution.as_deref() else { return false };
         [1, head.current_version, head.latest_version]
             .iter()

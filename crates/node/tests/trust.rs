@@ -375,7 +375,7 @@ async fn chain_reads_show_each_role_only_what_it_may_see() {
     let by_pseudonym = format!("/v1/patients/{}", pid.to_hex());
     assert_eq!(get(&other_doc, by_pseudonym.clone()).await.0, StatusCode::OK);
     assert_eq!(get(&nosy, by_pseudonym.clone()).await.0, StatusCode::OK);
-    let other_patient = n.credential(94, Role::Patient, T0 + 1_000_000_000).await;
+    let other_patient = n.credential(95, Role::Patient, T0 + 1_000_000_000).await;
     assert_eq!(get(&other_patient, by_pseudonym).await.0, StatusCode::FORBIDDEN);
     // The regulators, whom every sealed reason must name, are listed for every credential.
     let (s, v) = get(&nosy, "/v1/regulators".into()).await;
@@ -388,6 +388,9 @@ async fn chain_reads_show_each_role_only_what_it_may_see() {
     for who in [&other_doc, &held.patient, &held.doc, &regulator, &nosy] {
         assert_eq!(get(who, record.clone()).await.0, StatusCode::OK);
     }
+    // Another patient registered at the holding institution is not its staff.
+    let (s, v) = get(&other_patient, record.clone()).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{v}");
     let outsider = Keypair::from_seed(94);
     let ca = n.ca.clone();
     let issue = n.tx(
@@ -585,4 +588,44 @@ async fn a_patient_who_lost_their_key_is_recovered_and_reads_their_records_with_
     // The doctor's consent, keyed by the pseudonym, still holds.
     let (s, v) = read(&n, &held.doc, Purpose::Treatment, None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_over_tls_answers_only_clients_that_trust_the_consortium_ca() {
+    let n = node_with(true);
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) =
+        medledger_tls::node_certificate(&n.ca, "api-test", "h0", &["127.0.0.1".into(), "localhost".into()]).unwrap();
+    std::fs::write(dir.path().join("tls.pem"), cert).unwrap();
+    std::fs::write(dir.path().join("tls.key"), key).unwrap();
+    let server = medledger_tls::server_config(&dir.path().join("tls.pem"), &dir.path().join("tls.key")).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = tokio::spawn(medledger_node::tls::serve(listener, n.router.clone(), server));
+    let ours =
+        medledger_tls::client_config_from_pem(medledger_tls::ca_certificate(&n.ca, "api-test").unwrap().as_bytes())
+            .unwrap();
+    let theirs = medledger_tls::client_config_from_pem(
+        medledger_tls::ca_certificate(&Keypair::from_seed(4242), "api-test").unwrap().as_bytes(),
+    )
+    .unwrap();
+    let answers = tokio::task::spawn_blocking(move || {
+        let get = |agent: ureq::Agent, url: String| match agent.get(&url).call() {
+            Ok(r) => Ok(r.into_string().unwrap()),
+            Err(e) => Err(e.to_string()),
+        };
+        let https = format!("https://{addr}/v1/status");
+        (
+            get(ureq::AgentBuilder::new().tls_config(ours).build(), https.clone()),
+            get(ureq::AgentBuilder::new().tls_config(theirs).build(), https),
+            get(ureq::AgentBuilder::new().build(), format!("http://{addr}/v1/status")),
+        )
+    })
+    .await
+    .unwrap();
+    let (trusted, other_ca, plain) = answers;
+    assert!(trusted.unwrap().contains("api-test"), "a client trusting the consortium CA is served");
+    assert!(other_ca.unwrap_err().contains("certificate"), "a certificate from another CA is refused");
+    assert!(plain.is_err(), "plain HTTP gets no answer from a TLS node");
+    served.abort();
 }

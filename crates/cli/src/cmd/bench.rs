@@ -92,6 +92,11 @@ fn post_batch(client: &Client, txs: &[Tx]) -> Result<usize, String> {
 }
 
 pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
+    // A devnet serves HTTPS under its consortium CA: trust it unless told otherwise.
+    let ca_pem = args.dir.join("tls/ca.pem");
+    if !medledger_client::http::tls_enabled() && ca_pem.exists() {
+        medledger_client::http::trust_consortium_ca(&ca_pem)?;
+    }
     if args.vault {
         std::fs::create_dir_all(&args.dir).map_err(|e| e.to_string())?;
         let v = super::readbench::vault(&args.dir, 5_000, args.record_bytes)?;

@@ -94,7 +94,7 @@ fn init(args: &DevnetArgs) -> Result<(), String> {
         let p2p = format!("127.0.0.1:{}", args.base_port as usize + i);
         let api = format!("127.0.0.1:{}", args.base_port as usize + 100 + i);
         let config = format!(
-            "genesis = \"../../genesis.json\"\nkey = \"validator.key\"\ndata_dir = \"data\"\ninstitution_key = \"admin.key\"\nservice_key = \"service.key\"\n\n[requester_rate]\nper_second = {}\nburst = {}\n",
+            "genesis = \"../../genesis.json\"\nkey = \"validator.key\"\ndata_dir = \"data\"\ninstitution_key = \"admin.key\"\nservice_key = \"service.key\"\n{TLS_CONFIG}\n[requester_rate]\nper_second = {}\nburst = {}\n",
             args.requester_rate,
             args.requester_rate.saturating_mul(2).max(200)
         );
@@ -113,6 +113,45 @@ fn init(args: &DevnetArgs) -> Result<(), String> {
     genesis.validate()?;
     let json = serde_json::to_string_pretty(&genesis).expect("genesis serialises");
     std::fs::write(dir.join("genesis.json"), json).map_err(|e| e.to_string())
+}
+
+/// The TLS lines of a devnet node's config: its certificate and key, and the consortium root.
+const TLS_CONFIG: &str = "tls_cert = \"tls.pem\"\ntls_key = \"tls.key\"\ntls_ca = \"../../tls/ca.pem\"\n";
+
+/// The consortium CA certifies each node's TLS key: `tls/ca.pem` (the root, self-signed by the
+/// CA key) and `nodes/<id>/tls.{pem,key}`. Made when missing (a devnet from before TLS gets
+/// them, and the TLS lines in its node configs, on its next start).
+fn ensure_tls(dir: &Path, genesis: &Genesis) -> Result<PathBuf, String> {
+    let ca_pem = dir.join("tls/ca.pem");
+    let ca = read_key(&dir.join("ca.key"))?;
+    if !ca_pem.exists() {
+        std::fs::create_dir_all(dir.join("tls"))
+            .map_err(|e| format!("cannot create {}: {e}", dir.join("tls").display()))?;
+        let pem = medledger_tls::ca_certificate(&ca, &genesis.chain_id)?;
+        std::fs::write(&ca_pem, pem).map_err(|e| format!("cannot write {}: {e}", ca_pem.display()))?;
+    }
+    for i in &genesis.institutions {
+        let nd = node_dir(dir, &i.id);
+        if !nd.join("tls.pem").exists() || !nd.join("tls.key").exists() {
+            let host = i.api_address.rsplit_once(':').map_or(i.api_address.as_str(), |(h, _)| h).to_string();
+            let mut names = vec![host, "127.0.0.1".to_string(), "localhost".to_string()];
+            names.dedup();
+            let (cert, key) = medledger_tls::node_certificate(&ca, &genesis.chain_id, &i.id, &names)?;
+            write_private(&nd.join("tls.key"), key.as_bytes())?;
+            std::fs::write(nd.join("tls.pem"), cert).map_err(|e| e.to_string())?;
+        }
+        let cfg_path = nd.join("node.toml");
+        let cfg = std::fs::read_to_string(&cfg_path).map_err(|e| format!("cannot read {}: {e}", cfg_path.display()))?;
+        if !cfg.contains("tls_cert") {
+            // Top-level keys go before the first table.
+            let patched = match cfg.find("\n[") {
+                Some(at) => format!("{}\n{TLS_CONFIG}{}", &cfg[..at], &cfg[at..]),
+                None => format!("{cfg}\n{TLS_CONFIG}"),
+            };
+            std::fs::write(&cfg_path, patched).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(ca_pem)
 }
 
 fn port_free(addr: &str) -> bool {
@@ -428,6 +467,9 @@ pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
         init(&args)?;
     }
     let genesis = medledger_client::keys::read_genesis(&genesis_path)?;
+    // The API and forwarding run over TLS under the consortium CA; this process trusts it too.
+    let ca_pem = ensure_tls(&args.dir, &genesis)?;
+    medledger_client::http::trust_consortium_ca(&ca_pem)?;
     for i in &genesis.institutions {
         for addr in [&i.p2p_address, &i.api_address] {
             if !port_free(addr) {
@@ -498,7 +540,8 @@ pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
                 "chain_id": genesis.chain_id,
                 "dir": args.dir,
                 "height": status["height"],
-                "validators": genesis.institutions.iter().map(|i| json!({"id": i.id, "api": format!("http://{}", i.api_address), "p2p": i.p2p_address})).collect::<Vec<_>>(),
+                "ca_cert": ca_pem,
+                "validators": genesis.institutions.iter().map(|i| json!({"id": i.id, "api": format!("https://{}", i.api_address), "p2p": i.p2p_address})).collect::<Vec<_>>(),
                 "demo": demo,
             })
         );
@@ -511,7 +554,7 @@ pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
             status["height"]
         );
         for i in &genesis.institutions {
-            println!("  {:<18} API http://{:<16} p2p {}", i.id, i.api_address, i.p2p_address);
+            println!("  {:<18} API https://{:<16} p2p {}", i.id, i.api_address, i.p2p_address);
         }
         if let Some(d) = &demo {
             println!("demo identities (keys in {}):", args.dir.join("demo").display());
@@ -538,6 +581,8 @@ pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
                 r["bob_read_access_event"].as_str().unwrap_or("")
             );
         }
+        println!("TLS: nodes present certificates from the consortium CA; let the CLI trust it with");
+        println!("  export MEDLEDGER_CA_CERT={}", ca_pem.display());
         println!("try: medledger query --node {} status", genesis.institutions[0].api_address);
         println!("devnet ready; Ctrl-C stops every validator (data stays in {})", args.dir.display());
     }

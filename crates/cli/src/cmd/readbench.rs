@@ -84,10 +84,10 @@ pub fn reads(
             errors.clone(),
             key.clone(),
             chain_id.clone(),
-            format!("http://{via_api}/v1/records/read"),
+            format!("{}/v1/records/read", medledger_client::http::base_url(&via_api)),
         );
         handles.push(std::thread::spawn(move || {
-            let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
+            let agent = medledger_client::http::agent_builder().timeout(Duration::from_secs(10)).build();
             let mut mine = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);

@@ -121,11 +121,27 @@ pub fn start_devnet(dir: &Path, base: u16, reset: bool) -> Devnet {
     let line = rx.recv_timeout(Duration::from_secs(180)).expect("devnet did not become ready");
     let ready: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(ready["event"], "ready");
+    trust(&dir.join("tls/ca.pem"));
     Devnet { child, ready }
 }
 
+/// Consortium CA certificates of the devnets this test process started: its HTTP agents trust
+/// them (and nothing else) for HTTPS.
+static ROOTS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+/// Trusts the consortium CA at `ca_pem` for this process's agents.
+pub fn trust(ca_pem: &Path) {
+    let pem = std::fs::read(ca_pem).unwrap_or_else(|e| panic!("no consortium CA at {}: {e}", ca_pem.display()));
+    ROOTS.lock().unwrap().extend_from_slice(&pem);
+}
+
 pub fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build()
+    let b = ureq::AgentBuilder::new().timeout(Duration::from_secs(10));
+    let roots = ROOTS.lock().unwrap().clone();
+    if roots.is_empty() {
+        return b.build();
+    }
+    b.tls_config(medledger_tls::client_config_from_pem(&roots).unwrap()).build()
 }
 
 /// An unsigned GET: only node status and the API document answer it.
@@ -254,7 +270,13 @@ impl Cli {
 
     /// Runs `medledger --json ARGS`; returns (success, parsed stdout or Null, stderr).
     pub fn run(&self, args: &[&str]) -> (bool, Value, String) {
-        let out = Command::new(BIN).arg("--json").args(args).output().unwrap();
+        // The devnet's nodes serve HTTPS under its consortium CA.
+        let out = Command::new(BIN)
+            .env("MEDLEDGER_CA_CERT", self.dir.join("tls/ca.pem"))
+            .arg("--json")
+            .args(args)
+            .output()
+            .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         let v = serde_json::from_str(&stdout)
             .ok()

@@ -64,6 +64,9 @@ pub struct ApiState {
     pub records: Option<Arc<crate::records::RecordService>>,
     /// Replay cache and per-requester rate limit for signed requests (shared with `records`).
     pub guard: Arc<crate::guard::Guard>,
+    /// When set, requests are forwarded to other nodes over HTTPS trusting this configuration
+    /// (the consortium CA only); otherwise over plain HTTP.
+    pub forward_tls: Option<Arc<medledger_tls::rustls::ClientConfig>>,
 }
 
 /// A refusal to show `what` to this caller.
@@ -139,13 +142,19 @@ async fn forward_raw(
             },
         )?;
     let me = st.records.as_ref().map_or_else(|| st.chain.me.short(), |s| s.institution.clone());
-    let url = format!("http://{addr}{path}");
+    let scheme = if st.forward_tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{addr}{path}");
     let holder = holder.to_string();
+    let tls = st.forward_tls.clone();
     tokio::task::spawn_blocking(move || {
         // One pooled agent per process: forwarded requests reuse connections to the holders.
         static AGENT: std::sync::OnceLock<ureq::Agent> = std::sync::OnceLock::new();
         let agent = AGENT.get_or_init(|| {
-            ureq::AgentBuilder::new().timeout(FORWARD_TIMEOUT).max_idle_connections_per_host(64).build()
+            let b = ureq::AgentBuilder::new().timeout(FORWARD_TIMEOUT).max_idle_connections_per_host(64);
+            match tls {
+                Some(cfg) => b.tls_config(cfg).build(),
+                None => b.build(),
+            }
         });
         let (status, body) = match agent.post(&url).set(FORWARDED_HEADER, &me).send_json(body) {
             Ok(r) => (r.status(), r.into_string()),

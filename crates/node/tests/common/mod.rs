@@ -78,6 +78,7 @@ pub fn node_with_service_key(service: &Keypair) -> Node {
         gossip: None,
         records: Some(svc.clone()),
         guard: svc.guard.clone(),
+        forward_tls: None,
     });
     n.records = Some(svc);
     n
@@ -130,6 +131,7 @@ pub fn node_in(dir: tempfile::TempDir, vault: bool, limit: medledger_node::guard
         gossip: None,
         records: records.clone(),
         guard,
+        forward_tls: None,
     });
     Node { chain, router, ca, admins, clock, records, _dir: dir }
 }
