@@ -32,6 +32,9 @@ pub const BATCH_BYTES: usize = MAX_TX_BYTES - 512;
 pub const FLUSH_EVERY: Duration = Duration::from_millis(20);
 /// How many batches may carry one event before it is given up (and reported).
 pub const MAX_ATTEMPTS: u32 = 3;
+/// Size past which an idle journal (every event on chain) is emptied. Below it the file is left
+/// to grow: a rewrite holds appends off for two syncs, which a busy holder would feel on reads.
+pub const IDLE_REWRITE_BYTES: u64 = 4 << 20;
 /// Most events waiting for the chain; past this a read is refused (`mempool_full`) rather than
 /// answered with an event that could not be kept.
 pub const MAX_QUEUED: usize = 65_536;
@@ -60,6 +63,8 @@ impl Pending {
 
 pub struct AccessJournal {
     wal: Wal,
+    /// See [`IDLE_REWRITE_BYTES`].
+    idle_rewrite_bytes: u64,
     pending: Mutex<Pending>,
     /// Woken when a full batch is queued.
     pub full: tokio::sync::Notify,
@@ -93,7 +98,15 @@ impl AccessJournal {
             }
         }
         let n = pending.queue.len();
-        Ok((AccessJournal { wal, pending: Mutex::new(pending), full: tokio::sync::Notify::new() }, n))
+        Ok((
+            AccessJournal {
+                wal,
+                idle_rewrite_bytes: IDLE_REWRITE_BYTES,
+                pending: Mutex::new(pending),
+                full: tokio::sync::Notify::new(),
+            },
+            n,
+        ))
     }
 
     /// Makes `note` durable and queues it for the chain. Returns once the journal is synced.
@@ -174,13 +187,19 @@ impl AccessJournal {
                 n.request_id
             );
         }
-        if self.wal.needs_compaction() || (!self.wal.is_empty() && self.is_idle()) {
+        if self.wal.needs_compaction() || (self.wal.len() > self.idle_rewrite_bytes && self.is_idle()) {
             let r = self.wal.rewrite(|| self.pending.lock().all().map(|n| n.to_bytes()).collect());
             if let Err(e) = r {
                 tracing::warn!("cannot rewrite the access journal: {e}");
             }
         }
         given_up
+    }
+
+    /// Empties the journal once idle past `bytes` instead of [`IDLE_REWRITE_BYTES`] (tests).
+    pub fn with_idle_rewrite(mut self, bytes: u64) -> AccessJournal {
+        self.idle_rewrite_bytes = bytes;
+        self
     }
 
     /// Nothing queued or in flight.
@@ -282,6 +301,7 @@ mod tests {
         // A crash: everything journaled comes back except what the chain holds.
         drop(j);
         let (j, queued) = AccessJournal::open(&path, |id| committed.contains(id)).unwrap();
+        let j = j.with_idle_rewrite(0);
         assert_eq!(queued, 161 - 64);
         // Once all is committed, the journal is emptied.
         j.flush(|_| Ok::<_, ()>(Hash([9; 32]))).unwrap();
