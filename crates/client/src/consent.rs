@@ -73,10 +73,8 @@ impl Session {
                 let mine: WrappedKey =
                     serde_json::from_value(resp["wrapped"].clone()).map_err(|e| format!("wrapped key: {e}"))?;
                 let ctx = context(&id, version);
-                let key = envelope::unwrap(&mine, &self.key, &ctx)
-                    .map_err(|e| format!("cannot unwrap your key for {id} v{version}: {e}"))?;
-                let wrapped =
-                    envelope::wrap(&key, &grantee, &ctx).map_err(|e| format!("cannot wrap for the grantee: {e}"))?;
+                let wrapped = envelope::rewrap(&mine, &self.key, &grantee, &ctx)
+                    .map_err(|e| format!("cannot re-wrap {id} v{version} for the grantee: {e}"))?;
                 let issued_ms = now_ms();
                 let msg = envelope::add_key_message(&id, version, &grantee, &wrapped, issued_ms);
                 let sig = self.key.sign(medledger_types::hash::domain::ADD_KEY_SIGNATURE, &msg);

@@ -409,55 +409,40 @@ impl RecordService {
                 .map(|_| ())
         };
         drop(snap);
-        let (outcome, wrapped) = match decision {
+        // The holder wraps its own copy of the data key for the requester in two cases: an
+        // emergency read by a doctor without consent, and the patient under a rotated key (the
+        // re-wrapped key is kept, so this happens once per version).
+        let (outcome, fetched) = match decision {
             Ok(()) => (AccessOutcome::Served, None),
             Err(denial) => {
                 let emergency = r.break_glass.as_deref().map(str::trim).filter(|s| !s.is_empty());
-                let doctor = principal == Principal::Role(Role::Doctor);
-                match emergency {
-                    Some(_) if doctor => {
-                        // The holder unwraps its own copy and wraps it for the emergency reader.
-                        let (_, own) = self
-                            .vault
-                            .get(&r.record_id, r.version, &self.institution_key.public())
-                            .map_err(vault_error)?;
-                        let ctx = envelope::context(&r.record_id, r.version);
-                        let key = envelope::unwrap(&own, &self.institution_key, &ctx)
-                            .map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))?;
-                        let w = envelope::wrap(&key, &r.requester, &ctx)
-                            .map_err(|e| bad(ErrorCode::InvalidArgument, e.to_string()))?;
-                        (AccessOutcome::BreakGlass, Some(w))
-                    }
-                    _ => {
-                        let _ = self.log(&r, &head, AccessOutcome::Denied, denial.reason.clone());
-                        return Err(ServiceError::new(ErrorCode::NotPermitted, denial.reason));
-                    }
+                if emergency.is_some() && principal == Principal::Role(Role::Doctor) {
+                    (AccessOutcome::BreakGlass, Some(self.own_copy_for(&r, false)))
+                } else {
+                    let _ = self.log(&r, &head, AccessOutcome::Denied, denial.reason.clone());
+                    return Err(ServiceError::new(ErrorCode::NotPermitted, denial.reason));
                 }
             }
         };
         let mut custodian = None;
-        let fetched = match wrapped {
-            Some(w) => self.vault.get(&r.record_id, r.version, &self.institution_key.public()).map(|(s, _)| (s, w)),
+        let fetched = match fetched {
+            Some(own) => own,
             None => match self.vault.get(&r.record_id, r.version, &r.requester) {
-                // The patient under a rotated key: the holder wraps its own copy of the data key
-                // for the patient's current key, keeps it and serves it (the key never leaves
-                // the holder unwrapped; the content stays sealed).
-                Err(VaultError::NoKey(_)) if is_patient => self.rewrap_for_patient(&r),
+                Err(VaultError::NoKey(_)) if is_patient => self.own_copy_for(&r, true),
                 Err(VaultError::NoKey(who)) => match self.institution_custody(&r, &head) {
                     Some((inst, key)) => {
                         custodian = Some(inst);
-                        self.vault.get(&r.record_id, r.version, &key)
+                        self.vault.get(&r.record_id, r.version, &key).map_err(vault_error)
                     }
-                    None => Err(VaultError::NoKey(who)),
+                    None => Err(vault_error(VaultError::NoKey(who))),
                 },
-                other => other,
+                other => other.map_err(vault_error),
             },
         };
         let (sealed, wrapped) = match fetched {
             Ok(x) => x,
-            Err(e) => {
+            Err(err) => {
                 // Not served: log the attempt as denied, with why.
-                let err = vault_error(e);
                 let _ = self.log(&r, &head, AccessOutcome::Denied, err.to_string());
                 return Err(err);
             }
@@ -481,21 +466,16 @@ impl RecordService {
         })
     }
 
-    /// Wraps this holder's copy of a version's data key for the requesting patient's current key
-    /// (after a key rotation), stores it, and returns the sealed content with it.
-    fn rewrap_for_patient(&self, r: &ReadRequest) -> Result<(Vec<u8>, WrappedKey), VaultError> {
-        let (sealed, own) = self.vault.get(&r.record_id, r.version, &self.institution_key.public())?;
+    /// The sealed content with this holder's own copy of its data key re-wrapped for the
+    /// requester; with `keep`, the re-wrapped key is stored for next time (a patient's new key).
+    fn own_copy_for(&self, r: &ReadRequest, keep: bool) -> Result<(Vec<u8>, WrappedKey), ServiceError> {
+        let (sealed, own) = self.vault.get(&r.record_id, r.version, &self.institution_key.public()).map_err(vault_error)?;
         let ctx = envelope::context(&r.record_id, r.version);
-        let key =
-            envelope::unwrap(&own, &self.institution_key, &ctx).map_err(|_| VaultError::NoKey(r.requester.short()))?;
-        let w = envelope::wrap(&key, &r.requester, &ctx).map_err(|_| VaultError::NoKey(r.requester.short()))?;
-        self.vault.add_key(&r.record_id, r.version, &r.requester, &w)?;
-        tracing::info!(
-            "re-wrapped record {} v{} for the patient's new key {}",
-            r.record_id,
-            r.version,
-            r.requester.short()
-        );
+        let w = envelope::rewrap(&own, &self.institution_key, &r.requester, &ctx)
+            .map_err(|e| ServiceError::new(ErrorCode::Internal, format!("the holder's copy of the key: {e}")))?;
+        if keep {
+            self.vault.add_key(&r.record_id, r.version, &r.requester, &w).map_err(vault_error)?;
+        }
         Ok((sealed, w))
     }
 
@@ -532,10 +512,9 @@ impl RecordService {
             ));
         }
         let ctx = envelope::context(&r.record_id, r.version);
-        let key = envelope::unwrap(w, &self.institution_key, &ctx).map_err(|e| {
+        envelope::rewrap(w, &self.institution_key, &r.requester, &ctx).map_err(|e| {
             ServiceError::new(ErrorCode::BadKey, format!("the institution's copy of the key does not open: {e}"))
-        })?;
-        envelope::wrap(&key, &r.requester, &ctx).map_err(|e| bad(ErrorCode::InvalidArgument, e.to_string()))
+        })
     }
 
     /// Carries out every erasure this institution owes, from committed state: destroys its

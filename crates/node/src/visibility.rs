@@ -146,6 +146,15 @@ impl Caller {
             .any(|v| records::version(state, id, *v).is_some_and(|v| v.holder == inst))
     }
 
+    /// One access event: the requester it records, the record's patient, the admin of the
+    /// institution that recorded it, regulators and the CA (the rules `/v1/audit` applies).
+    pub fn may_see_access_event(&self, state: &dyn StateRead, e: &medledger_state::audit::AccessEvent) -> bool {
+        self.sees_everything()
+            || self.key == e.requester
+            || records::head(state, &e.record_id).is_some_and(|h| self.is_patient(&h.patient))
+            || (self.is(Role::InstitutionAdmin) && self.institution.as_deref() == Some(e.institution.as_str()))
+    }
+
     /// A transaction: its signer, regulators and the CA, the admin of the signer's
     /// institution, the patient it is about and the person a consent in it names. A batch of
     /// access events is about many patients and requesters, so only the first three see it;

@@ -216,6 +216,12 @@ pub fn open_note(note: &SealedNote, me: &Keypair, subject: &Hash) -> Result<Stri
     String::from_utf8(text).map_err(|_| EnvelopeError::Malformed("note text (not UTF-8)"))
 }
 
+/// Re-wraps a data key wrapped for `me` so that `to` can open it (same context): granting a
+/// consent, a holder wrapping its own copy for a reader. The key exists unwrapped only in here.
+pub fn rewrap(w: &WrappedKey, me: &Keypair, to: &PublicKey, ctx: &[u8]) -> Result<WrappedKey, EnvelopeError> {
+    wrap(&unwrap(w, me, ctx)?, to, ctx)
+}
+
 /// SHA-256 of a record's plaintext, as anchored on chain.
 pub fn content_hash(plaintext: &[u8]) -> Hash {
     medledger_types::hash::sha256(&[plaintext])

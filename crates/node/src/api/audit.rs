@@ -86,15 +86,7 @@ pub(crate) async fn access_event(
     let snap = snapshot(&st)?;
     let e = medledger_state::audit::access_event_for_request(&snap, &id)
         .ok_or_else(|| ApiError::not_found(format!("no access event for read request {id} on chain")))?;
-    // The requester, the patient, the recording institution's admin, regulators and the CA.
-    let patient = medledger_state::records::head(&snap, &e.record_id).map(|h| h.patient);
-    let own_institution = caller.institution.as_deref() == Some(e.institution.as_str())
-        && caller.principal == medledger_state::Principal::Role(medledger_types::Role::InstitutionAdmin);
-    if !(caller.sees_everything()
-        || caller.key == e.requester
-        || patient.is_some_and(|p| caller.is_patient(&p))
-        || own_institution)
-    {
+    if !caller.may_see_access_event(&snap, &e) {
         return Err(not_yours("this access event"));
     }
     Ok(Json(crate::audit::entry(&snap, e)))

@@ -5,7 +5,7 @@
 //! 1. [`AccessJournal::record`] queues the event and appends it to the journal file, returning
 //!    once the file is synced (concurrent reads share one sync, as the mempool log does). Only
 //!    then is the read answered.
-//! 2. The batcher ([`AccessJournal::take_batch`]) packs queued events into transactions of at
+//! 2. The batcher ([`AccessJournal::flush`]) packs queued events into transactions of at
 //!    most [`MAX_ACCESS_BATCH`] events and [`BATCH_BYTES`] bytes, every [`FLUSH_EVERY`] or as
 //!    soon as a full batch is queued.
 //! 3. After each finalized block, [`AccessJournal::settle`] forgets the events the chain holds,
@@ -41,6 +41,8 @@ pub const MAX_QUEUED: usize = 65_536;
 
 struct Queued {
     note: AccessNote,
+    /// Encoded length (the journal encodes each event once; batches are packed by it).
+    len: usize,
     attempts: u32,
 }
 
@@ -94,7 +96,7 @@ impl AccessJournal {
                 continue;
             };
             if seen.insert(note.request_id) && !committed(&note.request_id) {
-                pending.queue.push_back(Queued { note, attempts: 0 });
+                pending.queue.push_back(Queued { note, len: raw.len(), attempts: 0 });
             }
         }
         let n = pending.queue.len();
@@ -112,6 +114,7 @@ impl AccessJournal {
     /// Makes `note` durable and queues it for the chain. Returns once the journal is synced.
     pub fn record(&self, note: AccessNote) -> Result<(), JournalError> {
         let bytes = note.to_bytes();
+        let id = note.request_id;
         {
             // Queued before it is appended, so a concurrent rewrite of the journal keeps it.
             let mut p = self.pending.lock();
@@ -119,12 +122,17 @@ impl AccessJournal {
             if n >= MAX_QUEUED {
                 return Err(JournalError::Full(n));
             }
-            p.queue.push_back(Queued { note, attempts: 0 });
+            p.queue.push_back(Queued { note, len: bytes.len(), attempts: 0 });
             if p.queue.len() >= MAX_ACCESS_BATCH {
                 self.full.notify_one();
             }
         }
-        self.wal.append(&[&bytes])?;
+        if let Err(e) = self.wal.append(&[&bytes]) {
+            // Not durable, so not answered: withdraw it unless a batch already took it (then
+            // the chain records an attempt that did happen).
+            self.pending.lock().queue.retain(|q| q.note.request_id != id);
+            return Err(e.into());
+        }
         Ok(())
     }
 
@@ -224,11 +232,10 @@ fn batch_len(queue: &VecDeque<Queued>) -> usize {
     let mut bytes = 0;
     let mut n = 0;
     for q in queue {
-        let len = q.note.to_bytes().len();
-        if n == MAX_ACCESS_BATCH || (n > 0 && bytes + len > BATCH_BYTES) {
+        if n == MAX_ACCESS_BATCH || (n > 0 && bytes + q.len > BATCH_BYTES) {
             break;
         }
-        bytes += len;
+        bytes += q.len;
         n += 1;
     }
     n
