@@ -469,7 +469,8 @@ impl RecordService {
     /// The sealed content with this holder's own copy of its data key re-wrapped for the
     /// requester; with `keep`, the re-wrapped key is stored for next time (a patient's new key).
     fn own_copy_for(&self, r: &ReadRequest, keep: bool) -> Result<(Vec<u8>, WrappedKey), ServiceError> {
-        let (sealed, own) = self.vault.get(&r.record_id, r.version, &self.institution_key.public()).map_err(vault_error)?;
+        let (sealed, own) =
+            self.vault.get(&r.record_id, r.version, &self.institution_key.public()).map_err(vault_error)?;
         let ctx = envelope::context(&r.record_id, r.version);
         let w = envelope::rewrap(&own, &self.institution_key, &r.requester, &ctx)
             .map_err(|e| ServiceError::new(ErrorCode::Internal, format!("the holder's copy of the key: {e}")))?;

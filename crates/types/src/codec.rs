@@ -182,6 +182,18 @@ pub trait Canonical: Sized {
     }
 }
 
+/// Serde for byte strings as hex (`#[serde(with = "medledger_types::codec::hex_bytes")]`): how
+/// the API shows ciphertexts and wrapped keys.
+pub mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
 /// How one field of a declared type is written and read: `what` names it in errors and `max`
 /// bounds its length (ignored by fixed-width fields).
 ///

@@ -48,20 +48,10 @@ mod hex80 {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SealedNote {
     /// nonce(12) || ChaCha20-Poly1305 ciphertext and tag (hex); empty for no text.
-    #[serde(with = "hex_vec")]
+    #[serde(with = "crate::codec::hex_bytes")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^([0-9a-fA-F]{2})*$"))]
     pub ciphertext: Vec<u8>,
     pub recipients: Vec<NoteKey>,
-}
-
-mod hex_vec {
-    use serde::{Deserialize, Deserializer, Serializer};
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(v))
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
-    }
 }
 
 impl SealedNote {

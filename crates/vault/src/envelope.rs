@@ -86,23 +86,13 @@ pub fn open(key: &DataKey, sealed: &[u8], ctx: &[u8]) -> Result<Vec<u8>, Envelop
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WrappedKey {
     /// HPKE encapsulated key, 32 bytes hex.
-    #[serde(with = "hex_bytes")]
+    #[serde(with = "medledger_types::codec::hex_bytes")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$"))]
     pub encapped: Vec<u8>,
     /// The sealed data key, 48 bytes hex.
-    #[serde(with = "hex_bytes")]
+    #[serde(with = "medledger_types::codec::hex_bytes")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[0-9a-fA-F]{96}$"))]
     pub sealed: Vec<u8>,
-}
-
-mod hex_bytes {
-    use serde::{Deserialize, Deserializer, Serializer};
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(v))
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
-    }
 }
 
 /// Length of a wrapped key: the HPKE encapsulated key (32) and the sealed data key (32 + 16).

@@ -124,7 +124,9 @@ pub enum TxOp {
     },
 }
 
-pub fn build_op(op: &TxOp) -> Result<Operation, String> {
+/// The operation `op` describes, signed later by `key`. Sealing a reason and proving a new key
+/// need the node (readers' keys, the chain id, the current patient key): `client` reaches it.
+pub fn build_op(op: &TxOp, client: &Client, key: &Keypair) -> Result<Operation, String> {
     Ok(match op {
         TxOp::Attest { file, digest, label } => {
             let digest = match (file, digest) {
@@ -159,25 +161,23 @@ pub fn build_op(op: &TxOp) -> Result<Operation, String> {
             pseudonym: Hash::from_hex(pseudonym).map_err(|e| format!("--pseudonym: {e}"))?,
             valid_until_ms: now_ms() + valid_days * DAY_MS,
         }),
-        // The proof names the chain and the current key: `run` completes it from the node.
         TxOp::RotatePatientKey { pseudonym, new_key, new_public, proof } => {
-            let new_key = match (new_key, new_public) {
-                (Some(f), _) => read_key(f)?.public(),
-                (None, Some(h)) => PublicKey::from_hex(h).map_err(|e| format!("--new-public: {e}"))?,
-                (None, None) => return Err("give --new-key FILE, or --new-public HEX with --proof HEX".into()),
-            };
-            let proof = match proof {
-                Some(p) => {
-                    let b = hex::decode(p.trim()).map_err(|e| format!("--proof: {e}"))?;
-                    Signature(b.try_into().map_err(|_| "--proof must be 64 bytes of hex".to_string())?)
+            let pseudonym = Hash::from_hex(pseudonym).map_err(|e| format!("--pseudonym: {e}"))?;
+            let (new_key, proof) = match (new_key, new_public, proof) {
+                (Some(f), _, _) => {
+                    let new = read_key(f)?;
+                    (new.public(), rotation_proof(client, &new, &pseudonym)?)
                 }
-                None => Signature([0; 64]),
+                (None, Some(h), Some(p)) => {
+                    let b = hex::decode(p.trim()).map_err(|e| format!("--proof: {e}"))?;
+                    (
+                        PublicKey::from_hex(h).map_err(|e| format!("--new-public: {e}"))?,
+                        Signature(b.try_into().map_err(|_| "--proof must be 64 bytes of hex".to_string())?),
+                    )
+                }
+                _ => return Err("give --new-key FILE, or --new-public HEX with --proof HEX".into()),
             };
-            Operation::Identity(IdentityOp::RotatePatientKey {
-                pseudonym: Hash::from_hex(pseudonym).map_err(|e| format!("--pseudonym: {e}"))?,
-                new_key,
-                proof,
-            })
+            Operation::Identity(IdentityOp::RotatePatientKey { pseudonym, new_key, proof })
         }
         TxOp::AddInstitution { id, name } => {
             Operation::Identity(IdentityOp::AddInstitution { id: id.clone(), name: name.clone() })
@@ -188,13 +188,13 @@ pub fn build_op(op: &TxOp) -> Result<Operation, String> {
         TxOp::RevokeConsent { id } => Operation::Consent(ConsentOp::RevokeConsent {
             consent_id: Hash::from_hex(id).map_err(|e| format!("--id: {e}"))?,
         }),
-        // The reason is sealed by `run`, which can reach the node for the readers' keys.
-        TxOp::RequestAccess { patient, terms: t, .. } => Operation::Consent(ConsentOp::RequestAccess {
-            request_id: new_id(),
-            patient: Hash::from_hex(patient).map_err(|e| format!("--patient: {e}"))?,
-            terms: terms(t)?,
-            reason: Default::default(),
-        }),
+        // The reason goes on chain sealed for the patient, the regulators and the requester.
+        TxOp::RequestAccess { patient, reason, terms: t } => {
+            let (request_id, patient) = (new_id(), Hash::from_hex(patient).map_err(|e| format!("--patient: {e}"))?);
+            let reason =
+                medledger_client::consent::seal_reason(client, reason, &patient, &request_id, &[key.public()])?;
+            Operation::Consent(ConsentOp::RequestAccess { request_id, patient, terms: terms(t)?, reason })
+        }
         TxOp::RespondAccess { id, approve, decline } => {
             if approve == decline {
                 return Err("give exactly one of --approve or --decline".into());
@@ -242,30 +242,11 @@ pub fn print_rotation_proof(
 pub fn run(args: TxArgs, json_out: bool) -> Result<(), String> {
     let key = read_key(&args.key)?;
     let client = Client::new(&args.node).with_key(key.clone());
-    let op = build_op(&args.op)?;
+    let op = build_op(&args.op, &client, &key)?;
     let created = match &op {
         Operation::Consent(ConsentOp::GrantConsent { consent_id, .. }) => Some(("consent", *consent_id)),
         Operation::Consent(ConsentOp::RequestAccess { request_id, .. }) => Some(("request", *request_id)),
         _ => None,
-    };
-    // A request's reason goes on chain sealed for the patient, the regulators and the requester.
-    let op = match (op, &args.op) {
-        (
-            Operation::Consent(ConsentOp::RequestAccess { request_id, patient, terms, .. }),
-            TxOp::RequestAccess { reason, .. },
-        ) => {
-            let reason =
-                medledger_client::consent::seal_reason(&client, reason, &patient, &request_id, &[key.public()])?;
-            Operation::Consent(ConsentOp::RequestAccess { request_id, patient, terms, reason })
-        }
-        (
-            Operation::Identity(IdentityOp::RotatePatientKey { pseudonym, new_key, .. }),
-            TxOp::RotatePatientKey { new_key: Some(file), .. },
-        ) => {
-            let proof = rotation_proof(&client, &read_key(file)?, &pseudonym)?;
-            Operation::Identity(IdentityOp::RotatePatientKey { pseudonym, new_key, proof })
-        }
-        (op, _) => op,
     };
     let (tx, _) = submit(&client, &key, op)?;
     if let (Some((what, id)), false) = (created, json_out) {
