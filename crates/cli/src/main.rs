@@ -18,6 +18,16 @@ struct Cli {
     /// when present and nothing else is given).
     #[arg(long, global = true, env = "MEDLEDGER_CA_CERT")]
     ca_cert: Option<PathBuf>,
+    /// The consortium's genesis file: the validator set every answer is verified against
+    /// (`.devnet/genesis.json` is used when present and nothing else is given).
+    #[arg(long, global = true, env = "MEDLEDGER_GENESIS")]
+    genesis: Option<PathBuf>,
+    /// Refuse any state older than this block height.
+    #[arg(long, global = true, env = "MEDLEDGER_MIN_HEIGHT", default_value_t = 0)]
+    min_height: u64,
+    /// Refuse any state whose block is older than this many seconds.
+    #[arg(long, global = true, env = "MEDLEDGER_MAX_STALENESS")]
+    max_staleness: Option<f64>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -100,14 +110,15 @@ enum Cmd {
     },
     /// Check a stored chain offline (links, roots, signatures, certificates, re-execution), or one proof file.
     Verify {
-        #[arg(long)]
-        genesis: PathBuf,
         /// A node's data directory (stop the node first).
-        #[arg(long, conflicts_with = "proof", required_unless_present = "proof")]
+        #[arg(long, conflicts_with_all = ["proof", "state_proof"], required_unless_present_any = ["proof", "state_proof"])]
         data_dir: Option<PathBuf>,
-        /// A proof file from `medledger query proof --out`.
-        #[arg(long)]
+        /// An inclusion proof file from `medledger query proof --out`.
+        #[arg(long, conflicts_with = "state_proof")]
         proof: Option<PathBuf>,
+        /// A state proof file from `medledger query state-proof --out` (or any proof route).
+        #[arg(long)]
+        state_proof: Option<PathBuf>,
     },
     /// Certification-authority tools.
     Ca {
@@ -130,6 +141,18 @@ fn run(cli: Cli) -> Result<(), String> {
     let ca_cert = cli.ca_cert.clone().or_else(|| devnet_ca.exists().then_some(devnet_ca));
     if let Some(ca) = &ca_cert {
         medledger_client::http::trust_consortium_ca(ca).map_err(|e| format!("--ca-cert {}: {e}", ca.display()))?;
+    }
+    // Likewise the default devnet's genesis file: the light client verifies every answer the
+    // nodes give against its validator set.
+    let devnet_genesis = PathBuf::from(".devnet/genesis.json");
+    let genesis = cli.genesis.clone().or_else(|| devnet_genesis.exists().then_some(devnet_genesis));
+    let staleness = match cli.max_staleness {
+        Some(s) if !(s.is_finite() && s > 0.0) => return Err("--max-staleness must be a positive number of seconds".into()),
+        s => s.map(std::time::Duration::from_secs_f64),
+    };
+    if let Some(g) = &genesis {
+        medledger_client::light::configure(g, cli.min_height, staleness)
+            .map_err(|e| format!("--genesis {}: {e}", g.display()))?;
     }
     match cli.cmd {
         Cmd::Keygen { out, force } => cmd::identity::keygen(out, force, j)?,
@@ -156,7 +179,10 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Audit(a) => cmd::audit::audit(a, j)?,
         Cmd::Erase(a) => cmd::records::erase(a, j)?,
         Cmd::Query { node, key, what } => cmd::ledger::query(&node, key.as_deref(), what, j)?,
-        Cmd::Verify { genesis, data_dir, proof } => cmd::ledger::verify(genesis, data_dir, proof, j)?,
+        Cmd::Verify { data_dir, proof, state_proof } => {
+            let genesis = genesis.ok_or("verify needs the genesis file: give --genesis FILE")?;
+            cmd::ledger::verify(genesis, data_dir, proof, state_proof, j)?
+        }
         Cmd::Ca { what } => cmd::identity::ca(what, j)?,
         Cmd::Bench(args) => cmd::bench::run(args, j)?,
         Cmd::Analytics { cmd } => {

@@ -1,9 +1,9 @@
 //! Consent from the user's side: reading a patient's consents, and re-wrapping data keys for a
 //! new grantee (the patient's client does it; nodes never see a plaintext key).
 
-use crate::http::Client;
 use crate::records::{covers, open_response};
 use crate::session::{hash_arg, Session};
+use medledger_state::queries;
 use crate::tx::now_ms;
 use medledger_types::read::ReadRequest;
 use medledger_types::{action, Canonical, ConsentTerms, Grantee, Hash, Keypair, PublicKey, SealedNote};
@@ -11,16 +11,11 @@ use medledger_vault::envelope::{self, context, WrappedKey};
 use serde_json::json;
 
 impl Session {
+    /// A patient's consents with whether each is in force, as proven on chain.
     pub fn consents(&self, patient: &Hash) -> Result<Vec<(Hash, ConsentTerms, bool)>, String> {
-        let v = self.client.get(&format!("/v1/patients/{}/consents", patient.to_hex()))?;
-        let mut out = Vec::new();
-        for c in v["consents"].as_array().into_iter().flatten() {
-            let id = hash_arg(c["id"].as_str().unwrap_or(""), "consent id")?;
-            let terms: ConsentTerms =
-                serde_json::from_value(c["terms"].clone()).map_err(|e| format!("consent terms: {e}"))?;
-            out.push((id, terms, c["active"].as_bool().unwrap_or(false)));
-        }
-        Ok(out)
+        let a = self.proven(&format!("/v1/proofs/patients/{}/consents", patient.to_hex()))?;
+        let list = a.replay(|s, at| queries::consents(s, patient, at))?;
+        Ok(list.into_iter().map(|(c, active)| (c.id, c.terms, active)).collect())
     }
 
     /// Patient: wraps the data key of every version a consent covers for its person grantee.
@@ -52,7 +47,13 @@ impl Session {
                     continue;
                 }
                 let version = v["version"].as_u64().unwrap_or(0) as u32;
-                let content_hash = hash_arg(v["content_hash"].as_str().unwrap_or(""), "content hash")?;
+                // Vouch only for content that matches its anchor as proven on chain.
+                let (_, proven) = self.record(&id)?;
+                let content_hash = proven
+                    .iter()
+                    .find(|p| p.version == version)
+                    .map(|p| p.content_hash)
+                    .ok_or_else(|| format!("record {id} has no version {version} on chain"))?;
                 // The patient's own read (logged like any other) returns the patient's wrapped key.
                 let rq = ReadRequest {
                     chain_id: self.chain_id.clone(),
@@ -90,9 +91,10 @@ impl Session {
 }
 
 impl Session {
-    /// The regulators with a valid credential (readers of every sealed reason).
+    /// The regulators with a valid credential (readers of every sealed reason), as proven on chain.
     pub fn regulators(&self) -> Result<Vec<PublicKey>, String> {
-        regulators(&self.client)
+        let a = self.proven("/v1/proofs/regulators")?;
+        a.replay(|s, at| queries::regulators(s, at))
     }
 
     /// Seals `text` (an on-chain reason about `patient`, belonging to `subject`) for the patient,
@@ -104,40 +106,16 @@ impl Session {
         subject: &Hash,
         also: &[PublicKey],
     ) -> Result<SealedNote, String> {
-        seal_reason(&self.client, text, patient, subject, also)
+        let mut text = text.to_string();
+        medledger_types::limits::truncate_utf8(&mut text, medledger_types::limits::MAX_REASON);
+        if text.is_empty() {
+            return Ok(SealedNote::default());
+        }
+        let mut readers = vec![self.patient_key(patient)?];
+        readers.extend(self.regulators()?);
+        readers.extend_from_slice(also);
+        envelope::seal_note(&text, &readers, subject).map_err(|e| format!("cannot seal the reason: {e}"))
     }
-}
-
-/// The regulators with a valid credential, as `client`'s node reports them.
-pub fn regulators(client: &Client) -> Result<Vec<PublicKey>, String> {
-    let v = client.get("/v1/regulators")?;
-    v["regulators"]
-        .as_array()
-        .ok_or("the node's regulator list is malformed")?
-        .iter()
-        .map(|k| PublicKey::from_hex(k.as_str().unwrap_or("")).map_err(|e| format!("regulator key: {e}")))
-        .collect()
-}
-
-/// [`Session::seal_reason`] for a bare client.
-pub fn seal_reason(
-    client: &Client,
-    text: &str,
-    patient: &Hash,
-    subject: &Hash,
-    also: &[PublicKey],
-) -> Result<SealedNote, String> {
-    let mut text = text.to_string();
-    medledger_types::limits::truncate_utf8(&mut text, medledger_types::limits::MAX_REASON);
-    if text.is_empty() {
-        return Ok(SealedNote::default());
-    }
-    let v = client.get(&format!("/v1/patients/{}", patient.to_hex()))?;
-    let mut readers =
-        vec![PublicKey::from_hex(v["key"].as_str().unwrap_or("")).map_err(|e| format!("patient key: {e}"))?];
-    readers.extend(regulators(client)?);
-    readers.extend_from_slice(also);
-    envelope::seal_note(&text, &readers, subject).map_err(|e| format!("cannot seal the reason: {e}"))
 }
 
 /// Opens a sealed reason with `me`, or says why not (for display).

@@ -47,8 +47,12 @@ pub fn agent_builder() -> ureq::AgentBuilder {
     }
 }
 
+/// A client of one or more nodes. Requests go to the current node; when it cannot be reached,
+/// to the next (and that one becomes current). Answers that need no trust in the node are
+/// checked by the caller ([`crate::light`]), which moves on the same way when one fails.
 pub struct Client {
-    base: String,
+    bases: Vec<String>,
+    current: std::sync::atomic::AtomicUsize,
     agent: ureq::Agent,
     /// The key that signs `GET`s (`Authorization: MedLedger …`), if any.
     key: Option<Keypair>,
@@ -58,9 +62,67 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str) -> Client {
-        let base = base_url(base);
+        Client::with_nodes(&[base.to_string()])
+    }
+
+    /// A client of `nodes`, tried in this order (duplicates are dropped). Panics if empty.
+    pub fn with_nodes(nodes: &[String]) -> Client {
+        assert!(!nodes.is_empty(), "a client needs at least one node");
+        let mut bases: Vec<String> = Vec::new();
+        for n in nodes {
+            let b = base_url(n);
+            if !bases.contains(&b) {
+                bases.push(b);
+            }
+        }
         let agent = agent_builder().build();
-        Client { base, agent, key: None, chain_id: OnceLock::new() }
+        Client { bases, current: 0.into(), agent, key: None, chain_id: OnceLock::new() }
+    }
+
+    /// The nodes, in order of preference.
+    pub fn nodes(&self) -> &[String] {
+        &self.bases
+    }
+
+    /// The index of the node requests go to now.
+    pub fn current(&self) -> usize {
+        self.current.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Makes node `i` the current one.
+    pub fn set_current(&self, i: usize) {
+        self.current.store(i % self.bases.len(), std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The current node's base URL.
+    pub fn base(&self) -> &str {
+        &self.bases[self.current() % self.bases.len()]
+    }
+
+    /// Sends `req(base)` to the current node, then to each next one while the node cannot be
+    /// reached (an HTTP answer, even an error, ends the search).
+    fn failover(
+        &self,
+        req: impl Fn(&str) -> Result<ureq::Request, String>,
+        send: impl Fn(ureq::Request) -> Result<ureq::Response, ureq::Error>,
+    ) -> Result<Result<ureq::Response, ureq::Error>, String> {
+        let n = self.bases.len();
+        let start = self.current();
+        let mut last = None;
+        for step in 0..n {
+            let i = (start + step) % n;
+            let r = send(req(&self.bases[i])?);
+            match r {
+                Err(ureq::Error::Transport(t)) => last = Some((i, Err(ureq::Error::Transport(t)))),
+                r => {
+                    self.set_current(i);
+                    return Ok(r);
+                }
+            }
+        }
+        let (i, r) = last.expect("at least one node was tried");
+        self.set_current(i);
+        Ok(r)
     }
 
     /// This client, signing every `GET` with `key` (the node answers with what that key's
@@ -77,14 +139,15 @@ impl Client {
         self
     }
 
-    /// A `GET` request for `path`, signed by `key` (or this client's key) if there is one.
-    fn get_request(&self, path: &str, key: Option<&Keypair>) -> Result<ureq::Request, String> {
-        let req = self.agent.get(&format!("{}{path}", self.base));
+    /// A `GET` request for `path` at `base`, signed by `key` (or this client's key) if there is
+    /// one. Each call signs afresh (a new nonce), so a retry on another node is not a replay.
+    fn get_request(&self, base: &str, path: &str, key: Option<&Keypair>) -> Result<ureq::Request, String> {
+        let req = self.agent.get(&format!("{base}{path}"));
         let Some(key) = key.or(self.key.as_ref()) else { return Ok(req) };
         let chain_id = match self.chain_id.get() {
             Some(c) => c.clone(),
             None => {
-                let status = self.handle(self.agent.get(&format!("{}/v1/status", self.base)).call())?;
+                let status = self.handle(self.agent.get(&format!("{base}/v1/status")).call())?;
                 let c = status["chain_id"].as_str().ok_or("node status has no chain_id")?.to_string();
                 self.chain_id.get_or_init(|| c).clone()
             }
@@ -101,38 +164,58 @@ impl Client {
 
     fn handle(&self, r: Result<ureq::Response, ureq::Error>) -> Result<Value, String> {
         match r {
-            Ok(resp) => resp.into_json::<Value>().map_err(|e| format!("bad response from {}: {e}", self.base)),
+            Ok(resp) => resp.into_json::<Value>().map_err(|e| format!("bad response from {}: {e}", self.base())),
             Err(ureq::Error::Status(code, resp)) => {
                 let body: Value = resp.into_json().unwrap_or(Value::Null);
                 let c = body["error"]["code"].as_str().unwrap_or("http_error");
                 let m = body["error"]["message"].as_str().unwrap_or("");
                 Err(format!("node refused ({code} {c}): {m}"))
             }
-            Err(e) if self.base.starts_with("http://") => Err(format!(
+            Err(e) if self.base().starts_with("http://") => Err(format!(
                 "cannot reach node at {}: {e} (if it serves HTTPS, as a devnet does, give --ca-cert with the \
                  consortium CA certificate, e.g. .devnet/tls/ca.pem, or set MEDLEDGER_CA_CERT)",
-                self.base
+                self.base()
             )),
-            Err(e) => Err(format!("cannot reach node at {}: {e}", self.base)),
+            Err(e) => Err(format!("cannot reach node at {}: {e}", self.base())),
         }
     }
 
     pub fn get(&self, path: &str) -> Result<Value, String> {
-        self.handle(self.get_request(path, None)?.call())
+        let r = self.failover(|b| self.get_request(b, path, None), |r| r.call())?;
+        self.handle(r)
     }
 
     /// `GET` signed by `key` (whatever key this client has).
     pub fn get_as(&self, key: &Keypair, path: &str) -> Result<Value, String> {
-        self.handle(self.get_request(path, Some(key))?.call())
+        let r = self.failover(|b| self.get_request(b, path, Some(key)), |r| r.call())?;
+        self.handle(r)
+    }
+
+    /// A signed `GET` of node `i` only (no failover): for answers the caller verifies itself
+    /// and, if they fail, asks the next node for.
+    pub fn get_from(&self, i: usize, path: &str) -> Result<Value, String> {
+        let base = &self.bases[i % self.bases.len()];
+        let r = self.get_request(base, path, None)?.call();
+        match r {
+            Ok(resp) => resp.into_json::<Value>().map_err(|e| format!("bad response: {e}")),
+            Err(ureq::Error::Status(code, resp)) => {
+                let body: Value = resp.into_json().unwrap_or(Value::Null);
+                let c = body["error"]["code"].as_str().unwrap_or("http_error");
+                let m = body["error"]["message"].as_str().unwrap_or("");
+                Err(format!("refused ({code} {c}): {m}"))
+            }
+            Err(e) => Err(format!("unreachable: {e}")),
+        }
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Result<Value, String> {
-        self.handle(self.agent.post(&format!("{}{path}", self.base)).send_json(body.clone()))
+        let r = self.failover(|b| Ok(self.agent.post(&format!("{b}{path}"))), |r| r.send_json(body.clone()))?;
+        self.handle(r)
     }
 
     /// POST whose success has no body (204).
     pub fn post_empty(&self, path: &str, body: &Value) -> Result<(), String> {
-        match self.agent.post(&format!("{}{path}", self.base)).send_json(body.clone()) {
+        match self.failover(|b| Ok(self.agent.post(&format!("{b}{path}"))), |r| r.send_json(body.clone()))? {
             Ok(_) => Ok(()),
             r => self.handle(r).map(|_| ()),
         }
@@ -140,7 +223,8 @@ impl Client {
 
     /// A signed `GET` whose answer is read as a stream (Server-Sent Events).
     pub fn get_stream(&self, path: &str) -> Result<ureq::Response, String> {
-        match self.get_request(path, None)?.timeout(Duration::from_secs(24 * 3600)).call() {
+        let long = Duration::from_secs(24 * 3600);
+        match self.failover(|b| Ok(self.get_request(b, path, None)?.timeout(long)), |r| r.call())? {
             Ok(resp) => Ok(resp),
             Err(e) => Err(self.handle(Err(e)).err().unwrap_or_default()),
         }
@@ -148,7 +232,7 @@ impl Client {
 
     /// GET that treats 404 as `None`.
     pub fn get_opt(&self, path: &str) -> Result<Option<Value>, String> {
-        match self.get_request(path, None)?.call() {
+        match self.failover(|b| self.get_request(b, path, None), |r| r.call())? {
             Err(ureq::Error::Status(404, _)) => Ok(None),
             r => self.handle(r).map(Some),
         }

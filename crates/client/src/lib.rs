@@ -5,12 +5,18 @@
 //! plaintext against the hash anchored on chain. Nodes see ciphertext and wrapped keys only.
 //!
 //! One module per domain, as in every layer: [`records`], [`consent`], [`audit`] add their
-//! operations to [`Session`]; [`tx`] signs and submits; [`http`] talks to a node; [`keys`] reads
-//! and writes key files.
+//! operations to [`Session`]; [`tx`] signs and submits; [`http`] talks to the nodes (failing
+//! over from one to the next); [`light`] verifies what they say against the genesis validators;
+//! [`keys`] reads and writes key files.
+//!
+//! Every security decision uses verified state only: which keys a data key is wrapped for (the
+//! patient's key and the consents, proven; the holder's key, from the genesis file), whether a
+//! consent is in force, and whether a plaintext matches its anchor (the anchor, proven).
 
 pub mod audit;
 pub mod consent;
 pub mod http;
+pub mod light;
 pub mod records;
 pub mod session;
 pub mod tx;

@@ -14,21 +14,20 @@ impl Session {
     /// person grantee with read access, uploads it with its anchor and waits for the commit.
     pub fn put(&self, patient: &Hash, fhir: &[u8], amend: Option<Hash>) -> Result<Value, String> {
         let resource_type = medledger_vault::fhir::check(fhir, patient).map_err(|e| format!("not accepted: {e}"))?;
-        let me = self.me()?;
-        let institution = me["credential"]["institution"].as_str().ok_or("your key holds no credential")?.to_string();
+        // Every key this data key is wrapped for comes from verified state: the author's
+        // institution and the patient's key proven on chain, the holder's key from the genesis
+        // file, and the consents proven below.
+        let institution = self.my_credential()?.institution;
         let holder_key = self.holder_key(&institution)?;
         let patient_key = self.patient_key(patient)?;
         let (record_id, version) = match amend {
             None => (new_id(), 1),
             Some(id) => {
-                let r = self.record(&id)?;
-                if r["record"]["resource_type"] != resource_type.as_str() {
-                    return Err(format!(
-                        "record {id} is a {}, not a {resource_type}",
-                        r["record"]["resource_type"].as_str().unwrap_or("?")
-                    ));
+                let (head, _) = self.record(&id)?;
+                if head.resource_type != resource_type {
+                    return Err(format!("record {id} is a {}, not a {resource_type}", head.resource_type));
                 }
-                (id, r["record"]["latest_version"].as_u64().ok_or("record has no latest_version")? as u32 + 1)
+                (id, head.latest_version + 1)
             }
         };
         let mut recipients = vec![patient_key, holder_key];
@@ -55,7 +54,7 @@ impl Session {
                 envelope::wrap(&key, pk, &ctx).map_err(|e| format!("cannot wrap the key for {}: {e}", pk.short()))?;
             keys.push(json!({ "recipient": pk.to_hex(), "wrapped": w }));
         }
-        let nonce = me["next_nonce"].as_u64().ok_or("node identity has no next_nonce")?;
+        let nonce = self.me()?["next_nonce"].as_u64().ok_or("node identity has no next_nonce")?;
         let op = Operation::Records(RecordsOp::AnchorRecord {
             record_id,
             version,
@@ -96,18 +95,14 @@ impl Session {
         purpose: Purpose,
         break_glass: Option<String>,
     ) -> Result<(Vec<u8>, Value), String> {
-        let rec = self.record(id)?;
-        let version = match version {
-            Some(v) => v,
-            None => rec["record"]["current_version"].as_u64().ok_or("record has no current version")? as u32,
-        };
-        let anchored = rec["versions"]
-            .as_array()
+        // The anchor the plaintext must match is proven on chain, not taken from a node.
+        let (head, versions) = self.record(id)?;
+        let version = version.unwrap_or(head.current_version);
+        let anchored = versions
             .into_iter()
-            .flatten()
-            .find(|v| v["version"].as_u64() == Some(version as u64))
+            .find(|v| v.version == version)
             .ok_or_else(|| format!("record {id} has no version {version}"))?;
-        let anchored_hash = hash_arg(anchored["content_hash"].as_str().unwrap_or(""), "anchored content hash")?;
+        let anchored_hash = anchored.content_hash;
         let r = ReadRequest {
             chain_id: self.chain_id.clone(),
             record_id: *id,
@@ -134,7 +129,7 @@ impl Session {
                 "record_id": id.to_hex(),
                 "version": version,
                 "content_hash": anchored_hash.to_hex(),
-                "holder": anchored["holder"],
+                "holder": anchored.holder,
                 "outcome": resp["outcome"],
                 "access_event": resp["access_event"],
             }),

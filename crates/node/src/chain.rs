@@ -350,7 +350,7 @@ impl Chain {
         let txs = self.mempool.lock().select(&view, self.max_block_txs.min(MAX_BLOCK_TXS), &included);
         let height = parent.height() + 1;
         let ts = self.now_ms().max(parent.header.timestamp_ms + 1);
-        let ex = execute_block(&view, &parent.header.state_root, &self.env(height, ts, self.me), &txs);
+        let ex = execute_block(&view, &self.env(height, ts, self.me), &txs);
         let block = Arc::new(Block::new(height, parent.digest(), ts, self.me, ex.state_root, txs));
         self.speculative.lock().insert(
             block.digest(),
@@ -373,7 +373,7 @@ impl Chain {
         };
         let view = Layered { base: &snap, layers };
         let height = parent.height() + 1;
-        let ex = execute_block(&view, &parent.header.state_root, &self.env(height, timestamp_ms, self.me), &txs);
+        let ex = execute_block(&view, &self.env(height, timestamp_ms, self.me), &txs);
         Some(Arc::new(Block::new(height, parent.digest(), timestamp_ms, self.me, ex.state_root, txs)))
     }
 
@@ -458,12 +458,7 @@ impl Chain {
             self.layers_to(&spec, &tip, parent.digest()).ok_or(VerifyLater::UnknownParent)?
         };
         let view = Layered { base: &snap, layers };
-        let ex = execute_block(
-            &view,
-            &parent.header.state_root,
-            &self.env(h.height, h.timestamp_ms, h.proposer),
-            &block.txs,
-        );
+        let ex = execute_block(&view, &self.env(h.height, h.timestamp_ms, h.proposer), &block.txs);
         if ex.state_root != h.state_root {
             return Ok(false);
         }
@@ -499,7 +494,7 @@ impl Chain {
             None => {
                 let snap = self.store.snapshot()?;
                 let h = &block.header;
-                execute_block(&snap, &tip.state_root, &self.env(h.height, h.timestamp_ms, h.proposer), &block.txs)
+                execute_block(&snap, &self.env(h.height, h.timestamp_ms, h.proposer), &block.txs)
             }
         };
         // Finalized blocks carry a quorum certificate; honest validators cannot diverge here.

@@ -19,7 +19,6 @@ use commonware_consensus::{
     simplex::{
         self,
         elector::RoundRobin,
-        scheme::ed25519,
         types::{Context, Finalization},
         Floor, ForwardPolicy, SkipBudget, SkipPolicy,
     },
@@ -29,27 +28,24 @@ use commonware_consensus::{
 use commonware_cryptography::{
     certificate::{ConstantProvider, Verifier as _},
     ed25519::{PrivateKey, PublicKey as EdPublicKey},
-    sha256::{Digest as Sha256Digest, Sha256},
+    sha256::Sha256,
     Digested, Digestible, Signer as _,
 };
 use commonware_p2p::{Blocker, Provider, Receiver, Recipients, Sender};
 use commonware_parallel::Sequential;
 use commonware_runtime::{buffer::paged::CacheRef, Clock, Handle, Metrics, Spawner, Storage};
 use commonware_storage::archive::immutable;
-use commonware_utils::{ordered::Set, Acknowledgement as _, NZDuration, NZUsize, NZU64};
+use commonware_utils::{Acknowledgement as _, NZDuration, NZUsize, NZU64};
 use futures::StreamExt as _;
 use medledger_types::block::MAX_BLOCK_BYTES;
 use medledger_types::codec::{Reader, Writer};
-use medledger_types::{Block, Genesis, Hash, PublicKey, Tx};
+use medledger_types::{Block, Genesis, PublicKey, Tx};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub type D = Sha256Digest;
-pub type S = ed25519::Scheme;
+pub use medledger_types::certificate::{participants, to_digest, verifier, verify_certificate, CONSENSUS_NAMESPACE, D, S};
 pub type Ctx = Context<D, EdPublicKey>;
 
-/// Namespace of consensus votes; identical on every validator of a chain.
-pub const CONSENSUS_NAMESPACE: &[u8] = b"_MEDLEDGER_CONSENSUS";
 /// Namespace of the authenticated p2p handshake.
 pub const P2P_NAMESPACE: &[u8] = b"_MEDLEDGER_P2P";
 /// Most blocks a validator replays from its peers to rebuild a parent's state before voting.
@@ -72,41 +68,10 @@ pub mod channel {
     pub const TXS: u64 = 5;
 }
 
-pub fn to_digest(h: Hash) -> D {
-    Sha256Digest(h.0)
-}
-
 pub fn ed_key(pk: &PublicKey) -> EdPublicKey {
     pk.to_ed25519().expect("validator keys are validated with the genesis file")
 }
 
-/// The validator set as consensus sees it (sorted).
-pub fn participants(g: &Genesis) -> Set<EdPublicKey> {
-    Set::try_from(g.institutions.iter().map(|i| ed_key(&i.validator_key)).collect::<Vec<_>>())
-        .expect("genesis validator keys are unique")
-}
-
-/// A verify-only certificate scheme for the chain (offline verification).
-pub fn verifier(g: &Genesis) -> S {
-    S::verifier(CONSENSUS_NAMESPACE, participants(g))
-}
-
-/// Decodes and checks a stored finalization certificate: signed by a quorum of the genesis
-/// validators and finalizing exactly `block_hash`.
-pub fn verify_certificate(g: &Genesis, cert: &[u8], block_hash: &Hash) -> Result<(), String> {
-    let scheme = verifier(g);
-    let f = Finalization::<S, D>::decode_cfg(cert.to_vec(), &scheme.certificate_codec_config())
-        .map_err(|e| format!("certificate does not decode: {e}"))?;
-    if f.proposal.payload != to_digest(*block_hash) {
-        return Err(format!("certificate finalizes {}, not this block", hex::encode(f.proposal.payload.0)));
-    }
-    if !f.verify(&mut rand::rng(), &scheme, &Sequential) {
-        return Err("certificate signatures do not verify against the genesis validator set".into());
-    }
-    Ok(())
-}
-
-use commonware_codec::Decode as _;
 
 /// A MedLedger block as the consensus engine sees it. Encoded as `u32 length || block bytes`.
 #[derive(Clone, Debug, PartialEq, Eq)]

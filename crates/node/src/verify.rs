@@ -93,7 +93,7 @@ pub fn verify_chain(g: &Genesis, store: &Store) -> Result<ChainReport, String> {
             timestamp_ms: b.header.timestamp_ms,
             proposer: b.header.proposer,
         };
-        let ex = execute_block(&state, &prev.header.state_root, &env, &b.txs);
+        let ex = execute_block(&state, &env, &b.txs);
         if ex.state_root != b.header.state_root {
             return Err(format!("block {h} state root does not match re-execution"));
         }

@@ -50,7 +50,7 @@ pub const PERMISSIONS: Rows<6> = [
 
 pub mod key {
     use crate::keys::{compose, ATTESTATION, CREDENTIAL, INSTITUTION, NONCE, PATIENT};
-    pub use crate::keys::{CA, CHAIN_ID, REGULATORS};
+    pub use crate::keys::{CA, CHAIN_ID, REGULATORS, VALIDATORS};
     use medledger_types::{Hash, PublicKey};
     pub fn nonce(pk: &PublicKey) -> Vec<u8> {
         compose(NONCE, &[&pk.0])
@@ -250,6 +250,7 @@ pub(crate) fn genesis(g: &Genesis) -> WriteSet {
     let mut w = WriteSet::new();
     w.insert(key::CA.to_vec(), Some(g.ca_key.to_bytes()));
     w.insert(key::CHAIN_ID.to_vec(), Some(g.chain_id.as_bytes().to_vec()));
+    w.insert(key::VALIDATORS.to_vec(), Some(g.institutions.iter().flat_map(|i| i.validator_key.0).collect()));
     for i in &g.institutions {
         let inst = Institution { id: i.id.clone(), name: i.name.clone(), added_at_height: 0 };
         w.insert(key::institution(&i.id), Some(inst.to_bytes()));
@@ -276,6 +277,14 @@ fn invalid(msg: impl Into<String>) -> Rejection {
 
 fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// The genesis validators' keys, in genesis order.
+pub fn validators(state: &dyn StateRead) -> Vec<PublicKey> {
+    state
+        .get(key::VALIDATORS)
+        .map(|b| b.chunks_exact(32).filter_map(|c| c.try_into().ok().map(PublicKey)).collect())
+        .unwrap_or_default()
 }
 
 /// Every key on the regulator list, valid or not (at most a few more than [`MAX_REGULATORS`]).

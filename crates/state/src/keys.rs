@@ -12,6 +12,12 @@ pub const CHAIN_ID: &[u8] = b"meta/chain-id";
 pub const ACCESS_LOG_LEN: &[u8] = b"meta/access-log-len";
 /// Keys that hold (or held) a regulator credential: the readers of every sealed reason.
 pub const REGULATORS: &[u8] = b"meta/regulators";
+/// The height of the block that wrote the state last (every block writes it).
+pub const HEIGHT: &[u8] = b"meta/height";
+/// The genesis validators: institution id and validator key of each (fixed at genesis).
+pub const VALIDATORS: &[u8] = b"meta/validators";
+/// Nodes of the state tree ([`crate::commitment`]); no domain key starts with 0xff.
+pub const TREE: &[u8] = b"\xfftree/";
 
 // identity
 pub const NONCE: &[u8] = b"n/";
@@ -49,6 +55,9 @@ pub const REGISTRY: &[Prefix] = &[
     Prefix { bytes: CHAIN_ID, domain: "identity", holds: "the chain id" },
     Prefix { bytes: ACCESS_LOG_LEN, domain: "audit", holds: "length of the chain-wide access log" },
     Prefix { bytes: REGULATORS, domain: "identity", holds: "regulator keys (readers of sealed reasons)" },
+    Prefix { bytes: HEIGHT, domain: "state", holds: "height of the latest block" },
+    Prefix { bytes: VALIDATORS, domain: "identity", holds: "the genesis validators" },
+    Prefix { bytes: TREE, domain: "state", holds: "nodes of the state tree (the authenticated state)" },
     Prefix { bytes: NONCE, domain: "identity", holds: "next nonce of a signer" },
     Prefix { bytes: CREDENTIAL, domain: "identity", holds: "credential of a key" },
     Prefix { bytes: INSTITUTION, domain: "identity", holds: "member institution" },
@@ -107,7 +116,12 @@ mod tests {
                     );
                 }
             }
-            assert!(medledger_types::Domain::ALL.iter().any(|d| d.name() == a.domain), "unknown domain {}", a.domain);
+            // `state` owns what the state machine itself keeps: the height and the state tree.
+            assert!(
+                a.domain == "state" || medledger_types::Domain::ALL.iter().any(|d| d.name() == a.domain),
+                "unknown domain {}",
+                a.domain
+            );
         }
     }
 }

@@ -1,6 +1,6 @@
 //! MedLedger's deterministic state machine.
 //!
-//! `execute_block(state, prev_root, env, txs) -> Executed { writes, receipts, state_root }` is a
+//! `execute_block(state, env, txs) -> Executed { writes, receipts, state_root }` is a
 //! pure function: the same parent state and the same block give the same writes, receipts and
 //! state root on every node. It does no I/O, reads no clock and draws no randomness; time is the
 //! block timestamp. The node supplies the state view ([`StateRead`]) and persists the writes.
@@ -14,15 +14,16 @@
 //! never in the node.
 
 pub mod audit;
+pub mod commitment;
 pub mod consent;
 pub mod identity;
 pub mod keys;
 pub mod permissions;
 pub mod principal;
+pub mod queries;
 pub mod records;
 pub mod store;
 
-use medledger_types::hash::{domain, tagged};
 use medledger_types::{Canonical, Event, Genesis, Hash, Operation, Outcome, PublicKey, Receipt, RejectCode, Tx};
 pub use permissions::{allowed, Principal};
 use store::Overlay;
@@ -63,37 +64,30 @@ impl std::fmt::Display for Rejection {
     }
 }
 
-/// The state root after a block: an accumulator over every block's sorted write set.
-///
-/// `root_h = H_state(root_{h-1} || h || H_writes(encode(writes_h)))`. Equal roots mean equal
-/// histories of writes, hence equal state.
-pub fn next_state_root(prev: &Hash, height: u64, writes: &WriteSet) -> Hash {
-    let mut enc = Vec::new();
-    enc.extend_from_slice(&(writes.len() as u64).to_be_bytes());
-    for (k, v) in writes {
-        enc.extend_from_slice(&(k.len() as u32).to_be_bytes());
-        enc.extend_from_slice(k);
-        match v {
-            Some(v) => {
-                enc.push(1);
-                enc.extend_from_slice(&(v.len() as u32).to_be_bytes());
-                enc.extend_from_slice(v);
-            }
-            None => enc.push(0),
-        }
-    }
-    let w = tagged(domain::WRITES, &[&enc]);
-    tagged(domain::STATE, &[&prev.0, &height.to_be_bytes(), &w.0])
+/// Adds the height write every block makes, then commits the block's domain writes to the state
+/// tree: the tree's writes join the write set and its root is the state root.
+fn seal(state: &dyn StateRead, height: u64, mut writes: WriteSet) -> (WriteSet, Hash) {
+    debug_assert!(writes.keys().all(|k| !commitment::is_tree_key(k)), "domains never write tree nodes");
+    writes.insert(keys::HEIGHT.to_vec(), Some(height.to_be_bytes().to_vec()));
+    let (root, tree) = commitment::commit(state, height, &writes);
+    writes.extend(tree);
+    (writes, root)
 }
 
-/// The state written at genesis: chain id, CA key, member institutions and their admins.
+/// The state written at genesis (chain id, CA key, validators, member institutions and their
+/// admins), with the state tree of version 0.
 pub fn genesis_writes(g: &Genesis) -> WriteSet {
-    identity::genesis(g)
+    seal(&MemState::default(), 0, identity::genesis(g)).0
 }
 
 /// The state root of the genesis state (height 0).
 pub fn genesis_root(g: &Genesis) -> Hash {
-    next_state_root(&g.hash(), 0, &genesis_writes(g))
+    seal(&MemState::default(), 0, identity::genesis(g)).1
+}
+
+/// The height of the latest block applied to `state`.
+pub fn height_of(state: &dyn StateRead) -> Option<u64> {
+    state.get(keys::HEIGHT).and_then(|b| b.as_slice().try_into().ok()).map(u64::from_be_bytes)
 }
 
 /// Next expected nonce of `signer`.
@@ -143,7 +137,7 @@ fn not_permitted(p: Principal, k: medledger_types::OpKind) -> Rejection {
 
 /// Executes `txs` on `state`. Precondition: every transaction's signature was verified by the
 /// caller (a block with a bad signature is invalid as a whole and never executed).
-pub fn execute_block(state: &dyn StateRead, prev_root: &Hash, env: &BlockEnv, txs: &[Tx]) -> Executed {
+pub fn execute_block(state: &dyn StateRead, env: &BlockEnv, txs: &[Tx]) -> Executed {
     let mut block = Overlay::new(state);
     let mut receipts = Vec::with_capacity(txs.len());
     for (i, tx) in txs.iter().enumerate() {
@@ -160,8 +154,9 @@ pub fn execute_block(state: &dyn StateRead, prev_root: &Hash, env: &BlockEnv, tx
         };
         receipts.push(Receipt { tx_id: tx.id(), height: env.height, index: i as u32, outcome });
     }
-    let writes = block.writes;
-    let state_root = next_state_root(prev_root, env.height, &writes);
+    let domain_writes = std::mem::take(&mut block.writes);
+    drop(block);
+    let (writes, state_root) = seal(state, env.height, domain_writes);
     Executed { writes, receipts, state_root }
 }
 

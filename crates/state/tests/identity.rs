@@ -383,13 +383,13 @@ fn execution_is_deterministic() {
         })
         .collect();
     let env = BlockEnv { chain_id: "test-chain".into(), height: 9, timestamp_ms: T0 + 5000, proposer: doc.public() };
-    let x = execute_block(&a.state, &a.root, &env, &txs);
-    let y = execute_block(&a.state.clone(), &a.root, &env, &txs);
+    let x = execute_block(&a.state, &env, &txs);
+    let y = execute_block(&a.state.clone(), &env, &txs);
     assert_eq!(x.state_root, y.state_root);
     assert_eq!(x.receipts, y.receipts);
     // Half the txs reuse a nonce and must be rejected.
     let rejected = x.receipts.iter().filter(|r| !r.is_applied()).count();
     assert_eq!(rejected, 10);
     let env2 = BlockEnv { timestamp_ms: T0 + 6000, ..env };
-    assert_ne!(execute_block(&a.state, &a.root, &env2, &txs[..1]).state_root, x.state_root);
+    assert_ne!(execute_block(&a.state, &env2, &txs[..1]).state_root, x.state_root);
 }

@@ -29,7 +29,16 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store belongs to another chain (genesis {stored}, expected {expected})")]
     WrongGenesis { stored: Hash, expected: Hash },
+    #[error(
+        "the store holds state format {found}, this node needs format {STATE_FORMAT} (state roots are now \
+         Merkle roots over the whole state, which older stores cannot be upgraded to): reset the node's data \
+         (for a devnet, start it again with --reset)"
+    )]
+    OldFormat { found: u32 },
 }
+
+/// The state format: 1 was the write-set accumulator, 2 the authenticated state tree.
+pub const STATE_FORMAT: u32 = 2;
 
 macro_rules! db_err {
     ($($t:ty),*) => {$(
@@ -90,6 +99,15 @@ impl Store {
         let r = self.db.begin_read()?;
         let meta = r.open_table(META)?;
         if let Some(stored) = meta.get("genesis")? {
+            let found = match meta.get("format")? {
+                None => 1,
+                Some(f) => u32::from_be_bytes(
+                    f.value().try_into().map_err(|_| StoreError::Corrupt("format is not 4 bytes".into()))?,
+                ),
+            };
+            if found != STATE_FORMAT {
+                return Err(StoreError::OldFormat { found });
+            }
             let stored = hash_of(stored.value())?;
             if stored != genesis_hash {
                 return Err(StoreError::WrongGenesis { stored, expected: genesis_hash });
@@ -102,6 +120,7 @@ impl Store {
         {
             let mut meta = w.open_table(META)?;
             meta.insert("genesis", genesis_hash.0.as_slice())?;
+            meta.insert("format", STATE_FORMAT.to_be_bytes().as_slice())?;
             w.open_table(BLOCKS)?.insert(0u64, block.encode().as_slice())?;
             w.open_table(ROOTS)?.insert(0u64, block.header.state_root.0.as_slice())?;
             w.open_table(BY_HASH)?.insert(block.digest().0.as_slice(), 0u64)?;
@@ -235,6 +254,21 @@ impl Store {
     pub fn state_entries(&self) -> Result<u64> {
         let r = self.db.begin_read()?;
         Ok(r.open_table(STATE)?.len()?)
+    }
+
+    /// The committed tip and the state at that tip, read in one transaction (so a block
+    /// committed meanwhile cannot put the state ahead of the tip: state proofs need both).
+    pub fn view(&self) -> Result<(Tip, Snapshot)> {
+        let r = self.db.begin_read()?;
+        let meta = r.open_table(META)?;
+        let h = meta.get("tip")?.ok_or_else(|| StoreError::Corrupt("no tip".into()))?;
+        let height = u64::from_be_bytes(h.value().try_into().map_err(|_| StoreError::Corrupt("tip".into()))?);
+        let blocks = r.open_table(BLOCKS)?;
+        let raw = blocks.get(height)?.ok_or_else(|| StoreError::Corrupt(format!("tip block {height} missing")))?;
+        let block =
+            Block::decode(raw.value()).map_err(|e| StoreError::Corrupt(format!("block {height}: {e}")))?;
+        let tip = Tip { height, hash: block.digest(), state_root: block.header.state_root };
+        Ok((tip, Snapshot { table: r.open_table(STATE)? }))
     }
 
     /// A consistent read view of the committed state.

@@ -47,7 +47,7 @@ fn committed_blocks_survive_reopen_and_order_is_enforced() {
         store.init_genesis(&g0, &genesis_writes(&g), g.hash()).unwrap();
         let env = BlockEnv { chain_id: "c".into(), height: 1, timestamp_ms: 2_000, proposer: Default::default() };
         let snap = store.snapshot().unwrap();
-        let ex = execute_block(&snap, &g0.header.state_root, &env, std::slice::from_ref(&tx));
+        let ex = execute_block(&snap, &env, std::slice::from_ref(&tx));
         let b1 = Block::new(1, g0.digest(), 2_000, Default::default(), ex.state_root, vec![tx.clone()]);
         store.commit_block(&b1, Some(b"cert-1"), &ex).unwrap();
         // Committing the same height again is refused.

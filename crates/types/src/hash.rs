@@ -15,9 +15,9 @@ pub mod domain {
     // Hashing tags: `H(tag, parts) = SHA-256(tag || 0x00 || parts...)`.
     pub const TX_ID: &[u8] = b"medledger/tx-id/v1";
     pub const BLOCK: &[u8] = b"medledger/block/v1";
-    pub const STATE: &[u8] = b"medledger/state/v1";
-    pub const WRITES: &[u8] = b"medledger/writes/v1";
     pub const GENESIS: &[u8] = b"medledger/genesis/v1";
+    /// Position of a state key in the state tree (see [`crate::state_proof`]).
+    pub const STATE_KEY: &[u8] = b"medledger/state-key/v1";
     pub const PATIENT_ID: &[u8] = b"medledger/patient-id/v1";
     /// Id of a signed request (read or audit query) in a node's replay cache.
     pub const REQUEST_ID: &[u8] = b"medledger/request-id/v1";
@@ -45,9 +45,8 @@ pub mod domain {
     pub const ALL: &[(&[u8], &str)] = &[
         (TX_ID, "hash: transaction id"),
         (BLOCK, "hash: block header"),
-        (STATE, "hash: state root"),
-        (WRITES, "hash: a block's write set"),
         (GENESIS, "hash: genesis file"),
+        (STATE_KEY, "hash: a state key's position in the state tree"),
         (PATIENT_ID, "keyed hash: patient pseudonym"),
         (REQUEST_ID, "hash: signed request id (replay cache)"),
         (TX_SIGNATURE, "signature: transaction"),

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod auth;
 pub mod block;
+pub mod certificate;
 pub mod codec;
 pub mod conformance;
 pub mod consent;
@@ -23,6 +24,7 @@ pub mod receipt;
 pub mod records;
 #[cfg(feature = "openapi")]
 pub mod schema;
+pub mod state_proof;
 pub mod time;
 pub mod tx;
 
@@ -33,6 +35,7 @@ pub use genesis::{patient_pseudonym, Genesis, GenesisInstitution};
 pub use hash::Hash;
 pub use keys::{Keypair, PublicKey, Signature};
 pub use note::{NoteKey, SealedNote};
+pub use state_proof::{ProvenEntry, StateProof};
 pub use receipt::{Event, Outcome, Receipt, RejectCode};
 pub use tx::{
     action, AccessOutcome, AuditOp, ConsentOp, ConsentTerms, CredentialSpec, Domain, Grantee, IdentityOp, OpKind,

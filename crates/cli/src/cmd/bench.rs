@@ -130,8 +130,10 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
     let genesis = read_genesis(&args.dir.join("genesis.json"))?;
     let ca = read_key(&args.dir.join("ca.key"))?;
     // The CA signs the bench's reads: it may see every transaction.
-    let apis: Vec<Client> =
-        genesis.institutions.iter().map(|i| Client::new(&i.api_address).with_key(ca.clone())).collect();
+    // Each client starts at its own node and fails over to the others when it is unreachable.
+    let addrs: Vec<String> = genesis.institutions.iter().map(|i| i.api_address.clone()).collect();
+    let rotated = |i: usize| -> Vec<String> { addrs[i..].iter().chain(&addrs[..i]).cloned().collect() };
+    let apis: Vec<Client> = (0..addrs.len()).map(|i| Client::with_nodes(&rotated(i)).with_key(ca.clone())).collect();
     let chain_id = genesis.chain_id.clone();
     let sign = |k: &Keypair, nonce: u64, op: Operation| {
         Tx::sign(Transaction { chain_id: chain_id.clone(), signer: k.public(), nonce, op }, k)
@@ -190,10 +192,10 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
     {
         let committed = committed.clone();
         let blocks = blocks.clone();
-        let api = genesis.institutions[0].api_address.clone();
+        let api = addrs.clone();
         let ca = ca.clone();
         std::thread::spawn(move || {
-            let client = Client::new(&api).with_key(ca);
+            let client = Client::with_nodes(&api).with_key(ca);
             let Ok(resp) = client.get_stream("/v1/events/blocks") else { return };
             let reader = std::io::BufReader::new(resp.into_reader());
             for line in reader.lines().map_while(Result::ok) {
@@ -235,7 +237,9 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
         let threads = args.threads;
         let per_thread_rate = args.rate as f64 / args.threads as f64;
         handles.push(std::thread::spawn(move || -> Result<(), String> {
-            let clients: Vec<Client> = addrs.iter().map(|a| Client::new(a)).collect();
+            let clients: Vec<Client> = (0..addrs.len())
+                .map(|i| Client::with_nodes(&addrs[i..].iter().chain(&addrs[..i]).cloned().collect::<Vec<_>>()))
+                .collect();
             let mine: Vec<&Vec<Tx>> = load.iter().skip(t).step_by(threads).collect();
             // Interleave signers so each batch spans several of them.
             let mut queue: Vec<&Tx> = Vec::new();

@@ -400,7 +400,7 @@ fn seed_records(
     use medledger_types::{action, ConsentTerms, Grantee, Hash, Purpose, Scope};
     let api = |i: usize| genesis.institutions[i].api_address.clone();
     let session = |name: &str, i: usize| -> Result<Session, String> {
-        Session::open(&api(i), read_key(&demo.join(format!("{name}.key")))?)
+        Ok(Session::for_genesis(&api(i), read_key(&demo.join(format!("{name}.key")))?, genesis))
     };
     let pseudonym = |name: &str| identities[name]["pseudonym"].as_str().unwrap_or("").to_string();
     let key_of = |name: &str| {

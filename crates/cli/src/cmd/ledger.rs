@@ -2,10 +2,12 @@
 
 use super::consent::{terms, TermsArgs};
 use super::{parse_subject, print};
+use medledger_client::session::hash_arg;
+use serde_json::Value;
 use clap::{Args, Subcommand};
 use medledger_client::keys::{read_genesis, read_key};
 use medledger_client::tx::{new_id, now_ms, submit, wait_committed};
-use medledger_client::Client;
+use medledger_client::{Client, Session};
 use medledger_node::api::ProofBundle;
 use medledger_types::{ConsentOp, IdentityOp};
 use medledger_types::{CredentialSpec, Hash, Keypair, Operation, PublicKey, Role, Signature};
@@ -125,8 +127,9 @@ pub enum TxOp {
 }
 
 /// The operation `op` describes, signed later by `key`. Sealing a reason and proving a new key
-/// need the node (readers' keys, the chain id, the current patient key): `client` reaches it.
-pub fn build_op(op: &TxOp, client: &Client, key: &Keypair) -> Result<Operation, String> {
+/// need the chain (readers' keys, the chain id, the current patient key): `s` reaches it, and
+/// verifies what the nodes say.
+pub fn build_op(op: &TxOp, s: &Session, key: &Keypair) -> Result<Operation, String> {
     Ok(match op {
         TxOp::Attest { file, digest, label } => {
             let digest = match (file, digest) {
@@ -166,7 +169,7 @@ pub fn build_op(op: &TxOp, client: &Client, key: &Keypair) -> Result<Operation, 
             let (new_key, proof) = match (new_key, new_public, proof) {
                 (Some(f), _, _) => {
                     let new = read_key(f)?;
-                    (new.public(), rotation_proof(client, &new, &pseudonym)?)
+                    (new.public(), rotation_proof(s, &new, &pseudonym)?)
                 }
                 (None, Some(h), Some(p)) => {
                     let b = hex::decode(p.trim()).map_err(|e| format!("--proof: {e}"))?;
@@ -192,7 +195,7 @@ pub fn build_op(op: &TxOp, client: &Client, key: &Keypair) -> Result<Operation, 
         TxOp::RequestAccess { patient, reason, terms: t } => {
             let (request_id, patient) = (new_id(), Hash::from_hex(patient).map_err(|e| format!("--patient: {e}"))?);
             let reason =
-                medledger_client::consent::seal_reason(client, reason, &patient, &request_id, &[key.public()])?;
+                s.seal_reason(reason, &patient, &request_id, &[key.public()])?;
             Operation::Consent(ConsentOp::RequestAccess { request_id, patient, terms: terms(t)?, reason })
         }
         TxOp::RespondAccess { id, approve, decline } => {
@@ -208,13 +211,10 @@ pub fn build_op(op: &TxOp, client: &Client, key: &Keypair) -> Result<Operation, 
 }
 
 /// The possession proof of `new` for becoming `pseudonym`'s key, over the chain id and the
-/// patient's current key as `client`'s node reports them.
-pub fn rotation_proof(client: &Client, new: &Keypair, pseudonym: &Hash) -> Result<Signature, String> {
-    let status = client.get("/v1/status")?;
-    let chain_id = status["chain_id"].as_str().ok_or("node status has no chain_id")?;
-    let v = client.get(&format!("/v1/patients/{}", pseudonym.to_hex()))?;
-    let current = PublicKey::from_hex(v["key"].as_str().unwrap_or("")).map_err(|e| format!("patient key: {e}"))?;
-    let msg = medledger_types::identity::rotation_message(chain_id, pseudonym, &current, &new.public());
+/// patient's current key as proven on chain.
+pub fn rotation_proof(s: &Session, new: &Keypair, pseudonym: &Hash) -> Result<Signature, String> {
+    let current = s.patient_key(pseudonym)?;
+    let msg = medledger_types::identity::rotation_message(&s.chain_id, pseudonym, &current, &new.public());
     Ok(new.sign(medledger_types::hash::domain::KEY_ROTATION_SIGNATURE, &msg))
 }
 
@@ -241,14 +241,15 @@ pub fn print_rotation_proof(
 
 pub fn run(args: TxArgs, json_out: bool) -> Result<(), String> {
     let key = read_key(&args.key)?;
-    let client = Client::new(&args.node).with_key(key.clone());
-    let op = build_op(&args.op, &client, &key)?;
+    let session = Session::open(&args.node, key.clone())?;
+    let op = build_op(&args.op, &session, &key)?;
+    let client = &session.client;
     let created = match &op {
         Operation::Consent(ConsentOp::GrantConsent { consent_id, .. }) => Some(("consent", *consent_id)),
         Operation::Consent(ConsentOp::RequestAccess { request_id, .. }) => Some(("request", *request_id)),
         _ => None,
     };
-    let (tx, _) = submit(&client, &key, op)?;
+    let (tx, _) = submit(client, &key, op)?;
     if let (Some((what, id)), false) = (created, json_out) {
         println!("{what} id {id}");
     }
@@ -264,7 +265,7 @@ pub fn run(args: TxArgs, json_out: bool) -> Result<(), String> {
         }
         return Ok(());
     }
-    let v = wait_committed(&client, &tx.id(), Duration::from_secs(60))?;
+    let v = wait_committed(client, &tx.id(), Duration::from_secs(60))?;
     if json_out {
         println!("{v}");
         return Ok(());
@@ -319,6 +320,50 @@ pub enum Query {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// A state proof (`medledger-state-proof/1`), verified here against the genesis file and
+    /// optionally saved for `medledger verify --state-proof`.
+    StateProof {
+        #[command(subcommand)]
+        what: ProofOf,
+        /// Write the proof to this file.
+        #[arg(long, global = true)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// What a state proof is about.
+#[derive(Subcommand, Debug)]
+pub enum ProofOf {
+    /// The genesis validators.
+    Validators,
+    /// A key's credential and its revocation.
+    Identity { key: String },
+    /// The key bound to a patient pseudonym.
+    Patient { pseudonym: String },
+    /// A patient's consents and their status.
+    Consents { pseudonym: String },
+    /// The regulators in force.
+    Regulators,
+    /// A record's anchored versions.
+    Record { id: String },
+    /// The access event of a read request.
+    AccessEvent { id: String },
+}
+
+impl ProofOf {
+    fn path(&self) -> Result<String, String> {
+        Ok(match self {
+            ProofOf::Validators => "/v1/proofs/validators".into(),
+            ProofOf::Identity { key } => format!("/v1/proofs/identities/{}", parse_subject(key)?.to_hex()),
+            ProofOf::Patient { pseudonym } => format!("/v1/proofs/patients/{}", hash_arg(pseudonym, "pseudonym")?.to_hex()),
+            ProofOf::Consents { pseudonym } => {
+                format!("/v1/proofs/patients/{}/consents", hash_arg(pseudonym, "pseudonym")?.to_hex())
+            }
+            ProofOf::Regulators => "/v1/proofs/regulators".into(),
+            ProofOf::Record { id } => format!("/v1/proofs/records/{}", hash_arg(id, "record id")?.to_hex()),
+            ProofOf::AccessEvent { id } => format!("/v1/proofs/access-events/{}", hash_arg(id, "request id")?.to_hex()),
+        })
+    }
 }
 
 pub fn query(node: &str, key: Option<&std::path::Path>, what: Query, json_out: bool) -> Result<(), String> {
@@ -503,6 +548,31 @@ pub fn query(node: &str, key: Option<&std::path::Path>, what: Query, json_out: b
                 }
             });
         }
+        Query::StateProof { what, out } => {
+            let k = key.ok_or("give --key")?;
+            let session = Session::open(node, read_key(k)?)?;
+            let a = session.proven(&what.path()?)?;
+            let text = serde_json::to_string_pretty(&a.proof).map_err(|e| e.to_string())?;
+            if let Some(path) = &out {
+                std::fs::write(path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            }
+            let summary = json!({
+                "node": a.node, "height": a.height, "entries": a.proof.entries.len(),
+                "out": out.as_ref().map(|p| p.display().to_string()),
+            });
+            print(json_out, &summary, |_| {
+                println!(
+                    "verified: {} state entries at height {} from {}",
+                    a.proof.entries.len(),
+                    a.height,
+                    a.node
+                );
+                match &out {
+                    Some(p) => println!("proof written to {}", p.display()),
+                    None => println!("{text}"),
+                }
+            });
+        }
         Query::Proof { id, out } => {
             let v = c.get(&format!("/v1/txs/{id}/proof"))?;
             if let Some(path) = out {
@@ -524,9 +594,45 @@ pub fn verify(
     genesis: PathBuf,
     data_dir: Option<PathBuf>,
     proof: Option<PathBuf>,
+    state_proof: Option<PathBuf>,
     json_out: bool,
 ) -> Result<(), String> {
     let g = read_genesis(&genesis)?;
+    if let Some(p) = state_proof {
+        let text = std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+        let proof: medledger_types::StateProof =
+            serde_json::from_str(&text).map_err(|e| format!("{} is not a state proof: {e}", p.display()))?;
+        let v = proof.verify(&g).map_err(|e| format!("{}: {e}", p.display()))?;
+        let entries: serde_json::Map<String, Value> = v
+            .entries
+            .iter()
+            .map(|(k, val)| (String::from_utf8_lossy(k).into_owned(), val.as_ref().map_or(Value::Null, |b| json!(hex::encode(b)))))
+            .collect();
+        let out = json!({
+            "ok": true,
+            "height": v.height,
+            "block_hash": v.block_hash.to_hex(),
+            "state_root": v.state_root.to_hex(),
+            "certified_height": proof.certified_height,
+            "entries": entries,
+        });
+        print(json_out, &out, |_| {
+            println!(
+                "ok: {} state entries proven at height {} (state root {}), finalized by a quorum certificate at height {}",
+                v.entries.len(),
+                v.height,
+                v.state_root,
+                proof.certified_height
+            );
+            for (k, val) in &v.entries {
+                match val {
+                    Some(b) => println!("  {}  = {} bytes", String::from_utf8_lossy(k), b.len()),
+                    None => println!("  {}  absent", String::from_utf8_lossy(k)),
+                }
+            }
+        });
+        return Ok(());
+    }
     if let Some(p) = proof {
         let text = std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
         let bundle: ProofBundle =
@@ -535,7 +641,7 @@ pub fn verify(
         print(json_out, &json!({ "ok": true, "message": msg }), |_| println!("ok: {msg}"));
         return Ok(());
     }
-    let dir = data_dir.expect("clap requires --data-dir or --proof");
+    let dir = data_dir.ok_or("give --data-dir, --proof or --state-proof")?;
     let path = dir.join("ledger.redb");
     if !path.exists() {
         return Err(format!("{} has no ledger.redb", dir.display()));

@@ -57,13 +57,13 @@ pub fn reads(
     let holder_api = genesis.institutions[0].api_address.clone();
     let via_api = genesis.institutions.get(via).ok_or("--via: no such validator")?.api_address.clone();
     // Dr. Alice (hospital A) holds read and write consent from patient-1 in the demo data.
-    let alice = Session::open(&holder_api, read_key(&dir.join("demo/dr-alice.key"))?)?;
+    let alice = Session::for_genesis(&holder_api, read_key(&dir.join("demo/dr-alice.key"))?, &genesis);
     let pid = Hash::from_hex(&p1).map_err(|e| e.to_string())?;
     let fhir = sized_observation(&p1, record_bytes);
     let put = alice.put(&pid, &fhir, None)?;
     let id = Hash::from_hex(put["record_id"].as_str().unwrap_or("")).map_err(|e| e.to_string())?;
     // One checked read (decrypt and hash) before the load.
-    let reader = Session::open(&via_api, read_key(&dir.join("demo/dr-alice.key"))?)?;
+    let reader = Session::for_genesis(&via_api, read_key(&dir.join("demo/dr-alice.key"))?, &genesis);
     let (plain, _) = reader.get(&id, Some(1), Purpose::Treatment, None)?;
     if plain != fhir {
         return Err("the read-back record differs from what was written".into());

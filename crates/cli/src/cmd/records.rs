@@ -202,7 +202,7 @@ pub fn erase(a: EraseArgs, json_out: bool) -> Result<(), String> {
     if a.wait {
         let deadline = std::time::Instant::now() + COMMIT_TIMEOUT;
         loop {
-            if !s.record(&id)?["record"]["erased_at"].is_null() {
+            if s.record(&id)?.0.erased_at.is_some() {
                 break;
             }
             if std::time::Instant::now() > deadline {

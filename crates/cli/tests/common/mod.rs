@@ -273,6 +273,7 @@ impl Cli {
         // The devnet's nodes serve HTTPS under its consortium CA.
         let out = Command::new(BIN)
             .env("MEDLEDGER_CA_CERT", self.dir.join("tls/ca.pem"))
+            .env("MEDLEDGER_GENESIS", self.dir.join("genesis.json"))
             .arg("--json")
             .args(args)
             .output()

@@ -2,7 +2,7 @@
 //!
 //! One file per namespace, named after its domain as in every other layer, each with its own
 //! routes and OpenAPI tag: [`ledger`] (transactions, blocks, status), [`identity`], [`consent`],
-//! [`records`], [`audit`]. Errors are mapped once, in [`error`]: JSON
+//! [`records`], [`audit`], [`proofs`]. Errors are mapped once, in [`error`]: JSON
 //! `{"error": {"code": "...", "message": "..."}}` with a stable code from the registry
 //! ([`medledger_types::ErrorCode`]).
 
@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod identity;
 pub mod ledger;
+pub mod proofs;
 pub mod records;
 
 use crate::chain::{Chain, SubmitError};
@@ -230,12 +231,14 @@ impl utoipa::Modify for SignedRequests {
         (name = "consent", description = "Patient consents and access requests"),
         (name = "records", description = "Encrypted medical records: upload, key wrapping, consent-checked reads"),
         (name = "audit", description = "Access events for patients, institutions and regulators"),
+        (name = "proofs", description = "State answers proven against a finalized state root (format `medledger-state-proof/1`), for clients that trust no single node"),
     ),
     paths(ledger::submit_tx, ledger::submit_batch, ledger::get_tx, ledger::get_proof, ledger::get_block,
           ledger::get_block_by_hash, ledger::list_blocks, ledger::get_status, ledger::block_events, ledger::metrics,
           identity::get_identity, identity::get_patient, identity::get_attestation, identity::get_permissions, identity::get_regulators,
           records::upload_record, records::add_record_key, records::read_record, records::get_record,
-          records::patient_records, consent::patient_consents, consent::patient_requests, audit::audit, audit::access_event),
+          records::patient_records, consent::patient_consents, consent::patient_requests, audit::audit, audit::access_event,
+          proofs::validators, proofs::identity, proofs::patient, proofs::consents, proofs::regulators, proofs::record, proofs::access_event),
     components(schemas(identity::RegulatorsView, ErrorBody, ErrorDetail, SubmitRequest, SubmitResponse, BatchRequest, BatchResponse, BatchItem,
                        TxStatus, BlockView, ProofBundle, IdentityView, StatusView, ValidatorView,
                        crate::records::UploadRequest, crate::records::RecipientKey, crate::records::SignedRead,
@@ -243,7 +246,8 @@ impl utoipa::Modify for SignedRequests {
                        crate::audit::AuditResult, crate::audit::AuditEntry, crate::audit::AuditAnswer,
                        crate::audit::FhirBundle, audit::AuditFormat, ledger::HexTx, identity::PermissionsView,
                        identity::PermissionRow, consent::ConsentsView, consent::ConsentView, consent::RequestsView,
-                       records::RecordView, records::PatientRecordsView, ErrorCode))
+                       records::RecordView, records::PatientRecordsView, ErrorCode,
+                       medledger_types::StateProof, medledger_types::ProvenEntry))
 )]
 pub struct ApiDoc;
 
@@ -265,6 +269,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(consent::routes())
         .merge(records::routes())
         .merge(audit::routes())
+        .merge(proofs::routes())
         .route("/openapi.json", get(openapi))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -60,7 +60,7 @@ impl Chain {
             timestamp_ms: self.now,
             proposer: self.genesis.institutions[0].validator_key,
         };
-        let ex = execute_block(&self.state, &self.root, &env, &txs);
+        let ex = execute_block(&self.state, &env, &txs);
         self.state.apply(&ex.writes);
         self.root = ex.state_root;
         ex.receipts

@@ -1,0 +1,154 @@
+//! The authenticated state: a Jellyfish Merkle tree (the `jmt` crate) over every key-value pair
+//! of the domain state, versioned by block height.
+//!
+//! The tree's nodes live in the state itself, under [`keys::TREE`] (a prefix no domain key can
+//! start with), so they travel with the block's writes: they are layered for unfinalized blocks
+//! exactly like domain writes, committed in the same storage transaction, and held in memory by
+//! [`crate::MemState`] in simulations. Only the latest version is kept: the nodes a block makes
+//! stale are deleted by that block's writes.
+//!
+//! [`commit`] computes the tree writes and root of a block; [`prove`] answers one key against
+//! the committed state; [`Recording`] learns which keys a query reads and [`Proven`] replays
+//! the query over verified values only.
+
+use crate::keys;
+use crate::store::{StateRead, WriteSet};
+use jmt::storage::{LeafNode, Node, NodeKey, TreeReader};
+use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
+use medledger_types::state_proof::{key_hash, TreeHasher};
+use medledger_types::Hash;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Is `key` a node of the state tree (not domain state)?
+pub fn is_tree_key(key: &[u8]) -> bool {
+    key.starts_with(keys::TREE)
+}
+
+fn node_key(k: &NodeKey) -> Vec<u8> {
+    let mut out = keys::TREE.to_vec();
+    borsh::to_writer(&mut out, k).expect("writing to a Vec cannot fail");
+    out
+}
+
+/// The tree as `jmt` reads it: nodes from the state; a value only for the one key being proven
+/// (values are read by key from the state, never by key hash).
+struct Reader<'a> {
+    state: &'a dyn StateRead,
+    proving: Option<(&'a [u8], KeyHash)>,
+}
+
+impl TreeReader for Reader<'_> {
+    fn get_node_option(&self, k: &NodeKey) -> anyhow::Result<Option<Node>> {
+        match self.state.get(&node_key(k)) {
+            None => Ok(None),
+            Some(b) => Ok(Some(borsh::from_slice(&b)?)),
+        }
+    }
+
+    fn get_value_option(&self, _max_version: Version, kh: KeyHash) -> anyhow::Result<Option<OwnedValue>> {
+        match self.proving {
+            Some((key, h)) if h == kh => Ok(self.state.get(key)),
+            _ => Err(anyhow::anyhow!("state values are read by key, not by key hash")),
+        }
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        Err(anyhow::anyhow!("tree restoration is not used"))
+    }
+}
+
+/// Applies the domain writes of block `version` to the tree of its parent (`state` is the
+/// parent's state, tree included). Returns the new root and the tree's own writes: new nodes,
+/// and deletions of the nodes this version made stale.
+///
+/// Panics if the parent's tree is incomplete: that is corrupt storage, and a validator must stop
+/// rather than diverge.
+pub fn commit(state: &dyn StateRead, version: u64, writes: &WriteSet) -> (Hash, WriteSet) {
+    let reader = Reader { state, proving: None };
+    let tree = JellyfishMerkleTree::<_, TreeHasher>::new(&reader);
+    let set: Vec<(KeyHash, Option<OwnedValue>)> =
+        writes.iter().filter(|(k, _)| !is_tree_key(k)).map(|(k, v)| (key_hash(k), v.clone())).collect();
+    assert!(!set.is_empty(), "every version writes at least its height");
+    let (root, batch) = tree
+        .put_value_set(set, version)
+        .unwrap_or_else(|e| panic!("the state tree of version {} is incomplete: {e:#}", version.wrapping_sub(1)));
+    let mut out = WriteSet::new();
+    for stale in &batch.stale_node_index_batch {
+        out.insert(node_key(&stale.node_key), None);
+    }
+    for (k, node) in batch.node_batch.nodes() {
+        out.insert(node_key(k), Some(borsh::to_vec(node).expect("writing to a Vec cannot fail")));
+    }
+    (Hash(root.0), out)
+}
+
+/// The value of `key` in the committed state of `version` (the latest the state holds) with its
+/// Merkle proof, Borsh-encoded. An error means the tree is not at `version`.
+pub fn prove(state: &dyn StateRead, version: u64, key: &[u8]) -> Result<(Option<Vec<u8>>, Vec<u8>), String> {
+    let kh = key_hash(key);
+    let reader = Reader { state, proving: Some((key, kh)) };
+    let tree = JellyfishMerkleTree::<_, TreeHasher>::new(&reader);
+    let (value, proof) = tree.get_with_proof(kh, version).map_err(|e| format!("cannot prove at {version}: {e:#}"))?;
+    Ok((value, borsh::to_vec(&proof).expect("writing to a Vec cannot fail")))
+}
+
+/// A view that remembers every key read through it: run a query over it to learn which keys
+/// its answer depends on (the keys a proof must cover).
+pub struct Recording<'a> {
+    base: &'a dyn StateRead,
+    touched: RefCell<BTreeSet<Vec<u8>>>,
+}
+
+impl<'a> Recording<'a> {
+    pub fn new(base: &'a dyn StateRead) -> Self {
+        Recording { base, touched: RefCell::new(BTreeSet::new()) }
+    }
+    pub fn touched(self) -> BTreeSet<Vec<u8>> {
+        self.touched.into_inner()
+    }
+}
+
+impl StateRead for Recording<'_> {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.touched.borrow_mut().insert(key.to_vec());
+        self.base.get(key)
+    }
+}
+
+/// Verified values only. A read of a key the proof did not cover answers `None` and is
+/// remembered; [`Proven::replay`] then refuses the whole answer, so a node cannot make a query
+/// see "absent" by leaving a key out.
+pub struct Proven {
+    entries: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    unproven: RefCell<Vec<Vec<u8>>>,
+}
+
+impl Proven {
+    pub fn new(entries: BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Self {
+        Proven { entries, unproven: RefCell::new(Vec::new()) }
+    }
+
+    /// Runs `query` over the verified values; an error names a key it needed that the proof
+    /// did not cover.
+    pub fn replay<T>(&self, query: impl FnOnce(&dyn StateRead) -> T) -> Result<T, String> {
+        self.unproven.borrow_mut().clear();
+        let out = query(self);
+        match self.unproven.borrow().first() {
+            None => Ok(out),
+            Some(k) => Err(format!("the proof does not cover key `{}`", String::from_utf8_lossy(k))),
+        }
+    }
+}
+
+impl StateRead for Proven {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        match self.entries.get(key) {
+            Some(v) => v.clone(),
+            None => {
+                self.unproven.borrow_mut().push(key.to_vec());
+                None
+            }
+        }
+    }
+}
