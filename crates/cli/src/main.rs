@@ -147,7 +147,9 @@ fn run(cli: Cli) -> Result<(), String> {
     let devnet_genesis = PathBuf::from(".devnet/genesis.json");
     let genesis = cli.genesis.clone().or_else(|| devnet_genesis.exists().then_some(devnet_genesis));
     let staleness = match cli.max_staleness {
-        Some(s) if !(s.is_finite() && s > 0.0) => return Err("--max-staleness must be a positive number of seconds".into()),
+        Some(s) if !(s.is_finite() && s > 0.0) => {
+            return Err("--max-staleness must be a positive number of seconds".into())
+        }
         s => s.map(std::time::Duration::from_secs_f64),
     };
     if let Some(g) = &genesis {

@@ -3,8 +3,8 @@
 
 use crate::records::{covers, open_response};
 use crate::session::{hash_arg, Session};
-use medledger_state::queries;
 use crate::tx::now_ms;
+use medledger_state::queries;
 use medledger_types::read::ReadRequest;
 use medledger_types::{action, Canonical, ConsentTerms, Grantee, Hash, Keypair, PublicKey, SealedNote};
 use medledger_vault::envelope::{self, context, WrappedKey};

@@ -169,7 +169,9 @@ impl Session {
                 let answer = self
                     .client
                     .get_from(i, path)
-                    .and_then(|v| serde_json::from_value::<StateProof>(v).map_err(|e| format!("not a state proof: {e}")))
+                    .and_then(|v| {
+                        serde_json::from_value::<StateProof>(v).map_err(|e| format!("not a state proof: {e}"))
+                    })
                     .and_then(|p| self.light.check(&node, &p));
                 match answer {
                     Ok(a) => {

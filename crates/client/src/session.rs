@@ -82,7 +82,8 @@ impl Session {
     /// A record's head and anchored versions, as proven on chain.
     pub fn record(&self, id: &Hash) -> Result<(RecordHead, Vec<RecordVersion>), String> {
         let a = self.proven(&format!("/v1/proofs/records/{}", id.to_hex()))?;
-        a.replay(|s, _| queries::record(s, id))?.ok_or_else(|| format!("no record {id} (proven absent at height {})", a.height))
+        a.replay(|s, _| queries::record(s, id))?
+            .ok_or_else(|| format!("no record {id} (proven absent at height {})", a.height))
     }
 
     /// The vault recipient key of `institution` (its genesis admin key, from the genesis file).

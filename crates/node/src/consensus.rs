@@ -43,7 +43,9 @@ use medledger_types::{Block, Genesis, PublicKey, Tx};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use medledger_types::certificate::{participants, to_digest, verifier, verify_certificate, CONSENSUS_NAMESPACE, D, S};
+pub use medledger_types::certificate::{
+    participants, to_digest, verifier, verify_certificate, CONSENSUS_NAMESPACE, D, S,
+};
 pub type Ctx = Context<D, EdPublicKey>;
 
 /// Namespace of the authenticated p2p handshake.
@@ -71,7 +73,6 @@ pub mod channel {
 pub fn ed_key(pk: &PublicKey) -> EdPublicKey {
     pk.to_ed25519().expect("validator keys are validated with the genesis file")
 }
-
 
 /// A MedLedger block as the consensus engine sees it. Encoded as `u32 length || block bytes`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -629,3 +629,29 @@ async fn the_api_over_tls_answers_only_clients_that_trust_the_consortium_ca() {
     assert!(plain.is_err(), "plain HTTP gets no answer from a TLS node");
     served.abort();
 }
+
+#[tokio::test]
+async fn proof_routes_decide_visibility_before_proving_and_prove_only_certified_state() {
+    let n = node();
+    let far = T0 + 10_000_000_000;
+    let patient = n.credential(41, Role::Patient, far).await;
+    let researcher = n.credential(42, Role::Researcher, far).await;
+    let pseudonym = medledger_types::Hash([41; 32]);
+    // Another patient's consents are refused before anything is proven (a researcher may see
+    // the patient's key, to seal a request's reason for it, but not whom the patient consents to).
+    let path = format!("/v1/proofs/patients/{}/consents", pseudonym.to_hex());
+    let (s, b) = n.call_as(Some(&researcher), "GET", &path, None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {b}");
+    assert_eq!(b["error"]["code"], "not_permitted");
+    let (s, b) = n.call_as(Some(&researcher), "GET", "/v1/proofs/patients/zz", None).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_argument")), "{b}");
+    let unknown = medledger_types::Hash([9; 32]).to_hex();
+    let (s, _) = n.call_as(Some(&patient), "GET", &format!("/v1/proofs/patients/{unknown}"), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // The patient may see its own key; this harness commits blocks without finalization
+    // certificates, so the state is not provable yet: a clear 503, never an unproven answer.
+    let (s, b) = n.call_as(Some(&patient), "GET", &format!("/v1/proofs/patients/{}", pseudonym.to_hex()), None).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("not_yet_certified")), "{b}");
+    let (s, _) = n.call_as(None, "GET", "/v1/proofs/validators", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "proofs are signed reads like any other");
+}

@@ -25,7 +25,11 @@ fn domain_key() -> impl Strategy<Value = Vec<u8>> {
 
 fn blocks() -> impl Strategy<Value = Vec<BTreeMap<Vec<u8>, Option<Vec<u8>>>>> {
     prop::collection::vec(
-        prop::collection::btree_map(domain_key(), prop::option::weighted(0.8, prop::collection::vec(any::<u8>(), 0..40)), 1..12),
+        prop::collection::btree_map(
+            domain_key(),
+            prop::option::weighted(0.8, prop::collection::vec(any::<u8>(), 0..40)),
+            1..12,
+        ),
         1..6,
     )
 }

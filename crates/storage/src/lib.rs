@@ -265,8 +265,7 @@ impl Store {
         let height = u64::from_be_bytes(h.value().try_into().map_err(|_| StoreError::Corrupt("tip".into()))?);
         let blocks = r.open_table(BLOCKS)?;
         let raw = blocks.get(height)?.ok_or_else(|| StoreError::Corrupt(format!("tip block {height} missing")))?;
-        let block =
-            Block::decode(raw.value()).map_err(|e| StoreError::Corrupt(format!("block {height}: {e}")))?;
+        let block = Block::decode(raw.value()).map_err(|e| StoreError::Corrupt(format!("block {height}: {e}")))?;
         let tip = Tip { height, hash: block.digest(), state_root: block.header.state_root };
         Ok((tip, Snapshot { table: r.open_table(STATE)? }))
     }

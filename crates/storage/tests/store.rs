@@ -74,3 +74,38 @@ fn committed_blocks_survive_reopen_and_order_is_enforced() {
     let err = store.init_genesis(&genesis_block(&other), &genesis_writes(&other), other.hash()).unwrap_err();
     assert!(matches!(err, StoreError::WrongGenesis { .. }), "{err}");
 }
+
+#[test]
+fn a_store_of_the_old_state_format_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.redb");
+    let (g, _) = genesis("format");
+    let g0 = genesis_block(&g);
+    {
+        let s = Store::open(&path).unwrap();
+        s.init_genesis(&g0, &genesis_writes(&g), g.hash()).unwrap();
+    }
+    // A store written before the authenticated state has no format entry.
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let w = db.begin_write().unwrap();
+        w.open_table(redb::TableDefinition::<&str, &[u8]>::new("meta")).unwrap().remove("format").unwrap();
+        w.commit().unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    let err = s.init_genesis(&g0, &genesis_writes(&g), g.hash()).unwrap_err();
+    assert!(matches!(err, StoreError::OldFormat { found: 1 }), "{err}");
+    assert!(err.to_string().contains("--reset"), "the error says what to do: {err}");
+}
+
+#[test]
+fn the_consistent_view_pairs_the_tip_with_its_own_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (g, _) = genesis("view");
+    let s = Store::open(&dir.path().join("l.redb")).unwrap();
+    s.init_genesis(&genesis_block(&g), &genesis_writes(&g), g.hash()).unwrap();
+    let (tip, snap) = s.view().unwrap();
+    assert_eq!(tip.height, 0);
+    assert_eq!(medledger_state::height_of(&snap), Some(0));
+    assert_eq!(tip.state_root, genesis_root(&g));
+}

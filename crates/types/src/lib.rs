@@ -35,8 +35,8 @@ pub use genesis::{patient_pseudonym, Genesis, GenesisInstitution};
 pub use hash::Hash;
 pub use keys::{Keypair, PublicKey, Signature};
 pub use note::{NoteKey, SealedNote};
-pub use state_proof::{ProvenEntry, StateProof};
 pub use receipt::{Event, Outcome, Receipt, RejectCode};
+pub use state_proof::{ProvenEntry, StateProof};
 pub use tx::{
     action, AccessOutcome, AuditOp, ConsentOp, ConsentTerms, CredentialSpec, Domain, Grantee, IdentityOp, OpKind,
     Operation, Purpose, RecordsOp, Role, Scope, Transaction, Tx,

@@ -2,16 +2,16 @@
 
 use super::consent::{terms, TermsArgs};
 use super::{parse_subject, print};
-use medledger_client::session::hash_arg;
-use serde_json::Value;
 use clap::{Args, Subcommand};
 use medledger_client::keys::{read_genesis, read_key};
+use medledger_client::session::hash_arg;
 use medledger_client::tx::{new_id, now_ms, submit, wait_committed};
 use medledger_client::{Client, Session};
 use medledger_node::api::ProofBundle;
 use medledger_types::{ConsentOp, IdentityOp};
 use medledger_types::{CredentialSpec, Hash, Keypair, Operation, PublicKey, Role, Signature};
 use serde_json::json;
+use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -194,8 +194,7 @@ pub fn build_op(op: &TxOp, s: &Session, key: &Keypair) -> Result<Operation, Stri
         // The reason goes on chain sealed for the patient, the regulators and the requester.
         TxOp::RequestAccess { patient, reason, terms: t } => {
             let (request_id, patient) = (new_id(), Hash::from_hex(patient).map_err(|e| format!("--patient: {e}"))?);
-            let reason =
-                s.seal_reason(reason, &patient, &request_id, &[key.public()])?;
+            let reason = s.seal_reason(reason, &patient, &request_id, &[key.public()])?;
             Operation::Consent(ConsentOp::RequestAccess { request_id, patient, terms: terms(t)?, reason })
         }
         TxOp::RespondAccess { id, approve, decline } => {
@@ -355,7 +354,9 @@ impl ProofOf {
         Ok(match self {
             ProofOf::Validators => "/v1/proofs/validators".into(),
             ProofOf::Identity { key } => format!("/v1/proofs/identities/{}", parse_subject(key)?.to_hex()),
-            ProofOf::Patient { pseudonym } => format!("/v1/proofs/patients/{}", hash_arg(pseudonym, "pseudonym")?.to_hex()),
+            ProofOf::Patient { pseudonym } => {
+                format!("/v1/proofs/patients/{}", hash_arg(pseudonym, "pseudonym")?.to_hex())
+            }
             ProofOf::Consents { pseudonym } => {
                 format!("/v1/proofs/patients/{}/consents", hash_arg(pseudonym, "pseudonym")?.to_hex())
             }
@@ -561,12 +562,7 @@ pub fn query(node: &str, key: Option<&std::path::Path>, what: Query, json_out: b
                 "out": out.as_ref().map(|p| p.display().to_string()),
             });
             print(json_out, &summary, |_| {
-                println!(
-                    "verified: {} state entries at height {} from {}",
-                    a.proof.entries.len(),
-                    a.height,
-                    a.node
-                );
+                println!("verified: {} state entries at height {} from {}", a.proof.entries.len(), a.height, a.node);
                 match &out {
                     Some(p) => println!("proof written to {}", p.display()),
                     None => println!("{text}"),
@@ -606,7 +602,9 @@ pub fn verify(
         let entries: serde_json::Map<String, Value> = v
             .entries
             .iter()
-            .map(|(k, val)| (String::from_utf8_lossy(k).into_owned(), val.as_ref().map_or(Value::Null, |b| json!(hex::encode(b)))))
+            .map(|(k, val)| {
+                (String::from_utf8_lossy(k).into_owned(), val.as_ref().map_or(Value::Null, |b| json!(hex::encode(b))))
+            })
             .collect();
         let out = json!({
             "ok": true,

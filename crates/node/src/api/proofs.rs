@@ -38,21 +38,19 @@ fn prove(
     let mut entries = Vec::with_capacity(keys.len());
     for key in keys {
         let (value, proof) = commitment::prove(&snap, tip.height, &key).map_err(ApiError::internal)?;
-        entries.push(ProvenEntry {
-            key: hex::encode(&key),
-            value: value.map(hex::encode),
-            proof: hex::encode(proof),
-        });
+        entries.push(ProvenEntry { key: hex::encode(&key), value: value.map(hex::encode), proof: hex::encode(proof) });
     }
-    let (certified_height, cert) = store.certified_at_or_above(tip.height).map_err(ApiError::internal)?.ok_or_else(
-        || {
+    let (certified_height, cert) =
+        store.certified_at_or_above(tip.height).map_err(ApiError::internal)?.ok_or_else(|| {
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::NotYetCertified,
-                format!("the state at height {} is not covered by a finalization certificate yet; retry shortly", tip.height),
+                format!(
+                    "the state at height {} is not covered by a finalization certificate yet; retry shortly",
+                    tip.height
+                ),
             )
-        },
-    )?;
+        })?;
     let mut descendants = Vec::new();
     for h in tip.height + 1..=certified_height {
         let b = store.block(h).map_err(ApiError::internal)?.ok_or_else(|| ApiError::internal("block missing"))?;
@@ -106,7 +104,11 @@ pub(crate) async fn patient(
         &st,
         |snap| {
             state_identity::patient_key(snap, &p).ok_or_else(no_patient)?;
-            if caller.may_see_patient_key(snap, &p) { Ok(()) } else { Err(not_yours("this patient")) }
+            if caller.may_see_patient_key(snap, &p) {
+                Ok(())
+            } else {
+                Err(not_yours("this patient"))
+            }
         },
         |s, _| {
             let _ = queries::patient_key(s, &p);
@@ -126,7 +128,11 @@ pub(crate) async fn consents(
         &st,
         |snap| {
             state_identity::patient_key(snap, &p).ok_or_else(no_patient)?;
-            if caller.may_see_patient(snap, &p) { Ok(()) } else { Err(not_yours("this patient's consents")) }
+            if caller.may_see_patient(snap, &p) {
+                Ok(())
+            } else {
+                Err(not_yours("this patient's consents"))
+            }
         },
         |s, at| drop(queries::consents(s, &p, at)),
     )
