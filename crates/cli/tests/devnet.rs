@@ -119,6 +119,7 @@ fn devnet_survives_a_killed_validator_and_resumes() {
     let cli = |args: &[&str]| -> Value {
         let out = Command::new(BIN)
             .env("MEDLEDGER_CA_CERT", dir.join("tls/ca.pem"))
+            .env("MEDLEDGER_GENESIS", dir.join("genesis.json"))
             .arg("--json")
             .args(args)
             .output()

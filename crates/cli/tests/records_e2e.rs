@@ -203,7 +203,9 @@ fn records_are_shared_under_consent_audited_and_erased_across_processes() {
         &["record", "put", "--node", &node_b, "--key", &bob, "--patient", &p2, "--file", bad.to_str().unwrap()],
         "limit",
     );
-    cli.fails(&["record", "get", "--node", &node_b, "--key", &bob, "--id", &"ab".repeat(32)], "not_found");
+    // The CLI reads through the light client: an unknown record is proven absent at a
+    // certified height, not merely reported missing by the node.
+    cli.fails(&["record", "get", "--node", &node_b, "--key", &bob, "--id", &"ab".repeat(32)], "proven absent");
 
     // An amendment by Dr. Alice stays pending until patient-1 accepts it; Bob keeps reading v1.
     let alice = cli.demo("dr-alice");

@@ -53,6 +53,13 @@ pub struct BenchArgs {
     /// Measure the vault's write and read throughput on local disk (no devnet needed).
     #[arg(long)]
     pub vault: bool,
+    /// Measure the authenticated state in memory (no devnet needed): commit time, proof size,
+    /// proof and verification time, for a state of `--keys` keys.
+    #[arg(long, conflicts_with_all = ["vault", "reads"])]
+    pub state_proofs: bool,
+    /// State size for `--state-proofs`.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub keys: usize,
 }
 
 /// Single and batched ed25519 verification rates on one core.
@@ -96,6 +103,11 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
     let ca_pem = args.dir.join("tls/ca.pem");
     if !medledger_client::http::tls_enabled() && ca_pem.exists() {
         medledger_client::http::trust_consortium_ca(&ca_pem)?;
+    }
+    if args.state_proofs {
+        let v = super::statebench::state_proofs(args.keys)?;
+        println!("{}", if json_out { v.to_string() } else { serde_json::to_string_pretty(&v).unwrap_or_default() });
+        return Ok(());
     }
     if args.vault {
         std::fs::create_dir_all(&args.dir).map_err(|e| e.to_string())?;

@@ -581,8 +581,10 @@ pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
                 r["bob_read_access_event"].as_str().unwrap_or("")
             );
         }
-        println!("TLS: nodes present certificates from the consortium CA; let the CLI trust it with");
+        println!("TLS: nodes present certificates from the consortium CA, and every answer the CLI acts on is");
+        println!("verified against the genesis validators; outside this directory, let the CLI trust both with");
         println!("  export MEDLEDGER_CA_CERT={}", ca_pem.display());
+        println!("  export MEDLEDGER_GENESIS={}", args.dir.join("genesis.json").display());
         println!("try: medledger query --node {} status", genesis.institutions[0].api_address);
         println!("devnet ready; Ctrl-C stops every validator (data stays in {})", args.dir.display());
     }

@@ -12,6 +12,7 @@ pub mod identity;
 pub mod ledger;
 pub mod readbench;
 pub mod records;
+pub mod statebench;
 
 use clap::Args;
 use medledger_client::keys::read_key;
