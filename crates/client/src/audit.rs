@@ -1,7 +1,9 @@
 //! Audit from the user's side: signed audit queries.
 
-use crate::session::Session;
+use crate::session::{hash_arg, Session};
 use crate::tx::now_ms;
+use medledger_state::audit::AccessEvent;
+use medledger_state::queries;
 use medledger_types::read::AuditQuery;
 use medledger_types::Canonical;
 use serde_json::{json, Value};
@@ -22,12 +24,15 @@ impl Session {
     }
 
     /// Waits until the access event of read request `id` (a read answer's `access_event`) is on
-    /// chain, and returns it. Events reach the chain in the holder's next batch.
-    pub fn wait_access_event(&self, id: &str, timeout: std::time::Duration) -> Result<Value, String> {
+    /// chain, as proven against a finalized state root, and returns it. Events reach the chain
+    /// in the holder's next batch; until then each answer proves the event absent.
+    pub fn wait_access_event(&self, id: &str, timeout: std::time::Duration) -> Result<AccessEvent, String> {
+        let rid = hash_arg(id, "access event id")?;
         let until = std::time::Instant::now() + timeout;
         loop {
-            if let Some(v) = self.client.get_opt(&format!("/v1/access-events/{id}"))? {
-                return Ok(v);
+            let a = self.proven(&format!("/v1/proofs/access-events/{}", rid.to_hex()))?;
+            if let Some(e) = a.replay(|s, _| queries::access_event(s, &rid))? {
+                return Ok(e);
             }
             if std::time::Instant::now() > until {
                 return Err(format!("access event {id} is not on chain after {}s", timeout.as_secs()));

@@ -60,6 +60,8 @@ pub struct Client {
     chain_id: OnceLock<String>,
 }
 
+// `ureq::Error` is large, and it is ureq's own: the send closures return it as ureq gives it.
+#[allow(clippy::result_large_err)]
 impl Client {
     pub fn new(base: &str) -> Client {
         Client::with_nodes(&[base.to_string()])

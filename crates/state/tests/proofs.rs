@@ -119,7 +119,7 @@ fn a_query_replayed_over_a_proof_needs_every_key_it_reads() {
     assert_eq!(Proven::new(all.clone()).replay(query).unwrap(), expected);
     // Leaving out a key (here the absent one) is refused, not read as "absent".
     let mut partial = all;
-    partial.remove(&b"x/none".to_vec());
+    partial.remove(b"x/none".as_slice());
     let err = Proven::new(partial).replay(query).unwrap_err();
     assert!(err.contains("x/none"), "{err}");
 }

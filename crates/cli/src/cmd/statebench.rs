@@ -44,12 +44,10 @@ pub fn state_proofs(n: usize) -> Result<Value, String> {
     let mut state = MemState::default();
     let mut version = 0u64;
     let mut build = Duration::ZERO;
-    let mut root = medledger_types::Hash::ZERO;
     let mut start = 0;
     while start < n.max(1) {
         let w: WriteSet = (start..(start + PER_BLOCK).min(n)).map(|i| (key(i), Some(value(i)))).collect();
-        let (r, took) = apply(&mut state, version, w);
-        (root, build) = (r, build + took);
+        build += apply(&mut state, version, w).1;
         version += 1;
         start += PER_BLOCK;
     }
@@ -57,8 +55,7 @@ pub fn state_proofs(n: usize) -> Result<Value, String> {
     // value each), spread over the key space.
     let step = (n / 4_000).max(1);
     let busy: WriteSet = (0..4_000).map(|j| (key((j * step) % n.max(1)), Some(value(j + n)))).collect();
-    let (r, busy_time) = apply(&mut state, version, busy);
-    root = r;
+    let (root, busy_time) = apply(&mut state, version, busy);
     let (mut sizes, mut prove_us, mut verify_us) = (Vec::new(), Vec::new(), Vec::new());
     for s in 0..SAMPLES {
         for k in [key((s * 7_919) % n.max(1)), key(n + s)] {
