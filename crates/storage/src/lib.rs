@@ -6,7 +6,7 @@
 //! committed height and consensus redelivers the rest.
 
 use medledger_state::{Executed, StateRead, WriteSet};
-use medledger_types::{Block, Canonical, Hash, Receipt};
+use medledger_types::{Block, BlockHeader, Canonical, Hash, Receipt};
 use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 use std::path::Path;
 
@@ -64,6 +64,23 @@ pub struct Tip {
     pub height: u64,
     pub hash: Hash,
     pub state_root: Hash,
+}
+
+/// A finalization certificate and the headers linking a block to the one it certifies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Certified {
+    /// Headers from the block's height + 1 up to `height`.
+    pub descendants: Vec<BlockHeader>,
+    /// The certified height.
+    pub height: u64,
+    /// The certificate of `height`.
+    pub certificate: Vec<u8>,
+}
+
+impl Tip {
+    pub fn of(h: &BlockHeader) -> Tip {
+        Tip { height: h.height, hash: h.digest(), state_root: h.state_root }
+    }
 }
 
 pub struct Store {
@@ -133,11 +150,7 @@ impl Store {
 
     pub fn tip(&self) -> Result<Option<Tip>> {
         let r = self.db.begin_read()?;
-        let meta = r.open_table(META)?;
-        let Some(h) = meta.get("tip")? else { return Ok(None) };
-        let height = u64::from_be_bytes(h.value().try_into().map_err(|_| StoreError::Corrupt("tip".into()))?);
-        let block = self.block(height)?.ok_or_else(|| StoreError::Corrupt(format!("tip block {height} missing")))?;
-        Ok(Some(Tip { height, hash: block.digest(), state_root: block.header.state_root }))
+        Ok(tip_header(&r)?.map(|h| Tip::of(&h)))
     }
 
     /// Commits one finalized block with everything derived from it, atomically.
@@ -256,18 +269,30 @@ impl Store {
         Ok(r.open_table(STATE)?.len()?)
     }
 
-    /// The committed tip and the state at that tip, read in one transaction (so a block
-    /// committed meanwhile cannot put the state ahead of the tip: state proofs need both).
-    pub fn view(&self) -> Result<(Tip, Snapshot)> {
+    /// The header of the committed tip and the state at that tip, read in one transaction (so a
+    /// block committed meanwhile cannot put the state ahead of the tip: state proofs need both).
+    pub fn view(&self) -> Result<(BlockHeader, Snapshot)> {
         let r = self.db.begin_read()?;
-        let meta = r.open_table(META)?;
-        let h = meta.get("tip")?.ok_or_else(|| StoreError::Corrupt("no tip".into()))?;
-        let height = u64::from_be_bytes(h.value().try_into().map_err(|_| StoreError::Corrupt("tip".into()))?);
-        let blocks = r.open_table(BLOCKS)?;
-        let raw = blocks.get(height)?.ok_or_else(|| StoreError::Corrupt(format!("tip block {height} missing")))?;
-        let block = Block::decode(raw.value()).map_err(|e| StoreError::Corrupt(format!("block {height}: {e}")))?;
-        let tip = Tip { height, hash: block.digest(), state_root: block.header.state_root };
-        Ok((tip, Snapshot { table: r.open_table(STATE)? }))
+        let header = tip_header(&r)?.ok_or_else(|| StoreError::Corrupt("no tip".into()))?;
+        Ok((header, Snapshot { table: r.open_table(STATE)? }))
+    }
+
+    /// The header of the stored block at `height` (the body is not decoded).
+    pub fn header(&self, height: u64) -> Result<Option<BlockHeader>> {
+        let r = self.db.begin_read()?;
+        header_in(&r, height)
+    }
+
+    /// What proves block `height` finalized: the lowest height `>= height` with a certificate
+    /// of its own, that certificate, and the headers in between.
+    pub fn certified_chain(&self, height: u64) -> Result<Option<Certified>> {
+        let Some((certified, cert)) = self.certified_at_or_above(height)? else { return Ok(None) };
+        let r = self.db.begin_read()?;
+        let mut descendants = Vec::new();
+        for h in height + 1..=certified {
+            descendants.push(header_in(&r, h)?.ok_or_else(|| StoreError::Corrupt(format!("block {h} missing")))?);
+        }
+        Ok(Some(Certified { descendants, height: certified, certificate: cert }))
     }
 
     /// A consistent read view of the committed state.
@@ -276,6 +301,20 @@ impl Store {
         let table = r.open_table(STATE)?;
         Ok(Snapshot { table })
     }
+}
+
+fn header_in(r: &redb::ReadTransaction, height: u64) -> Result<Option<BlockHeader>> {
+    let t = r.open_table(BLOCKS)?;
+    let Some(v) = t.get(height)? else { return Ok(None) };
+    Block::header_of(v.value()).map(Some).map_err(|e| StoreError::Corrupt(format!("block {height}: {e}")))
+}
+
+/// The header of the tip block, as of read transaction `r`.
+fn tip_header(r: &redb::ReadTransaction) -> Result<Option<BlockHeader>> {
+    let meta = r.open_table(META)?;
+    let Some(h) = meta.get("tip")? else { return Ok(None) };
+    let height = u64::from_be_bytes(h.value().try_into().map_err(|_| StoreError::Corrupt("tip".into()))?);
+    header_in(r, height)?.map(Some).ok_or_else(|| StoreError::Corrupt(format!("tip block {height} missing")))
 }
 
 fn apply_writes(t: &mut redb::Table<&[u8], &[u8]>, writes: &WriteSet) -> Result<()> {

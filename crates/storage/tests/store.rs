@@ -108,4 +108,5 @@ fn the_consistent_view_pairs_the_tip_with_its_own_state() {
     assert_eq!(tip.height, 0);
     assert_eq!(medledger_state::height_of(&snap), Some(0));
     assert_eq!(tip.state_root, genesis_root(&g));
+    assert_eq!(medledger_storage::Tip::of(&tip), s.tip().unwrap().unwrap());
 }

@@ -124,6 +124,12 @@ impl Block {
         HEADER_BYTES + 4 + self.txs.iter().map(|t| 4 + t.raw().len()).sum::<usize>()
     }
 
+    /// The header of an encoded block (its prefix), without decoding or checking the body: for
+    /// reading a stored block's header, where the whole block was checked when it was stored.
+    pub fn header_of(bytes: &[u8]) -> Result<BlockHeader, DecodeError> {
+        BlockHeader::decode_from(&mut Reader::new(bytes))
+    }
+
     /// Decodes a block and checks that its body matches its header.
     pub fn decode(bytes: &[u8]) -> Result<Block, BlockDecodeError> {
         let mut r = Reader::new(bytes);

@@ -289,19 +289,14 @@ pub fn proof_bundle(chain: &Chain, id: &Hash) -> Result<ProofBundle, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("transaction {id} is not committed")))?;
     let block =
         chain.store.block(height).map_err(ApiError::internal)?.ok_or_else(|| ApiError::internal("block missing"))?;
-    let (certified_height, cert) =
-        chain.store.certified_at_or_above(height).map_err(ApiError::internal)?.ok_or_else(|| {
+    let medledger_storage::Certified { descendants, height: certified_height, certificate: cert } =
+        chain.store.certified_chain(height).map_err(ApiError::internal)?.ok_or_else(|| {
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::NotYetCertified,
                 "no finalization certificate covers this block yet; retry shortly",
             )
         })?;
-    let mut descendants = Vec::new();
-    for h in height + 1..=certified_height {
-        let b = chain.store.block(h).map_err(ApiError::internal)?.ok_or_else(|| ApiError::internal("block missing"))?;
-        descendants.push(b.header);
-    }
     let proof = block.prove(index as usize).ok_or_else(|| ApiError::internal("index out of range"))?;
     Ok(ProofBundle {
         chain_id: chain.genesis.chain_id.clone(),

@@ -22,40 +22,30 @@ fn prove(
     query: impl FnOnce(&dyn StateRead, At),
 ) -> Result<Json<StateProof>, ApiError> {
     let store = &st.chain.store;
-    let (tip, snap) = store.view().map_err(ApiError::internal)?;
+    let (header, snap) = store.view().map_err(ApiError::internal)?;
     check(&snap)?;
-    let header = store
-        .block(tip.height)
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::internal("tip block missing"))?
-        .header;
     let rec = Recording::new(&snap);
-    query(&rec, At::after(tip.height, header.timestamp_ms));
+    query(&rec, At::after(header.height, header.timestamp_ms));
     let keys = rec.touched();
     if keys.len() > MAX_ENTRIES {
         return Err(ApiError::internal(format!("the answer depends on {} keys, above {MAX_ENTRIES}", keys.len())));
     }
     let mut entries = Vec::with_capacity(keys.len());
     for key in keys {
-        let (value, proof) = commitment::prove(&snap, tip.height, &key).map_err(ApiError::internal)?;
+        let (value, proof) = commitment::prove(&snap, header.height, &key).map_err(ApiError::internal)?;
         entries.push(ProvenEntry { key: hex::encode(&key), value: value.map(hex::encode), proof: hex::encode(proof) });
     }
-    let (certified_height, cert) =
-        store.certified_at_or_above(tip.height).map_err(ApiError::internal)?.ok_or_else(|| {
+    let medledger_storage::Certified { descendants, height: certified_height, certificate: cert } =
+        store.certified_chain(header.height).map_err(ApiError::internal)?.ok_or_else(|| {
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::NotYetCertified,
                 format!(
                     "the state at height {} is not covered by a finalization certificate yet; retry shortly",
-                    tip.height
+                    header.height
                 ),
             )
         })?;
-    let mut descendants = Vec::new();
-    for h in tip.height + 1..=certified_height {
-        let b = store.block(h).map_err(ApiError::internal)?.ok_or_else(|| ApiError::internal("block missing"))?;
-        descendants.push(b.header);
-    }
     Ok(Json(StateProof {
         format: FORMAT.to_string(),
         chain_id: st.chain.genesis.chain_id.clone(),
