@@ -127,6 +127,9 @@ enum Cmd {
     },
     /// Load-test a running devnet and measure ed25519 verification rates.
     Bench(cmd::bench::BenchArgs),
+    /// The web UI: a personal server on loopback that holds your keys and shows a view per role
+    /// and the chain explorer.
+    Ui(cmd::ui::UiArgs),
     /// Analytics: DEA, kernel density, severity model, synthetic cohorts.
     Analytics {
         #[command(subcommand)]
@@ -174,6 +177,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Cmd::Node { config } => medledger_node::run::run(NodeConfig::load(&config)?)?,
         Cmd::Devnet(args) => cmd::devnet::run(args, j)?,
+        Cmd::Ui(args) => cmd::ui::run(args, j)?,
         Cmd::Tx(args) => cmd::ledger::run(args, j)?,
         Cmd::Record { cmd } => cmd::records::record(cmd, j)?,
         Cmd::Consent { cmd } => cmd::consent::consent(cmd, j)?,

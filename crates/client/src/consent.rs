@@ -6,7 +6,10 @@ use crate::session::{hash_arg, Session};
 use crate::tx::now_ms;
 use medledger_state::queries;
 use medledger_types::read::ReadRequest;
-use medledger_types::{action, Canonical, ConsentTerms, Grantee, Hash, Keypair, PublicKey, SealedNote};
+use medledger_types::{
+    action, Canonical, ConsentOp, ConsentTerms, Grantee, Hash, Keypair, Operation, PublicKey, Purpose, Role, Scope,
+    SealedNote, Tx,
+};
 use medledger_vault::envelope::{self, context, WrappedKey};
 use serde_json::json;
 
@@ -84,9 +87,119 @@ impl Session {
                     &json!({ "recipient": grantee.to_hex(), "wrapped": wrapped, "issued_ms": issued_ms, "signature": hex::encode(sig.0) }),
                 )?;
                 n += 1;
+                crate::progress::report(crate::progress::Step::Note(format!("re-wrapped {n} record version(s)")));
             }
         }
         Ok(n)
+    }
+}
+
+/// One day in milliseconds.
+pub const DAY_MS: u64 = 86_400_000;
+
+/// Consent terms as people give them: the CLI's flags and the web UI's form.
+#[derive(Clone, Debug, Default)]
+pub struct TermsInput {
+    /// A hex public key, or `institution:<id>`.
+    pub grantee: String,
+    /// `read`, `write` or `read,write`.
+    pub actions: String,
+    /// treatment, research, insurance or audit.
+    pub purpose: String,
+    /// Only these FHIR resource types (comma-separated).
+    pub types: Option<String>,
+    /// Only these record ids (comma-separated hex).
+    pub records: Option<String>,
+    /// Expiry in milliseconds since the Unix epoch.
+    pub expires_ms: Option<u64>,
+    /// For an institution grantee: the staff roles covered (comma-separated).
+    pub roles: Option<String>,
+}
+
+/// Checks `t` and builds the terms. Every error names the field at fault.
+pub fn parse_terms(t: &TermsInput) -> Result<ConsentTerms, String> {
+    let grantee = match t.grantee.trim().strip_prefix("institution:") {
+        Some(id) if !id.trim().is_empty() => Grantee::Institution(id.trim().to_string()),
+        Some(_) => return Err("grantee: `institution:` needs an institution id".into()),
+        None => Grantee::Person(
+            PublicKey::from_hex(t.grantee.trim()).map_err(|e| format!("grantee `{}`: {e}", t.grantee.trim()))?,
+        ),
+    };
+    let mut actions = 0u8;
+    for a in t.actions.split(',').map(str::trim) {
+        actions |= match a {
+            "read" => action::READ,
+            "write" => action::WRITE,
+            other => return Err(format!("actions: unknown action `{other}` (read, write)")),
+        };
+    }
+    let nonempty = |o: &Option<String>| o.as_ref().filter(|s| !s.trim().is_empty()).cloned();
+    let scope = match (nonempty(&t.types), nonempty(&t.records)) {
+        (Some(_), Some(_)) => return Err("scope: give resource types or record ids, not both".into()),
+        (Some(ty), None) => Scope::ResourceTypes(ty.split(',').map(|s| s.trim().to_string()).collect()),
+        (None, Some(r)) => Scope::Records(
+            r.split(',')
+                .map(|h| Hash::from_hex(h.trim()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("records: {e}"))?,
+        ),
+        (None, None) => Scope::All,
+    };
+    let purpose = Purpose::parse(t.purpose.trim())?;
+    let roles = match (&grantee, nonempty(&t.roles)) {
+        (_, Some(r)) => r
+            .split(',')
+            .map(|r| Role::parse(r.trim()).map_err(|e| format!("roles: {e}")))
+            .collect::<Result<Vec<_>, _>>()?,
+        (Grantee::Institution(_), None) => ConsentTerms::default_roles(purpose),
+        (Grantee::Person(_), None) => Vec::new(),
+    };
+    let terms = ConsentTerms { grantee, actions, scope, purpose, expires_ms: t.expires_ms, roles };
+    terms.check_limits()?;
+    Ok(terms)
+}
+
+impl Session {
+    /// Patient: grants a consent under `terms`, waits for the commit, then re-wraps the data
+    /// keys of the covered record versions for the grantee. Returns the consent id, the
+    /// transaction and how many versions were re-wrapped.
+    pub fn grant_consent(&self, terms: &ConsentTerms) -> Result<(Hash, Tx, usize), String> {
+        let id = crate::tx::new_id();
+        let (tx, _) =
+            self.transact(Operation::Consent(ConsentOp::GrantConsent { consent_id: id, terms: terms.clone() }))?;
+        let rewrapped = self.rewrap(terms)?;
+        Ok((id, tx, rewrapped))
+    }
+
+    /// Asks `patient` for access under `terms`; the reason is sealed for the patient, the
+    /// regulators and the requester, never plaintext on chain. Returns the request id.
+    pub fn request_access(&self, patient: &Hash, terms: ConsentTerms, reason: &str) -> Result<(Hash, Tx), String> {
+        let id = crate::tx::new_id();
+        let reason = self.seal_reason(reason, patient, &id, &[self.key.public()])?;
+        let (tx, _) = self.transact(Operation::Consent(ConsentOp::RequestAccess {
+            request_id: id,
+            patient: *patient,
+            terms,
+            reason,
+        }))?;
+        Ok((id, tx))
+    }
+
+    /// Patient: approves (then re-wraps keys under the new consent, which takes the request's
+    /// id) or declines an access request. Returns the transaction and the re-wrapped count.
+    pub fn respond_access(&self, request: &Hash, approve: bool) -> Result<(Tx, usize), String> {
+        let (tx, _) = self.transact(Operation::Consent(ConsentOp::RespondAccess { request_id: *request, approve }))?;
+        if !approve {
+            return Ok((tx, 0));
+        }
+        let pid = self.my_credential()?.pseudonym.ok_or("only a patient answers access requests")?;
+        let terms = self
+            .consents(&pid)?
+            .into_iter()
+            .find(|(c, _, _)| c == request)
+            .map(|(_, t, _)| t)
+            .ok_or("the approved consent is not on chain")?;
+        Ok((tx, self.rewrap(&terms)?))
     }
 }
 

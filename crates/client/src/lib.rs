@@ -17,6 +17,7 @@ pub mod audit;
 pub mod consent;
 pub mod http;
 pub mod light;
+pub mod progress;
 pub mod records;
 pub mod session;
 pub mod tx;

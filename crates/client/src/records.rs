@@ -136,6 +136,28 @@ impl Session {
         ))
     }
 
+    /// Patient: requests the erasure of record `id`. With `wait`, waits (up to
+    /// [`COMMIT_TIMEOUT`]) until the holder confirms on chain that it destroyed the ciphertext
+    /// and its keys, as proven against a finalized state root.
+    pub fn erase(&self, id: &Hash, wait: bool) -> Result<Tx, String> {
+        let (tx, _) = self.transact(Operation::Records(RecordsOp::RequestErasure { record_id: *id }))?;
+        if wait {
+            crate::progress::report(crate::progress::Step::Note("waiting for the holder to destroy the data".into()));
+            let deadline = std::time::Instant::now() + COMMIT_TIMEOUT;
+            while self.record(id)?.0.erased_at.is_none() {
+                if std::time::Instant::now() > deadline {
+                    return Err(format!(
+                        "erasure requested ({}) but the holder has not confirmed it within {}s",
+                        tx.id(),
+                        COMMIT_TIMEOUT.as_secs()
+                    ));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        }
+        Ok(tx)
+    }
+
     /// Every record of `patient` this user may read, as a FHIR `collection` Bundle.
     pub fn export(&self, patient: &Hash, purpose: Purpose) -> Result<(Value, Vec<String>), String> {
         let list = self.client.get(&format!("/v1/patients/{}/records", patient.to_hex()))?;

@@ -46,9 +46,12 @@ pub fn submit_with_nonce(
 /// Polls until `id` is committed; returns the status JSON.
 pub fn wait_committed(client: &Client, id: &Hash, timeout: Duration) -> Result<Value, String> {
     let start = Instant::now();
+    crate::progress::report(crate::progress::Step::Pending(*id));
     loop {
         if let Some(v) = client.get_opt(&format!("/v1/txs/{}", id.to_hex()))? {
             if v["status"] == "committed" {
+                let height = v["height"].as_u64().unwrap_or(0);
+                crate::progress::report(crate::progress::Step::Committed { tx: *id, height });
                 return Ok(v);
             }
         }

@@ -2,10 +2,11 @@
 
 use super::{emit, parse_subject, session, short, signed_client, Conn};
 use clap::{Args, Subcommand};
+use medledger_client::consent::{parse_terms, TermsInput, DAY_MS};
 use medledger_client::keys::read_key;
 use medledger_client::session::hash_arg;
-use medledger_client::tx::{new_id, now_ms};
-use medledger_types::{action, ConsentOp, Hash, Operation};
+use medledger_client::tx::now_ms;
+use medledger_types::{action, ConsentOp, Operation};
 use serde_json::{json, Value};
 
 #[derive(Subcommand, Debug)]
@@ -100,63 +101,29 @@ pub struct TermsArgs {
     pub roles: Option<String>,
 }
 
-/// One day in milliseconds.
-const DAY_MS: u64 = 86_400_000;
-
+/// The flags as the client's [`TermsInput`]; a grantee given as a key file becomes its key.
 pub fn terms(t: &TermsArgs) -> Result<medledger_types::ConsentTerms, String> {
-    use medledger_types::{action, Grantee, Purpose, Scope};
     let grantee = match t.grantee.strip_prefix("institution:") {
-        Some(id) => Grantee::Institution(id.to_string()),
-        None => Grantee::Person(parse_subject(&t.grantee)?),
+        Some(_) => t.grantee.clone(),
+        None => parse_subject(&t.grantee)?.to_hex(),
     };
-    let mut actions = 0u8;
-    for a in t.actions.split(',').map(str::trim) {
-        actions |= match a {
-            "read" => action::READ,
-            "write" => action::WRITE,
-            other => return Err(format!("--actions: unknown action `{other}` (read, write)")),
-        };
-    }
-    let scope = match (&t.types, &t.records) {
-        (Some(ty), _) => Scope::ResourceTypes(ty.split(',').map(|s| s.trim().to_string()).collect()),
-        (None, Some(r)) => Scope::Records(
-            r.split(',')
-                .map(|h| Hash::from_hex(h.trim()))
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("--records: {e}"))?,
-        ),
-        (None, None) => Scope::All,
-    };
-    let purpose = Purpose::parse(&t.purpose)?;
-    let roles = match (&grantee, &t.roles) {
-        (_, Some(r)) => r
-            .split(',')
-            .map(|r| medledger_types::Role::parse(r.trim()).map_err(|e| format!("--roles: {e}")))
-            .collect::<Result<Vec<_>, _>>()?,
-        (Grantee::Institution(_), None) => medledger_types::ConsentTerms::default_roles(purpose),
-        (Grantee::Person(_), None) => Vec::new(),
-    };
-    let terms = medledger_types::ConsentTerms {
+    parse_terms(&TermsInput {
         grantee,
-        actions,
-        scope,
-        purpose,
+        actions: t.actions.clone(),
+        purpose: t.purpose.clone(),
+        types: t.types.clone(),
+        records: t.records.clone(),
         expires_ms: t.expires_at_ms.or(t.days.map(|d| now_ms() + d * DAY_MS)),
-        roles,
-    };
-    terms.check_limits()?;
-    Ok(terms)
+        roles: t.roles.clone(),
+    })
+    .map_err(|e| format!("--{e}"))
 }
 
 pub fn consent(cmd: ConsentCmd, json_out: bool) -> Result<(), String> {
     match cmd {
         ConsentCmd::Grant { conn, terms } => {
             let s = session(&conn)?;
-            let t = self::terms(&terms)?;
-            let id = new_id();
-            let (tx, _) =
-                s.transact(Operation::Consent(ConsentOp::GrantConsent { consent_id: id, terms: t.clone() }))?;
-            let rewrapped = s.rewrap(&t)?;
+            let (id, tx, rewrapped) = s.grant_consent(&self::terms(&terms)?)?;
             emit(
                 json_out,
                 &json!({ "consent_id": id.to_hex(), "tx_id": tx.id().to_hex(), "rewrapped_versions": rewrapped }),
@@ -221,17 +188,7 @@ pub fn access(cmd: AccessCmd, json_out: bool) -> Result<(), String> {
     match cmd {
         AccessCmd::Request { conn, patient, reason, terms } => {
             let s = session(&conn)?;
-            let id = new_id();
-            let patient = hash_arg(&patient, "--patient")?;
-            // Sealed for the patient, the regulators and the requester: never plaintext on chain.
-            let reason = s.seal_reason(&reason, &patient, &id, &[s.key.public()])?;
-            let op = Operation::Consent(ConsentOp::RequestAccess {
-                request_id: id,
-                patient,
-                terms: self::terms(&terms)?,
-                reason,
-            });
-            let (tx, _) = s.transact(op)?;
+            let (id, tx) = s.request_access(&hash_arg(&patient, "--patient")?, self::terms(&terms)?, &reason)?;
             emit(json_out, &json!({ "request_id": id.to_hex(), "tx_id": tx.id().to_hex() }), |_| {
                 println!(
                     "access request {id} sent ({}); the patient approves it with `medledger access approve --id {id}`",
@@ -243,17 +200,7 @@ pub fn access(cmd: AccessCmd, json_out: bool) -> Result<(), String> {
         AccessCmd::Approve { conn, id } => {
             let s = session(&conn)?;
             let rid = hash_arg(&id, "--id")?;
-            let (tx, _) =
-                s.transact(Operation::Consent(ConsentOp::RespondAccess { request_id: rid, approve: true }))?;
-            // The approved request is now a consent with the same id: re-wrap under its terms.
-            let pid = hash_arg(s.me()?["credential"]["pseudonym"].as_str().unwrap_or(""), "pseudonym")?;
-            let terms = s
-                .consents(&pid)?
-                .into_iter()
-                .find(|(c, _, _)| *c == rid)
-                .map(|(_, t, _)| t)
-                .ok_or("approved consent not found")?;
-            let rewrapped = s.rewrap(&terms)?;
+            let (tx, rewrapped) = s.respond_access(&rid, true)?;
             emit(
                 json_out,
                 &json!({ "consent_id": rid.to_hex(), "tx_id": tx.id().to_hex(), "rewrapped_versions": rewrapped }),
@@ -265,10 +212,7 @@ pub fn access(cmd: AccessCmd, json_out: bool) -> Result<(), String> {
         }
         AccessCmd::Decline { conn, id } => {
             let s = session(&conn)?;
-            let (tx, _) = s.transact(Operation::Consent(ConsentOp::RespondAccess {
-                request_id: hash_arg(&id, "--id")?,
-                approve: false,
-            }))?;
+            let (tx, _) = s.respond_access(&hash_arg(&id, "--id")?, false)?;
             emit(json_out, &json!({ "tx_id": tx.id().to_hex() }), |_| println!("request {id} declined ({})", tx.id()));
             Ok(())
         }

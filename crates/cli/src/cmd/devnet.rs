@@ -36,6 +36,9 @@ pub struct DevnetArgs {
     /// read benchmark needs about 2000.
     #[arg(long, default_value_t = 50)]
     pub requester_rate: u32,
+    /// Do not start the web UI (it starts with the demo identities, on port base+190).
+    #[arg(long)]
+    pub no_ui: bool,
 }
 
 const INSTITUTIONS: [(&str, &str); 4] = [
@@ -188,6 +191,52 @@ fn spawn_node(dir: &Path, inst: &GenesisInstitution) -> Result<Node, String> {
         .map_err(|e| format!("cannot start node {}: {e}", inst.id))?;
     std::fs::write(nd.join("pid"), child.id().to_string()).map_err(|e| e.to_string())?;
     Ok(Node { id: inst.id.clone(), api: inst.api_address.clone(), log: log_path, child })
+}
+
+/// Starts the web UI with every demo identity (and each institution's admin), on loopback at
+/// base+200, and waits until it answers. The admins' keys are copied into `demo/` so that one
+/// `--keys` directory holds every identity.
+fn spawn_ui(args: &DevnetArgs, genesis: &Genesis, ca_pem: &Path) -> Result<Node, String> {
+    let demo = args.dir.join("demo");
+    for i in &genesis.institutions {
+        let copy = demo.join(format!("admin-{}.key", i.id));
+        if !copy.exists() {
+            write_key(&copy, &read_key(&node_dir(&args.dir, &i.id).join("admin.key"))?)?;
+        }
+    }
+    let listen = format!("127.0.0.1:{}", args.base_port as usize + 190);
+    if !port_free(&listen) {
+        return Err(format!("{listen} is in use; stop what holds it, pick --base-port, or give --no-ui"));
+    }
+    let log_path = args.dir.join("ui.log");
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| e.to_string())?;
+    let err = log.try_clone().map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the medledger binary: {e}"))?;
+    let mut child = Command::new(exe)
+        .arg("--genesis")
+        .arg(args.dir.join("genesis.json"))
+        .arg("--ca-cert")
+        .arg(ca_pem)
+        .args(["ui", "--listen", &listen, "--node", &genesis.institutions[0].api_address, "--keys"])
+        .arg(&demo)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .map_err(|e| format!("cannot start the UI: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(2)).build();
+    while agent.get(&format!("http://{listen}/healthz")).call().is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("the UI exited ({status}) during startup:\n{}", tail(&log_path, 20)));
+        }
+        if Instant::now() > deadline || STOP.load(Ordering::SeqCst) {
+            let _ = child.kill();
+            return Err(format!("the UI did not start within 60s; see {}", log_path.display()));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(Node { id: "web UI".into(), api: listen, log: log_path, child })
 }
 
 #[allow(unsafe_code)] // kill(2), see the SAFETY note
@@ -531,6 +580,20 @@ pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
             }
         }
     };
+    let ui = match (&demo, args.no_ui) {
+        (Some(_), false) => match spawn_ui(&args, &genesis, &ca_pem) {
+            Ok(u) => {
+                let addr = format!("http://{}", u.api);
+                nodes.push(u);
+                Some(addr)
+            }
+            Err(e) => {
+                stop_all(&mut nodes);
+                return Err(e);
+            }
+        },
+        _ => None,
+    };
     let status = client.get("/v1/status").unwrap_or_default();
     if json_out {
         println!(
@@ -543,6 +606,7 @@ pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
                 "ca_cert": ca_pem,
                 "validators": genesis.institutions.iter().map(|i| json!({"id": i.id, "api": format!("https://{}", i.api_address), "p2p": i.p2p_address})).collect::<Vec<_>>(),
                 "demo": demo,
+                "ui": ui,
             })
         );
     } else {
@@ -586,6 +650,9 @@ pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
         println!("  export MEDLEDGER_CA_CERT={}", ca_pem.display());
         println!("  export MEDLEDGER_GENESIS={}", args.dir.join("genesis.json").display());
         println!("try: medledger query --node {} status", genesis.institutions[0].api_address);
+        if let Some(u) = &ui {
+            println!("web UI: open {u} (every demo identity; switch with \"Acting as\"); explorer at {u}/explorer");
+        }
         println!("devnet ready; Ctrl-C stops every validator (data stays in {})", args.dir.display());
     }
     use std::io::Write as _;
@@ -595,7 +662,11 @@ pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
         for (n, r) in nodes.iter_mut().zip(reported.iter_mut()) {
             if !*r {
                 if let Ok(Some(status)) = n.child.try_wait() {
-                    eprintln!("medledger: warning: validator {} exited ({status}); the consortium tolerates one failure. Log: {}", n.id, n.log.display());
+                    if n.id == "web UI" {
+                        eprintln!("medledger: warning: the web UI exited ({status}). Log: {}", n.log.display());
+                    } else {
+                        eprintln!("medledger: warning: validator {} exited ({status}); the consortium tolerates one failure. Log: {}", n.id, n.log.display());
+                    }
                     *r = true;
                 }
             }

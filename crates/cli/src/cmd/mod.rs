@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod readbench;
 pub mod records;
 pub mod statebench;
+pub mod ui;
 
 use clap::Args;
 use medledger_client::keys::read_key;

@@ -3,11 +3,9 @@
 use super::{emit, session, signed_client, write_or_print, Conn};
 use clap::{Args, Subcommand};
 use medledger_client::session::hash_arg;
-use medledger_client::session::COMMIT_TIMEOUT;
 use medledger_types::{Operation, Purpose, RecordsOp};
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(Subcommand, Debug)]
 pub enum RecordCmd {
@@ -198,19 +196,7 @@ pub fn record(cmd: RecordCmd, json_out: bool) -> Result<(), String> {
 pub fn erase(a: EraseArgs, json_out: bool) -> Result<(), String> {
     let s = session(&a.conn)?;
     let id = hash_arg(&a.id, "--id")?;
-    let (tx, _) = s.transact(Operation::Records(RecordsOp::RequestErasure { record_id: id }))?;
-    if a.wait {
-        let deadline = std::time::Instant::now() + COMMIT_TIMEOUT;
-        loop {
-            if s.record(&id)?.0.erased_at.is_some() {
-                break;
-            }
-            if std::time::Instant::now() > deadline {
-                return Err(format!("erasure requested ({}) but the holder has not confirmed it within 60s", tx.id()));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
+    let tx = s.erase(&id, a.wait)?;
     emit(json_out, &json!({ "tx_id": tx.id().to_hex(), "confirmed": a.wait }), |_| {
         if a.wait {
             println!("record {id} erased: the holder destroyed the ciphertext and keys; the hashes stay on chain");

@@ -106,7 +106,8 @@ impl Drop for Devnet {
 
 pub fn start_devnet(dir: &Path, base: u16, reset: bool) -> Devnet {
     let mut cmd = Command::new(BIN);
-    cmd.args(["--json", "devnet", "--dir"]).arg(dir).args(["--base-port", &base.to_string()]);
+    // The web UI has its own browser tests; these devnets run without it.
+    cmd.args(["--json", "devnet", "--no-ui", "--dir"]).arg(dir).args(["--base-port", &base.to_string()]);
     if reset {
         cmd.arg("--reset");
     }

@@ -1,0 +1,304 @@
+//! The MedLedger web UI: a personal server on loopback.
+//!
+//! The server is a Rust process that holds the user's keys (one, or a directory of them to
+//! switch between) and does all signing, sealing, unwrapping and verification through
+//! `medledger-client` and its light client. The browser gets HTML only: neither a private key
+//! nor a plaintext data key ever reaches JavaScript or a node. Pages are rendered on the server
+//! ([maud] templates); the vendored htmx and its SSE extension add in-place updates (a pending
+//! transaction's progress, the live block feed). No npm at build or run time.
+//!
+//! One module per domain, as in every layer: [`identity`] (who am I, staff, node health),
+//! [`consent`] (grants, revocations, access requests), [`records`] (my records, reading,
+//! writing, amending, erasure, export), [`audit`] (the access log, the regulator's search) and
+//! [`ledger`] (the explorer). [`page`] is the shell every view shares, [`jobs`] the progress
+//! of long operations.
+//!
+//! No PHI in URLs: anything naming a patient (a pseudonym) travels in a POST body; URLs carry
+//! only random record, consent and transaction ids. The server logs nothing about requests.
+
+pub mod audit;
+pub mod consent;
+pub mod identity;
+pub mod jobs;
+pub mod ledger;
+pub mod page;
+pub mod records;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use medledger_client::light::Light;
+use medledger_client::Session;
+use medledger_state::identity::Credential;
+use medledger_types::{Keypair, Role};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// What the UI server needs: the identities it may act as, the nodes and the light client.
+pub struct Config {
+    /// Named keys, in the order the identity menu lists them.
+    pub keys: Vec<(String, Keypair)>,
+    /// Node API addresses, in order of preference.
+    pub nodes: Vec<String>,
+    pub light: Arc<Light>,
+    /// Where to listen; loopback only.
+    pub listen: SocketAddr,
+}
+
+/// One identity the server may act as.
+pub struct Identity {
+    pub name: String,
+    pub session: Arc<Session>,
+    /// The credential proven on chain when the server started (`None`: the key holds none).
+    pub credential: Option<Credential>,
+}
+
+impl Identity {
+    pub fn role(&self) -> Option<Role> {
+        self.credential.as_ref().map(|c| c.role)
+    }
+}
+
+/// The server's state: identities, jobs and the live block feed.
+pub struct Ui {
+    pub identities: Vec<Identity>,
+    pub jobs: jobs::Jobs,
+    pub light: Arc<Light>,
+    pub nodes: Vec<String>,
+    pub feed: tokio::sync::broadcast::Sender<String>,
+}
+
+pub type App = Arc<Ui>;
+
+/// The identity a request acts as: the `who` cookie's, else the first.
+pub struct Me {
+    pub ui: App,
+    pub index: usize,
+}
+
+impl Me {
+    pub fn id(&self) -> &Identity {
+        &self.ui.identities[self.index]
+    }
+
+    pub fn session(&self) -> Arc<Session> {
+        self.id().session.clone()
+    }
+
+    /// Fails unless the current identity holds one of `roles`.
+    pub fn require(&self, roles: &[Role], what: &str) -> Result<(), UiError> {
+        match self.id().role() {
+            Some(r) if roles.contains(&r) => Ok(()),
+            r => Err(UiError::forbidden(format!(
+                "{what} is for {}; {} is {}",
+                roles.iter().map(|r| r.name()).collect::<Vec<_>>().join(" or "),
+                self.id().name,
+                r.map_or("without a credential", |r| r.name())
+            ))),
+        }
+    }
+}
+
+impl FromRequestParts<App> for Me {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, ui: &App) -> Result<Me, Self::Rejection> {
+        let wanted = parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().strip_prefix("who="))
+            .next_back()
+            .map(str::to_string);
+        let index = wanted.and_then(|w| ui.identities.iter().position(|i| i.name == w)).unwrap_or(0);
+        Ok(Me { ui: ui.clone(), index })
+    }
+}
+
+/// An error shown to the user as a page (or a fragment, for htmx requests) with its status.
+#[derive(Debug)]
+pub struct UiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl UiError {
+    pub fn bad_input(m: impl Into<String>) -> UiError {
+        UiError { status: StatusCode::BAD_REQUEST, message: m.into() }
+    }
+    pub fn forbidden(m: impl Into<String>) -> UiError {
+        UiError { status: StatusCode::FORBIDDEN, message: m.into() }
+    }
+    pub fn not_found(m: impl Into<String>) -> UiError {
+        UiError { status: StatusCode::NOT_FOUND, message: m.into() }
+    }
+    /// An error from the client: a node's refusal keeps its code and message; the status
+    /// follows the node's where one is given.
+    pub fn client(m: String) -> UiError {
+        let status = m
+            .split_once("refused (")
+            .and_then(|(_, rest)| rest.get(..3))
+            .and_then(|c| c.parse::<u16>().ok())
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .filter(|s| s.is_client_error())
+            .unwrap_or(StatusCode::BAD_GATEWAY);
+        UiError { status, message: m }
+    }
+}
+
+impl From<String> for UiError {
+    fn from(m: String) -> UiError {
+        UiError::client(m)
+    }
+}
+
+/// Marks an error response, so that [`whole_pages`] can give it the page shell when the
+/// browser asked for a whole page rather than an htmx fragment.
+#[derive(Clone)]
+struct ErrorMessage(String);
+
+impl IntoResponse for UiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, page::fragment(page::error_box(&self.message))).into_response();
+        r.extensions_mut().insert(ErrorMessage(self.message));
+        r
+    }
+}
+
+/// An error answered to a whole-page request (not htmx's) becomes a whole page.
+async fn whole_pages(me: Me, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let htmx = req.headers().contains_key("hx-request");
+    let r = next.run(req).await;
+    match r.extensions().get::<ErrorMessage>() {
+        Some(ErrorMessage(m)) if !htmx => {
+            let status = r.status();
+            (status, page::shell(&me, "Refused", page::error_box(m))).into_response()
+        }
+        _ => r,
+    }
+}
+
+/// Runs blocking client work (signing, proofs, HTTP to the nodes) off the async threads.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, UiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| UiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: format!("internal error: {e}") })
+}
+
+/// Opens a session for each key and proves its credential. Keys without a credential are
+/// kept (they can still browse the explorer) and shown as such.
+pub fn identities(config: &Config) -> Vec<Identity> {
+    config
+        .keys
+        .iter()
+        .map(|(name, key)| {
+            let probe = Session::open_with(&config.nodes, key.clone(), config.light.clone());
+            let credential = probe.my_credential().ok();
+            // Staff talk to their own institution's node first: reads allowed by a consent to
+            // the institution are served through its node, which holds the institution's key.
+            let own = credential
+                .as_ref()
+                .and_then(|c| config.light.genesis().institutions.iter().find(|i| i.id == c.institution))
+                .map(|i| i.api_address.clone());
+            let session = match own {
+                Some(api) => {
+                    let mut nodes = vec![api.clone()];
+                    nodes.extend(config.nodes.iter().filter(|n| **n != api).cloned());
+                    Session::open_with(&nodes, key.clone(), config.light.clone())
+                }
+                None => probe,
+            };
+            Identity { name: name.clone(), session: Arc::new(session), credential }
+        })
+        .collect()
+}
+
+/// Every route of the UI.
+pub fn router(ui: App) -> Router {
+    Router::new()
+        .merge(page::routes())
+        .merge(identity::routes())
+        .merge(consent::routes())
+        .merge(records::routes())
+        .merge(audit::routes())
+        .merge(ledger::routes())
+        .merge(jobs::routes())
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(ui.clone(), whole_pages))
+        .with_state(ui)
+}
+
+async fn not_found(me: Me) -> Response {
+    (StatusCode::NOT_FOUND, page::shell(&me, "Not found", page::error_box("There is no such page."))).into_response()
+}
+
+/// Serves the UI on `config.listen` until the process ends. `ready` is called with the bound
+/// address once the server accepts connections.
+pub async fn serve(config: Config, ready: impl FnOnce(SocketAddr)) -> Result<(), String> {
+    if !config.listen.ip().is_loopback() {
+        return Err(format!(
+            "the UI holds your keys and listens on loopback only; {} is not a loopback address",
+            config.listen
+        ));
+    }
+    if config.keys.is_empty() {
+        return Err("no keys: give --key FILE or --keys DIR".into());
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let identities = {
+        let c = Config {
+            keys: config.keys.clone(),
+            nodes: config.nodes.clone(),
+            light: config.light.clone(),
+            listen: addr,
+        };
+        tokio::task::spawn_blocking(move || identities(&c)).await.map_err(|e| e.to_string())?
+    };
+    let (feed, _) = tokio::sync::broadcast::channel(64);
+    let ui = Arc::new(Ui { identities, jobs: jobs::Jobs::default(), light: config.light, nodes: config.nodes, feed });
+    ledger::start_feed(ui.clone());
+    ready(addr);
+    axum::serve(listener, router(ui)).await.map_err(|e| format!("UI server stopped: {e}"))
+}
+
+/// `POST /who`: switch identity (a cookie naming it; the keys stay in this process).
+pub(crate) async fn switch(State(ui): State<App>, axum::Form(f): axum::Form<WhoForm>) -> Response {
+    if !ui.identities.iter().any(|i| i.name == f.who) {
+        return UiError::bad_input(format!("no identity named `{}`", f.who)).into_response();
+    }
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, format!("who={}; Path=/; HttpOnly; SameSite=Strict", f.who)),
+            (header::LOCATION, "/".to_string()),
+        ],
+    )
+        .into_response()
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct WhoForm {
+    who: String,
+}
+
+pub(crate) fn switch_route() -> Router<App> {
+    Router::new().route("/who", post(switch)).route("/healthz", get(|| async { "ok" }))
+}
+
+/// Runs the UI server on its own small runtime until the process ends (for the CLI).
+pub fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> Result<(), String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the UI runtime: {e}"))?
+        .block_on(serve(config, ready))
+}

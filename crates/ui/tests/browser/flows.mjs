@@ -1,0 +1,267 @@
+// The web UI's flows, driven through the UI only, in headless Chromium, against a real devnet
+// (four validator processes, the UI server holding the demo keys). Run by scripts/ui-flows.sh:
+//
+//   node flows.mjs <devnet ready.json> <devnet dir> <screenshot dir>
+//
+// Every page visited is checked with axe-core (no serious or critical violation) at 1280x800
+// and 390x844, and screenshotted. No URL the browser requests may carry a patient pseudonym,
+// and the UI server's log may not either.
+import { chromium } from 'playwright-core';
+import { readFileSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import assert from 'node:assert/strict';
+
+const [readyPath, devnetDir, shots] = process.argv.slice(2);
+const ready = JSON.parse(readFileSync(readyPath, 'utf8'));
+const UI = ready.ui;
+const ids = ready.demo.identities;
+const recs = ready.demo.records;
+const p1 = ids['patient-1'].pseudonym;
+const p2 = ids['patient-2'].pseudonym;
+mkdirSync(shots, { recursive: true });
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-background-networking'],
+});
+const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+const page = await context.newPage();
+page.setDefaultTimeout(60_000);
+const urls = [];
+page.on('request', (r) => urls.push(r.url()));
+page.on('dialog', (d) => d.accept());
+const results = [];
+let checked = 0;
+
+async function axe(name) {
+  await page.addScriptTag({ content: axeSource });
+  const r = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ['violations'] }));
+  const bad = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(
+    bad.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join('; ')})`),
+    [],
+    `axe found serious or critical violations on ${name}`,
+  );
+  checked++;
+}
+
+/** Visits `path`, checks accessibility and takes screenshots at both sizes. */
+async function view(path, name) {
+  await page.goto(UI + path);
+  await page.waitForLoadState('networkidle').catch(() => {});
+  await axe(name);
+  await page.screenshot({ path: `${shots}/${name}-1280.png`, fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await axe(`${name} at 390x844`);
+  await page.screenshot({ path: `${shots}/${name}-390.png`, fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 800 });
+}
+
+async function actAs(who) {
+  await page.goto(UI + '/');
+  await page.selectOption('#who', who);
+  await page.waitForFunction((w) => document.title.startsWith(`Welcome, ${w} `), who);
+}
+
+/** Waits for the job in `scope` to end; returns its text; fails on a refusal. */
+async function jobDone(scope, { expectError = false } = {}) {
+  const job = page.locator(`${scope} .job`);
+  await job.waitFor();
+  await page.waitForFunction((sel) => {
+    const j = document.querySelector(`${sel} .job`);
+    return j && j.getAttribute('aria-busy') === 'false';
+  }, scope, { timeout: 90_000 });
+  const text = await job.innerText();
+  if (!expectError) {
+    assert.ok(!(await job.locator('.error').count()), `job failed: ${text}`);
+    assert.match(text, /committed at height \d+/, `the job shows its transaction committed: ${text}`);
+  }
+  return text;
+}
+
+/** Reloads `path` until `locator` appears (events reach the chain in the holder's next batch). */
+async function eventually(path, selector, what) {
+  for (let i = 0; i < 60; i++) {
+    await page.goto(UI + path);
+    if (await page.locator(selector).count()) return;
+    await page.waitForTimeout(1000);
+  }
+  assert.fail(`${what}: ${selector} never appeared on ${path}`);
+}
+
+async function flow(name, f) {
+  const t = Date.now();
+  try {
+    await f();
+    results.push(`ok   ${name} (${((Date.now() - t) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    results.push(`FAIL ${name}: ${e.message}`);
+    await page.screenshot({ path: `${shots}/FAILED-${name.replace(/\W+/g, '-')}.png`, fullPage: true }).catch(() => {});
+    console.log(results.join('\n'));
+    await browser.close();
+    process.exit(1);
+  }
+}
+
+const condition = recs.hospital_b_condition; // patient-2's, held by hospital B
+
+await flow('1. a patient grants a consent', async () => {
+  await actAs('patient-2');
+  await view('/consents', 'patient-consents');
+  await page.selectOption('#grantee', ids['dr-alice'].key);
+  await page.check('input[name=write]');
+  await page.click('form[hx-post="/consents"] button[type=submit]');
+  const text = await jobDone('#grant-result');
+  assert.match(text, /granted/);
+  await page.goto(UI + '/consents');
+  assert.ok(await page.locator('#consents tr', { hasText: 'dr-alice' }).locator('.tag.ok').count(), 'the new consent is listed as active');
+  await view('/records', 'patient-records');
+});
+
+await flow('2. a doctor at another hospital reads the record', async () => {
+  await actAs('dr-alice'); // hospital A; the record is held by hospital B
+  await view('/patients', 'doctor-patients');
+  assert.ok(await page.locator(`a[href="/records/${condition}"]`).count(), 'patient-2 is among the patients dr-alice may access');
+  await page.click(`a[href="/records/${condition}"]`);
+  await axe('doctor-record');
+  await page.click('#read-form button[type=submit]');
+  await page.locator('#read-result .verified').waitFor();
+  assert.match(await page.locator('#read-result .outcome').innerText(), /served/);
+  assert.match(await page.locator('#read-result .fhir').innerText(), /Condition/);
+  await page.screenshot({ path: `${shots}/doctor-read-1280.png`, fullPage: true });
+});
+
+await flow('3. the patient sees that read in the access log', async () => {
+  await actAs('patient-2');
+  await eventually('/access-log', `tr.flag-served:has(code[title="${condition}"])`, 'the read in the access log');
+  await view('/access-log', 'patient-access-log');
+});
+
+await flow('4. a regulator finds it in the audit', async () => {
+  await actAs('regulator-rita');
+  await view('/audit', 'regulator-audit');
+  await page.fill('#patient', p2);
+  await page.selectOption('#outcome', 'served');
+  await page.click('#audit-search button[type=submit]:not(.plain)');
+  await page.locator(`#audit-result tr.flag-served:has(code[title="${condition}"])`).first().waitFor();
+  await page.screenshot({ path: `${shots}/regulator-audit-result-1280.png`, fullPage: true });
+});
+
+await flow('5. break-glass is flagged for the patient and the regulator', async () => {
+  // The patient first revokes dr-alice's consent, so that only break-glass opens the record.
+  await actAs('patient-2');
+  await page.goto(UI + '/consents');
+  await page.locator('#consents tr', { hasText: 'dr-alice' }).locator('.tag.ok').first().waitFor();
+  await page.locator('#consents tr', { hasText: 'dr-alice' }).locator('button.danger').first().click();
+  await jobDone('#revoke-result');
+  await actAs('dr-alice');
+  await page.goto(`${UI}/records/${condition}`);
+  await page.click('#read-form button[type=submit]');
+  assert.match(await page.locator('#read-result .error').innerText(), /not_permitted/, 'without consent the read is denied');
+  await page.click('details.breakglass summary');
+  await page.fill('#break_glass', 'Unconscious in A&E, suspected arrhythmia');
+  await page.check('input[name=emergency]');
+  await page.click('#read-form button[type=submit]');
+  await page.locator('#read-result .verified').waitFor();
+  assert.match(await page.locator('#read-result .outcome').innerText(), /break_glass/);
+  await actAs('patient-2');
+  await eventually('/access-log', `tr.flag-break_glass:has(code[title="${condition}"])`, 'break-glass in the patient\'s log');
+  assert.match(await page.locator('tr.flag-break_glass').first().innerText(), /suspected arrhythmia/, 'the patient reads the reason');
+  assert.ok(await page.locator(`tr.flag-denied:has(code[title="${condition}"])`).count(), 'the denied read is highlighted too');
+  await actAs('regulator-rita');
+  await eventually('/audit/break-glass', `tr.flag-break_glass:has(code[title="${condition}"])`, 'break-glass in the review queue');
+  assert.match(await page.locator('tr.flag-break_glass').first().innerText(), /suspected arrhythmia/, 'the regulator reads the reason');
+  await view('/audit/break-glass', 'regulator-break-glass');
+});
+
+await flow('6. a pending amendment is reviewed and accepted', async () => {
+  await actAs('dr-bob'); // the treating doctor at the holding hospital, with write consent
+  await view(`/write?amend=${condition}`, 'doctor-amend');
+  await page.fill('#patient', p2);
+  const amended = {
+    resourceType: 'Condition',
+    clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-clinical', code: 'resolved' }] },
+    code: { text: 'Chronic cough' },
+    subject: { reference: `Patient/${p2}` },
+    note: [{ text: 'resolved after treatment' }],
+  };
+  await page.fill('#fhir', JSON.stringify(amended));
+  await page.click('form[hx-post="/write"] button[type=submit]');
+  const text = await jobDone('#write-result');
+  assert.match(text, /v2/);
+  await actAs('patient-2');
+  await page.goto(`${UI}/records/${condition}`);
+  assert.ok(await page.locator('.diff .add', { hasText: 'resolved after treatment' }).count(), 'the diff shows the added note');
+  await axe('patient-review');
+  await page.screenshot({ path: `${shots}/patient-review-1280.png`, fullPage: true });
+  await page.click('button:has-text("Accept v2")');
+  await jobDone('#review-result');
+  await page.goto(`${UI}/records/${condition}`);
+  assert.match(await page.locator('h2', { hasText: 'Current version' }).innerText(), /v2/);
+});
+
+await flow('7. an erasure answers "erased" afterwards', async () => {
+  await actAs('patient-2');
+  await page.goto(`${UI}/records/${condition}`);
+  await page.check('input[name=confirm]');
+  await page.click('form[hx-post$="/erase"] button.danger');
+  const text = await jobDone('#erase-result');
+  assert.match(text, /erased/);
+  await page.goto(`${UI}/records/${condition}`);
+  assert.match(await page.locator('p.erased').innerText(), /erased/);
+  await actAs('dr-bob');
+  await page.goto(`${UI}/records/${condition}`);
+  assert.match(await page.locator('p.erased').innerText(), /erased/, 'every reader sees the record erased');
+});
+
+await flow('8. a denied read shows a clear reason', async () => {
+  await actAs('researcher-rui');
+  await page.goto(`${UI}/records/${recs.hospital_a_observation}`);
+  await page.click('#read-form button[type=submit]');
+  const err = page.locator('#read-result .error');
+  await err.waitFor();
+  const text = await err.innerText();
+  assert.match(text, /not_permitted/, 'the API code is shown');
+  assert.match(text, /no active consent/, 'the API message is shown');
+  await page.screenshot({ path: `${shots}/denied-read-1280.png`, fullPage: true });
+});
+
+await flow('every other view is accessible at both sizes', async () => {
+  for (const [who, paths] of [
+    ['patient-1', ['/', '/records', `/records/${recs.hospital_a_observation}`, '/requests']],
+    ['dr-bob', ['/', '/write', '/requests']],
+    ['regulator-rita', ['/', '/explorer', '/explorer/blocks/1', '/explorer/proofs']],
+    ['researcher-rui', ['/requests', '/patients']],
+    ['admin-hospital-a', ['/staff', '/health']],
+  ]) {
+    await actAs(who);
+    for (const p of paths) await view(p, `${who}${p.replace(/\//g, '_').replace(/_$/, '') || '_home'}`);
+  }
+});
+
+await flow('the explorer shows live blocks and verifies a state proof in the page', async () => {
+  await actAs('regulator-rita');
+  await page.goto(UI + '/explorer');
+  await page.locator('#feed li.block').first().waitFor({ timeout: 30_000 });
+  await page.goto(UI + '/explorer/blocks/1');
+  assert.match(await page.locator('.finality').innerText(), /verified here/);
+  await page.goto(UI + '/explorer/proofs');
+  await page.selectOption('#kind', 'record');
+  await page.fill('#key', recs.hospital_a_observation);
+  await page.click('form[hx-post="/explorer/proofs"] button');
+  await page.locator('#proof-result .verified').waitFor();
+  assert.match(await page.locator('#proof-result .answer').innerText(), /Observation/);
+});
+
+await flow('no patient pseudonym in any URL or in the UI server log', async () => {
+  for (const u of urls) {
+    for (const p of [p1, p2]) assert.ok(!u.includes(p), `a URL carries a pseudonym: ${u}`);
+  }
+  const log = readFileSync(`${devnetDir}/ui.log`, 'utf8');
+  for (const p of [p1, p2]) assert.ok(!log.includes(p), 'the UI log carries a pseudonym');
+});
+
+await browser.close();
+console.log(results.join('\n'));
+console.log(`${results.length} flows passed; ${checked} axe checks; ${urls.length} requests; screenshots in ${shots}`);
