@@ -112,6 +112,12 @@ impl Caller {
         (self.role().is_some() && !self.is(Role::Patient)) || self.may_see_patient(state, patient)
     }
 
+    /// An institution's staff directory: every staff credential holder (staff credentials are a
+    /// directory), regulators and the CA; not patients.
+    pub fn may_list_staff(&self) -> bool {
+        self.sees_everything() || self.role().is_some_and(|r| r != Role::Patient)
+    }
+
     /// A key's identity (credential, next nonce): its owner, regulators and the CA, its
     /// institution's admin; staff credentials are a directory every credential holder may read,
     /// patients' are not.

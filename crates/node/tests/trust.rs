@@ -381,6 +381,21 @@ async fn chain_reads_show_each_role_only_what_it_may_see() {
     let (s, v) = get(&nosy, "/v1/regulators".into()).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["regulators"], json!([regulator.public().to_hex()]));
+    // An institution's staff directory: staff and regulators list it, with no patient in it;
+    // patients may not list it; an unknown institution is not found.
+    let (s, v) = get(&nosy, "/v1/institutions/h0/staff".into()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let staff: Vec<&str> = v["staff"].as_array().unwrap().iter().map(|c| c["subject"].as_str().unwrap()).collect();
+    for k in [&other_doc, &researcher, &nosy] {
+        assert!(staff.contains(&k.public().to_hex().as_str()), "{v}");
+    }
+    assert!(v["staff"].as_array().unwrap().iter().all(|c| c["role"] != "patient" && c["institution"] == "h0"));
+    assert!(!staff.contains(&held.patient.public().to_hex().as_str()));
+    assert_eq!(get(&regulator, "/v1/institutions/h0/staff".into()).await.0, StatusCode::OK);
+    let (s, v) = get(&other_patient, "/v1/institutions/h0/staff".into()).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{v}");
+    let (s, v) = get(&nosy, "/v1/institutions/nowhere/staff".into()).await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"), "{v}");
     // A record's head (hashes and holders, for checking a break-glass read): doctors who know
     // its id, the patient, consent holders, the holding institution's staff; not a researcher
     // of another institution without consent.

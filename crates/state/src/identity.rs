@@ -194,6 +194,14 @@ pub fn credential(state: &dyn StateRead, pk: &PublicKey) -> Option<Credential> {
     state.get(&key::credential(pk)).map(|b| decode_stored(&b, "credential"))
 }
 
+/// The prefix of every credential key, and the credential a stored value holds: for node-local
+/// listings (a storage scan), which cannot be proven.
+pub const CREDENTIAL_PREFIX: &[u8] = crate::keys::CREDENTIAL;
+
+pub fn decode_credential(stored: &[u8]) -> Credential {
+    decode_stored(stored, "credential")
+}
+
 pub fn institution(state: &dyn StateRead, id: &str) -> Option<Institution> {
     state.get(&key::institution(id)).map(|b| decode_stored(&b, "institution"))
 }

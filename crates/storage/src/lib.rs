@@ -336,6 +336,25 @@ pub struct Snapshot {
     table: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
 }
 
+impl Snapshot {
+    /// Up to `limit` entries whose key starts with `prefix`, in key order, and whether more
+    /// remain. For node-local listings (a directory of staff); proofs cover single keys only.
+    pub fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, bool)> {
+        let mut out = Vec::new();
+        for item in self.table.range::<&[u8]>(prefix..)? {
+            let (k, v) = item?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            out.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok((out, false))
+    }
+}
+
 impl StateRead for Snapshot {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         // A read error on committed state is unrecoverable for a validator: stop rather than diverge.

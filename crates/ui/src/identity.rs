@@ -73,44 +73,44 @@ async fn home(me: Me) -> Html<String> {
 async fn staff(me: Me) -> Result<Html<String>, UiError> {
     me.require(&[Role::InstitutionAdmin], "The staff view")?;
     let inst = me.id().credential.as_ref().map(|c| c.institution.clone()).unwrap_or_default();
-    let known: Vec<_> = me
-        .ui
-        .identities
-        .iter()
-        .filter_map(|i| i.credential.as_ref())
-        .filter(|c| c.institution == inst && c.role != Role::Patient)
-        .cloned()
-        .collect();
+    let s = me.session();
+    let path = format!("/v1/institutions/{inst}/staff");
+    let v = blocking(move || s.client.get(&path)).await??;
+    let staff: Vec<Credential> = serde_json::from_value(v["staff"].clone())
+        .map_err(|e| UiError::client(format!("the node sent a malformed staff list: {e}")))?;
     let body = html! {
-        p { "Credentials are looked up on chain and proven against a finalized state root." }
-        h2 { "Staff known to this UI" }
-        table tabindex="0" {
-            thead { tr { th { "Name" } th { "Role" } th { "Key" } th { "Status" } } }
+        p { "The node's staff directory for " (inst) ". Look a key up to have its credential proven on chain before you act on it." }
+        table #staff tabindex="0" {
+            thead { tr { th { "Name" } th { "Role" } th { "Key" } th { "Valid until" } th { "Status" } th {} } }
             tbody {
-                @for c in &known {
+                @for c in &staff {
                     tr {
-                        td { (c.display_name) } td { (c.role.name()) } td { code { (c.subject.to_hex()) } }
+                        td { (c.display_name) } td { (c.role.name()) } td { (page::short(&c.subject.to_hex())) }
+                        td { (page::time(c.valid_until_ms)) }
                         td { @if c.revoked.is_some() { span.tag.bad { "revoked" } } @else { span.tag.ok { "valid" } } }
+                        td {
+                            @if c.revoked.is_none() && !matches!(c.role, Role::InstitutionAdmin | Role::NodeService) {
+                                form.inline hx-post="/staff/revoke" hx-target="#revoke-result" {
+                                    input type="hidden" name="key" value=(c.subject.to_hex());
+                                    label.inline { "Reason " input name="reason" required maxlength="512"; }
+                                    " "
+                                    button.danger type="submit" aria-label=(format!("Revoke {}", c.display_name)) { "Revoke" }
+                                }
+                            }
+                        }
                     }
                 }
             }
         }
+        @if v["truncated"] == true { p { "The directory is longer than one answer; look keys up below." } }
+        div #revoke-result {}
         h2 { "Look up a credential" }
         form.stack hx-post="/staff/lookup" hx-target="#lookup" {
             label for="key" { "Public key (hex)" }
             input #key name="key" required size="66";
-            button type="submit" { "Look up" }
+            button type="submit" { "Look up and prove" }
         }
         div #lookup {}
-        h2 { "Revoke a credential" }
-        form.stack hx-post="/staff/revoke" hx-target="#revoke-result" {
-            label for="rkey" { "Public key (hex)" }
-            input #rkey name="key" required size="66";
-            label for="reason" { "Reason (on chain)" }
-            input #reason name="reason" required maxlength="512";
-            button.danger type="submit" { "Revoke" }
-        }
-        div #revoke-result {}
     };
     Ok(page::shell(&me, &format!("Staff of {inst}"), body))
 }

@@ -170,17 +170,24 @@ impl IntoResponse for UiError {
     }
 }
 
-/// An error answered to a whole-page request (not htmx's) becomes a whole page.
+/// An error answered to a whole-page request (not htmx's) becomes a whole page. Every answer
+/// says how long the server took (`Server-Timing: app;dur=<ms>`), which the page benchmark reads.
 async fn whole_pages(me: Me, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let start = std::time::Instant::now();
     let htmx = req.headers().contains_key("hx-request");
     let r = next.run(req).await;
-    match r.extensions().get::<ErrorMessage>() {
+    let mut r = match r.extensions().get::<ErrorMessage>() {
         Some(ErrorMessage(m)) if !htmx => {
             let status = r.status();
             (status, page::shell(&me, "Refused", page::error_box(m))).into_response()
         }
         _ => r,
+    };
+    let dur = format!("app;dur={:.2}", start.elapsed().as_secs_f64() * 1000.0);
+    if let Ok(v) = header::HeaderValue::from_str(&dur) {
+        r.headers_mut().insert("server-timing", v);
     }
+    r
 }
 
 /// Runs blocking client work (signing, proofs, HTTP to the nodes) off the async threads.

@@ -129,4 +129,53 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/attestations/{digest}", get(get_attestation))
         .route("/v1/permissions", get(get_permissions))
         .route("/v1/regulators", get(get_regulators))
+        .route("/v1/institutions/{id}/staff", get(get_staff))
+}
+
+/// At most this many staff credentials in one answer.
+pub const MAX_STAFF: usize = 1000;
+
+/// An institution's staff directory.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct StaffView {
+    pub institution: String,
+    /// Staff credentials (every role but patients), revoked ones included, in key order.
+    pub staff: Vec<medledger_state::identity::Credential>,
+    /// True if there were more than [`MAX_STAFF`] credentials to scan.
+    pub truncated: bool,
+}
+
+#[utoipa::path(tag = "identity", get, path = "/v1/institutions/{id}/staff", params(("id" = String, Path, description = "institution id")),
+    responses((status = 200, body = StaffView), (status = 401, description = "`unauthenticated`: no or a bad `Authorization` header", body = ErrorBody), (status = 403, description = "`not_permitted` (not yours to see), credential problems", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+/// The staff credentials of an institution, from this node's committed state (a directory, not
+/// proven: check any one entry with `/v1/proofs/identities/{key}`). Staff credentials are a
+/// directory every staff credential holder may read; patients may not list them.
+pub(crate) async fn get_staff(
+    State(st): State<ApiState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<StaffView>, ApiError> {
+    if id.is_empty() || id.len() > medledger_types::limits::MAX_INSTITUTION_ID {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidArgument,
+            format!("institution id must be 1 to {} bytes", medledger_types::limits::MAX_INSTITUTION_ID),
+        ));
+    }
+    if !caller.may_list_staff() {
+        return Err(not_yours("staff directories"));
+    }
+    let snap = st.chain.store.snapshot().map_err(ApiError::internal)?;
+    if state_identity::institution(&snap, &id).is_none() {
+        return Err(ApiError::not_found(format!("no institution `{id}`")));
+    }
+    // Bounded: at most 100 times the answer's size is scanned (all institutions share the prefix).
+    let (entries, truncated) =
+        snap.scan_prefix(state_identity::CREDENTIAL_PREFIX, 100 * MAX_STAFF).map_err(ApiError::internal)?;
+    let staff: Vec<_> = entries
+        .iter()
+        .map(|(_, v)| state_identity::decode_credential(v))
+        .filter(|c| c.institution == id && c.role != medledger_types::Role::Patient)
+        .take(MAX_STAFF)
+        .collect();
+    Ok(Json(StaffView { institution: id, truncated: truncated || staff.len() == MAX_STAFF, staff }))
 }

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod consent;
 pub mod error;
+mod explorer;
 pub mod extract;
 pub mod identity;
 pub mod ledger;
@@ -235,11 +236,11 @@ impl utoipa::Modify for SignedRequests {
     ),
     paths(ledger::submit_tx, ledger::submit_batch, ledger::get_tx, ledger::get_proof, ledger::get_block,
           ledger::get_block_by_hash, ledger::list_blocks, ledger::get_status, ledger::block_events, ledger::metrics,
-          identity::get_identity, identity::get_patient, identity::get_attestation, identity::get_permissions, identity::get_regulators,
+          identity::get_identity, identity::get_patient, identity::get_staff, identity::get_attestation, identity::get_permissions, identity::get_regulators,
           records::upload_record, records::add_record_key, records::read_record, records::get_record,
           records::patient_records, consent::patient_consents, consent::patient_requests, audit::audit, audit::access_event,
           proofs::validators, proofs::identity, proofs::patient, proofs::consents, proofs::regulators, proofs::record, proofs::access_event),
-    components(schemas(identity::RegulatorsView, ErrorBody, ErrorDetail, SubmitRequest, SubmitResponse, BatchRequest, BatchResponse, BatchItem,
+    components(schemas(identity::RegulatorsView, identity::StaffView, ErrorBody, ErrorDetail, SubmitRequest, SubmitResponse, BatchRequest, BatchResponse, BatchItem,
                        TxStatus, BlockView, ProofBundle, IdentityView, StatusView, ValidatorView,
                        crate::records::UploadRequest, crate::records::RecipientKey, crate::records::SignedRead,
                        crate::records::ReadResponse, crate::records::AddKeyRequest, AuditRequest,
@@ -270,6 +271,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(records::routes())
         .merge(audit::routes())
         .merge(proofs::routes())
+        .merge(explorer::routes())
         .route("/openapi.json", get(openapi))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
