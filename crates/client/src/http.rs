@@ -232,6 +232,14 @@ impl Client {
         }
     }
 
+    /// An unsigned `GET` of a plain-text answer (`/metrics`), from this client's nodes in turn.
+    pub fn get_text(&self, path: &str) -> Result<String, String> {
+        match self.failover(|b| Ok(self.agent.get(&format!("{b}{path}"))), |r| r.call())? {
+            Ok(resp) => resp.into_string().map_err(|e| format!("bad response from {}: {e}", self.base())),
+            r => self.handle(r).map(|v| v.to_string()),
+        }
+    }
+
     /// GET that treats 404 as `None`.
     pub fn get_opt(&self, path: &str) -> Result<Option<Value>, String> {
         match self.failover(|b| self.get_request(b, path, None), |r| r.call())? {

@@ -11,8 +11,11 @@ use maud::{html, Markup};
 use medledger_client::consent::{open_reason, parse_terms, TermsInput, DAY_MS};
 use medledger_client::session::hash_arg;
 use medledger_client::tx::now_ms;
-use medledger_types::{action, ConsentOp, ConsentTerms, Grantee, Operation, Purpose, Role, Scope};
+use medledger_types::{action, ConsentOp, ConsentTerms, Grantee, Hash, Operation, Purpose, Role, Scope};
 use serde::Deserialize;
+
+/// Requests remembered for the "my requests" list.
+pub const MAX_SENT: usize = 256;
 
 pub(crate) fn routes() -> Router<App> {
     Router::new()
@@ -211,7 +214,45 @@ async fn requests(me: Me) -> Result<Html<String>, UiError> {
         return patient_requests(me).await;
     }
     me.require(&[Role::Doctor, Role::Researcher, Role::Insurer, Role::Regulator], "Access requests")?;
+    let mine: Vec<(Hash, Hash)> =
+        me.ui.sent.lock().iter().filter(|(i, _, _)| *i == me.index).map(|(_, r, p)| (*r, *p)).collect();
+    let s = me.session();
+    let statuses = blocking(move || {
+        mine.into_iter()
+            .rev()
+            .map(|(rid, p)| {
+                let pending = s
+                    .client
+                    .get(&format!("/v1/patients/{}/requests", p.to_hex()))
+                    .map(|v| v["pending"].as_array().into_iter().flatten().any(|r| r["id"] == rid.to_hex()));
+                let status = match pending {
+                    Ok(true) => "pending".to_string(),
+                    // Approved requests become consents with the same id (proven on chain).
+                    Ok(false) => match s.consents(&p) {
+                        Ok(list) => match list.iter().find(|(c, _, _)| *c == rid) {
+                            Some((_, _, true)) => "approved: consent active".into(),
+                            Some((_, _, false)) => "approved, no longer active".into(),
+                            None => "declined".into(),
+                        },
+                        Err(_) => "declined".into(),
+                    },
+                    Err(e) => e,
+                };
+                (rid, status)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await?;
     let body = html! {
+        h2 { "My requests" }
+        @if statuses.is_empty() { p { "You have sent no request from this UI since it started." } }
+        @else {
+            table #my-requests tabindex="0" {
+                thead { tr { th { "Request" } th { "Status" } } }
+                tbody { @for (rid, st) in &statuses { tr { td { (page::short(&rid.to_hex())) } td.status { (st) } } } }
+            }
+        }
+        h2 { "Ask a patient for access" }
         p { "Ask a patient for access. Your reason is sealed for the patient, the regulators and you; it is never plaintext on chain." }
         form.stack hx-post="/requests" hx-target="#request-result" {
             label for="patient" { "Patient pseudonym" }
@@ -254,8 +295,15 @@ async fn request(me: Me, Form(mut f): Form<RequestForm>) -> Result<Html<String>,
     let terms = f.terms.terms()?;
     let s = me.session();
     let reason = f.reason;
+    let (ui, index) = (me.ui.clone(), me.index);
     Ok(jobs::start(&me, "Sending the access request", move || {
         let (id, _) = s.request_access(&patient, terms, &reason)?;
+        let mut sent = ui.sent.lock();
+        if sent.len() == MAX_SENT {
+            sent.remove(0);
+        }
+        sent.push((index, id, patient));
+        drop(sent);
         Ok(
             html! { p.notice { "Request " (page::short(&id.to_hex())) " sent; the patient sees it under Access requests." } },
         )

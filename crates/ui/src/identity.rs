@@ -166,22 +166,32 @@ async fn health(me: Me) -> Result<Html<String>, UiError> {
     let ui = me.ui.clone();
     let rows = blocking(move || crate::ledger::liveness(&ui)).await?;
     let inst = me.id().credential.as_ref().map(|c| c.institution.clone()).unwrap_or_default();
-    let s = me.session();
-    let status = blocking(move || s.client.get("/v1/status")).await?;
+    let api = me
+        .id()
+        .credential
+        .as_ref()
+        .and_then(|c| me.ui.light.genesis().institutions.iter().find(|i| i.id == c.institution))
+        .map(|i| i.api_address.clone());
+    let metrics = match api {
+        Some(api) => blocking(move || medledger_client::Client::new(&api).get_text("/metrics")).await?,
+        None => Err("this institution runs no validator node".into()),
+    };
     let body = html! {
         h2 { "Validators" }
         (crate::ledger::liveness_table(&rows))
         h2 { "The node of " (inst) }
-        @match status {
-            Ok(v) => {
-                dl.kv {
-                    dt { "Height" } dd { (v["height"]) }
-                    dt { "Mempool" } dd { (v["mempool"]) " transactions" }
-                    dt { "Peers" } dd { (v["peers"].as_array().map_or(0, Vec::len)) }
+        @match &metrics {
+            Ok(text) => {
+                table #metrics tabindex="0" {
+                    thead { tr { th { "Metric" } th { "Value" } } }
+                    tbody {
+                        @for line in text.lines().filter(|l| l.starts_with("medledger_")) {
+                            @if let Some((name, value)) = line.rsplit_once(' ') { tr { td { code { (name) } } td { (value) } } }
+                        }
+                    }
                 }
-                (page::raw_json(&v))
             }
-            Err(e) => { (page::error_box(&e)) }
+            Err(e) => { (page::error_box(e)) }
         }
     };
     Ok(page::shell(&me, "Node health", body))

@@ -69,6 +69,9 @@ pub struct Ui {
     pub light: Arc<Light>,
     pub nodes: Vec<String>,
     pub feed: tokio::sync::broadcast::Sender<String>,
+    /// Access requests sent through this server: (identity index, request id, patient), newest
+    /// last, at most [`consent::MAX_SENT`]; their status is looked up on chain when shown.
+    pub sent: parking_lot::Mutex<Vec<(usize, medledger_types::Hash, medledger_types::Hash)>>,
 }
 
 pub type App = Arc<Ui>;
@@ -270,7 +273,14 @@ pub async fn serve(config: Config, ready: impl FnOnce(SocketAddr)) -> Result<(),
         tokio::task::spawn_blocking(move || identities(&c)).await.map_err(|e| e.to_string())?
     };
     let (feed, _) = tokio::sync::broadcast::channel(64);
-    let ui = Arc::new(Ui { identities, jobs: jobs::Jobs::default(), light: config.light, nodes: config.nodes, feed });
+    let ui = Arc::new(Ui {
+        identities,
+        jobs: jobs::Jobs::default(),
+        light: config.light,
+        nodes: config.nodes,
+        feed,
+        sent: Default::default(),
+    });
     ledger::start_feed(ui.clone());
     ready(addr);
     axum::serve(listener, router(ui)).await.map_err(|e| format!("UI server stopped: {e}"))

@@ -183,12 +183,12 @@ pub fn diff(old: &Value, new: &Value) -> Markup {
             out.push((' ', &a[i]));
             i += 1;
             j += 1;
-        } else if j < m && (i == n || l[i][j + 1] >= l[i + 1][j]) {
-            out.push(('+', &b[j]));
-            j += 1;
-        } else {
+        } else if i < n && (j == m || l[i + 1][j] >= l[i][j + 1]) {
             out.push(('-', &a[i]));
             i += 1;
+        } else {
+            out.push(('+', &b[j]));
+            j += 1;
         }
     }
     html! {

@@ -227,9 +227,33 @@ await flow('8. a denied read shows a clear reason', async () => {
   await page.screenshot({ path: `${shots}/denied-read-1280.png`, fullPage: true });
 });
 
+await flow('a researcher asks, the patient approves, the researcher reads what is granted', async () => {
+  await actAs('researcher-rui');
+  await page.goto(UI + '/requests');
+  await page.fill('#patient', p1);
+  await page.fill('#reason', 'cohort study of blood pressure');
+  await page.click('form[hx-post="/requests"] button[type=submit]');
+  await jobDone('#request-result');
+  await page.goto(UI + '/requests');
+  assert.match(await page.locator('#my-requests td.status').first().innerText(), /pending/);
+  await actAs('patient-1');
+  await view('/requests', 'patient-requests');
+  assert.match(await page.locator('#requests').innerText(), /cohort study of blood pressure/, 'the patient reads the sealed reason');
+  await page.click('#requests button:has-text("Approve")');
+  const text = await jobDone('#answer-result');
+  assert.match(text, /re-wrapped on [1-9]/);
+  await actAs('researcher-rui');
+  await view('/requests', 'researcher-requests');
+  assert.match(await page.locator('#my-requests td.status').first().innerText(), /approved: consent active/);
+  await page.goto(`${UI}/records/${recs.hospital_a_observation}`);
+  await page.click('#read-form button[type=submit]');
+  await page.locator('#read-result .verified').waitFor();
+  assert.match(await page.locator('#read-result .outcome').innerText(), /served/);
+});
+
 await flow('every other view is accessible at both sizes', async () => {
   for (const [who, paths] of [
-    ['patient-1', ['/', '/records', `/records/${recs.hospital_a_observation}`, '/requests']],
+    ['patient-1', ['/', '/records', `/records/${recs.hospital_a_observation}`]],
     ['dr-bob', ['/', '/write', '/requests']],
     ['regulator-rita', ['/', '/explorer', '/explorer/blocks/1', '/explorer/proofs']],
     ['researcher-rui', ['/requests', '/patients']],
