@@ -336,10 +336,13 @@ pub struct Snapshot {
     table: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
 }
 
+/// Key-value pairs in key order.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 impl Snapshot {
     /// Up to `limit` entries whose key starts with `prefix`, in key order, and whether more
     /// remain. For node-local listings (a directory of staff); proofs cover single keys only.
-    pub fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, bool)> {
+    pub fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<(Entries, bool)> {
         let mut out = Vec::new();
         for item in self.table.range::<&[u8]>(prefix..)? {
             let (k, v) = item?;

@@ -110,3 +110,26 @@ fn the_consistent_view_pairs_the_tip_with_its_own_state() {
     assert_eq!(tip.state_root, genesis_root(&g));
     assert_eq!(medledger_storage::Tip::of(&tip), s.tip().unwrap().unwrap());
 }
+
+#[test]
+fn a_prefix_scan_returns_only_that_prefix_in_key_order_and_says_when_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (g, _) = genesis("scan");
+    let s = Store::open(&dir.path().join("l.redb")).unwrap();
+    s.init_genesis(&genesis_block(&g), &genesis_writes(&g), g.hash()).unwrap();
+    let snap = s.snapshot().unwrap();
+    let prefix = medledger_state::identity::CREDENTIAL_PREFIX;
+    let (all, more) = snap.scan_prefix(prefix, 100).unwrap();
+    // The four genesis admins hold credentials.
+    assert_eq!(all.len(), 4);
+    assert!(!more);
+    assert!(all.iter().all(|(k, _)| k.starts_with(prefix)));
+    assert!(all.windows(2).all(|w| w[0].0 < w[1].0));
+    for (k, v) in &all {
+        assert_eq!(snap.get(k).as_deref(), Some(v.as_slice()));
+    }
+    let (two, more) = snap.scan_prefix(prefix, 2).unwrap();
+    assert_eq!(two, all[..2].to_vec());
+    assert!(more);
+    assert_eq!(snap.scan_prefix(b"no such prefix/", 10).unwrap(), (vec![], false));
+}
