@@ -1,51 +1,14 @@
 //! Offline verification: a single inclusion proof, or a whole stored chain.
 
-use crate::api::ProofBundle;
 use crate::consensus::verify_certificate;
 use medledger_state::{execute_block, genesis_writes, BlockEnv, MemState};
 use medledger_storage::Store;
-use medledger_types::{merkle, Genesis, Tx};
+use medledger_types::inclusion::ProofBundle;
+use medledger_types::{Genesis, Tx};
 
-/// Checks a proof bundle against the genesis file: the transaction's signature and id, its
-/// inclusion under the block's tx root, the hash links up to the certified block, and the
-/// certificate's quorum signatures.
+/// Checks a proof bundle against the genesis file (see [`medledger_types::inclusion::verify`]).
 pub fn verify_proof(g: &Genesis, p: &ProofBundle) -> Result<String, String> {
-    if p.chain_id != g.chain_id {
-        return Err(format!("proof is for chain `{}`, genesis is `{}`", p.chain_id, g.chain_id));
-    }
-    let raw = hex::decode(&p.tx).map_err(|e| format!("tx is not hex: {e}"))?;
-    let tx = Tx::decode(&raw).map_err(|e| format!("tx: {e}"))?;
-    if tx.id().to_hex() != p.tx_id {
-        return Err("tx id does not match the transaction bytes".into());
-    }
-    if !tx.verify_signature() {
-        return Err("transaction signature does not verify".into());
-    }
-    if p.header.height != p.height || p.header.digest().to_hex() != p.block_hash {
-        return Err("block header does not match the stated height/hash".into());
-    }
-    if p.proof.size != p.header.tx_count as u64 {
-        return Err("proof tree size differs from the block's tx count".into());
-    }
-    if !merkle::verify(&p.header.tx_root, &tx.id().0, &p.proof) {
-        return Err("inclusion proof does not lead to the block's tx root".into());
-    }
-    let mut prev = p.header.clone();
-    for h in &p.descendants {
-        if h.parent != prev.digest() || h.height != prev.height + 1 {
-            return Err(format!("descendant header {} does not link to its parent", h.height));
-        }
-        prev = h.clone();
-    }
-    if prev.height != p.certified_height {
-        return Err("descendant headers do not reach the certified height".into());
-    }
-    let cert = hex::decode(&p.certificate).map_err(|e| format!("certificate is not hex: {e}"))?;
-    verify_certificate(g, &cert, &prev.digest())?;
-    Ok(format!(
-        "transaction {} is included at height {} (index {}) and finalized by a quorum certificate at height {}",
-        p.tx_id, p.height, p.proof.index, p.certified_height
-    ))
+    medledger_types::inclusion::verify(g, p).map(|(_, msg)| msg)
 }
 
 /// Summary of a full-chain check.

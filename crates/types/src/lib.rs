@@ -15,6 +15,7 @@ pub mod fuzz;
 pub mod genesis;
 pub mod hash;
 pub mod identity;
+pub mod inclusion;
 pub mod keys;
 pub mod limits;
 pub mod merkle;

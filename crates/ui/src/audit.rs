@@ -137,7 +137,7 @@ impl SearchForm {
 
 fn search_form(me: &Me) -> Markup {
     html! {
-        form.stack #audit-search hx-post="/audit" hx-target="#audit-result" {
+        form.stack #audit-search method="post" action="/audit" {
             label for="patient" { "Patient pseudonym" }
             input #patient name="patient" size="66" autocomplete="off";
             label for="institution" { "Holding institution" }
@@ -160,7 +160,7 @@ fn search_form(me: &Me) -> Markup {
                 @for o in AccessOutcome::ALL { option value=(o.name()) { (o.name()) } }
             }
             button type="submit" { "Search" }
-            button.plain type="submit" formaction="/audit/export" formmethod="post" hx-post="/audit/export" hx-disable { "Download as FHIR AuditEvents" }
+            button.plain #audit-export type="submit" formaction="/audit/export" { "Download as FHIR AuditEvents" }
         }
     }
 }
@@ -180,11 +180,15 @@ async fn search(me: Me, Form(f): Form<SearchForm>) -> Result<Html<String>, UiErr
     let s = me.session();
     let v = blocking(move || s.audit(q, false)).await??;
     let key = me.id().session.key.clone();
-    Ok(page::fragment(html! {
-        p role="status" { (v["events"].as_array().map_or(0, Vec::len)) " event(s); " (v["scanned"]) " log entries scanned"
-            @if v["truncated"] == true { " (the scan stopped at its limit; narrow the search)" } "." }
-        (events_table(&v, &key, true))
-    }))
+    let body = html! {
+        (search_form(&me))
+        div #audit-result {
+            p role="status" { (v["events"].as_array().map_or(0, Vec::len)) " event(s); " (v["scanned"]) " log entries scanned"
+                @if v["truncated"] == true { " (the scan stopped at its limit; narrow the search)" } "." }
+            (events_table(&v, &key, true))
+        }
+    };
+    Ok(page::shell(&me, "Audit", body))
 }
 
 async fn break_glass(me: Me) -> Result<Html<String>, UiError> {

@@ -79,7 +79,7 @@ fn render(id: &str, j: &Job) -> Markup {
                         @match s {
                             Step::Pending(tx) => { "transaction " (page::short(&tx.to_hex())) " " span.tag.warn { "pending" } }
                             Step::Committed { tx, height } => {
-                                "transaction " (page::short(&tx.to_hex())) " " span.tag.ok { "committed" }
+                                "transaction " a.tx href=(format!("/explorer/txs/{}", tx.to_hex())) { (page::short(&tx.to_hex())) } " " span.tag.ok { "committed" }
                                 " at height " span.height { (height) }
                             }
                             Step::Note(n) => { (n) }

@@ -15,6 +15,7 @@ use medledger_client::session::hash_arg;
 use medledger_client::Client;
 use medledger_state::queries;
 use medledger_types::certificate::verify_certificate;
+use medledger_types::inclusion::{self, ProofBundle};
 use medledger_types::{BlockHeader, Hash, PublicKey};
 use serde::Deserialize;
 use serde_json::Value;
@@ -162,12 +163,32 @@ async fn block(me: Me, Path(height): Path<String>) -> Result<Html<String>, UiErr
 async fn tx(me: Me, Path(id): Path<String>) -> Result<Html<String>, UiError> {
     let id = hash_arg(&id, "transaction id").map_err(UiError::bad_input)?;
     let s = me.session();
-    let v = blocking(move || s.client.get(&format!("/v1/txs/{}", id.to_hex()))).await??;
+    let (v, proof) = blocking(move || {
+        let v = s.client.get(&format!("/v1/txs/{}", id.to_hex()))?;
+        // A committed transaction's inclusion is checked here, against the genesis validators.
+        let proof = (v["status"] == "committed").then(|| {
+            s.client
+                .get(&format!("/v1/txs/{}/proof", id.to_hex()))
+                .and_then(|p| serde_json::from_value::<ProofBundle>(p).map_err(|e| format!("malformed proof: {e}")))
+                .and_then(|p| inclusion::verify(s.light.genesis(), &p))
+        });
+        Ok::<_, String>((v, proof))
+    })
+    .await??;
     let body = html! {
         dl.kv {
             dt { "Status" } dd { (v["status"].as_str().unwrap_or("")) }
             @if let Some(h) = v["height"].as_u64() { dt { "Block" } dd { a href=(format!("/explorer/blocks/{h}")) { (h) } } }
             dt { "Outcome" } dd { (v["receipt"]["outcome"]["status"].as_str().unwrap_or("")) " " (v["receipt"]["outcome"]["reason"].as_str().unwrap_or("")) }
+            @match &proof {
+                None => {}
+                Some(Ok((tx, msg))) => {
+                    dt { "Inclusion" } dd.inclusion { span.verified { "verified here: " } (msg) }
+                    dt { "Signer" } dd { (page::short(&tx.body().signer.to_hex())) " (signature verified)" }
+                    dt { "Operation" } dd { (tx.body().op.kind().name()) }
+                }
+                Some(Err(e)) => { dt { "Inclusion" } dd { span.tag.bad { "does not verify" } " " (e) } }
+            }
         }
         (page::raw_json(&v))
     };

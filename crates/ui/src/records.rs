@@ -517,6 +517,9 @@ async fn write_form(
             }
             label for="fhir" { "…or FHIR R4 JSON (takes precedence when given)" }
             textarea #fhir name="fhir" {}
+            label for="fhir-file" { "…or upload a FHIR JSON file (it fills the box above; nothing leaves this machine until you submit)" }
+            input #fhir-file type="file" accept=".json,application/json,application/fhir+json"
+                onchange="const f=this.files[0];if(f){f.text().then(t=>{document.getElementById('fhir').value=t;});}";
             button type="submit" { @if amend.is_some() { "Anchor the amendment" } @else { "Seal, upload and anchor" } }
         }
         div #write-result {}
@@ -546,13 +549,9 @@ fn fhir_of(f: &WriteForm, patient: &Hash) -> Result<Vec<u8>, UiError> {
         .iter()
         .find(|(c, _, _)| *c == f.code)
         .ok_or_else(|| UiError::bad_input(format!("code: `{}` is not one of the form's measurements", f.code)))?;
-    let value: f64 = f
-        .value
-        .trim()
-        .parse()
-        .ok()
-        .filter(|v: &f64| v.is_finite())
-        .ok_or_else(|| UiError::bad_input(format!("value: `{}` is not a number", f.value.trim())))?;
+    // As typed (72 stays 72, not 72.0); JSON numbers are finite.
+    let value: serde_json::Number = serde_json::from_str(f.value.trim())
+        .map_err(|_| UiError::bad_input(format!("value: `{}` is not a number", f.value.trim())))?;
     let doc = json!({
         "resourceType": "Observation",
         "status": "final",

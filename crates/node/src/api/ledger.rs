@@ -68,25 +68,7 @@ pub struct BlockView {
     pub certificate: Option<String>,
 }
 
-/// Everything needed to check a transaction's inclusion offline.
-#[derive(Serialize, Deserialize, ToSchema, Clone)]
-pub struct ProofBundle {
-    pub chain_id: String,
-    pub tx_id: String,
-    /// Canonical signed transaction bytes, hex.
-    pub tx: String,
-    pub height: u64,
-    pub block_hash: String,
-    pub header: BlockHeader,
-    pub proof: medledger_types::merkle::InclusionProof,
-    /// Headers of the descendants from `height + 1` up to the certified block, if this block
-    /// was finalized through a descendant's certificate (usually empty).
-    pub descendants: Vec<BlockHeader>,
-    /// Height of the block the certificate finalizes (`height` itself, usually).
-    pub certified_height: u64,
-    /// Hex of the consensus finalization certificate for `certified_height`.
-    pub certificate: String,
-}
+pub use medledger_types::inclusion::ProofBundle;
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct StatusView {

@@ -114,9 +114,42 @@ await flow('1. a patient grants a consent', async () => {
   await page.click('form[hx-post="/consents"] button[type=submit]');
   const text = await jobDone('#grant-result');
   assert.match(text, /granted/);
+  // The grant's transaction: its inclusion proof is verified in the page.
+  await page.click('#grant-result a.tx');
+  await page.locator('.inclusion').waitFor();
+  assert.match(await page.locator('.inclusion').innerText(), /verified here: transaction \w+ is included at height \d+/);
+  await axe('transaction');
   await page.goto(UI + '/consents');
   assert.ok(await page.locator('#consents tr', { hasText: 'dr-alice' }).locator('.tag.ok').count(), 'the new consent is listed as active');
   await view('/records', 'patient-records');
+  // The patient's accessible history as one FHIR Bundle, decrypted on the UI server's side.
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('text=Download FHIR Bundle')]);
+  const bundle = JSON.parse(readFileSync(await dl.path(), 'utf8'));
+  assert.equal(bundle.resourceType, 'Bundle');
+  assert.ok(bundle.entry.some((e) => e.resource.resourceType === 'Condition'), 'the Bundle holds the Condition');
+});
+
+await flow('a doctor writes an Observation from the form and from an uploaded FHIR file', async () => {
+  await actAs('dr-bob'); // write consent for patient-2 from the demo data
+  await page.goto(UI + '/write');
+  await page.fill('#patient', p2);
+  await page.selectOption('#code', '8867-4');
+  await page.fill('#value', '72');
+  await page.click('form[hx-post="/write"] button[type=submit]');
+  const text = await jobDone('#write-result');
+  assert.match(text, /Observation\) held by hospital-b/);
+  await page.click('#write-result .result a');
+  await page.click('#read-form button[type=submit]');
+  await page.locator('#read-result .value').waitFor();
+  assert.match(await page.locator('#read-result .value').innerText(), /72 \/min/);
+  await page.goto(UI + '/write');
+  await page.fill('#patient', p2);
+  const obs = { resourceType: 'Observation', status: 'final', code: { text: 'Body temperature' },
+    subject: { reference: `Patient/${p2}` }, valueQuantity: { value: 37.9, unit: 'Cel' } };
+  await page.setInputFiles('#fhir-file', { name: 'temp.json', mimeType: 'application/fhir+json', buffer: Buffer.from(JSON.stringify(obs)) });
+  await page.waitForFunction(() => document.getElementById('fhir').value.includes('Body temperature'));
+  await page.click('form[hx-post="/write"] button[type=submit]');
+  assert.match(await jobDone('#write-result'), /Observation/);
 });
 
 await flow('2. a doctor at another hospital reads the record', async () => {
@@ -146,6 +179,13 @@ await flow('4. a regulator finds it in the audit', async () => {
   await page.click('#audit-search button[type=submit]:not(.plain)');
   await page.locator(`#audit-result tr.flag-served:has(code[title="${condition}"])`).first().waitFor();
   await page.screenshot({ path: `${shots}/regulator-audit-result-1280.png`, fullPage: true });
+  // The same search as FHIR AuditEvents, downloaded.
+  await page.fill('#patient', p2);
+  await page.selectOption('#outcome', 'served');
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#audit-export')]);
+  const bundle = JSON.parse(readFileSync(await dl.path(), 'utf8'));
+  assert.equal(bundle.resourceType, 'Bundle');
+  assert.ok(bundle.entry.length >= 1 && bundle.entry.every((e) => e.resource.resourceType === 'AuditEvent'), 'AuditEvents');
 });
 
 await flow('5. break-glass is flagged for the patient and the regulator', async () => {
