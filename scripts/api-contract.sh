@@ -14,27 +14,11 @@ fi
 # The signing hook (scripts/schemathesis/medledger_auth.py) needs ed25519.
 python3 -c 'import cryptography' 2>/dev/null ||
   python3 -m pip install --quiet --disable-pip-version-check "cryptography==48.0.0"
-cargo build --quiet --bin medledger
-work=$(mktemp -d)
-# Ports below Linux's ephemeral range; the devnet refuses to start if one is taken.
+# Ports below Linux's ephemeral range; the devnet refuses to start if one is taken. A requester
+# rate far above what schemathesis sends, so that 429s do not hide other answers.
+. scripts/devnet-lib.sh
 base=${MEDLEDGER_CONTRACT_PORT:-23400}
-# A requester rate far above what schemathesis sends, so that 429s do not hide other answers.
-"$root/target/debug/medledger" --json devnet --dir "$work/devnet" --base-port "$base" --requester-rate 100000 \
-  >"$work/ready.json" 2>"$work/devnet.log" &
-devnet=$!
-cleanup() {
-  kill -INT "$devnet" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$devnet" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$devnet" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-for _ in $(seq 1 1800); do
-  if [ -s "$work/ready.json" ]; then break; fi
-  if ! kill -0 "$devnet" 2>/dev/null; then echo "devnet exited:"; tail -40 "$work/devnet.log"; exit 1; fi
-  sleep 0.1
-done
-[ -s "$work/ready.json" ] || { echo "devnet not ready after 180 s"; tail -40 "$work/devnet.log"; exit 1; }
+start_devnet "$base" --requester-rate 100000 --no-ui
 # The nodes serve HTTPS with certificates from the devnet's consortium CA.
 api="https://127.0.0.1:$((base + 100))"
 ca="$work/devnet/tls/ca.pem"

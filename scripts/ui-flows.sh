@@ -7,25 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 (cd crates/ui/tests/browser && npm ci --no-audit --no-fund --silent)
-cargo build --quiet --bin medledger
-work=$(mktemp -d)
-base=${MEDLEDGER_UI_TEST_PORT:-24400}
-"$root/target/debug/medledger" --json devnet --dir "$work/devnet" --base-port "$base" --requester-rate 2000 \
-  >"$work/ready.json" 2>"$work/devnet.log" &
-devnet=$!
-cleanup() {
-  kill -INT "$devnet" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$devnet" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$devnet" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-for _ in $(seq 1 1800); do
-  if [ -s "$work/ready.json" ]; then break; fi
-  if ! kill -0 "$devnet" 2>/dev/null; then echo "devnet exited:"; tail -40 "$work/devnet.log"; exit 1; fi
-  sleep 0.1
-done
-[ -s "$work/ready.json" ] || { echo "devnet not ready after 180 s"; tail -40 "$work/devnet.log"; exit 1; }
+. scripts/devnet-lib.sh
+start_devnet "${MEDLEDGER_UI_TEST_PORT:-24400}" --requester-rate 2000
 shots="$root/target/ui-screenshots"
 rm -rf "$shots"
 timeout 600 node crates/ui/tests/browser/flows.mjs "$work/ready.json" "$work/devnet" "$shots" || {

@@ -190,23 +190,23 @@ async fn grant(me: Me, Form(f): Form<TermsForm>) -> Result<Html<String>, UiError
     my_pseudonym(&me)?;
     let terms = f.terms()?;
     let s = me.session();
-    Ok(jobs::start(&me, "Granting the consent", move || {
+    jobs::start(&me, "Granting the consent", move || {
         let (id, _, rewrapped) = s.grant_consent(&terms)?;
         Ok(html! {
             p.notice { "Consent " (page::short(&id.to_hex())) " granted; data keys re-wrapped for the grantee on "
                 (rewrapped) " record version(s). " a href="/consents" { "Refresh the list" } }
         })
-    }))
+    })
 }
 
 async fn revoke(me: Me, Path(id): Path<String>) -> Result<Html<String>, UiError> {
     my_pseudonym(&me)?;
     let id = hash_arg(&id, "consent id").map_err(UiError::bad_input)?;
     let s = me.session();
-    Ok(jobs::start(&me, "Revoking the consent", move || {
+    jobs::start(&me, "Revoking the consent", move || {
         let (_, v) = s.transact(Operation::Consent(ConsentOp::RevokeConsent { consent_id: id }))?;
         Ok(html! { p.notice { "Revoked at height " (v["height"]) "; reads under it are denied from the next block." } })
-    }))
+    })
 }
 
 async fn requests(me: Me) -> Result<Html<String>, UiError> {
@@ -296,7 +296,7 @@ async fn request(me: Me, Form(mut f): Form<RequestForm>) -> Result<Html<String>,
     let s = me.session();
     let reason = f.reason;
     let (ui, index) = (me.ui.clone(), me.index);
-    Ok(jobs::start(&me, "Sending the access request", move || {
+    jobs::start(&me, "Sending the access request", move || {
         let (id, _) = s.request_access(&patient, terms, &reason)?;
         let mut sent = ui.sent.lock();
         if sent.len() == MAX_SENT {
@@ -307,7 +307,7 @@ async fn request(me: Me, Form(mut f): Form<RequestForm>) -> Result<Html<String>,
         Ok(
             html! { p.notice { "Request " (page::short(&id.to_hex())) " sent; the patient sees it under Access requests." } },
         )
-    }))
+    })
 }
 
 async fn patient_requests(me: Me) -> Result<Html<String>, UiError> {
@@ -357,12 +357,12 @@ async fn respond(me: Me, Path((id, answer)): Path<(String, String)>) -> Result<H
         other => return Err(UiError::bad_input(format!("answer: `{other}` (approve or decline)"))),
     };
     let s = me.session();
-    Ok(jobs::start(&me, if approve { "Approving the request" } else { "Declining the request" }, move || {
+    jobs::start(&me, if approve { "Approving the request" } else { "Declining the request" }, move || {
         let (_, n) = s.respond_access(&id, approve)?;
         Ok(
             html! { p.notice { @if approve { "Approved: it is now a consent; keys re-wrapped on " (n) " record version(s)." } @else { "Declined." } } },
         )
-    }))
+    })
 }
 
 #[cfg(test)]

@@ -153,12 +153,12 @@ async fn revoke(me: Me, Form(f): Form<KeyForm>) -> Result<Html<String>, UiError>
     let op = Operation::Identity(IdentityOp::RevokeCredential { subject, reason: f.reason.trim().to_string() });
     op.check_limits().map_err(UiError::bad_input)?;
     let s = me.session();
-    Ok(jobs::start(&me, "Revoking the credential", move || {
+    jobs::start(&me, "Revoking the credential", move || {
         let (tx, v) = s.transact(op)?;
         Ok(
             html! { p.notice { "Credential revoked by " (page::short(&tx.id().to_hex())) " at height " (v["height"]) "." } },
         )
-    }))
+    })
 }
 
 async fn health(me: Me) -> Result<Html<String>, UiError> {

@@ -16,6 +16,9 @@ use std::collections::HashMap;
 /// At most this many jobs are remembered; the oldest finished ones go first.
 pub const MAX_JOBS: usize = 512;
 
+/// At most this many jobs run at once (each holds a thread while it waits for a block).
+pub const MAX_RUNNING: usize = 32;
+
 struct Job {
     owner: usize,
     title: String,
@@ -31,8 +34,17 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    fn insert(&self, id: String, owner: usize, title: String) {
+    /// No job at all (for tests).
+    pub fn is_empty(&self) -> bool {
+        self.map.lock().1.is_empty()
+    }
+
+    /// Registers a job, unless [`MAX_RUNNING`] are already running.
+    fn insert(&self, id: String, owner: usize, title: String) -> bool {
         let mut g = self.map.lock();
+        if g.1.values().filter(|j| j.outcome.is_none()).count() >= MAX_RUNNING {
+            return false;
+        }
         g.0 += 1;
         let seq = g.0;
         if g.1.len() >= MAX_JOBS {
@@ -43,6 +55,7 @@ impl Jobs {
             }
         }
         g.1.insert(id, Job { owner, title, steps: Vec::new(), outcome: None, seq });
+        true
     }
 
     fn step(&self, id: &str, step: Step) {
@@ -101,17 +114,22 @@ pub fn start(
     me: &Me,
     title: impl Into<String>,
     work: impl FnOnce() -> Result<Markup, String> + Send + 'static,
-) -> Html<String> {
+) -> Result<Html<String>, UiError> {
     let id = hex::encode(&medledger_client::tx::new_id().0[..12]);
     let ui: App = me.ui.clone();
-    ui.jobs.insert(id.clone(), me.index, title.into());
+    if !ui.jobs.insert(id.clone(), me.index, title.into()) {
+        return Err(UiError {
+            status: axum::http::StatusCode::TOO_MANY_REQUESTS,
+            message: format!("{MAX_RUNNING} operations are already in progress; wait for one to finish"),
+        });
+    }
     let (ui2, id2) = (ui.clone(), id.clone());
     std::thread::spawn(move || {
         let (ui3, id3) = (ui2.clone(), id2.clone());
         let out = progress::observe(move |s| ui3.jobs.step(&id3, s), work);
         ui2.jobs.finish(&id2, out.map(Markup::into_string));
     });
-    page::fragment(ui.jobs.render(&id, me.index).unwrap_or_default())
+    Ok(page::fragment(ui.jobs.render(&id, me.index).unwrap_or_default()))
 }
 
 async fn poll(me: Me, Path(id): Path<String>) -> Result<Html<String>, UiError> {

@@ -228,6 +228,38 @@ pub fn identities(config: &Config) -> Vec<Identity> {
         .collect()
 }
 
+/// Is `host` (a `Host` header or an `Origin`'s authority) this loopback server?
+fn loopback_host(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((n, port)) if port.chars().all(|c| c.is_ascii_digit()) => n,
+        _ => host,
+    };
+    matches!(name, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+/// The UI acts with the user's keys, so another site must not make the browser act for it:
+/// every request must name a loopback host (no DNS rebinding), and a request that changes
+/// anything must come from this origin (no cross-site form posts). Checked before any handler.
+async fn same_origin_only(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let h = req.headers();
+    let host = h.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !loopback_host(host) {
+        return UiError::forbidden(format!("the UI answers on loopback only, not for host `{host}`")).into_response();
+    }
+    if req.method() != axum::http::Method::GET && req.method() != axum::http::Method::HEAD {
+        let cross_site =
+            h.get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_some_and(|s| s != "same-origin" && s != "none");
+        let origin = h.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+        let foreign_origin = origin.is_some_and(|o| {
+            o.strip_prefix("http://").is_none_or(|authority| authority != host || !loopback_host(authority))
+        });
+        if cross_site || foreign_origin {
+            return UiError::forbidden("refused: this request did not come from the UI's own pages").into_response();
+        }
+    }
+    next.run(req).await
+}
+
 /// Every route of the UI.
 pub fn router(ui: App) -> Router {
     Router::new()
@@ -240,6 +272,7 @@ pub fn router(ui: App) -> Router {
         .merge(jobs::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(ui.clone(), whole_pages))
+        .layer(axum::middleware::from_fn(same_origin_only))
         .with_state(ui)
 }
 
@@ -318,4 +351,109 @@ pub fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> Result<(), String>
         .build()
         .map_err(|e| format!("cannot start the UI runtime: {e}"))?
         .block_on(serve(config, ready))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use medledger_types::genesis::GenesisInstitution;
+    use medledger_types::Genesis;
+    use tower::ServiceExt;
+
+    /// A UI with one identity and no reachable node: enough to see what is refused before any
+    /// handler runs.
+    fn ui() -> App {
+        let genesis = Genesis {
+            chain_id: "ui-test".into(),
+            genesis_time_ms: 1,
+            ca_key: Keypair::from_seed(1).public(),
+            institutions: (0..4)
+                .map(|i| GenesisInstitution {
+                    id: format!("h{i}"),
+                    name: format!("H{i}"),
+                    validator_key: Keypair::from_seed(20 + i).public(),
+                    admin_key: Keypair::from_seed(30 + i).public(),
+                    p2p_address: "127.0.0.1:9".into(),
+                    api_address: "127.0.0.1:9".into(),
+                })
+                .collect(),
+        };
+        let light = Arc::new(Light::new(genesis));
+        let session = Session::open_with(&["127.0.0.1:9".into()], Keypair::from_seed(5), light.clone());
+        let (feed, _) = tokio::sync::broadcast::channel(1);
+        Arc::new(Ui {
+            identities: vec![Identity { name: "me".into(), session: Arc::new(session), credential: None }],
+            jobs: jobs::Jobs::default(),
+            light,
+            nodes: vec![],
+            feed,
+            sent: Default::default(),
+        })
+    }
+
+    async fn send(ui: &App, req: Request<Body>) -> (StatusCode, String) {
+        let r = router(ui.clone()).oneshot(req).await.unwrap();
+        let status = r.status();
+        let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    fn post(path: &str, host: &str, extra: &[(&str, &str)]) -> Request<Body> {
+        let mut b =
+            Request::post(path).header("host", host).header("content-type", "application/x-www-form-urlencoded");
+        for (k, v) in extra {
+            b = b.header(*k, *v);
+        }
+        b.body(Body::from("grantee=institution%3Ah1&read=1&purpose=treatment")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn cross_site_and_rebound_requests_are_refused_before_any_handler_or_job() {
+        let ui = ui();
+        for (host, extra) in [
+            ("127.0.0.1:7790", vec![("origin", "http://evil.example")]),
+            ("127.0.0.1:7790", vec![("sec-fetch-site", "cross-site")]),
+            ("127.0.0.1:7790", vec![("origin", "http://127.0.0.1:9999")]),
+            ("evil.example:7790", vec![]),
+        ] {
+            let (status, body) = send(&ui, post("/consents", host, &extra)).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{host} {extra:?}: {body}");
+            // Refused by the guard, not by the handler's own role check.
+            assert!(
+                body.contains("did not come from the UI's own pages") || body.contains("loopback only"),
+                "{host} {extra:?}: {body}"
+            );
+            assert!(ui.jobs.is_empty(), "no job was started");
+        }
+        let (status, body) =
+            send(&ui, Request::get("/").header("host", "evil.example").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(body.contains("loopback only"), "{body}");
+        // From its own pages the request reaches the handler, which refuses a key without a
+        // credential for its own reason (and starts no job either).
+        let own = [("origin", "http://127.0.0.1:7790"), ("sec-fetch-site", "same-origin")];
+        let (status, body) = send(&ui, post("/consents", "127.0.0.1:7790", &own)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(body.contains("without a credential"), "{body}");
+        assert!(ui.jobs.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failing_whole_page_keeps_the_shell_and_a_fragment_does_not() {
+        let ui = ui();
+        let get = |hx: bool| {
+            let mut b = Request::get("/consents").header("host", "localhost:7790");
+            if hx {
+                b = b.header("hx-request", "true");
+            }
+            b.body(Body::empty()).unwrap()
+        };
+        let (status, page) = send(&ui, get(false)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(page.starts_with("<!DOCTYPE html>") && page.contains("role=\"alert\""), "{page}");
+        let (_, fragment) = send(&ui, get(true)).await;
+        assert!(fragment.starts_with("<div class=\"error\""), "{fragment}");
+    }
 }

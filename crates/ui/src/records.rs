@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use maud::{html, Markup};
 use medledger_client::session::hash_arg;
-use medledger_state::records::{RecordHead, RecordVersion};
+use medledger_state::records::{RecordHead, RecordVersion, VersionStatus};
 use medledger_types::{Hash, Operation, Purpose, RecordsOp, Role};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -150,7 +150,7 @@ fn versions_table(head: &RecordHead, versions: &[RecordVersion]) -> Markup {
                 @for v in versions {
                     tr {
                         td { "v" (v.version) @if v.version == head.current_version { " (current)" } }
-                        td { (format!("{:?}", v.status).to_lowercase()) }
+                        td { (match v.status { VersionStatus::Current => "current", VersionStatus::Pending => "pending", VersionStatus::Rejected => "rejected" }) }
                         td { (v.holder) }
                         td { (v.height) }
                         td { (page::short(&v.content_hash.to_hex())) }
@@ -231,11 +231,7 @@ async fn record_page(me: Me, Path(id): Path<String>) -> Result<Html<String>, UiE
     }
     // The patient reads the current version (logged like any read) and each pending amendment.
     let s = me.session();
-    let pending: Vec<u32> = versions
-        .iter()
-        .filter(|v| format!("{:?}", v.status).eq_ignore_ascii_case("pending"))
-        .map(|v| v.version)
-        .collect();
+    let pending: Vec<u32> = versions.iter().filter(|v| v.status == VersionStatus::Pending).map(|v| v.version).collect();
     let current = head.current_version;
     let erasing = head.erasure_requested_at.is_some();
     let reads = blocking(move || {
@@ -363,12 +359,12 @@ async fn review(me: Me, Path(id): Path<String>, Form(f): Form<ReviewForm>) -> Re
     let accept = f.accept == "1";
     let s = me.session();
     let version = f.version;
-    Ok(jobs::start(&me, format!("{} v{version}", if accept { "Accepting" } else { "Rejecting" }), move || {
+    jobs::start(&me, format!("{} v{version}", if accept { "Accepting" } else { "Rejecting" }), move || {
         s.transact(Operation::Records(RecordsOp::ReviewAmendment { record_id, version, accept }))?;
         Ok(
             html! { p.notice { "Version " (version) @if accept { " accepted: it is now current." } @else { " rejected: kept, never current." } } },
         )
-    }))
+    })
 }
 
 #[derive(Deserialize)]
@@ -384,13 +380,13 @@ async fn erase(me: Me, Path(id): Path<String>, Form(f): Form<EraseForm>) -> Resu
         return Err(UiError::bad_input("confirm: tick the box to confirm that the erasure cannot be undone"));
     }
     let s = me.session();
-    Ok(jobs::start(&me, "Erasing the record", move || {
+    jobs::start(&me, "Erasing the record", move || {
         s.erase(&id, true)?;
         let (head, _) = s.record(&id)?;
         Ok(
             html! { p.notice.erased { "Record " span.tag.bad { "erased" } " at height " (head.erased_at.unwrap_or(0)) ": the holder destroyed the data and its keys." } },
         )
-    }))
+    })
 }
 
 async fn export(me: Me) -> Result<Response, UiError> {
@@ -575,7 +571,7 @@ async fn write(me: Me, Form(f): Form<WriteForm>) -> Result<Html<String>, UiError
     // The FHIR check runs here too, so a bad document is refused before anything is sent.
     medledger_vault::fhir::check(&fhir, &patient).map_err(|e| UiError::bad_input(format!("not accepted: {e}")))?;
     let s = me.session();
-    Ok(jobs::start(&me, if amend.is_some() { "Anchoring the amendment" } else { "Writing the record" }, move || {
+    jobs::start(&me, if amend.is_some() { "Anchoring the amendment" } else { "Writing the record" }, move || {
         let v = s.put(&patient, &fhir, amend)?;
         let id = v["record_id"].as_str().unwrap_or("").to_string();
         Ok(html! {
@@ -584,7 +580,7 @@ async fn write(me: Me, Form(f): Form<WriteForm>) -> Result<Html<String>, UiError
                 (v["holder"].as_str().unwrap_or("")) "; " (v["status"].as_str().unwrap_or("")) "."
             }
         })
-    }))
+    })
 }
 
 #[cfg(test)]

@@ -24,10 +24,14 @@ pub struct UiArgs {
 /// The identity's name: the file stem, or `<parent>-<stem>` when the stem is taken.
 fn named(keys: &mut Vec<(String, Keypair)>, path: &Path) -> Result<(), String> {
     let key = read_key(path)?;
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "key".into());
+    // Names travel in a cookie: keep them to letters, digits, `-`, `_` and `.`.
+    let clean = |s: &str| -> String {
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' }).collect()
+    };
+    let stem = path.file_stem().map(|s| clean(&s.to_string_lossy())).unwrap_or_else(|| "key".into());
     let mut name = stem.clone();
     if keys.iter().any(|(n, _)| *n == name) {
-        let parent = path.parent().and_then(|p| p.file_name()).map(|p| p.to_string_lossy().into_owned());
+        let parent = path.parent().and_then(|p| p.file_name()).map(|p| clean(&p.to_string_lossy()));
         name = format!("{}-{stem}", parent.unwrap_or_default());
     }
     if !keys.iter().any(|(_, k)| k.public() == key.public()) {

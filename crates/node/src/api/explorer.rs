@@ -114,9 +114,7 @@ pub(crate) async fn block(
     State(st): State<ApiState>,
     ApiPath(height): ApiPath<String>,
 ) -> Result<Html<String>, ApiError> {
-    let height: u64 = height
-        .parse()
-        .map_err(|_| ApiError::bad_request(ErrorCode::InvalidArgument, format!("height `{height}` is not a number")))?;
+    let height = parse_height(&height)?;
     let header = st
         .chain
         .store

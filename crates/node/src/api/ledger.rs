@@ -342,9 +342,7 @@ pub(crate) async fn get_block(
     caller: Caller,
     ApiPath(height): ApiPath<String>,
 ) -> Result<Json<BlockView>, ApiError> {
-    let height: u64 = height
-        .parse()
-        .map_err(|_| ApiError::bad_request(ErrorCode::InvalidArgument, format!("height `{height}` is not a number")))?;
+    let height = parse_height(&height)?;
     let block = st
         .chain
         .store

@@ -80,6 +80,10 @@ fn parse_hash(s: &str, what: &str) -> Result<Hash, ApiError> {
     Hash::from_hex(s).map_err(|e| ApiError::bad_request(ErrorCode::InvalidArgument, format!("{what}: {e}")))
 }
 
+fn parse_height(s: &str) -> Result<u64, ApiError> {
+    s.parse().map_err(|_| ApiError::bad_request(ErrorCode::InvalidArgument, format!("height `{s}` is not a number")))
+}
+
 fn parse_key(s: &str) -> Result<PublicKey, ApiError> {
     PublicKey::from_hex(s).map_err(|e| ApiError::bad_request(ErrorCode::InvalidArgument, e))
 }
