@@ -48,7 +48,13 @@ pub struct RecordService {
     /// service key, whose `node_service` credential the CA issues, so that people using the
     /// institution admin key never collide with the node's nonces. Defaults to the admin key.
     signer: Keypair,
+    /// The last vault probe: when, whether it passed, how long it took (µs).
+    health: Mutex<Option<(std::time::Instant, bool, u64)>>,
 }
+
+/// A vault probe is reused for this long, so that scraping `/metrics` (public) cannot make the
+/// node write to its vault more often.
+pub const VAULT_PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecipientKey {
@@ -175,7 +181,24 @@ impl RecordService {
             erasures_inflight: Mutex::new(std::collections::HashMap::new()),
             signer: institution_key.clone(),
             journal: std::sync::OnceLock::new(),
+            health: Mutex::new(None),
         }
+    }
+
+    /// Whether the vault answers (a probe blob written and read back) and how long the probe
+    /// took in microseconds; probed at most once per [`VAULT_PROBE_EVERY`].
+    pub fn vault_health(&self) -> (bool, u64) {
+        let mut h = self.health.lock();
+        if let Some((at, ok, us)) = *h {
+            if at.elapsed() < VAULT_PROBE_EVERY {
+                return (ok, us);
+            }
+        }
+        let start = std::time::Instant::now();
+        let ok = self.vault.probe(&self.chain.now_ms().to_be_bytes()).is_ok();
+        let us = start.elapsed().as_micros() as u64;
+        *h = Some((std::time::Instant::now(), ok, us));
+        (ok, us)
     }
 
     /// Signs the service's own transactions with `key` (the node's service key).

@@ -182,6 +182,15 @@ async fn health(me: Me) -> Result<Html<String>, UiError> {
         h2 { "The node of " (inst) }
         @match &metrics {
             Ok(text) => {
+                @let vault = text.lines().find_map(|l| l.strip_prefix("medledger_vault_up ")).map(str::trim);
+                p #vault-health {
+                    "Vault: "
+                    @match vault {
+                        Some("1") => { span.tag.ok { "up" } " (a probe blob written and read back within the last 5 s)" }
+                        Some(_) => { span.tag.bad { "down" } " (the probe blob could not be written or read back)" }
+                        None => { "this node holds no records" }
+                    }
+                }
                 table #metrics tabindex="0" {
                     thead { tr { th { "Metric" } th { "Value" } } }
                     tbody {

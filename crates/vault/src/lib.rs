@@ -60,6 +60,18 @@ impl<S: BlobStore> Vault<S> {
         format!("erased/{}", id.to_hex())
     }
 
+    /// Checks the store answers: writes a small probe blob (`health/probe`, overwritten each
+    /// time; no record data), reads it back and compares.
+    pub fn probe(&self, token: &[u8]) -> Result<(), VaultError> {
+        self.store.put("health/probe", token)?;
+        match self.store.get("health/probe")? {
+            Some(b) if b == token => Ok(()),
+            _ => Err(VaultError::Store(crate::store::StoreError::Io(std::io::Error::other(
+                "the probe blob did not read back as written",
+            )))),
+        }
+    }
+
     pub fn is_erased(&self, id: &Hash) -> Result<bool, VaultError> {
         Ok(self.store.get(&Self::tombstone(id))?.is_some())
     }

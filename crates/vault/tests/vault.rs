@@ -194,3 +194,32 @@ fn versions_are_write_once_and_wrapped_keys_are_checked() {
     let (s, wk) = vault.get(&id, 1, &patient.public()).unwrap();
     assert_eq!(envelope::open(&unwrap(&wk, &patient, &ctx).unwrap(), &s, &ctx).unwrap(), FHIR);
 }
+
+/// A store that loses every write: the probe must notice.
+struct Forgetful;
+
+impl medledger_vault::BlobStore for Forgetful {
+    fn put(&self, _: &str, _: &[u8]) -> Result<(), medledger_vault::store::StoreError> {
+        Ok(())
+    }
+    fn get(&self, _: &str) -> Result<Option<Vec<u8>>, medledger_vault::store::StoreError> {
+        Ok(None)
+    }
+    fn delete(&self, _: &str) -> Result<(), medledger_vault::store::StoreError> {
+        Ok(())
+    }
+    fn list(&self, _: &str) -> Result<Vec<String>, medledger_vault::store::StoreError> {
+        Ok(vec![])
+    }
+}
+
+#[test]
+fn the_health_probe_passes_on_a_working_store_and_fails_on_one_that_loses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::new(FsStore::open(dir.path()).unwrap());
+    vault.probe(b"one").unwrap();
+    vault.probe(b"two").unwrap();
+    // The probe leaves one small blob and no record data.
+    assert_eq!(std::fs::read(dir.path().join("health/probe")).unwrap(), b"two");
+    assert!(Vault::new(Forgetful).probe(b"one").is_err());
+}

@@ -502,6 +502,11 @@ pub(crate) async fn metrics(State(st): State<ApiState>) -> impl IntoResponse {
         "Block transactions verified during block verification.",
         m.verify_sig_checked.load(Ordering::Relaxed),
     );
+    if let Some(r) = &st.records {
+        let (ok, us) = r.vault_health();
+        put("vault_up", "gauge", "1 if the record vault wrote and read back a probe (at most every 5 s).", ok as u64);
+        put("vault_probe_microseconds", "gauge", "Duration of the last vault probe.", us);
+    }
     out.push_str(&st.info.prometheus());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

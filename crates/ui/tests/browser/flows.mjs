@@ -327,6 +327,9 @@ await flow('an institution admin lists the staff and revokes a credential', asyn
   await jobDone('#revoke-result');
   await page.goto(UI + '/staff');
   assert.ok(await page.locator('#staff tr', { hasText: 'Clinic C dispensary' }).locator('.tag.bad').count(), 'shown as revoked');
+  await page.goto(UI + '/health');
+  assert.match(await page.locator('#vault-health').innerText(), /Vault: up/);
+  assert.match(await page.locator('#validators').innerText(), /up/);
 });
 
 await flow('each node serves a read-only explorer of headers', async () => {
