@@ -234,7 +234,10 @@ async fn requests(me: Me) -> Result<Html<String>, UiError> {
                             Some((_, _, false)) => "approved, no longer active".into(),
                             None => "declined".into(),
                         },
-                        Err(_) => "declined".into(),
+                        // Without a consent in force the patient's consents are not ours to
+                        // see: the request was declined, or approved and has since ended.
+                        Err(e) if e.contains("not_permitted") => "declined, or approved and since ended".into(),
+                        Err(e) => e,
                     },
                     Err(e) => e,
                 };

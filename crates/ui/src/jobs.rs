@@ -126,7 +126,11 @@ pub fn start(
     let (ui2, id2) = (ui.clone(), id.clone());
     std::thread::spawn(move || {
         let (ui3, id3) = (ui2.clone(), id2.clone());
-        let out = progress::observe(move |s| ui3.jobs.step(&id3, s), work);
+        // A panic in the work still ends the job (and frees its slot), as an error.
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            progress::observe(move |s| ui3.jobs.step(&id3, s), work)
+        }))
+        .unwrap_or_else(|_| Err("internal error: the operation failed unexpectedly; see the UI's log".into()));
         ui2.jobs.finish(&id2, out.map(Markup::into_string));
     });
     Ok(page::fragment(ui.jobs.render(&id, me.index).unwrap_or_default()))

@@ -246,6 +246,13 @@ async fn same_origin_only(req: axum::extract::Request, next: axum::middleware::N
     if !loopback_host(host) {
         return UiError::forbidden(format!("the UI answers on loopback only, not for host `{host}`")).into_response();
     }
+    // Another site may link to a page (a top-level navigation), not load one as a subresource
+    // (an image or a script would act, and log reads, as the user).
+    let site = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()).unwrap_or("none");
+    let mode = h.get("sec-fetch-mode").and_then(|v| v.to_str().ok()).unwrap_or("navigate");
+    if matches!(site, "cross-site" | "same-site") && mode != "navigate" {
+        return UiError::forbidden("refused: this request did not come from the UI's own pages").into_response();
+    }
     if req.method() != axum::http::Method::GET && req.method() != axum::http::Method::HEAD {
         let cross_site =
             h.get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_some_and(|s| s != "same-origin" && s != "none");
@@ -431,6 +438,16 @@ mod tests {
             send(&ui, Request::get("/").header("host", "evil.example").body(Body::empty()).unwrap()).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert!(body.contains("loopback only"), "{body}");
+        // Another site may not load a page as an image (a read would be logged as the user).
+        let img = Request::get("/records/00")
+            .header("host", "127.0.0.1:7790")
+            .header("sec-fetch-site", "cross-site")
+            .header("sec-fetch-mode", "no-cors")
+            .body(Body::empty())
+            .unwrap();
+        let (status, body) = send(&ui, img).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(body.contains("did not come from the UI's own pages"), "{body}");
         // From its own pages the request reaches the handler, which refuses a key without a
         // credential for its own reason (and starts no job either).
         let own = [("origin", "http://127.0.0.1:7790"), ("sec-fetch-site", "same-origin")];

@@ -194,7 +194,7 @@ fn spawn_node(dir: &Path, inst: &GenesisInstitution) -> Result<Node, String> {
 }
 
 /// Starts the web UI with every demo identity (and each institution's admin), on loopback at
-/// base+200, and waits until it answers. The admins' keys are copied into `demo/` so that one
+/// base+190, and waits until it answers. The admins' keys are copied into `demo/` so that one
 /// `--keys` directory holds every identity.
 fn spawn_ui(args: &DevnetArgs, genesis: &Genesis, ca_pem: &Path) -> Result<Node, String> {
     let demo = args.dir.join("demo");
@@ -613,7 +613,7 @@ pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
         println!(
             "MedLedger devnet `{}` ({} validators, {}) at height {}",
             genesis.chain_id,
-            nodes.len(),
+            genesis.institutions.len(),
             if fresh { "new chain" } else { "resumed from disk" },
             status["height"]
         );

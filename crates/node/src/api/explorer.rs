@@ -147,24 +147,52 @@ pub(crate) async fn block(
     Ok(shell(&st, &format!("Block {height}"), body))
 }
 
+/// At most this many anonymous live feeds at once (each holds a connection and a subscription).
+pub const MAX_FEEDS: usize = 64;
+
+static FEEDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One feed's place among [`MAX_FEEDS`], given back when its stream is dropped.
+struct FeedSlot;
+
+impl FeedSlot {
+    fn take() -> Option<FeedSlot> {
+        use std::sync::atomic::Ordering::SeqCst;
+        FEEDS.fetch_update(SeqCst, SeqCst, |n| (n < MAX_FEEDS).then_some(n + 1)).ok().map(|_| FeedSlot)
+    }
+}
+
+impl Drop for FeedSlot {
+    fn drop(&mut self) {
+        FEEDS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// New headers as they are finalized, each as an HTML list item.
 pub(crate) async fn events(
     State(st): State<ApiState>,
-) -> Sse<impl futures::Stream<Item = Result<SseEvent, std::convert::Infallible>>> {
+) -> Result<Sse<impl futures::Stream<Item = Result<SseEvent, std::convert::Infallible>>>, ApiError> {
+    let slot = FeedSlot::take().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            format!("{MAX_FEEDS} live feeds are open on this node; try again later"),
+        )
+    })?;
     let rx = st.chain.subscribe();
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
+    let stream = futures::stream::unfold((rx, slot), |(mut rx, slot)| async move {
         loop {
             match rx.recv().await {
                 Ok(f) => {
                     let html = row(&f.block.header, true).into_string();
-                    return Some((Ok(SseEvent::default().event("block").data(html)), rx));
+                    return Some((Ok(SseEvent::default().event("block").data(html)), (rx, slot)));
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
             }
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 pub(super) fn routes() -> Router<ApiState> {

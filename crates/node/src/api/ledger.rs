@@ -502,8 +502,9 @@ pub(crate) async fn metrics(State(st): State<ApiState>) -> impl IntoResponse {
         "Block transactions verified during block verification.",
         m.verify_sig_checked.load(Ordering::Relaxed),
     );
-    if let Some(r) = &st.records {
-        let (ok, us) = r.vault_health();
+    if let Some(r) = st.records.clone() {
+        // The probe is blocking I/O (an object store blocks on its own runtime): off the workers.
+        let (ok, us) = tokio::task::spawn_blocking(move || r.vault_health()).await.unwrap_or((false, 0));
         put("vault_up", "gauge", "1 if the record vault wrote and read back a probe (at most every 5 s).", ok as u64);
         put("vault_probe_microseconds", "gauge", "Duration of the last vault probe.", us);
     }
