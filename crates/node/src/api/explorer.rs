@@ -2,8 +2,8 @@
 //!
 //! An anonymous viewer may see only what carries no personal data: the validators and which
 //! of them this node is connected to, block headers (height, time, proposer, roots,
-//! transaction count) and whether each is finalized, checked here against the genesis
-//! validators, and a live feed of new headers over Server-Sent Events. Transactions, receipts,
+//! transaction count) and the certificate that finalizes each (checked by consensus before
+//! the block was committed; nothing is re-verified per request), and a live feed of new headers over Server-Sent Events. Transactions, receipts,
 //! records and proofs are never shown here: they are for authenticated callers (the API, or the
 //! explorer of the user's own `medledger ui`, which verifies every proof itself).
 
@@ -48,15 +48,15 @@ fn shell(st: &ApiState, title: &str, body: Markup) -> Html<String> {
     )
 }
 
-/// Whether this node holds a valid finality certificate for `header`.
-fn finalized(st: &ApiState, header: &BlockHeader) -> Result<bool, ApiError> {
-    if header.height == 0 {
-        return Ok(true);
+/// The height of the certificate that finalizes block `height` (its own, or a descendant's),
+/// if this node stores one. A node commits a block only once consensus has checked such a
+/// certificate against the validator set, so a stored block is final; nothing is re-verified
+/// per request.
+fn certified_by(st: &ApiState, height: u64) -> Result<Option<u64>, ApiError> {
+    if height == 0 {
+        return Ok(Some(0));
     }
-    let cert = st.chain.store.certificate(header.height).map_err(ApiError::internal)?;
-    Ok(cert.is_some_and(|c| {
-        medledger_types::certificate::verify_certificate(&st.chain.genesis, &c, &header.digest()).is_ok()
-    }))
+    Ok(st.chain.store.certified_at_or_above(height).map_err(ApiError::internal)?.map(|(h, _)| h))
 }
 
 fn row(h: &BlockHeader, fin: bool) -> Markup {
@@ -74,7 +74,7 @@ pub(crate) async fn front(State(st): State<ApiState>) -> Result<Html<String>, Ap
     let mut headers = Vec::new();
     for h in (tip.saturating_sub(RECENT - 1)..=tip).rev() {
         if let Some(header) = st.chain.store.header(h).map_err(ApiError::internal)? {
-            let fin = finalized(&st, &header)?;
+            let fin = certified_by(&st, h)?.is_some();
             headers.push((header, fin));
         }
     }
@@ -121,7 +121,7 @@ pub(crate) async fn block(
         .header(height)
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found(format!("no block at height {height}")))?;
-    let fin = finalized(&st, &header)?;
+    let cert = certified_by(&st, height)?;
     let body = html! {
         table {
             tbody {
@@ -133,9 +133,14 @@ pub(crate) async fn block(
                 tr { th { "Transaction root" } td { code { (header.tx_root.to_hex()) } } }
                 tr { th { "State root" } td { code { (header.state_root.to_hex()) } } }
                 tr { th { "Finality" } td {
-                    @if height == 0 { "genesis" }
-                    @else if fin { span.ok { "finalized: certificate checked by this node against the genesis validators" } }
-                    @else { span.bad { "no valid certificate stored for this height" } }
+                    @match cert {
+                        _ if height == 0 => { "genesis" }
+                        Some(c) => {
+                            span.ok { "finalized: certificate checked by consensus before this node committed it" }
+                            @if c != height { " (the certificate is of descendant block " (c) ")" }
+                        }
+                        None => { span.bad { "no certificate stored at or above this height" } }
+                    }
                 } }
             }
         }
