@@ -41,6 +41,24 @@ pub const ERASURE_QUEUE: &[u8] = b"rq/";
 pub const ACCESS_EVENT: &[u8] = b"ra/";
 pub const ACCESS_LOG: &[u8] = b"al/";
 pub const ACCESS_BY_REQUEST: &[u8] = b"ar/";
+// drugs
+pub const DRUG_PREFIXES: &[u8] = b"meta/drug-prefixes";
+pub const DRUG_ALERTS_LEN: &[u8] = b"meta/drug-alerts";
+pub const DRUG_RECALLS_LEN: &[u8] = b"meta/drug-recalls";
+pub const DRUG_PREFIX: &[u8] = b"dp/";
+pub const DRUG_PRODUCT: &[u8] = b"dg/";
+pub const DRUG_PRODUCTS_OF: &[u8] = b"dq/";
+pub const DRUG_LOT: &[u8] = b"dl/";
+pub const DRUG_LOTS_OF: &[u8] = b"dls/";
+pub const DRUG_ITEM: &[u8] = b"dk/";
+pub const DRUG_EVENT: &[u8] = b"de/";
+pub const DRUG_TRAIL: &[u8] = b"dx/";
+pub const DRUG_TRAIL_LEN: &[u8] = b"dn/";
+pub const DRUG_ALERT: &[u8] = b"da/";
+pub const DRUG_MAKER_ALERT: &[u8] = b"dm/";
+pub const DRUG_MAKER_ALERTS_LEN: &[u8] = b"dmn/";
+pub const DRUG_RECALL: &[u8] = b"dr/";
+pub const DRUG_INVENTORY: &[u8] = b"do/";
 
 /// One registered prefix: its bytes, the domain that owns it and what it holds.
 pub struct Prefix {
@@ -80,6 +98,23 @@ pub const REGISTRY: &[Prefix] = &[
     Prefix { bytes: ACCESS_EVENT, domain: "audit", holds: "access event of a record" },
     Prefix { bytes: ACCESS_LOG, domain: "audit", holds: "chain-wide access log entry" },
     Prefix { bytes: ACCESS_BY_REQUEST, domain: "audit", holds: "access event of a signed read request" },
+    Prefix { bytes: DRUG_PREFIXES, domain: "drugs", holds: "every bound GS1 company prefix" },
+    Prefix { bytes: DRUG_ALERTS_LEN, domain: "drugs", holds: "number of drug alerts" },
+    Prefix { bytes: DRUG_RECALLS_LEN, domain: "drugs", holds: "number of lot recalls" },
+    Prefix { bytes: DRUG_PREFIX, domain: "drugs", holds: "institution a GS1 company prefix is bound to" },
+    Prefix { bytes: DRUG_PRODUCT, domain: "drugs", holds: "product master data by GTIN" },
+    Prefix { bytes: DRUG_PRODUCTS_OF, domain: "drugs", holds: "GTINs a manufacturer registered" },
+    Prefix { bytes: DRUG_LOT, domain: "drugs", holds: "lot (expiry, pack count, recall) by GTIN and lot" },
+    Prefix { bytes: DRUG_LOTS_OF, domain: "drugs", holds: "lots of a GTIN" },
+    Prefix { bytes: DRUG_ITEM, domain: "drugs", holds: "pack, case or pallet: possessor, status, container" },
+    Prefix { bytes: DRUG_EVENT, domain: "drugs", holds: "custody event by event id" },
+    Prefix { bytes: DRUG_TRAIL, domain: "drugs", holds: "custody events of an identifier, in order" },
+    Prefix { bytes: DRUG_TRAIL_LEN, domain: "drugs", holds: "number of custody events of an identifier" },
+    Prefix { bytes: DRUG_ALERT, domain: "drugs", holds: "alert by sequence number" },
+    Prefix { bytes: DRUG_MAKER_ALERT, domain: "drugs", holds: "alerts about a manufacturer's products, in order" },
+    Prefix { bytes: DRUG_MAKER_ALERTS_LEN, domain: "drugs", holds: "number of alerts about a manufacturer's products" },
+    Prefix { bytes: DRUG_RECALL, domain: "drugs", holds: "lot recall by sequence number" },
+    Prefix { bytes: DRUG_INVENTORY, domain: "drugs", holds: "identifiers an institution possesses" },
 ];
 
 /// A key: the prefix, then the parts.

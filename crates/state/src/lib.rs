@@ -16,6 +16,7 @@
 pub mod audit;
 pub mod commitment;
 pub mod consent;
+pub mod drugs;
 pub mod identity;
 pub mod keys;
 pub mod permissions;
@@ -203,6 +204,7 @@ fn dispatch(
         Operation::Consent(op) => consent::apply(o, env, signer, principal, op),
         Operation::Records(op) => records::apply(o, env, signer, op),
         Operation::Audit(op) => audit::apply(o, env, signer, op),
+        Operation::Drugs(op) => drugs::apply(o, env, signer, principal, op),
     }
 }
 

@@ -24,6 +24,7 @@ fn domain_row(p: Principal, d: Domain) -> &'static [bool] {
         Domain::Consent => &crate::consent::PERMISSIONS[r],
         Domain::Records => &crate::records::PERMISSIONS[r],
         Domain::Audit => &crate::audit::PERMISSIONS[r],
+        Domain::Drugs => &crate::drugs::PERMISSIONS[r],
     }
 }
 

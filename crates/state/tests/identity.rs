@@ -324,7 +324,52 @@ fn op_of_kind(k: OpKind, subject: &Keypair, n: u8) -> Operation {
         }),
         OpKind::RequestErasure => Operation::Records(RecordsOp::RequestErasure { record_id: Hash([n; 32]) }),
         OpKind::ConfirmErasure => Operation::Records(RecordsOp::ConfirmErasure { record_id: Hash([n; 32]) }),
+        drug => drug_op_of_kind(drug, n),
     }
+}
+
+/// A well-formed operation of each drugs kind (the permission check comes before any state
+/// check, so the identifiers need not exist).
+fn drug_op_of_kind(k: OpKind, n: u8) -> Operation {
+    use medledger_types::drugs::{DrugsOp as D, Epc};
+    use medledger_types::drugs::{EventMeta, ProductSpec, Reported, Step};
+    let gtin = "10614141073464".to_string();
+    let pack = Epc::sgtin(&gtin, &format!("S{n}"));
+    let meta = EventMeta::now(T0);
+    let op = match k {
+        OpKind::BindPrefix => {
+            D::BindPrefix { company_prefix: format!("06141{n:03}"), institution: "hospital-0".into() }
+        }
+        OpKind::RegisterProduct => D::RegisterProduct {
+            product: ProductSpec {
+                gtin,
+                name: "P".into(),
+                form: "tablet".into(),
+                strength: "1 mg".into(),
+                pack_size: 1,
+                national_code: String::new(),
+            },
+        },
+        OpKind::Commission => D::Commission {
+            meta,
+            gtin,
+            lot: "L1".into(),
+            expiry: "300100".into(),
+            serials: vec![format!("S{n}").as_str().into()],
+        },
+        OpKind::Aggregate => D::Aggregate { meta, parent: "106141412345678908".into(), children: vec![pack] },
+        OpKind::Disaggregate => D::Disaggregate { meta, parent: "106141412345678908".into(), children: vec![] },
+        OpKind::Ship => D::Ship { meta, epcs: vec![pack], to: "hospital-1".into() },
+        OpKind::Receive => D::Receive { meta, epcs: vec![pack], from: "hospital-1".into() },
+        OpKind::Dispense => D::Dispense { meta, epc: pack },
+        OpKind::UndoDispense => D::UndoDispense { meta, epc: pack },
+        OpKind::Recall => D::Recall { gtin, lot: "L1".into(), reason: "r".into() },
+        OpKind::Report => D::Report { meta, epcs: vec![pack], status: Reported::Damaged, reason: "r".into() },
+        OpKind::Verify => D::Verify { epc: pack, lot: None, expiry: None },
+        OpKind::Capture => D::Capture { events: vec![Step(D::Dispense { meta, epc: pack })] },
+        other => unreachable!("{} is not a drugs operation", other.name()),
+    };
+    Operation::Drugs(op)
 }
 
 /// Every cell the table forbids is rejected with `not_permitted`, at precheck and in a block;
@@ -346,7 +391,7 @@ fn every_disallowed_cell_is_rejected() {
     let mut n = 0u8;
     for (p, key) in &signers {
         for k in OpKind::ALL {
-            n += 1;
+            n = n.wrapping_add(1);
             let tx = c.tx(key, op_of_kind(k, &victim, n));
             let pre = precheck(&c.state, "test-chain", c.now, c.height, &tx);
             if allowed(*p, k) {

@@ -154,6 +154,10 @@ impl<'a> Reader<'a> {
         }
         Ok(len)
     }
+    /// The next byte, not consumed.
+    pub fn peek_u8(&self, what: &'static str) -> Result<u8, DecodeError> {
+        self.buf.first().copied().ok_or(DecodeError::EndOfInput(what))
+    }
     pub fn finish(self) -> Result<(), DecodeError> {
         if self.buf.is_empty() {
             Ok(())
@@ -242,6 +246,24 @@ impl Field for crate::Hash {
     }
     fn take(r: &mut Reader<'_>, what: &'static str, _: usize) -> Result<Self, DecodeError> {
         Ok(crate::Hash(r.array(what)?))
+    }
+}
+
+/// An optional value: `0`, or `1` and the value.
+impl<T: Field> Field for Option<T> {
+    fn put(&self, w: &mut Writer) {
+        match self {
+            None => {
+                w.u8(0);
+            }
+            Some(v) => {
+                w.u8(1);
+                v.put(w);
+            }
+        }
+    }
+    fn take(r: &mut Reader<'_>, what: &'static str, max: usize) -> Result<Self, DecodeError> {
+        Ok(if r.bool(what)? { Some(T::take(r, what, max)?) } else { None })
     }
 }
 

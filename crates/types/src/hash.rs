@@ -38,6 +38,10 @@ pub mod domain {
     pub const RECORD_CONTEXT: &[u8] = b"medledger/record/v1";
     /// Encryption context of a sealed note (an on-chain reason), followed by what it belongs to.
     pub const NOTE_CONTEXT: &[u8] = b"medledger/note/v1";
+    /// Key of a drug custody event, from its EPCIS `eventID`.
+    pub const DRUG_EVENT_ID: &[u8] = b"medledger/drug-event-id/v1";
+    /// Content of a drug custody event (re-capture of the same event is idempotent).
+    pub const DRUG_EVENT_CONTENT: &[u8] = b"medledger/drug-event-content/v1";
     /// Hash of each frozen encoding in the conformance fixtures (tests only).
     pub const CONFORMANCE_FIXTURE: &[u8] = b"medledger/conformance-fixture/v1";
 
@@ -57,6 +61,8 @@ pub mod domain {
         (KEY_ROTATION_SIGNATURE, "signature: possession of a rotated-to patient key"),
         (RECORD_CONTEXT, "encryption context: record version"),
         (NOTE_CONTEXT, "encryption context: sealed note (on-chain reason)"),
+        (DRUG_EVENT_ID, "hash: key of a drug custody event id"),
+        (DRUG_EVENT_CONTENT, "hash: content of a drug custody event"),
         (CONFORMANCE_FIXTURE, "hash: conformance fixture entry"),
     ];
 }

@@ -10,6 +10,7 @@ pub mod certificate;
 pub mod codec;
 pub mod conformance;
 pub mod consent;
+pub mod drugs;
 pub mod error;
 pub mod fuzz;
 pub mod genesis;
@@ -39,6 +40,6 @@ pub use note::{NoteKey, SealedNote};
 pub use receipt::{Event, Outcome, Receipt, RejectCode};
 pub use state_proof::{ProvenEntry, StateProof};
 pub use tx::{
-    action, AccessOutcome, AuditOp, ConsentOp, ConsentTerms, CredentialSpec, Domain, Grantee, IdentityOp, OpKind,
-    Operation, Purpose, RecordsOp, Role, Scope, Transaction, Tx,
+    action, AccessOutcome, AuditOp, ConsentOp, ConsentTerms, CredentialSpec, Domain, DrugsOp, Grantee, IdentityOp,
+    OpKind, Operation, Purpose, RecordsOp, Role, Scope, Transaction, Tx,
 };

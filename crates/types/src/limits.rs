@@ -8,6 +8,7 @@
 
 pub use crate::audit::limits::*;
 pub use crate::consent::limits::*;
+pub use crate::drugs::limits::*;
 pub use crate::identity::limits::*;
 pub use crate::records::limits::*;
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 pub use crate::audit::{AccessOutcome, AuditOp};
 pub use crate::consent::{action, ConsentOp, ConsentTerms, Grantee, Purpose, Scope};
+pub use crate::drugs::DrugsOp;
 pub use crate::identity::{CredentialSpec, IdentityOp, Role};
 pub use crate::limits;
 pub use crate::records::RecordsOp;
@@ -27,12 +28,13 @@ pub enum Domain {
     Consent,
     Records,
     Audit,
+    Drugs,
 }
 
 impl Domain {
-    pub const ALL: [Domain; 4] = [Domain::Identity, Domain::Consent, Domain::Records, Domain::Audit];
+    pub const ALL: [Domain; 5] = [Domain::Identity, Domain::Consent, Domain::Records, Domain::Audit, Domain::Drugs];
     /// Planned domains and the tags kept for them.
-    pub const RESERVED: [(&'static str, u8); 4] = [("drugs", 4), ("care", 5), ("resources", 6), ("wallet", 7)];
+    pub const RESERVED: [(&'static str, u8); 3] = [("care", 5), ("resources", 6), ("wallet", 7)];
     pub fn tag(self) -> u8 {
         self as u8
     }
@@ -42,6 +44,7 @@ impl Domain {
             Domain::Consent => "consent",
             Domain::Records => "records",
             Domain::Audit => "audit",
+            Domain::Drugs => "drugs",
         }
     }
     /// The operation kinds of this domain, in tag order.
@@ -51,6 +54,7 @@ impl Domain {
             Domain::Consent => ConsentOp::KINDS,
             Domain::Records => RecordsOp::KINDS,
             Domain::Audit => AuditOp::KINDS,
+            Domain::Drugs => DrugsOp::KINDS,
         }
     }
 }
@@ -65,6 +69,7 @@ pub enum Operation {
     Consent(ConsentOp),
     Records(RecordsOp),
     Audit(AuditOp),
+    Drugs(DrugsOp),
 }
 
 impl From<IdentityOp> for Operation {
@@ -85,6 +90,11 @@ impl From<RecordsOp> for Operation {
 impl From<AuditOp> for Operation {
     fn from(op: AuditOp) -> Self {
         Operation::Audit(op)
+    }
+}
+impl From<DrugsOp> for Operation {
+    fn from(op: DrugsOp) -> Self {
+        Operation::Drugs(op)
     }
 }
 
@@ -108,10 +118,23 @@ pub enum OpKind {
     LogAccess,
     RequestErasure,
     ConfirmErasure,
+    BindPrefix,
+    RegisterProduct,
+    Commission,
+    Aggregate,
+    Disaggregate,
+    Ship,
+    Receive,
+    Dispense,
+    UndoDispense,
+    Recall,
+    Report,
+    Verify,
+    Capture,
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 15] = [
+    pub const ALL: [OpKind; 28] = [
         OpKind::AddInstitution,
         OpKind::IssueCredential,
         OpKind::RevokeCredential,
@@ -127,6 +150,19 @@ impl OpKind {
         OpKind::LogAccess,
         OpKind::RequestErasure,
         OpKind::ConfirmErasure,
+        OpKind::BindPrefix,
+        OpKind::RegisterProduct,
+        OpKind::Commission,
+        OpKind::Aggregate,
+        OpKind::Disaggregate,
+        OpKind::Ship,
+        OpKind::Receive,
+        OpKind::Dispense,
+        OpKind::UndoDispense,
+        OpKind::Recall,
+        OpKind::Report,
+        OpKind::Verify,
+        OpKind::Capture,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -145,6 +181,19 @@ impl OpKind {
             OpKind::LogAccess => "log_access",
             OpKind::RequestErasure => "request_erasure",
             OpKind::ConfirmErasure => "confirm_erasure",
+            OpKind::BindPrefix => "bind_prefix",
+            OpKind::RegisterProduct => "register_product",
+            OpKind::Commission => "commission",
+            OpKind::Aggregate => "aggregate",
+            OpKind::Disaggregate => "disaggregate",
+            OpKind::Ship => "ship",
+            OpKind::Receive => "receive",
+            OpKind::Dispense => "dispense",
+            OpKind::UndoDispense => "undo_dispense",
+            OpKind::Recall => "recall",
+            OpKind::Report => "report",
+            OpKind::Verify => "verify",
+            OpKind::Capture => "capture",
         }
     }
     /// The domain that owns this kind.
@@ -163,6 +212,19 @@ impl OpKind {
                 Domain::Records
             }
             OpKind::LogAccess => Domain::Audit,
+            OpKind::BindPrefix
+            | OpKind::RegisterProduct
+            | OpKind::Commission
+            | OpKind::Aggregate
+            | OpKind::Disaggregate
+            | OpKind::Ship
+            | OpKind::Receive
+            | OpKind::Dispense
+            | OpKind::UndoDispense
+            | OpKind::Recall
+            | OpKind::Report
+            | OpKind::Verify
+            | OpKind::Capture => Domain::Drugs,
         }
     }
 }
@@ -174,6 +236,7 @@ impl Operation {
             Operation::Consent(_) => Domain::Consent,
             Operation::Records(_) => Domain::Records,
             Operation::Audit(_) => Domain::Audit,
+            Operation::Drugs(_) => Domain::Drugs,
         }
     }
 
@@ -183,6 +246,7 @@ impl Operation {
             Operation::Consent(op) => op.kind(),
             Operation::Records(op) => op.kind(),
             Operation::Audit(op) => op.kind(),
+            Operation::Drugs(op) => op.kind(),
         }
     }
 
@@ -193,6 +257,7 @@ impl Operation {
             Operation::Consent(op) => op.check_limits(),
             Operation::Records(op) => op.check_limits(),
             Operation::Audit(op) => op.check_limits(),
+            Operation::Drugs(op) => op.check_limits(),
         }
     }
 }
@@ -205,6 +270,7 @@ impl Canonical for Operation {
             Operation::Consent(op) => op.encode_to(w),
             Operation::Records(op) => op.encode_to(w),
             Operation::Audit(op) => op.encode_to(w),
+            Operation::Drugs(op) => op.encode_to(w),
         }
     }
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -215,6 +281,7 @@ impl Canonical for Operation {
             Domain::Consent => Operation::Consent(ConsentOp::decode_from(r)?),
             Domain::Records => Operation::Records(RecordsOp::decode_from(r)?),
             Domain::Audit => Operation::Audit(AuditOp::decode_from(r)?),
+            Domain::Drugs => Operation::Drugs(DrugsOp::decode_from(r)?),
         })
     }
 }
@@ -360,6 +427,7 @@ pub(crate) mod tests {
         v.extend(crate::consent::tests::samples().into_iter().map(Operation::from));
         v.extend(crate::records::tests::samples().into_iter().map(Operation::from));
         v.extend(crate::audit::tests::samples().into_iter().map(Operation::from));
+        v.extend(crate::drugs::tests::samples().into_iter().map(Operation::from));
         v
     }
 

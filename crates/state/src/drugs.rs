@@ -1,0 +1,1478 @@
+//! Drug traceability: GS1 company prefixes, products, lots, and the custody of every serialised
+//! pack, case and pallet, with verification answers and alerts.
+//!
+//! Custody is per institution: an item's possessor (`owner`) is the institution whose staff
+//! commissioned or last received it. Only the possessor ships, packs, dispenses or reports; only
+//! the named destination receives. Operations on a case or pallet reach its contents (at most
+//! [`MAX_REACHED`] items). Verification is three reads (product, pack, lot), whatever the size of
+//! the ledger.
+//!
+//! ## Permissions
+//!
+//! | principal          | bind_prefix | register_product | commission | aggregate | disaggregate | ship | receive | dispense | undo_dispense | recall | report | verify | capture |
+//! |--------------------|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|
+//! | ca                 |  ✓  |     |     |     |     |     |     |     |     |     |     |     |     |
+//! | patient            |     |     |     |     |     |     |     |     |     |     |     |  ✓  |     |
+//! | doctor             |     |     |     |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |     |  ✓  |  ✓  |  ✓  |
+//! | institution_admin  |     |     |     |     |     |     |     |     |     |     |     |  ✓  |     |
+//! | regulator          |  ✓  |     |     |     |     |     |     |     |     |  ✓  |     |  ✓  |     |
+//! | researcher         |     |     |     |     |     |     |     |     |     |     |     |     |     |
+//! | insurer            |     |     |     |     |     |     |     |     |     |     |     |     |     |
+//! | manufacturer       |     |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |     |     |  ✓  |  ✓  |  ✓  |  ✓  |
+//! | distributor        |     |     |     |  ✓  |  ✓  |  ✓  |  ✓  |     |     |     |  ✓  |  ✓  |  ✓  |
+//! | pharmacy           |     |     |     |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |     |  ✓  |  ✓  |  ✓  |
+//! | node_service       |     |     |     |     |     |     |     |     |     |     |     |     |     |
+//!
+//! A doctor stands for a hospital's dispensary. Scope rules on top of the table: a manufacturer
+//! registers GTINs only under prefixes bound to its institution, commissions only its own
+//! products and recalls only their lots; every custody event needs possession; a capture's
+//! events are each checked against their own column.
+
+use crate::identity;
+use crate::principal::Principal;
+use crate::principal::{Rows, N, Y};
+use crate::store::{Overlay, StateRead};
+use crate::{decode_stored, BlockEnv, Rejection};
+use medledger_types::codec::{Canonical, DecodeError, Reader, Writer};
+use medledger_types::drugs::limits::{
+    MAX_CONTAINER_ITEMS, MAX_FUTURE_SKEW_MS, MAX_NESTING, MAX_REACHED, UNDO_WINDOW_MS,
+};
+use medledger_types::drugs::{
+    expiry_end_ms, DrugsOp, Epc, ErrorDeclaration, EventMeta, ProductSpec, Reported, Serial, Step,
+};
+use medledger_types::hash::{domain, tagged};
+use medledger_types::{Event, Hash, PublicKey, RejectCode};
+use serde::{Deserialize, Serialize};
+
+/// Most custody events one identifier keeps (a pack's life has a handful).
+pub const MAX_TRAIL: u32 = 1024;
+/// Most products one manufacturer registers, and lots per product.
+pub const MAX_PRODUCTS_PER_MAKER: usize = 4096;
+pub const MAX_LOTS_PER_PRODUCT: usize = 4096;
+/// Most company prefixes bound in the consortium.
+pub const MAX_PREFIXES: usize = 4096;
+
+/// This domain's rows of the permission table (see the module docs).
+pub const PERMISSIONS: Rows<13> = [
+    // bnd reg com agg dis shp rcv dsp und rcl rep ver cap
+    [Y, N, N, N, N, N, N, N, N, N, N, N, N], // ca
+    [N, N, N, N, N, N, N, N, N, N, N, Y, N], // patient
+    [N, N, N, Y, Y, Y, Y, Y, Y, N, Y, Y, Y], // doctor
+    [N, N, N, N, N, N, N, N, N, N, N, Y, N], // institution_admin
+    [Y, N, N, N, N, N, N, N, N, Y, N, Y, N], // regulator
+    [N, N, N, N, N, N, N, N, N, N, N, N, N], // researcher
+    [N, N, N, N, N, N, N, N, N, N, N, N, N], // insurer
+    [N, Y, Y, Y, Y, Y, Y, N, N, Y, Y, Y, Y], // manufacturer
+    [N, N, N, Y, Y, Y, Y, N, N, N, Y, Y, Y], // distributor
+    [N, N, N, Y, Y, Y, Y, Y, Y, N, Y, Y, Y], // pharmacy
+    [N, N, N, N, N, N, N, N, N, N, N, N, N], // node_service
+];
+
+pub mod key {
+    use crate::keys::*;
+    use medledger_types::drugs::Epc;
+    use medledger_types::Hash;
+
+    /// An identifier's key part, length-prefixed so keys of different identifiers never
+    /// prefix each other.
+    fn epc_part(epc: &Epc) -> Vec<u8> {
+        let k = epc.key();
+        let mut v = Vec::with_capacity(k.len() + 1);
+        v.push(k.len() as u8);
+        v.extend_from_slice(&k);
+        v
+    }
+    fn str_part(s: &str) -> Vec<u8> {
+        let mut v = Vec::with_capacity(s.len() + 1);
+        v.push(s.len() as u8);
+        v.extend_from_slice(s.as_bytes());
+        v
+    }
+    pub fn prefix(company_prefix: &str) -> Vec<u8> {
+        compose(DRUG_PREFIX, &[company_prefix.as_bytes()])
+    }
+    pub fn product(gtin: &str) -> Vec<u8> {
+        compose(DRUG_PRODUCT, &[gtin.as_bytes()])
+    }
+    pub fn products_of(institution: &str) -> Vec<u8> {
+        compose(DRUG_PRODUCTS_OF, &[institution.as_bytes()])
+    }
+    pub fn lot(gtin: &str, lot: &str) -> Vec<u8> {
+        compose(DRUG_LOT, &[gtin.as_bytes(), lot.as_bytes()])
+    }
+    pub fn lots_of(gtin: &str) -> Vec<u8> {
+        compose(DRUG_LOTS_OF, &[gtin.as_bytes()])
+    }
+    pub fn item(epc: &Epc) -> Vec<u8> {
+        compose(DRUG_ITEM, &[&epc.key()])
+    }
+    pub fn event(id: &Hash) -> Vec<u8> {
+        compose(DRUG_EVENT, &[&id.0])
+    }
+    pub fn trail(epc: &Epc, n: u32) -> Vec<u8> {
+        compose(DRUG_TRAIL, &[&epc_part(epc), &n.to_be_bytes()])
+    }
+    pub fn trail_len(epc: &Epc) -> Vec<u8> {
+        compose(DRUG_TRAIL_LEN, &[&epc.key()])
+    }
+    pub fn alert(seq: u64) -> Vec<u8> {
+        compose(DRUG_ALERT, &[&seq.to_be_bytes()])
+    }
+    pub fn maker_alert(institution: &str, n: u64) -> Vec<u8> {
+        compose(DRUG_MAKER_ALERT, &[&str_part(institution), &n.to_be_bytes()])
+    }
+    pub fn maker_alerts_len(institution: &str) -> Vec<u8> {
+        compose(DRUG_MAKER_ALERTS_LEN, &[institution.as_bytes()])
+    }
+    pub fn recall(seq: u64) -> Vec<u8> {
+        compose(DRUG_RECALL, &[&seq.to_be_bytes()])
+    }
+    /// The inventory entries of an institution start with this.
+    pub fn inventory_of(institution: &str) -> Vec<u8> {
+        compose(DRUG_INVENTORY, &[&str_part(institution)])
+    }
+    pub fn inventory(institution: &str, epc: &Epc) -> Vec<u8> {
+        compose(DRUG_INVENTORY, &[&str_part(institution), &epc.key()])
+    }
+}
+
+/// The status of a pack, case or pallet (recall and expiry come from its lot and the clock).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Active,
+    Dispensed,
+    Stolen,
+    Destroyed,
+    Damaged,
+    Returned,
+}
+
+impl Status {
+    const ALL: [Status; 6] =
+        [Status::Active, Status::Dispensed, Status::Stolen, Status::Destroyed, Status::Damaged, Status::Returned];
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Dispensed => "dispensed",
+            Status::Stolen => "stolen",
+            Status::Destroyed => "destroyed",
+            Status::Damaged => "damaged",
+            Status::Returned => "returned",
+        }
+    }
+    fn reported(r: Reported) -> Status {
+        match r {
+            Reported::Stolen => Status::Stolen,
+            Reported::Destroyed => Status::Destroyed,
+            Reported::Damaged => Status::Damaged,
+            Reported::Returned => Status::Returned,
+        }
+    }
+}
+
+impl Canonical for Status {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(*self as u8);
+    }
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let t = r.u8("pack status")?;
+        Status::ALL.get(t as usize).copied().ok_or(DecodeError::UnknownTag("pack status", t))
+    }
+}
+medledger_types::canonical_field!(Status);
+
+medledger_types::canonical_struct! {
+    /// A GS1 company prefix bound to a member institution.
+    pub struct Binding {
+        company_prefix: String = "company prefix" max 12,
+        institution: String = "institution" max 64,
+        bound_by: PublicKey = "bound by",
+        height: u64 = "bound at",
+    }
+}
+
+medledger_types::canonical_struct! {
+    /// A registered product.
+    pub struct Product {
+        spec: ProductSpec = "product",
+        manufacturer: String = "manufacturer" max 64,
+        /// Length of the company prefix inside the GTIN (for EPC URIs).
+        prefix_len: u32 = "prefix length",
+        registered_height: u64 = "registered at",
+    }
+}
+
+medledger_types::canonical_struct! {
+    /// Who recalled a lot, when and why.
+    pub struct LotRecall {
+        institution: String = "institution" max 64,
+        by: PublicKey = "recalled by",
+        reason: String = "reason" max 256,
+        at_ms: u64 = "recalled at",
+        height: u64 = "recalled at height",
+    }
+}
+
+medledger_types::canonical_struct! {
+    /// A lot of a product.
+    pub struct Lot {
+        gtin: String = "gtin" max 14,
+        lot: String = "lot" max 20,
+        expiry: String = "expiry" max 6,
+        packs: u64 = "packs",
+        recall: Option<LotRecall> = "recall",
+    }
+}
+
+medledger_types::canonical_struct! {
+    /// A status change: who made it, where, when and why.
+    pub struct Change {
+        status: Status = "status",
+        institution: String = "institution" max 64,
+        by: PublicKey = "changed by",
+        reason: String = "reason" max 256,
+        at_ms: u64 = "changed at",
+        premises: Option<String> = "premises" max 64,
+    }
+}
+
+medledger_types::canonical_struct! {
+    /// A shipment on its way.
+    pub struct Shipment {
+        from: String = "from" max 64,
+        to: String = "to" max 64,
+        at_ms: u64 = "shipped at",
+    }
+}
+
+medledger_types::canonical_struct! {
+    /// A pack (SGTIN) or a case or pallet (SSCC) and its custody.
+    pub struct Item {
+        epc: Epc = "epc",
+        /// The lot and expiry of a pack; empty for containers.
+        lot: String = "lot" max 20,
+        expiry: String = "expiry" max 6,
+        /// The possessing institution.
+        owner: String = "owner" max 64,
+        status: Status = "status",
+        /// The case or pallet it is in.
+        parent: Option<String> = "parent" max 18,
+        /// What a case or pallet holds.
+        children: Vec<Epc> = "child",
+        shipment: Option<Shipment> = "shipment",
+        last_change: Option<Change> = "last change",
+        commissioned_ms: u64 = "commissioned at",
+    }
+}
+
+medledger_types::canonical_struct! {
+    /// A captured custody event, kept whole for queries.
+    pub struct StoredEvent {
+        op: Step = "event",
+        institution: String = "institution" max 64,
+        signer: PublicKey = "signer",
+        height: u64 = "height",
+        /// Hash of the event's encoding, for idempotent re-capture.
+        content: Hash = "content hash",
+        error_declaration: Option<ErrorDeclaration> = "error declaration",
+    }
+}
+
+/// Kinds of alert; each has a stable code and the EMVS/NMVS return code it corresponds to.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    UnknownProduct,
+    UnknownSerial,
+    BatchNotFound,
+    LotMismatch,
+    ExpiryMismatch,
+    AlreadyInactive,
+    ReceiptWithoutShipment,
+}
+
+impl AlertKind {
+    const ALL: [AlertKind; 7] = [
+        AlertKind::UnknownProduct,
+        AlertKind::UnknownSerial,
+        AlertKind::BatchNotFound,
+        AlertKind::LotMismatch,
+        AlertKind::ExpiryMismatch,
+        AlertKind::AlreadyInactive,
+        AlertKind::ReceiptWithoutShipment,
+    ];
+    pub fn code(self) -> &'static str {
+        match self {
+            AlertKind::UnknownProduct => "unknown_product",
+            AlertKind::UnknownSerial => "unknown_serial",
+            AlertKind::BatchNotFound => "batch_not_found",
+            AlertKind::LotMismatch => "lot_mismatch",
+            AlertKind::ExpiryMismatch => "expiry_mismatch",
+            AlertKind::AlreadyInactive => "already_inactive",
+            AlertKind::ReceiptWithoutShipment => "receipt_without_shipment",
+        }
+    }
+}
+
+impl Canonical for AlertKind {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(*self as u8);
+    }
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let t = r.u8("alert kind")?;
+        AlertKind::ALL.get(t as usize).copied().ok_or(DecodeError::UnknownTag("alert kind", t))
+    }
+}
+medledger_types::canonical_field!(AlertKind);
+
+medledger_types::canonical_struct! {
+    /// An anomaly found on chain, for the regulator and the product's manufacturer.
+    pub struct Alert {
+        seq: u64 = "alert number",
+        kind: AlertKind = "kind",
+        epc: Epc = "epc",
+        /// The manufacturer of the product, when the GTIN is known.
+        manufacturer: Option<String> = "manufacturer" max 64,
+        /// The institution whose verification or receipt found it.
+        reporter: String = "reporter" max 64,
+        by: PublicKey = "reported by",
+        detail: String = "detail" max 256,
+        at_ms: u64 = "raised at",
+        height: u64 = "height",
+    }
+}
+
+/// The answer to "is this pack genuine and sellable?", with a stable code.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyStatus {
+    /// Genuine, active, not expired, lot not recalled.
+    Sellable,
+    Dispensed,
+    Recalled,
+    Expired,
+    Stolen,
+    /// Destroyed, damaged or returned.
+    Inactive,
+    UnknownProduct,
+    /// Suspected counterfeit.
+    UnknownSerial,
+    BatchNotFound,
+    LotMismatch,
+    ExpiryMismatch,
+}
+
+impl VerifyStatus {
+    pub const ALL: [VerifyStatus; 11] = [
+        VerifyStatus::Sellable,
+        VerifyStatus::Dispensed,
+        VerifyStatus::Recalled,
+        VerifyStatus::Expired,
+        VerifyStatus::Stolen,
+        VerifyStatus::Inactive,
+        VerifyStatus::UnknownProduct,
+        VerifyStatus::UnknownSerial,
+        VerifyStatus::BatchNotFound,
+        VerifyStatus::LotMismatch,
+        VerifyStatus::ExpiryMismatch,
+    ];
+    /// The stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            VerifyStatus::Sellable => "sellable",
+            VerifyStatus::Dispensed => "dispensed",
+            VerifyStatus::Recalled => "recalled",
+            VerifyStatus::Expired => "expired",
+            VerifyStatus::Stolen => "stolen",
+            VerifyStatus::Inactive => "inactive",
+            VerifyStatus::UnknownProduct => "unknown_product",
+            VerifyStatus::UnknownSerial => "unknown_serial",
+            VerifyStatus::BatchNotFound => "batch_not_found",
+            VerifyStatus::LotMismatch => "lot_mismatch",
+            VerifyStatus::ExpiryMismatch => "expiry_mismatch",
+        }
+    }
+    /// The EMVS/NMVS semantics: pack state or return code.
+    pub fn nmvs(self) -> &'static str {
+        match self {
+            VerifyStatus::Sellable => "ACTIVE",
+            VerifyStatus::Dispensed => "NMVS_NC_PCK_22 (pack already inactive: supplied)",
+            VerifyStatus::Recalled => "INACTIVE: RECALLED",
+            VerifyStatus::Expired => "INACTIVE: EXPIRED",
+            VerifyStatus::Stolen => "INACTIVE: STOLEN",
+            VerifyStatus::Inactive => "INACTIVE: DESTROYED / DAMAGED / RETURNED",
+            VerifyStatus::UnknownProduct => "NMVS_NC_PC_01 (unknown product code)",
+            VerifyStatus::UnknownSerial => "NMVS_NC_PC_02 (unknown pack serial number)",
+            VerifyStatus::BatchNotFound => "NMVS_FE_LOT_03 (batch not found)",
+            VerifyStatus::LotMismatch => "NMVS_FE_LOT_13 (batch does not match serial)",
+            VerifyStatus::ExpiryMismatch => "NMVS_FE_LOT_12 (expiry date mismatch)",
+        }
+    }
+    /// The alert this answer raises when a credentialed party verifies, if any. Recalled,
+    /// expired and reported packs are known states, not anomalies (as in the NMVS).
+    pub fn alert(self) -> Option<AlertKind> {
+        match self {
+            VerifyStatus::Dispensed => Some(AlertKind::AlreadyInactive),
+            VerifyStatus::UnknownProduct => Some(AlertKind::UnknownProduct),
+            VerifyStatus::UnknownSerial => Some(AlertKind::UnknownSerial),
+            VerifyStatus::BatchNotFound => Some(AlertKind::BatchNotFound),
+            VerifyStatus::LotMismatch => Some(AlertKind::LotMismatch),
+            VerifyStatus::ExpiryMismatch => Some(AlertKind::ExpiryMismatch),
+            VerifyStatus::Sellable
+            | VerifyStatus::Recalled
+            | VerifyStatus::Expired
+            | VerifyStatus::Stolen
+            | VerifyStatus::Inactive => None,
+        }
+    }
+}
+
+/// A verification answer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    pub status: VerifyStatus,
+    /// [`VerifyStatus::code`].
+    pub code: String,
+    /// [`VerifyStatus::nmvs`].
+    pub nmvs: String,
+    pub sellable: bool,
+    pub gtin: String,
+    pub serial: String,
+    pub product_name: Option<String>,
+    pub manufacturer: Option<String>,
+    /// On chain, for a known pack.
+    pub lot: Option<String>,
+    pub expiry: Option<String>,
+    /// Who decommissioned the pack and when (institution level), if it is not active.
+    pub changed_by: Option<String>,
+    pub changed_at_ms: Option<u64>,
+    pub recall_reason: Option<String>,
+}
+
+/// One step of a custody trail, at institution level.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrailEntry {
+    /// CBV business step: commissioning, packing, shipping, receiving, dispensing, …
+    pub biz_step: String,
+    pub institution: String,
+    /// For shipping, the destination; for receiving, the source.
+    pub counterparty: Option<String>,
+    pub at_ms: u64,
+    pub height: u64,
+    /// For an undo or a report: what it set.
+    pub detail: Option<String>,
+    pub declared_in_error: bool,
+    /// Event id (omitted in public answers).
+    pub event_id: Option<String>,
+}
+
+fn invalid(msg: impl Into<String>) -> Rejection {
+    Rejection::new(RejectCode::InvalidArgument, msg)
+}
+fn not_found(msg: impl Into<String>) -> Rejection {
+    Rejection::new(RejectCode::NotFound, msg)
+}
+fn denied(msg: impl Into<String>) -> Rejection {
+    Rejection::new(RejectCode::NotPermitted, msg)
+}
+
+fn get<T: Canonical>(s: &dyn StateRead, k: &[u8], what: &str) -> Option<T> {
+    s.get(k).map(|b| decode_stored(&b, what))
+}
+fn put<T: Canonical>(o: &mut Overlay<'_>, k: Vec<u8>, v: &T) {
+    o.put(k, v.to_bytes());
+}
+fn get_u64(s: &dyn StateRead, k: &[u8]) -> u64 {
+    s.get(k).and_then(|b| b.as_slice().try_into().ok()).map(u64::from_be_bytes).unwrap_or(0)
+}
+fn get_strings(s: &dyn StateRead, k: &[u8], what: &'static str, limit: usize) -> Vec<String> {
+    s.get(k)
+        .map(|b| {
+            let mut r = Reader::new(&b);
+            let n =
+                r.len(what, limit).unwrap_or_else(|e| panic!("stored {what} does not decode ({e}): state is corrupt"));
+            (0..n)
+                .map(|_| {
+                    r.string(what, 64)
+                        .unwrap_or_else(|e| panic!("stored {what} does not decode ({e}): state is corrupt"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+fn put_strings(o: &mut Overlay<'_>, k: Vec<u8>, v: &[String]) {
+    let mut w = Writer::new();
+    w.u32(v.len() as u32);
+    for s in v {
+        w.str(s);
+    }
+    o.put(k, w.finish());
+}
+
+pub fn binding(s: &dyn StateRead, company_prefix: &str) -> Option<Binding> {
+    get(s, &key::prefix(company_prefix), "prefix binding")
+}
+pub fn product(s: &dyn StateRead, gtin: &str) -> Option<Product> {
+    get(s, &key::product(gtin), "product")
+}
+pub fn lot(s: &dyn StateRead, gtin: &str, lot: &str) -> Option<Lot> {
+    get(s, &key::lot(gtin, lot), "lot")
+}
+pub fn item(s: &dyn StateRead, epc: &Epc) -> Option<Item> {
+    get(s, &key::item(epc), "drug item")
+}
+pub fn alert(s: &dyn StateRead, seq: u64) -> Option<Alert> {
+    get(s, &key::alert(seq), "drug alert")
+}
+pub fn products_of(s: &dyn StateRead, institution: &str) -> Vec<Product> {
+    get_strings(s, &key::products_of(institution), "product list", MAX_PRODUCTS_PER_MAKER)
+        .iter()
+        .filter_map(|g| product(s, g))
+        .collect()
+}
+pub fn lots_of(s: &dyn StateRead, gtin: &str) -> Vec<Lot> {
+    get_strings(s, &key::lots_of(gtin), "lot list", MAX_LOTS_PER_PRODUCT)
+        .iter()
+        .filter_map(|l| lot(s, gtin, l))
+        .collect()
+}
+/// The event id's key hash.
+pub fn event_key(event_id: &str) -> Hash {
+    tagged(domain::DRUG_EVENT_ID, &[event_id.as_bytes()])
+}
+pub fn event(s: &dyn StateRead, event_id: &str) -> Option<StoredEvent> {
+    get(s, &key::event(&event_key(event_id)), "drug event")
+}
+
+/// The newest alerts first: all of them (`maker` = `None`, for regulators) or those about one
+/// manufacturer's products; at most `limit`.
+pub fn alerts(s: &dyn StateRead, maker: Option<&str>, limit: usize) -> Vec<Alert> {
+    match maker {
+        None => {
+            let n = get_u64(s, crate::keys::DRUG_ALERTS_LEN);
+            (0..n).rev().take(limit).filter_map(|i| alert(s, i)).collect()
+        }
+        Some(m) => {
+            let n = get_u64(s, &key::maker_alerts_len(m));
+            (0..n)
+                .rev()
+                .take(limit)
+                .filter_map(|i| s.get(&key::maker_alert(m, i)))
+                .filter_map(|b| b.as_slice().try_into().ok().map(u64::from_be_bytes).and_then(|seq| alert(s, seq)))
+                .collect()
+        }
+    }
+}
+
+/// The newest recalls first, at most `limit`: (gtin, lot).
+pub fn recalls(s: &dyn StateRead, limit: usize) -> Vec<Lot> {
+    let n = get_u64(s, crate::keys::DRUG_RECALLS_LEN);
+    (0..n)
+        .rev()
+        .take(limit)
+        .filter_map(|i| s.get(&key::recall(i)))
+        .filter_map(|b| {
+            let mut r = Reader::new(&b);
+            let gtin = r.string("gtin", 14).ok()?;
+            let l = r.string("lot", 20).ok()?;
+            lot(s, &gtin, &l)
+        })
+        .collect()
+}
+
+/// The company prefix length of a run of digits (a GTIN-14 or SSCC without its first digit),
+/// from the bound prefixes.
+pub fn prefix_len(s: &dyn StateRead, digits: &str) -> Option<usize> {
+    (6..=12).find(|l| digits.get(..*l).is_some_and(|p| binding(s, p).is_some()))
+}
+
+/// Verifies a pack at `now_ms`: three reads, whatever the size of the ledger.
+pub fn verify(
+    s: &dyn StateRead,
+    gtin: &str,
+    serial: &str,
+    lot_seen: Option<&str>,
+    expiry_seen: Option<&str>,
+    now_ms: u64,
+) -> Verification {
+    let mut v = Verification {
+        status: VerifyStatus::Sellable,
+        code: String::new(),
+        nmvs: String::new(),
+        sellable: false,
+        gtin: gtin.to_string(),
+        serial: serial.to_string(),
+        product_name: None,
+        manufacturer: None,
+        lot: None,
+        expiry: None,
+        changed_by: None,
+        changed_at_ms: None,
+        recall_reason: None,
+    };
+    let status = (|| {
+        let Some(p) = product(s, gtin) else { return VerifyStatus::UnknownProduct };
+        v.product_name = Some(p.spec.name.clone());
+        v.manufacturer = Some(p.manufacturer.clone());
+        let Some(it) = item(s, &Epc::sgtin(gtin, serial)) else { return VerifyStatus::UnknownSerial };
+        v.lot = Some(it.lot.clone());
+        v.expiry = Some(it.expiry.clone());
+        let l = lot(s, gtin, &it.lot);
+        if let Some(seen) = lot_seen {
+            if seen != it.lot {
+                return if lot(s, gtin, seen).is_some() {
+                    VerifyStatus::LotMismatch
+                } else {
+                    VerifyStatus::BatchNotFound
+                };
+            }
+        }
+        if expiry_seen.is_some_and(|e| e != it.expiry) {
+            return VerifyStatus::ExpiryMismatch;
+        }
+        if let Some(c) = &it.last_change {
+            if it.status != Status::Active {
+                v.changed_by = Some(c.institution.clone());
+                v.changed_at_ms = Some(c.at_ms);
+            }
+        }
+        match it.status {
+            Status::Dispensed => return VerifyStatus::Dispensed,
+            Status::Stolen => return VerifyStatus::Stolen,
+            Status::Destroyed | Status::Damaged | Status::Returned => return VerifyStatus::Inactive,
+            Status::Active => {}
+        }
+        if let Some(r) = l.as_ref().and_then(|l| l.recall.as_ref()) {
+            v.recall_reason = Some(r.reason.clone());
+            v.changed_by = Some(r.institution.clone());
+            v.changed_at_ms = Some(r.at_ms);
+            return VerifyStatus::Recalled;
+        }
+        if expiry_end_ms(&it.expiry).is_none_or(|end| now_ms >= end) {
+            return VerifyStatus::Expired;
+        }
+        VerifyStatus::Sellable
+    })();
+    v.status = status;
+    v.code = status.code().to_string();
+    v.nmvs = status.nmvs().to_string();
+    v.sellable = status == VerifyStatus::Sellable;
+    v
+}
+
+/// The custody trail of an identifier, oldest first, at most `limit` entries.
+pub fn trail(s: &dyn StateRead, epc: &Epc, limit: usize) -> Vec<TrailEntry> {
+    let n = get_u64(s, &key::trail_len(epc)).min(u64::from(MAX_TRAIL)) as u32;
+    (0..n)
+        .take(limit)
+        .filter_map(|i| s.get(&key::trail(epc, i)))
+        .filter_map(|b| <[u8; 32]>::try_from(b.as_slice()).ok().map(Hash))
+        .filter_map(|h| get::<StoredEvent>(s, &key::event(&h), "drug event"))
+        .map(|e| trail_entry(&e))
+        .collect()
+}
+
+fn trail_entry(e: &StoredEvent) -> TrailEntry {
+    let op = &e.op.0;
+    let meta = op.meta();
+    let (counterparty, detail) = match op {
+        DrugsOp::Ship { to, .. } => (Some(to.clone()), None),
+        DrugsOp::Receive { from, .. } => (Some(from.clone()), None),
+        DrugsOp::UndoDispense { .. } => (None, Some("dispense undone".to_string())),
+        DrugsOp::Report { status, .. } => (None, Some(format!("reported {}", status.name()))),
+        _ => (None, None),
+    };
+    TrailEntry {
+        biz_step: op.biz_step().unwrap_or("").to_string(),
+        institution: e.institution.clone(),
+        counterparty,
+        at_ms: meta.map_or(0, |m| m.event_time_ms),
+        height: e.height,
+        detail,
+        declared_in_error: e.error_declaration.is_some(),
+        event_id: meta.map(|m| m.event_id.clone()),
+    }
+}
+
+/// The stored events on an identifier's trail, oldest first (for EPCIS queries).
+pub fn events_of(s: &dyn StateRead, epc: &Epc, limit: usize) -> Vec<StoredEvent> {
+    let n = get_u64(s, &key::trail_len(epc)).min(u64::from(MAX_TRAIL)) as u32;
+    let mut seen = std::collections::BTreeSet::new();
+    (0..n)
+        .take(limit)
+        .filter_map(|i| s.get(&key::trail(epc, i)))
+        .filter_map(|b| <[u8; 32]>::try_from(b.as_slice()).ok().map(Hash))
+        .filter(|h| seen.insert(*h))
+        .filter_map(|h| get::<StoredEvent>(s, &key::event(&h), "drug event"))
+        .collect()
+}
+
+/// What applying a custody event needs besides the operation.
+struct Ctx<'e> {
+    env: &'e BlockEnv,
+    signer: &'e PublicKey,
+    institution: String,
+    events: Vec<Event>,
+    alerts: u32,
+}
+
+pub(crate) fn apply(
+    o: &mut Overlay<'_>,
+    env: &BlockEnv,
+    signer: &PublicKey,
+    principal: Principal,
+    op: &DrugsOp,
+) -> Result<Vec<Event>, Rejection> {
+    let institution = identity::credential(o, signer).map(|c| c.institution).unwrap_or_default();
+    let mut cx = Ctx { env, signer, institution, events: Vec::new(), alerts: 0 };
+    match op {
+        DrugsOp::Capture { events } => {
+            for (i, Step(step)) in events.iter().enumerate() {
+                if !crate::allowed(principal, step.kind()) {
+                    return Err(denied(format!(
+                        "event {i}: role `{}` may not perform `{}`",
+                        principal.name(),
+                        step.kind().name()
+                    )));
+                }
+                custody(o, &mut cx, step).map_err(|r| Rejection::new(r.code, format!("event {i}: {}", r.reason)))?;
+            }
+            let mut summary = Event::new("drug_captured").with("events", events.len());
+            if cx.alerts > 0 {
+                summary = summary.with("alerts", cx.alerts);
+            }
+            // Receipts keep at most a few dozen events; a capture reports a summary and its alerts.
+            let mut out = vec![summary];
+            out.extend(cx.events.into_iter().filter(|e| e.kind == "drug_alert").take(32));
+            Ok(out)
+        }
+        DrugsOp::BindPrefix { company_prefix, institution } => {
+            if identity::institution(o, institution).is_none() {
+                return Err(not_found(format!("no member institution `{institution}`")));
+            }
+            let mut all = get_strings(o, crate::keys::DRUG_PREFIXES, "prefix list", MAX_PREFIXES);
+            if let Some(p) =
+                all.iter().find(|p| p.starts_with(company_prefix.as_str()) || company_prefix.starts_with(p.as_str()))
+            {
+                let owner = binding(o, p).map(|b| b.institution).unwrap_or_default();
+                return Err(Rejection::new(
+                    RejectCode::AlreadyExists,
+                    format!("company prefix {p} is already bound (to `{owner}`); GS1 prefixes never overlap"),
+                ));
+            }
+            if all.len() >= MAX_PREFIXES {
+                return Err(invalid(format!("{MAX_PREFIXES} prefixes are bound, the most the ledger keeps")));
+            }
+            all.push(company_prefix.clone());
+            put_strings(o, crate::keys::DRUG_PREFIXES.to_vec(), &all);
+            let b = Binding {
+                company_prefix: company_prefix.clone(),
+                institution: institution.clone(),
+                bound_by: *signer,
+                height: env.height,
+            };
+            put(o, key::prefix(company_prefix), &b);
+            Ok(vec![Event::new("prefix_bound").with("prefix", company_prefix).with("institution", institution)])
+        }
+        DrugsOp::RegisterProduct { product: spec } => {
+            let digits = spec.gtin.get(1..).unwrap_or("");
+            let Some(len) = prefix_len(o, digits) else {
+                return Err(denied(format!(
+                    "no company prefix of GTIN {} is bound to any institution; a CA or regulator binds it first",
+                    spec.gtin
+                )));
+            };
+            let b = binding(o, &digits[..len]).expect("prefix_len found it");
+            if b.institution != cx.institution {
+                return Err(denied(format!(
+                    "company prefix {} is bound to `{}`, not to your institution `{}`",
+                    b.company_prefix, b.institution, cx.institution
+                )));
+            }
+            if product(o, &spec.gtin).is_some() {
+                return Err(Rejection::new(
+                    RejectCode::AlreadyExists,
+                    format!("GTIN {} is already registered", spec.gtin),
+                ));
+            }
+            let mut mine = get_strings(o, &key::products_of(&cx.institution), "product list", MAX_PRODUCTS_PER_MAKER);
+            if mine.len() >= MAX_PRODUCTS_PER_MAKER {
+                return Err(invalid(format!("{MAX_PRODUCTS_PER_MAKER} products, the most one manufacturer registers")));
+            }
+            mine.push(spec.gtin.clone());
+            put_strings(o, key::products_of(&cx.institution), &mine);
+            let p = Product {
+                spec: spec.clone(),
+                manufacturer: cx.institution.clone(),
+                prefix_len: len as u32,
+                registered_height: env.height,
+            };
+            put(o, key::product(&spec.gtin), &p);
+            Ok(vec![Event::new("product_registered").with("gtin", &spec.gtin)])
+        }
+        DrugsOp::Recall { gtin, lot: lot_id, reason } => {
+            let p = product(o, gtin).ok_or_else(|| not_found(format!("unknown product {gtin} (NMVS_NC_PC_01)")))?;
+            if principal != Principal::Role(medledger_types::Role::Regulator) && p.manufacturer != cx.institution {
+                return Err(denied(format!(
+                    "{gtin} is `{}`'s product; only its manufacturer or a regulator recalls it",
+                    p.manufacturer
+                )));
+            }
+            let mut l = lot(o, gtin, lot_id)
+                .ok_or_else(|| not_found(format!("batch {lot_id} of {gtin} not found (NMVS_FE_LOT_03)")))?;
+            if let Some(r) = &l.recall {
+                return Err(Rejection::new(
+                    RejectCode::AlreadyExists,
+                    format!(
+                        "lot {lot_id} was recalled at height {} by `{}`; a recall is irreversible",
+                        r.height, r.institution
+                    ),
+                ));
+            }
+            l.recall = Some(LotRecall {
+                institution: cx.institution.clone(),
+                by: *signer,
+                reason: reason.clone(),
+                at_ms: env.timestamp_ms,
+                height: env.height,
+            });
+            put(o, key::lot(gtin, lot_id), &l);
+            let n = get_u64(o, crate::keys::DRUG_RECALLS_LEN);
+            let mut w = Writer::new();
+            w.str(gtin).str(lot_id);
+            o.put(key::recall(n), w.finish());
+            o.put(crate::keys::DRUG_RECALLS_LEN.to_vec(), (n + 1).to_be_bytes().to_vec());
+            Ok(vec![Event::new("lot_recalled").with("gtin", gtin).with("lot", lot_id).with("packs", l.packs)])
+        }
+        DrugsOp::Verify { epc, lot, expiry } => {
+            let Epc::Sgtin { gtin, serial } = epc else { return Err(invalid("verification is per pack (SGTIN)")) };
+            let v = verify(o, gtin, serial, lot.as_deref(), expiry.as_deref(), env.timestamp_ms);
+            let mut ev = Event::new("drug_verified").with("status", v.status.code()).with("nmvs", v.status.nmvs());
+            if let Some(kind) = v.status.alert() {
+                let detail = format!("verification answered {}", v.status.code());
+                let seq = raise(o, &mut cx, kind, epc, v.manufacturer.clone(), detail);
+                ev = ev.with("alert", seq);
+            }
+            Ok(vec![ev])
+        }
+        DrugsOp::Commission { .. }
+        | DrugsOp::Aggregate { .. }
+        | DrugsOp::Disaggregate { .. }
+        | DrugsOp::Ship { .. }
+        | DrugsOp::Receive { .. }
+        | DrugsOp::Dispense { .. }
+        | DrugsOp::UndoDispense { .. }
+        | DrugsOp::Report { .. } => {
+            custody(o, &mut cx, op)?;
+            Ok(capped(cx.events))
+        }
+    }
+}
+
+/// Receipts keep at most a few dozen events: the first ones, and a count of the rest.
+fn capped(mut events: Vec<Event>) -> Vec<Event> {
+    const KEEP: usize = 40;
+    if events.len() > KEEP {
+        let more = events.len() - KEEP;
+        events.truncate(KEEP);
+        events.push(Event::new("events_truncated").with("more", more));
+    }
+    events
+}
+
+/// Records an alert and returns its sequence number.
+fn raise(
+    o: &mut Overlay<'_>,
+    cx: &mut Ctx<'_>,
+    kind: AlertKind,
+    epc: &Epc,
+    manufacturer: Option<String>,
+    detail: String,
+) -> u64 {
+    let seq = get_u64(o, crate::keys::DRUG_ALERTS_LEN);
+    let a = Alert {
+        seq,
+        kind,
+        epc: epc.clone(),
+        manufacturer: manufacturer.clone(),
+        reporter: cx.institution.clone(),
+        by: *cx.signer,
+        detail: truncate(&detail, 256),
+        at_ms: cx.env.timestamp_ms,
+        height: cx.env.height,
+    };
+    put(o, key::alert(seq), &a);
+    o.put(crate::keys::DRUG_ALERTS_LEN.to_vec(), (seq + 1).to_be_bytes().to_vec());
+    if let Some(m) = manufacturer {
+        let n = get_u64(o, &key::maker_alerts_len(&m));
+        o.put(key::maker_alert(&m, n), seq.to_be_bytes().to_vec());
+        o.put(key::maker_alerts_len(&m), (n + 1).to_be_bytes().to_vec());
+    }
+    cx.alerts += 1;
+    cx.events.push(Event::new("drug_alert").with("kind", kind.code()).with("epc", epc).with("alert", seq));
+    seq
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+fn manufacturer_of(o: &Overlay<'_>, epc: &Epc) -> Option<String> {
+    match epc {
+        Epc::Sgtin { gtin, .. } => product(o, gtin).map(|p| p.manufacturer),
+        Epc::Sscc(_) => None,
+    }
+}
+
+/// Applies one custody event: the event checks (time, id), then the operation.
+fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Rejection> {
+    let meta = op.meta().expect("custody operations carry an event");
+    if meta.event_time_ms > cx.env.timestamp_ms.saturating_add(MAX_FUTURE_SKEW_MS) {
+        return Err(invalid(format!(
+            "event time {} is in the future (block time {}, at most {} s ahead allowed)",
+            medledger_types::time::rfc3339_ms(meta.event_time_ms),
+            medledger_types::time::rfc3339_ms(cx.env.timestamp_ms),
+            MAX_FUTURE_SKEW_MS / 1000
+        )));
+    }
+    let content = tagged(domain::DRUG_EVENT_CONTENT, &[&op.to_bytes()]);
+    let ekey = event_key(&meta.event_id);
+    if let Some(mut existing) = get::<StoredEvent>(o, &key::event(&ekey), "drug event") {
+        if existing.content == content {
+            // Re-capturing the same event is idempotent.
+            cx.events.push(Event::new("drug_event_duplicate").with("event_id", &meta.event_id));
+            return Ok(());
+        }
+        let Some(decl) = &meta.error_declaration else {
+            return Err(Rejection::new(
+                RejectCode::AlreadyExists,
+                format!(
+                    "event id `{}` was captured with other content; only an error declaration may reuse it",
+                    meta.event_id
+                ),
+            ));
+        };
+        if existing.error_declaration.is_some() {
+            return Err(Rejection::new(
+                RejectCode::AlreadyExists,
+                format!("event `{}` was already declared in error", meta.event_id),
+            ));
+        }
+        if existing.institution != cx.institution {
+            return Err(denied(format!(
+                "event `{}` was captured by `{}`; only it may declare it in error",
+                meta.event_id, existing.institution
+            )));
+        }
+        // An error declaration of a dispensing event undoes it; of any other event it is
+        // recorded on the event (custody is corrected by the events that follow).
+        if let (DrugsOp::UndoDispense { epc, .. }, DrugsOp::Dispense { epc: orig, .. }) = (op, &existing.op.0) {
+            if epc != orig {
+                return Err(invalid(format!("event `{}` dispensed {orig}, not {epc}", meta.event_id)));
+            }
+            undo(o, cx, meta, epc)?;
+            trail_push(o, epc, &ekey)?;
+        }
+        existing.error_declaration = Some(decl.clone());
+        put(o, key::event(&ekey), &existing);
+        cx.events.push(Event::new("drug_error_declared").with("event_id", &meta.event_id).with("reason", &decl.reason));
+        return Ok(());
+    }
+    if meta.error_declaration.is_some() {
+        return Err(not_found(format!("error declaration of event `{}`, which was never captured", meta.event_id)));
+    }
+    let touched = match op {
+        DrugsOp::Commission { gtin, lot: lot_id, expiry, serials, .. } => {
+            commission(o, cx, gtin, lot_id, expiry, serials)?
+        }
+        DrugsOp::Aggregate { parent, children, .. } => aggregate(o, cx, parent, children)?,
+        DrugsOp::Disaggregate { parent, children, .. } => disaggregate(o, cx, parent, children)?,
+        DrugsOp::Ship { epcs, to, .. } => ship(o, cx, epcs, to)?,
+        DrugsOp::Receive { epcs, from, .. } => receive(o, cx, epcs, from)?,
+        DrugsOp::Dispense { epc, .. } => {
+            dispense(o, cx, meta, epc)?;
+            vec![epc.clone()]
+        }
+        DrugsOp::UndoDispense { epc, .. } => {
+            undo(o, cx, meta, epc)?;
+            vec![epc.clone()]
+        }
+        DrugsOp::Report { epcs, status, reason, .. } => report(o, cx, meta, epcs, *status, reason)?,
+        _ => unreachable!("custody is called with custody events only"),
+    };
+    for epc in &touched {
+        trail_push(o, epc, &ekey)?;
+    }
+    let stored = StoredEvent {
+        op: Step(op.clone()),
+        institution: cx.institution.clone(),
+        signer: *cx.signer,
+        height: cx.env.height,
+        content,
+        error_declaration: None,
+    };
+    put(o, key::event(&ekey), &stored);
+    if !touched.is_empty() {
+        cx.events.push(
+            Event::new("drug_event")
+                .with("step", op.biz_step().unwrap_or(""))
+                .with("items", touched.len())
+                .with("event_id", &meta.event_id),
+        );
+    }
+    Ok(())
+}
+
+fn trail_push(o: &mut Overlay<'_>, epc: &Epc, event: &Hash) -> Result<(), Rejection> {
+    let n = get_u64(o, &key::trail_len(epc));
+    if n >= u64::from(MAX_TRAIL) {
+        return Err(invalid(format!("{epc} has {MAX_TRAIL} custody events, the most one identifier keeps")));
+    }
+    o.put(key::trail(epc, n as u32), event.0.to_vec());
+    o.put(key::trail_len(epc), (n + 1).to_be_bytes().to_vec());
+    Ok(())
+}
+
+fn need_item(o: &Overlay<'_>, epc: &Epc) -> Result<Item, Rejection> {
+    item(o, epc).ok_or_else(|| match epc {
+        Epc::Sgtin { .. } => not_found(format!("unknown pack {epc} (NMVS_NC_PC_02): never commissioned")),
+        Epc::Sscc(_) => not_found(format!("unknown case or pallet {epc}")),
+    })
+}
+
+/// The item, possessed by the signer's institution, at rest (not in transit) and active.
+fn possessed(o: &Overlay<'_>, cx: &Ctx<'_>, epc: &Epc) -> Result<Item, Rejection> {
+    let it = need_item(o, epc)?;
+    if it.owner != cx.institution {
+        return Err(denied(format!(
+            "{epc} is possessed by `{}`, not by your institution `{}`",
+            it.owner, cx.institution
+        )));
+    }
+    if let Some(s) = &it.shipment {
+        return Err(invalid(format!("{epc} is in transit from `{}` to `{}`", s.from, s.to)));
+    }
+    if it.status != Status::Active {
+        return Err(invalid(format!("pack_already_inactive: {epc} is {} (NMVS_NC_PCK_22)", it.status.name())));
+    }
+    Ok(it)
+}
+
+/// An item and everything inside it, item first (bounded by [`MAX_REACHED`]).
+fn reach(o: &Overlay<'_>, root: Item) -> Result<Vec<Item>, Rejection> {
+    let mut out = vec![root];
+    let mut i = 0;
+    while i < out.len() {
+        let children = out[i].children.clone();
+        for c in &children {
+            if out.len() >= MAX_REACHED {
+                return Err(invalid(format!("the operation reaches more than {MAX_REACHED} items")));
+            }
+            out.push(need_item(o, c)?);
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
+fn set_owner(o: &mut Overlay<'_>, it: &mut Item, owner: &str) {
+    o.delete(key::inventory(&it.owner, &it.epc));
+    it.owner = owner.to_string();
+    o.put(key::inventory(owner, &it.epc), vec![1]);
+}
+
+fn commission(
+    o: &mut Overlay<'_>,
+    cx: &mut Ctx<'_>,
+    gtin: &str,
+    lot_id: &str,
+    expiry: &str,
+    serials: &[Serial],
+) -> Result<Vec<Epc>, Rejection> {
+    let p = product(o, gtin).ok_or_else(|| not_found(format!("unknown product {gtin}: register it first")))?;
+    if p.manufacturer != cx.institution {
+        return Err(denied(format!("{gtin} is `{}`'s product; only its manufacturer commissions it", p.manufacturer)));
+    }
+    let mut l = match lot(o, gtin, lot_id) {
+        Some(l) => {
+            if l.expiry != expiry {
+                return Err(invalid(format!("lot {lot_id} of {gtin} expires {}, not {expiry}", l.expiry)));
+            }
+            if l.recall.is_some() {
+                return Err(invalid(format!(
+                    "lot {lot_id} of {gtin} is recalled; no more packs are commissioned in it"
+                )));
+            }
+            l
+        }
+        None => {
+            let mut lots = get_strings(o, &key::lots_of(gtin), "lot list", MAX_LOTS_PER_PRODUCT);
+            if lots.len() >= MAX_LOTS_PER_PRODUCT {
+                return Err(invalid(format!("{MAX_LOTS_PER_PRODUCT} lots, the most one product keeps")));
+            }
+            lots.push(lot_id.to_string());
+            put_strings(o, key::lots_of(gtin), &lots);
+            Lot { gtin: gtin.to_string(), lot: lot_id.to_string(), expiry: expiry.to_string(), packs: 0, recall: None }
+        }
+    };
+    let mut out = Vec::with_capacity(serials.len());
+    for Serial(s) in serials {
+        let epc = Epc::sgtin(gtin, s);
+        if item(o, &epc).is_some() {
+            return Err(Rejection::new(
+                RejectCode::AlreadyExists,
+                format!("serial {s} of GTIN {gtin} was commissioned before; serials are unique forever"),
+            ));
+        }
+        let it = Item {
+            epc: epc.clone(),
+            lot: lot_id.to_string(),
+            expiry: expiry.to_string(),
+            owner: cx.institution.clone(),
+            status: Status::Active,
+            parent: None,
+            children: Vec::new(),
+            shipment: None,
+            last_change: None,
+            commissioned_ms: cx.env.timestamp_ms,
+        };
+        put(o, key::item(&epc), &it);
+        o.put(key::inventory(&cx.institution, &epc), vec![1]);
+        out.push(epc);
+    }
+    l.packs += serials.len() as u64;
+    put(o, key::lot(gtin, lot_id), &l);
+    Ok(out)
+}
+
+/// Levels from `it` down to its deepest pack (a pack is one level).
+fn height(o: &Overlay<'_>, it: &Item, budget: &mut usize) -> Result<usize, Rejection> {
+    let mut h = 0;
+    for c in &it.children {
+        if *budget == 0 {
+            return Err(invalid(format!("the operation reaches more than {MAX_REACHED} items")));
+        }
+        *budget -= 1;
+        h = h.max(height(o, &need_item(o, c)?, budget)?);
+        if h >= MAX_NESTING {
+            break;
+        }
+    }
+    Ok(h + 1)
+}
+
+/// Levels from the top container down to `sscc` (a top-level container is one level).
+fn depth(o: &Overlay<'_>, sscc: &str) -> usize {
+    let mut d = 1;
+    let mut cur = item(o, &Epc::Sscc(sscc.to_string())).and_then(|i| i.parent);
+    while let Some(p) = cur {
+        d += 1;
+        if d > MAX_NESTING {
+            break;
+        }
+        cur = item(o, &Epc::Sscc(p)).and_then(|i| i.parent);
+    }
+    d
+}
+
+fn aggregate(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, parent: &str, children: &[Epc]) -> Result<Vec<Epc>, Rejection> {
+    let pe = Epc::Sscc(parent.to_string());
+    let mut container = match item(o, &pe) {
+        Some(_) => possessed(o, cx, &pe)?,
+        None => {
+            let it = Item {
+                epc: pe.clone(),
+                lot: String::new(),
+                expiry: String::new(),
+                owner: cx.institution.clone(),
+                status: Status::Active,
+                parent: None,
+                children: Vec::new(),
+                shipment: None,
+                last_change: None,
+                commissioned_ms: cx.env.timestamp_ms,
+            };
+            o.put(key::inventory(&cx.institution, &pe), vec![1]);
+            it
+        }
+    };
+    if container.children.len() + children.len() > MAX_CONTAINER_ITEMS {
+        return Err(invalid(format!("{pe} would hold more than {MAX_CONTAINER_ITEMS} items")));
+    }
+    let above = depth(o, parent);
+    let mut budget = MAX_REACHED;
+    for c in children {
+        if *c == pe {
+            return Err(invalid(format!("{pe} cannot contain itself")));
+        }
+        let mut it = possessed(o, cx, c)?;
+        if let Some(p) = &it.parent {
+            return Err(invalid(format!("{c} is already in {}; unpack it first", Epc::Sscc(p.clone()))));
+        }
+        if above + height(o, &it, &mut budget)? > MAX_NESTING {
+            return Err(invalid(format!("containers nest at most {MAX_NESTING} levels (pallet, case, pack)")));
+        }
+        if c.is_container() && reach(o, it.clone())?.iter().any(|x| x.epc == pe) {
+            return Err(invalid(format!("{c} contains {pe}; packing it would make a cycle")));
+        }
+        it.parent = Some(parent.to_string());
+        put(o, key::item(c), &it);
+        container.children.push(c.clone());
+    }
+    put(o, key::item(&pe), &container);
+    let mut touched = vec![pe];
+    touched.extend(children.iter().cloned());
+    Ok(touched)
+}
+
+fn disaggregate(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, parent: &str, children: &[Epc]) -> Result<Vec<Epc>, Rejection> {
+    let pe = Epc::Sscc(parent.to_string());
+    let mut container = possessed(o, cx, &pe)?;
+    let out: Vec<Epc> = if children.is_empty() { container.children.clone() } else { children.to_vec() };
+    for c in &out {
+        let Some(pos) = container.children.iter().position(|x| x == c) else {
+            return Err(invalid(format!("{c} is not in {pe}")));
+        };
+        container.children.remove(pos);
+        let mut it = need_item(o, c)?;
+        it.parent = None;
+        put(o, key::item(c), &it);
+    }
+    put(o, key::item(&pe), &container);
+    let mut touched = vec![pe];
+    touched.extend(out);
+    Ok(touched)
+}
+
+fn top_level(it: &Item) -> Result<(), Rejection> {
+    match &it.parent {
+        Some(p) => Err(invalid(format!(
+            "{} is inside {}; name the container or unpack it first",
+            it.epc,
+            Epc::Sscc(p.clone())
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn ship(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, epcs: &[Epc], to: &str) -> Result<Vec<Epc>, Rejection> {
+    if to == cx.institution {
+        return Err(invalid(format!("shipping to yourself (`{to}`): a shipment names another party")));
+    }
+    if identity::institution(o, to).is_none() {
+        return Err(not_found(format!("no member institution `{to}` to ship to")));
+    }
+    let mut touched = Vec::new();
+    for epc in epcs {
+        let it = possessed(o, cx, epc)?;
+        top_level(&it)?;
+        for mut x in reach(o, it)? {
+            if x.status != Status::Active {
+                return Err(invalid(format!("{} inside {epc} is {}; take it out first", x.epc, x.status.name())));
+            }
+            x.shipment =
+                Some(Shipment { from: cx.institution.clone(), to: to.to_string(), at_ms: cx.env.timestamp_ms });
+            put(o, key::item(&x.epc), &x);
+            touched.push(x.epc);
+        }
+        if touched.len() > MAX_REACHED {
+            return Err(invalid(format!("the shipment reaches more than {MAX_REACHED} items")));
+        }
+    }
+    Ok(touched)
+}
+
+fn receive(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, epcs: &[Epc], from: &str) -> Result<Vec<Epc>, Rejection> {
+    if from == cx.institution {
+        return Err(invalid(format!("receiving from yourself (`{from}`)")));
+    }
+    if identity::institution(o, from).is_none() {
+        return Err(not_found(format!("no member institution `{from}` to receive from")));
+    }
+    let mut touched = Vec::new();
+    for epc in epcs {
+        let it = match item(o, epc) {
+            None => {
+                let m = manufacturer_of(o, epc);
+                raise(
+                    o,
+                    cx,
+                    AlertKind::ReceiptWithoutShipment,
+                    epc,
+                    m,
+                    format!("received {epc} from `{from}`: never commissioned"),
+                );
+                continue;
+            }
+            Some(it) => it,
+        };
+        let matches =
+            it.shipment.as_ref().is_some_and(|s| s.to == cx.institution && s.from == from) && it.parent.is_none();
+        if !matches {
+            let why = match (&it.shipment, &it.parent) {
+                (_, Some(p)) if it.shipment.is_some() => {
+                    format!("{epc} travels inside {}; receive the container", Epc::Sscc(p.clone()))
+                }
+                (Some(s), _) => {
+                    format!("{epc} was shipped by `{}` to `{}`, not by `{from}` to `{}`", s.from, s.to, cx.institution)
+                }
+                (None, _) => format!("no shipment of {epc} is open (possessed by `{}`)", it.owner),
+            };
+            let m = manufacturer_of(o, epc);
+            raise(o, cx, AlertKind::ReceiptWithoutShipment, epc, m, why);
+            continue;
+        }
+        for mut x in reach(o, it)? {
+            x.shipment = None;
+            set_owner(o, &mut x, &cx.institution.clone());
+            put(o, key::item(&x.epc), &x);
+            touched.push(x.epc);
+        }
+    }
+    Ok(touched)
+}
+
+fn not_sellable_lot(o: &Overlay<'_>, cx: &Ctx<'_>, it: &Item) -> Result<(), Rejection> {
+    let Epc::Sgtin { gtin, .. } = &it.epc else { return Ok(()) };
+    if let Some(r) = lot(o, gtin, &it.lot).and_then(|l| l.recall) {
+        return Err(invalid(format!("recalled: lot {} of {gtin} was recalled ({})", it.lot, r.reason)));
+    }
+    if expiry_end_ms(&it.expiry).is_none_or(|end| cx.env.timestamp_ms >= end) {
+        return Err(invalid(format!("expired: {} expired (expiry {})", it.epc, it.expiry)));
+    }
+    Ok(())
+}
+
+fn dispense(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, meta: &EventMeta, epc: &Epc) -> Result<(), Rejection> {
+    let mut it = match possessed(o, cx, epc) {
+        Ok(it) => it,
+        Err(r) => {
+            if let Some(it) = item(o, epc) {
+                if it.status == Status::Dispensed {
+                    let c = it.last_change.as_ref();
+                    return Err(invalid(format!(
+                        "pack_already_inactive: {epc} was dispensed by `{}` at {} (NMVS_NC_PCK_22)",
+                        c.map_or("", |c| c.institution.as_str()),
+                        medledger_types::time::rfc3339_ms(c.map_or(0, |c| c.at_ms))
+                    )));
+                }
+            }
+            return Err(r);
+        }
+    };
+    not_sellable_lot(o, cx, &it)?;
+    if let Some(p) = it.parent.take() {
+        let pe = Epc::Sscc(p);
+        if let Some(mut c) = item(o, &pe) {
+            c.children.retain(|x| x != epc);
+            put(o, key::item(&pe), &c);
+        }
+    }
+    it.status = Status::Dispensed;
+    it.last_change = Some(Change {
+        status: Status::Dispensed,
+        institution: cx.institution.clone(),
+        by: *cx.signer,
+        reason: "dispensed".into(),
+        at_ms: cx.env.timestamp_ms,
+        premises: meta.premises().map(str::to_string),
+    });
+    o.delete(key::inventory(&cx.institution, epc));
+    put(o, key::item(epc), &it);
+    Ok(())
+}
+
+fn undo(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, meta: &EventMeta, epc: &Epc) -> Result<(), Rejection> {
+    let mut it = need_item(o, epc)?;
+    let Some(c) = it.last_change.clone().filter(|_| it.status == Status::Dispensed) else {
+        return Err(invalid(format!(
+            "undo_status_mismatch: {epc} is {}, not dispensed (NMVS_NC_PCK_06)",
+            it.status.name()
+        )));
+    };
+    if c.institution != cx.institution {
+        return Err(denied(format!(
+            "undo_user_mismatch: {epc} was dispensed by `{}`; only it may undo (NMVS_NC_PCK_21)",
+            c.institution
+        )));
+    }
+    if c.premises.is_some() && c.premises.as_deref() != meta.premises() {
+        return Err(denied(format!(
+            "undo_premises_mismatch: {epc} was dispensed at {}; undo at the same premises",
+            c.premises.as_deref().unwrap_or("")
+        )));
+    }
+    if cx.env.timestamp_ms.saturating_sub(c.at_ms) > UNDO_WINDOW_MS {
+        return Err(invalid(format!(
+            "undo_window_passed: {epc} was dispensed at {}, more than 10 days ago (NMVS_NC_PCK_20)",
+            medledger_types::time::rfc3339_ms(c.at_ms)
+        )));
+    }
+    not_sellable_lot(o, cx, &it)?;
+    it.status = Status::Active;
+    it.last_change = Some(Change {
+        status: Status::Active,
+        institution: cx.institution.clone(),
+        by: *cx.signer,
+        reason: "dispense undone".into(),
+        at_ms: cx.env.timestamp_ms,
+        premises: meta.premises().map(str::to_string),
+    });
+    o.put(key::inventory(&cx.institution, epc), vec![1]);
+    put(o, key::item(epc), &it);
+    Ok(())
+}
+
+fn report(
+    o: &mut Overlay<'_>,
+    cx: &mut Ctx<'_>,
+    meta: &EventMeta,
+    epcs: &[Epc],
+    status: Reported,
+    reason: &str,
+) -> Result<Vec<Epc>, Rejection> {
+    let mut touched = Vec::new();
+    for epc in epcs {
+        let it = possessed(o, cx, epc)?;
+        top_level(&it)?;
+        for mut x in reach(o, it)? {
+            if x.status != Status::Active {
+                continue;
+            }
+            x.status = Status::reported(status);
+            x.last_change = Some(Change {
+                status: x.status,
+                institution: cx.institution.clone(),
+                by: *cx.signer,
+                reason: reason.to_string(),
+                at_ms: cx.env.timestamp_ms,
+                premises: meta.premises().map(str::to_string),
+            });
+            o.delete(key::inventory(&cx.institution, &x.epc));
+            put(o, key::item(&x.epc), &x);
+            touched.push(x.epc);
+        }
+    }
+    Ok(touched)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn doc_table_matches_code() {
+        crate::permissions::check_doc_table(include_str!("drugs.rs"), medledger_types::Domain::Drugs);
+    }
+}
