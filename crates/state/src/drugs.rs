@@ -260,7 +260,7 @@ medledger_types::canonical_struct! {
         /// The case or pallet it is in.
         parent: Option<String> = "parent" max 18,
         /// What a case or pallet holds.
-        children: Vec<Epc> = "child",
+        children: Vec<Epc> = "children" max MAX_CONTAINER_ITEMS,
         shipment: Option<Shipment> = "shipment",
         last_change: Option<Change> = "last change",
         commissioned_ms: u64 = "commissioned at",

@@ -1,0 +1,586 @@
+//! Drug traceability on the state machine: the bad-input suite (every refusal names its rule and
+//! changes nothing but the nonce), alerts, and a property test of custody against a reference
+//! model.
+
+mod common;
+
+use common::{Chain, DAY};
+use medledger_state::drugs::{self, Status, VerifyStatus};
+use medledger_types::drugs::{DrugsOp as D, Epc, EventMeta, ProductSpec, Reported, Serial, Step};
+use medledger_types::{Keypair, Operation, Outcome, RejectCode, Role};
+use proptest::prelude::*;
+
+const GTIN: &str = "10614141073464";
+const MAKER: &str = "hospital-0";
+const DIST: &str = "hospital-1";
+const PHARM: &str = "hospital-2";
+const PHARM2: &str = "hospital-3";
+const CASE: &str = "106141412345678908";
+
+struct World {
+    c: Chain,
+    maker: Keypair,
+    dist: Keypair,
+    pharm: Keypair,
+    pharm2: Keypair,
+    regulator: Keypair,
+}
+
+fn op(o: D) -> Operation {
+    Operation::Drugs(o)
+}
+
+fn meta(c: &Chain) -> EventMeta {
+    EventMeta::now(c.now)
+}
+
+/// An event with a fresh id at time 0 (any past time is accepted).
+fn m0() -> EventMeta {
+    EventMeta::now(0)
+}
+
+fn pack(serial: &str) -> Epc {
+    Epc::sgtin(GTIN, serial)
+}
+
+fn applied(o: &Outcome) -> &Vec<medledger_types::Event> {
+    match o {
+        Outcome::Applied { events } => events,
+        Outcome::Rejected { code, reason } => panic!("rejected: {code:?} {reason}"),
+    }
+}
+
+fn rejected(o: &Outcome) -> (RejectCode, String) {
+    match o {
+        Outcome::Rejected { code, reason } => (*code, reason.clone()),
+        Outcome::Applied { events } => panic!("applied: {events:?}"),
+    }
+}
+
+/// A manufacturer at hospital-0 with prefix 0614141 and product GTIN, lot A (3 packs) and lot B
+/// (1 pack); a distributor, two pharmacies, a regulator.
+fn world() -> World {
+    let mut c = Chain::new();
+    let maker = c.issue(Role::Manufacturer, 0, 10);
+    let dist = c.issue(Role::Distributor, 1, 11);
+    let pharm = c.issue(Role::Pharmacy, 2, 12);
+    let pharm2 = c.issue(Role::Pharmacy, 3, 13);
+    let regulator = c.issue(Role::Regulator, 3, 14);
+    let ca = c.ca.clone();
+    applied(&c.one(&ca, op(D::BindPrefix { company_prefix: "0614141".into(), institution: MAKER.into() })));
+    applied(&c.one(
+        &maker,
+        op(D::RegisterProduct {
+            product: ProductSpec {
+                gtin: GTIN.into(),
+                name: "Amoxicillin 500 mg".into(),
+                form: "capsule".into(),
+                strength: "500 mg".into(),
+                pack_size: 21,
+                national_code: String::new(),
+            },
+        }),
+    ));
+    let mut w = World { c, maker, dist, pharm, pharm2, regulator };
+    w.commission("LOTA", "301231", &["A1", "A2", "A3"]);
+    w.commission("LOTB", "301231", &["B1"]);
+    w
+}
+
+impl World {
+    fn commission(&mut self, lot: &str, expiry: &str, serials: &[&str]) {
+        let m = meta(&self.c);
+        let maker = self.maker.clone();
+        applied(&self.c.one(
+            &maker,
+            op(D::Commission {
+                meta: m,
+                gtin: GTIN.into(),
+                lot: lot.into(),
+                expiry: expiry.into(),
+                serials: serials.iter().map(|s| Serial::from(*s)).collect(),
+            }),
+        ));
+    }
+    fn run(&mut self, who: &Keypair, o: D) -> Outcome {
+        self.c.one(who, op(o))
+    }
+    fn ship(&mut self, who: &Keypair, epcs: Vec<Epc>, to: &str) -> Outcome {
+        let m = meta(&self.c);
+        self.run(who, D::Ship { meta: m, epcs, to: to.into() })
+    }
+    fn receive(&mut self, who: &Keypair, epcs: Vec<Epc>, from: &str) -> Outcome {
+        let m = meta(&self.c);
+        self.run(who, D::Receive { meta: m, epcs, from: from.into() })
+    }
+    fn dispense(&mut self, who: &Keypair, epc: Epc) -> Outcome {
+        let m = meta(&self.c);
+        self.run(who, D::Dispense { meta: m, epc })
+    }
+    fn undo(&mut self, who: &Keypair, epc: Epc) -> Outcome {
+        let m = meta(&self.c);
+        self.run(who, D::UndoDispense { meta: m, epc })
+    }
+    /// Moves packs maker → distributor → pharmacy.
+    fn to_pharmacy(&mut self, serials: &[&str]) {
+        let epcs: Vec<Epc> = serials.iter().map(|s| pack(s)).collect();
+        let (maker, dist, pharm) = (self.maker.clone(), self.dist.clone(), self.pharm.clone());
+        applied(&self.ship(&maker, epcs.clone(), DIST));
+        applied(&self.receive(&dist, epcs.clone(), MAKER));
+        applied(&self.ship(&dist, epcs.clone(), PHARM));
+        applied(&self.receive(&pharm, epcs, DIST));
+    }
+    fn item(&self, serial: &str) -> drugs::Item {
+        drugs::item(&self.c.state, &pack(serial)).expect("pack exists")
+    }
+    fn verify(&self, serial: &str) -> VerifyStatus {
+        drugs::verify(&self.c.state, GTIN, serial, None, None, self.c.now).status
+    }
+    fn alerts(&self) -> Vec<drugs::Alert> {
+        drugs::alerts(&self.c.state, None, 100)
+    }
+}
+
+/// A refused operation changes nothing but the signer's nonce.
+fn refused_without_effect(w: &mut World, who: &Keypair, o: D) -> (RejectCode, String) {
+    let before = w.c.state.clone();
+    let out = w.run(who, o);
+    let r = rejected(&out);
+    let mut changed: Vec<_> =
+        w.c.state
+            .0
+            .iter()
+            .filter(|(k, v)| before.0.get(*k) != Some(v))
+            .map(|(k, _)| String::from_utf8_lossy(k).to_string())
+            .filter(|k| !k.starts_with("n/") && !k.starts_with("meta/height") && !k.starts_with('\u{fffd}'))
+            .collect();
+    changed.retain(|k| !k.starts_with("\u{fffd}tree"));
+    assert!(changed.is_empty(), "a refusal wrote {changed:?}");
+    r
+}
+
+#[test]
+fn a_pack_moves_from_maker_to_pharmacy_and_is_dispensed_once() {
+    let mut w = world();
+    assert_eq!(w.verify("A1"), VerifyStatus::Sellable);
+    w.to_pharmacy(&["A1"]);
+    assert_eq!(w.item("A1").owner, PHARM);
+    let pharm = w.pharm.clone();
+    applied(&w.dispense(&pharm, pack("A1")));
+    assert_eq!(w.item("A1").status, Status::Dispensed);
+    let v = drugs::verify(&w.c.state, GTIN, "A1", None, None, w.c.now);
+    assert_eq!((v.status, v.changed_by.as_deref()), (VerifyStatus::Dispensed, Some(PHARM)));
+    // Double dispensing is refused, with the NMVS code.
+    let (code, why) = refused_without_effect(&mut w, &pharm, D::Dispense { meta: EventMeta::now(0), epc: pack("A1") });
+    assert_eq!(code, RejectCode::InvalidArgument);
+    assert!(why.contains("pack_already_inactive") && why.contains("NMVS_NC_PCK_22"), "{why}");
+    // The trail shows every step at institution level.
+    let steps: Vec<(String, String)> =
+        drugs::trail(&w.c.state, &pack("A1"), 100).into_iter().map(|t| (t.biz_step, t.institution)).collect();
+    let expect = [
+        ("commissioning", MAKER),
+        ("shipping", MAKER),
+        ("receiving", DIST),
+        ("shipping", DIST),
+        ("receiving", PHARM),
+        ("dispensing", PHARM),
+    ];
+    assert_eq!(steps, expect.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>());
+}
+
+#[test]
+fn custody_refusals_name_their_rule_and_change_nothing() {
+    let mut w = world();
+    let (maker, dist, pharm, pharm2) = (w.maker.clone(), w.dist.clone(), w.pharm.clone(), w.pharm2.clone());
+    // Wrong possessor: the distributor ships what the maker holds.
+    let (code, why) =
+        refused_without_effect(&mut w, &dist, D::Ship { meta: m0(), epcs: vec![pack("A1")], to: PHARM.into() });
+    assert_eq!(code, RejectCode::NotPermitted);
+    assert!(why.contains("possessed by `hospital-0`"), "{why}");
+    // Shipping to self.
+    let (_, why) =
+        refused_without_effect(&mut w, &maker, D::Ship { meta: m0(), epcs: vec![pack("A1")], to: MAKER.into() });
+    assert!(why.contains("shipping to yourself"), "{why}");
+    // Dispensing by a distributor is not in its row of the table.
+    applied(&w.ship(&maker, vec![pack("A1")], DIST));
+    applied(&w.receive(&dist, vec![pack("A1")], MAKER));
+    let (code, why) = refused_without_effect(&mut w, &dist, D::Dispense { meta: m0(), epc: pack("A1") });
+    assert_eq!(code, RejectCode::NotPermitted);
+    assert!(why.contains("`distributor` may not perform `dispense`"), "{why}");
+    // Future event times.
+    let mut m = m0();
+    m.event_time_ms = w.c.now + DAY;
+    let (_, why) = refused_without_effect(&mut w, &dist, D::Ship { meta: m, epcs: vec![pack("A1")], to: PHARM.into() });
+    assert!(why.contains("in the future"), "{why}");
+    // A serial is unique forever.
+    let (code, why) = refused_without_effect(
+        &mut w,
+        &maker,
+        D::Commission {
+            meta: m0(),
+            gtin: GTIN.into(),
+            lot: "LOTA".into(),
+            expiry: "301231".into(),
+            serials: vec!["A1".into()],
+        },
+    );
+    assert_eq!(code, RejectCode::AlreadyExists);
+    assert!(why.contains("unique forever"), "{why}");
+    // A lot keeps its expiry.
+    let (_, why) = refused_without_effect(
+        &mut w,
+        &maker,
+        D::Commission {
+            meta: m0(),
+            gtin: GTIN.into(),
+            lot: "LOTA".into(),
+            expiry: "311231".into(),
+            serials: vec!["A9".into()],
+        },
+    );
+    assert!(why.contains("expires 301231"), "{why}");
+    // Another pharmacy cannot undo; the dispensing one can, within ten days, once.
+    w.to_pharmacy(&["A2"]);
+    applied(&w.dispense(&pharm, pack("A2")));
+    let (code, why) = refused_without_effect(&mut w, &pharm2, D::UndoDispense { meta: m0(), epc: pack("A2") });
+    assert_eq!(code, RejectCode::NotPermitted);
+    assert!(why.contains("undo_user_mismatch") && why.contains("NMVS_NC_PCK_21"), "{why}");
+    applied(&w.undo(&pharm, pack("A2")));
+    assert_eq!(w.verify("A2"), VerifyStatus::Sellable);
+    let (_, why) = refused_without_effect(&mut w, &pharm, D::UndoDispense { meta: m0(), epc: pack("A2") });
+    assert!(why.contains("undo_status_mismatch"), "{why}");
+    // Undo after ten days.
+    applied(&w.dispense(&pharm, pack("A2")));
+    w.c.now += 11 * DAY;
+    let (_, why) = refused_without_effect(&mut w, &pharm, D::UndoDispense { meta: m0(), epc: pack("A2") });
+    assert!(why.contains("undo_window_passed") && why.contains("NMVS_NC_PCK_20"), "{why}");
+}
+
+#[test]
+fn undo_needs_the_same_premises() {
+    let mut w = world();
+    let pharm = w.pharm.clone();
+    w.to_pharmacy(&["A1"]);
+    let mut m = m0();
+    m.biz_location = Some("urn:epc:id:sgln:0614141.00002.0".into());
+    applied(&w.run(&pharm, D::Dispense { meta: m, epc: pack("A1") }));
+    let mut other = m0();
+    other.biz_location = Some("urn:epc:id:sgln:0614141.00003.0".into());
+    let (_, why) = refused_without_effect(&mut w, &pharm, D::UndoDispense { meta: other, epc: pack("A1") });
+    assert!(why.contains("undo_premises_mismatch"), "{why}");
+}
+
+#[test]
+fn expired_and_recalled_packs_are_not_dispensed_and_a_recall_is_final() {
+    let mut w = world();
+    let (maker, pharm, regulator, dist) = (w.maker.clone(), w.pharm.clone(), w.regulator.clone(), w.dist.clone());
+    w.commission("LOTOLD", "230100", &["E1"]);
+    w.to_pharmacy(&["E1", "B1"]);
+    assert_eq!(w.verify("E1"), VerifyStatus::Expired);
+    let (_, why) = refused_without_effect(&mut w, &pharm, D::Dispense { meta: m0(), epc: pack("E1") });
+    assert!(why.starts_with("expired"), "{why}");
+    // Only the product's manufacturer or a regulator recalls.
+    let (code, _) =
+        refused_without_effect(&mut w, &dist, D::Recall { gtin: GTIN.into(), lot: "LOTB".into(), reason: "x".into() });
+    assert_eq!(code, RejectCode::NotPermitted);
+    applied(
+        &w.run(&regulator, D::Recall { gtin: GTIN.into(), lot: "LOTB".into(), reason: "sterility failure".into() }),
+    );
+    assert_eq!(w.verify("B1"), VerifyStatus::Recalled);
+    let (_, why) = refused_without_effect(&mut w, &pharm, D::Dispense { meta: m0(), epc: pack("B1") });
+    assert!(why.starts_with("recalled"), "{why}");
+    let (code, why) = refused_without_effect(
+        &mut w,
+        &maker,
+        D::Recall { gtin: GTIN.into(), lot: "LOTB".into(), reason: "again".into() },
+    );
+    assert_eq!(code, RejectCode::AlreadyExists);
+    assert!(why.contains("irreversible"), "{why}");
+    let (code, why) =
+        refused_without_effect(&mut w, &maker, D::Recall { gtin: GTIN.into(), lot: "NOPE".into(), reason: "x".into() });
+    assert_eq!(code, RejectCode::NotFound);
+    assert!(why.contains("NMVS_FE_LOT_03"), "{why}");
+    assert_eq!(drugs::recalls(&w.c.state, 10).len(), 1);
+}
+
+#[test]
+fn a_receipt_without_shipment_is_an_alert_not_a_move() {
+    let mut w = world();
+    let (maker, dist) = (w.maker.clone(), w.dist.clone());
+    applied(&w.ship(&maker, vec![pack("A1")], DIST));
+    applied(&w.receive(&dist, vec![pack("A1")], MAKER));
+    // Receiving twice.
+    let events = applied(&w.receive(&dist, vec![pack("A1")], MAKER)).clone();
+    assert!(events.iter().any(|e| e.kind == "drug_alert" && e.attr("kind") == Some("receipt_without_shipment")));
+    // Receiving what was never shipped (still at the maker): custody does not move.
+    let events = applied(&w.receive(&dist, vec![pack("A2")], MAKER)).clone();
+    assert!(events.iter().any(|e| e.attr("kind") == Some("receipt_without_shipment")));
+    assert_eq!(w.item("A2").owner, MAKER);
+    let alerts = w.alerts();
+    assert_eq!(alerts.len(), 2);
+    assert!(alerts.iter().all(|a| a.reporter == DIST && a.manufacturer.as_deref() == Some(MAKER)));
+    // The manufacturer sees alerts about its products.
+    assert_eq!(drugs::alerts(&w.c.state, Some(MAKER), 10).len(), 2);
+    assert!(drugs::alerts(&w.c.state, Some(DIST), 10).is_empty());
+}
+
+#[test]
+fn signed_verification_records_counterfeits_and_mismatches() {
+    let mut w = world();
+    let pharm = w.pharm.clone();
+    let cases = [
+        (pack("FAKE1"), None, None, "unknown_serial"),
+        (Epc::sgtin("10614141073471", "X"), None, None, "unknown_product"),
+        (pack("A1"), Some("LOTB"), None, "lot_mismatch"),
+        (pack("A1"), Some("LOTZ"), None, "batch_not_found"),
+        (pack("A1"), None, Some("291231"), "expiry_mismatch"),
+    ];
+    for (i, (epc, lot, expiry, code)) in cases.into_iter().enumerate() {
+        let out = w.run(&pharm, D::Verify { epc, lot: lot.map(String::from), expiry: expiry.map(String::from) });
+        let ev = &applied(&out)[0];
+        assert_eq!(ev.attr("status"), Some(code));
+        assert_eq!(ev.attr("alert"), Some(i.to_string().as_str()), "{code} raises alert {i}");
+    }
+    // A genuine pack raises nothing.
+    let out = w.run(&pharm, D::Verify { epc: pack("A1"), lot: Some("LOTA".into()), expiry: Some("301231".into()) });
+    assert_eq!(applied(&out)[0].attr("status"), Some("sellable"));
+    assert_eq!(applied(&out)[0].attr("alert"), None);
+    assert_eq!(w.alerts().len(), 5);
+}
+
+#[test]
+fn cases_carry_their_packs_and_unpacking_releases_them() {
+    let mut w = world();
+    let (maker, dist) = (w.maker.clone(), w.dist.clone());
+    let case = Epc::Sscc(CASE.into());
+    applied(&w.run(&maker, D::Aggregate { meta: m0(), parent: CASE.into(), children: vec![pack("A1"), pack("A2")] }));
+    // A pack in a case ships with its case, not alone.
+    let (_, why) =
+        refused_without_effect(&mut w, &maker, D::Ship { meta: m0(), epcs: vec![pack("A1")], to: DIST.into() });
+    assert!(why.contains("inside (00)"), "{why}");
+    applied(&w.ship(&maker, vec![case.clone()], DIST));
+    assert!(w.item("A1").shipment.is_some());
+    applied(&w.receive(&dist, vec![case.clone()], MAKER));
+    assert_eq!((w.item("A1").owner.as_str(), w.item("A2").owner.as_str()), (DIST, DIST));
+    // Packing a pack that is already in a case is refused.
+    let (_, why) = refused_without_effect(
+        &mut w,
+        &dist,
+        D::Aggregate { meta: m0(), parent: "106141412345678915".into(), children: vec![pack("A1")] },
+    );
+    assert!(why.contains("already in"), "{why}");
+    applied(&w.run(&dist, D::Disaggregate { meta: m0(), parent: CASE.into(), children: vec![] }));
+    assert_eq!(w.item("A1").parent, None);
+    applied(&w.ship(&dist, vec![pack("A1")], PHARM));
+}
+
+#[test]
+fn reports_and_prefixes_and_foreign_products() {
+    let mut w = world();
+    let (maker, dist) = (w.maker.clone(), w.dist.clone());
+    applied(&w.run(
+        &maker,
+        D::Report { meta: m0(), epcs: vec![pack("A3")], status: Reported::Stolen, reason: "warehouse break-in".into() },
+    ));
+    assert_eq!(w.verify("A3"), VerifyStatus::Stolen);
+    let c = w.item("A3").last_change.unwrap();
+    assert_eq!((c.institution.as_str(), c.reason.as_str()), (MAKER, "warehouse break-in"));
+    // A prefix is bound once, and nobody else mints its GTINs.
+    let ca = w.c.ca.clone();
+    let (code, _) = refused_without_effect(
+        &mut w,
+        &ca,
+        D::BindPrefix { company_prefix: "06141410".into(), institution: DIST.into() },
+    );
+    assert_eq!(code, RejectCode::AlreadyExists);
+    let (code, why) = refused_without_effect(
+        &mut w,
+        &maker,
+        D::RegisterProduct {
+            product: ProductSpec {
+                gtin: "10712345000016".into(),
+                name: "X".into(),
+                form: "tablet".into(),
+                strength: "1 mg".into(),
+                pack_size: 1,
+                national_code: String::new(),
+            },
+        },
+    );
+    assert_eq!(code, RejectCode::NotPermitted);
+    assert!(why.contains("no company prefix"), "{why}");
+    let _ = dist;
+}
+
+#[test]
+fn a_capture_is_all_or_nothing_and_idempotent() {
+    let mut w = world();
+    let maker = w.maker.clone();
+    let ship = D::Ship { meta: m0(), epcs: vec![pack("A1")], to: DIST.into() };
+    let bad = D::Ship { meta: m0(), epcs: vec![pack("NOPE")], to: DIST.into() };
+    let (_, why) = refused_without_effect(&mut w, &maker, D::Capture { events: vec![Step(ship.clone()), Step(bad)] });
+    assert!(why.starts_with("event 1:"), "{why}");
+    assert!(w.item("A1").shipment.is_none(), "the first event was rolled back");
+    applied(&w.run(&maker, D::Capture { events: vec![Step(ship.clone())] }));
+    let trail = drugs::trail(&w.c.state, &pack("A1"), 100).len();
+    // The same event again is a no-op; other content under the same id is refused.
+    let out = w.run(&maker, D::Capture { events: vec![Step(ship.clone())] });
+    assert!(applied(&out).iter().any(|e| e.kind == "drug_captured"));
+    assert_eq!(drugs::trail(&w.c.state, &pack("A1"), 100).len(), trail);
+    let D::Ship { meta: m, .. } = &ship else { unreachable!() };
+    let clash = D::Ship { meta: m.clone(), epcs: vec![pack("A2")], to: DIST.into() };
+    let (code, _) = refused_without_effect(&mut w, &maker, D::Capture { events: vec![Step(clash)] });
+    assert_eq!(code, RejectCode::AlreadyExists);
+    // A pharmacy's capture cannot commission: each event is checked against its own column.
+    let pharm = w.pharm.clone();
+    let (code, why) = refused_without_effect(
+        &mut w,
+        &pharm,
+        D::Capture {
+            events: vec![Step(D::Commission {
+                meta: m0(),
+                gtin: GTIN.into(),
+                lot: "LOTA".into(),
+                expiry: "301231".into(),
+                serials: vec!["P1".into()],
+            })],
+        },
+    );
+    assert_eq!(code, RejectCode::NotPermitted);
+    assert!(why.contains("event 0"), "{why}");
+}
+
+#[test]
+fn an_error_declaration_of_a_dispense_undoes_it() {
+    let mut w = world();
+    let pharm = w.pharm.clone();
+    w.to_pharmacy(&["A1"]);
+    let m = m0();
+    applied(&w.run(&pharm, D::Dispense { meta: m.clone(), epc: pack("A1") }));
+    let mut decl = m.clone();
+    decl.error_declaration =
+        Some(medledger_types::drugs::ErrorDeclaration { declared_ms: w.c.now, reason: "incorrect_data".into() });
+    applied(&w.run(&pharm, D::Capture { events: vec![Step(D::UndoDispense { meta: decl, epc: pack("A1") })] }));
+    assert_eq!(w.verify("A1"), VerifyStatus::Sellable);
+    let trail = drugs::trail(&w.c.state, &pack("A1"), 100);
+    assert!(trail.iter().any(|t| t.biz_step == "dispensing" && t.declared_in_error));
+}
+
+// ---- custody against a reference model ----
+
+#[derive(Clone, Debug)]
+enum Act {
+    Ship { who: usize, serial: usize, to: usize },
+    Receive { who: usize, serial: usize, from: usize },
+    Dispense { who: usize, serial: usize },
+    Undo { who: usize, serial: usize },
+    Report { who: usize, serial: usize },
+    Recall,
+    Wait,
+}
+
+fn act() -> impl Strategy<Value = Act> {
+    prop_oneof![
+        (0..4usize, 0..3usize, 0..4usize).prop_map(|(who, serial, to)| Act::Ship { who, serial, to }),
+        (0..4usize, 0..3usize, 0..4usize).prop_map(|(who, serial, from)| Act::Receive { who, serial, from }),
+        (0..4usize, 0..3usize).prop_map(|(who, serial)| Act::Dispense { who, serial }),
+        (0..4usize, 0..3usize).prop_map(|(who, serial)| Act::Undo { who, serial }),
+        (0..4usize, 0..3usize).prop_map(|(who, serial)| Act::Report { who, serial }),
+        Just(Act::Recall),
+        Just(Act::Wait),
+    ]
+}
+
+/// The reference: who holds each pack, whether it is in transit (and to whom), its status.
+#[derive(Clone, Debug, PartialEq)]
+struct Model {
+    owner: usize,
+    transit: Option<(usize, usize)>,
+    status: Status,
+    dispensed_by: Option<(usize, u64)>,
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Random custody operations by four parties on three packs of lot A: the ledger accepts
+    /// exactly what the model allows and ends in the model's state. Custody never forks (one
+    /// possessor), a dispensed pack is never dispensed again, a recalled lot never verifies
+    /// as sellable.
+    #[test]
+    fn custody_follows_the_reference_model(acts in proptest::collection::vec(act(), 1..40)) {
+        let mut w = world();
+        let parties = [(w.maker.clone(), MAKER, true), (w.dist.clone(), DIST, false), (w.pharm.clone(), PHARM, true), (w.pharm2.clone(), PHARM2, true)];
+        let serials = ["A1", "A2", "A3"];
+        let mut model: Vec<Model> = (0..3).map(|_| Model { owner: 0, transit: None, status: Status::Active, dispensed_by: None }).collect();
+        let mut recalled = false;
+        for a in acts {
+            let out = match a.clone() {
+                Act::Ship { who, serial, to } => {
+                    let m = &mut model[serial];
+                    let ok = m.owner == who && m.transit.is_none() && m.status == Status::Active && to != who;
+                    let out = w.ship(&parties[who].0.clone(), vec![pack(serials[serial])], parties[to].1);
+                    if ok { m.transit = Some((who, to)); }
+                    (ok, out)
+                }
+                Act::Receive { who, serial, from } => {
+                    let m = &mut model[serial];
+                    // A mismatched receipt is applied as an alert and moves nothing.
+                    let moves = m.transit == Some((from, who));
+                    let out = w.receive(&parties[who].0.clone(), vec![pack(serials[serial])], parties[from].1);
+                    if moves { m.owner = who; m.transit = None; }
+                    (from != who, out)
+                }
+                Act::Dispense { who, serial } => {
+                    let m = &mut model[serial];
+                    let ok = parties[who].2 && who != 0 && m.owner == who && m.transit.is_none() && m.status == Status::Active && !recalled;
+                    let out = w.dispense(&parties[who].0.clone(), pack(serials[serial]));
+                    if ok { m.status = Status::Dispensed; m.dispensed_by = Some((who, w.c.now)); }
+                    (ok, out)
+                }
+                Act::Undo { who, serial } => {
+                    let m = &mut model[serial];
+                    let ok = parties[who].2 && who != 0 && m.status == Status::Dispensed
+                        && m.dispensed_by.is_some_and(|(by, at)| by == who && w.c.now + 1000 - at <= 10 * DAY) && !recalled;
+                    let out = w.undo(&parties[who].0.clone(), pack(serials[serial]));
+                    if ok { m.status = Status::Active; }
+                    (ok, out)
+                }
+                Act::Report { who, serial } => {
+                    let m = &mut model[serial];
+                    let ok = m.owner == who && m.transit.is_none() && m.status == Status::Active;
+                    let m2 = m0();
+                    let out = w.run(&parties[who].0.clone(), D::Report { meta: m2, epcs: vec![pack(serials[serial])], status: Reported::Damaged, reason: "dropped".into() });
+                    if ok { m.status = Status::Damaged; }
+                    (ok, out)
+                }
+                Act::Recall => {
+                    let ok = !recalled;
+                    let maker = w.maker.clone();
+                    let out = w.run(&maker, D::Recall { gtin: GTIN.into(), lot: "LOTA".into(), reason: "test".into() });
+                    recalled = true;
+                    (ok, out)
+                }
+                Act::Wait => {
+                    w.c.now += 4 * DAY;
+                    continue;
+                }
+            };
+            let (expected, outcome) = out;
+            prop_assert_eq!(matches!(outcome, Outcome::Applied { .. }), expected, "{:?} gave {:?}", a, outcome);
+            for (i, m) in model.iter().enumerate() {
+                let it = w.item(serials[i]);
+                prop_assert_eq!(&it.owner, parties[m.owner].1, "owner of {}", serials[i]);
+                prop_assert_eq!(it.shipment.as_ref().map(|s| (s.from.clone(), s.to.clone())), m.transit.map(|(f, t)| (parties[f].1.to_string(), parties[t].1.to_string())));
+                prop_assert_eq!(it.status, m.status);
+                let v = w.verify(serials[i]);
+                if recalled {
+                    prop_assert_ne!(v, VerifyStatus::Sellable);
+                }
+                if m.status == Status::Dispensed {
+                    prop_assert_eq!(v, VerifyStatus::Dispensed);
+                }
+            }
+        }
+    }
+}
