@@ -161,6 +161,27 @@ impl Caller {
             || (self.is(Role::InstitutionAdmin) && self.institution.as_deref() == Some(e.institution.as_str()))
     }
 
+    /// Drug alerts: a regulator (and the CA) sees all of them, a manufacturer those about its
+    /// own products (`Some(Some(institution))`), anyone else none (`None`).
+    pub fn drug_alert_scope(&self) -> Option<Option<String>> {
+        if self.sees_everything() {
+            return Some(None);
+        }
+        if self.is(Role::Manufacturer) {
+            return self.institution.clone().map(Some);
+        }
+        None
+    }
+
+    /// An institution's drug inventory: its own staff in a supply role, and regulators.
+    pub fn may_see_inventory_of(&self, institution: &str) -> bool {
+        self.sees_everything()
+            || (self.institution.as_deref() == Some(institution)
+                && [Role::Manufacturer, Role::Distributor, Role::Pharmacy, Role::Doctor, Role::InstitutionAdmin]
+                    .iter()
+                    .any(|r| self.is(*r)))
+    }
+
     /// A transaction: its signer, regulators and the CA, the admin of the signer's
     /// institution, the patient it is about and the person a consent in it names. A batch of
     /// access events is about many patients and requesters, so only the first three see it;
@@ -211,5 +232,7 @@ pub fn patient_of(state: &dyn StateRead, op: &Operation) -> Option<Hash> {
             // Many patients' events in one batch: none of them alone.
             AuditOp::LogAccess { .. } => None,
         },
+        // Supply-chain events name no patient.
+        Operation::Drugs(_) => None,
     }
 }

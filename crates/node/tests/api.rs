@@ -190,6 +190,10 @@ async fn every_disallowed_cell_is_refused_at_the_api() {
                 OpKind::ConfirmErasure => {
                     Operation::Records(RecordsOp::ConfirmErasure { record_id: Hash([j as u8; 32]) })
                 }
+                drug => Operation::Drugs(
+                    medledger_types::DrugsOp::example(*drug, j as u8, T0)
+                        .unwrap_or_else(|| panic!("{} has no example", drug.name())),
+                ),
             };
             let (s, v) = n.submit(&n.tx(k, op)).await;
             assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{} × {}", p.name(), kind.name());
@@ -313,7 +317,7 @@ async fn openapi_document_is_typed_tagged_and_complete() {
     // Every operation has exactly one tag, a known namespace, and documents 400 with the error body
     // (except the few that cannot fail).
     let tags: Vec<&str> = doc["tags"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(tags, ["ledger", "identity", "consent", "records", "audit", "proofs"]);
+    assert_eq!(tags, ["ledger", "identity", "consent", "records", "audit", "drugs", "proofs"]);
     let infallible = ["/v1/permissions", "/v1/status", "/v1/events/blocks", "/metrics"];
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {

@@ -169,7 +169,7 @@ fn concrete(path: &str) -> String {
 }
 
 /// Node status, liveness and the API document are the only reads open to anyone.
-const PUBLIC: [&str; 3] = medledger_node::api::PUBLIC_READS;
+const PUBLIC: [&str; 4] = medledger_node::api::PUBLIC_READS;
 
 #[tokio::test]
 async fn every_chain_read_needs_a_valid_signature_from_a_credential_holder() {

@@ -328,47 +328,10 @@ fn op_of_kind(k: OpKind, subject: &Keypair, n: u8) -> Operation {
     }
 }
 
-/// A well-formed operation of each drugs kind (the permission check comes before any state
-/// check, so the identifiers need not exist).
+/// A well-formed operation of each drugs kind.
 fn drug_op_of_kind(k: OpKind, n: u8) -> Operation {
-    use medledger_types::drugs::{DrugsOp as D, Epc};
-    use medledger_types::drugs::{EventMeta, ProductSpec, Reported, Step};
-    let gtin = "10614141073464".to_string();
-    let pack = Epc::sgtin(&gtin, &format!("S{n}"));
-    let meta = EventMeta::now(T0);
-    let op = match k {
-        OpKind::BindPrefix => {
-            D::BindPrefix { company_prefix: format!("06141{n:03}"), institution: "hospital-0".into() }
-        }
-        OpKind::RegisterProduct => D::RegisterProduct {
-            product: ProductSpec {
-                gtin,
-                name: "P".into(),
-                form: "tablet".into(),
-                strength: "1 mg".into(),
-                pack_size: 1,
-                national_code: String::new(),
-            },
-        },
-        OpKind::Commission => D::Commission {
-            meta,
-            gtin,
-            lot: "L1".into(),
-            expiry: "300100".into(),
-            serials: vec![format!("S{n}").as_str().into()],
-        },
-        OpKind::Aggregate => D::Aggregate { meta, parent: "106141412345678908".into(), children: vec![pack] },
-        OpKind::Disaggregate => D::Disaggregate { meta, parent: "106141412345678908".into(), children: vec![] },
-        OpKind::Ship => D::Ship { meta, epcs: vec![pack], to: "hospital-1".into() },
-        OpKind::Receive => D::Receive { meta, epcs: vec![pack], from: "hospital-1".into() },
-        OpKind::Dispense => D::Dispense { meta, epc: pack },
-        OpKind::UndoDispense => D::UndoDispense { meta, epc: pack },
-        OpKind::Recall => D::Recall { gtin, lot: "L1".into(), reason: "r".into() },
-        OpKind::Report => D::Report { meta, epcs: vec![pack], status: Reported::Damaged, reason: "r".into() },
-        OpKind::Verify => D::Verify { epc: pack, lot: None, expiry: None },
-        OpKind::Capture => D::Capture { events: vec![Step(D::Dispense { meta, epc: pack })] },
-        other => unreachable!("{} is not a drugs operation", other.name()),
-    };
+    let op =
+        medledger_types::DrugsOp::example(k, n, T0).unwrap_or_else(|| panic!("{} is not a drugs operation", k.name()));
     Operation::Drugs(op)
 }
 

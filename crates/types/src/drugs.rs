@@ -286,10 +286,31 @@ crate::canonical_struct! {
 
 /// One event of a capture: any custody operation, never a capture itself (so decoding cannot
 /// recurse).
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Step(#[cfg_attr(feature = "openapi", schema(value_type = Object))] pub DrugsOp);
+pub struct Step(pub DrugsOp);
+
+/// A step's schema is an object tagged by `type` (one of the custody operations); spelled out
+/// here rather than derived, because the operation enum contains the step list.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Step {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+        let names = DrugsOp::STEP_TAGS
+            .iter()
+            .filter_map(|t| crate::Domain::Drugs.kinds().get(*t as usize))
+            .map(|k| k.name())
+            .collect::<Vec<_>>();
+        ObjectBuilder::new()
+            .description(Some("a custody operation tagged by `type`, with that operation's fields"))
+            .property("type", ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names)))
+            .required("type")
+            .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+            .into()
+    }
+}
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Step {}
 
 impl Field for Step {
     fn put(&self, w: &mut Writer) {
@@ -521,6 +542,51 @@ impl DrugsOp {
                 Ok(())
             }
         }
+    }
+}
+
+impl DrugsOp {
+    /// A well-formed operation of `kind` (`None` for another domain's kind), varied by `n`, for
+    /// tests that walk the permission table: the identifiers need not exist, because the table
+    /// is checked before any state.
+    pub fn example(kind: crate::OpKind, n: u8, now_ms: u64) -> Option<DrugsOp> {
+        use crate::OpKind as K;
+        let gtin = "10614141073464".to_string();
+        let pack = Epc::sgtin(&gtin, &format!("S{n}"));
+        let meta = EventMeta::now(now_ms);
+        Some(match kind {
+            K::BindPrefix => {
+                DrugsOp::BindPrefix { company_prefix: format!("06141{n:03}"), institution: "hospital-0".into() }
+            }
+            K::RegisterProduct => DrugsOp::RegisterProduct {
+                product: ProductSpec {
+                    gtin,
+                    name: "P".into(),
+                    form: "tablet".into(),
+                    strength: "1 mg".into(),
+                    pack_size: 1,
+                    national_code: String::new(),
+                },
+            },
+            K::Commission => DrugsOp::Commission {
+                meta,
+                gtin,
+                lot: "L1".into(),
+                expiry: "300100".into(),
+                serials: vec![Serial(format!("S{n}"))],
+            },
+            K::Aggregate => DrugsOp::Aggregate { meta, parent: "106141412345678908".into(), children: vec![pack] },
+            K::Disaggregate => DrugsOp::Disaggregate { meta, parent: "106141412345678908".into(), children: vec![] },
+            K::Ship => DrugsOp::Ship { meta, epcs: vec![pack], to: "hospital-1".into() },
+            K::Receive => DrugsOp::Receive { meta, epcs: vec![pack], from: "hospital-1".into() },
+            K::Dispense => DrugsOp::Dispense { meta, epc: pack },
+            K::UndoDispense => DrugsOp::UndoDispense { meta, epc: pack },
+            K::Recall => DrugsOp::Recall { gtin, lot: "L1".into(), reason: "r".into() },
+            K::Report => DrugsOp::Report { meta, epcs: vec![pack], status: Reported::Damaged, reason: "r".into() },
+            K::Verify => DrugsOp::Verify { epc: pack, lot: None, expiry: None },
+            K::Capture => DrugsOp::Capture { events: vec![Step(DrugsOp::Dispense { meta, epc: pack })] },
+            _ => return None,
+        })
     }
 }
 

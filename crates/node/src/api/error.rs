@@ -11,11 +11,18 @@ pub struct ApiError {
     status: StatusCode,
     code: ErrorCode,
     message: String,
+    /// Itemised problems, each at a JSON path (EPCIS documents), sent as `errors`.
+    details: Option<Vec<medledger_types::drugs::epcis::EpcisError>>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), details: None }
+    }
+    /// Adds itemised problems, sent beside `error` as `errors`.
+    pub fn with_details(mut self, errors: Vec<medledger_types::drugs::epcis::EpcisError>) -> Self {
+        self.details = Some(errors);
+        self
     }
     /// An error with the code's registry status.
     pub fn coded(code: ErrorCode, message: impl Into<String>) -> Self {
@@ -47,6 +54,9 @@ impl ApiError {
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
+    /// For a document with several problems: each one with its JSON path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<medledger_types::drugs::epcis::EpcisError>>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -59,7 +69,7 @@ pub struct ErrorDetail {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message }, errors: self.details };
         (self.status, Json(body)).into_response()
     }
 }

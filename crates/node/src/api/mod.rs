@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod auth;
 pub mod consent;
+pub mod drugs;
 pub mod error;
 mod explorer;
 pub mod extract;
@@ -196,8 +197,9 @@ fn holder_of(st: &ApiState, id: &Hash, version: u32) -> Result<Option<String>, A
     Ok(medledger_state::records::version(&snapshot(st)?, id, version).map(|v| v.holder))
 }
 
-/// Reads open to anyone: node status, liveness, metrics and this document.
-pub const PUBLIC_READS: [&str; 3] = ["/v1/status", "/openapi.json", "/metrics"];
+/// Reads open to anyone: node status, liveness, metrics, this document, and drug verification
+/// (a patient scanning a box holds no key).
+pub const PUBLIC_READS: [&str; 4] = ["/v1/status", "/openapi.json", "/metrics", "/v1/drugs/verify"];
 
 /// Declares the signed-request scheme and requires it on every `GET` but [`PUBLIC_READS`]
 /// (requests with a body are signed in the body).
@@ -236,6 +238,7 @@ impl utoipa::Modify for SignedRequests {
         (name = "consent", description = "Patient consents and access requests"),
         (name = "records", description = "Encrypted medical records: upload, key wrapping, consent-checked reads"),
         (name = "audit", description = "Access events for patients, institutions and regulators"),
+        (name = "drugs", description = "GS1-serialised medicine packs: public verification, custody trails, EPCIS 2.0 capture and query, alerts, recalls"),
         (name = "proofs", description = "State answers proven against a finalized state root (format `medledger-state-proof/1`), for clients that trust no single node"),
     ),
     paths(ledger::submit_tx, ledger::submit_batch, ledger::get_tx, ledger::get_proof, ledger::get_block,
@@ -243,6 +246,7 @@ impl utoipa::Modify for SignedRequests {
           identity::get_identity, identity::get_patient, identity::get_staff, identity::get_attestation, identity::get_permissions, identity::get_regulators,
           records::upload_record, records::add_record_key, records::read_record, records::get_record,
           records::patient_records, consent::patient_consents, consent::patient_requests, audit::audit, audit::access_event,
+          drugs::verify, drugs::trail, drugs::events, drugs::capture, drugs::capture_job, drugs::alerts, drugs::recalls, drugs::products, drugs::product, drugs::inventory,
           proofs::validators, proofs::identity, proofs::patient, proofs::consents, proofs::regulators, proofs::record, proofs::access_event),
     components(schemas(identity::RegulatorsView, identity::StaffView, ErrorBody, ErrorDetail, SubmitRequest, SubmitResponse, BatchRequest, BatchResponse, BatchItem,
                        TxStatus, BlockView, ProofBundle, IdentityView, StatusView, ValidatorView,
@@ -252,7 +256,9 @@ impl utoipa::Modify for SignedRequests {
                        crate::audit::FhirBundle, audit::AuditFormat, ledger::HexTx, identity::PermissionsView,
                        identity::PermissionRow, consent::ConsentsView, consent::ConsentView, consent::RequestsView,
                        records::RecordView, records::PatientRecordsView, ErrorCode,
-                       medledger_types::StateProof, medledger_types::ProvenEntry))
+                       medledger_types::StateProof, medledger_types::ProvenEntry,
+                       drugs::VerifyView, drugs::ScannedId, drugs::TrailView, drugs::AlertsView, drugs::RecallsView, drugs::ProductView,
+                       drugs::ProductsView, drugs::InventoryView, drugs::CaptureRequest, drugs::CaptureJob, drugs::EpcisDocument, medledger_types::drugs::epcis::EpcisError))
 )]
 pub struct ApiDoc;
 
@@ -274,6 +280,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(consent::routes())
         .merge(records::routes())
         .merge(audit::routes())
+        .merge(drugs::routes())
         .merge(proofs::routes())
         .merge(explorer::routes())
         .route("/openapi.json", get(openapi))

@@ -1,0 +1,185 @@
+//! The drugs API on a real store: EPCIS capture as the REST binding expects it, public
+//! verification without a key, the EPCIS query document, alerts by role, and bad input refused
+//! before anything reaches the mempool.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::*;
+use medledger_types::drugs::{epcis, DrugsOp, ProductSpec, Step};
+use medledger_types::{Keypair, Operation, Role};
+use serde_json::{json, Value};
+
+const GTIN: &str = "10614141073464";
+
+fn fixture(name: &str) -> Value {
+    let p = format!("{}/tests/epcis/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+async fn ok(n: &Node, k: &Keypair, op: Operation) {
+    let (s, v) = n.submit(&n.tx(k, op)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    n.commit();
+}
+
+/// A manufacturer at h0 with prefix 0614141 and the product registered.
+async fn maker(n: &Node) -> Keypair {
+    let m = n.credential(41, Role::Manufacturer, T0 + 400 * 86_400_000).await;
+    ok(n, &n.ca, Operation::Drugs(DrugsOp::BindPrefix { company_prefix: "0614141".into(), institution: "h0".into() }))
+        .await;
+    let product = ProductSpec {
+        gtin: GTIN.into(),
+        name: "Amoxicillin 500 mg".into(),
+        form: "capsule".into(),
+        strength: "500 mg".into(),
+        pack_size: 21,
+        national_code: String::new(),
+    };
+    ok(n, &m, Operation::Drugs(DrugsOp::RegisterProduct { product })).await;
+    m
+}
+
+fn capture_body(n: &Node, k: &Keypair, doc: &Value) -> Value {
+    let steps: Vec<Step> = epcis::parse_value(doc).unwrap();
+    let tx = n.tx(k, Operation::Drugs(DrugsOp::Capture { events: steps }));
+    json!({ "document": doc, "tx": hex::encode(tx.raw()) })
+}
+
+#[tokio::test]
+async fn capture_verify_and_query_follow_the_standards() {
+    let n = node();
+    let m = maker(&n).await;
+    let doc = fixture("commission.json");
+    let (s, job) = n.call("POST", "/v1/drugs/capture", Some(capture_body(&n, &m, &doc))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{job}");
+    assert_eq!(job["running"], true);
+    let id = job["captureID"].as_str().unwrap().to_string();
+    n.commit();
+    let (s, job) = n.call("GET", &format!("/v1/drugs/capture/{id}"), None).await;
+    assert_eq!(
+        (s, job["success"].clone(), job["running"].clone()),
+        (StatusCode::OK, json!(true), json!(false)),
+        "{job}"
+    );
+
+    // Anyone can verify, without a key; the public trail has no event ids.
+    let link = format!("https://id.gs1.org/01/{GTIN}/10/LOTA1/21/1001?17=270630");
+    let (s, v) = n.call_as(None, "GET", &format!("/v1/drugs/verify?id={}", urlencode(&link)), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["verification"]["code"], "sellable");
+    assert_eq!(v["verification"]["nmvs"], "ACTIVE");
+    assert_eq!(v["trail"][0]["biz_step"], "commissioning");
+    assert_eq!(v["trail"][0]["institution"], "h0");
+    assert!(v["trail"][0]["event_id"].is_null());
+    // A scanned lot that is not the pack's: lot mismatch or batch not found, with NMVS codes.
+    let (_, v) = n
+        .call_as(None, "GET", &format!("/v1/drugs/verify?id={}", urlencode("(01)10614141073464(10)LOTZ(21)1001")), None)
+        .await;
+    assert_eq!(v["verification"]["code"], "batch_not_found");
+    assert!(v["verification"]["nmvs"].as_str().unwrap().contains("NMVS_FE_LOT_03"));
+    let (_, v) = n
+        .call_as(
+            None,
+            "GET",
+            &format!("/v1/drugs/verify?id={}", urlencode("urn:epc:id:sgtin:0614141.107346.9999")),
+            None,
+        )
+        .await;
+    assert_eq!(v["verification"]["code"], "unknown_serial");
+
+    // The query answers an EPCISQueryDocument; it is kept for the schema check.
+    let (s, q) = n
+        .call("GET", &format!("/v1/drugs/events?epc={}", urlencode("urn:epc:id:sgtin:0614141.107346.1001")), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(q["type"], "EPCISQueryDocument");
+    let evs = q["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array().unwrap();
+    assert_eq!(evs.len(), 1);
+    assert_eq!(evs[0]["eventID"], doc["epcisBody"]["eventList"][0]["eventID"]);
+    assert_eq!(evs[0]["epcList"][0], "urn:epc:id:sgtin:0614141.107346.1001");
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/epcis-produced");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("query-commission.json"), serde_json::to_vec_pretty(&q).unwrap()).unwrap();
+
+    // Capturing the same document again is idempotent.
+    let (s, _) = n.call("POST", "/v1/drugs/capture", Some(capture_body(&n, &m, &doc))).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    n.commit();
+    let (_, t) =
+        n.call("GET", &format!("/v1/drugs/trail?id={}", urlencode("urn:epc:id:sgtin:0614141.107346.1001")), None).await;
+    assert_eq!(t["trail"].as_array().unwrap().len(), 1, "{t}");
+    assert!(t["trail"][0]["event_id"].is_string());
+}
+
+#[tokio::test]
+async fn bad_documents_and_identifiers_are_refused_before_the_mempool() {
+    let n = node();
+    let m = maker(&n).await;
+    // A document with errors: every error with its JSON path.
+    let mut doc = fixture("commission.json");
+    doc["epcisBody"]["eventList"][0].as_object_mut().unwrap().remove("eventTime");
+    doc["epcisBody"]["eventList"][0]["action"] = json!("MOVE");
+    let tx = n.tx(&m, Operation::Drugs(DrugsOp::Capture { events: vec![] }));
+    let (s, v) =
+        n.call("POST", "/v1/drugs/capture", Some(json!({ "document": doc, "tx": hex::encode(tx.raw()) }))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let paths: Vec<&str> = v["errors"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
+    assert!(
+        paths.contains(&"/epcisBody/eventList/0/eventTime") && paths.contains(&"/epcisBody/eventList/0/action"),
+        "{v}"
+    );
+    // A transaction whose events are not the document's.
+    let good = fixture("commission.json");
+    let other = fixture("pack.json");
+    let body = capture_body(&n, &m, &other);
+    let (s, v) = n.call("POST", "/v1/drugs/capture", Some(json!({ "document": good, "tx": body["tx"] }))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["error"]["message"].as_str().unwrap().contains("disagree"), "{v}");
+    // An oversize document is refused by size.
+    let big = json!({ "document": { "pad": "x".repeat(epcis::MAX_DOCUMENT_BYTES + 32 * 1024) }, "tx": "00" });
+    let (s, _) = n.call("POST", "/v1/drugs/capture", Some(big)).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    // A bad identifier names the GS1 rule.
+    let (s, v) =
+        n.call_as(None, "GET", &format!("/v1/drugs/verify?id={}", urlencode("(01)10614141073465(21)1")), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["error"]["message"].as_str().unwrap().contains("check digit"), "{v}");
+    let (s, v) = n
+        .call_as(None, "GET", &format!("/v1/drugs/verify?id={}", urlencode("(01)10614141073464(17)271301(21)1")), None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["error"]["message"].as_str().unwrap().contains("month"), "{v}");
+    assert_eq!(n.chain.mempool_len(), 0, "nothing reached the mempool");
+}
+
+#[tokio::test]
+async fn alerts_are_for_regulators_and_the_products_manufacturer() {
+    let n = node();
+    let m = maker(&n).await;
+    let pharmacist = n.credential(42, Role::Pharmacy, T0 + 400 * 86_400_000).await;
+    let doctor = n.credential(43, Role::Doctor, T0 + 400 * 86_400_000).await;
+    let regulator = n.credential(44, Role::Regulator, T0 + 400 * 86_400_000).await;
+    // A pharmacist scans a counterfeit: the verification records an alert.
+    let epc = medledger_types::drugs::Epc::sgtin(GTIN, "FAKE-1");
+    ok(&n, &pharmacist, Operation::Drugs(DrugsOp::Verify { epc, lot: None, expiry: None })).await;
+    let (s, v) = n.call_as(Some(&regulator), "GET", "/v1/drugs/alerts", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["alerts"][0]["kind"], "unknown_serial");
+    let (_, v) = n.call_as(Some(&m), "GET", "/v1/drugs/alerts", None).await;
+    assert_eq!(v["alerts"].as_array().unwrap().len(), 1);
+    let (s, _) = n.call_as(Some(&doctor), "GET", "/v1/drugs/alerts", None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Unsigned reads other than verification are refused.
+    let (s, _) = n.call_as(None, "GET", "/v1/drugs/alerts", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
