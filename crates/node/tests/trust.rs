@@ -166,9 +166,12 @@ fn concrete(path: &str) -> String {
         .replace("{hash}", &"55".repeat(32))
         .replace("{height}", "1")
         .replace("{request_id}", &"66".repeat(32))
+        .replace("{capture_id}", &"77".repeat(32))
+        .replace("{gtin}", "10614141073464")
 }
 
-/// Node status, liveness and the API document are the only reads open to anyone.
+/// Node status, liveness, the API document and drug verification are the only reads open to
+/// anyone.
 const PUBLIC: [&str; 4] = medledger_node::api::PUBLIC_READS;
 
 #[tokio::test]
@@ -200,7 +203,13 @@ async fn every_chain_read_needs_a_valid_signature_from_a_credential_holder() {
         assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "unknown_signer"), "{path}: {v}");
     }
     for path in PUBLIC {
-        let (s, _) = n.call_as(None, "GET", path, None).await;
+        // Verification needs the scanned identifier.
+        let full = if path == "/v1/drugs/verify" {
+            format!("{path}?id=urn:epc:id:sgtin:0614141.107346.1")
+        } else {
+            path.to_string()
+        };
+        let (s, _) = n.call_as(None, "GET", &full, None).await;
         assert_eq!(s, StatusCode::OK, "{path} stays public");
     }
     // A header signed for another path, a stale one, a garbled one, and a replayed one.
