@@ -95,6 +95,11 @@ enum Cmd {
     },
     /// Audit the on-chain access events (patients: their own; regulators: all), as JSON or FHIR.
     Audit(cmd::audit::AuditArgs),
+    /// Drug traceability: GS1 packs from commissioning to dispensing, EPCIS 2.0.
+    Drug {
+        #[command(subcommand)]
+        cmd: cmd::drug::DrugCmd,
+    },
     /// Patient: ask the holder to erase a record (the hashes stay on chain).
     Erase(cmd::records::EraseArgs),
     /// Read chain data from a node.
@@ -183,6 +188,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Consent { cmd } => cmd::consent::consent(cmd, j)?,
         Cmd::Access { cmd } => cmd::consent::access(cmd, j)?,
         Cmd::Audit(a) => cmd::audit::audit(a, j)?,
+        Cmd::Drug { cmd } => cmd::drug::run(cmd, j)?,
         Cmd::Erase(a) => cmd::records::erase(a, j)?,
         Cmd::Query { node, key, what } => cmd::ledger::query(&node, key.as_deref(), what, j)?,
         Cmd::Verify { data_dir, proof, state_proof } => {

@@ -15,6 +15,7 @@
 
 pub mod audit;
 pub mod consent;
+pub mod drugs;
 pub mod http;
 pub mod light;
 pub mod progress;

@@ -157,6 +157,19 @@ impl From<&str> for Serial {
     }
 }
 
+/// Reads a scanned identifier in any GS1 form (element string, human-readable or raw with GS;
+/// EPC URI; Digital Link) as the pack or container it names, with every field it carried.
+pub fn parse_scanned(s: &str) -> Result<(Epc, gs1::Gs1Id), String> {
+    let id = gs1::parse_any(s.trim()).map_err(|e| format!("identifier: {e}"))?;
+    let epc = match (&id.gtin, &id.serial, &id.sscc) {
+        (Some(g), Some(s), _) => Epc::sgtin(g, s),
+        (_, _, Some(sscc)) => Epc::Sscc(sscc.clone()),
+        (Some(_), None, _) => return Err("identifier: a GTIN without a serial (AI 21) names no pack".into()),
+        _ => return Err("identifier: neither a pack (GTIN and serial) nor a case or pallet (SSCC)".into()),
+    };
+    Ok((epc, id))
+}
+
 /// A 14-digit GTIN with a valid check digit (the form the ledger stores).
 pub fn check_gtin14(gtin: &str) -> Result<(), String> {
     if gtin.len() != 14 {

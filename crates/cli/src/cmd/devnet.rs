@@ -393,10 +393,132 @@ fn seed(dir: &Path, genesis: &Genesis, client: &Client) -> Result<serde_json::Va
         })],
     )?;
     let records = seed_records(&demo, genesis, &identities)?;
-    let summary = json!({ "identities": identities, "demo_attestation_tx": ids[0].to_hex(), "records": records });
+    let drugs = seed_drugs(&s, &ca, &demo, genesis, &mut identities)?;
+    let summary =
+        json!({ "identities": identities, "demo_attestation_tx": ids[0].to_hex(), "records": records, "drugs": drugs });
     std::fs::write(demo.join("seeded.json"), serde_json::to_string_pretty(&summary).expect("json"))
         .map_err(|e| e.to_string())?;
     Ok(summary)
+}
+
+/// Demo supply chain: a manufacturer and a distributor join the consortium; a product with two
+/// lots. Lot A travels manufacturer → distributor → Clinic C's dispensary in a case and one pack
+/// is dispensed; lot B is recalled by the regulator; one scanned serial is a counterfeit, and its
+/// verification leaves an alert.
+fn seed_drugs(
+    s: &Seeder<'_>,
+    ca: &Keypair,
+    demo: &Path,
+    genesis: &Genesis,
+    identities: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<serde_json::Value, String> {
+    use medledger_types::drugs::{DrugsOp as D, Epc, EventMeta, ProductSpec, Serial};
+    let (maker_inst, dist_inst, pharmacy_inst) = ("acme-pharma", "medsupply", genesis.institutions[2].id.clone());
+    let now = now_ms();
+    let year = 365 * 86_400_000u64;
+    let mut ops = vec![
+        Operation::Identity(IdentityOp::AddInstitution {
+            id: maker_inst.into(),
+            name: "Acme Pharma (manufacturer)".into(),
+        }),
+        Operation::Identity(IdentityOp::AddInstitution {
+            id: dist_inst.into(),
+            name: "MedSupply (wholesale distributor)".into(),
+        }),
+        Operation::Drugs(D::BindPrefix { company_prefix: "0614141".into(), institution: maker_inst.into() }),
+    ];
+    for (name, role, inst, display) in [
+        ("maker-mia", Role::Manufacturer, maker_inst, "Mia Novak (Acme Pharma packaging)"),
+        ("distributor-dan", Role::Distributor, dist_inst, "Dan Osei (MedSupply warehouse)"),
+    ] {
+        let k = Keypair::generate();
+        write_key(&demo.join(format!("{name}.key")), &k)?;
+        identities.insert(name.into(), json!({ "key": k.public().to_hex(), "role": role.name(), "institution": inst }));
+        ops.push(Operation::Identity(IdentityOp::IssueCredential {
+            spec: CredentialSpec {
+                subject: k.public(),
+                role,
+                institution: inst.into(),
+                display_name: display.into(),
+                valid_from_ms: now.saturating_sub(60_000),
+                valid_until_ms: now + year,
+            },
+        }));
+    }
+    s.run(ca, ops)?;
+    let key = |name: &str| read_key(&demo.join(format!("{name}.key")));
+    let (maker, dist, pharmacist, regulator) =
+        (key("maker-mia")?, key("distributor-dan")?, key("pharmacist-pat")?, key("regulator-rita")?);
+    let gtin = "10614141073464";
+    let case = "106141412345678908";
+    // Two years from now, as YYMMDD.
+    let exp = medledger_types::time::rfc3339_ms(now + 2 * year);
+    let expiry = format!("{}{}{}", &exp[2..4], &exp[5..7], &exp[8..10]);
+    let lot_a: Vec<String> = (1..=6).map(|i| format!("A{i:04}")).collect();
+    let lot_b: Vec<String> = (1..=3).map(|i| format!("B{i:04}")).collect();
+    let pack = |s: &str| Epc::sgtin(gtin, s);
+    let m = || EventMeta::now(now_ms());
+    let commission = |lot: &str, serials: &[String]| D::Commission {
+        meta: m(),
+        gtin: gtin.into(),
+        lot: lot.into(),
+        expiry: expiry.clone(),
+        serials: serials.iter().map(|x| Serial(x.clone())).collect(),
+    };
+    let product = ProductSpec {
+        gtin: gtin.into(),
+        name: "Amoxicillin 500 mg capsules".into(),
+        form: "capsule".into(),
+        strength: "500 mg".into(),
+        pack_size: 21,
+        national_code: String::new(),
+    };
+    let drug = |ops: Vec<D>| ops.into_iter().map(Operation::Drugs).collect::<Vec<_>>();
+    s.run(
+        &maker,
+        drug(vec![
+            D::RegisterProduct { product },
+            commission("LOTA1", &lot_a),
+            commission("LOTB1", &lot_b),
+            D::Aggregate { meta: m(), parent: case.into(), children: lot_a.iter().map(|x| pack(x)).collect() },
+            D::Ship { meta: m(), epcs: vec![Epc::Sscc(case.into())], to: dist_inst.into() },
+        ]),
+    )?;
+    let first_three: Vec<Epc> = lot_a[..3].iter().map(|x| pack(x)).collect();
+    s.run(
+        &dist,
+        drug(vec![
+            D::Receive { meta: m(), epcs: vec![Epc::Sscc(case.into())], from: maker_inst.into() },
+            D::Disaggregate { meta: m(), parent: case.into(), children: vec![] },
+            D::Ship { meta: m(), epcs: first_three.clone(), to: pharmacy_inst.clone() },
+        ]),
+    )?;
+    s.run(
+        &pharmacist,
+        drug(vec![
+            D::Receive { meta: m(), epcs: first_three, from: dist_inst.into() },
+            D::Verify { epc: pack(&lot_a[0]), lot: Some("LOTA1".into()), expiry: Some(expiry.clone()) },
+            D::Dispense { meta: m(), epc: pack(&lot_a[0]) },
+            // A counterfeit: a serial the manufacturer never commissioned.
+            D::Verify { epc: pack("X9931"), lot: Some("LOTA1".into()), expiry: Some(expiry.clone()) },
+        ]),
+    )?;
+    s.run(
+        &regulator,
+        drug(vec![D::Recall { gtin: gtin.into(), lot: "LOTB1".into(), reason: "sterility test failure".into() }]),
+    )?;
+    let link = |serial: &str, lot: &str| format!("https://id.gs1.org/01/{gtin}/10/{lot}/21/{serial}?17={expiry}");
+    Ok(json!({
+        "gtin": gtin,
+        "manufacturer": maker_inst,
+        "distributor": dist_inst,
+        "pharmacy": pharmacy_inst,
+        "sellable": link(&lot_a[1], "LOTA1"),
+        "dispensed": link(&lot_a[0], "LOTA1"),
+        "recalled": link(&lot_b[0], "LOTB1"),
+        "counterfeit": link("X9931", "LOTA1"),
+        "case": case,
+    }))
 }
 
 /// Demo clinical content. The values are distinctive on purpose: the PHI tests scan every
@@ -644,6 +766,18 @@ pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
                 r["consent_bob_reads_patient_1"].as_str().unwrap_or(""),
                 r["bob_read_access_event"].as_str().unwrap_or("")
             );
+        }
+        if let Some(d) = demo.as_ref().map(|d| &d["drugs"]).filter(|d| !d.is_null()) {
+            println!(
+                "demo drugs: GTIN {} by {} via {} to {}; scan one with `medledger drug verify URL`:",
+                d["gtin"].as_str().unwrap_or(""),
+                d["manufacturer"].as_str().unwrap_or(""),
+                d["distributor"].as_str().unwrap_or(""),
+                d["pharmacy"].as_str().unwrap_or("")
+            );
+            for what in ["sellable", "dispensed", "recalled", "counterfeit"] {
+                println!("  {what:<12} {}", d[what].as_str().unwrap_or(""));
+            }
         }
         println!("TLS: nodes present certificates from the consortium CA, and every answer the CLI acts on is");
         println!("verified against the genesis validators; outside this directory, let the CLI trust both with");

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod bench;
 pub mod consent;
 pub mod devnet;
+pub mod drug;
 pub mod identity;
 pub mod ledger;
 pub mod readbench;

@@ -147,24 +147,7 @@ fn bad_id(e: gs1::Gs1Error) -> ApiError {
 
 /// Parses a scanned identifier into an EPC (pack or container).
 pub(crate) fn parse_epc(s: &str) -> Result<(Epc, gs1::Gs1Id), ApiError> {
-    let id = gs1::parse_any(s.trim()).map_err(bad_id)?;
-    let epc = match (&id.gtin, &id.serial, &id.sscc) {
-        (Some(g), Some(s), _) => Epc::sgtin(g, s),
-        (_, _, Some(sscc)) => Epc::Sscc(sscc.clone()),
-        (Some(_), None, _) => {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidArgument,
-                "identifier: a GTIN without a serial (AI 21) names no pack",
-            ))
-        }
-        _ => {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidArgument,
-                "identifier: neither a pack (GTIN + serial) nor an SSCC",
-            ))
-        }
-    };
-    Ok((epc, id))
+    medledger_types::drugs::parse_scanned(s).map_err(|e| ApiError::bad_request(ErrorCode::InvalidArgument, e))
 }
 
 fn public_trail(mut t: Vec<TrailEntry>) -> Vec<TrailEntry> {

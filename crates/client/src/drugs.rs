@@ -1,0 +1,136 @@
+//! Drug traceability from the user's side: custody operations, EPCIS capture, verification at
+//! dispense (FMD: verify, then decommission), and the public scan.
+
+use crate::http::Client;
+use crate::session::{Session, COMMIT_TIMEOUT};
+use crate::tx::{applied, wait_committed};
+use medledger_types::drugs::{epcis, parse_scanned, DrugsOp, Epc, EventMeta, Step};
+use medledger_types::{Hash, Operation};
+use serde_json::{json, Value};
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters stay).
+pub fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Reads identifiers given in any GS1 form.
+pub fn epcs(inputs: &[String]) -> Result<Vec<Epc>, String> {
+    inputs.iter().map(|s| parse_scanned(s).map(|(e, _)| e).map_err(|e| format!("`{s}`: {e}"))).collect()
+}
+
+/// The public verification of a scanned pack (no key needed).
+pub fn verify_public(client: &Client, scanned: &str) -> Result<Value, String> {
+    client.get(&format!("/v1/drugs/verify?id={}", query_escape(scanned)))
+}
+
+/// The events of a committed drug transaction.
+pub fn events(status: &Value) -> Vec<Value> {
+    status["receipt"]["outcome"]["events"].as_array().cloned().unwrap_or_default()
+}
+
+/// Alerts a committed transaction raised.
+pub fn alerts(status: &Value) -> Vec<Value> {
+    events(status).into_iter().filter(|e| e["kind"] == "drug_alert").collect()
+}
+
+impl Session {
+    /// A custody event at this moment, with a fresh id.
+    pub fn event_meta(&self, location: Option<&str>) -> EventMeta {
+        let mut m = EventMeta::now(crate::tx::now_ms());
+        m.biz_location = location.map(str::to_string);
+        m
+    }
+
+    /// Signs and commits one drugs operation; a refusal is an error with the chain's reason.
+    pub fn drug(&self, op: DrugsOp) -> Result<Value, String> {
+        self.transact(Operation::Drugs(op)).map(|(_, v)| v)
+    }
+
+    /// Verifies a pack with a signed verification (an anomaly is recorded as an alert on chain),
+    /// then decommissions it as dispensed if it is sellable. Returns the verification and the
+    /// dispensing transaction's status.
+    pub fn dispense(&self, scanned: &str, location: Option<&str>) -> Result<Value, String> {
+        let (epc, id) = parse_scanned(scanned)?;
+        crate::progress::report(crate::progress::Step::Note("verifying the pack on chain".into()));
+        let v = self.drug(DrugsOp::Verify { epc: epc.clone(), lot: id.lot.clone(), expiry: id.expiry.clone() })?;
+        let verified = events(&v).into_iter().find(|e| e["kind"] == "drug_verified").unwrap_or(Value::Null);
+        let status = attr(&verified, "status").unwrap_or_default();
+        if status != "sellable" {
+            let alert = attr(&verified, "alert")
+                .map(|a| format!("; alert {a} recorded for the regulator and manufacturer"))
+                .unwrap_or_default();
+            return Err(format!(
+                "not dispensed: the pack verifies as `{status}` ({}){alert}",
+                attr(&verified, "nmvs").unwrap_or_default()
+            ));
+        }
+        crate::progress::report(crate::progress::Step::Note("decommissioning as dispensed".into()));
+        let d = self.drug(DrugsOp::Dispense { meta: self.event_meta(location), epc })?;
+        Ok(json!({ "verification": status, "dispense": d }))
+    }
+
+    /// Captures an EPCIS 2.0 document: its events are signed as one capture transaction and
+    /// sent with the document, as the node checks they match. Waits for the commit.
+    pub fn capture(&self, document: &Value) -> Result<(Hash, Value), String> {
+        let steps: Vec<Step> = epcis::parse_value(document).map_err(|errs| {
+            let lines: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
+            format!("the document is not valid EPCIS 2.0 for this ledger:\n{}", lines.join("\n"))
+        })?;
+        let op = Operation::Drugs(DrugsOp::Capture { events: steps });
+        op.check_limits()?;
+        let nonce = self.me()?["next_nonce"].as_u64().ok_or("node identity has no next_nonce")?;
+        let tx = medledger_types::Tx::sign(
+            medledger_types::Transaction { chain_id: self.chain_id.clone(), signer: self.key.public(), nonce, op },
+            &self.key,
+        );
+        let job =
+            self.client.post("/v1/drugs/capture", &json!({ "document": document, "tx": hex::encode(tx.raw()) }))?;
+        let v = applied(wait_committed(&self.client, &tx.id(), COMMIT_TIMEOUT)?)?;
+        Ok((tx.id(), json!({ "job": job, "status": v })))
+    }
+
+    /// The EPCIS query document of an identifier's events.
+    pub fn epcis_events(&self, scanned: &str) -> Result<Value, String> {
+        self.client.get(&format!("/v1/drugs/events?epc={}", query_escape(scanned.trim())))
+    }
+
+    /// The custody trail with event ids.
+    pub fn trail(&self, scanned: &str) -> Result<Value, String> {
+        self.client.get(&format!("/v1/drugs/trail?id={}", query_escape(scanned.trim())))
+    }
+}
+
+fn attr(event: &Value, key: &str) -> Option<String> {
+    event["attrs"].as_array()?.iter().find(|a| a[0] == key).and_then(|a| a[1].as_str()).map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_escaped() {
+        assert_eq!(query_escape("(01)1(21)a b/%"), "%2801%291%2821%29a%20b%2F%25");
+        assert_eq!(
+            query_escape("urn:epc:id:sgtin:0614141.107346.2017"),
+            "urn%3Aepc%3Aid%3Asgtin%3A0614141.107346.2017"
+        );
+    }
+
+    #[test]
+    fn identifiers_in_every_form_name_the_same_pack() {
+        let v = epcs(&[
+            "urn:epc:id:sgtin:0614141.107346.2017".into(),
+            "(01)10614141073464(21)2017".into(),
+            "https://id.gs1.org/01/10614141073464/21/2017".into(),
+        ])
+        .unwrap();
+        assert!(v.iter().all(|e| *e == v[0]));
+        assert!(epcs(&["(01)10614141073465(21)2017".into()]).unwrap_err().contains("check digit"));
+    }
+}
