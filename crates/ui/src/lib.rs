@@ -18,6 +18,7 @@
 
 pub mod audit;
 pub mod consent;
+pub mod drugs;
 pub mod identity;
 pub mod jobs;
 pub mod ledger;
@@ -275,6 +276,7 @@ pub fn router(ui: App) -> Router {
         .merge(consent::routes())
         .merge(records::routes())
         .merge(audit::routes())
+        .merge(drugs::routes())
         .merge(ledger::routes())
         .merge(jobs::routes())
         .fallback(not_found)

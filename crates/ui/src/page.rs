@@ -44,8 +44,13 @@ pub fn nav(role: Option<Role>) -> Vec<(&'static str, &'static str)> {
             &[("/requests", "Request access"), ("/patients", "Granted records")][..]
         }
         Some(Role::InstitutionAdmin) => &[("/staff", "Staff"), ("/health", "Node health")][..],
+        Some(Role::Manufacturer | Role::Distributor | Role::Pharmacy) => &[("/drugs", "Medicines")][..],
         _ => &[][..],
     });
+    if matches!(role, Some(Role::Regulator | Role::Doctor)) {
+        n.push(("/drugs", "Medicines"));
+    }
+    n.push(("/verify", "Verify a pack"));
     n.push(("/explorer", "Explorer"));
     n
 }

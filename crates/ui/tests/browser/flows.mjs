@@ -353,6 +353,45 @@ await flow('each node serves a read-only explorer of headers', async () => {
   await ctx.close();
 });
 
+const drugs = ready.demo.drugs;
+
+await flow('a pharmacist scans, verifies and dispenses a pack; the public page then shows it dispensed', async () => {
+  await actAs('pharmacist-pat');
+  await view('/drugs', 'pharmacy-medicines');
+  await page.fill('#scan-id', drugs.sellable);
+  await page.click('form.scan button[type=submit]');
+  await page.locator('.verification').waitFor();
+  assert.match(await page.locator('.verification h2').innerText(), /sellable/);
+  await axe('pharmacy-verify');
+  await page.click('form[hx-post="/drugs/dispense"] button[type=submit]');
+  assert.match(await jobDone('#dispense-result'), /Dispensed/);
+  // The Digital Link on the box resolves on this server to the public verification page.
+  const link = new URL(drugs.sellable);
+  await view(link.pathname + link.search, 'public-verify-digital-link');
+  assert.match(await page.locator('.verification h2').innerText(), /dispensed/);
+  assert.match(await page.locator('table.trail').innerText(), /dispensing/);
+  await page.goto(UI + '/verify?id=' + encodeURIComponent(drugs.counterfeit));
+  assert.match(await page.locator('.verification h2').innerText(), /unknown serial/);
+  await page.goto(UI + '/verify?id=' + encodeURIComponent(drugs.recalled));
+  assert.match(await page.locator('.verification h2').innerText(), /recalled/);
+  // A malformed code gets the GS1 rule, not a blank page.
+  await page.goto(UI + '/verify?id=' + encodeURIComponent('(01)10614141073465(21)1'));
+  assert.match(await page.locator('.error').innerText(), /check digit/);
+});
+
+await flow('the manufacturer, distributor and regulator views show lots, inventory, alerts and recalls', async () => {
+  await actAs('maker-mia');
+  await view('/drugs', 'manufacturer-medicines');
+  assert.match(await page.locator('table.lots').first().innerText(), /LOTA1[\s\S]*LOTB1/);
+  await actAs('distributor-dan');
+  await view('/drugs', 'distributor-medicines');
+  assert.match(await page.locator('table.inventory').innerText(), /A0004[\s\S]*A0006/, 'three packs of lot A stay with the distributor');
+  await actAs('regulator-rita');
+  await view('/drugs', 'regulator-medicines');
+  assert.match(await page.locator('table.alerts').innerText(), /unknown serial/);
+  assert.match(await page.locator('table.recalls').innerText(), /LOTB1/);
+});
+
 await flow('no patient pseudonym in any URL or in the UI server log', async () => {
   for (const u of urls) {
     for (const p of [p1, p2]) assert.ok(!u.includes(p), `a URL carries a pseudonym: ${u}`);

@@ -1,0 +1,405 @@
+//! Medicines: the manufacturer's products, lots, commissioning and recalls; the distributor's
+//! inventory, shipping and receiving; the pharmacy's scan, verify, dispense and undo; the
+//! regulator's alerts and recalls; and a public verification page that takes a scanned
+//! identifier or a GS1 Digital Link (`/verify`, and Digital Link paths such as
+//! `/01/{gtin}/10/{lot}/21/{serial}` resolve here too).
+
+use crate::{blocking, jobs, page, App, Me, UiError};
+use axum::extract::{Path, Query};
+use axum::response::Html;
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use maud::{html, Markup};
+use medledger_client::drugs::{alerts, epcs, verify_public};
+use medledger_client::http::Client;
+use medledger_types::drugs::gs1;
+use medledger_types::drugs::{DrugsOp, Serial};
+use medledger_types::Role;
+use serde::Deserialize;
+use serde_json::Value;
+
+pub(crate) fn routes() -> Router<App> {
+    Router::new()
+        .route("/drugs", get(drugs_page))
+        .route("/drugs/commission", post(commission))
+        .route("/drugs/recall", post(recall))
+        .route("/drugs/ship", post(ship))
+        .route("/drugs/receive", post(receive))
+        .route("/drugs/dispense", post(dispense))
+        .route("/drugs/undo", post(undo))
+        .route("/verify", get(verify_page))
+        .route("/01/{*rest}", get(digital_link))
+}
+
+const SUPPLY: [Role; 5] = [Role::Manufacturer, Role::Distributor, Role::Pharmacy, Role::Doctor, Role::Regulator];
+
+#[derive(Deserialize, Default)]
+struct VerifyQuery {
+    #[serde(default)]
+    id: String,
+}
+
+/// The public answer for a scan, as a section.
+fn verification(v: &Value) -> Markup {
+    let ver = &v["verification"];
+    let code = ver["code"].as_str().unwrap_or("");
+    let class = match code {
+        "sellable" => "tag ok",
+        "dispensed" | "recalled" | "expired" | "stolen" | "inactive" => "tag warn",
+        _ => "tag bad",
+    };
+    html! {
+        section.verification aria-live="polite" {
+            h2 { "Result: " span class=(class) { (code.replace('_', " ")) } }
+            p { (ver["nmvs"].as_str().unwrap_or("")) }
+            dl {
+                dt { "Product" } dd { (ver["product_name"].as_str().unwrap_or("unknown product")) }
+                dt { "Manufacturer" } dd { (ver["manufacturer"].as_str().unwrap_or("—")) }
+                dt { "GTIN / serial" } dd { (ver["gtin"].as_str().unwrap_or("")) " / " (ver["serial"].as_str().unwrap_or("")) }
+                dt { "Lot, expiry (on chain)" } dd { (ver["lot"].as_str().unwrap_or("—")) ", " (ver["expiry"].as_str().unwrap_or("—")) }
+                @if let Some(by) = ver["changed_by"].as_str() {
+                    dt { "Status set by" } dd { (by) " at " (page::time(ver["changed_at_ms"].as_u64().unwrap_or(0))) }
+                }
+                @if let Some(r) = ver["recall_reason"].as_str() { dt { "Recall reason" } dd { (r) } }
+            }
+            h3 { "Custody trail" }
+            @let trail = v["trail"].as_array().cloned().unwrap_or_default();
+            @if trail.is_empty() { p.empty { "No custody events: this serial was never commissioned." } }
+            @else {
+                table.trail tabindex="0" {
+                    thead { tr { th { "When" } th { "Step" } th { "Institution" } th { "To / from" } } }
+                    tbody { @for t in &trail { tr {
+                        td { (page::time(t["at_ms"].as_u64().unwrap_or(0))) }
+                        td { (t["biz_step"].as_str().unwrap_or("")) @if t["declared_in_error"] == true { " (declared in error)" } }
+                        td { (t["institution"].as_str().unwrap_or("")) }
+                        td { (t["counterparty"].as_str().unwrap_or("")) }
+                    } } }
+                }
+            }
+        }
+    }
+}
+
+/// The scan form: any GS1 form, a Digital Link from the box works.
+fn scan_form(action: &str, value: &str, button: &str) -> Markup {
+    html! {
+        form.scan method="get" action=(action) {
+            label for="scan-id" { "Scanned code (element string, EPC URI or Digital Link)" }
+            input #scan-id name="id" type="text" value=(value) autocomplete="off" spellcheck="false" required;
+            button type="submit" { (button) }
+        }
+    }
+}
+
+async fn public_answer(ui: &App, id: String) -> Result<Markup, UiError> {
+    let nodes = ui.nodes.clone();
+    let v = blocking(move || verify_public(&Client::with_nodes(&nodes), &id)).await?;
+    Ok(match v {
+        Ok(v) => verification(&v),
+        Err(e) => page::error_box(&e),
+    })
+}
+
+/// `GET /verify?id=…`: the public verification page. It uses no key: the answer is the nodes'
+/// public one, as a patient scanning a box would get it.
+async fn verify_page(me: Me, Query(q): Query<VerifyQuery>) -> Result<Html<String>, UiError> {
+    let id = q.id.trim().to_string();
+    let answer = if id.is_empty() {
+        html! {}
+    } else {
+        public_answer(&me.ui, id.clone()).await?
+    };
+    let body = html! {
+        p { "Scan or paste the code on a medicine pack to learn whether it is genuine and sellable, and where it has been. No key or account is used." }
+        (scan_form("/verify", &id, "Verify"))
+        (answer)
+    };
+    Ok(page::shell(&me, "Verify a medicine pack", body))
+}
+
+/// A GS1 Digital Link path on this server (`/01/{gtin}/…?17=…`) resolves to its verification.
+async fn digital_link(me: Me, Path(rest): Path<String>, uri: axum::http::Uri) -> Result<Html<String>, UiError> {
+    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let link = format!("https://id.gs1.org/01/{rest}{query}");
+    verify_page(me, Query(VerifyQuery { id: link })).await
+}
+
+async fn drugs_page(me: Me, Query(q): Query<VerifyQuery>) -> Result<Html<String>, UiError> {
+    me.require(&SUPPLY, "The medicines view")?;
+    let role = me.id().role();
+    let s = me.session();
+    let (products, inventory, alert_list, recalls) = blocking(move || {
+        let get = |p: &str| s.client.get(p).ok();
+        let products = matches!(role, Some(Role::Manufacturer)).then(|| get("/v1/drugs/products")).flatten();
+        let inventory = matches!(role, Some(Role::Distributor | Role::Pharmacy | Role::Doctor | Role::Manufacturer))
+            .then(|| get("/v1/drugs/inventory"))
+            .flatten();
+        let alerts =
+            matches!(role, Some(Role::Regulator | Role::Manufacturer)).then(|| get("/v1/drugs/alerts")).flatten();
+        let recalls =
+            matches!(role, Some(Role::Regulator | Role::Manufacturer)).then(|| get("/v1/drugs/recalls")).flatten();
+        (products, inventory, alerts, recalls)
+    })
+    .await?;
+    let scanned = q.id.trim().to_string();
+    let answer = if scanned.is_empty() { None } else { Some(public_answer(&me.ui, scanned.clone()).await?) };
+    let body = html! {
+        @if matches!(role, Some(Role::Pharmacy | Role::Doctor)) {
+            section {
+                h2 { "Scan, verify, dispense" }
+                (scan_form("/drugs", &scanned, "Verify"))
+                @if let Some(a) = &answer {
+                    (a)
+                    form hx-post="/drugs/dispense" hx-target="#dispense-result" {
+                        input type="hidden" name="id" value=(scanned);
+                        button type="submit" { "Dispense (verify on chain, then decommission)" }
+                    }
+                    form hx-post="/drugs/undo" hx-target="#dispense-result" {
+                        input type="hidden" name="id" value=(scanned);
+                        button.secondary type="submit" { "Undo a dispense (same institution, within 10 days)" }
+                    }
+                    div #dispense-result {}
+                }
+            }
+        }
+        @if let Some(p) = &products { (products_section(p)) }
+        @if let Some(inv) = &inventory { (inventory_section(inv, role)) }
+        @if let Some(a) = &alert_list { (alerts_section(a)) }
+        @if let Some(r) = &recalls { (recalls_section(r, role)) }
+    };
+    Ok(page::shell(&me, "Medicines", body))
+}
+
+fn products_section(v: &Value) -> Markup {
+    let products = v["products"].as_array().cloned().unwrap_or_default();
+    html! {
+        section {
+            h2 { "Products and lots" }
+            @if products.is_empty() { p.empty { "No products registered." } }
+            @for p in &products {
+                @let spec = &p["product"]["spec"];
+                h3 { (spec["name"].as_str().unwrap_or("")) " · GTIN " (spec["gtin"].as_str().unwrap_or("")) }
+                table.lots tabindex="0" {
+                    thead { tr { th { "Lot" } th { "Expiry" } th { "Packs" } th { "Recall" } } }
+                    tbody { @for l in p["lots"].as_array().into_iter().flatten() { tr {
+                        td { (l["lot"].as_str().unwrap_or("")) } td { (l["expiry"].as_str().unwrap_or("")) } td { (l["packs"]) }
+                        td { @if l["recall"].is_null() { span.tag.ok { "none" } } @else { span.tag.warn { "recalled" } } }
+                    } } }
+                }
+            }
+            h3 { "Commission serials" }
+            form.stack hx-post="/drugs/commission" hx-target="#commission-result" {
+                label for="c-gtin" { "GTIN" } input #c-gtin name="gtin" required;
+                label for="c-lot" { "Lot" } input #c-lot name="lot" required;
+                label for="c-exp" { "Expiry (YYMMDD)" } input #c-exp name="expiry" required pattern="[0-9]{6}";
+                label for="c-ser" { "Serials (comma-separated)" } input #c-ser name="serials" required;
+                button type="submit" { "Commission" }
+            }
+            div #commission-result {}
+        }
+    }
+}
+
+fn inventory_section(v: &Value, role: Option<Role>) -> Markup {
+    let items = v["items"].as_array().cloned().unwrap_or_default();
+    html! {
+        section {
+            h2 { "In our possession (" (items.len()) @if v["truncated"] == true { "+" } ")" }
+            @if items.is_empty() { p.empty { "Nothing in possession." } }
+            @else {
+                table.inventory tabindex="0" {
+                    thead { tr { th { "Identifier" } th { "Lot" } th { "Status" } th { "In" } th { "In transit" } } }
+                    tbody { @for it in &items { tr {
+                        td { (epc_text(&it["epc"])) } td { (it["lot"].as_str().unwrap_or("")) } td { (it["status"].as_str().unwrap_or("")) }
+                        td { (it["parent"].as_str().unwrap_or("")) }
+                        td { @if let Some(s) = it["shipment"].as_object() { "to " (s.get("to").and_then(Value::as_str).unwrap_or("")) } }
+                    } } }
+                }
+            }
+            @if !matches!(role, Some(Role::Regulator)) {
+                h3 { "Ship" }
+                form.stack hx-post="/drugs/ship" hx-target="#ship-result" {
+                    label for="s-items" { "Identifiers (one per line or comma-separated)" } textarea #s-items name="items" required {}
+                    label for="s-to" { "To institution" } input #s-to name="party" required;
+                    button type="submit" { "Ship" }
+                }
+                div #ship-result {}
+                h3 { "Receive" }
+                form.stack hx-post="/drugs/receive" hx-target="#receive-result" {
+                    label for="r-items" { "Identifiers" } textarea #r-items name="items" required {}
+                    label for="r-from" { "From institution" } input #r-from name="party" required;
+                    button type="submit" { "Receive" }
+                }
+                div #receive-result {}
+            }
+        }
+    }
+}
+
+fn epc_text(e: &Value) -> String {
+    if let Some(s) = e["sgtin"].as_object() {
+        format!(
+            "(01){}(21){}",
+            s.get("gtin").and_then(Value::as_str).unwrap_or(""),
+            s.get("serial").and_then(Value::as_str).unwrap_or("")
+        )
+    } else {
+        format!("(00){}", e["sscc"].as_str().unwrap_or(""))
+    }
+}
+
+fn alerts_section(v: &Value) -> Markup {
+    let list = v["alerts"].as_array().cloned().unwrap_or_default();
+    html! {
+        section {
+            h2 { "Alerts" }
+            @if list.is_empty() { p.empty { "No alerts." } }
+            @else {
+                table.alerts tabindex="0" {
+                    thead { tr { th { "When" } th { "Kind" } th { "Identifier" } th { "Found by" } th { "Detail" } } }
+                    tbody { @for a in &list { tr {
+                        td { (page::time(a["at_ms"].as_u64().unwrap_or(0))) }
+                        td { span.tag.bad { (a["kind"].as_str().unwrap_or("").replace('_', " ")) } }
+                        td { (epc_text(&a["epc"])) } td { (a["reporter"].as_str().unwrap_or("")) } td { (a["detail"].as_str().unwrap_or("")) }
+                    } } }
+                }
+            }
+        }
+    }
+}
+
+fn recalls_section(v: &Value, role: Option<Role>) -> Markup {
+    let list = v["recalls"].as_array().cloned().unwrap_or_default();
+    html! {
+        section {
+            h2 { "Recalls" }
+            @if list.is_empty() { p.empty { "No recalled lots." } }
+            @else {
+                table.recalls tabindex="0" {
+                    thead { tr { th { "GTIN" } th { "Lot" } th { "Packs" } th { "By" } th { "Reason" } } }
+                    tbody { @for l in &list { tr {
+                        td { (l["gtin"].as_str().unwrap_or("")) } td { (l["lot"].as_str().unwrap_or("")) } td { (l["packs"]) }
+                        td { (l["recall"]["institution"].as_str().unwrap_or("")) } td { (l["recall"]["reason"].as_str().unwrap_or("")) }
+                    } } }
+                }
+            }
+            @if matches!(role, Some(Role::Regulator | Role::Manufacturer)) {
+                h3 { "Recall a lot (irreversible)" }
+                form.stack hx-post="/drugs/recall" hx-target="#recall-result" {
+                    label for="rc-gtin" { "GTIN" } input #rc-gtin name="gtin" required;
+                    label for="rc-lot" { "Lot" } input #rc-lot name="lot" required;
+                    label for="rc-reason" { "Reason" } input #rc-reason name="reason" required;
+                    button type="submit" { "Recall" }
+                }
+                div #recall-result {}
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CommissionForm {
+    gtin: String,
+    lot: String,
+    expiry: String,
+    serials: String,
+}
+
+async fn commission(me: Me, Form(f): Form<CommissionForm>) -> Result<Html<String>, UiError> {
+    me.require(&[Role::Manufacturer], "Commissioning")?;
+    let gtin = gs1::validate_gtin(f.gtin.trim()).map_err(|e| UiError::bad_input(e.to_string()))?;
+    let serials: Vec<Serial> = split(&f.serials).into_iter().map(Serial).collect();
+    let s = me.session();
+    jobs::start(&me, "Commissioning serials", move || {
+        let op = DrugsOp::Commission {
+            meta: s.event_meta(None),
+            gtin,
+            lot: f.lot.trim().into(),
+            expiry: f.expiry.trim().into(),
+            serials,
+        };
+        let v = s.drug(op)?;
+        Ok(html! { p.notice { "Commissioned; committed at height " (v["height"]) "." } })
+    })
+}
+
+#[derive(Deserialize)]
+struct RecallForm {
+    gtin: String,
+    lot: String,
+    reason: String,
+}
+
+async fn recall(me: Me, Form(f): Form<RecallForm>) -> Result<Html<String>, UiError> {
+    me.require(&[Role::Manufacturer, Role::Regulator], "Recalls")?;
+    let gtin = gs1::validate_gtin(f.gtin.trim()).map_err(|e| UiError::bad_input(e.to_string()))?;
+    let s = me.session();
+    jobs::start(&me, "Recalling the lot", move || {
+        let v = s.drug(DrugsOp::Recall { gtin, lot: f.lot.trim().into(), reason: f.reason })?;
+        Ok(
+            html! { p.notice { "Lot recalled; committed at height " (v["height"]) ". Every pack of it now verifies as recalled." } },
+        )
+    })
+}
+
+#[derive(Deserialize)]
+struct MoveForm {
+    items: String,
+    party: String,
+}
+
+fn split(s: &str) -> Vec<String> {
+    s.split([',', '\n', '\r']).map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect()
+}
+
+async fn ship(me: Me, Form(f): Form<MoveForm>) -> Result<Html<String>, UiError> {
+    me.require(&[Role::Manufacturer, Role::Distributor, Role::Pharmacy, Role::Doctor], "Shipping")?;
+    let items = epcs(&split(&f.items)).map_err(UiError::bad_input)?;
+    let s = me.session();
+    jobs::start(&me, "Shipping", move || {
+        let v = s.drug(DrugsOp::Ship { meta: s.event_meta(None), epcs: items, to: f.party.trim().into() })?;
+        Ok(html! { p.notice { "Shipped; committed at height " (v["height"]) "." } })
+    })
+}
+
+async fn receive(me: Me, Form(f): Form<MoveForm>) -> Result<Html<String>, UiError> {
+    me.require(&[Role::Manufacturer, Role::Distributor, Role::Pharmacy, Role::Doctor], "Receiving")?;
+    let items = epcs(&split(&f.items)).map_err(UiError::bad_input)?;
+    let s = me.session();
+    jobs::start(&me, "Receiving", move || {
+        let v = s.drug(DrugsOp::Receive { meta: s.event_meta(None), epcs: items, from: f.party.trim().into() })?;
+        let raised = alerts(&v);
+        if !raised.is_empty() {
+            return Err(format!(
+                "{} item(s) did not match a shipment and stayed where they were; alerts recorded at height {}",
+                raised.len(),
+                v["height"]
+            ));
+        }
+        Ok(html! { p.notice { "Received; committed at height " (v["height"]) "." } })
+    })
+}
+
+#[derive(Deserialize)]
+struct IdForm {
+    id: String,
+}
+
+async fn dispense(me: Me, Form(f): Form<IdForm>) -> Result<Html<String>, UiError> {
+    me.require(&[Role::Pharmacy, Role::Doctor], "Dispensing")?;
+    let s = me.session();
+    jobs::start(&me, "Verifying and dispensing", move || {
+        let v = s.dispense(&f.id, None)?;
+        Ok(html! { p.notice { "Dispensed; committed at height " (v["dispense"]["height"]) "." } })
+    })
+}
+
+async fn undo(me: Me, Form(f): Form<IdForm>) -> Result<Html<String>, UiError> {
+    me.require(&[Role::Pharmacy, Role::Doctor], "Undoing a dispense")?;
+    let epc = epcs(&[f.id]).map_err(UiError::bad_input)?.remove(0);
+    let s = me.session();
+    jobs::start(&me, "Undoing the dispense", move || {
+        let v = s.drug(DrugsOp::UndoDispense { meta: s.event_meta(None), epc })?;
+        Ok(html! { p.notice { "Dispense undone; committed at height " (v["height"]) "." } })
+    })
+}
