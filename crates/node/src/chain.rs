@@ -8,7 +8,7 @@
 use crate::mempool::{AdmitError, Mempool, MempoolConfig};
 use medledger_state::{execute_block, genesis_root, genesis_writes, precheck, BlockEnv, Layered, WriteSet};
 use medledger_storage::{Store, StoreError, Tip};
-use medledger_types::block::MAX_BLOCK_TXS;
+use medledger_types::block::{weight_of, MAX_BLOCK_TXS, MAX_BLOCK_WEIGHT};
 use medledger_types::tx::{verify_signatures, TxDecodeError};
 use medledger_types::ErrorCode;
 use medledger_types::{Block, Genesis, Hash, PublicKey, Receipt, RejectCode, Tx};
@@ -347,7 +347,19 @@ impl Chain {
         let (layers, included) = self.layers_to(&spec, &tip, parent.digest())?;
         drop(spec);
         let view = Layered { base: &snap, layers };
-        let txs = self.mempool.lock().select(&view, self.max_block_txs.min(MAX_BLOCK_TXS), &included);
+        let mut txs = self.mempool.lock().select(&view, self.max_block_txs.min(MAX_BLOCK_TXS), &included);
+        // Stop before the block's work budget; the rest waits for the next block. A prefix of
+        // the selection keeps each signer's nonces contiguous.
+        let mut budget = 0u64;
+        let fit = txs
+            .iter()
+            .position(|t| {
+                budget += t.body().op.weight();
+                budget > MAX_BLOCK_WEIGHT
+            })
+            .unwrap_or(txs.len());
+        // Admission keeps each transaction under `MAX_TX_WEIGHT`, so the first always fits.
+        txs.truncate(fit);
         let height = parent.height() + 1;
         let ts = self.now_ms().max(parent.header.timestamp_ms + 1);
         let ex = execute_block(&view, &self.env(height, ts, self.me), &txs);
@@ -420,7 +432,7 @@ impl Chain {
         if h.timestamp_ms <= parent.header.timestamp_ms || leader.is_some_and(|l| &h.proposer != l) {
             return Ok(false);
         }
-        if block.txs.len() > MAX_BLOCK_TXS {
+        if block.txs.len() > MAX_BLOCK_TXS || weight_of(&block.txs) > MAX_BLOCK_WEIGHT {
             return Ok(false);
         }
         // A transaction appears once in a block: an honest proposer never repeats one.

@@ -183,3 +183,61 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// Heavy operations are bounded per block: the proposer stops at the work budget and carries
+/// the rest to the next block, a block over the budget is invalid, and one transaction over its
+/// own limit is refused at the door. (Shipments of a pallet weigh what a pallet may hold; these
+/// name pallets nobody packed, so executing them is quick: the budget counts declared work.)
+#[tokio::test]
+async fn blocks_carry_a_bounded_amount_of_work() {
+    use medledger_types::block::{weight_of, Block, MAX_BLOCK_WEIGHT};
+    use medledger_types::drugs::{Epc, EventMeta};
+    let n = node();
+    let m = maker(&n).await;
+    let pallet = |i: u64| -> Operation {
+        let digits = format!("10614141{i:09}");
+        let sscc = format!("{digits}{}", gs1_check(&digits));
+        Operation::Drugs(DrugsOp::Ship { meta: EventMeta::now(T0), epcs: vec![Epc::Sscc(sscc)], to: "h1".into() })
+    };
+    let nonce = n.nonce(&m);
+    let txs: Vec<_> = (0..50u64).map(|t| n.tx_n(&m, nonce + t, pallet(t))).collect();
+    assert!(weight_of(&txs) > MAX_BLOCK_WEIGHT);
+    for tx in &txs {
+        let (s, v) = n.submit(tx).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    }
+    let first = n.commit();
+    assert!(first.txs.len() < 50 && weight_of(&first.txs) <= MAX_BLOCK_WEIGHT, "{} txs", first.txs.len());
+    let second = n.commit();
+    assert_eq!(first.txs.len() + second.txs.len(), 50, "the rest goes into the next block");
+    // A proposal over the budget, otherwise valid (its state root is what executing it gives),
+    // is refused by every validator; the same transactions within the budget are accepted.
+    let parent = n.chain.store.block(n.chain.tip().height).unwrap().unwrap();
+    let nonce = n.nonce(&m);
+    let heavy: Vec<_> = (0..40u64).map(|t| n.tx_n(&m, nonce + t, pallet(100 + t))).collect();
+    assert!(weight_of(&heavy) > MAX_BLOCK_WEIGHT);
+    let (h, ts, proposer) = (parent.header.height + 1, parent.header.timestamp_ms + 1, parent.header.proposer);
+    let snap = n.chain.store.snapshot().unwrap();
+    let env = medledger_state::BlockEnv { chain_id: "api-test".into(), height: h, timestamp_ms: ts, proposer };
+    let block_of = |txs: &[medledger_types::Tx]| {
+        let root = medledger_state::execute_block(&snap, &env, txs).state_root;
+        Block::new(h, parent.digest(), ts, proposer, root, txs.to_vec())
+    };
+    assert_eq!(n.chain.verify(&parent, &block_of(&heavy), &proposer).ok(), Some(false), "over the budget");
+    assert_eq!(n.chain.verify(&parent, &block_of(&heavy[..30]), &proposer).ok(), Some(true), "within it");
+    // A capture of many pallets is over one transaction's limit: refused before the mempool.
+    let pallets: Vec<Step> = (0..10u64)
+        .map(|i| match pallet(200 + i) {
+            Operation::Drugs(op) => Step(op),
+            _ => unreachable!(),
+        })
+        .collect();
+    let (s, v) = n.submit(&n.tx(&m, Operation::Drugs(DrugsOp::Capture { events: pallets }))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("split it"), "{v}");
+}
+
+/// The GS1 mod-10 check digit of `digits`.
+fn gs1_check(digits: &str) -> u8 {
+    medledger_types::drugs::gs1::check_digit(digits).unwrap()
+}

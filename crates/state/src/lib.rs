@@ -139,26 +139,28 @@ fn not_permitted(p: Principal, k: medledger_types::OpKind) -> Rejection {
 /// Executes `txs` on `state`. Precondition: every transaction's signature was verified by the
 /// caller (a block with a bad signature is invalid as a whole and never executed).
 pub fn execute_block(state: &dyn StateRead, env: &BlockEnv, txs: &[Tx]) -> Executed {
+    let (domain_writes, receipts) = execute_unsealed(state, env, txs);
+    let (writes, state_root) = seal(state, env.height, domain_writes);
+    Executed { writes, receipts, state_root }
+}
+
+/// The domain writes and receipts of `txs` on `state`, without the state tree. [`execute_block`]
+/// seals them; tools that build large states to measure reads (the benchmarks) use them as is.
+pub fn execute_unsealed(state: &dyn StateRead, env: &BlockEnv, txs: &[Tx]) -> (WriteSet, Vec<Receipt>) {
     let mut block = Overlay::new(state);
     let mut receipts = Vec::with_capacity(txs.len());
     for (i, tx) in txs.iter().enumerate() {
-        let outcome = {
-            let mut txo = Overlay::new(&block);
-            let result = execute_tx(&mut txo, env, tx);
-            let writes = std::mem::take(&mut txo.writes);
-            drop(txo);
-            block.writes.extend(writes);
-            match result {
-                Ok(events) => Outcome::Applied { events },
-                Err(r) => Outcome::Rejected { code: r.code, reason: r.reason },
-            }
+        let mut txo = Overlay::new(&block);
+        let outcome = match execute_tx(&mut txo, env, tx) {
+            Ok(events) => Outcome::Applied { events },
+            Err(r) => Outcome::Rejected { code: r.code, reason: r.reason },
         };
+        let writes = std::mem::take(&mut txo.writes);
+        drop(txo);
+        block.writes.extend(writes);
         receipts.push(Receipt { tx_id: tx.id(), height: env.height, index: i as u32, outcome });
     }
-    let domain_writes = std::mem::take(&mut block.writes);
-    drop(block);
-    let (writes, state_root) = seal(state, env.height, domain_writes);
-    Executed { writes, receipts, state_root }
+    (block.writes, receipts)
 }
 
 /// Runs one transaction. On `Err`, the overlay holds only what must persist anyway (the spent

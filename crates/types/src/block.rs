@@ -9,6 +9,15 @@ use serde::{Deserialize, Serialize};
 
 /// Most transactions one block may carry.
 pub const MAX_BLOCK_TXS: usize = 4096;
+/// Most work one block may carry, in [`crate::Operation::weight`] units (about one state
+/// object each). Bounds the writes, and so the memory and time, of executing any block: a block
+/// over it is invalid, and proposers stop filling a block before it.
+pub const MAX_BLOCK_WEIGHT: u64 = 32_768;
+
+/// The work of a list of transactions (see [`MAX_BLOCK_WEIGHT`]).
+pub fn weight_of(txs: &[crate::Tx]) -> u64 {
+    txs.iter().map(|t| t.body().op.weight()).sum()
+}
 /// Upper bound on an encoded block.
 pub const MAX_BLOCK_BYTES: usize = HEADER_BYTES + 4 + MAX_BLOCK_TXS * (4 + MAX_TX_BYTES);
 /// Encoded header size.

@@ -393,6 +393,30 @@ crate::operations! {
 }
 
 impl DrugsOp {
+    /// The work of executing this operation (see [`crate::block::MAX_BLOCK_WEIGHT`]): a pack
+    /// counts 1, a case or pallet what it may hold (its contents move with it), at most
+    /// [`limits::MAX_REACHED`] per operation; a capture, the sum of its events.
+    pub fn weight(&self) -> u64 {
+        let of = |v: &[Epc]| -> u64 {
+            let w: u64 = v.iter().map(|e| if e.is_container() { limits::MAX_CONTAINER_ITEMS as u64 } else { 1 }).sum();
+            w.clamp(1, limits::MAX_REACHED as u64 + limits::MAX_EVENT_EPCS as u64)
+        };
+        match self {
+            DrugsOp::Commission { serials, .. } => serials.len().max(1) as u64,
+            DrugsOp::Aggregate { children, .. } | DrugsOp::Disaggregate { children, .. } => {
+                of(children).max(if children.is_empty() { limits::MAX_CONTAINER_ITEMS as u64 } else { 1 })
+            }
+            DrugsOp::Ship { epcs, .. } | DrugsOp::Receive { epcs, .. } | DrugsOp::Report { epcs, .. } => of(epcs),
+            DrugsOp::Capture { events } => events.iter().map(|Step(op)| op.weight()).sum::<u64>().max(1),
+            DrugsOp::BindPrefix { .. }
+            | DrugsOp::RegisterProduct { .. }
+            | DrugsOp::Dispense { .. }
+            | DrugsOp::UndoDispense { .. }
+            | DrugsOp::Recall { .. }
+            | DrugsOp::Verify { .. } => 1,
+        }
+    }
+
     /// Tags of the operations a capture may carry (custody events).
     pub const STEP_TAGS: [u8; 8] = [2, 3, 4, 5, 6, 7, 8, 10];
 

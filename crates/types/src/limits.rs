@@ -14,6 +14,9 @@ pub use crate::records::limits::*;
 
 /// Largest encoded signed transaction the node accepts.
 pub const MAX_TX_BYTES: usize = 8 * 1024;
+/// Most work one transaction may carry ([`crate::Operation::weight`]); well under a block's
+/// budget, so every admitted transaction fits a block.
+pub const MAX_TX_WEIGHT: u64 = 8_192;
 /// Longest chain id.
 pub const MAX_CHAIN_ID: usize = 64;
 /// Longest free-text reason (revocation, access request, break-glass, access event).
@@ -47,6 +50,10 @@ pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 pub const MAX_SEALED_BYTES: usize = MAX_RECORD_BYTES + 64;
 
 // Relationships, checked by the compiler.
+const _: () = assert!(
+    MAX_TX_WEIGHT * 4 <= crate::block::MAX_BLOCK_WEIGHT,
+    "a block holds at least four of the heaviest transactions"
+);
 const _: () =
     assert!(MAX_BATCH * 2 * MAX_TX_BYTES < MAX_BATCH_BODY_BYTES, "a full batch must fit its route's body limit");
 const _: () = assert!(

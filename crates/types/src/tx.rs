@@ -250,7 +250,19 @@ impl Operation {
         }
     }
 
-    /// Field limits, checked before encoding (the decoder enforces the same limits).
+    /// The work of executing this operation, in units of about one state object written: 1 for
+    /// most operations, the items an operation names for those that name many (see
+    /// [`crate::block::MAX_BLOCK_WEIGHT`]).
+    pub fn weight(&self) -> u64 {
+        match self {
+            Operation::Drugs(op) => op.weight(),
+            Operation::Audit(AuditOp::LogAccess { events }) => events.len().max(1) as u64,
+            Operation::Identity(_) | Operation::Consent(_) | Operation::Records(_) => 1,
+        }
+    }
+
+    /// Field limits, checked before encoding (the decoder enforces the same limits), and the
+    /// operation's work ([`Operation::weight`], at most [`limits::MAX_TX_WEIGHT`]).
     pub fn check_limits(&self) -> Result<(), String> {
         match self {
             Operation::Identity(op) => op.check_limits(),
@@ -258,7 +270,16 @@ impl Operation {
             Operation::Records(op) => op.check_limits(),
             Operation::Audit(op) => op.check_limits(),
             Operation::Drugs(op) => op.check_limits(),
+        }?;
+        let w = self.weight();
+        if w > limits::MAX_TX_WEIGHT {
+            return Err(format!(
+                "the operation's work is {w} units (items it reaches, a case or pallet counting {}), above the limit of {} per transaction; split it",
+                crate::drugs::limits::MAX_CONTAINER_ITEMS,
+                limits::MAX_TX_WEIGHT
+            ));
         }
+        Ok(())
     }
 }
 

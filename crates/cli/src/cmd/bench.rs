@@ -60,6 +60,20 @@ pub struct BenchArgs {
     /// State size for `--state-proofs`.
     #[arg(long, default_value_t = 1_000_000)]
     pub keys: usize,
+    /// Time pack verification in process against a ledger of `--events` custody events.
+    #[arg(long, conflicts_with_all = ["vault", "reads", "state_proofs"])]
+    pub drug_verify: bool,
+    /// Custody events for `--drug-verify`.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub events: usize,
+    /// On the devnet: commission `--serials` serials, capture `--captures` EPCIS documents of 40
+    /// events, and time public verifications through the API.
+    #[arg(long, conflicts_with_all = ["vault", "reads", "state_proofs", "drug_verify"])]
+    pub drug_load: bool,
+    #[arg(long, default_value_t = 200_000)]
+    pub serials: usize,
+    #[arg(long, default_value_t = 500)]
+    pub captures: usize,
 }
 
 /// Single and batched ed25519 verification rates on one core.
@@ -103,6 +117,15 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
     let ca_pem = args.dir.join("tls/ca.pem");
     if !medledger_client::http::tls_enabled() && ca_pem.exists() {
         medledger_client::http::trust_consortium_ca(&ca_pem)?;
+    }
+    if args.drug_verify || args.drug_load {
+        let v = if args.drug_verify {
+            super::drugbench::verify_in_process(args.events)?
+        } else {
+            super::drugbench::load(&args.dir, args.serials, args.captures)?
+        };
+        println!("{}", if json_out { v.to_string() } else { serde_json::to_string_pretty(&v).unwrap_or_default() });
+        return Ok(());
     }
     if args.state_proofs {
         let v = super::statebench::state_proofs(args.keys)?;

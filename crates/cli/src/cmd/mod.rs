@@ -9,6 +9,7 @@ pub mod bench;
 pub mod consent;
 pub mod devnet;
 pub mod drug;
+pub mod drugbench;
 pub mod identity;
 pub mod ledger;
 pub mod readbench;

@@ -318,41 +318,6 @@ await flow('the explorer shows live blocks and verifies a state proof in the pag
   assert.match(await page.locator('#proof-result .answer').innerText(), /Observation/);
 });
 
-await flow('an institution admin lists the staff and revokes a credential', async () => {
-  await actAs('admin-clinic-c');
-  await view('/staff', 'admin-staff');
-  const row = page.locator('#staff tr', { hasText: 'Clinic C dispensary' });
-  await row.locator('input[name=reason]').fill('left the clinic');
-  await row.locator('button.danger').click();
-  await jobDone('#revoke-result');
-  await page.goto(UI + '/staff');
-  assert.ok(await page.locator('#staff tr', { hasText: 'Clinic C dispensary' }).locator('.tag.bad').count(), 'shown as revoked');
-  await page.goto(UI + '/health');
-  assert.match(await page.locator('#vault-health').innerText(), /Vault: up/);
-  assert.equal(await page.locator('#validators .tag.ok').count(), 4, 'all four validators up');
-});
-
-await flow('each node serves a read-only explorer of headers', async () => {
-  // The node's own page, over the consortium's TLS (its CA is not the browser's).
-  const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 390, height: 844 } });
-  const node = await ctx.newPage();
-  const api = ready.validators[1].api;
-  await node.goto(`${api}/explorer`);
-  await node.locator('#feed li').first().waitFor({ timeout: 30_000 });
-  assert.ok(await node.locator('#blocks .ok', { hasText: 'finalized' }).count(), 'finalized blocks are listed');
-  assert.equal(await node.locator('#blocks .bad').count(), 0, 'no listed block is unfinalized');
-  await node.addScriptTag({ content: axeSource });
-  const r = await node.evaluate(async () => await window.axe.run(document, { resultTypes: ['violations'] }));
-  assert.deepEqual(r.violations.filter((v) => ['serious', 'critical'].includes(v.impact)).map((v) => v.id), []);
-  checked++;
-  await node.screenshot({ path: `${shots}/node-explorer-390.png`, fullPage: true });
-  await node.goto(`${api}/explorer/blocks/2`);
-  assert.match(await node.locator('main').innerText(), /certificate checked/);
-  const html = await node.content();
-  for (const p of [p1, p2]) assert.ok(!html.includes(p), 'no pseudonym on the public explorer');
-  await ctx.close();
-});
-
 const drugs = ready.demo.drugs;
 
 await flow('a pharmacist scans, verifies and dispenses a pack; the public page then shows it dispensed', async () => {
@@ -390,6 +355,41 @@ await flow('the manufacturer, distributor and regulator views show lots, invento
   await view('/drugs', 'regulator-medicines');
   assert.match(await page.locator('table.alerts').innerText(), /unknown serial/);
   assert.match(await page.locator('table.recalls').innerText(), /LOTB1/);
+});
+
+await flow('an institution admin lists the staff and revokes a credential', async () => {
+  await actAs('admin-clinic-c');
+  await view('/staff', 'admin-staff');
+  const row = page.locator('#staff tr', { hasText: 'Clinic C dispensary' });
+  await row.locator('input[name=reason]').fill('left the clinic');
+  await row.locator('button.danger').click();
+  await jobDone('#revoke-result');
+  await page.goto(UI + '/staff');
+  assert.ok(await page.locator('#staff tr', { hasText: 'Clinic C dispensary' }).locator('.tag.bad').count(), 'shown as revoked');
+  await page.goto(UI + '/health');
+  assert.match(await page.locator('#vault-health').innerText(), /Vault: up/);
+  assert.equal(await page.locator('#validators .tag.ok').count(), 4, 'all four validators up');
+});
+
+await flow('each node serves a read-only explorer of headers', async () => {
+  // The node's own page, over the consortium's TLS (its CA is not the browser's).
+  const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 390, height: 844 } });
+  const node = await ctx.newPage();
+  const api = ready.validators[1].api;
+  await node.goto(`${api}/explorer`);
+  await node.locator('#feed li').first().waitFor({ timeout: 30_000 });
+  assert.ok(await node.locator('#blocks .ok', { hasText: 'finalized' }).count(), 'finalized blocks are listed');
+  assert.equal(await node.locator('#blocks .bad').count(), 0, 'no listed block is unfinalized');
+  await node.addScriptTag({ content: axeSource });
+  const r = await node.evaluate(async () => await window.axe.run(document, { resultTypes: ['violations'] }));
+  assert.deepEqual(r.violations.filter((v) => ['serious', 'critical'].includes(v.impact)).map((v) => v.id), []);
+  checked++;
+  await node.screenshot({ path: `${shots}/node-explorer-390.png`, fullPage: true });
+  await node.goto(`${api}/explorer/blocks/2`);
+  assert.match(await node.locator('main').innerText(), /certificate checked/);
+  const html = await node.content();
+  for (const p of [p1, p2]) assert.ok(!html.includes(p), 'no pseudonym on the public explorer');
+  await ctx.close();
 });
 
 await flow('no patient pseudonym in any URL or in the UI server log', async () => {

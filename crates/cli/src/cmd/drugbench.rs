@@ -1,0 +1,250 @@
+//! `medledger bench --drug-verify` (in process) and `--drug-load` (on a devnet): pack
+//! verification against a ledger of many custody events, commissioning and EPCIS capture rates,
+//! and the public verification's latency through the API.
+
+use medledger_client::keys::{read_genesis, read_key};
+use medledger_client::tx::now_ms;
+use medledger_client::Client;
+use medledger_state::{drugs, execute_unsealed, genesis_writes, nonce_of, BlockEnv, MemState};
+use medledger_types::drugs::{epcis, DrugsOp, Epc, EventMeta, ProductSpec, Serial, Step};
+use medledger_types::{CredentialSpec, IdentityOp, Keypair, Operation, Role, Transaction, Tx};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const GTIN: &str = "10614141073464";
+/// Serials per commissioning event (and per shipment) while the state is built.
+const PER_EVENT: usize = 500;
+
+fn stats_us(mut xs: Vec<f64>) -> Value {
+    xs.sort_by(f64::total_cmp);
+    let p = |q: f64| xs.get(((xs.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
+    let r = |x: f64| (x * 100.0).round() / 100.0;
+    json!({ "p50_us": r(p(0.5)), "p99_us": r(p(0.99)), "max_us": r(p(1.0)), "samples": xs.len() })
+}
+
+struct Builder {
+    state: MemState,
+    env: BlockEnv,
+}
+
+impl Builder {
+    fn run(&mut self, key: &Keypair, op: Operation) {
+        let nonce = nonce_of(&self.state, &key.public());
+        let tx = Tx::sign(Transaction { chain_id: self.env.chain_id.clone(), signer: key.public(), nonce, op }, key);
+        self.env.height += 1;
+        self.env.timestamp_ms += 1;
+        let (w, r) = execute_unsealed(&self.state, &self.env, &[tx]);
+        assert!(r[0].is_applied(), "setup operation rejected: {:?}", r[0].outcome);
+        self.state.apply(&w);
+    }
+}
+
+/// Builds a state of at least `events` pack-level custody events (each pack commissioned,
+/// shipped and received: three events on its trail), then times `verify` on random packs.
+pub fn verify_in_process(events: usize) -> Result<Value, String> {
+    let ca = Keypair::from_seed(1);
+    let genesis = medledger_types::Genesis {
+        chain_id: "bench".into(),
+        genesis_time_ms: 1_800_000_000_000,
+        ca_key: ca.public(),
+        institutions: (0..4)
+            .map(|i| medledger_types::GenesisInstitution {
+                id: format!("i{i}"),
+                name: format!("I{i}"),
+                validator_key: Keypair::from_seed(10 + i).public(),
+                admin_key: Keypair::from_seed(20 + i).public(),
+                p2p_address: format!("127.0.0.1:{}", 7000 + i),
+                api_address: format!("127.0.0.1:{}", 8000 + i),
+            })
+            .collect(),
+    };
+    let mut state = MemState::default();
+    state.apply(&genesis_writes(&genesis));
+    let env =
+        BlockEnv { chain_id: "bench".into(), height: 0, timestamp_ms: genesis.genesis_time_ms, proposer: ca.public() };
+    let mut b = Builder { state, env };
+    let (maker, dist) = (Keypair::from_seed(30), Keypair::from_seed(31));
+    for (k, role, inst) in [(&maker, Role::Manufacturer, "i0"), (&dist, Role::Distributor, "i1")] {
+        b.run(
+            &ca,
+            Operation::Identity(IdentityOp::IssueCredential {
+                spec: CredentialSpec {
+                    subject: k.public(),
+                    role,
+                    institution: inst.into(),
+                    display_name: "bench".into(),
+                    valid_from_ms: 0,
+                    valid_until_ms: u64::MAX / 2,
+                },
+            }),
+        );
+    }
+    b.run(&ca, Operation::Drugs(DrugsOp::BindPrefix { company_prefix: "0614141".into(), institution: "i0".into() }));
+    let product = ProductSpec {
+        gtin: GTIN.into(),
+        name: "bench".into(),
+        form: "tablet".into(),
+        strength: "1 mg".into(),
+        pack_size: 1,
+        national_code: String::new(),
+    };
+    b.run(&maker, Operation::Drugs(DrugsOp::RegisterProduct { product }));
+    let packs = events.div_ceil(3).max(PER_EVENT);
+    let t = Instant::now();
+    let mut made = 0usize;
+    let mut lot = 0usize;
+    while made < packs {
+        // A new lot every 100,000 packs (lots hold their pack count).
+        if made % 100_000 == 0 {
+            lot += 1;
+        }
+        let serials: Vec<Serial> = (made..made + PER_EVENT).map(|i| Serial(format!("S{i:011}"))).collect();
+        let epcs: Vec<Epc> = serials.iter().map(|s| Epc::sgtin(GTIN, &s.0)).collect();
+        let m = || EventMeta::now(1_800_000_000_000);
+        b.run(
+            &maker,
+            Operation::Drugs(DrugsOp::Commission {
+                meta: m(),
+                gtin: GTIN.into(),
+                lot: format!("L{lot}"),
+                expiry: "391231".into(),
+                serials,
+            }),
+        );
+        b.run(&maker, Operation::Drugs(DrugsOp::Ship { meta: m(), epcs: epcs.clone(), to: "i1".into() }));
+        b.run(&dist, Operation::Drugs(DrugsOp::Receive { meta: m(), epcs, from: "i0".into() }));
+        made += PER_EVENT;
+    }
+    let build_s = t.elapsed().as_secs_f64();
+    let keys = b.state.0.len();
+    // Random packs, and as many unknown serials (the counterfeit path).
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for i in 0..20_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let serial = format!("S{:011}", x % made as u64);
+        let t = Instant::now();
+        let v = drugs::verify(&b.state, GTIN, &serial, None, None, 1_900_000_000_000);
+        let us = t.elapsed().as_secs_f64() * 1e6;
+        assert!(v.sellable, "{serial}: {:?}", v.status);
+        known.push(us);
+        let fake = format!("X{i:011}");
+        let t = Instant::now();
+        let v = drugs::verify(&b.state, GTIN, &fake, None, None, 1_900_000_000_000);
+        unknown.push(t.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(v.status, drugs::VerifyStatus::UnknownSerial);
+    }
+    Ok(json!({
+        "custody_events": made * 3,
+        "packs": made,
+        "state_keys": keys,
+        "build_seconds": (build_s * 10.0).round() / 10.0,
+        "verify_genuine": stats_us(known),
+        "verify_unknown_serial": stats_us(unknown),
+        "note": "in process, over the state machine's in-memory state view; each verification is three point reads"
+    }))
+}
+
+/// On a running devnet: commissioning rate, EPCIS capture rate, public verification latency.
+pub fn load(dir: &Path, serials: usize, captures: usize) -> Result<Value, String> {
+    let genesis = read_genesis(&dir.join("genesis.json"))?;
+    let maker =
+        read_key(&dir.join("demo/maker-mia.key")).map_err(|e| format!("{e} (start the devnet with its demo data)"))?;
+    let apis: Vec<String> = genesis.institutions.iter().map(|i| i.api_address.clone()).collect();
+    let client = Client::new(&apis[0]).with_key(maker.clone());
+    let ident = client.get(&format!("/v1/identities/{}", maker.public().to_hex()))?;
+    let mut nonce = ident["next_nonce"].as_u64().ok_or("no next_nonce")?;
+    let run = now_ms();
+    let sign = |nonce: u64, op: DrugsOp| {
+        Tx::sign(
+            Transaction { chain_id: genesis.chain_id.clone(), signer: maker.public(), nonce, op: Operation::Drugs(op) },
+            &maker,
+        )
+    };
+    // Commissioning: 400 serials of 13 characters per transaction (a transaction is at most
+    // 8 KiB), batches of 100 transactions.
+    let per_tx = 400;
+    let tag = run % 100_000;
+    let txs: Vec<Tx> = (0..serials.div_ceil(per_tx))
+        .map(|t| {
+            let s: Vec<Serial> = (0..per_tx).map(|i| Serial(format!("B{tag:05}{:07}", t * per_tx + i))).collect();
+            let op = DrugsOp::Commission {
+                meta: EventMeta::now(now_ms()),
+                gtin: GTIN.into(),
+                lot: format!("BENCH{}", run % 100_000),
+                expiry: "391231".into(),
+                serials: s,
+            };
+            nonce += 1;
+            sign(nonce - 1, op)
+        })
+        .collect();
+    let t = Instant::now();
+    for chunk in txs.chunks(100) {
+        let body = json!({ "txs": chunk.iter().map(|t| hex::encode(t.raw())).collect::<Vec<_>>() });
+        let r = client.post("/v1/txs/batch", &body)?;
+        if let Some(bad) = r["results"].as_array().and_then(|v| v.iter().find(|x| !x["error"].is_null())) {
+            return Err(format!("a commissioning transaction was refused: {bad}"));
+        }
+    }
+    let last = txs.last().ok_or("no transactions")?.id();
+    medledger_client::tx::wait_committed(&client, &last, Duration::from_secs(600))?;
+    let commission_s = t.elapsed().as_secs_f64();
+    // EPCIS capture: documents of 40 commissioning events (2 serials each), sent by `threads`.
+    let per_doc = 40;
+    let docs: Vec<(Value, Tx)> = (0..captures)
+        .map(|d| {
+            let events: Vec<Value> = (0..per_doc)
+                .map(|e| {
+                    let op = DrugsOp::Commission {
+                        meta: EventMeta::now(now_ms()),
+                        gtin: GTIN.into(),
+                        lot: format!("CAP{}", run % 100_000),
+                        expiry: "391231".into(),
+                        serials: (0..2).map(|i| Serial(format!("C{tag:05}{d:05}{e:02}{i}"))).collect(),
+                    };
+                    epcis::event_json(&op, &|_| Some(7)).unwrap_or(Value::Null)
+                })
+                .collect();
+            let doc = epcis::document(events, now_ms());
+            let steps: Vec<Step> = epcis::parse_value(&doc).unwrap_or_default();
+            nonce += 1;
+            (doc, sign(nonce - 1, DrugsOp::Capture { events: steps }))
+        })
+        .collect();
+    let t = Instant::now();
+    // One signer's nonces must arrive in order (the mempool refuses gaps), so one connection
+    // sends the documents in turn.
+    for (doc, tx) in &docs {
+        client.post("/v1/drugs/capture", &json!({ "document": doc, "tx": hex::encode(tx.raw()) }))?;
+    }
+    let last = docs.last().map(|d| d.1.id()).ok_or("no captures")?;
+    let st = medledger_client::tx::wait_committed(&client, &last, Duration::from_secs(600))?;
+    let capture_s = t.elapsed().as_secs_f64();
+    if st["receipt"]["outcome"]["status"] != "applied" {
+        return Err(format!("the last capture was rejected: {}", st["receipt"]["outcome"]));
+    }
+    // Public verification through the API (no key), from another node.
+    let public = Client::new(&apis[1 % apis.len()]);
+    let mut lat = Vec::new();
+    for i in 0..2000 {
+        let serial = format!("B{tag:05}{:07}", (i * 7919) % serials.max(1));
+        let t = Instant::now();
+        let v = medledger_client::drugs::verify_public(&public, &format!("(01){GTIN}(21){serial}"))?;
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+        if v["verification"]["code"] != "sellable" {
+            return Err(format!("{serial} verified as {}", v["verification"]["code"]));
+        }
+    }
+    Ok(json!({
+        "commissioning": { "serials": txs.len() * per_tx, "transactions": txs.len(), "seconds": (commission_s * 100.0).round() / 100.0,
+                           "serials_per_s": ((txs.len() * per_tx) as f64 / commission_s).round() },
+        "epcis_capture": { "documents": captures, "events": captures * per_doc, "seconds": (capture_s * 100.0).round() / 100.0,
+                           "events_per_s": ((captures * per_doc) as f64 / capture_s).round() },
+        "public_verify_api": stats_us(lat),
+    }))
+}
