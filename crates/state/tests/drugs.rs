@@ -122,7 +122,7 @@ impl World {
         self.run(who, D::UndoDispense { meta: m, epc })
     }
     /// Moves packs maker → distributor → pharmacy.
-    fn to_pharmacy(&mut self, serials: &[&str]) {
+    fn deliver_to_pharmacy(&mut self, serials: &[&str]) {
         let epcs: Vec<Epc> = serials.iter().map(|s| pack(s)).collect();
         let (maker, dist, pharm) = (self.maker.clone(), self.dist.clone(), self.pharm.clone());
         applied(&self.ship(&maker, epcs.clone(), DIST));
@@ -163,7 +163,7 @@ fn refused_without_effect(w: &mut World, who: &Keypair, o: D) -> (RejectCode, St
 fn a_pack_moves_from_maker_to_pharmacy_and_is_dispensed_once() {
     let mut w = world();
     assert_eq!(w.verify("A1"), VerifyStatus::Sellable);
-    w.to_pharmacy(&["A1"]);
+    w.deliver_to_pharmacy(&["A1"]);
     assert_eq!(w.item("A1").owner, PHARM);
     let pharm = w.pharm.clone();
     applied(&w.dispense(&pharm, pack("A1")));
@@ -240,7 +240,7 @@ fn custody_refusals_name_their_rule_and_change_nothing() {
     );
     assert!(why.contains("expires 301231"), "{why}");
     // Another pharmacy cannot undo; the dispensing one can, within ten days, once.
-    w.to_pharmacy(&["A2"]);
+    w.deliver_to_pharmacy(&["A2"]);
     applied(&w.dispense(&pharm, pack("A2")));
     let (code, why) = refused_without_effect(&mut w, &pharm2, D::UndoDispense { meta: m0(), epc: pack("A2") });
     assert_eq!(code, RejectCode::NotPermitted);
@@ -260,7 +260,7 @@ fn custody_refusals_name_their_rule_and_change_nothing() {
 fn undo_needs_the_same_premises() {
     let mut w = world();
     let pharm = w.pharm.clone();
-    w.to_pharmacy(&["A1"]);
+    w.deliver_to_pharmacy(&["A1"]);
     let mut m = m0();
     m.biz_location = Some("urn:epc:id:sgln:0614141.00002.0".into());
     applied(&w.run(&pharm, D::Dispense { meta: m, epc: pack("A1") }));
@@ -275,7 +275,7 @@ fn expired_and_recalled_packs_are_not_dispensed_and_a_recall_is_final() {
     let mut w = world();
     let (maker, pharm, regulator, dist) = (w.maker.clone(), w.pharm.clone(), w.regulator.clone(), w.dist.clone());
     w.commission("LOTOLD", "230100", &["E1"]);
-    w.to_pharmacy(&["E1", "B1"]);
+    w.deliver_to_pharmacy(&["E1", "B1"]);
     assert_eq!(w.verify("E1"), VerifyStatus::Expired);
     let (_, why) = refused_without_effect(&mut w, &pharm, D::Dispense { meta: m0(), epc: pack("E1") });
     assert!(why.starts_with("expired"), "{why}");
@@ -454,7 +454,7 @@ fn a_capture_is_all_or_nothing_and_idempotent() {
 fn an_error_declaration_of_a_dispense_undoes_it() {
     let mut w = world();
     let pharm = w.pharm.clone();
-    w.to_pharmacy(&["A1"]);
+    w.deliver_to_pharmacy(&["A1"]);
     let m = m0();
     applied(&w.run(&pharm, D::Dispense { meta: m.clone(), epc: pack("A1") }));
     let mut decl = m.clone();

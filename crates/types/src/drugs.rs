@@ -39,7 +39,7 @@ pub mod limits {
     /// Events one capture (one EPCIS document) may carry.
     pub const MAX_CAPTURE_EVENTS: usize = 256;
     /// Packs and containers an operation on containers may reach, contents included.
-    pub const MAX_REACHED: usize = 4096;
+    pub const MAX_REACHED: usize = 1024;
     /// Identifiers one case or pallet may hold directly.
     pub const MAX_CONTAINER_ITEMS: usize = 1024;
     /// Pallet, case, pack: containers nest at most this deep.
@@ -394,16 +394,16 @@ crate::operations! {
 
 impl DrugsOp {
     /// The work of executing this operation (see [`crate::block::MAX_BLOCK_WEIGHT`]): a pack
-    /// counts 1, a case or pallet what it may hold (its contents move with it), at most
-    /// [`limits::MAX_REACHED`] per operation; a capture, the sum of its events.
+    /// counts 1, a case or pallet what an operation on it may reach ([`limits::MAX_REACHED`]:
+    /// its contents move with it); a capture, the sum of its events.
     pub fn weight(&self) -> u64 {
         let of = |v: &[Epc]| -> u64 {
-            let w: u64 = v.iter().map(|e| if e.is_container() { limits::MAX_CONTAINER_ITEMS as u64 } else { 1 }).sum();
-            w.clamp(1, limits::MAX_REACHED as u64 + limits::MAX_EVENT_EPCS as u64)
+            v.iter().map(|e| if e.is_container() { limits::MAX_REACHED as u64 } else { 1 }).sum::<u64>().max(1)
         };
         match self {
             DrugsOp::Commission { serials, .. } => serials.len().max(1) as u64,
             DrugsOp::Aggregate { children, .. } | DrugsOp::Disaggregate { children, .. } => {
+                // Unpacking everything reaches what the container holds.
                 of(children).max(if children.is_empty() { limits::MAX_CONTAINER_ITEMS as u64 } else { 1 })
             }
             DrugsOp::Ship { epcs, .. } | DrugsOp::Receive { epcs, .. } | DrugsOp::Report { epcs, .. } => of(epcs),

@@ -275,7 +275,7 @@ impl Operation {
         if w > limits::MAX_TX_WEIGHT {
             return Err(format!(
                 "the operation's work is {w} units (items it reaches, a case or pallet counting {}), above the limit of {} per transaction; split it",
-                crate::drugs::limits::MAX_CONTAINER_ITEMS,
+                crate::drugs::limits::MAX_REACHED,
                 limits::MAX_TX_WEIGHT
             ));
         }

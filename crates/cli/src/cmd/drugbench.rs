@@ -96,7 +96,7 @@ pub fn verify_in_process(events: usize) -> Result<Value, String> {
     let mut lot = 0usize;
     while made < packs {
         // A new lot every 100,000 packs (lots hold their pack count).
-        if made % 100_000 == 0 {
+        if made.is_multiple_of(100_000) {
             lot += 1;
         }
         let serials: Vec<Serial> = (made..made + PER_EVENT).map(|i| Serial(format!("S{i:011}"))).collect();
