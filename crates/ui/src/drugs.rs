@@ -52,6 +52,7 @@ fn verification(v: &Value) -> Markup {
         section.verification aria-live="polite" {
             h2 { "Result: " span class=(class) { (code.replace('_', " ")) } }
             p { (ver["nmvs"].as_str().unwrap_or("")) }
+            p.hint { "This is a node's public answer: unlike the other pages, it is not proven against a finalized state root. A pharmacy's dispense verifies again on chain." }
             dl {
                 dt { "Product" } dd { (ver["product_name"].as_str().unwrap_or("unknown product")) }
                 dt { "Manufacturer" } dd { (ver["manufacturer"].as_str().unwrap_or("—")) }

@@ -17,8 +17,10 @@ pub const MAX_LIST: usize = 500;
 /// A scanned identifier: an element string (human-readable or raw with GS), an EPC URI or a
 /// GS1 Digital Link.
 #[derive(Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct IdQuery {
     /// For example `https://id.gs1.org/01/10614141073464/10/LOTA1/21/2017?17=270630`.
+    #[param(min_length = 1, max_length = 512)]
     pub id: String,
 }
 
@@ -78,14 +80,17 @@ pub struct InventoryView {
 }
 
 #[derive(Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InstitutionQuery {
     /// Default: the caller's institution.
     pub institution: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EpcQuery {
     /// An EPC URI (`urn:epc:id:sgtin:…`, `urn:epc:id:sscc:…`), element string or Digital Link.
+    #[param(min_length = 1, max_length = 512)]
     pub epc: String,
 }
 
@@ -109,6 +114,8 @@ impl utoipa::PartialSchema for EpcisDocument {
             )
             .property("epcisBody", free())
             .required("type")
+            .required("schemaVersion")
+            .required("creationDate")
             .required("epcisBody")
             .additional_properties(Some(AdditionalProperties::FreeForm(true)))
             .into()
@@ -124,6 +131,7 @@ pub struct CaptureRequest {
     #[schema(value_type = EpcisDocument)]
     pub document: Value,
     /// The signed `capture` transaction, hex.
+    #[schema(value_type = super::ledger::HexTx)]
     pub tx: String,
 }
 
@@ -285,7 +293,7 @@ fn epcis_errors(errors: Vec<EpcisError>, summary: &str) -> ApiError {
     ApiError::bad_request(ErrorCode::InvalidArgument, format!("{summary}: {first}")).with_details(errors)
 }
 
-#[utoipa::path(tag = "drugs", get, path = "/v1/drugs/capture/{capture_id}", params(("capture_id" = String, Path, description = "the capture transaction's id")),
+#[utoipa::path(tag = "drugs", get, path = "/v1/drugs/capture/{capture_id}", params(("capture_id" = Hash, Path, description = "the capture transaction's id")),
     responses((status = 200, body = CaptureJob), (status = 400, description = "`invalid_argument`", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "`not_permitted`: not your capture", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn capture_job(
     State(st): State<ApiState>,
@@ -362,7 +370,7 @@ pub(crate) async fn products(
     Ok(Json(ProductsView { products }))
 }
 
-#[utoipa::path(tag = "drugs", get, path = "/v1/drugs/products/{gtin}", params(("gtin" = String, Path, description = "GTIN-14")),
+#[utoipa::path(tag = "drugs", get, path = "/v1/drugs/products/{gtin}", params(("gtin" = String, Path, description = "GTIN-8, -12, -13 or -14 (its check digit is checked)", pattern = "^([0-9]{8}|[0-9]{12,14})$")),
     responses((status = 200, body = ProductView), (status = 400, description = "`invalid_argument`", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "credential problems", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn product(
     State(st): State<ApiState>,
