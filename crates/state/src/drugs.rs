@@ -33,7 +33,7 @@ use crate::principal::Principal;
 use crate::principal::{Rows, N, Y};
 use crate::store::{Overlay, StateRead};
 use crate::{decode_stored, BlockEnv, Rejection};
-use medledger_types::codec::{Canonical, DecodeError, Reader, Writer};
+use medledger_types::codec::{Canonical, Reader, Writer};
 use medledger_types::drugs::limits::{
     MAX_CONTAINER_ITEMS, MAX_FUTURE_SKEW_MS, MAX_NESTING, MAX_REACHED, UNDO_WINDOW_MS,
 };
@@ -172,16 +172,7 @@ impl Status {
     }
 }
 
-impl Canonical for Status {
-    fn encode_to(&self, w: &mut Writer) {
-        w.u8(*self as u8);
-    }
-    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let t = r.u8("pack status")?;
-        Status::ALL.get(t as usize).copied().ok_or(DecodeError::UnknownTag("pack status", t))
-    }
-}
-medledger_types::canonical_field!(Status);
+medledger_types::canonical_enum!(Status, "pack status");
 
 medledger_types::canonical_struct! {
     /// A GS1 company prefix bound to a member institution.
@@ -317,16 +308,7 @@ impl AlertKind {
     }
 }
 
-impl Canonical for AlertKind {
-    fn encode_to(&self, w: &mut Writer) {
-        w.u8(*self as u8);
-    }
-    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let t = r.u8("alert kind")?;
-        AlertKind::ALL.get(t as usize).copied().ok_or(DecodeError::UnknownTag("alert kind", t))
-    }
-}
-medledger_types::canonical_field!(AlertKind);
+medledger_types::canonical_enum!(AlertKind, "alert kind");
 
 medledger_types::canonical_struct! {
     /// An anomaly found on chain, for the regulator and the product's manufacturer.

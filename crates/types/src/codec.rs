@@ -267,6 +267,25 @@ impl<T: Field> Field for Option<T> {
     }
 }
 
+/// The canonical encoding of a fieldless enum with an `ALL` list: one byte, the variant's
+/// position in `ALL` (so `ALL` must list the variants in declaration order); any other byte is
+/// an unknown tag named `label`. Also makes the enum a [`Field`].
+#[macro_export]
+macro_rules! canonical_enum {
+    ($t:ty, $label:literal) => {
+        impl $crate::codec::Canonical for $t {
+            fn encode_to(&self, w: &mut $crate::codec::Writer) {
+                w.u8(*self as u8);
+            }
+            fn decode_from(r: &mut $crate::codec::Reader<'_>) -> Result<Self, $crate::codec::DecodeError> {
+                let t = r.u8($label)?;
+                <$t>::ALL.get(t as usize).copied().ok_or($crate::codec::DecodeError::UnknownTag($label, t))
+            }
+        }
+        $crate::canonical_field!($t);
+    };
+}
+
 /// Makes a [`Canonical`] type usable as a [`Field`] (it carries its own labels and limits).
 #[macro_export]
 macro_rules! canonical_field {

@@ -80,16 +80,7 @@ impl Purpose {
     }
 }
 
-impl Canonical for Purpose {
-    fn encode_to(&self, w: &mut Writer) {
-        // The tag is the position in `ALL`; `as u8` on this fieldless enum is that position.
-        w.u8(*self as u8);
-    }
-    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let t = r.u8("purpose")?;
-        Purpose::ALL.get(t as usize).copied().ok_or(DecodeError::UnknownTag("purpose", t))
-    }
-}
+crate::canonical_enum!(Purpose, "purpose");
 
 /// Consent actions, as a bit set.
 pub mod action {
@@ -257,7 +248,7 @@ impl Canonical for ConsentTerms {
     }
 }
 
-crate::canonical_field!(ConsentTerms, Purpose);
+crate::canonical_field!(ConsentTerms);
 
 crate::operations! {
     /// Consent operations.

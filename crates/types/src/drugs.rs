@@ -208,16 +208,7 @@ impl Reported {
     }
 }
 
-impl Canonical for Reported {
-    fn encode_to(&self, w: &mut Writer) {
-        w.u8(*self as u8);
-    }
-    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let t = r.u8("reported status")?;
-        Reported::ALL.get(t as usize).copied().ok_or(DecodeError::UnknownTag("reported status", t))
-    }
-}
-crate::canonical_field!(Reported);
+crate::canonical_enum!(Reported, "reported status");
 
 crate::canonical_struct! {
     /// An EPCIS error declaration: the event with the same `eventID` was wrong.

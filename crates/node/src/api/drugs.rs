@@ -8,7 +8,7 @@
 use super::*;
 use medledger_state::drugs::{self as sd, Alert, Lot, Product, TrailEntry, Verification};
 use medledger_types::drugs::epcis::{self, EpcisError};
-use medledger_types::drugs::{gs1, DrugsOp, Epc, Step};
+use medledger_types::drugs::{gs1, DrugsOp, Epc};
 use medledger_types::Operation;
 
 /// Most alerts, recalls, trail entries and inventory items one answer lists.
@@ -430,9 +430,4 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/drugs/products", get(products))
         .route("/v1/drugs/products/{gtin}", get(product))
         .route("/v1/drugs/inventory", get(inventory))
-}
-
-/// The steps a capture transaction must carry for `document`.
-pub fn steps_of(document: &Value) -> Result<Vec<Step>, Vec<EpcisError>> {
-    epcis::parse_value(document)
 }
