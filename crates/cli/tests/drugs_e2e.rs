@@ -160,7 +160,16 @@ fn a_pack_is_followed_from_manufacturer_to_dispensing_across_processes() {
         &["drug", "receive", "--node", &n1, "--key", &dist, "--from", "acme-pharma", &pack],
         "did not match a shipment",
     );
+    // Refused before anything goes on chain: not even the verification that precedes a dispense.
+    let dist_key = key(std::path::Path::new(&dist));
+    let next_nonce = || {
+        get_as(&apis[1], &dist_key, &format!("/v1/identities/{}", dist_key.public().to_hex())).unwrap()["next_nonce"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = next_nonce();
     cli.fails(&["drug", "dispense", "--node", &n1, "--key", &dist, &pack], "may not perform `dispense`");
+    assert_eq!(next_nonce(), before, "a refused dispense signed nothing");
     cli.ok(&["drug", "ship", "--node", &n1, "--key", &dist, "--to", "clinic-c", &pack]);
     cli.ok(&["drug", "receive", "--node", &n2, "--key", &pharm, "--from", "medsupply", &pack]);
     cli.ok(&["drug", "dispense", "--node", &n2, "--key", &pharm, &pack]);

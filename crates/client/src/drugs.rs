@@ -56,6 +56,12 @@ impl Session {
     /// dispensing transaction's status.
     pub fn dispense(&self, scanned: &str, location: Option<&str>) -> Result<Value, String> {
         let (epc, id) = parse_scanned(scanned)?;
+        // Nothing goes on chain (not even the verification) for a signer who may not dispense.
+        let role = self.my_credential()?.role;
+        let principal = medledger_state::Principal::Role(role);
+        if !medledger_state::allowed(principal, medledger_types::OpKind::Dispense) {
+            return Err(format!("role `{}` may not perform `dispense`", role.name()));
+        }
         crate::progress::report(crate::progress::Step::Note("verifying the pack on chain".into()));
         let v = self.drug(DrugsOp::Verify { epc: epc.clone(), lot: id.lot.clone(), expiry: id.expiry.clone() })?;
         let verified = events(&v).into_iter().find(|e| e["kind"] == "drug_verified").unwrap_or(Value::Null);
