@@ -100,6 +100,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: cmd::drug::DrugCmd,
     },
+    /// Telemedicine and remote monitoring: the NEWS2 early-warning score (offline).
+    Care {
+        #[command(subcommand)]
+        cmd: cmd::care::CareCmd,
+    },
     /// Patient: ask the holder to erase a record (the hashes stay on chain).
     Erase(cmd::records::EraseArgs),
     /// Read chain data from a node.
@@ -189,6 +194,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Access { cmd } => cmd::consent::access(cmd, j)?,
         Cmd::Audit(a) => cmd::audit::audit(a, j)?,
         Cmd::Drug { cmd } => cmd::drug::run(cmd, j)?,
+        Cmd::Care { cmd } => cmd::care::run(cmd, j)?,
         Cmd::Erase(a) => cmd::records::erase(a, j)?,
         Cmd::Query { node, key, what } => cmd::ledger::query(&node, key.as_deref(), what, j)?,
         Cmd::Verify { data_dir, proof, state_proof } => {

@@ -145,3 +145,62 @@ fn analytics_runs_through_the_main_binary() {
     assert_eq!(code, 0, "{err}");
     assert!(out.lines().count() > 400);
 }
+
+/// `medledger care news2` with `stdin` on standard input.
+fn news2(stdin: &str) -> (i32, String, String) {
+    use std::io::Write as _;
+    let mut child = Command::new(BIN)
+        .args(["care", "news2", "--json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn care_news2_scores_one_observation_set_offline() {
+    // Scale 2 on oxygen at 95 % scores 2, oxygen 2, pulse 115 scores 2, confusion 3: total 9.
+    let (code, out, err) = news2(
+        r#"{"respiratory_rate": 18, "spo2": 95, "spo2_scale": 2, "on_oxygen": true, "systolic_bp": 120,
+            "pulse": 115, "consciousness": "C", "temperature": 37.2}"#,
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "subscores": { "respiratory_rate": 0, "spo2": 2, "on_oxygen": 2, "systolic_bp": 0,
+                           "pulse": 2, "consciousness": 3, "temperature": 0 },
+            "total": 9,
+            "risk": "high"
+        })
+    );
+    let well = r#"{"respiratory_rate": 16, "spo2": 97, "spo2_scale": 1, "on_oxygen": false, "systolic_bp": 120,
+                   "pulse": 70, "consciousness": "A", "temperature": 37.0}"#;
+    let (code, out, _) = news2(well);
+    assert_eq!(code, 0);
+    assert!(out.contains(r#""risk": "low""#), "{out}");
+    // Invalid values exit non-zero naming the field and the rule.
+    for (input, want) in [
+        (well.replace("\"spo2\": 97", "\"spo2\": 140"), "spo2: 140 is physiologically impossible"),
+        (well.replace("\"pulse\": 70", "\"pulse\": -5"), "pulse: -5 is physiologically impossible"),
+        (well.replace("\"spo2_scale\": 1", "\"spo2_scale\": 3"), "spo2_scale: 3 is not a scale"),
+        (well.replace("\"A\"", "\"X\""), "unknown variant `X`"),
+        (well.replace(", \"temperature\": 37.0", ""), "missing field `temperature`"),
+        (well.replace("\"pulse\"", "\"heart\""), "unknown field `heart`"),
+        (String::new(), "no observation set"),
+    ] {
+        let (code, out, err) = news2(&input);
+        assert_ne!(code, 0, "{input}");
+        assert!(out.is_empty(), "{out}");
+        assert!(err.contains(want), "{input}: {err}");
+    }
+}

@@ -32,6 +32,11 @@ pub type ProposalFault = Box<dyn Fn(&Chain, &Block, Arc<Block>) -> Arc<Block> + 
 pub const EMPTY_BLOCK_INTERVAL_MS: u64 = 500;
 /// How long a proposer lets transactions gather before building a non-full block.
 pub const BATCH_WINDOW_MS: u64 = 50;
+/// Most unfinalized blocks whose execution a validator keeps. Each holds at most one block's
+/// writes (bounded by the work budget); while consensus stalls, every view may bring a new
+/// sibling, and without a bound they would pile up until finalization (they once did, to
+/// several gigabytes). Evicting one costs only its re-execution if it is needed again.
+pub const MAX_SPECULATIVE: usize = 16;
 
 /// Why a submitted transaction was refused before the mempool.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -72,9 +77,45 @@ impl SubmitError {
 
 /// A block that passed verification (or that this node built) but is not finalized yet.
 struct Speculative {
+    /// Insertion order, for eviction.
+    seq: u64,
     block: Arc<Block>,
     writes: Arc<WriteSet>,
     receipts: Arc<Vec<Receipt>>,
+}
+
+/// The executed, unfinalized blocks, at most [`MAX_SPECULATIVE`].
+#[derive(Default)]
+struct Cache {
+    map: HashMap<Hash, Speculative>,
+    seq: u64,
+}
+
+impl Cache {
+    /// Keeps `block`'s execution; over the bound, forgets a block that no kept block builds on
+    /// (a leaf: nothing kept needs its writes as a layer), the lowest and then the oldest: a
+    /// stall's abandoned siblings go before the chain that is making progress.
+    fn insert(&mut self, block: Arc<Block>, writes: Arc<WriteSet>, receipts: Arc<Vec<Receipt>>) {
+        self.seq += 1;
+        self.map.insert(block.digest(), Speculative { seq: self.seq, block, writes, receipts });
+        while self.map.len() > MAX_SPECULATIVE {
+            let parents: HashSet<Hash> = self.map.values().map(|s| s.block.header.parent).collect();
+            let newest = self.seq;
+            let victim = self
+                .map
+                .iter()
+                .filter(|(d, s)| !parents.contains(*d) && s.seq != newest)
+                .min_by_key(|(_, s)| (s.block.height(), s.seq))
+                .map(|(d, _)| *d);
+            match victim {
+                Some(d) => {
+                    self.map.remove(&d);
+                }
+                // One chain of more than the bound: keep it (consensus bounds its length).
+                None => break,
+            }
+        }
+    }
 }
 
 /// A finalized block, as announced to subscribers (SSE).
@@ -89,7 +130,7 @@ pub struct Chain {
     pub store: Arc<Store>,
     pub me: PublicKey,
     mempool: Mutex<Mempool>,
-    speculative: Mutex<HashMap<Hash, Speculative>>,
+    speculative: Mutex<Cache>,
     tip: Mutex<Tip>,
     finalized_tx: broadcast::Sender<Finalized>,
     pub metrics: Metrics,
@@ -141,7 +182,7 @@ impl Chain {
             store,
             me,
             mempool: Mutex::new(Mempool::new(mempool)),
-            speculative: Mutex::new(HashMap::new()),
+            speculative: Mutex::new(Cache::default()),
             tip: Mutex::new(tip),
             finalized_tx,
             metrics: Metrics::default(),
@@ -172,7 +213,7 @@ impl Chain {
 
     /// Is the state after block `digest` known here (committed tip or speculative)?
     pub fn knows(&self, digest: &Hash) -> bool {
-        self.tip().hash == *digest || self.speculative.lock().contains_key(digest)
+        self.tip().hash == *digest || self.speculative.lock().map.contains_key(digest)
     }
 
     /// How long a proposer should wait before building on `parent`: empty mempools produce a
@@ -313,17 +354,12 @@ impl Chain {
 
     /// Write-set layers from the committed tip up to `parent`, or `None` if `parent` is neither
     /// the committed tip nor a known speculative descendant of it.
-    fn layers_to(
-        &self,
-        spec: &HashMap<Hash, Speculative>,
-        tip: &Tip,
-        parent: Hash,
-    ) -> Option<(Vec<Arc<WriteSet>>, HashSet<Hash>)> {
+    fn layers_to(&self, spec: &Cache, tip: &Tip, parent: Hash) -> Option<(Vec<Arc<WriteSet>>, HashSet<Hash>)> {
         let mut layers = Vec::new();
         let mut included = HashSet::new();
         let mut cur = parent;
         while cur != tip.hash {
-            let s = spec.get(&cur)?;
+            let s = spec.map.get(&cur)?;
             if s.block.height() <= tip.height {
                 return None;
             }
@@ -364,10 +400,7 @@ impl Chain {
         let ts = self.now_ms().max(parent.header.timestamp_ms + 1);
         let ex = execute_block(&view, &self.env(height, ts, self.me), &txs);
         let block = Arc::new(Block::new(height, parent.digest(), ts, self.me, ex.state_root, txs));
-        self.speculative.lock().insert(
-            block.digest(),
-            Speculative { block: block.clone(), writes: Arc::new(ex.writes), receipts: Arc::new(ex.receipts) },
-        );
+        self.speculative.lock().insert(block.clone(), Arc::new(ex.writes), Arc::new(ex.receipts));
         match self.proposal_fault.get() {
             Some(fault) => Some(fault(self, parent, block)),
             None => Some(block),
@@ -409,7 +442,7 @@ impl Chain {
     }
 
     fn block_by_digest(&self, digest: &Hash) -> Option<Arc<Block>> {
-        if let Some(s) = self.speculative.lock().get(digest) {
+        if let Some(s) = self.speculative.lock().map.get(digest) {
             return Some(s.block.clone());
         }
         let tip = self.tip();
@@ -440,7 +473,7 @@ impl Chain {
         if !block.txs.iter().all(|t| ids.insert(t.id())) {
             return Ok(false);
         }
-        if self.speculative.lock().contains_key(&block.digest()) {
+        if self.speculative.lock().map.contains_key(&block.digest()) {
             return Ok(true);
         }
         let tip = self.tip();
@@ -474,14 +507,7 @@ impl Chain {
         if ex.state_root != h.state_root {
             return Ok(false);
         }
-        self.speculative.lock().insert(
-            block.digest(),
-            Speculative {
-                block: Arc::new(block.clone()),
-                writes: Arc::new(ex.writes),
-                receipts: Arc::new(ex.receipts),
-            },
-        );
+        self.speculative.lock().insert(Arc::new(block.clone()), Arc::new(ex.writes), Arc::new(ex.receipts));
         Ok(true)
     }
 
@@ -495,7 +521,7 @@ impl Chain {
         }
         assert_eq!(block.height(), tip.height + 1, "finalized blocks arrive in height order");
         assert_eq!(block.header.parent, tip.hash, "a finalized block extends the committed tip");
-        let cached = self.speculative.lock().remove(&block.digest());
+        let cached = self.speculative.lock().map.remove(&block.digest());
         let executed = match cached {
             // The speculative entry is usually the last holder of its Arcs: take, don't copy.
             Some(s) => medledger_state::Executed {
@@ -520,7 +546,7 @@ impl Chain {
             self.mempool.lock().prune(&snap, signers);
         }
         self.compact_wal();
-        self.speculative.lock().retain(|_, s| s.block.height() > new_tip.height);
+        self.speculative.lock().map.retain(|_, s| s.block.height() > new_tip.height);
         self.metrics.committed_blocks.fetch_add(1, Ordering::Relaxed);
         self.metrics.committed_txs.fetch_add(block.txs.len() as u64, Ordering::Relaxed);
         let _ = self.finalized_tx.send(Finalized { block, receipts: Arc::new(executed.receipts) });
@@ -557,4 +583,50 @@ impl Chain {
 pub enum VerifyLater {
     UnknownParent,
     FutureTimestamp(u64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(height: u64, parent: Hash, ts: u64) -> Arc<Block> {
+        Arc::new(Block::new(height, parent, ts, PublicKey([7; 32]), Hash([0; 32]), Vec::new()))
+    }
+
+    fn put(c: &mut Cache, b: &Arc<Block>) {
+        c.insert(b.clone(), Arc::new(WriteSet::new()), Arc::new(Vec::new()));
+    }
+
+    #[test]
+    fn a_stall_of_many_siblings_keeps_the_cache_bounded() {
+        let mut c = Cache::default();
+        let root = Hash([1; 32]);
+        let kept = block(1, root, 1);
+        put(&mut c, &kept);
+        let child = block(2, kept.digest(), 2);
+        put(&mut c, &child);
+        // Every view of a stall brings a new sibling at height 1.
+        let mut last = None;
+        for ts in 10..200 {
+            let b = block(1, root, ts);
+            put(&mut c, &b);
+            last = Some(b.digest());
+        }
+        assert_eq!(c.map.len(), MAX_SPECULATIVE);
+        assert!(c.map.contains_key(&kept.digest()), "a block something builds on is never evicted");
+        assert!(c.map.contains_key(&child.digest()));
+        assert!(c.map.contains_key(&last.unwrap()), "the newest block is kept");
+    }
+
+    #[test]
+    fn one_long_chain_is_kept_whole() {
+        let mut c = Cache::default();
+        let mut parent = Hash([1; 32]);
+        for h in 1..=(MAX_SPECULATIVE as u64 + 4) {
+            let b = block(h, parent, h);
+            put(&mut c, &b);
+            parent = b.digest();
+        }
+        assert_eq!(c.map.len(), MAX_SPECULATIVE + 4);
+    }
 }

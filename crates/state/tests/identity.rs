@@ -390,7 +390,12 @@ fn execution_is_deterministic() {
             )
         })
         .collect();
-    let env = BlockEnv { chain_id: "test-chain".into(), height: 9, timestamp_ms: T0 + 5000, proposer: doc.public() };
+    let env = BlockEnv {
+        chain_id: "test-chain".into(),
+        height: a.height + 1,
+        timestamp_ms: T0 + 5000,
+        proposer: doc.public(),
+    };
     let x = execute_block(&a.state, &env, &txs);
     let y = execute_block(&a.state.clone(), &env, &txs);
     assert_eq!(x.state_root, y.state_root);

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod auth;
 pub mod block;
+pub mod care;
 pub mod certificate;
 pub mod codec;
 pub mod conformance;

@@ -5,7 +5,7 @@
 use medledger_client::keys::{read_genesis, read_key};
 use medledger_client::tx::now_ms;
 use medledger_client::Client;
-use medledger_state::{drugs, execute_unsealed, genesis_writes, nonce_of, BlockEnv, MemState};
+use medledger_state::{drugs, execute_block, execute_unsealed, genesis_writes, nonce_of, BlockEnv, MemState};
 use medledger_types::drugs::{epcis, DrugsOp, Epc, EventMeta, ProductSpec, Serial, Step};
 use medledger_types::{CredentialSpec, IdentityOp, Keypair, Operation, Role, Transaction, Tx};
 use serde_json::{json, Value};
@@ -26,70 +26,134 @@ fn stats_us(mut xs: Vec<f64>) -> Value {
 struct Builder {
     state: MemState,
     env: BlockEnv,
+    /// Execute with the state tree (as a validator does), or only the domain writes.
+    sealed: bool,
 }
 
 impl Builder {
+    fn sign(&self, key: &Keypair, nonce: u64, op: Operation) -> Tx {
+        Tx::sign(Transaction { chain_id: self.env.chain_id.clone(), signer: key.public(), nonce, op }, key)
+    }
+
     fn run(&mut self, key: &Keypair, op: Operation) {
-        let nonce = nonce_of(&self.state, &key.public());
-        let tx = Tx::sign(Transaction { chain_id: self.env.chain_id.clone(), signer: key.public(), nonce, op }, key);
+        let tx = self.sign(key, nonce_of(&self.state, &key.public()), op);
+        self.block(&[tx]);
+    }
+
+    /// Executes one block of `txs` and applies it; every transaction must apply.
+    fn block(&mut self, txs: &[Tx]) {
         self.env.height += 1;
         self.env.timestamp_ms += 1;
-        let (w, r) = execute_unsealed(&self.state, &self.env, &[tx]);
-        assert!(r[0].is_applied(), "setup operation rejected: {:?}", r[0].outcome);
+        let (w, r) = if self.sealed {
+            let ex = execute_block(&self.state, &self.env, txs);
+            (ex.writes, ex.receipts)
+        } else {
+            execute_unsealed(&self.state, &self.env, txs)
+        };
+        assert!(r.iter().all(|r| r.is_applied()), "setup operation rejected: {:?}", r.iter().find(|r| !r.is_applied()));
         self.state.apply(&w);
     }
+
+    /// A state with a manufacturer (institution i0, owner of prefix 0614141 and product
+    /// `GTIN`) and a distributor (i1), both credentialed.
+    fn new(sealed: bool) -> (Builder, Keypair, Keypair) {
+        let ca = Keypair::from_seed(1);
+        let genesis = medledger_types::Genesis {
+            chain_id: "bench".into(),
+            genesis_time_ms: 1_800_000_000_000,
+            ca_key: ca.public(),
+            institutions: (0..4)
+                .map(|i| medledger_types::GenesisInstitution {
+                    id: format!("i{i}"),
+                    name: format!("I{i}"),
+                    validator_key: Keypair::from_seed(10 + i).public(),
+                    admin_key: Keypair::from_seed(20 + i).public(),
+                    p2p_address: format!("127.0.0.1:{}", 7000 + i),
+                    api_address: format!("127.0.0.1:{}", 8000 + i),
+                })
+                .collect(),
+        };
+        let mut state = MemState::default();
+        state.apply(&genesis_writes(&genesis));
+        let env = BlockEnv {
+            chain_id: "bench".into(),
+            height: 0,
+            timestamp_ms: genesis.genesis_time_ms,
+            proposer: ca.public(),
+        };
+        let mut b = Builder { state, env, sealed };
+        let (maker, dist) = (Keypair::from_seed(30), Keypair::from_seed(31));
+        for (k, role, inst) in [(&maker, Role::Manufacturer, "i0"), (&dist, Role::Distributor, "i1")] {
+            b.run(
+                &ca,
+                Operation::Identity(IdentityOp::IssueCredential {
+                    spec: CredentialSpec {
+                        subject: k.public(),
+                        role,
+                        institution: inst.into(),
+                        display_name: "bench".into(),
+                        valid_from_ms: 0,
+                        valid_until_ms: u64::MAX / 2,
+                    },
+                }),
+            );
+        }
+        b.run(
+            &ca,
+            Operation::Drugs(DrugsOp::BindPrefix { company_prefix: "0614141".into(), institution: "i0".into() }),
+        );
+        let product = ProductSpec {
+            gtin: GTIN.into(),
+            name: "bench".into(),
+            form: "tablet".into(),
+            strength: "1 mg".into(),
+            pack_size: 1,
+            national_code: String::new(),
+        };
+        b.run(&maker, Operation::Drugs(DrugsOp::RegisterProduct { product }));
+        (b, maker, dist)
+    }
+}
+
+/// What a validator spends executing one full block of commissioning, state tree included:
+/// blocks of `MAX_BLOCK_WEIGHT` units (transactions of 400 serials) on a growing state. The
+/// block budget must keep this well under the consensus timeouts.
+pub fn block_execution(blocks: usize) -> Value {
+    let (mut b, maker, _) = Builder::new(true);
+    let per_tx = 400;
+    let per_block = (medledger_types::block::MAX_BLOCK_WEIGHT as usize / per_tx).max(1);
+    let mut times = Vec::new();
+    let mut nonce = nonce_of(&b.state, &maker.public());
+    for k in 0..blocks {
+        let txs: Vec<Tx> = (0..per_block)
+            .map(|t| {
+                let serials = (0..per_tx).map(|i| Serial(format!("K{k:05}{t:03}{i:04}"))).collect();
+                let op = DrugsOp::Commission {
+                    meta: EventMeta::now(1_800_000_000_000),
+                    gtin: GTIN.into(),
+                    lot: "BLOCKS".into(),
+                    expiry: "391231".into(),
+                    serials,
+                };
+                nonce += 1;
+                b.sign(&maker, nonce - 1, Operation::Drugs(op))
+            })
+            .collect();
+        let t = Instant::now();
+        b.block(&txs);
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let mut v = stats_us(times);
+    v["serials_per_block"] = json!(per_block * per_tx);
+    v["note"] = json!("one validator executing a full block of commissioning, state tree included, on one core");
+    v
 }
 
 /// Builds a state of at least `events` pack-level custody events (each pack commissioned,
 /// shipped and received: three events on its trail), then times `verify` on random packs.
 pub fn verify_in_process(events: usize) -> Result<Value, String> {
-    let ca = Keypair::from_seed(1);
-    let genesis = medledger_types::Genesis {
-        chain_id: "bench".into(),
-        genesis_time_ms: 1_800_000_000_000,
-        ca_key: ca.public(),
-        institutions: (0..4)
-            .map(|i| medledger_types::GenesisInstitution {
-                id: format!("i{i}"),
-                name: format!("I{i}"),
-                validator_key: Keypair::from_seed(10 + i).public(),
-                admin_key: Keypair::from_seed(20 + i).public(),
-                p2p_address: format!("127.0.0.1:{}", 7000 + i),
-                api_address: format!("127.0.0.1:{}", 8000 + i),
-            })
-            .collect(),
-    };
-    let mut state = MemState::default();
-    state.apply(&genesis_writes(&genesis));
-    let env =
-        BlockEnv { chain_id: "bench".into(), height: 0, timestamp_ms: genesis.genesis_time_ms, proposer: ca.public() };
-    let mut b = Builder { state, env };
-    let (maker, dist) = (Keypair::from_seed(30), Keypair::from_seed(31));
-    for (k, role, inst) in [(&maker, Role::Manufacturer, "i0"), (&dist, Role::Distributor, "i1")] {
-        b.run(
-            &ca,
-            Operation::Identity(IdentityOp::IssueCredential {
-                spec: CredentialSpec {
-                    subject: k.public(),
-                    role,
-                    institution: inst.into(),
-                    display_name: "bench".into(),
-                    valid_from_ms: 0,
-                    valid_until_ms: u64::MAX / 2,
-                },
-            }),
-        );
-    }
-    b.run(&ca, Operation::Drugs(DrugsOp::BindPrefix { company_prefix: "0614141".into(), institution: "i0".into() }));
-    let product = ProductSpec {
-        gtin: GTIN.into(),
-        name: "bench".into(),
-        form: "tablet".into(),
-        strength: "1 mg".into(),
-        pack_size: 1,
-        national_code: String::new(),
-    };
-    b.run(&maker, Operation::Drugs(DrugsOp::RegisterProduct { product }));
+    let blocks = block_execution(25);
+    let (mut b, maker, dist) = Builder::new(false);
     let packs = events.div_ceil(3).max(PER_EVENT);
     let t = Instant::now();
     let mut made = 0usize;
@@ -145,6 +209,7 @@ pub fn verify_in_process(events: usize) -> Result<Value, String> {
         "build_seconds": (build_s * 10.0).round() / 10.0,
         "verify_genuine": stats_us(known),
         "verify_unknown_serial": stats_us(unknown),
+        "block_execution": blocks,
         "note": "in process, over the state machine's in-memory state view; each verification is three point reads"
     }))
 }

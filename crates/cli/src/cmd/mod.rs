@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod care;
 pub mod consent;
 pub mod devnet;
 pub mod drug;

@@ -1,0 +1,5 @@
+//! Telemedicine in a medical alliance (the `care` domain): referrals, remote consultations and
+//! remote monitoring. So far: the NEWS2 early-warning score that monitoring computes for every
+//! complete observation set ([`news2`]).
+
+pub mod news2;
