@@ -5,3 +5,4 @@
 
 pub mod news2;
 pub mod task;
+pub mod vitals;
