@@ -28,6 +28,27 @@ pub fn verify_public(client: &Client, scanned: &str) -> Result<Value, String> {
     client.get(&format!("/v1/drugs/verify?id={}", query_escape(scanned)))
 }
 
+/// A pack's verification computed from proven state only: the node proves what verifying reads
+/// (product, pack, lot) against a certified block, and this process recomputes the answer, as
+/// of the block after it. Needs the genesis file (the light client); no key.
+pub fn verify_proven(client: &Client, scanned: &str) -> Result<Value, String> {
+    let light = crate::light::configured()?;
+    let (epc, id) = parse_scanned(scanned)?;
+    let Epc::Sgtin { gtin, serial } = epc else {
+        return Err("verification is per pack (GTIN + serial), not per case".into());
+    };
+    let a =
+        crate::light::proven_from(client, &light, &format!("/v1/proofs/drugs/verify?id={}", query_escape(scanned)))?;
+    let v = a.replay(|s, at| {
+        medledger_state::queries::drug_verify(s, &gtin, &serial, id.lot.as_deref(), id.expiry.as_deref(), at)
+    })?;
+    let at = a.at();
+    Ok(serde_json::json!({
+        "verification": v,
+        "proven": { "height": at.height - 1, "as_of_ms": at.now_ms },
+    }))
+}
+
 /// The events of a committed drug transaction.
 pub fn events(status: &Value) -> Vec<Value> {
     status["receipt"]["outcome"]["events"].as_array().cloned().unwrap_or_default()

@@ -158,40 +158,42 @@ impl Session {
     /// Asks the session's nodes, current first, for the proof at `path` and returns the first
     /// answer that verifies. Each failure names its node; when every node fails, so does this.
     pub fn proven(&self, path: &str) -> Result<Answer, String> {
-        let n = self.client.nodes().len();
-        for round in 0..CERTIFICATION_RETRIES {
-            let mut failures = Vec::new();
-            let mut uncertified = false;
-            let start = self.client.current();
-            for step in 0..n {
-                let i = (start + step) % n;
-                let node = self.client.nodes()[i].clone();
-                let answer = self
-                    .client
-                    .get_from(i, path)
-                    .and_then(|v| {
-                        serde_json::from_value::<StateProof>(v).map_err(|e| format!("not a state proof: {e}"))
-                    })
-                    .and_then(|p| self.light.check(&node, &p));
-                match answer {
-                    Ok(a) => {
-                        for f in &failures {
-                            eprintln!("warning: {f}; used {node} instead");
-                        }
-                        self.client.set_current(i);
-                        return Ok(a);
+        proven_from(&self.client, &self.light, path)
+    }
+}
+
+/// [`Session::proven`] without a key: for the proofs anyone may ask for (a pack's verification).
+pub fn proven_from(client: &crate::Client, light: &Light, path: &str) -> Result<Answer, String> {
+    let n = client.nodes().len();
+    for round in 0..CERTIFICATION_RETRIES {
+        let mut failures = Vec::new();
+        let mut uncertified = false;
+        let start = client.current();
+        for step in 0..n {
+            let i = (start + step) % n;
+            let node = client.nodes()[i].clone();
+            let answer = client
+                .get_from(i, path)
+                .and_then(|v| serde_json::from_value::<StateProof>(v).map_err(|e| format!("not a state proof: {e}")))
+                .and_then(|p| light.check(&node, &p));
+            match answer {
+                Ok(a) => {
+                    for f in &failures {
+                        eprintln!("warning: {f}; used {node} instead");
                     }
-                    Err(e) => {
-                        uncertified |= e.contains("not_yet_certified");
-                        failures.push(format!("refused the answer of {node}: {e}"));
-                    }
+                    client.set_current(i);
+                    return Ok(a);
+                }
+                Err(e) => {
+                    uncertified |= e.contains("not_yet_certified");
+                    failures.push(format!("refused the answer of {node}: {e}"));
                 }
             }
-            if !uncertified || round + 1 == CERTIFICATION_RETRIES {
-                return Err(failures.join("; "));
-            }
-            std::thread::sleep(Duration::from_millis(150));
         }
-        unreachable!("the last round returns")
+        if !uncertified || round + 1 == CERTIFICATION_RETRIES {
+            return Err(failures.join("; "));
+        }
+        std::thread::sleep(Duration::from_millis(150));
     }
+    unreachable!("the last round returns")
 }

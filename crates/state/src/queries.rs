@@ -11,6 +11,7 @@
 
 use crate::audit::AccessEvent;
 use crate::consent::{self, Consent};
+use crate::drugs::{self, Verification};
 use crate::identity::{self, Credential};
 use crate::records::{self, RecordHead, RecordVersion};
 use crate::store::StateRead;
@@ -81,4 +82,17 @@ pub fn record(s: &dyn StateRead, id: &Hash) -> Option<(RecordHead, Vec<RecordVer
 /// The access event logged for a signed read request.
 pub fn access_event(s: &dyn StateRead, request_id: &Hash) -> Option<AccessEvent> {
     crate::audit::access_event_for_request(s, request_id)
+}
+
+/// A pack's verification (its status, as a pharmacist or a patient scanning the box sees it),
+/// as of the block after the proven one: three reads (product, pack, lot).
+pub fn drug_verify(
+    s: &dyn StateRead,
+    gtin: &str,
+    serial: &str,
+    lot_seen: Option<&str>,
+    expiry_seen: Option<&str>,
+    at: At,
+) -> Verification {
+    drugs::verify(s, gtin, serial, lot_seen, expiry_seen, at.now_ms)
 }

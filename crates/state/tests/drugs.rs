@@ -584,3 +584,48 @@ proptest! {
         }
     }
 }
+
+/// What a public verification reads can be proven, and the client's recomputation over the
+/// proven values gives the node's answer; a proof that leaves a key out is refused, never read
+/// as "unknown serial".
+#[test]
+fn a_pack_verification_is_recomputed_from_proven_state() {
+    use medledger_state::commitment::{prove, Proven, Recording};
+    use medledger_state::queries::{drug_verify, At};
+    use medledger_types::state_proof::verify_entry;
+    use std::collections::BTreeMap;
+
+    let mut w = world();
+    w.deliver_to_pharmacy(&["A1"]);
+    let pharm = w.pharm.clone();
+    applied(&w.dispense(&pharm, pack("A1")));
+    let at = At::after(w.c.height, w.c.now);
+    for (serial, lot, want) in [
+        ("A1", None, VerifyStatus::Dispensed),
+        ("A2", Some("LOTA"), VerifyStatus::Sellable),
+        ("A2", Some("LOTB"), VerifyStatus::LotMismatch),
+        ("X9", None, VerifyStatus::UnknownSerial),
+    ] {
+        let direct = drug_verify(&w.c.state, GTIN, serial, lot, None, at);
+        assert_eq!(direct.status, want, "{serial}");
+        let rec = Recording::new(&w.c.state);
+        drug_verify(&rec, GTIN, serial, lot, None, at);
+        let mut entries = BTreeMap::new();
+        for key in rec.touched() {
+            let (value, proof) = prove(&w.c.state, w.c.height, &key).unwrap();
+            verify_entry(&w.c.root, &key, value.as_deref(), &proof).unwrap();
+            entries.insert(key, value);
+        }
+        // Product, pack, its lot; and the scanned lot when it differs.
+        assert!(entries.len() <= 4, "verification is a few point reads: {}", entries.len());
+        let proven = Proven::new(entries.clone());
+        assert_eq!(proven.replay(|s| drug_verify(s, GTIN, serial, lot, None, at)).unwrap(), direct);
+        // Leave out any one key: the answer is refused.
+        for k in entries.keys() {
+            let mut partial = entries.clone();
+            partial.remove(k);
+            let err = Proven::new(partial).replay(|s| drug_verify(s, GTIN, serial, lot, None, at)).unwrap_err();
+            assert!(err.contains("does not cover"), "{err}");
+        }
+    }
+}

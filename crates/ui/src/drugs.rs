@@ -52,7 +52,9 @@ fn verification(v: &Value) -> Markup {
         section.verification aria-live="polite" {
             h2 { "Result: " span class=(class) { (code.replace('_', " ")) } }
             p { (ver["nmvs"].as_str().unwrap_or("")) }
-            p.hint { "This is a node's public answer: unlike the other pages, it is not proven against a finalized state root. A pharmacy's dispense verifies again on chain." }
+            @if let Some(h) = v["proven"]["height"].as_u64() {
+                p.hint { "Status proven against finalized block " (h) " of the consortium (the custody trail below is the node's word). A pharmacy's dispense verifies again on chain." }
+            }
             dl {
                 dt { "Product" } dd { (ver["product_name"].as_str().unwrap_or("unknown product")) }
                 dt { "Manufacturer" } dd { (ver["manufacturer"].as_str().unwrap_or("—")) }
@@ -94,7 +96,16 @@ fn scan_form(action: &str, value: &str, button: &str) -> Markup {
 
 async fn public_answer(ui: &App, id: String) -> Result<Markup, UiError> {
     let nodes = ui.nodes.clone();
-    let v = blocking(move || verify_public(&Client::with_nodes(&nodes), &id)).await?;
+    let v = blocking(move || {
+        let c = Client::with_nodes(&nodes);
+        let mut v = verify_public(&c, &id)?;
+        // The status recomputed from proven state (the trail stays the node's word).
+        let p = medledger_client::drugs::verify_proven(&c, &id)?;
+        v["verification"] = p["verification"].clone();
+        v["proven"] = p["proven"].clone();
+        Ok::<_, String>(v)
+    })
+    .await?;
     Ok(match v {
         Ok(v) => verification(&v),
         Err(e) => page::error_box(&e),

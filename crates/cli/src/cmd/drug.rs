@@ -310,7 +310,19 @@ pub fn run(cmd: DrugCmd, j: bool) -> Result<(), String> {
                     let public = verify_public(&s.client, &id)?;
                     json!({ "verification": public["verification"], "trail": public["trail"], "alerts": alerts(&st), "height": st["height"] })
                 }
-                None => verify_public(&Client::new(&node), &id)?,
+                None => {
+                    // With the genesis file, the status is recomputed from proven state; the
+                    // trail stays the node's word.
+                    let c = Client::new(&node);
+                    let mut v = verify_public(&c, &id)?;
+                    v["proven"] = Value::Null;
+                    if medledger_client::light::configured().is_ok() {
+                        let p = medledger_client::drugs::verify_proven(&c, &id)?;
+                        v["verification"] = p["verification"].clone();
+                        v["proven"] = p["proven"].clone();
+                    }
+                    v
+                }
             };
             print(j, &v, |v| {
                 let ver = &v["verification"];
@@ -320,6 +332,11 @@ pub fn run(cmd: DrugCmd, j: bool) -> Result<(), String> {
                     ver["product_name"].as_str().unwrap_or("unknown product"),
                     ver["nmvs"].as_str().unwrap_or("")
                 );
+                match v.get("proven") {
+                    Some(Value::Null) => println!("  (the node's word: give --genesis to have the status proven)"),
+                    Some(p) => println!("  status proven against block {}", p["height"]),
+                    None => {}
+                }
                 for t in v["trail"].as_array().into_iter().flatten() {
                     println!(
                         "  {} {:14} {}",

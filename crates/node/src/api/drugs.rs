@@ -158,6 +158,17 @@ pub(crate) fn parse_epc(s: &str) -> Result<(Epc, gs1::Gs1Id), ApiError> {
     medledger_types::drugs::parse_scanned(s).map_err(|e| ApiError::bad_request(ErrorCode::InvalidArgument, e))
 }
 
+/// A pack identifier (GTIN and serial; not a case) and what else the scan carried.
+pub(crate) fn parse_pack(s: &str) -> Result<(String, String, gs1::Gs1Id), ApiError> {
+    match parse_epc(s)? {
+        (Epc::Sgtin { gtin, serial }, id) => Ok((gtin, serial, id)),
+        _ => Err(ApiError::bad_request(
+            ErrorCode::InvalidArgument,
+            "verification is per pack (GTIN + serial), not per case",
+        )),
+    }
+}
+
 fn public_trail(mut t: Vec<TrailEntry>) -> Vec<TrailEntry> {
     for e in &mut t {
         e.event_id = None;
@@ -172,21 +183,12 @@ pub(crate) async fn verify(
     State(st): State<ApiState>,
     ApiQuery(q): ApiQuery<IdQuery>,
 ) -> Result<Json<VerifyView>, ApiError> {
-    let (epc, id) = parse_epc(&q.id)?;
-    let Epc::Sgtin { gtin, serial } = &epc else {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidArgument,
-            "verification is per pack (GTIN + serial), not per case",
-        ));
-    };
+    let (gtin, serial, id) = parse_pack(&q.id)?;
+    let epc = Epc::sgtin(&gtin, &serial);
     let snap = snapshot(&st)?;
-    let v = sd::verify(&snap, gtin, serial, id.lot.as_deref(), id.expiry.as_deref(), st.chain.now_ms());
+    let v = sd::verify(&snap, &gtin, &serial, id.lot.as_deref(), id.expiry.as_deref(), st.chain.now_ms());
     let trail = public_trail(sd::trail(&snap, &epc, MAX_LIST));
-    Ok(Json(VerifyView {
-        scanned: ScannedId { gtin: gtin.clone(), serial: serial.clone(), lot: id.lot, expiry: id.expiry },
-        verification: v,
-        trail,
-    }))
+    Ok(Json(VerifyView { scanned: ScannedId { gtin, serial, lot: id.lot, expiry: id.expiry }, verification: v, trail }))
 }
 
 #[utoipa::path(tag = "drugs", get, path = "/v1/drugs/trail", params(IdQuery),

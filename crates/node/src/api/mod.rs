@@ -199,7 +199,8 @@ fn holder_of(st: &ApiState, id: &Hash, version: u32) -> Result<Option<String>, A
 
 /// Reads open to anyone: node status, liveness, metrics, this document, and drug verification
 /// (a patient scanning a box holds no key).
-pub const PUBLIC_READS: [&str; 4] = ["/v1/status", "/openapi.json", "/metrics", "/v1/drugs/verify"];
+pub const PUBLIC_READS: [&str; 5] =
+    ["/v1/status", "/openapi.json", "/metrics", "/v1/drugs/verify", "/v1/proofs/drugs/verify"];
 
 /// Declares the signed-request scheme and requires it on every `GET` but [`PUBLIC_READS`]
 /// (requests with a body are signed in the body).
@@ -247,7 +248,7 @@ impl utoipa::Modify for SignedRequests {
           records::upload_record, records::add_record_key, records::read_record, records::get_record,
           records::patient_records, consent::patient_consents, consent::patient_requests, audit::audit, audit::access_event,
           drugs::verify, drugs::trail, drugs::events, drugs::capture, drugs::capture_job, drugs::alerts, drugs::recalls, drugs::products, drugs::product, drugs::inventory,
-          proofs::validators, proofs::identity, proofs::patient, proofs::consents, proofs::regulators, proofs::record, proofs::access_event),
+          proofs::validators, proofs::identity, proofs::patient, proofs::consents, proofs::regulators, proofs::record, proofs::access_event, proofs::drug_verify),
     components(schemas(identity::RegulatorsView, identity::StaffView, ErrorBody, ErrorDetail, SubmitRequest, SubmitResponse, BatchRequest, BatchResponse, BatchItem,
                        TxStatus, BlockView, ProofBundle, IdentityView, StatusView, ValidatorView,
                        crate::records::UploadRequest, crate::records::RecipientKey, crate::records::SignedRead,

@@ -168,6 +168,20 @@ pub(crate) async fn access_event(
     )
 }
 
+#[utoipa::path(tag = "proofs", get, path = "/v1/proofs/drugs/verify", params(super::drugs::IdQuery),
+    responses((status = 200, description = "what verifying the pack reads (product, pack, lot), proven: the client recomputes the verification from proven values only. Public, like `/v1/drugs/verify`", body = StateProof), (status = 400, description = "`invalid_argument`: not a GS1 pack identifier", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody), (status = 503, description = "`not_yet_certified`", body = ErrorBody)))]
+pub(crate) async fn drug_verify(
+    State(st): State<ApiState>,
+    ApiQuery(q): ApiQuery<super::drugs::IdQuery>,
+) -> Result<Json<StateProof>, ApiError> {
+    let (gtin, serial, id) = super::drugs::parse_pack(&q.id)?;
+    prove(
+        &st,
+        |_| Ok(()),
+        |s, at| drop(queries::drug_verify(s, &gtin, &serial, id.lot.as_deref(), id.expiry.as_deref(), at)),
+    )
+}
+
 /// This namespace's routes.
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
@@ -178,4 +192,5 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/proofs/regulators", get(regulators))
         .route("/v1/proofs/records/{id}", get(record))
         .route("/v1/proofs/access-events/{request_id}", get(access_event))
+        .route("/v1/proofs/drugs/verify", get(drug_verify))
 }
