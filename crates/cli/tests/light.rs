@@ -303,9 +303,18 @@ fn a_malicious_node_is_caught_in_every_lie_and_the_client_moves_to_an_honest_one
         p.certificate = hex::encode(c);
         assert!(p.verify(&genesis).is_err(), "certificate byte {i} changed");
     }
+    // Another validator set: none of its keys signed. (Replacing a single key
+    // is not enough: if that validator did not sign, a quorum of the new set
+    // still did, and the certificate rightly verifies.)
     let mut other_chain = genesis.clone();
-    other_chain.institutions.swap(0, 1);
-    other_chain.institutions[0].validator_key = evil.public();
+    for inst in &mut other_chain.institutions {
+        inst.validator_key = Keypair::generate().public();
+    }
     assert!(genuine.verify(&other_chain).is_err(), "another validator set does not certify this chain");
+    // Two of four replaced: at most two of the signers remain, below the quorum of three.
+    let mut two_replaced = genesis.clone();
+    two_replaced.institutions[0].validator_key = evil.public();
+    two_replaced.institutions[1].validator_key = Keypair::generate().public();
+    assert!(genuine.verify(&two_replaced).is_err(), "two replaced validators leave no quorum");
     drop(dn);
 }
