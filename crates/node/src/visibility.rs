@@ -8,6 +8,7 @@
 //! | patient | their own identity, consents, requests, records and every transaction about them (their own, access events on their records, requests to them, anchors of their records) |
 //! | any requester | the access events recording their own reads, and consents naming them |
 //! | institution admin | its institution's staff and patients, and every transaction signed by them or by the institution |
+//! | the parties to a referral (patient, treating and receiving doctor, doctors and admins of both institutions once it reached the receiver) | the referral and its transactions; an institution's doctors and admins its inbox and outbox; admins the referral statistics |
 //! | other staff (doctor, researcher, insurer, pharmacy, …) | their own transactions and requests; a patient's consents, record index and records while they hold an active consent from that patient (person or institution-and-role); records their own institution holds; the staff directory; doctors also patients' keys (to wrap data keys) and the head of a record whose id they know (a break-glass reader checks its hash) |
 //!
 //! Blocks' headers and certificates are visible to every credential holder; a block's receipts
@@ -199,8 +200,40 @@ impl Caller {
         }
         match &tx.body().op {
             Operation::Consent(ConsentOp::GrantConsent { terms, .. }) => terms.grantee == Grantee::Person(self.key),
+            Operation::Care(op) => {
+                medledger_state::care::referral(state, op.referral_id()).is_some_and(|r| self.may_see_referral(&r))
+            }
             _ => false,
         }
+    }
+
+    /// A referral: its patient, its treating and receiving doctors, the doctors and admins of
+    /// the referring institution and (once both sides agreed) of the receiving one, regulators
+    /// and the CA.
+    pub fn may_see_referral(&self, r: &medledger_state::care::Referral) -> bool {
+        let staff_of = |inst: &str| {
+            self.institution.as_deref() == Some(inst) && (self.is(Role::Doctor) || self.is(Role::InstitutionAdmin))
+        };
+        self.sees_everything()
+            || self.is_patient(&r.patient)
+            || self.key == r.treating_doctor
+            || r.receiving_doctor == Some(self.key)
+            || staff_of(&r.from)
+            || (r.ready() && staff_of(&r.to))
+    }
+
+    /// The referral lists of an institution (inbox, outbox): its doctors and admins, and
+    /// regulators.
+    pub fn may_see_referrals_of(&self, institution: &str) -> bool {
+        self.sees_everything()
+            || (self.institution.as_deref() == Some(institution)
+                && (self.is(Role::Doctor) || self.is(Role::InstitutionAdmin)))
+    }
+
+    /// Referral statistics (institution pairs only, no patient): regulators, the CA and
+    /// institution admins.
+    pub fn may_see_referral_stats(&self) -> bool {
+        self.sees_everything() || self.is(Role::InstitutionAdmin)
     }
 }
 
@@ -234,5 +267,9 @@ pub fn patient_of(state: &dyn StateRead, op: &Operation) -> Option<Hash> {
         },
         // Supply-chain events name no patient.
         Operation::Drugs(_) => None,
+        Operation::Care(op) => match op {
+            medledger_types::CareOp::ProposeReferral { patient, .. } => Some(*patient),
+            op => medledger_state::care::referral(state, op.referral_id()).map(|r| r.patient),
+        },
     }
 }

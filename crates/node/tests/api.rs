@@ -190,10 +190,10 @@ async fn every_disallowed_cell_is_refused_at_the_api() {
                 OpKind::ConfirmErasure => {
                     Operation::Records(RecordsOp::ConfirmErasure { record_id: Hash([j as u8; 32]) })
                 }
-                drug => Operation::Drugs(
-                    medledger_types::DrugsOp::example(*drug, j as u8, T0)
-                        .unwrap_or_else(|| panic!("{} has no example", drug.name())),
-                ),
+                later => medledger_types::DrugsOp::example(*later, j as u8, T0)
+                    .map(Operation::Drugs)
+                    .or_else(|| medledger_types::CareOp::example(*later, j as u8, T0).map(Operation::Care))
+                    .unwrap_or_else(|| panic!("{} has no example", later.name())),
             };
             let (s, v) = n.submit(&n.tx(k, op)).await;
             assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{} × {}", p.name(), kind.name());

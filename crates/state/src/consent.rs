@@ -314,7 +314,7 @@ fn check_terms(o: &Overlay<'_>, env: &BlockEnv, terms: &ConsentTerms) -> Result<
     Ok(())
 }
 
-fn store_consent(o: &mut Overlay<'_>, env: &BlockEnv, c: &Consent) -> Result<(), Rejection> {
+pub(crate) fn store_consent(o: &mut Overlay<'_>, env: &BlockEnv, c: &Consent) -> Result<(), Rejection> {
     let mut ids = o.get(&key::patient_consents(&c.patient)).map(|b| decode_ids(&b)).unwrap_or_default();
     if ids.len() >= MAX_CONSENTS_PER_PATIENT {
         // Full: move revoked and expired consents to the past list; only active ones count.

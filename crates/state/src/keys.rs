@@ -58,6 +58,14 @@ pub const DRUG_ALERT: &[u8] = b"da/";
 pub const DRUG_MAKER_ALERT: &[u8] = b"dm/";
 pub const DRUG_MAKER_ALERTS_LEN: &[u8] = b"dmn/";
 pub const DRUG_RECALL: &[u8] = b"dr/";
+// care
+pub const CARE_PAIRS: &[u8] = b"meta/referral-pairs";
+pub const CARE_REFERRAL: &[u8] = b"cr/";
+pub const CARE_PATIENT: &[u8] = b"crp/";
+pub const CARE_INBOX: &[u8] = b"cri/";
+pub const CARE_OUTBOX: &[u8] = b"cro/";
+pub const CARE_DOCTOR: &[u8] = b"crd/";
+pub const CARE_STATS: &[u8] = b"crs/";
 pub const DRUG_INVENTORY: &[u8] = b"do/";
 
 /// One registered prefix: its bytes, the domain that owns it and what it holds.
@@ -115,6 +123,13 @@ pub const REGISTRY: &[Prefix] = &[
     Prefix { bytes: DRUG_MAKER_ALERTS_LEN, domain: "drugs", holds: "number of alerts about a manufacturer's products" },
     Prefix { bytes: DRUG_RECALL, domain: "drugs", holds: "lot recall by sequence number" },
     Prefix { bytes: DRUG_INVENTORY, domain: "drugs", holds: "identifiers an institution possesses" },
+    Prefix { bytes: CARE_PAIRS, domain: "care", holds: "institution pairs the referral statistics follow" },
+    Prefix { bytes: CARE_REFERRAL, domain: "care", holds: "referral by id" },
+    Prefix { bytes: CARE_PATIENT, domain: "care", holds: "referrals of a patient" },
+    Prefix { bytes: CARE_INBOX, domain: "care", holds: "referrals that reached an institution" },
+    Prefix { bytes: CARE_OUTBOX, domain: "care", holds: "referrals an institution's doctors made" },
+    Prefix { bytes: CARE_DOCTOR, domain: "care", holds: "referrals naming a doctor" },
+    Prefix { bytes: CARE_STATS, domain: "care", holds: "referral counts and turnaround per institution pair" },
 ];
 
 /// A key: the prefix, then the parts.

@@ -14,6 +14,7 @@
 //! never in the node.
 
 pub mod audit;
+pub mod care;
 pub mod commitment;
 pub mod consent;
 pub mod drugs;
@@ -207,6 +208,7 @@ fn dispatch(
         Operation::Records(op) => records::apply(o, env, signer, op),
         Operation::Audit(op) => audit::apply(o, env, signer, op),
         Operation::Drugs(op) => drugs::apply(o, env, signer, principal, op),
+        Operation::Care(op) => care::apply(o, env, signer, principal, op),
     }
 }
 

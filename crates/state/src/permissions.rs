@@ -25,6 +25,7 @@ fn domain_row(p: Principal, d: Domain) -> &'static [bool] {
         Domain::Records => &crate::records::PERMISSIONS[r],
         Domain::Audit => &crate::audit::PERMISSIONS[r],
         Domain::Drugs => &crate::drugs::PERMISSIONS[r],
+        Domain::Care => &crate::care::PERMISSIONS[r],
     }
 }
 

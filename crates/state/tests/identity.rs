@@ -328,11 +328,12 @@ fn op_of_kind(k: OpKind, subject: &Keypair, n: u8) -> Operation {
     }
 }
 
-/// A well-formed operation of each drugs kind.
+/// A well-formed operation of each kind of the later domains (drugs, care).
 fn drug_op_of_kind(k: OpKind, n: u8) -> Operation {
-    let op =
-        medledger_types::DrugsOp::example(k, n, T0).unwrap_or_else(|| panic!("{} is not a drugs operation", k.name()));
-    Operation::Drugs(op)
+    medledger_types::DrugsOp::example(k, n, T0)
+        .map(Operation::Drugs)
+        .or_else(|| medledger_types::CareOp::example(k, n, T0).map(Operation::Care))
+        .unwrap_or_else(|| panic!("{} has no example", k.name()))
 }
 
 /// Every cell the table forbids is rejected with `not_permitted`, at precheck and in a block;

@@ -1,10 +1,296 @@
 //! Telemedicine in a medical alliance (the `care` domain): referrals, remote consultations and
-//! remote monitoring. So far: the NEWS2 early-warning score that monitoring computes for every
-//! complete observation set ([`news2`]), readings as FHIR Observations ([`vitals`]), what raises
-//! an alarm ([`alarm`]), and the referral's workflow as a FHIR `Task` ([`task`]); none is an
-//! on-chain operation yet.
+//! remote monitoring.
+//!
+//! On chain so far: the referral workflow ([`CareOp`]). A referral is shaped as a FHIR
+//! `ServiceRequest` (who refers whom to which institution, naming which records), followed by a
+//! `Task` whose status only the receiving institution moves ([`task`]). The patient applies or
+//! approves, the treating doctor proposes or confirms, and on acceptance the state grants the
+//! receiving doctor a consent scoped to the named records that ends when the referral closes.
+//! Clinical content never goes on chain: the records are named by id, the report is a record
+//! version in the vault, and the specialty is a short code.
+//!
+//! Off chain, in this crate: the NEWS2 early-warning score ([`news2`]), readings as FHIR
+//! Observations ([`vitals`]) and what raises an alarm ([`alarm`]); devices, readings and alarms
+//! are not on chain yet.
 
 pub mod alarm;
 pub mod news2;
 pub mod task;
 pub mod vitals;
+
+use crate::keys::PublicKey;
+use crate::Hash;
+use serde::{Deserialize, Serialize};
+pub use task::TaskStatus;
+
+/// Field limits of this domain (re-exported by [`crate::limits`]).
+pub mod limits {
+    /// Records one referral may name (the scope of its consent).
+    pub const MAX_REFERRAL_RECORDS: usize = 64;
+    /// The requested specialty or service (a code or a short label, never clinical content).
+    pub const MAX_SPECIALTY: usize = 64;
+    /// A rejection, failure or cancellation reason.
+    pub const MAX_REFERRAL_REASON: usize = super::task::MAX_REASON_BYTES;
+    /// An appointment may be at most this far after the acceptance (one year).
+    pub const MAX_APPOINTMENT_AHEAD_MS: u64 = 366 * 24 * 60 * 60 * 1000;
+}
+use crate::limits::MAX_INSTITUTION_ID;
+use limits::{MAX_REFERRAL_REASON, MAX_REFERRAL_RECORDS, MAX_SPECIALTY};
+
+/// How the receiving hospital sees the patient.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// A remote consultation.
+    Remote,
+    /// A visit at the receiving institution.
+    OnSite,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 2] = [Mode::Remote, Mode::OnSite];
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Remote => "remote",
+            Mode::OnSite => "on-site",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Mode, String> {
+        Mode::ALL
+            .iter()
+            .copied()
+            .find(|m| m.name() == s.trim().to_ascii_lowercase())
+            .ok_or_else(|| format!("unknown consultation mode `{s}` (expected remote or on-site)"))
+    }
+}
+
+crate::canonical_enum!(Mode, "consultation mode");
+crate::canonical_enum!(TaskStatus, "referral status");
+
+crate::operations! {
+    /// Referral operations: the `ServiceRequest` and the `Task` that fulfils it.
+    pub enum CareOp ("care operation") {
+        /// Patient (applying, naming their treating doctor) or treating doctor (proposing): a
+        /// referral of `patient` to institution `to`, naming the records the receiving doctor
+        /// may read. The referral id is chosen by the client and unique.
+        0 => ProposeReferral {
+            referral_id: Hash = "referral id",
+            patient: Hash = "patient",
+            /// The treating doctor, who confirms (or, by proposing, already has).
+            doctor: PublicKey = "treating doctor",
+            to: String = "receiving institution" max MAX_INSTITUTION_ID,
+            specialty: String = "specialty" max MAX_SPECIALTY,
+            records: Vec<Hash> = "referral records" max MAX_REFERRAL_RECORDS,
+        },
+        /// Patient: approve a referral the doctor proposed.
+        1 => ApproveReferral { referral_id: Hash = "referral id" },
+        /// Treating doctor: confirm a referral the patient applied for.
+        2 => ConfirmReferral { referral_id: Hash = "referral id" },
+        /// Receiving institution: accept, choosing the mode, the appointment and the receiving
+        /// doctor, who is granted the referral's consent.
+        3 => AcceptReferral {
+            referral_id: Hash = "referral id",
+            mode: Mode = "mode",
+            appointment_ms: u64 = "appointment",
+            doctor: PublicKey = "receiving doctor",
+        },
+        /// Receiving institution: reject, with a reason.
+        4 => RejectReferral { referral_id: Hash = "referral id", reason: String = "reason" max MAX_REFERRAL_REASON },
+        /// Receiving institution: the consultation has begun.
+        5 => StartReferral { referral_id: Hash = "referral id" },
+        /// Receiving doctor: complete, naming the consultation report (a record of the patient).
+        6 => CompleteReferral { referral_id: Hash = "referral id", report: Hash = "report record" },
+        /// Receiving institution: the consultation failed, with a reason.
+        7 => FailReferral { referral_id: Hash = "referral id", reason: String = "reason" max MAX_REFERRAL_REASON },
+        /// The referring side (the patient or the treating doctor): cancel, with a reason.
+        8 => CancelReferral { referral_id: Hash = "referral id", reason: String = "reason" max MAX_REFERRAL_REASON },
+    }
+}
+
+impl CareOp {
+    /// The referral an operation is about.
+    pub fn referral_id(&self) -> &Hash {
+        match self {
+            CareOp::ProposeReferral { referral_id, .. }
+            | CareOp::ApproveReferral { referral_id }
+            | CareOp::ConfirmReferral { referral_id }
+            | CareOp::AcceptReferral { referral_id, .. }
+            | CareOp::RejectReferral { referral_id, .. }
+            | CareOp::StartReferral { referral_id }
+            | CareOp::CompleteReferral { referral_id, .. }
+            | CareOp::FailReferral { referral_id, .. }
+            | CareOp::CancelReferral { referral_id, .. } => referral_id,
+        }
+    }
+
+    /// The workflow action of a status change (`None` for the ServiceRequest's own steps:
+    /// proposing, approving, confirming).
+    pub fn action(&self) -> Option<task::Action> {
+        use task::Action;
+        Some(match self {
+            CareOp::AcceptReferral { .. } => Action::Accept,
+            CareOp::RejectReferral { reason, .. } => Action::Reject { reason: reason.clone() },
+            CareOp::StartReferral { .. } => Action::Start,
+            CareOp::CompleteReferral { report, .. } => Action::Complete { output: *report },
+            CareOp::FailReferral { reason, .. } => Action::Fail { reason: reason.clone() },
+            CareOp::CancelReferral { reason, .. } => Action::Cancel { reason: reason.clone() },
+            CareOp::ProposeReferral { .. } | CareOp::ApproveReferral { .. } | CareOp::ConfirmReferral { .. } => {
+                return None
+            }
+        })
+    }
+
+    /// Field limits, checked before encoding and again by the state machine.
+    pub fn check_limits(&self) -> Result<(), String> {
+        use crate::limits::check_len;
+        let reason = |r: &str, what: &str| -> Result<(), String> {
+            if r.trim().is_empty() {
+                return Err(format!("to {what} a referral, give a reason"));
+            }
+            check_len("reason", r, MAX_REFERRAL_REASON)
+        };
+        match self {
+            CareOp::ProposeReferral { to, specialty, records, .. } => {
+                if to.trim().is_empty() {
+                    return Err("the receiving institution must be named".into());
+                }
+                check_len("receiving institution", to, MAX_INSTITUTION_ID)?;
+                if specialty.trim().is_empty() {
+                    return Err("the specialty must be named (for example cardiology)".into());
+                }
+                check_len("specialty", specialty, MAX_SPECIALTY)?;
+                if specialty.chars().any(char::is_control) {
+                    return Err("the specialty must not contain control characters".into());
+                }
+                if records.is_empty() {
+                    return Err("a referral names at least one record for the receiving doctor".into());
+                }
+                if records.len() > MAX_REFERRAL_RECORDS {
+                    return Err(format!(
+                        "{} records in one referral, above the limit of {MAX_REFERRAL_RECORDS}",
+                        records.len()
+                    ));
+                }
+                if records.iter().enumerate().any(|(i, r)| records[..i].contains(r)) {
+                    return Err("the referral names a record twice".into());
+                }
+                Ok(())
+            }
+            CareOp::RejectReferral { reason: r, .. } => reason(r, "reject"),
+            CareOp::FailReferral { reason: r, .. } => reason(r, "fail"),
+            CareOp::CancelReferral { reason: r, .. } => reason(r, "cancel"),
+            CareOp::CompleteReferral { report, .. } if *report == Hash::ZERO => {
+                Err("a completed referral needs its output: the consultation report's record id".into())
+            }
+            CareOp::AcceptReferral { appointment_ms: 0, .. } => Err("the appointment time must be set".into()),
+            CareOp::ApproveReferral { .. }
+            | CareOp::ConfirmReferral { .. }
+            | CareOp::AcceptReferral { .. }
+            | CareOp::StartReferral { .. }
+            | CareOp::CompleteReferral { .. } => Ok(()),
+        }
+    }
+
+    /// A well-formed operation of `kind` (`None` for another domain's kind), varied by `n`, for
+    /// tests that walk the permission table (checked before any state).
+    pub fn example(kind: crate::OpKind, n: u8, now_ms: u64) -> Option<CareOp> {
+        use crate::OpKind as K;
+        let referral_id = Hash([n; 32]);
+        let someone = crate::Keypair::from_seed(u64::from(n) + 7_000).public();
+        Some(match kind {
+            K::ProposeReferral => CareOp::ProposeReferral {
+                referral_id,
+                patient: Hash([1; 32]),
+                doctor: someone,
+                to: "hospital-1".into(),
+                specialty: "cardiology".into(),
+                records: vec![Hash([2; 32])],
+            },
+            K::ApproveReferral => CareOp::ApproveReferral { referral_id },
+            K::ConfirmReferral => CareOp::ConfirmReferral { referral_id },
+            K::AcceptReferral => CareOp::AcceptReferral {
+                referral_id,
+                mode: Mode::Remote,
+                appointment_ms: now_ms + 86_400_000,
+                doctor: someone,
+            },
+            K::RejectReferral => CareOp::RejectReferral { referral_id, reason: "no capacity".into() },
+            K::StartReferral => CareOp::StartReferral { referral_id },
+            K::CompleteReferral => CareOp::CompleteReferral { referral_id, report: Hash([3; 32]) },
+            K::FailReferral => CareOp::FailReferral { referral_id, reason: "patient unreachable".into() },
+            K::CancelReferral => CareOp::CancelReferral { referral_id, reason: "no longer needed".into() },
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::Canonical;
+
+    pub(crate) fn samples() -> Vec<CareOp> {
+        crate::Domain::Care
+            .kinds()
+            .iter()
+            .map(|k| CareOp::example(*k, 9, 1_795_305_600_000).expect("a care kind"))
+            .collect()
+    }
+
+    #[test]
+    fn every_operation_round_trips_and_passes_its_limits() {
+        let ops = samples();
+        assert_eq!(ops.len(), CareOp::KINDS.len());
+        for op in ops {
+            op.check_limits().unwrap_or_else(|e| panic!("{}: {e}", op.kind().name()));
+            assert_eq!(CareOp::from_bytes(&op.to_bytes()).unwrap(), op);
+        }
+    }
+
+    #[test]
+    fn bad_fields_name_the_field_and_the_rule() {
+        let propose = samples().remove(0);
+        let with = |f: &dyn Fn(&mut CareOp)| {
+            let mut op = propose.clone();
+            f(&mut op);
+            op.check_limits().unwrap_err()
+        };
+        let e = with(&|op| {
+            if let CareOp::ProposeReferral { records, .. } = op {
+                records.clear()
+            }
+        });
+        assert!(e.contains("at least one record"), "{e}");
+        let e = with(&|op| {
+            if let CareOp::ProposeReferral { records, .. } = op {
+                records.push(records[0])
+            }
+        });
+        assert!(e.contains("twice"), "{e}");
+        let e = with(&|op| {
+            if let CareOp::ProposeReferral { specialty, .. } = op {
+                *specialty = "x".repeat(MAX_SPECIALTY + 1)
+            }
+        });
+        assert!(e.contains("specialty"), "{e}");
+        let e = CareOp::RejectReferral { referral_id: Hash([1; 32]), reason: " ".into() }.check_limits().unwrap_err();
+        assert_eq!(e, "to reject a referral, give a reason");
+        let e = CareOp::CompleteReferral { referral_id: Hash([1; 32]), report: Hash::ZERO }.check_limits().unwrap_err();
+        assert!(e.contains("report"), "{e}");
+        // The decoder enforces the same limits.
+        let long = CareOp::CancelReferral { referral_id: Hash([1; 32]), reason: "x".repeat(MAX_REFERRAL_REASON + 1) };
+        assert!(CareOp::from_bytes(&long.to_bytes()).is_err());
+    }
+
+    #[test]
+    fn status_changes_map_to_task_actions() {
+        for op in samples() {
+            let is_status_change = !matches!(
+                op,
+                CareOp::ProposeReferral { .. } | CareOp::ApproveReferral { .. } | CareOp::ConfirmReferral { .. }
+            );
+            assert_eq!(op.action().is_some(), is_status_change, "{}", op.kind().name());
+        }
+    }
+}

@@ -42,6 +42,8 @@ pub mod domain {
     pub const DRUG_EVENT_ID: &[u8] = b"medledger/drug-event-id/v1";
     /// Content of a drug custody event (re-capture of the same event is idempotent).
     pub const DRUG_EVENT_CONTENT: &[u8] = b"medledger/drug-event-content/v1";
+    /// Id of the consent a referral grants its receiving doctor, from the referral id.
+    pub const REFERRAL_CONSENT_ID: &[u8] = b"medledger/referral-consent-id/v1";
     /// Hash of each frozen encoding in the conformance fixtures (tests only).
     pub const CONFORMANCE_FIXTURE: &[u8] = b"medledger/conformance-fixture/v1";
 
@@ -63,6 +65,7 @@ pub mod domain {
         (NOTE_CONTEXT, "encryption context: sealed note (on-chain reason)"),
         (DRUG_EVENT_ID, "hash: key of a drug custody event id"),
         (DRUG_EVENT_CONTENT, "hash: content of a drug custody event"),
+        (REFERRAL_CONSENT_ID, "hash: id of a referral's consent"),
         (CONFORMANCE_FIXTURE, "hash: conformance fixture entry"),
     ];
 }

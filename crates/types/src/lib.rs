@@ -41,6 +41,6 @@ pub use note::{NoteKey, SealedNote};
 pub use receipt::{Event, Outcome, Receipt, RejectCode};
 pub use state_proof::{ProvenEntry, StateProof};
 pub use tx::{
-    action, AccessOutcome, AuditOp, ConsentOp, ConsentTerms, CredentialSpec, Domain, DrugsOp, Grantee, IdentityOp,
-    OpKind, Operation, Purpose, RecordsOp, Role, Scope, Transaction, Tx,
+    action, AccessOutcome, AuditOp, CareOp, ConsentOp, ConsentTerms, CredentialSpec, Domain, DrugsOp, Grantee,
+    IdentityOp, OpKind, Operation, Purpose, RecordsOp, Role, Scope, Transaction, Tx,
 };

@@ -7,6 +7,7 @@
 //! route's body limit.
 
 pub use crate::audit::limits::*;
+pub use crate::care::limits::*;
 pub use crate::consent::limits::*;
 pub use crate::drugs::limits::*;
 pub use crate::identity::limits::*;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 pub use crate::audit::{AccessOutcome, AuditOp};
+pub use crate::care::CareOp;
 pub use crate::consent::{action, ConsentOp, ConsentTerms, Grantee, Purpose, Scope};
 pub use crate::drugs::DrugsOp;
 pub use crate::identity::{CredentialSpec, IdentityOp, Role};
@@ -29,12 +30,14 @@ pub enum Domain {
     Records,
     Audit,
     Drugs,
+    Care,
 }
 
 impl Domain {
-    pub const ALL: [Domain; 5] = [Domain::Identity, Domain::Consent, Domain::Records, Domain::Audit, Domain::Drugs];
+    pub const ALL: [Domain; 6] =
+        [Domain::Identity, Domain::Consent, Domain::Records, Domain::Audit, Domain::Drugs, Domain::Care];
     /// Planned domains and the tags kept for them.
-    pub const RESERVED: [(&'static str, u8); 3] = [("care", 5), ("resources", 6), ("wallet", 7)];
+    pub const RESERVED: [(&'static str, u8); 2] = [("resources", 6), ("wallet", 7)];
     pub fn tag(self) -> u8 {
         self as u8
     }
@@ -45,6 +48,7 @@ impl Domain {
             Domain::Records => "records",
             Domain::Audit => "audit",
             Domain::Drugs => "drugs",
+            Domain::Care => "care",
         }
     }
     /// The operation kinds of this domain, in tag order.
@@ -55,6 +59,7 @@ impl Domain {
             Domain::Records => RecordsOp::KINDS,
             Domain::Audit => AuditOp::KINDS,
             Domain::Drugs => DrugsOp::KINDS,
+            Domain::Care => CareOp::KINDS,
         }
     }
 }
@@ -70,6 +75,7 @@ pub enum Operation {
     Records(RecordsOp),
     Audit(AuditOp),
     Drugs(DrugsOp),
+    Care(CareOp),
 }
 
 impl From<IdentityOp> for Operation {
@@ -95,6 +101,11 @@ impl From<AuditOp> for Operation {
 impl From<DrugsOp> for Operation {
     fn from(op: DrugsOp) -> Self {
         Operation::Drugs(op)
+    }
+}
+impl From<CareOp> for Operation {
+    fn from(op: CareOp) -> Self {
+        Operation::Care(op)
     }
 }
 
@@ -131,10 +142,19 @@ pub enum OpKind {
     Report,
     Verify,
     Capture,
+    ProposeReferral,
+    ApproveReferral,
+    ConfirmReferral,
+    AcceptReferral,
+    RejectReferral,
+    StartReferral,
+    CompleteReferral,
+    FailReferral,
+    CancelReferral,
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 28] = [
+    pub const ALL: [OpKind; 37] = [
         OpKind::AddInstitution,
         OpKind::IssueCredential,
         OpKind::RevokeCredential,
@@ -163,6 +183,15 @@ impl OpKind {
         OpKind::Report,
         OpKind::Verify,
         OpKind::Capture,
+        OpKind::ProposeReferral,
+        OpKind::ApproveReferral,
+        OpKind::ConfirmReferral,
+        OpKind::AcceptReferral,
+        OpKind::RejectReferral,
+        OpKind::StartReferral,
+        OpKind::CompleteReferral,
+        OpKind::FailReferral,
+        OpKind::CancelReferral,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -194,6 +223,15 @@ impl OpKind {
             OpKind::Report => "report",
             OpKind::Verify => "verify",
             OpKind::Capture => "capture",
+            OpKind::ProposeReferral => "propose_referral",
+            OpKind::ApproveReferral => "approve_referral",
+            OpKind::ConfirmReferral => "confirm_referral",
+            OpKind::AcceptReferral => "accept_referral",
+            OpKind::RejectReferral => "reject_referral",
+            OpKind::StartReferral => "start_referral",
+            OpKind::CompleteReferral => "complete_referral",
+            OpKind::FailReferral => "fail_referral",
+            OpKind::CancelReferral => "cancel_referral",
         }
     }
     /// The domain that owns this kind.
@@ -225,6 +263,15 @@ impl OpKind {
             | OpKind::Report
             | OpKind::Verify
             | OpKind::Capture => Domain::Drugs,
+            OpKind::ProposeReferral
+            | OpKind::ApproveReferral
+            | OpKind::ConfirmReferral
+            | OpKind::AcceptReferral
+            | OpKind::RejectReferral
+            | OpKind::StartReferral
+            | OpKind::CompleteReferral
+            | OpKind::FailReferral
+            | OpKind::CancelReferral => Domain::Care,
         }
     }
 }
@@ -237,6 +284,7 @@ impl Operation {
             Operation::Records(_) => Domain::Records,
             Operation::Audit(_) => Domain::Audit,
             Operation::Drugs(_) => Domain::Drugs,
+            Operation::Care(_) => Domain::Care,
         }
     }
 
@@ -247,6 +295,7 @@ impl Operation {
             Operation::Records(op) => op.kind(),
             Operation::Audit(op) => op.kind(),
             Operation::Drugs(op) => op.kind(),
+            Operation::Care(op) => op.kind(),
         }
     }
 
@@ -257,7 +306,7 @@ impl Operation {
         match self {
             Operation::Drugs(op) => op.weight(),
             Operation::Audit(AuditOp::LogAccess { events }) => events.len().max(1) as u64,
-            Operation::Identity(_) | Operation::Consent(_) | Operation::Records(_) => 1,
+            Operation::Identity(_) | Operation::Consent(_) | Operation::Records(_) | Operation::Care(_) => 1,
         }
     }
 
@@ -270,6 +319,7 @@ impl Operation {
             Operation::Records(op) => op.check_limits(),
             Operation::Audit(op) => op.check_limits(),
             Operation::Drugs(op) => op.check_limits(),
+            Operation::Care(op) => op.check_limits(),
         }?;
         let w = self.weight();
         if w > limits::MAX_TX_WEIGHT {
@@ -292,6 +342,7 @@ impl Canonical for Operation {
             Operation::Records(op) => op.encode_to(w),
             Operation::Audit(op) => op.encode_to(w),
             Operation::Drugs(op) => op.encode_to(w),
+            Operation::Care(op) => op.encode_to(w),
         }
     }
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -303,6 +354,7 @@ impl Canonical for Operation {
             Domain::Records => Operation::Records(RecordsOp::decode_from(r)?),
             Domain::Audit => Operation::Audit(AuditOp::decode_from(r)?),
             Domain::Drugs => Operation::Drugs(DrugsOp::decode_from(r)?),
+            Domain::Care => Operation::Care(CareOp::decode_from(r)?),
         })
     }
 }
@@ -449,6 +501,7 @@ pub(crate) mod tests {
         v.extend(crate::records::tests::samples().into_iter().map(Operation::from));
         v.extend(crate::audit::tests::samples().into_iter().map(Operation::from));
         v.extend(crate::drugs::tests::samples().into_iter().map(Operation::from));
+        v.extend(crate::care::tests::samples().into_iter().map(Operation::from));
         v
     }
 
