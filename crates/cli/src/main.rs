@@ -105,6 +105,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: cmd::care::CareCmd,
     },
+    /// Telemedicine referrals: propose, approve, confirm, the receiving institution's workflow,
+    /// lists and statistics.
+    Referral {
+        #[command(subcommand)]
+        cmd: cmd::care::ReferralCmd,
+    },
     /// Patient: ask the holder to erase a record (the hashes stay on chain).
     Erase(cmd::records::EraseArgs),
     /// Read chain data from a node.
@@ -195,6 +201,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Audit(a) => cmd::audit::audit(a, j)?,
         Cmd::Drug { cmd } => cmd::drug::run(cmd, j)?,
         Cmd::Care { cmd } => cmd::care::run(cmd, j)?,
+        Cmd::Referral { cmd } => cmd::care::referral(cmd, j)?,
         Cmd::Erase(a) => cmd::records::erase(a, j)?,
         Cmd::Query { node, key, what } => cmd::ledger::query(&node, key.as_deref(), what, j)?,
         Cmd::Verify { data_dir, proof, state_proof } => {

@@ -14,6 +14,7 @@
 //! consent is in force, and whether a plaintext matches its anchor (the anchor, proven).
 
 pub mod audit;
+pub mod care;
 pub mod consent;
 pub mod drugs;
 pub mod http;

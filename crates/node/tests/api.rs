@@ -317,7 +317,7 @@ async fn openapi_document_is_typed_tagged_and_complete() {
     // Every operation has exactly one tag, a known namespace, and documents 400 with the error body
     // (except the few that cannot fail).
     let tags: Vec<&str> = doc["tags"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(tags, ["ledger", "identity", "consent", "records", "audit", "drugs", "proofs"]);
+    assert_eq!(tags, ["ledger", "identity", "consent", "records", "audit", "drugs", "care", "proofs"]);
     let infallible = ["/v1/permissions", "/v1/status", "/v1/events/blocks", "/metrics"];
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {

@@ -168,6 +168,7 @@ fn concrete(path: &str) -> String {
         .replace("{request_id}", &"66".repeat(32))
         .replace("{capture_id}", &"77".repeat(32))
         .replace("{gtin}", "10614141073464")
+        .replace("{institution}", "hospital-0")
 }
 
 /// Node status, liveness, the API document and drug verification (and its proof) are the only

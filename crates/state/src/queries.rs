@@ -79,6 +79,11 @@ pub fn record(s: &dyn StateRead, id: &Hash) -> Option<(RecordHead, Vec<RecordVer
     Some((head, records::history(s, id)))
 }
 
+/// A referral: its request, approvals, task status and consents.
+pub fn referral(s: &dyn StateRead, id: &Hash) -> Option<crate::care::Referral> {
+    crate::care::referral(s, id)
+}
+
 /// The access event logged for a signed read request.
 pub fn access_event(s: &dyn StateRead, request_id: &Hash) -> Option<AccessEvent> {
     crate::audit::access_event_for_request(s, request_id)

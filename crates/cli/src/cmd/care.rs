@@ -1,8 +1,13 @@
-//! `medledger care …`: telemedicine and remote monitoring. So far the offline NEWS2 calculator.
+//! `medledger care …` (the offline NEWS2 calculator) and `medledger referral …` (telemedicine
+//! referrals on chain).
 
-use super::print;
-use clap::Subcommand;
+use super::{parse_subject, print, session, signed_client, Conn};
+use clap::{Subcommand, ValueEnum};
+use medledger_client::care::Proposal;
+use medledger_client::session::hash_arg;
 use medledger_types::care::news2::Observations;
+use medledger_types::care::{CareOp, Mode};
+use medledger_types::time::{parse_rfc3339_ms, rfc3339_ms};
 use serde_json::{json, Value};
 use std::io::Read;
 
@@ -50,4 +55,251 @@ pub fn news2(input: &str) -> Result<Value, String> {
         serde_json::from_str(input).map_err(|e| format!("the observation set is not valid: {e}"))?;
     let s = obs.score().map_err(|e| format!("cannot score: {e}"))?;
     Ok(json!({ "subscores": s.subscores, "total": s.total, "risk": s.risk }))
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReferralCmd {
+    /// Treating doctor (proposing) or patient (applying): refer a patient to another
+    /// institution, naming the records the receiving doctor may read.
+    Propose {
+        #[command(flatten)]
+        conn: Conn,
+        /// The patient's pseudonym (hex).
+        #[arg(long)]
+        patient: String,
+        /// The treating doctor (key file or hex key); a doctor proposing is the treating doctor.
+        #[arg(long)]
+        doctor: Option<String>,
+        /// The receiving institution's id.
+        #[arg(long)]
+        to: String,
+        /// The requested specialty or service, for example `cardiology`.
+        #[arg(long)]
+        specialty: String,
+        /// A record id the receiving doctor may read; repeat for each.
+        #[arg(long = "record", required = true)]
+        records: Vec<String>,
+    },
+    /// Patient: approve a referral the doctor proposed.
+    Approve(IdArgs),
+    /// Treating doctor: confirm a referral the patient applied for.
+    Confirm(IdArgs),
+    /// Receiving institution: accept, with the mode, the appointment and the receiving doctor.
+    Accept {
+        #[command(flatten)]
+        id: IdArgs,
+        #[arg(long, value_enum, default_value = "remote")]
+        mode: ModeArg,
+        /// The appointment, RFC 3339 (for example 2026-12-10T09:30:00Z).
+        #[arg(long)]
+        appointment: String,
+        /// The receiving doctor (key file or hex key); default: the signer.
+        #[arg(long)]
+        doctor: Option<String>,
+    },
+    /// Receiving institution: reject, with a reason.
+    Reject(ReasonArgs),
+    /// Receiving institution: the consultation has begun.
+    Start(IdArgs),
+    /// Receiving doctor: complete, naming the consultation report (a record id).
+    Complete {
+        #[command(flatten)]
+        id: IdArgs,
+        #[arg(long)]
+        report: String,
+    },
+    /// Receiving institution: the consultation failed, with a reason.
+    Fail(ReasonArgs),
+    /// Patient or treating doctor: cancel, with a reason.
+    Cancel(ReasonArgs),
+    /// Patient: wrap the data keys of the referral's records for the receiving doctor.
+    Share(IdArgs),
+    /// One referral, as proven on chain.
+    Show(IdArgs),
+    /// Referrals of a patient, of an institution (inbox or outbox) or of a doctor.
+    List {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long, conflicts_with_all = ["institution", "doctor"])]
+        patient: Option<String>,
+        #[arg(long, conflicts_with = "doctor", requires = "mailbox")]
+        institution: Option<String>,
+        #[arg(long = "box", value_enum)]
+        mailbox: Option<BoxArg>,
+        /// Key file or hex key.
+        #[arg(long)]
+        doctor: Option<String>,
+    },
+    /// Regulator or institution admin: referral counts and turnaround per institution pair.
+    Stats {
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct IdArgs {
+    #[command(flatten)]
+    pub conn: Conn,
+    /// The referral id (hex).
+    #[arg(long)]
+    pub id: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReasonArgs {
+    #[command(flatten)]
+    pub id: IdArgs,
+    #[arg(long)]
+    pub reason: String,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ModeArg {
+    Remote,
+    OnSite,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum BoxArg {
+    Inbox,
+    Outbox,
+}
+
+fn committed(v: &Value) -> Value {
+    json!({ "tx": v["tx_id"].clone(), "height": v["height"].clone() })
+}
+
+fn line(r: &Value) {
+    println!(
+        "{}  {:11} {} -> {}  {}{}",
+        r["id"].as_str().unwrap_or(""),
+        r["status"].as_str().unwrap_or(""),
+        r["from"].as_str().unwrap_or(""),
+        r["to"].as_str().unwrap_or(""),
+        r["specialty"].as_str().unwrap_or(""),
+        r["awaiting"].as_str().map(|a| format!("  (awaits {a})")).unwrap_or_default()
+    );
+}
+
+pub fn referral(cmd: ReferralCmd, j: bool) -> Result<(), String> {
+    let simple = |a: &IdArgs, op: &dyn Fn(medledger_types::Hash) -> CareOp| -> Result<Value, String> {
+        let id = hash_arg(&a.id, "--id")?;
+        let v = session(&a.conn)?.care(op(id))?;
+        Ok(json!({ "referral": id.to_hex(), "committed": committed(&v) }))
+    };
+    let done = |v: Value| {
+        print(j, &v, |v| {
+            println!(
+                "referral {}: committed at height {}",
+                v["referral"].as_str().unwrap_or(""),
+                v["committed"]["height"]
+            )
+        })
+    };
+    match cmd {
+        ReferralCmd::Propose { conn, patient, doctor, to, specialty, records } => {
+            let s = session(&conn)?;
+            let doctor = match doctor {
+                Some(d) => parse_subject(&d)?,
+                None => s.key.public(),
+            };
+            let records = records.iter().map(|r| hash_arg(r, "--record")).collect::<Result<Vec<_>, _>>()?;
+            let p = Proposal { patient: hash_arg(&patient, "--patient")?, doctor, to, specialty, records };
+            let (id, v) = s.propose_referral(p)?;
+            done(json!({ "referral": id.to_hex(), "committed": committed(&v) }));
+        }
+        ReferralCmd::Approve(a) => done(simple(&a, &|referral_id| CareOp::ApproveReferral { referral_id })?),
+        ReferralCmd::Confirm(a) => done(simple(&a, &|referral_id| CareOp::ConfirmReferral { referral_id })?),
+        ReferralCmd::Start(a) => done(simple(&a, &|referral_id| CareOp::StartReferral { referral_id })?),
+        ReferralCmd::Accept { id, mode, appointment, doctor } => {
+            let s = session(&id.conn)?;
+            let referral_id = hash_arg(&id.id, "--id")?;
+            let appointment_ms = parse_rfc3339_ms(&appointment).map_err(|e| format!("--appointment: {e}"))?;
+            let doctor = match doctor {
+                Some(d) => parse_subject(&d)?,
+                None => s.key.public(),
+            };
+            let mode = match mode {
+                ModeArg::Remote => Mode::Remote,
+                ModeArg::OnSite => Mode::OnSite,
+            };
+            let v = s.accept_referral(referral_id, mode, appointment_ms, doctor)?;
+            done(json!({ "referral": referral_id.to_hex(), "committed": committed(&v) }));
+        }
+        ReferralCmd::Complete { id, report } => {
+            let report = hash_arg(&report, "--report")?;
+            done(simple(&id, &|referral_id| CareOp::CompleteReferral { referral_id, report })?)
+        }
+        ReferralCmd::Reject(a) => {
+            done(simple(&a.id, &|referral_id| CareOp::RejectReferral { referral_id, reason: a.reason.clone() })?)
+        }
+        ReferralCmd::Fail(a) => {
+            done(simple(&a.id, &|referral_id| CareOp::FailReferral { referral_id, reason: a.reason.clone() })?)
+        }
+        ReferralCmd::Cancel(a) => {
+            done(simple(&a.id, &|referral_id| CareOp::CancelReferral { referral_id, reason: a.reason.clone() })?)
+        }
+        ReferralCmd::Share(a) => {
+            let id = hash_arg(&a.id, "--id")?;
+            let n = session(&a.conn)?.share_referral(&id)?;
+            print(j, &json!({ "referral": id.to_hex(), "shared_versions": n }), |_| {
+                println!("shared {n} record version(s) with the receiving doctor")
+            });
+        }
+        ReferralCmd::Show(a) => {
+            let id = hash_arg(&a.id, "--id")?;
+            let s = session(&a.conn)?;
+            let r = s.referral(&id)?;
+            let mut v = serde_json::to_value(&r).map_err(|e| e.to_string())?;
+            v["awaiting"] = json!(r.awaiting());
+            print(j, &v, |v| {
+                line(v);
+                if let Some(t) = r.appointment_ms {
+                    println!("  appointment {} ({})", rfc3339_ms(t), r.mode.map(|m| m.name()).unwrap_or(""));
+                }
+                for st in &r.history {
+                    println!("  {:9} at height {} ({})", st.action, st.height, rfc3339_ms(st.at_ms));
+                }
+            });
+        }
+        ReferralCmd::List { conn, patient, institution, mailbox, doctor } => {
+            let c = signed_client(&conn)?;
+            let path = match (patient, institution, doctor) {
+                (Some(p), None, None) => format!("/v1/care/patients/{}/referrals", hash_arg(&p, "--patient")?.to_hex()),
+                (None, Some(i), None) => {
+                    let b = match mailbox {
+                        Some(BoxArg::Outbox) => "outbox",
+                        _ => "inbox",
+                    };
+                    format!("/v1/care/institutions/{}/referrals?box={b}", medledger_client::drugs::query_escape(&i))
+                }
+                (None, None, Some(d)) => format!("/v1/care/doctors/{}/referrals", parse_subject(&d)?.to_hex()),
+                _ => return Err("name one of --patient, --institution (with --box) or --doctor".into()),
+            };
+            let v = c.get(&path)?;
+            print(j, &v, |v| {
+                let list = v["referrals"].as_array().cloned().unwrap_or_default();
+                if list.is_empty() {
+                    println!("no referrals");
+                }
+                list.iter().for_each(line);
+            });
+        }
+        ReferralCmd::Stats { conn } => {
+            let v = signed_client(&conn)?.get("/v1/care/stats")?;
+            print(j, &v, |v| {
+                for p in v["pairs"].as_array().into_iter().flatten() {
+                    println!(
+                        "{} -> {}: {} requested, {} accepted, {} completed, {} rejected, {} failed, {} cancelled; mean turnaround {} ms",
+                        p["from"].as_str().unwrap_or(""),
+                        p["to"].as_str().unwrap_or(""),
+                        p["requested"], p["accepted"], p["completed"], p["rejected"], p["failed"], p["cancelled"],
+                        p["mean_turnaround_ms"]
+                    );
+                }
+            });
+        }
+    }
+    Ok(())
 }

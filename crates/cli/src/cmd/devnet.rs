@@ -339,6 +339,7 @@ fn seed(dir: &Path, genesis: &Genesis, client: &Client) -> Result<serde_json::Va
     let people: Vec<(&str, Role, usize, &str)> = vec![
         ("dr-alice", Role::Doctor, 0, "Dr. Alice Martin (cardiology)"),
         ("dr-bob", Role::Doctor, 1, "Dr. Bob Chen (emergency medicine)"),
+        ("dr-dara", Role::Doctor, 2, "Dr. Dara Osei (general practice)"),
         ("regulator-rita", Role::Regulator, 3, "Rita Okafor (health inspector)"),
         ("pharmacist-pat", Role::Pharmacy, 2, "Clinic C dispensary"),
         ("researcher-rui", Role::Researcher, 0, "Rui Costa (epidemiology)"),
@@ -393,9 +394,9 @@ fn seed(dir: &Path, genesis: &Genesis, client: &Client) -> Result<serde_json::Va
         })],
     )?;
     let records = seed_records(&demo, genesis, &identities)?;
+    let care = seed_care(&demo, genesis, &identities, &records)?;
     let drugs = seed_drugs(&s, &ca, &demo, genesis, &mut identities)?;
-    let summary =
-        json!({ "identities": identities, "demo_attestation_tx": ids[0].to_hex(), "records": records, "drugs": drugs });
+    let summary = json!({ "identities": identities, "demo_attestation_tx": ids[0].to_hex(), "records": records, "drugs": drugs, "care": care });
     std::fs::write(demo.join("seeded.json"), serde_json::to_string_pretty(&summary).expect("json"))
         .map_err(|e| e.to_string())?;
     Ok(summary)
@@ -622,6 +623,54 @@ fn seed_records(
     }))
 }
 
+/// Demo telemedicine: Dr. Dara at Clinic C (the rural clinic) refers patient-1 to hospital A
+/// for cardiology, naming hospital B's encounter record; patient-1 approves, hospital A accepts
+/// it as a remote consultation with Dr. Alice tomorrow, and patient-1 shares the record's key.
+fn seed_care(
+    demo: &Path,
+    genesis: &Genesis,
+    identities: &serde_json::Map<String, serde_json::Value>,
+    records: &serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    use medledger_client::care::Proposal;
+    use medledger_client::Session;
+    use medledger_types::care::{CareOp, Mode};
+    use medledger_types::Hash;
+    let session = |name: &str, i: usize| -> Result<Session, String> {
+        Ok(Session::for_genesis(
+            &genesis.institutions[i].api_address,
+            read_key(&demo.join(format!("{name}.key")))?,
+            genesis,
+        ))
+    };
+    let hex = |v: &serde_json::Value, what: &str| {
+        Hash::from_hex(v.as_str().unwrap_or("")).map_err(|e| format!("{what}: {e}"))
+    };
+    let dara = session("dr-dara", 2)?;
+    let alice = session("dr-alice", 0)?;
+    let patient1 = session("patient-1", 0)?;
+    let proposal = Proposal {
+        patient: hex(&identities["patient-1"]["pseudonym"], "patient-1")?,
+        doctor: dara.key.public(),
+        to: genesis.institutions[0].id.clone(),
+        specialty: "cardiology".into(),
+        records: vec![hex(&records["hospital_b_encounter"], "encounter")?],
+    };
+    let (id, _) = dara.propose_referral(proposal)?;
+    patient1.care(CareOp::ApproveReferral { referral_id: id })?;
+    let appointment = now_ms() + 86_400_000;
+    alice.accept_referral(id, Mode::Remote, appointment, alice.key.public())?;
+    let shared = patient1.share_referral(&id)?;
+    Ok(json!({
+        "referral": id.to_hex(),
+        "from": genesis.institutions[2].id,
+        "to": genesis.institutions[0].id,
+        "status": "accepted",
+        "mode": Mode::Remote.name(),
+        "shared_versions": shared,
+    }))
+}
+
 pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
     if args.validators < 4 {
         return Err(format!(
@@ -765,6 +814,14 @@ pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
                 "  consent {} lets dr-bob (hospital B) read hospital A's record; his read is access event {}",
                 r["consent_bob_reads_patient_1"].as_str().unwrap_or(""),
                 r["bob_read_access_event"].as_str().unwrap_or("")
+            );
+        }
+        if let Some(c) = demo.as_ref().map(|d| &d["care"]).filter(|c| !c.is_null()) {
+            println!(
+                "demo referral {}: {} refers patient-1 to {} (accepted, remote consultation with dr-alice)",
+                c["referral"].as_str().unwrap_or(""),
+                c["from"].as_str().unwrap_or(""),
+                c["to"].as_str().unwrap_or("")
             );
         }
         if let Some(d) = demo.as_ref().map(|d| &d["drugs"]).filter(|d| !d.is_null()) {

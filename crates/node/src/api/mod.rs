@@ -2,12 +2,13 @@
 //!
 //! One file per namespace, named after its domain as in every other layer, each with its own
 //! routes and OpenAPI tag: [`ledger`] (transactions, blocks, status), [`identity`], [`consent`],
-//! [`records`], [`audit`], [`proofs`]. Errors are mapped once, in [`error`]: JSON
+//! [`records`], [`audit`], [`drugs`], [`care`], [`proofs`]. Errors are mapped once, in [`error`]: JSON
 //! `{"error": {"code": "...", "message": "..."}}` with a stable code from the registry
 //! ([`medledger_types::ErrorCode`]).
 
 pub mod audit;
 pub mod auth;
+pub mod care;
 pub mod consent;
 pub mod drugs;
 pub mod error;
@@ -240,6 +241,7 @@ impl utoipa::Modify for SignedRequests {
         (name = "records", description = "Encrypted medical records: upload, key wrapping, consent-checked reads"),
         (name = "audit", description = "Access events for patients, institutions and regulators"),
         (name = "drugs", description = "GS1-serialised medicine packs: public verification, custody trails, EPCIS 2.0 capture and query, alerts, recalls"),
+        (name = "care", description = "Telemedicine referrals (FHIR ServiceRequest and Task): per patient, institution inbox and outbox, doctor; regulator statistics"),
         (name = "proofs", description = "State answers proven against a finalized state root (format `medledger-state-proof/1`), for clients that trust no single node"),
     ),
     paths(ledger::submit_tx, ledger::submit_batch, ledger::get_tx, ledger::get_proof, ledger::get_block,
@@ -248,7 +250,8 @@ impl utoipa::Modify for SignedRequests {
           records::upload_record, records::add_record_key, records::read_record, records::get_record,
           records::patient_records, consent::patient_consents, consent::patient_requests, audit::audit, audit::access_event,
           drugs::verify, drugs::trail, drugs::events, drugs::capture, drugs::capture_job, drugs::alerts, drugs::recalls, drugs::products, drugs::product, drugs::inventory,
-          proofs::validators, proofs::identity, proofs::patient, proofs::consents, proofs::regulators, proofs::record, proofs::access_event, proofs::drug_verify),
+          care::referral, care::patient_referrals, care::institution_referrals, care::doctor_referrals, care::stats,
+          proofs::validators, proofs::identity, proofs::patient, proofs::consents, proofs::regulators, proofs::record, proofs::access_event, proofs::drug_verify, proofs::referral),
     components(schemas(identity::RegulatorsView, identity::StaffView, ErrorBody, ErrorDetail, SubmitRequest, SubmitResponse, BatchRequest, BatchResponse, BatchItem,
                        TxStatus, BlockView, ProofBundle, IdentityView, StatusView, ValidatorView,
                        crate::records::UploadRequest, crate::records::RecipientKey, crate::records::SignedRead,
@@ -259,7 +262,8 @@ impl utoipa::Modify for SignedRequests {
                        records::RecordView, records::PatientRecordsView, ErrorCode,
                        medledger_types::StateProof, medledger_types::ProvenEntry,
                        drugs::VerifyView, drugs::ScannedId, drugs::TrailView, drugs::AlertsView, drugs::RecallsView, drugs::ProductView,
-                       drugs::ProductsView, drugs::InventoryView, drugs::CaptureRequest, drugs::CaptureJob, drugs::EpcisDocument, medledger_types::drugs::epcis::EpcisError))
+                       drugs::ProductsView, drugs::InventoryView, drugs::CaptureRequest, drugs::CaptureJob, drugs::EpcisDocument, medledger_types::drugs::epcis::EpcisError,
+                       care::ReferralView, care::ReferralsView, care::Mailbox, care::PairStatsView, care::ReferralStatsView))
 )]
 pub struct ApiDoc;
 
@@ -282,6 +286,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(records::routes())
         .merge(audit::routes())
         .merge(drugs::routes())
+        .merge(care::routes())
         .merge(proofs::routes())
         .merge(explorer::routes())
         .route("/openapi.json", get(openapi))

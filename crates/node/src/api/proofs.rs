@@ -182,6 +182,24 @@ pub(crate) async fn drug_verify(
     )
 }
 
+#[utoipa::path(tag = "proofs", get, path = "/v1/proofs/care/referrals/{id}", params(("id" = Hash, Path, description = "referral id")),
+    responses((status = 200, description = "the referral (status, approvals, receiving doctor, consents, report), proven; or its absence", body = StateProof), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`, ...)", body = ErrorBody), (status = 401, description = "`unauthenticated`: no or a bad `Authorization` header", body = ErrorBody), (status = 403, description = "`not_permitted`: not a party to this referral; credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody), (status = 503, description = "`not_yet_certified`", body = ErrorBody)))]
+pub(crate) async fn referral(
+    State(st): State<ApiState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<StateProof>, ApiError> {
+    let id = parse_hash(&id, "referral id")?;
+    prove(
+        &st,
+        |snap| match medledger_state::care::referral(snap, &id) {
+            Some(r) if !caller.may_see_referral(&r) => Err(not_yours("this referral")),
+            _ => Ok(()),
+        },
+        |s, _| drop(queries::referral(s, &id)),
+    )
+}
+
 /// This namespace's routes.
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
@@ -193,4 +211,5 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/proofs/records/{id}", get(record))
         .route("/v1/proofs/access-events/{request_id}", get(access_event))
         .route("/v1/proofs/drugs/verify", get(drug_verify))
+        .route("/v1/proofs/care/referrals/{id}", get(referral))
 }

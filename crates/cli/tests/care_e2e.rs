@@ -1,0 +1,185 @@
+//! Telemedicine referrals end to end on the multi-process devnet, through the `medledger` CLI:
+//! the seeded referral (Clinic C to hospital A, accepted as a remote consultation) is proven on
+//! chain; a new referral of patient-2 from Clinic C to hospital A goes through proposal,
+//! approval, acceptance, the patient's key sharing, the receiving doctor's read (enforced by
+//! the ordinary consent checks of the holder's node), the report, completion, and the end of
+//! the consent; lists and statistics answer per role; bad input is refused with its rule.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+#[test]
+fn a_referral_runs_from_a_clinic_to_a_hospital_across_processes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("devnet");
+    let dn = start_devnet(&dir, free_base_port(), true);
+    let apis = apis(&dn);
+    let node = |i: usize| apis[i].trim_start_matches("https://").to_string();
+    let (n0, n1, n2) = (node(0), node(1), node(2));
+    let cli = Cli { dir: dir.clone() };
+    let demo = &dn.ready["demo"];
+    let (dara, alice, bob, reg) =
+        (cli.demo("dr-dara"), cli.demo("dr-alice"), cli.demo("dr-bob"), cli.demo("regulator-rita"));
+    let (p1_key, p2_key) = (cli.demo("patient-1"), cli.demo("patient-2"));
+    let p2 = demo["identities"]["patient-2"]["pseudonym"].as_str().unwrap().to_string();
+    let b_cond = demo["records"]["hospital_b_condition"].as_str().unwrap().to_string();
+
+    // The seeded referral, as proven on chain, for its patient.
+    let seeded = demo["care"]["referral"].as_str().unwrap().to_string();
+    let r = cli.ok(&["referral", "show", "--node", &n1, "--key", &p1_key, "--id", &seeded]);
+    assert_eq!((r["status"].as_str(), r["mode"].as_str()), (Some("accepted"), Some("remote")), "{r}");
+    assert_eq!((r["from"].as_str(), r["to"].as_str()), (Some("clinic-c"), Some("hospital-a")));
+    // A doctor who is party to neither side sees nothing of it.
+    cli.fails(&["referral", "show", "--node", &n1, "--key", &bob, "--id", &seeded], "not_permitted");
+
+    // Dr. Alice at hospital A cannot read patient-2's condition (held by hospital B) yet.
+    cli.fails(&["record", "get", "--node", &n0, "--key", &alice, "--id", &b_cond], "not_permitted");
+
+    // Dr. Dara at Clinic C proposes; patient-2 approves.
+    let v = cli.ok(&[
+        "referral",
+        "propose",
+        "--node",
+        &n2,
+        "--key",
+        &dara,
+        "--patient",
+        &p2,
+        "--to",
+        "hospital-a",
+        "--specialty",
+        "cardiology",
+        "--record",
+        &b_cond,
+    ]);
+    let id = v["referral"].as_str().unwrap().to_string();
+    let r = cli.ok(&["referral", "show", "--node", &n2, "--key", &dara, "--id", &id]);
+    assert_eq!(r["awaiting"], "the patient's approval");
+    // Hospital A cannot act before the patient agrees.
+    cli.fails(
+        &["referral", "accept", "--node", &n0, "--key", &alice, "--id", &id, "--appointment", "2099-01-01T09:00:00Z"],
+        "awaits the patient's approval",
+    );
+    cli.ok(&["referral", "approve", "--node", &n1, "--key", &p2_key, "--id", &id]);
+    let inbox =
+        cli.ok(&["referral", "list", "--node", &n0, "--key", &alice, "--institution", "hospital-a", "--box", "inbox"]);
+    assert!(inbox["referrals"].as_array().unwrap().iter().any(|r| r["id"] == id.as_str()), "{inbox}");
+    let outbox =
+        cli.ok(&["referral", "list", "--node", &n2, "--key", &dara, "--institution", "clinic-c", "--box", "outbox"]);
+    assert!(outbox["referrals"].as_array().unwrap().iter().any(|r| r["id"] == id.as_str()), "{outbox}");
+    // Another institution's inbox is not Dr. Dara's to see.
+    cli.fails(
+        &["referral", "list", "--node", &n2, "--key", &dara, "--institution", "hospital-a", "--box", "inbox"],
+        "not_permitted",
+    );
+
+    // Bad input: another institution's doctor accepts; an appointment in the past; an unknown id.
+    cli.fails(
+        &["referral", "accept", "--node", &n1, "--key", &bob, "--id", &id, "--appointment", "2099-01-01T09:00:00Z"],
+        "party to neither side",
+    );
+    cli.fails(
+        &["referral", "accept", "--node", &n0, "--key", &alice, "--id", &id, "--appointment", "2001-01-01T09:00:00Z"],
+        "in the past",
+    );
+    cli.fails(&["referral", "start", "--node", &n0, "--key", &alice, "--id", &"ab".repeat(32)], "no referral");
+    cli.fails(&["referral", "reject", "--node", &n0, "--key", &alice, "--id", &id, "--reason", " "], "give a reason");
+
+    // Hospital A accepts as a remote consultation; the patient shares the record's key.
+    let appointment = medledger_types::time::rfc3339_ms(medledger_client::tx::now_ms() + 86_400_000);
+    cli.ok(&[
+        "referral",
+        "accept",
+        "--node",
+        &n0,
+        "--key",
+        &alice,
+        "--id",
+        &id,
+        "--mode",
+        "remote",
+        "--appointment",
+        &appointment,
+    ]);
+    let shared = cli.ok(&["referral", "share", "--node", &n1, "--key", &p2_key, "--id", &id]);
+    assert!(shared["shared_versions"].as_u64().unwrap() >= 1, "{shared}");
+    // The receiving doctor reads the named record from hospital B's vault, through hospital A's
+    // node, under the referral's consent.
+    let got = cli.ok(&["record", "get", "--node", &n0, "--key", &alice, "--id", &b_cond]);
+    assert_eq!(got["outcome"], "served", "{got}");
+    assert_eq!(got["holder"], "hospital-b");
+
+    // The consultation: started, the report written, completed.
+    cli.ok(&["referral", "start", "--node", &n0, "--key", &alice, "--id", &id]);
+    let report = tmp.path().join("report.json");
+    std::fs::write(
+        &report,
+        json!({
+            "resourceType": "Composition",
+            "status": "final",
+            "type": { "coding": [{ "system": "http://loinc.org", "code": "11488-4", "display": "Consult note" }] },
+            "subject": { "reference": format!("Patient/{p2}") },
+            "date": "2026-12-04T10:00:00Z",
+            "title": "Cardiology consultation",
+            "author": [{ "display": "Dr. Alice Martin" }]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let put = cli.ok(&[
+        "record",
+        "put",
+        "--node",
+        &n0,
+        "--key",
+        &alice,
+        "--patient",
+        &p2,
+        "--file",
+        report.to_str().unwrap(),
+    ]);
+    let report_id = put["record_id"].as_str().unwrap().to_string();
+    // Completing with a record that is not a report is refused.
+    cli.fails(
+        &["referral", "complete", "--node", &n0, "--key", &alice, "--id", &id, "--report", &b_cond],
+        "Composition",
+    );
+    cli.ok(&["referral", "complete", "--node", &n0, "--key", &alice, "--id", &id, "--report", &report_id]);
+    let r = cli.ok(&["referral", "show", "--node", &n1, "--key", &p2_key, "--id", &id]);
+    assert_eq!(r["status"], "completed");
+    assert_eq!(r["report"], report_id.as_str());
+    let steps: Vec<&str> = r["history"].as_array().unwrap().iter().map(|s| s["action"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["proposed", "approved", "accept", "start", "complete"]);
+
+    // The referral closed, so its consent ended: the receiving doctor reads no more.
+    wait_for_refusal(&cli, &["record", "get", "--node", &n0, "--key", &alice, "--id", &b_cond]);
+    cli.fails(
+        &["referral", "cancel", "--node", &n1, "--key", &p2_key, "--id", &id, "--reason", "late"],
+        "cannot cancel",
+    );
+
+    // The regulator's statistics name institutions, never a patient.
+    let stats = cli.ok(&["referral", "stats", "--node", &n0, "--key", &reg]);
+    let pair = stats["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["from"] == "clinic-c" && p["to"] == "hospital-a")
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!((pair["requested"].as_u64(), pair["completed"].as_u64()), (Some(2), Some(1)), "{stats}");
+    assert!(!stats.to_string().contains(&p2));
+    cli.fails(&["referral", "stats", "--node", &n0, "--key", &dara], "not_permitted");
+}
+
+/// The consent ends from the block after the one that closed the referral.
+fn wait_for_refusal(cli: &Cli, args: &[&str]) {
+    let start = std::time::Instant::now();
+    while cli.run(args).0 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(30), "still served 30 s after the referral closed");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    cli.fails(args, "not_permitted");
+}

@@ -1,0 +1,162 @@
+//! Care namespace: telemedicine referrals (FHIR ServiceRequest and Task) as the chain records
+//! them, listed per patient, per institution (inbox and outbox) and per doctor, and the
+//! regulator's statistics per institution pair.
+//!
+//! Referrals are written as ordinary transactions (`POST /v1/txs`); every read here takes a
+//! signed caller and answers through the referral rules of `visibility.rs`: a list shows only
+//! the referrals the caller may see.
+
+use super::*;
+use medledger_state::care::{self as sc, PairStats, Referral};
+
+/// Most referrals one answer lists (the state keeps at most this many per list).
+pub const MAX_LIST: usize = sc::MAX_LISTED;
+
+/// A referral with who it waits for.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ReferralView {
+    #[serde(flatten)]
+    pub referral: Referral,
+    /// Before the receiving institution sees it: whose agreement is missing.
+    pub awaiting: Option<String>,
+}
+
+impl From<Referral> for ReferralView {
+    fn from(r: Referral) -> Self {
+        ReferralView { awaiting: r.awaiting().map(str::to_string), referral: r }
+    }
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ReferralsView {
+    /// Oldest first.
+    pub referrals: Vec<ReferralView>,
+}
+
+/// Which of an institution's lists.
+#[derive(Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mailbox {
+    /// Referrals that reached it.
+    Inbox,
+    /// Referrals its doctors made.
+    Outbox,
+}
+
+#[derive(Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BoxQuery {
+    #[serde(rename = "box")]
+    #[param(rename = "box")]
+    pub mailbox: Mailbox,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PairStatsView {
+    #[serde(flatten)]
+    pub stats: PairStats,
+    /// Mean time from request to acceptance, ms.
+    pub mean_accept_ms: Option<u64>,
+    /// Mean time from request to completion, ms.
+    pub mean_turnaround_ms: Option<u64>,
+}
+
+/// Referral statistics: institution pairs only, no patient.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ReferralStatsView {
+    pub pairs: Vec<PairStatsView>,
+}
+
+fn visible(caller: &Caller, list: Vec<Referral>) -> ReferralsView {
+    ReferralsView { referrals: list.into_iter().filter(|r| caller.may_see_referral(r)).map(Into::into).collect() }
+}
+
+#[utoipa::path(tag = "care", get, path = "/v1/care/referrals/{id}", params(("id" = Hash, Path, description = "referral id")),
+    responses((status = 200, body = ReferralView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`)", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "`not_permitted`: not a party to this referral; credential problems", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+pub(crate) async fn referral(
+    State(st): State<ApiState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ReferralView>, ApiError> {
+    let id = parse_hash(&id, "referral id")?;
+    let snap = snapshot(&st)?;
+    let r = sc::referral(&snap, &id).ok_or_else(|| ApiError::not_found(format!("no referral {id}")))?;
+    if !caller.may_see_referral(&r) {
+        return Err(not_yours("this referral"));
+    }
+    Ok(Json(r.into()))
+}
+
+#[utoipa::path(tag = "care", get, path = "/v1/care/patients/{pseudonym}/referrals", params(("pseudonym" = Hash, Path, description = "patient pseudonym")),
+    responses((status = 200, description = "the patient's referrals the caller may see, oldest first", body = ReferralsView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`)", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "credential problems", body = ErrorBody), (status = 404, description = "`not_found`: no such patient", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+pub(crate) async fn patient_referrals(
+    State(st): State<ApiState>,
+    caller: Caller,
+    ApiPath(p): ApiPath<String>,
+) -> Result<Json<ReferralsView>, ApiError> {
+    let p = parse_hash(&p, "pseudonym")?;
+    let snap = snapshot(&st)?;
+    state_identity::patient_key(&snap, &p).ok_or_else(|| ApiError::not_found("no patient with this pseudonym"))?;
+    Ok(Json(visible(&caller, sc::of_patient(&snap, &p))))
+}
+
+#[utoipa::path(tag = "care", get, path = "/v1/care/institutions/{institution}/referrals", params(("institution" = String, Path, description = "institution id"), BoxQuery),
+    responses((status = 200, description = "the institution's inbox (referrals that reached it) or outbox (referrals its doctors made), oldest first", body = ReferralsView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`)", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "`not_permitted`: only the institution's doctors and admins, and regulators; credential problems", body = ErrorBody), (status = 404, description = "`not_found`: no such institution", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+pub(crate) async fn institution_referrals(
+    State(st): State<ApiState>,
+    caller: Caller,
+    ApiPath(inst): ApiPath<String>,
+    ApiQuery(q): ApiQuery<BoxQuery>,
+) -> Result<Json<ReferralsView>, ApiError> {
+    let snap = snapshot(&st)?;
+    state_identity::institution(&snap, &inst)
+        .ok_or_else(|| ApiError::not_found(format!("unknown institution `{inst}`")))?;
+    if !caller.may_see_referrals_of(&inst) {
+        return Err(not_yours(&format!("the referrals of `{inst}`")));
+    }
+    let list = match q.mailbox {
+        Mailbox::Inbox => sc::inbox(&snap, &inst),
+        Mailbox::Outbox => sc::outbox(&snap, &inst),
+    };
+    Ok(Json(visible(&caller, list)))
+}
+
+#[utoipa::path(tag = "care", get, path = "/v1/care/doctors/{key}/referrals", params(("key" = PublicKey, Path, description = "the doctor's ed25519 public key")),
+    responses((status = 200, description = "referrals naming the doctor (treating or receiving) that the caller may see, oldest first", body = ReferralsView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`)", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+pub(crate) async fn doctor_referrals(
+    State(st): State<ApiState>,
+    caller: Caller,
+    ApiPath(key): ApiPath<String>,
+) -> Result<Json<ReferralsView>, ApiError> {
+    let key = parse_key(&key)?;
+    let snap = snapshot(&st)?;
+    Ok(Json(visible(&caller, sc::of_doctor(&snap, &key))))
+}
+
+#[utoipa::path(tag = "care", get, path = "/v1/care/stats",
+    responses((status = 200, description = "referral counts and turnaround per (referring, receiving) institution pair; no patient appears", body = ReferralStatsView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`)", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "`not_permitted`: regulators and institution admins only; credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+pub(crate) async fn stats(State(st): State<ApiState>, caller: Caller) -> Result<Json<ReferralStatsView>, ApiError> {
+    if !caller.may_see_referral_stats() {
+        return Err(not_yours("referral statistics (regulators and institution admins only)"));
+    }
+    let snap = snapshot(&st)?;
+    let pairs = sc::stats(&snap)
+        .into_iter()
+        .map(|s| PairStatsView {
+            mean_accept_ms: s.mean_accept_ms(),
+            mean_turnaround_ms: s.mean_turnaround_ms(),
+            stats: s,
+        })
+        .collect();
+    Ok(Json(ReferralStatsView { pairs }))
+}
+
+/// This namespace's routes.
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/care/referrals/{id}", get(referral))
+        .route("/v1/care/patients/{pseudonym}/referrals", get(patient_referrals))
+        .route("/v1/care/institutions/{institution}/referrals", get(institution_referrals))
+        .route("/v1/care/doctors/{key}/referrals", get(doctor_referrals))
+        .route("/v1/care/stats", get(stats))
+}
