@@ -74,6 +74,10 @@ pub struct BenchArgs {
     pub serials: usize,
     #[arg(long, default_value_t = 500)]
     pub captures: usize,
+    /// Time the referral workflow in process: `N` referrals from proposal to completion, state
+    /// tree included.
+    #[arg(long, value_name = "N", conflicts_with_all = ["vault", "reads", "state_proofs", "drug_verify", "drug_load"])]
+    pub referrals: Option<usize>,
 }
 
 /// Single and batched ed25519 verification rates on one core.
@@ -117,6 +121,11 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
     let ca_pem = args.dir.join("tls/ca.pem");
     if !medledger_client::http::tls_enabled() && ca_pem.exists() {
         medledger_client::http::trust_consortium_ca(&ca_pem)?;
+    }
+    if let Some(n) = args.referrals {
+        let v = super::carebench::referrals(n)?;
+        println!("{}", if json_out { v.to_string() } else { serde_json::to_string_pretty(&v).unwrap_or_default() });
+        return Ok(());
     }
     if args.drug_verify || args.drug_load {
         let v = if args.drug_verify {

@@ -23,25 +23,27 @@ fn stats_us(mut xs: Vec<f64>) -> Value {
     json!({ "p50_us": r(p(0.5)), "p99_us": r(p(0.99)), "max_us": r(p(1.0)), "samples": xs.len() })
 }
 
-struct Builder {
-    state: MemState,
-    env: BlockEnv,
+/// A chain executed in process, block by block, as one validator does (shared by the in-process
+/// benchmarks of other domains).
+pub(super) struct Builder {
+    pub(super) state: MemState,
+    pub(super) env: BlockEnv,
     /// Execute with the state tree (as a validator does), or only the domain writes.
     sealed: bool,
 }
 
 impl Builder {
-    fn sign(&self, key: &Keypair, nonce: u64, op: Operation) -> Tx {
+    pub(super) fn sign(&self, key: &Keypair, nonce: u64, op: Operation) -> Tx {
         Tx::sign(Transaction { chain_id: self.env.chain_id.clone(), signer: key.public(), nonce, op }, key)
     }
 
-    fn run(&mut self, key: &Keypair, op: Operation) {
+    pub(super) fn run(&mut self, key: &Keypair, op: Operation) {
         let tx = self.sign(key, nonce_of(&self.state, &key.public()), op);
         self.block(&[tx]);
     }
 
     /// Executes one block of `txs` and applies it; every transaction must apply.
-    fn block(&mut self, txs: &[Tx]) {
+    pub(super) fn block(&mut self, txs: &[Tx]) {
         self.env.height += 1;
         self.env.timestamp_ms += 1;
         let (w, r) = if self.sealed {
@@ -54,9 +56,9 @@ impl Builder {
         self.state.apply(&w);
     }
 
-    /// A state with a manufacturer (institution i0, owner of prefix 0614141 and product
-    /// `GTIN`) and a distributor (i1), both credentialed.
-    fn new(sealed: bool) -> (Builder, Keypair, Keypair) {
+    /// Genesis of four institutions `i0`..`i3` (admins `Keypair::from_seed(20 + i)`), and the
+    /// CA's key.
+    pub(super) fn genesis(sealed: bool) -> (Builder, Keypair) {
         let ca = Keypair::from_seed(1);
         let genesis = medledger_types::Genesis {
             chain_id: "bench".into(),
@@ -81,22 +83,33 @@ impl Builder {
             timestamp_ms: genesis.genesis_time_ms,
             proposer: ca.public(),
         };
-        let mut b = Builder { state, env, sealed };
+        (Builder { state, env, sealed }, ca)
+    }
+
+    /// Credentials `key` as `role` at `institution`.
+    pub(super) fn credential(&mut self, ca: &Keypair, key: &Keypair, role: Role, institution: &str) {
+        self.run(
+            ca,
+            Operation::Identity(IdentityOp::IssueCredential {
+                spec: CredentialSpec {
+                    subject: key.public(),
+                    role,
+                    institution: institution.into(),
+                    display_name: "bench".into(),
+                    valid_from_ms: 0,
+                    valid_until_ms: u64::MAX / 2,
+                },
+            }),
+        );
+    }
+
+    /// A state with a manufacturer (institution i0, owner of prefix 0614141 and product
+    /// `GTIN`) and a distributor (i1), both credentialed.
+    fn new(sealed: bool) -> (Builder, Keypair, Keypair) {
+        let (mut b, ca) = Builder::genesis(sealed);
         let (maker, dist) = (Keypair::from_seed(30), Keypair::from_seed(31));
         for (k, role, inst) in [(&maker, Role::Manufacturer, "i0"), (&dist, Role::Distributor, "i1")] {
-            b.run(
-                &ca,
-                Operation::Identity(IdentityOp::IssueCredential {
-                    spec: CredentialSpec {
-                        subject: k.public(),
-                        role,
-                        institution: inst.into(),
-                        display_name: "bench".into(),
-                        valid_from_ms: 0,
-                        valid_until_ms: u64::MAX / 2,
-                    },
-                }),
-            );
+            b.credential(&ca, k, role, inst);
         }
         b.run(
             &ca,

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod bench;
 pub mod care;
+pub mod carebench;
 pub mod consent;
 pub mod devnet;
 pub mod drug;
