@@ -111,6 +111,16 @@ enum Cmd {
         #[command(subcommand)]
         cmd: cmd::care::ReferralCmd,
     },
+    /// Remote monitoring: devices, the patient's monitoring settings, the on-call doctor.
+    Device {
+        #[command(subcommand)]
+        cmd: cmd::care::DeviceCmd,
+    },
+    /// Remote monitoring: alarms, and their acknowledgement.
+    Alarm {
+        #[command(subcommand)]
+        cmd: cmd::care::AlarmCmd,
+    },
     /// Patient: ask the holder to erase a record (the hashes stay on chain).
     Erase(cmd::records::EraseArgs),
     /// Read chain data from a node.
@@ -202,6 +212,8 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Drug { cmd } => cmd::drug::run(cmd, j)?,
         Cmd::Care { cmd } => cmd::care::run(cmd, j)?,
         Cmd::Referral { cmd } => cmd::care::referral(cmd, j)?,
+        Cmd::Device { cmd } => cmd::care::device(cmd, j)?,
+        Cmd::Alarm { cmd } => cmd::care::alarm(cmd, j)?,
         Cmd::Erase(a) => cmd::records::erase(a, j)?,
         Cmd::Query { node, key, what } => cmd::ledger::query(&node, key.as_deref(), what, j)?,
         Cmd::Verify { data_dir, proof, state_proof } => {

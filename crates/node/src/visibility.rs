@@ -200,9 +200,10 @@ impl Caller {
         }
         match &tx.body().op {
             Operation::Consent(ConsentOp::GrantConsent { terms, .. }) => terms.grantee == Grantee::Person(self.key),
-            Operation::Care(op) => {
-                medledger_state::care::referral(state, op.referral_id()).is_some_and(|r| self.may_see_referral(&r))
-            }
+            Operation::Care(op) => op
+                .referral_id()
+                .and_then(|id| medledger_state::care::referral(state, id))
+                .is_some_and(|r| self.may_see_referral(&r)),
             _ => false,
         }
     }
@@ -228,6 +229,26 @@ impl Caller {
         self.sees_everything()
             || (self.institution.as_deref() == Some(institution)
                 && (self.is(Role::Doctor) || self.is(Role::InstitutionAdmin)))
+    }
+
+    /// A patient's devices, monitoring settings and alarms: the patient, doctors and admins of
+    /// the patient's institution (which monitors them), holders of an active consent from the
+    /// patient, regulators and the CA.
+    pub fn may_see_monitoring_of(&self, state: &dyn StateRead, patient: &Hash) -> bool {
+        let inst =
+            identity::patient_key(state, patient).and_then(|k| identity::credential(state, &k)).map(|c| c.institution);
+        self.sees_everything()
+            || self.is_patient(patient)
+            || ((self.is(Role::Doctor) || self.is(Role::InstitutionAdmin))
+                && inst.is_some()
+                && self.institution == inst)
+            || self.holds_consent(state, patient)
+    }
+
+    /// The alarms a doctor is responsible for or was escalated: that doctor, admins of the
+    /// doctor's institution, regulators and the CA.
+    pub fn may_see_alarms_of(&self, state: &dyn StateRead, doctor: &PublicKey) -> bool {
+        self.sees_everything() || self.key == *doctor || self.administers(state, doctor)
     }
 
     /// Referral statistics (institution pairs only, no patient): regulators, the CA and
@@ -267,9 +288,22 @@ pub fn patient_of(state: &dyn StateRead, op: &Operation) -> Option<Hash> {
         },
         // Supply-chain events name no patient.
         Operation::Drugs(_) => None,
-        Operation::Care(op) => match op {
-            medledger_types::CareOp::ProposeReferral { patient, .. } => Some(*patient),
-            op => medledger_state::care::referral(state, op.referral_id()).map(|r| r.patient),
-        },
+        Operation::Care(op) => {
+            use medledger_state::care::{self as sc, monitoring as m};
+            use medledger_types::CareOp as C;
+            match op {
+                C::ProposeReferral { patient, .. }
+                | C::RegisterDevice { patient, .. }
+                | C::SetMonitoring { patient, .. } => Some(*patient),
+                C::RevokeDevice { device_id }
+                | C::AnchorReadings { device_id, .. }
+                | C::RaiseAlarm { device_id, .. } => m::device(state, device_id).map(|d| d.patient),
+                C::AcknowledgeAlarm { alarm_id } | C::EscalateAlarm { alarm_id } => {
+                    m::alarm(state, alarm_id).map(|a| a.patient)
+                }
+                C::SetOnCall { .. } => None,
+                op => op.referral_id().and_then(|id| sc::referral(state, id)).map(|r| r.patient),
+            }
+        }
     }
 }

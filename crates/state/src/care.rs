@@ -14,25 +14,31 @@
 //!
 //! ## Permissions
 //!
-//! | principal          | propose_referral | approve_referral | confirm_referral | accept_referral | reject_referral | start_referral | complete_referral | fail_referral | cancel_referral |
-//! |--------------------|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|
-//! | ca                 |     |     |     |     |     |     |     |     |     |
-//! | patient            |  ✓  |  ✓  |     |     |     |     |     |     |  ✓  |
-//! | doctor             |  ✓  |     |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |
-//! | institution_admin  |     |     |     |  ✓  |  ✓  |  ✓  |     |  ✓  |     |
-//! | regulator          |     |     |     |     |     |     |     |     |     |
-//! | researcher         |     |     |     |     |     |     |     |     |     |
-//! | insurer            |     |     |     |     |     |     |     |     |     |
-//! | manufacturer       |     |     |     |     |     |     |     |     |     |
-//! | distributor        |     |     |     |     |     |     |     |     |     |
-//! | pharmacy           |     |     |     |     |     |     |     |     |     |
-//! | node_service       |     |     |     |     |     |     |     |     |     |
+//! | principal          | propose_referral | approve_referral | confirm_referral | accept_referral | reject_referral | start_referral | complete_referral | fail_referral | cancel_referral | register_device | revoke_device | set_monitoring | set_on_call | anchor_readings | raise_alarm | acknowledge_alarm | escalate_alarm |
+//! |--------------------|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|
+//! | ca                 |     |     |     |     |     |     |     |     |     |     |     |     |     |     |     |     |     |
+//! | patient            |  ✓  |  ✓  |     |     |     |     |     |     |  ✓  |     |  ✓  |     |     |     |     |     |     |
+//! | doctor             |  ✓  |     |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |     |     |     |  ✓  |     |
+//! | institution_admin  |     |     |     |  ✓  |  ✓  |  ✓  |     |  ✓  |     |  ✓  |  ✓  |     |  ✓  |     |     |     |     |
+//! | regulator          |     |     |     |     |     |     |     |     |     |     |     |     |     |     |     |     |     |
+//! | researcher         |     |     |     |     |     |     |     |     |     |     |     |     |     |     |     |     |     |
+//! | insurer            |     |     |     |     |     |     |     |     |     |     |     |     |     |     |     |     |     |
+//! | manufacturer       |     |     |     |     |     |     |     |     |     |     |     |     |     |     |     |     |     |
+//! | distributor        |     |     |     |     |     |     |     |     |     |     |     |     |     |     |     |     |     |
+//! | pharmacy           |     |     |     |     |     |     |     |     |     |     |     |     |     |     |     |     |     |
+//! | node_service       |     |     |     |     |     |     |     |     |     |     |     |     |     |  ✓  |  ✓  |     |  ✓  |
 //!
 //! Scope rules on top of the table: a patient proposes and approves only their own referrals,
 //! a doctor proposes only as the treating doctor and confirms only referrals naming them;
 //! accepting, rejecting, starting and failing are for doctors and admins of the receiving
 //! institution, completing for the receiving doctor; cancelling for the patient or the treating
 //! doctor. The regulator reads the statistics ([`stats`]), which name institutions only.
+//!
+//! Remote monitoring ([`monitoring`]): staff of the patient's institution register devices;
+//! the patient or that staff revoke them; a doctor of the patient's institution sets the
+//! monitoring (and becomes the responsible doctor); the admin names the on-call doctor; the
+//! monitoring institution's node anchors readings, raises alarms and escalates them; the
+//! responsible doctor (or the on-call doctor after escalation) acknowledges.
 
 use crate::consent::{self, Consent};
 use crate::identity::{self, credential};
@@ -51,6 +57,8 @@ use medledger_types::limits::MAX_INSTITUTION_ID;
 use medledger_types::{action, ConsentTerms, Event, Grantee, Hash, PublicKey, Purpose, RejectCode, Role, Scope};
 use serde::{Deserialize, Serialize};
 
+pub mod monitoring;
+
 /// Most referral ids one list keeps (a patient's, an institution's inbox or outbox, a
 /// doctor's); older referrals stay readable by id.
 pub const MAX_LISTED: usize = 1024;
@@ -60,19 +68,19 @@ pub const MAX_PAIRS: usize = 4096;
 pub const MAX_HISTORY: usize = 16;
 
 /// This domain's rows of the permission table (see the module docs).
-pub const PERMISSIONS: Rows<9> = [
-    // prp apr cnf acc rej sta cmp fai can
-    [N, N, N, N, N, N, N, N, N], // ca
-    [Y, Y, N, N, N, N, N, N, Y], // patient
-    [Y, N, Y, Y, Y, Y, Y, Y, Y], // doctor
-    [N, N, N, Y, Y, Y, N, Y, N], // institution_admin
-    [N, N, N, N, N, N, N, N, N], // regulator
-    [N, N, N, N, N, N, N, N, N], // researcher
-    [N, N, N, N, N, N, N, N, N], // insurer
-    [N, N, N, N, N, N, N, N, N], // manufacturer
-    [N, N, N, N, N, N, N, N, N], // distributor
-    [N, N, N, N, N, N, N, N, N], // pharmacy
-    [N, N, N, N, N, N, N, N, N], // node_service
+pub const PERMISSIONS: Rows<17> = [
+    // prp apr cnf acc rej sta cmp fai can reg rev mon onc anc rai ack esc
+    [N, N, N, N, N, N, N, N, N, N, N, N, N, N, N, N, N], // ca
+    [Y, Y, N, N, N, N, N, N, Y, N, Y, N, N, N, N, N, N], // patient
+    [Y, N, Y, Y, Y, Y, Y, Y, Y, Y, Y, Y, N, N, N, Y, N], // doctor
+    [N, N, N, Y, Y, Y, N, Y, N, Y, Y, N, Y, N, N, N, N], // institution_admin
+    [N, N, N, N, N, N, N, N, N, N, N, N, N, N, N, N, N], // regulator
+    [N, N, N, N, N, N, N, N, N, N, N, N, N, N, N, N, N], // researcher
+    [N, N, N, N, N, N, N, N, N, N, N, N, N, N, N, N, N], // insurer
+    [N, N, N, N, N, N, N, N, N, N, N, N, N, N, N, N, N], // manufacturer
+    [N, N, N, N, N, N, N, N, N, N, N, N, N, N, N, N, N], // distributor
+    [N, N, N, N, N, N, N, N, N, N, N, N, N, N, N, N, N], // pharmacy
+    [N, N, N, N, N, N, N, N, N, N, N, N, N, Y, Y, N, Y], // node_service
 ];
 
 pub mod key {
@@ -557,6 +565,14 @@ pub(crate) fn apply(
 ) -> Result<Vec<Event>, Rejection> {
     op.check_limits().map_err(invalid)?;
     match op {
+        CareOp::RegisterDevice { .. }
+        | CareOp::RevokeDevice { .. }
+        | CareOp::SetMonitoring { .. }
+        | CareOp::SetOnCall { .. }
+        | CareOp::AnchorReadings { .. }
+        | CareOp::RaiseAlarm { .. }
+        | CareOp::AcknowledgeAlarm { .. }
+        | CareOp::EscalateAlarm { .. } => monitoring::apply(o, env, signer, principal, op),
         CareOp::ProposeReferral { referral_id, patient, doctor, to, specialty, records } => {
             if referral(o, referral_id).is_some() {
                 return Err(Rejection::new(
@@ -667,7 +683,8 @@ pub(crate) fn apply(
         | CareOp::FailReferral { .. }
         | CareOp::CancelReferral { .. } => {
             let action = op.action().expect("a status change has a task action");
-            let mut r = load(o, op.referral_id())?;
+            let id = op.referral_id().ok_or_else(|| invalid("not a referral operation"))?;
+            let mut r = load(o, id)?;
             let who = party(o, &r, signer);
             let to = task::transition(r.status, who, &action).map_err(task_rejection)?;
             // The receiving side acts only once both the patient and the doctor agreed.

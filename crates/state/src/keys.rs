@@ -66,6 +66,15 @@ pub const CARE_INBOX: &[u8] = b"cri/";
 pub const CARE_OUTBOX: &[u8] = b"cro/";
 pub const CARE_DOCTOR: &[u8] = b"crd/";
 pub const CARE_STATS: &[u8] = b"crs/";
+pub const CARE_DEVICE: &[u8] = b"cd/";
+pub const CARE_DEVICE_KEY: &[u8] = b"cdk/";
+pub const CARE_PATIENT_DEVICES: &[u8] = b"cdp/";
+pub const CARE_MONITORING: &[u8] = b"cm/";
+pub const CARE_ON_CALL: &[u8] = b"co/";
+pub const CARE_ANCHOR: &[u8] = b"cn/";
+pub const CARE_ALARM: &[u8] = b"cx/";
+pub const CARE_PATIENT_ALARMS: &[u8] = b"cxp/";
+pub const CARE_DOCTOR_ALARMS: &[u8] = b"cxd/";
 pub const DRUG_INVENTORY: &[u8] = b"do/";
 
 /// One registered prefix: its bytes, the domain that owns it and what it holds.
@@ -130,6 +139,15 @@ pub const REGISTRY: &[Prefix] = &[
     Prefix { bytes: CARE_OUTBOX, domain: "care", holds: "referrals an institution's doctors made" },
     Prefix { bytes: CARE_DOCTOR, domain: "care", holds: "referrals naming a doctor" },
     Prefix { bytes: CARE_STATS, domain: "care", holds: "referral counts and turnaround per institution pair" },
+    Prefix { bytes: CARE_DEVICE, domain: "care", holds: "monitoring device by id" },
+    Prefix { bytes: CARE_DEVICE_KEY, domain: "care", holds: "the device a key signs for" },
+    Prefix { bytes: CARE_PATIENT_DEVICES, domain: "care", holds: "devices of a patient" },
+    Prefix { bytes: CARE_MONITORING, domain: "care", holds: "a patient's monitoring settings and responsible doctor" },
+    Prefix { bytes: CARE_ON_CALL, domain: "care", holds: "an institution's on-call doctor" },
+    Prefix { bytes: CARE_ANCHOR, domain: "care", holds: "batched reading anchors by device and sequence" },
+    Prefix { bytes: CARE_ALARM, domain: "care", holds: "alarm by id" },
+    Prefix { bytes: CARE_PATIENT_ALARMS, domain: "care", holds: "alarms of a patient" },
+    Prefix { bytes: CARE_DOCTOR_ALARMS, domain: "care", holds: "alarms a doctor is responsible for or was escalated" },
 ];
 
 /// A key: the prefix, then the parts.

@@ -429,3 +429,203 @@ impl WithId for C {
         self
     }
 }
+
+mod monitoring {
+    use super::common::{applied, rejected, Chain};
+    use medledger_state::care::monitoring::{self as m, key};
+    use medledger_state::identity;
+    use medledger_state::store::StateRead;
+    use medledger_types::care::{CareOp as C, RuleText};
+    use medledger_types::{Hash, Keypair, Operation, Outcome, RejectCode, Role};
+
+    const DEVICE: Hash = Hash([0xD1; 32]);
+
+    struct W {
+        c: Chain,
+        pid: Hash,
+        patient: Keypair,
+        doctor: Keypair,
+        on_call: Keypair,
+        elsewhere: Keypair,
+        node: Keypair,
+        other_node: Keypair,
+        device_key: Keypair,
+    }
+
+    fn w() -> W {
+        let mut c = Chain::new();
+        let patient = c.patient(10);
+        let pid = identity::credential(&c.state, &patient.public()).unwrap().pseudonym.unwrap();
+        let doctor = c.issue(Role::Doctor, 0, 30);
+        let on_call = c.issue(Role::Doctor, 0, 31);
+        let elsewhere = c.issue(Role::Doctor, 1, 32);
+        let node = c.issue(Role::NodeService, 0, 33);
+        let other_node = c.issue(Role::NodeService, 1, 34);
+        W { c, pid, patient, doctor, on_call, elsewhere, node, other_node, device_key: Keypair::from_seed(35) }
+    }
+
+    impl W {
+        fn run(&mut self, k: &Keypair, op: C) -> Outcome {
+            self.c.one(k, Operation::Care(op))
+        }
+        fn keys(&self) -> Vec<Option<Vec<u8>>> {
+            let mut ks = vec![
+                key::device(&DEVICE),
+                key::device_key(&self.device_key.public()),
+                key::patient_devices(&self.pid),
+                key::monitoring(&self.pid),
+                key::on_call("hospital-0"),
+                key::patient_alarms(&self.pid),
+                key::doctor_alarms(&self.doctor.public()),
+                key::doctor_alarms(&self.on_call.public()),
+            ];
+            for i in 0..4u8 {
+                ks.push(key::alarm(&Hash([i; 32])));
+                ks.push(key::anchor(&DEVICE, i as u64));
+            }
+            ks.iter().map(|k| self.c.state.get(k)).collect()
+        }
+        fn refused(&mut self, k: &Keypair, op: C, code: RejectCode, needle: &str) {
+            let before = self.keys();
+            let out = self.run(k, op.clone());
+            match &out {
+                Outcome::Rejected { code: got, reason } => {
+                    assert_eq!(*got, code, "{}: {reason}", op.kind().name());
+                    assert!(reason.contains(needle), "{}: `{reason}` does not say `{needle}`", op.kind().name());
+                }
+                o => panic!("{} applied: {o:?}", op.kind().name()),
+            }
+            assert_eq!(self.keys(), before, "{} changed the state", op.kind().name());
+        }
+        fn register(&self) -> C {
+            C::RegisterDevice {
+                device_id: DEVICE,
+                patient: self.pid,
+                key: self.device_key.public(),
+                model: "wrist pulse oximeter".into(),
+            }
+        }
+        fn anchor(&self, first_ms: u64, last_ms: u64) -> C {
+            C::AnchorReadings { device_id: DEVICE, first_ms, last_ms, count: 12, root: Hash([0xAA; 32]) }
+        }
+        fn alarm(&self, id: u8, cause: &str) -> C {
+            C::RaiseAlarm {
+                alarm_id: Hash([id; 32]),
+                device_id: DEVICE,
+                reading: Hash([0xBB; 32]),
+                cause: cause.into(),
+            }
+        }
+    }
+
+    #[test]
+    fn devices_report_and_alarms_are_acknowledged_or_escalated() {
+        let mut w = w();
+        let (doctor, elsewhere, node, other_node) =
+            (w.doctor.clone(), w.elsewhere.clone(), w.node.clone(), w.other_node.clone());
+        let (patient, on_call, admin) = (w.patient.clone(), w.on_call.clone(), w.c.admins[0].clone());
+        // Registration: staff of the patient's institution only, a device's own key.
+        let reg = w.register();
+        w.refused(&elsewhere, reg.clone(), RejectCode::NotPermitted, "patient's institution");
+        let mut person = reg.clone();
+        if let C::RegisterDevice { key, .. } = &mut person {
+            *key = doctor.public();
+        }
+        w.refused(&doctor, person, RejectCode::InvalidArgument, "not a person's credential key");
+        applied(&w.run(&doctor, reg.clone()));
+        w.refused(&doctor, reg, RejectCode::AlreadyExists, "already exists");
+        let d = m::device_of_key(&w.c.state, &w.device_key.public()).unwrap();
+        assert_eq!((d.patient, d.institution.as_str()), (w.pid, "hospital-0"));
+        assert_eq!(m::devices_of(&w.c.state, &w.pid).len(), 1);
+
+        // Anchors: the monitoring institution's node, intervals that never overlap.
+        let now = w.c.now;
+        applied(&w.run(&node, w.anchor(now - 60_000, now)));
+        w.refused(&node, w.anchor(now - 30_000, now + 1_000), RejectCode::AlreadyExists, "already anchored");
+        w.refused(&other_node, w.anchor(now + 1, now + 2), RejectCode::NotPermitted, "not by the signer's institution");
+        w.refused(&node, w.anchor(now + 1, now + 3_600_000), RejectCode::InvalidArgument, "in the future");
+        let a = m::anchor(&w.c.state, &DEVICE, 0).unwrap();
+        assert_eq!((a.count, a.root), (12, Hash([0xAA; 32])));
+
+        // Alarms need a responsible doctor; a rule cause must be one of the patient's rules.
+        w.refused(&node, w.alarm(1, "news2 high"), RejectCode::InvalidArgument, "set the monitoring first");
+        let set = C::SetMonitoring {
+            patient: w.pid,
+            spo2_scale: 2,
+            rules: vec![RuleText("pulse>130".into())],
+            escalate_after_ms: 60_000,
+        };
+        w.refused(&elsewhere, set.clone(), RejectCode::NotPermitted, "patient's institution");
+        applied(&w.run(&doctor, set));
+        let mon = m::monitoring(&w.c.state, &w.pid).unwrap();
+        assert_eq!((mon.responsible, mon.spo2_scale, mon.rules[0].0.as_str()), (doctor.public(), 2, "pulse > 130"));
+        w.refused(&node, w.alarm(1, "spo2 < 80"), RejectCode::InvalidArgument, "not one of the patient's rules");
+        applied(&w.run(&node, w.alarm(1, "pulse > 130")));
+        applied(&w.run(&node, w.alarm(2, "news2 high")));
+        w.refused(&node, w.alarm(2, "news2 high"), RejectCode::AlreadyExists, "already exists");
+        assert_eq!(m::alarms_of_doctor(&w.c.state, &doctor.public()).len(), 2);
+
+        // Acknowledgement: the responsible doctor; no escalation afterwards.
+        w.refused(
+            &elsewhere,
+            C::AcknowledgeAlarm { alarm_id: Hash([1; 32]) },
+            RejectCode::NotPermitted,
+            "only the responsible doctor",
+        );
+        applied(&w.run(&doctor, C::AcknowledgeAlarm { alarm_id: Hash([1; 32]) }));
+        w.refused(
+            &doctor,
+            C::AcknowledgeAlarm { alarm_id: Hash([1; 32]) },
+            RejectCode::AlreadyExists,
+            "already acknowledged",
+        );
+        w.c.now += 120_000;
+        w.refused(&node, C::EscalateAlarm { alarm_id: Hash([1; 32]) }, RejectCode::InvalidArgument, "was acknowledged");
+
+        // Escalation: not before its time, not without an on-call doctor, not by another node.
+        w.c.now -= 120_000;
+        w.refused(&node, C::EscalateAlarm { alarm_id: Hash([2; 32]) }, RejectCode::InvalidArgument, "not yet");
+        w.c.now += 120_000;
+        w.refused(
+            &node,
+            C::EscalateAlarm { alarm_id: Hash([2; 32]) },
+            RejectCode::InvalidArgument,
+            "no on-call doctor",
+        );
+        w.refused(
+            &admin,
+            C::SetOnCall { doctor: elsewhere.public() },
+            RejectCode::InvalidArgument,
+            "must be a doctor of `hospital-0`",
+        );
+        applied(&w.run(&admin, C::SetOnCall { doctor: on_call.public() }));
+        w.refused(
+            &other_node,
+            C::EscalateAlarm { alarm_id: Hash([2; 32]) },
+            RejectCode::NotPermitted,
+            "escalates its alarms",
+        );
+        applied(&w.run(&node, C::EscalateAlarm { alarm_id: Hash([2; 32]) }));
+        w.refused(&node, C::EscalateAlarm { alarm_id: Hash([2; 32]) }, RejectCode::AlreadyExists, "already escalated");
+        let a = m::alarm(&w.c.state, &Hash([2; 32])).unwrap();
+        assert_eq!(a.escalated_to, Some(on_call.public()));
+        assert_eq!(m::alarms_of_doctor(&w.c.state, &on_call.public()).len(), 1);
+        applied(&w.run(&on_call, C::AcknowledgeAlarm { alarm_id: Hash([2; 32]) }));
+        assert_eq!(m::alarm(&w.c.state, &Hash([2; 32])).unwrap().acknowledged_by, Some(on_call.public()));
+
+        // Revocation: by the patient; the device's readings are refused from the next block.
+        let stranger_patient = w.c.patient(12);
+        w.refused(
+            &stranger_patient,
+            C::RevokeDevice { device_id: DEVICE },
+            RejectCode::NotPermitted,
+            "only the patient",
+        );
+        applied(&w.run(&patient, C::RevokeDevice { device_id: DEVICE }));
+        let now = w.c.now;
+        w.refused(&node, w.anchor(now, now + 1), RejectCode::NotPermitted, "revoked");
+        w.refused(&node, w.alarm(3, "news2 high"), RejectCode::NotPermitted, "revoked");
+        // Roles outside the table never reach the domain.
+        assert_eq!(rejected(&w.run(&doctor, w.anchor(now + 10, now + 11))), RejectCode::NotPermitted);
+    }
+}

@@ -33,9 +33,23 @@ pub mod limits {
     pub const MAX_REFERRAL_REASON: usize = super::task::MAX_REASON_BYTES;
     /// An appointment may be at most this far after the acceptance (one year).
     pub const MAX_APPOINTMENT_AHEAD_MS: u64 = 366 * 24 * 60 * 60 * 1000;
+    /// A device's model (FHIR `Device.type` text).
+    pub const MAX_DEVICE_MODEL: usize = 64;
+    /// Threshold rules per patient.
+    pub const MAX_RULES: usize = 16;
+    /// A rule's or an alarm cause's text (`pulse > 130`, `news2 high`).
+    pub const MAX_RULE_TEXT: usize = 48;
+    /// Readings one anchor may cover.
+    pub const MAX_ANCHOR_READINGS: u32 = 1_000_000;
+    /// Escalation waits at least a minute and at most a day.
+    pub const MIN_ESCALATE_AFTER_MS: u64 = 60_000;
+    pub const MAX_ESCALATE_AFTER_MS: u64 = 24 * 60 * 60 * 1000;
 }
 use crate::limits::MAX_INSTITUTION_ID;
-use limits::{MAX_REFERRAL_REASON, MAX_REFERRAL_RECORDS, MAX_SPECIALTY};
+use limits::{
+    MAX_ANCHOR_READINGS, MAX_DEVICE_MODEL, MAX_ESCALATE_AFTER_MS, MAX_REFERRAL_REASON, MAX_REFERRAL_RECORDS, MAX_RULES,
+    MAX_RULE_TEXT, MAX_SPECIALTY, MIN_ESCALATE_AFTER_MS,
+};
 
 /// How the receiving hospital sees the patient.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -66,6 +80,28 @@ impl Mode {
 }
 
 crate::canonical_enum!(Mode, "consultation mode");
+
+/// A per-patient threshold rule as the chain keeps it: its text (`pulse > 130`), checked with
+/// [`alarm::Rule`]'s parser.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RuleText(pub String);
+
+impl RuleText {
+    pub fn rule(&self) -> Result<alarm::Rule, String> {
+        self.0.parse()
+    }
+}
+
+impl crate::codec::Field for RuleText {
+    fn put(&self, w: &mut crate::codec::Writer) {
+        w.str(&self.0);
+    }
+    fn take(r: &mut crate::codec::Reader<'_>, what: &'static str, _: usize) -> Result<Self, crate::DecodeError> {
+        Ok(RuleText(r.string(what, MAX_RULE_TEXT)?))
+    }
+}
 crate::canonical_enum!(TaskStatus, "referral status");
 
 crate::operations! {
@@ -105,13 +141,57 @@ crate::operations! {
         7 => FailReferral { referral_id: Hash = "referral id", reason: String = "reason" max MAX_REFERRAL_REASON },
         /// The referring side (the patient or the treating doctor): cancel, with a reason.
         8 => CancelReferral { referral_id: Hash = "referral id", reason: String = "reason" max MAX_REFERRAL_REASON },
+        /// Staff of the patient's institution: register a monitoring device (FHIR `Device`) to
+        /// the patient, with the device's own key, which signs its readings.
+        9 => RegisterDevice {
+            device_id: Hash = "device id",
+            patient: Hash = "patient",
+            key: PublicKey = "device key",
+            model: String = "device model" max MAX_DEVICE_MODEL,
+        },
+        /// The patient, or staff of the registering institution: revoke a device; its readings
+        /// are refused from the next block on.
+        10 => RevokeDevice { device_id: Hash = "device id" },
+        /// A doctor of the patient's institution, who becomes the responsible doctor: the
+        /// NEWS2 SpO₂ scale (1, or 2 for hypercapnic respiratory failure), threshold rules, and
+        /// how long an alarm may wait for acknowledgement before it escalates.
+        11 => SetMonitoring {
+            patient: Hash = "patient",
+            spo2_scale: u32 = "SpO2 scale",
+            rules: Vec<RuleText> = "rules" max MAX_RULES,
+            escalate_after_ms: u64 = "escalation delay",
+        },
+        /// Institution admin: the institution's on-call doctor, to whom alarms escalate.
+        12 => SetOnCall { doctor: PublicKey = "on-call doctor" },
+        /// The monitoring institution's node: one anchor per device per interval, the RFC 9162
+        /// Merkle root of the interval's reading digests. No value goes on chain.
+        13 => AnchorReadings {
+            device_id: Hash = "device id",
+            first_ms: u64 = "first reading time",
+            last_ms: u64 = "last reading time",
+            count: u32 = "reading count",
+            root: Hash = "readings root",
+        },
+        /// The monitoring institution's node: an alarm (FHIR `Flag`) with its cause and the
+        /// digest of the reading that raised it, never the values.
+        14 => RaiseAlarm {
+            alarm_id: Hash = "alarm id",
+            device_id: Hash = "device id",
+            reading: Hash = "reading digest",
+            cause: String = "alarm cause" max MAX_RULE_TEXT,
+        },
+        /// The responsible doctor, or the on-call doctor it escalated to: acknowledge an alarm.
+        15 => AcknowledgeAlarm { alarm_id: Hash = "alarm id" },
+        /// The monitoring institution's node: an alarm nobody acknowledged in time goes to the
+        /// institution's on-call doctor.
+        16 => EscalateAlarm { alarm_id: Hash = "alarm id" },
     }
 }
 
 impl CareOp {
-    /// The referral an operation is about.
-    pub fn referral_id(&self) -> &Hash {
-        match self {
+    /// The referral an operation is about (`None` for monitoring operations).
+    pub fn referral_id(&self) -> Option<&Hash> {
+        Some(match self {
             CareOp::ProposeReferral { referral_id, .. }
             | CareOp::ApproveReferral { referral_id }
             | CareOp::ConfirmReferral { referral_id }
@@ -121,7 +201,8 @@ impl CareOp {
             | CareOp::CompleteReferral { referral_id, .. }
             | CareOp::FailReferral { referral_id, .. }
             | CareOp::CancelReferral { referral_id, .. } => referral_id,
-        }
+            _ => return None,
+        })
     }
 
     /// The workflow action of a status change (`None` for the ServiceRequest's own steps:
@@ -135,9 +216,7 @@ impl CareOp {
             CareOp::CompleteReferral { report, .. } => Action::Complete { output: *report },
             CareOp::FailReferral { reason, .. } => Action::Fail { reason: reason.clone() },
             CareOp::CancelReferral { reason, .. } => Action::Cancel { reason: reason.clone() },
-            CareOp::ProposeReferral { .. } | CareOp::ApproveReferral { .. } | CareOp::ConfirmReferral { .. } => {
-                return None
-            }
+            _ => return None,
         })
     }
 
@@ -184,11 +263,57 @@ impl CareOp {
                 Err("a completed referral needs its output: the consultation report's record id".into())
             }
             CareOp::AcceptReferral { appointment_ms: 0, .. } => Err("the appointment time must be set".into()),
+            CareOp::RegisterDevice { model, .. } => {
+                if model.trim().is_empty() {
+                    return Err("the device model must be named (for example wrist pulse oximeter)".into());
+                }
+                if model.chars().any(char::is_control) {
+                    return Err("the device model must not contain control characters".into());
+                }
+                check_len("device model", model, MAX_DEVICE_MODEL)
+            }
+            CareOp::SetMonitoring { spo2_scale, rules, escalate_after_ms, .. } => {
+                if !matches!(spo2_scale, 1 | 2) {
+                    return Err(format!(
+                        "the SpO2 scale is 1 or 2 (2 for hypercapnic respiratory failure), not {spo2_scale}"
+                    ));
+                }
+                if rules.len() > MAX_RULES {
+                    return Err(format!("{} rules, above the limit of {MAX_RULES}", rules.len()));
+                }
+                for r in rules {
+                    check_len("rule", &r.0, MAX_RULE_TEXT)?;
+                    r.rule().map_err(|e| format!("rule `{}`: {e}", r.0))?;
+                }
+                if !(MIN_ESCALATE_AFTER_MS..=MAX_ESCALATE_AFTER_MS).contains(escalate_after_ms) {
+                    return Err(format!(
+                        "the escalation delay is {escalate_after_ms} ms; it must be between {MIN_ESCALATE_AFTER_MS} (a minute) and {MAX_ESCALATE_AFTER_MS} (a day)"
+                    ));
+                }
+                Ok(())
+            }
+            CareOp::AnchorReadings { first_ms, last_ms, count, .. } => {
+                if *count == 0 || *count > MAX_ANCHOR_READINGS {
+                    return Err(format!("an anchor covers 1 to {MAX_ANCHOR_READINGS} readings, not {count}"));
+                }
+                if first_ms > last_ms {
+                    return Err("the interval's first reading is after its last".into());
+                }
+                Ok(())
+            }
+            CareOp::RaiseAlarm { cause, .. } => {
+                check_len("alarm cause", cause, MAX_RULE_TEXT)?;
+                alarm::check_cause(cause).map_err(|e| format!("alarm cause: {e}"))
+            }
             CareOp::ApproveReferral { .. }
             | CareOp::ConfirmReferral { .. }
             | CareOp::AcceptReferral { .. }
             | CareOp::StartReferral { .. }
-            | CareOp::CompleteReferral { .. } => Ok(()),
+            | CareOp::CompleteReferral { .. }
+            | CareOp::RevokeDevice { .. }
+            | CareOp::SetOnCall { .. }
+            | CareOp::AcknowledgeAlarm { .. }
+            | CareOp::EscalateAlarm { .. } => Ok(()),
         }
     }
 
@@ -220,6 +345,35 @@ impl CareOp {
             K::CompleteReferral => CareOp::CompleteReferral { referral_id, report: Hash([3; 32]) },
             K::FailReferral => CareOp::FailReferral { referral_id, reason: "patient unreachable".into() },
             K::CancelReferral => CareOp::CancelReferral { referral_id, reason: "no longer needed".into() },
+            K::RegisterDevice => CareOp::RegisterDevice {
+                device_id: Hash([n; 32]),
+                patient: Hash([1; 32]),
+                key: someone,
+                model: "wrist pulse oximeter".into(),
+            },
+            K::RevokeDevice => CareOp::RevokeDevice { device_id: Hash([n; 32]) },
+            K::SetMonitoring => CareOp::SetMonitoring {
+                patient: Hash([1; 32]),
+                spo2_scale: 1,
+                rules: vec![RuleText("pulse > 130".into())],
+                escalate_after_ms: 300_000,
+            },
+            K::SetOnCall => CareOp::SetOnCall { doctor: someone },
+            K::AnchorReadings => CareOp::AnchorReadings {
+                device_id: Hash([n; 32]),
+                first_ms: now_ms - 60_000,
+                last_ms: now_ms,
+                count: 60,
+                root: Hash([4; 32]),
+            },
+            K::RaiseAlarm => CareOp::RaiseAlarm {
+                alarm_id: Hash([n; 32]),
+                device_id: Hash([n; 32]),
+                reading: Hash([5; 32]),
+                cause: "news2 medium".into(),
+            },
+            K::AcknowledgeAlarm => CareOp::AcknowledgeAlarm { alarm_id: Hash([n; 32]) },
+            K::EscalateAlarm => CareOp::EscalateAlarm { alarm_id: Hash([n; 32]) },
             _ => return None,
         })
     }
@@ -281,15 +435,39 @@ pub(crate) mod tests {
         // The decoder enforces the same limits.
         let long = CareOp::CancelReferral { referral_id: Hash([1; 32]), reason: "x".repeat(MAX_REFERRAL_REASON + 1) };
         assert!(CareOp::from_bytes(&long.to_bytes()).is_err());
+        // Monitoring: the scale, the rules, the delay, the causes.
+        let monitoring = |scale: u32, rule: &str, delay: u64| CareOp::SetMonitoring {
+            patient: Hash([1; 32]),
+            spo2_scale: scale,
+            rules: vec![RuleText(rule.into())],
+            escalate_after_ms: delay,
+        };
+        assert!(monitoring(3, "pulse > 130", 300_000).check_limits().unwrap_err().contains("SpO2 scale is 1 or 2"));
+        assert!(monitoring(1, "mood > 3", 300_000).check_limits().unwrap_err().contains("not a monitored parameter"));
+        assert!(monitoring(1, "pulse > 130", 1_000).check_limits().unwrap_err().contains("escalation delay"));
+        monitoring(2, "spo2 < 88", 600_000).check_limits().unwrap();
+        let alarm = |cause: &str| CareOp::RaiseAlarm {
+            alarm_id: Hash([1; 32]),
+            device_id: Hash([2; 32]),
+            reading: Hash([3; 32]),
+            cause: cause.into(),
+        };
+        assert!(alarm("news2 low").check_limits().unwrap_err().contains("raises no alarm"));
+        alarm("news2 high").check_limits().unwrap();
+        alarm("pulse > 130").check_limits().unwrap();
+        let anchor =
+            CareOp::AnchorReadings { device_id: Hash([1; 32]), first_ms: 2, last_ms: 1, count: 1, root: Hash([2; 32]) };
+        assert!(anchor.check_limits().unwrap_err().contains("after its last"));
     }
 
     #[test]
     fn status_changes_map_to_task_actions() {
         for op in samples() {
-            let is_status_change = !matches!(
-                op,
-                CareOp::ProposeReferral { .. } | CareOp::ApproveReferral { .. } | CareOp::ConfirmReferral { .. }
-            );
+            let is_status_change = op.referral_id().is_some()
+                && !matches!(
+                    op,
+                    CareOp::ProposeReferral { .. } | CareOp::ApproveReferral { .. } | CareOp::ConfirmReferral { .. }
+                );
             assert_eq!(op.action().is_some(), is_status_change, "{}", op.kind().name());
         }
     }

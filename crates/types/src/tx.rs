@@ -151,10 +151,18 @@ pub enum OpKind {
     CompleteReferral,
     FailReferral,
     CancelReferral,
+    RegisterDevice,
+    RevokeDevice,
+    SetMonitoring,
+    SetOnCall,
+    AnchorReadings,
+    RaiseAlarm,
+    AcknowledgeAlarm,
+    EscalateAlarm,
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 37] = [
+    pub const ALL: [OpKind; 45] = [
         OpKind::AddInstitution,
         OpKind::IssueCredential,
         OpKind::RevokeCredential,
@@ -192,6 +200,14 @@ impl OpKind {
         OpKind::CompleteReferral,
         OpKind::FailReferral,
         OpKind::CancelReferral,
+        OpKind::RegisterDevice,
+        OpKind::RevokeDevice,
+        OpKind::SetMonitoring,
+        OpKind::SetOnCall,
+        OpKind::AnchorReadings,
+        OpKind::RaiseAlarm,
+        OpKind::AcknowledgeAlarm,
+        OpKind::EscalateAlarm,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -232,6 +248,14 @@ impl OpKind {
             OpKind::CompleteReferral => "complete_referral",
             OpKind::FailReferral => "fail_referral",
             OpKind::CancelReferral => "cancel_referral",
+            OpKind::RegisterDevice => "register_device",
+            OpKind::RevokeDevice => "revoke_device",
+            OpKind::SetMonitoring => "set_monitoring",
+            OpKind::SetOnCall => "set_on_call",
+            OpKind::AnchorReadings => "anchor_readings",
+            OpKind::RaiseAlarm => "raise_alarm",
+            OpKind::AcknowledgeAlarm => "acknowledge_alarm",
+            OpKind::EscalateAlarm => "escalate_alarm",
         }
     }
     /// The domain that owns this kind.
@@ -271,7 +295,15 @@ impl OpKind {
             | OpKind::StartReferral
             | OpKind::CompleteReferral
             | OpKind::FailReferral
-            | OpKind::CancelReferral => Domain::Care,
+            | OpKind::CancelReferral
+            | OpKind::RegisterDevice
+            | OpKind::RevokeDevice
+            | OpKind::SetMonitoring
+            | OpKind::SetOnCall
+            | OpKind::AnchorReadings
+            | OpKind::RaiseAlarm
+            | OpKind::AcknowledgeAlarm
+            | OpKind::EscalateAlarm => Domain::Care,
         }
     }
 }

@@ -17,6 +17,7 @@
 //! only random record, consent and transaction ids. The server logs nothing about requests.
 
 pub mod audit;
+pub mod care;
 pub mod consent;
 pub mod drugs;
 pub mod identity;
@@ -277,6 +278,7 @@ pub fn router(ui: App) -> Router {
         .merge(records::routes())
         .merge(audit::routes())
         .merge(drugs::routes())
+        .merge(care::routes())
         .merge(ledger::routes())
         .merge(jobs::routes())
         .fallback(not_found)

@@ -35,15 +35,24 @@ pub fn nav(role: Option<Role>) -> Vec<(&'static str, &'static str)> {
             ("/consents", "Consents"),
             ("/requests", "Access requests"),
             ("/access-log", "Access log"),
+            ("/referrals", "My referrals"),
         ][..],
-        Some(Role::Doctor) => {
-            &[("/patients", "Patients"), ("/write", "Write a record"), ("/requests", "My requests")][..]
+        Some(Role::Doctor) => &[
+            ("/patients", "Patients"),
+            ("/write", "Write a record"),
+            ("/requests", "My requests"),
+            ("/referrals", "Referrals"),
+        ][..],
+        Some(Role::Regulator) => {
+            &[("/audit", "Audit"), ("/audit/break-glass", "Break-glass review"), ("/referrals", "Referral statistics")]
+                [..]
         }
-        Some(Role::Regulator) => &[("/audit", "Audit"), ("/audit/break-glass", "Break-glass review")][..],
         Some(Role::Researcher | Role::Insurer) => {
             &[("/requests", "Request access"), ("/patients", "Granted records")][..]
         }
-        Some(Role::InstitutionAdmin) => &[("/staff", "Staff"), ("/health", "Node health")][..],
+        Some(Role::InstitutionAdmin) => {
+            &[("/staff", "Staff"), ("/health", "Node health"), ("/referrals", "Referral board")][..]
+        }
         Some(Role::Manufacturer | Role::Distributor | Role::Pharmacy) => &[("/drugs", "Medicines")][..],
         _ => &[][..],
     });

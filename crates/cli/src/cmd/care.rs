@@ -303,3 +303,176 @@ pub fn referral(cmd: ReferralCmd, j: bool) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[derive(Subcommand, Debug)]
+pub enum DeviceCmd {
+    /// Staff of the patient's institution: register a monitoring device with its own key.
+    Register {
+        #[command(flatten)]
+        conn: Conn,
+        /// The patient's pseudonym (hex).
+        #[arg(long)]
+        patient: String,
+        /// The device's key (key file or hex public key); it signs the device's readings.
+        #[arg(long)]
+        device_key: String,
+        /// For example `wrist pulse oximeter`.
+        #[arg(long)]
+        model: String,
+    },
+    /// The patient, or staff of the monitoring institution: revoke a device.
+    Revoke(IdArgs),
+    /// A patient's devices and monitoring settings.
+    List {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        patient: String,
+    },
+    /// A doctor of the patient's institution (who becomes responsible): the NEWS2 SpO₂ scale,
+    /// threshold rules and the escalation delay.
+    Monitor {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        patient: String,
+        /// 1, or 2 for hypercapnic respiratory failure.
+        #[arg(long, default_value_t = 1)]
+        spo2_scale: u32,
+        /// A threshold rule such as `pulse > 130`; repeat for each.
+        #[arg(long = "rule")]
+        rules: Vec<String>,
+        /// Minutes an alarm waits for acknowledgement before it escalates.
+        #[arg(long, default_value_t = 5)]
+        escalate_after_min: u64,
+    },
+    /// Institution admin: the on-call doctor alarms escalate to.
+    OnCall {
+        #[command(flatten)]
+        conn: Conn,
+        /// Key file or hex key of a doctor of the admin's institution.
+        #[arg(long)]
+        doctor: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AlarmCmd {
+    /// A patient's alarms, or a doctor's.
+    List {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long, conflicts_with = "doctor")]
+        patient: Option<String>,
+        /// Key file or hex key; default: the signer.
+        #[arg(long)]
+        doctor: Option<String>,
+    },
+    /// The responsible (or escalated-to) doctor: acknowledge an alarm.
+    Ack(IdArgs),
+}
+
+fn alarm_line(a: &Value) {
+    println!(
+        "{}  {:14} raised {}  {}",
+        a["id"].as_str().unwrap_or(""),
+        a["cause"].as_str().unwrap_or(""),
+        a["raised_ms"].as_u64().map(rfc3339_ms).unwrap_or_default(),
+        if !a["acknowledged_by"].is_null() {
+            "acknowledged".to_string()
+        } else if !a["escalated_to"].is_null() {
+            "escalated, open".to_string()
+        } else {
+            "open".to_string()
+        }
+    );
+}
+
+pub fn device(cmd: DeviceCmd, j: bool) -> Result<(), String> {
+    let done = |what: &str, id: Option<String>, v: &Value| {
+        let out = json!({ "id": id, "committed": committed(v) });
+        print(j, &out, |o| println!("{what}: committed at height {}", o["committed"]["height"]));
+    };
+    match cmd {
+        DeviceCmd::Register { conn, patient, device_key, model } => {
+            let device_id = medledger_client::tx::new_id();
+            let op = CareOp::RegisterDevice {
+                device_id,
+                patient: hash_arg(&patient, "--patient")?,
+                key: parse_subject(&device_key)?,
+                model,
+            };
+            let v = session(&conn)?.care(op)?;
+            done(&format!("device {device_id} registered"), Some(device_id.to_hex()), &v);
+        }
+        DeviceCmd::Revoke(a) => {
+            let device_id = hash_arg(&a.id, "--id")?;
+            let v = session(&a.conn)?.care(CareOp::RevokeDevice { device_id })?;
+            done("device revoked (its readings are refused from the next block)", Some(device_id.to_hex()), &v);
+        }
+        DeviceCmd::List { conn, patient } => {
+            let p = hash_arg(&patient, "--patient")?;
+            let v = signed_client(&conn)?.get(&format!("/v1/care/patients/{}/monitoring", p.to_hex()))?;
+            print(j, &v, |v| {
+                for d in v["devices"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}  {}  {}",
+                        d["id"].as_str().unwrap_or(""),
+                        d["model"].as_str().unwrap_or(""),
+                        if d["revoked_height"].is_null() { "active" } else { "revoked" }
+                    );
+                }
+                match v["monitoring"].as_object() {
+                    Some(m) => println!("SpO2 scale {}; rules: {}", m["spo2_scale"], m["rules"]),
+                    None => println!("no monitoring set"),
+                }
+            });
+        }
+        DeviceCmd::Monitor { conn, patient, spo2_scale, rules, escalate_after_min } => {
+            let op = CareOp::SetMonitoring {
+                patient: hash_arg(&patient, "--patient")?,
+                spo2_scale,
+                rules: rules.into_iter().map(medledger_types::care::RuleText).collect(),
+                escalate_after_ms: escalate_after_min.saturating_mul(60_000),
+            };
+            let v = session(&conn)?.care(op)?;
+            done("monitoring set; you are the responsible doctor", None, &v);
+        }
+        DeviceCmd::OnCall { conn, doctor } => {
+            let v = session(&conn)?.care(CareOp::SetOnCall { doctor: parse_subject(&doctor)? })?;
+            done("on-call doctor set", None, &v);
+        }
+    }
+    Ok(())
+}
+
+pub fn alarm(cmd: AlarmCmd, j: bool) -> Result<(), String> {
+    match cmd {
+        AlarmCmd::List { conn, patient, doctor } => {
+            let c = signed_client(&conn)?;
+            let path = match (patient, doctor) {
+                (Some(p), _) => format!("/v1/care/patients/{}/alarms", hash_arg(&p, "--patient")?.to_hex()),
+                (None, Some(d)) => format!("/v1/care/doctors/{}/alarms", parse_subject(&d)?.to_hex()),
+                (None, None) => {
+                    let me = medledger_client::keys::read_key(&conn.key)?.public();
+                    format!("/v1/care/doctors/{}/alarms", me.to_hex())
+                }
+            };
+            let v = c.get(&path)?;
+            print(j, &v, |v| {
+                let list = v["alarms"].as_array().cloned().unwrap_or_default();
+                if list.is_empty() {
+                    println!("no alarms");
+                }
+                list.iter().for_each(alarm_line);
+            });
+        }
+        AlarmCmd::Ack(a) => {
+            let alarm_id = hash_arg(&a.id, "--id")?;
+            let v = session(&a.conn)?.care(CareOp::AcknowledgeAlarm { alarm_id })?;
+            let out = json!({ "id": alarm_id.to_hex(), "committed": committed(&v) });
+            print(j, &out, |o| println!("alarm acknowledged at height {}", o["committed"]["height"]));
+        }
+    }
+    Ok(())
+}

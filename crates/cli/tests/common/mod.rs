@@ -119,7 +119,15 @@ pub fn start_devnet(dir: &Path, base: u16, reset: bool) -> Devnet {
             let _ = tx.send(line);
         }
     });
-    let line = rx.recv_timeout(Duration::from_secs(180)).expect("devnet did not become ready");
+    let line = rx.recv_timeout(Duration::from_secs(180)).unwrap_or_else(|e| {
+        // Say why: the end of every validator's log.
+        let mut logs = String::new();
+        for entry in std::fs::read_dir(dir.join("nodes")).into_iter().flatten().flatten() {
+            let log = entry.path().join("node.log");
+            logs.push_str(&format!("\n--- {} ---\n{}", log.display(), log_tail(&log, 15)));
+        }
+        panic!("devnet did not become ready: {e}{logs}")
+    });
     let ready: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(ready["event"], "ready");
     trust(&dir.join("tls/ca.pem"));

@@ -1,12 +1,14 @@
 //! Care namespace: telemedicine referrals (FHIR ServiceRequest and Task) as the chain records
 //! them, listed per patient, per institution (inbox and outbox) and per doctor, and the
-//! regulator's statistics per institution pair.
+//! regulator's statistics per institution pair; remote monitoring's devices, settings and
+//! alarms per patient, and alarms per doctor.
 //!
 //! Referrals are written as ordinary transactions (`POST /v1/txs`); every read here takes a
 //! signed caller and answers through the referral rules of `visibility.rs`: a list shows only
 //! the referrals the caller may see.
 
 use super::*;
+use medledger_state::care::monitoring::{self as sm, Alarm, Device, Monitoring};
 use medledger_state::care::{self as sc, PairStats, Referral};
 
 /// Most referrals one answer lists (the state keeps at most this many per list).
@@ -151,6 +153,72 @@ pub(crate) async fn stats(State(st): State<ApiState>, caller: Caller) -> Result<
     Ok(Json(ReferralStatsView { pairs }))
 }
 
+/// A patient's monitoring: devices (FHIR `Device`), settings and the responsible doctor.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct MonitoringView {
+    pub patient: Hash,
+    pub devices: Vec<Device>,
+    /// `None` until a doctor sets the monitoring.
+    pub monitoring: Option<Monitoring>,
+}
+
+/// Alarms (FHIR `Flag`): causes and reading digests, never values. Oldest first.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AlarmsView {
+    pub alarms: Vec<Alarm>,
+}
+
+fn monitored_patient(
+    st: &ApiState,
+    caller: &Caller,
+    p: &str,
+) -> Result<(Hash, impl medledger_state::store::StateRead), ApiError> {
+    let p = parse_hash(p, "pseudonym")?;
+    let snap = snapshot(st)?;
+    state_identity::patient_key(&snap, &p).ok_or_else(|| ApiError::not_found("no patient with this pseudonym"))?;
+    if !caller.may_see_monitoring_of(&snap, &p) {
+        return Err(not_yours("this patient's monitoring"));
+    }
+    Ok((p, snap))
+}
+
+#[utoipa::path(tag = "care", get, path = "/v1/care/patients/{pseudonym}/monitoring", params(("pseudonym" = Hash, Path, description = "patient pseudonym")),
+    responses((status = 200, body = MonitoringView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`)", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "`not_permitted`: only the patient, the patient's institution, consent holders and regulators; credential problems", body = ErrorBody), (status = 404, description = "`not_found`: no such patient", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+pub(crate) async fn patient_monitoring(
+    State(st): State<ApiState>,
+    caller: Caller,
+    ApiPath(p): ApiPath<String>,
+) -> Result<Json<MonitoringView>, ApiError> {
+    let (p, snap) = monitored_patient(&st, &caller, &p)?;
+    Ok(Json(MonitoringView { patient: p, devices: sm::devices_of(&snap, &p), monitoring: sm::monitoring(&snap, &p) }))
+}
+
+#[utoipa::path(tag = "care", get, path = "/v1/care/patients/{pseudonym}/alarms", params(("pseudonym" = Hash, Path, description = "patient pseudonym")),
+    responses((status = 200, body = AlarmsView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`)", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "`not_permitted`: only the patient, the patient's institution, consent holders and regulators; credential problems", body = ErrorBody), (status = 404, description = "`not_found`: no such patient", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+pub(crate) async fn patient_alarms(
+    State(st): State<ApiState>,
+    caller: Caller,
+    ApiPath(p): ApiPath<String>,
+) -> Result<Json<AlarmsView>, ApiError> {
+    let (p, snap) = monitored_patient(&st, &caller, &p)?;
+    Ok(Json(AlarmsView { alarms: sm::alarms_of_patient(&snap, &p) }))
+}
+
+#[utoipa::path(tag = "care", get, path = "/v1/care/doctors/{key}/alarms", params(("key" = PublicKey, Path, description = "the doctor's ed25519 public key")),
+    responses((status = 200, description = "alarms the doctor is responsible for or was escalated, oldest first", body = AlarmsView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`)", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "`not_permitted`: only that doctor, the admins of the doctor's institution and regulators; credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+pub(crate) async fn doctor_alarms(
+    State(st): State<ApiState>,
+    caller: Caller,
+    ApiPath(key): ApiPath<String>,
+) -> Result<Json<AlarmsView>, ApiError> {
+    let key = parse_key(&key)?;
+    let snap = snapshot(&st)?;
+    if !caller.may_see_alarms_of(&snap, &key) {
+        return Err(not_yours("this doctor's alarms"));
+    }
+    Ok(Json(AlarmsView { alarms: sm::alarms_of_doctor(&snap, &key) }))
+}
+
 /// This namespace's routes.
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
@@ -159,4 +227,7 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/care/institutions/{institution}/referrals", get(institution_referrals))
         .route("/v1/care/doctors/{key}/referrals", get(doctor_referrals))
         .route("/v1/care/stats", get(stats))
+        .route("/v1/care/patients/{pseudonym}/monitoring", get(patient_monitoring))
+        .route("/v1/care/patients/{pseudonym}/alarms", get(patient_alarms))
+        .route("/v1/care/doctors/{key}/alarms", get(doctor_alarms))
 }

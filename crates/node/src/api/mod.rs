@@ -241,7 +241,7 @@ impl utoipa::Modify for SignedRequests {
         (name = "records", description = "Encrypted medical records: upload, key wrapping, consent-checked reads"),
         (name = "audit", description = "Access events for patients, institutions and regulators"),
         (name = "drugs", description = "GS1-serialised medicine packs: public verification, custody trails, EPCIS 2.0 capture and query, alerts, recalls"),
-        (name = "care", description = "Telemedicine referrals (FHIR ServiceRequest and Task): per patient, institution inbox and outbox, doctor; regulator statistics"),
+        (name = "care", description = "Telemedicine referrals (FHIR ServiceRequest and Task): per patient, institution inbox and outbox, doctor; regulator statistics. Remote monitoring: devices, settings and alarms"),
         (name = "proofs", description = "State answers proven against a finalized state root (format `medledger-state-proof/1`), for clients that trust no single node"),
     ),
     paths(ledger::submit_tx, ledger::submit_batch, ledger::get_tx, ledger::get_proof, ledger::get_block,
@@ -251,6 +251,7 @@ impl utoipa::Modify for SignedRequests {
           records::patient_records, consent::patient_consents, consent::patient_requests, audit::audit, audit::access_event,
           drugs::verify, drugs::trail, drugs::events, drugs::capture, drugs::capture_job, drugs::alerts, drugs::recalls, drugs::products, drugs::product, drugs::inventory,
           care::referral, care::patient_referrals, care::institution_referrals, care::doctor_referrals, care::stats,
+          care::patient_monitoring, care::patient_alarms, care::doctor_alarms,
           proofs::validators, proofs::identity, proofs::patient, proofs::consents, proofs::regulators, proofs::record, proofs::access_event, proofs::drug_verify, proofs::referral),
     components(schemas(identity::RegulatorsView, identity::StaffView, ErrorBody, ErrorDetail, SubmitRequest, SubmitResponse, BatchRequest, BatchResponse, BatchItem,
                        TxStatus, BlockView, ProofBundle, IdentityView, StatusView, ValidatorView,
@@ -263,7 +264,8 @@ impl utoipa::Modify for SignedRequests {
                        medledger_types::StateProof, medledger_types::ProvenEntry,
                        drugs::VerifyView, drugs::ScannedId, drugs::TrailView, drugs::AlertsView, drugs::RecallsView, drugs::ProductView,
                        drugs::ProductsView, drugs::InventoryView, drugs::CaptureRequest, drugs::CaptureJob, drugs::EpcisDocument, medledger_types::drugs::epcis::EpcisError,
-                       care::ReferralView, care::ReferralsView, care::Mailbox, care::PairStatsView, care::ReferralStatsView))
+                       care::ReferralView, care::ReferralsView, care::Mailbox, care::PairStatsView, care::ReferralStatsView,
+                       care::MonitoringView, care::AlarmsView))
 )]
 pub struct ApiDoc;
 

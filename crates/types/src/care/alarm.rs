@@ -148,3 +148,23 @@ pub fn causes(score: Option<&Score>, vital: &Vital, rules: &[Rule]) -> Vec<Cause
     }
     out
 }
+
+impl Cause {
+    /// The cause as the chain records it: `news2 medium`, `news2 high`, or the rule's text
+    /// (`pulse > 130`). Never a reading's value.
+    pub fn text(&self) -> String {
+        match self {
+            Cause::Risk(r) => format!("news2 {r}"),
+            Cause::Rule(_, r) => r.to_string(),
+        }
+    }
+}
+
+/// Checks a recorded alarm cause: `news2 medium`, `news2 high`, or a rule ([`Rule`]).
+pub fn check_cause(s: &str) -> Result<(), String> {
+    match s.strip_prefix("news2 ") {
+        Some("medium" | "high") => Ok(()),
+        Some(other) => Err(format!("`news2 {other}` raises no alarm: only medium and high do")),
+        None => s.parse::<Rule>().map(|_| ()),
+    }
+}

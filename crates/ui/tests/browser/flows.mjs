@@ -358,6 +358,45 @@ await flow('the manufacturer, distributor and regulator views show lots, invento
   assert.match(await page.locator('table.recalls').innerText(), /LOTB1/);
 });
 
+await flow('a clinic doctor refers a patient, the patient approves, the receiving doctor accepts; the regulator sees the statistics', async () => {
+  await actAs('dr-dara');
+  await view('/referrals', 'doctor-referrals');
+  await page.selectOption('#patient', { label: 'patient-1' });
+  await page.selectOption('#to', 'hospital-a');
+  await page.fill('#specialty', 'nephrology');
+  await page.fill('#records', recs.hospital_b_encounter);
+  await page.click('form[hx-post="/referrals"] button[type=submit]');
+  assert.match(await jobDone('#propose-result'), /waits for the patient's approval/);
+  await page.goto(UI + '/referrals');
+  const rid = await page.locator('#outbox tr', { hasText: 'nephrology' }).getAttribute('data-referral');
+  assert.match(await page.locator(`#outbox tr[data-referral="${rid}"] td.status`).innerText(), /awaits the patient's approval/);
+
+  await actAs('patient-1');
+  await view('/referrals', 'patient-referrals');
+  await page.click(`tr[data-referral="${rid}"] button:has-text("Approve")`);
+  await jobDone(`#r-${rid}-result`);
+
+  await actAs('dr-alice');
+  await view('/referrals', 'doctor-referral-inbox');
+  const row = page.locator(`#inbox tr[data-referral="${rid}"]`);
+  await row.locator('select[name=mode]').selectOption('remote');
+  const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 16);
+  await row.locator('input[name=appointment]').fill(tomorrow);
+  await row.locator('button:has-text("Accept")').click();
+  await jobDone(`#r-${rid}-result`);
+  await page.goto(UI + '/referrals');
+  const status = await page.locator(`#inbox tr[data-referral="${rid}"] td.status`).innerText();
+  assert.match(status, /accepted/);
+  await actAs('regulator-rita');
+  await view('/referrals', 'regulator-referral-stats');
+  const stats = await page.locator('#referral-stats tr', { hasText: 'clinic-c' }).innerText();
+  assert.match(stats, /hospital-a/);
+  for (const p of [p1, p2]) assert.ok(!(await page.content()).includes(p), 'the statistics name no patient');
+  await actAs('admin-hospital-a');
+  await view('/referrals', 'admin-referral-board');
+  assert.ok(await page.locator(`#inbox tr[data-referral="${rid}"]`).count(), 'the board lists the referral');
+});
+
 await flow('an institution admin lists the staff and revokes a credential', async () => {
   await actAs('admin-clinic-c');
   await view('/staff', 'admin-staff');
