@@ -172,6 +172,123 @@ fn a_referral_runs_from_a_clinic_to_a_hospital_across_processes() {
     assert_eq!((pair["requested"].as_u64(), pair["completed"].as_u64()), (Some(2), Some(1)), "{stats}");
     assert!(!stats.to_string().contains(&p2));
     cli.fails(&["referral", "stats", "--node", &n0, "--key", &dara], "not_permitted");
+
+    monitoring_on_chain(&cli, &dir, &dn, &p2, &p2_key, &bob);
+}
+
+/// Remote monitoring's chain path: hospital B registers patient-2's wearable and sets the
+/// monitoring; its node anchors readings and raises an alarm (signed with the node's service
+/// key, as the monitoring service does); the responsible doctor acknowledges; the patient
+/// revokes the device and its anchors are refused.
+fn monitoring_on_chain(cli: &Cli, dir: &std::path::Path, dn: &Devnet, p2: &str, p2_key: &str, bob: &str) {
+    use medledger_types::care::CareOp;
+    use medledger_types::Hash;
+    let apis = apis(dn);
+    let n1 = apis[1].trim_start_matches("https://").to_string();
+    let device = dir.join("wearable.key");
+    cli.ok(&["keygen", "--out", device.to_str().unwrap()]);
+    let dev = device.to_str().unwrap();
+    let alice = cli.demo("dr-alice");
+    cli.fails(
+        &[
+            "device",
+            "register",
+            "--node",
+            &n1,
+            "--key",
+            &alice,
+            "--patient",
+            p2,
+            "--device-key",
+            dev,
+            "--model",
+            "wrist pulse oximeter",
+        ],
+        "patient's institution",
+    );
+    let reg = cli.ok(&[
+        "device",
+        "register",
+        "--node",
+        &n1,
+        "--key",
+        bob,
+        "--patient",
+        p2,
+        "--device-key",
+        dev,
+        "--model",
+        "wrist pulse oximeter",
+    ]);
+    let device_id = reg["id"].as_str().unwrap().to_string();
+    cli.fails(
+        &["device", "monitor", "--node", &n1, "--key", bob, "--patient", p2, "--spo2-scale", "3"],
+        "SpO2 scale is 1 or 2",
+    );
+    cli.ok(&[
+        "device",
+        "monitor",
+        "--node",
+        &n1,
+        "--key",
+        bob,
+        "--patient",
+        p2,
+        "--rule",
+        "pulse > 130",
+        "--escalate-after-min",
+        "1",
+    ]);
+    let listed = cli.ok(&["device", "list", "--node", &n1, "--key", p2_key, "--patient", p2]);
+    assert_eq!(listed["devices"][0]["id"], device_id.as_str(), "{listed}");
+    assert_eq!(listed["monitoring"]["rules"][0], "pulse > 130");
+
+    // The monitoring institution's node anchors a batch and raises an alarm.
+    medledger_client::http::trust_consortium_ca(&dir.join("tls/ca.pem")).unwrap();
+    let genesis = medledger_client::keys::read_genesis(&dir.join("genesis.json")).unwrap();
+    let service = key(&dir.join("nodes/hospital-b/service.key"));
+    let node_b = medledger_client::Session::for_genesis(&n1, service, &genesis);
+    let id = Hash::from_hex(&device_id).unwrap();
+    let now = medledger_client::tx::now_ms();
+    node_b
+        .care(CareOp::AnchorReadings {
+            device_id: id,
+            first_ms: now - 60_000,
+            last_ms: now,
+            count: 60,
+            root: Hash([0xAB; 32]),
+        })
+        .unwrap();
+    let alarm_id = medledger_client::tx::new_id();
+    node_b
+        .care(CareOp::RaiseAlarm { alarm_id, device_id: id, reading: Hash([0xCD; 32]), cause: "pulse > 130".into() })
+        .unwrap();
+    let alarms = cli.ok(&["alarm", "list", "--node", &n1, "--key", bob]);
+    assert_eq!(alarms["alarms"][0]["cause"], "pulse > 130", "{alarms}");
+    assert!(alarms["alarms"][0]["acknowledged_by"].is_null());
+    // The alarm carries no value, only its cause and the reading's digest.
+    assert_eq!(alarms["alarms"][0]["reading"], Hash([0xCD; 32]).to_hex());
+    cli.fails(
+        &["alarm", "ack", "--node", &n1, "--key", &alice, "--id", &alarm_id.to_hex()],
+        "only the responsible doctor",
+    );
+    cli.ok(&["alarm", "ack", "--node", &n1, "--key", bob, "--id", &alarm_id.to_hex()]);
+    let mine = cli.ok(&["alarm", "list", "--node", &n1, "--key", p2_key, "--patient", p2]);
+    assert!(!mine["alarms"][0]["acknowledged_by"].is_null(), "{mine}");
+
+    // The patient revokes the wearable; its next anchor is refused.
+    cli.ok(&["device", "revoke", "--node", &n1, "--key", p2_key, "--id", &device_id]);
+    let later = medledger_client::tx::now_ms();
+    let err = node_b
+        .care(CareOp::AnchorReadings {
+            device_id: id,
+            first_ms: later,
+            last_ms: later + 1,
+            count: 1,
+            root: Hash([1; 32]),
+        })
+        .unwrap_err();
+    assert!(err.contains("revoked"), "{err}");
 }
 
 /// The consent ends from the block after the one that closed the referral.
