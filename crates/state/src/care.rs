@@ -175,26 +175,6 @@ impl Referral {
     }
 }
 
-fn put_opt<T>(w: &mut Writer, v: &Option<T>, f: impl FnOnce(&mut Writer, &T)) {
-    match v {
-        Some(x) => {
-            w.u8(1);
-            f(w, x);
-        }
-        None => {
-            w.u8(0);
-        }
-    }
-}
-
-fn take_opt<T>(
-    r: &mut Reader<'_>,
-    what: &'static str,
-    f: impl FnOnce(&mut Reader<'_>) -> Result<T, DecodeError>,
-) -> Result<Option<T>, DecodeError> {
-    Ok(if r.bool(what)? { Some(f(r)?) } else { None })
-}
-
 impl Canonical for Referral {
     fn encode_to(&self, w: &mut Writer) {
         w.fixed(&self.id.0).fixed(&self.patient.0).str(&self.from).str(&self.to).str(&self.specialty);
@@ -205,24 +185,24 @@ impl Canonical for Referral {
         self.treating_doctor.encode_to(w);
         w.u8(self.patient_approved as u8).u8(self.doctor_confirmed as u8);
         self.status.encode_to(w);
-        put_opt(w, &self.mode, |w, m| m.encode_to(w));
-        put_opt(w, &self.appointment_ms, |w, t| {
+        w.opt(&self.mode, |w, m| m.encode_to(w));
+        w.opt(&self.appointment_ms, |w, t| {
             w.u64(*t);
         });
-        put_opt(w, &self.receiving_doctor, |w, k| k.encode_to(w));
+        w.opt(&self.receiving_doctor, |w, k| k.encode_to(w));
         w.u8(self.consents.len() as u8);
         for c in &self.consents {
             w.fixed(&c.0);
         }
-        put_opt(w, &self.report, |w, h| {
+        w.opt(&self.report, |w, h| {
             w.fixed(&h.0);
         });
-        put_opt(w, &self.reason, |w, s| {
+        w.opt(&self.reason, |w, s| {
             w.str(s);
         });
         w.u64(self.proposed_ms);
         for t in [self.requested_ms, self.accepted_ms, self.closed_ms] {
-            put_opt(w, &t, |w, t| {
+            w.opt(&t, |w, t| {
                 w.u64(*t);
             });
         }
@@ -245,20 +225,20 @@ impl Canonical for Referral {
         let patient_approved = r.bool("patient approved")?;
         let doctor_confirmed = r.bool("doctor confirmed")?;
         let status = TaskStatus::decode_from(r)?;
-        let mode = take_opt(r, "mode flag", Mode::decode_from)?;
-        let appointment_ms = take_opt(r, "appointment flag", |r| r.u64("appointment"))?;
-        let receiving_doctor = take_opt(r, "receiving doctor flag", PublicKey::decode_from)?;
+        let mode = r.opt("mode flag", Mode::decode_from)?;
+        let appointment_ms = r.opt("appointment flag", |r| r.u64("appointment"))?;
+        let receiving_doctor = r.opt("receiving doctor flag", PublicKey::decode_from)?;
         let n = r.u8("consent count")? as usize;
         if n > 2 {
             return Err(DecodeError::TooLong("referral consents", n, 2));
         }
         let consents = (0..n).map(|_| r.array("consent").map(Hash)).collect::<Result<_, _>>()?;
-        let report = take_opt(r, "report flag", |r| r.array("report").map(Hash))?;
-        let reason = take_opt(r, "reason flag", |r| r.string("reason", MAX_REFERRAL_REASON))?;
+        let report = r.opt("report flag", |r| r.array("report").map(Hash))?;
+        let reason = r.opt("reason flag", |r| r.string("reason", MAX_REFERRAL_REASON))?;
         let proposed_ms = r.u64("proposed at")?;
-        let requested_ms = take_opt(r, "requested flag", |r| r.u64("requested at"))?;
-        let accepted_ms = take_opt(r, "accepted flag", |r| r.u64("accepted at"))?;
-        let closed_ms = take_opt(r, "closed flag", |r| r.u64("closed at"))?;
+        let requested_ms = r.opt("requested flag", |r| r.u64("requested at"))?;
+        let accepted_ms = r.opt("accepted flag", |r| r.u64("accepted at"))?;
+        let closed_ms = r.opt("closed flag", |r| r.u64("closed at"))?;
         let n = r.len("referral history", MAX_HISTORY)?;
         let mut history = Vec::with_capacity(n);
         for _ in 0..n {

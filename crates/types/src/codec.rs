@@ -61,6 +61,19 @@ impl Writer {
     pub fn bool(&mut self, v: bool) -> &mut Self {
         self.u8(v as u8)
     }
+    /// An optional value: a presence flag, then the value written by `f`.
+    pub fn opt<T>(&mut self, v: &Option<T>, f: impl FnOnce(&mut Writer, &T)) -> &mut Self {
+        match v {
+            Some(x) => {
+                self.u8(1);
+                f(self, x);
+            }
+            None => {
+                self.u8(0);
+            }
+        }
+        self
+    }
     pub fn fixed(&mut self, v: &[u8]) -> &mut Self {
         self.buf.extend_from_slice(v);
         self
@@ -127,6 +140,18 @@ impl<'a> Reader<'a> {
             0 => Ok(false),
             1 => Ok(true),
             t => Err(DecodeError::UnknownTag(what, t)),
+        }
+    }
+    /// An optional value written by [`Writer::opt`]: a strict presence flag, then `f`.
+    pub fn opt<T>(
+        &mut self,
+        what: &'static str,
+        f: impl FnOnce(&mut Reader<'a>) -> Result<T, DecodeError>,
+    ) -> Result<Option<T>, DecodeError> {
+        if self.bool(what)? {
+            f(self).map(Some)
+        } else {
+            Ok(None)
         }
     }
     pub fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {

@@ -103,51 +103,27 @@ pub struct AuditQuery {
     pub limit: u32,
 }
 
-fn put_opt<T>(w: &mut Writer, v: &Option<T>, f: impl FnOnce(&mut Writer, &T)) {
-    match v {
-        Some(x) => {
-            w.u8(1);
-            f(w, x);
-        }
-        None => {
-            w.u8(0);
-        }
-    }
-}
-
-fn get_opt<T>(
-    r: &mut Reader<'_>,
-    what: &'static str,
-    f: impl FnOnce(&mut Reader<'_>) -> Result<T, DecodeError>,
-) -> Result<Option<T>, DecodeError> {
-    if r.bool(what)? {
-        f(r).map(Some)
-    } else {
-        Ok(None)
-    }
-}
-
 impl Canonical for AuditQuery {
     fn encode_to(&self, w: &mut Writer) {
         w.str(&self.chain_id);
-        put_opt(w, &self.requester, |w, k| k.encode_to(w));
+        w.opt(&self.requester, |w, k| k.encode_to(w));
         w.u64(self.issued_ms).u64(self.nonce);
-        put_opt(w, &self.patient, |w, p| {
+        w.opt(&self.patient, |w, p| {
             w.fixed(&p.0);
         });
-        put_opt(w, &self.institution, |w, i| {
+        w.opt(&self.institution, |w, i| {
             w.str(i);
         });
-        put_opt(w, &self.from_ms, |w, t| {
+        w.opt(&self.from_ms, |w, t| {
             w.u64(*t);
         });
-        put_opt(w, &self.to_ms, |w, t| {
+        w.opt(&self.to_ms, |w, t| {
             w.u64(*t);
         });
-        put_opt(w, &self.purpose, |w, p| {
+        w.opt(&self.purpose, |w, p| {
             p.encode_to(w);
         });
-        put_opt(w, &self.outcome, |w, o| {
+        w.opt(&self.outcome, |w, o| {
             o.encode_to(w);
         });
         w.u32(self.limit);
@@ -155,15 +131,15 @@ impl Canonical for AuditQuery {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(AuditQuery {
             chain_id: r.string("chain id", limits::MAX_CHAIN_ID)?,
-            requester: get_opt(r, "requester flag", PublicKey::decode_from)?,
+            requester: r.opt("requester flag", PublicKey::decode_from)?,
             issued_ms: r.u64("issued at")?,
             nonce: r.u64("nonce")?,
-            patient: get_opt(r, "patient flag", |r| Ok(Hash(r.array("patient")?)))?,
-            institution: get_opt(r, "institution flag", |r| r.string("institution", 64))?,
-            from_ms: get_opt(r, "from flag", |r| r.u64("from"))?,
-            to_ms: get_opt(r, "to flag", |r| r.u64("to"))?,
-            purpose: get_opt(r, "purpose flag", Purpose::decode_from)?,
-            outcome: get_opt(r, "outcome flag", AccessOutcome::decode_from)?,
+            patient: r.opt("patient flag", |r| Ok(Hash(r.array("patient")?)))?,
+            institution: r.opt("institution flag", |r| r.string("institution", 64))?,
+            from_ms: r.opt("from flag", |r| r.u64("from"))?,
+            to_ms: r.opt("to flag", |r| r.u64("to"))?,
+            purpose: r.opt("purpose flag", Purpose::decode_from)?,
+            outcome: r.opt("outcome flag", AccessOutcome::decode_from)?,
             limit: r.u32("limit")?,
         })
     }

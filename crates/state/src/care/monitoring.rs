@@ -145,30 +145,6 @@ pub struct Alarm {
     pub escalated_ms: Option<u64>,
 }
 
-fn put_opt_key(w: &mut Writer, k: &Option<PublicKey>) {
-    match k {
-        Some(k) => {
-            w.u8(1);
-            k.encode_to(w);
-        }
-        None => {
-            w.u8(0);
-        }
-    }
-}
-fn put_opt_u64(w: &mut Writer, v: &Option<u64>) {
-    match v {
-        Some(x) => w.u8(1).u64(*x),
-        None => w.u8(0),
-    };
-}
-fn take_opt_key(r: &mut Reader<'_>, what: &'static str) -> Result<Option<PublicKey>, DecodeError> {
-    Ok(if r.bool(what)? { Some(PublicKey::decode_from(r)?) } else { None })
-}
-fn take_opt_u64(r: &mut Reader<'_>, what: &'static str) -> Result<Option<u64>, DecodeError> {
-    Ok(if r.bool(what)? { Some(r.u64(what)?) } else { None })
-}
-
 impl Canonical for Device {
     fn encode_to(&self, w: &mut Writer) {
         w.fixed(&self.id.0).fixed(&self.patient.0);
@@ -176,9 +152,13 @@ impl Canonical for Device {
         w.str(&self.model).str(&self.institution);
         self.registered_by.encode_to(w);
         w.u64(self.registered_height);
-        put_opt_u64(w, &self.revoked_height);
+        w.opt(&self.revoked_height, |w, t| {
+            w.u64(*t);
+        });
         w.u64(self.anchors);
-        put_opt_u64(w, &self.last_anchor_ms);
+        w.opt(&self.last_anchor_ms, |w, t| {
+            w.u64(*t);
+        });
     }
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Device {
@@ -189,9 +169,9 @@ impl Canonical for Device {
             institution: r.string("institution", MAX_INSTITUTION_ID)?,
             registered_by: PublicKey::decode_from(r)?,
             registered_height: r.u64("registered at")?,
-            revoked_height: take_opt_u64(r, "revoked at")?,
+            revoked_height: r.opt("revoked at", |r| r.u64("revoked at"))?,
             anchors: r.u64("anchors")?,
-            last_anchor_ms: take_opt_u64(r, "last anchor")?,
+            last_anchor_ms: r.opt("last anchor", |r| r.u64("last anchor"))?,
         })
     }
 }
@@ -249,10 +229,14 @@ impl Canonical for Alarm {
         w.fixed(&self.reading.0).str(&self.cause).u64(self.raised_ms).u64(self.raised_height);
         self.responsible.encode_to(w);
         w.u64(self.escalate_at_ms);
-        put_opt_key(w, &self.acknowledged_by);
-        put_opt_u64(w, &self.acknowledged_ms);
-        put_opt_key(w, &self.escalated_to);
-        put_opt_u64(w, &self.escalated_ms);
+        w.opt(&self.acknowledged_by, |w, k| k.encode_to(w));
+        w.opt(&self.acknowledged_ms, |w, t| {
+            w.u64(*t);
+        });
+        w.opt(&self.escalated_to, |w, k| k.encode_to(w));
+        w.opt(&self.escalated_ms, |w, t| {
+            w.u64(*t);
+        });
     }
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Alarm {
@@ -266,10 +250,10 @@ impl Canonical for Alarm {
             raised_height: r.u64("raised height")?,
             responsible: PublicKey::decode_from(r)?,
             escalate_at_ms: r.u64("escalate at")?,
-            acknowledged_by: take_opt_key(r, "acknowledged by")?,
-            acknowledged_ms: take_opt_u64(r, "acknowledged at")?,
-            escalated_to: take_opt_key(r, "escalated to")?,
-            escalated_ms: take_opt_u64(r, "escalated at")?,
+            acknowledged_by: r.opt("acknowledged by", PublicKey::decode_from)?,
+            acknowledged_ms: r.opt("acknowledged at", |r| r.u64("acknowledged at"))?,
+            escalated_to: r.opt("escalated to", PublicKey::decode_from)?,
+            escalated_ms: r.opt("escalated at", |r| r.u64("escalated at"))?,
         })
     }
 }
