@@ -96,6 +96,31 @@ async fn referrals_are_shown_to_their_parties_only() {
     assert_eq!((v["pairs"][0]["from"].as_str(), v["pairs"][0]["requested"].as_u64()), (Some("h0"), Some(1)));
     assert!(!v.to_string().contains(&pid.to_hex()));
 
+    // Monitoring: the patient, the patient's institution and regulators; nobody else.
+    let monitoring = format!("/v1/care/patients/{}/monitoring", pid.to_hex());
+    let alarms = format!("/v1/care/patients/{}/alarms", pid.to_hex());
+    for (who, k, expect) in [
+        ("patient", &held.patient, StatusCode::OK),
+        ("doctor of the patient's institution", &held.doc, StatusCode::OK),
+        ("regulator", &regulator, StatusCode::OK),
+        ("stranger", &stranger, StatusCode::FORBIDDEN),
+    ] {
+        for path in [&monitoring, &alarms] {
+            let (s, v) = n.call_as(Some(k), "GET", path, None).await;
+            assert_eq!(s, expect, "{who} {path}: {v}");
+        }
+    }
+    let (_, v) = n.call_as(Some(&held.patient), "GET", &monitoring, None).await;
+    assert!(v["devices"].as_array().unwrap().is_empty() && v["monitoring"].is_null(), "{v}");
+    let doctor_alarms = format!("/v1/care/doctors/{}/alarms", held.doc.public().to_hex());
+    let (s, _) = n.call_as(Some(&held.doc), "GET", &doctor_alarms, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = n.call_as(Some(&stranger), "GET", &doctor_alarms, None).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"));
+    let (s, _) =
+        n.call_as(Some(&regulator), "GET", &format!("/v1/care/patients/{}/alarms", "77".repeat(32)), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
     // Proofs follow the same rule.
     let proof = format!("/v1/proofs/care/referrals/{}", id.to_hex());
     let (s, _) = n.call_as(Some(&stranger), "GET", &proof, None).await;
