@@ -121,6 +121,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: cmd::care::AlarmCmd,
     },
+    /// Remote monitoring: send a device's reading.
+    Reading {
+        #[command(subcommand)]
+        cmd: cmd::care::ReadingCmd,
+    },
     /// Patient: ask the holder to erase a record (the hashes stay on chain).
     Erase(cmd::records::EraseArgs),
     /// Read chain data from a node.
@@ -214,6 +219,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Referral { cmd } => cmd::care::referral(cmd, j)?,
         Cmd::Device { cmd } => cmd::care::device(cmd, j)?,
         Cmd::Alarm { cmd } => cmd::care::alarm(cmd, j)?,
+        Cmd::Reading { cmd } => cmd::care::reading(cmd, j)?,
         Cmd::Erase(a) => cmd::records::erase(a, j)?,
         Cmd::Query { node, key, what } => cmd::ledger::query(&node, key.as_deref(), what, j)?,
         Cmd::Verify { data_dir, proof, state_proof } => {

@@ -240,7 +240,8 @@ fn monitoring_on_chain(cli: &Cli, dir: &std::path::Path, dn: &Devnet, p2: &str, 
         "1",
     ]);
     let listed = cli.ok(&["device", "list", "--node", &n1, "--key", p2_key, "--patient", p2]);
-    assert_eq!(listed["devices"][0]["id"], device_id.as_str(), "{listed}");
+    // The seeded wearable, then this one.
+    assert!(listed["devices"].as_array().unwrap().iter().any(|d| d["id"] == device_id.as_str()), "{listed}");
     assert_eq!(listed["monitoring"]["rules"][0], "pulse > 130");
 
     // The monitoring institution's node anchors a batch and raises an alarm.
@@ -276,6 +277,8 @@ fn monitoring_on_chain(cli: &Cli, dir: &std::path::Path, dn: &Devnet, p2: &str, 
     let mine = cli.ok(&["alarm", "list", "--node", &n1, "--key", p2_key, "--patient", p2]);
     assert!(!mine["alarms"][0]["acknowledged_by"].is_null(), "{mine}");
 
+    wearable_alarm_reaches_the_doctor_then_escalates(cli, dir, dn);
+
     // The patient revokes the wearable; its next anchor is refused.
     cli.ok(&["device", "revoke", "--node", &n1, "--key", p2_key, "--id", &device_id]);
     let later = medledger_client::tx::now_ms();
@@ -299,4 +302,83 @@ fn wait_for_refusal(cli: &Cli, args: &[&str]) {
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
     cli.fails(args, "not_permitted");
+}
+
+/// The seeded wearable (patient-2 at hospital B, Dr. Bob responsible, Dr. Erin on call) streams
+/// NEWS2 sets through `medledger device simulate`: the deteriorating set's alarm reaches Dr.
+/// Bob's SSE subscription and he acknowledges it; a pulse above the rule, left unacknowledged,
+/// escalates to Dr. Erin's subscription after its minute. No reading value is in any byte the
+/// validators store outside their vaults.
+fn wearable_alarm_reaches_the_doctor_then_escalates(cli: &Cli, dir: &std::path::Path, dn: &Devnet) {
+    use std::time::Duration;
+    let apis = apis(dn);
+    let n1 = apis[1].trim_start_matches("https://").to_string();
+    let w = &dn.ready["demo"]["care"]["wearable"];
+    let key_file = w["key_file"].as_str().unwrap().to_string();
+    let (bob, erin) = (key(&dir.join("demo/dr-bob.key")), key(&dir.join("demo/dr-erin.key")));
+    let bob_events = sse_as(&apis[1], &bob, "/v1/care/alarms/stream", Duration::from_secs(150));
+    let erin_events = sse_as(&apis[1], &erin, "/v1/care/alarms/stream", Duration::from_secs(150));
+
+    // Three sets, the third deteriorating: NEWS2 medium.
+    let out = cli.ok(&[
+        "device",
+        "simulate",
+        "--node",
+        &n1,
+        "--device-key",
+        &key_file,
+        "--sets",
+        "3",
+        "--interval-ms",
+        "200",
+        "--deteriorate-every",
+        "3",
+    ]);
+    assert_eq!(out["news2_risk"], "medium", "{out}");
+    let ev =
+        bob_events.recv_timeout(Duration::from_secs(30)).expect("the alarm reaches the responsible doctor's stream");
+    assert_eq!((ev["cause"].as_str(), ev["escalated"].as_bool()), (Some("news2 medium"), Some(false)), "{ev}");
+    let bob_key = cli.demo("dr-bob");
+    cli.ok(&["alarm", "ack", "--node", &n1, "--key", &bob_key, "--id", ev["alarm"].as_str().unwrap()]);
+
+    // A pulse above the rule (and a distinctive temperature that scores nothing); nobody acknowledges it.
+    let obs = dir.join("tachycardia.json");
+    let at = medledger_client::tx::now_ms();
+    std::fs::write(
+        &obs,
+        medledger_types::care::vitals::observation_json(&medledger_types::care::vitals::Vital::HeartRate(143.0), at)
+            .to_string(),
+    )
+    .unwrap();
+    let r = cli.ok(&["reading", "send", "--node", &n1, "--device-key", &key_file, "--file", obs.to_str().unwrap()]);
+    assert_eq!(r["alarms"], json!(["pulse > 130"]), "{r}");
+    let fever = dir.join("fever.json");
+    std::fs::write(
+        &fever,
+        medledger_types::care::vitals::observation_json(
+            &medledger_types::care::vitals::Vital::Temperature(37.73),
+            at + 1,
+        )
+        .to_string(),
+    )
+    .unwrap();
+    cli.ok(&["reading", "send", "--node", &n1, "--device-key", &key_file, "--file", fever.to_str().unwrap()]);
+    let ev = bob_events.recv_timeout(Duration::from_secs(30)).expect("the rule's alarm reaches Dr. Bob");
+    assert_eq!(ev["cause"], "pulse > 130", "{ev}");
+    let esc =
+        erin_events.recv_timeout(Duration::from_secs(100)).expect("unacknowledged, it escalates to the on-call doctor");
+    assert_eq!((esc["alarm"].clone(), esc["escalated"].as_bool()), (ev["alarm"].clone(), Some(true)), "{esc}");
+    let erin_key = cli.demo("dr-erin");
+    cli.ok(&["alarm", "ack", "--node", &n1, "--key", &erin_key, "--id", esc["alarm"].as_str().unwrap()]);
+
+    // Readings stay off chain: the fever's value is in no byte the validators store outside
+    // their vaults (where it is encrypted).
+    let mut files = Vec::new();
+    files_under(&dir.join("nodes"), &mut files);
+    let leaks: Vec<_> = files
+        .iter()
+        .filter(|p| !p.components().any(|c| c.as_os_str() == "vault"))
+        .filter(|p| std::fs::read(p).map(|b| b.windows(5).any(|w| w == b"37.73")).unwrap_or(false))
+        .collect();
+    assert!(leaks.is_empty(), "a reading value in stored bytes: {leaks:?}");
 }

@@ -82,3 +82,41 @@ impl Session {
         self.rewrap(&terms)
     }
 }
+
+/// Sends one reading (a FHIR Observation's exact JSON text), signed by the device key, to a
+/// node of the monitoring institution; returns the node's receipt (digest, NEWS2, alarms).
+pub fn send_reading(
+    client: &crate::http::Client,
+    chain_id: &str,
+    device: &medledger_types::Keypair,
+    observation: &str,
+) -> Result<Value, String> {
+    use medledger_types::care::vitals::reading_message;
+    let sig = device
+        .sign(medledger_types::hash::domain::READING_SIGNATURE, &reading_message(chain_id, observation.as_bytes()));
+    client.post(
+        "/v1/care/readings",
+        &serde_json::json!({
+            "device_key": device.public().to_hex(),
+            "observation": observation,
+            "signature": hex::encode(sig.0),
+        }),
+    )
+}
+
+/// One simulated NEWS2 set: normal values (total 0, low), or a deteriorating patient (respiratory
+/// rate 22, SpO₂ 95 % on air, pulse 112: total 5, medium risk).
+pub fn simulated_set(deteriorating: bool) -> Vec<medledger_types::care::vitals::Vital> {
+    use medledger_types::care::news2::Consciousness;
+    use medledger_types::care::vitals::Vital;
+    let (rr, spo2, pulse) = if deteriorating { (22.0, 95.0, 112.0) } else { (16.0, 97.0, 72.0) };
+    vec![
+        Vital::RespiratoryRate(rr),
+        Vital::SpO2(spo2),
+        Vital::SupplementalOxygen(false),
+        Vital::BloodPressure { systolic: 124.0, diastolic: 78.0 },
+        Vital::HeartRate(pulse),
+        Vital::Consciousness(Consciousness::A),
+        Vital::Temperature(36.8),
+    ]
+}

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod care;
 pub mod chain;
 pub mod consensus;
 pub mod error;

@@ -50,6 +50,8 @@ pub struct RecordService {
     signer: Keypair,
     /// The last vault probe: when, whether it passed, how long it took (µs).
     health: Mutex<Option<(std::time::Instant, bool, u64)>>,
+    /// Remote monitoring: readings checked, stored and anchored by this node (`crate::care`).
+    pub monitor: crate::care::Monitor,
 }
 
 /// A vault probe is reused for this long, so that scraping `/metrics` (public) cannot make the
@@ -182,6 +184,7 @@ impl RecordService {
             signer: institution_key.clone(),
             journal: std::sync::OnceLock::new(),
             health: Mutex::new(None),
+            monitor: crate::care::Monitor::default(),
         }
     }
 
@@ -635,6 +638,12 @@ impl RecordService {
             // Bounded: if the queue is full the transaction stays local and is still proposed.
             let _ = g.try_send(vec![tx]);
         }
+    }
+
+    /// Signs `op` with the node's service key, submits it and returns once it is pooled (for
+    /// the node's other services: monitoring anchors, alarms, escalations).
+    pub(crate) fn submit_service_op(&self, op: Operation) -> Result<Hash, ServiceError> {
+        self.submit_signed(op)
     }
 
     /// Signs `op`, submits it and returns once it is in the mempool log, so it survives a crash.

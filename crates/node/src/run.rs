@@ -310,6 +310,15 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
                     let _ = tokio::task::spawn_blocking(move || b.flush_access_log()).await;
                 }
             });
+            // Remote monitoring: anchor each device's readings and escalate overdue alarms.
+            let monitor = svc.clone();
+            context.child("monitoring").spawn(move |_| async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    let m = monitor.clone();
+                    let _ = tokio::task::spawn_blocking(move || m.monitor.tick(&m)).await;
+                }
+            });
             context.child("erasure").spawn(move |_| async move {
                 loop {
                     let s = svc.clone();

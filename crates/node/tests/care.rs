@@ -126,3 +126,174 @@ async fn referrals_are_shown_to_their_parties_only() {
     let (s, _) = n.call_as(Some(&stranger), "GET", &proof, None).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
+
+/// Every file under `dir`, with its bytes (to check a refusal wrote nothing).
+fn tree(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap_or_default()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn send(n: &Node, device: &Keypair, obs: &str) -> (StatusCode, serde_json::Value) {
+    let sig = device.sign(
+        medledger_types::hash::domain::READING_SIGNATURE,
+        &medledger_types::care::vitals::reading_message("api-test", obs.as_bytes()),
+    );
+    let body = serde_json::json!({ "device_key": device.public().to_hex(), "observation": obs, "signature": hex::encode(sig.0) });
+    n.call_as(None, "POST", "/v1/care/readings", Some(body)).await
+}
+
+#[tokio::test]
+async fn readings_are_checked_before_the_vault_then_stored_anchored_and_scored() {
+    use medledger_types::care::vitals::{observation_json, Vital};
+    use medledger_types::care::RuleText;
+    use std::sync::atomic::Ordering;
+    let service = Keypair::from_seed(90);
+    let n = node_with_service_key(&service);
+    let svc = n.records.clone().unwrap();
+    staff_key(&n, &service, Role::NodeService, "h0").await;
+    let doc = n.credential(60, Role::Doctor, T0 + 1_000_000_000).await;
+    let _patient = n.credential(70, Role::Patient, T0 + 1_000_000_000).await;
+    let pid = Hash([70; 32]);
+    let device = Keypair::from_seed(91);
+    let device_id = Hash([0xDE; 32]);
+    ok_tx(
+        &n,
+        &doc,
+        Operation::Care(CareOp::RegisterDevice {
+            device_id,
+            patient: pid,
+            key: device.public(),
+            model: "wrist pulse oximeter".into(),
+        }),
+    )
+    .await;
+    n.commit();
+    ok_tx(
+        &n,
+        &doc,
+        Operation::Care(CareOp::SetMonitoring {
+            patient: pid,
+            spo2_scale: 1,
+            rules: vec![RuleText("pulse > 130".into())],
+            escalate_after_ms: 60_000,
+        }),
+    )
+    .await;
+    n.commit();
+    let now = || n.clock.load(Ordering::SeqCst);
+    let obs = |v: Vital, at: u64| observation_json(&v, at).to_string();
+    let vault_dir = n._dir.path().join("vault");
+
+    // Each refusal names its rule and writes nothing to the vault.
+    let before = tree(&vault_dir);
+    let stranger = Keypair::from_seed(92);
+    let good = obs(Vital::HeartRate(72.0), now() - 1_000);
+    let forged = {
+        let sig = stranger.sign(
+            medledger_types::hash::domain::READING_SIGNATURE,
+            &medledger_types::care::vitals::reading_message("api-test", good.as_bytes()),
+        );
+        serde_json::json!({ "device_key": device.public().to_hex(), "observation": good, "signature": hex::encode(sig.0) })
+    };
+    let (s, v) = n.call_as(None, "POST", "/v1/care/readings", Some(forged)).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "bad_signature"), "{v}");
+    let (s, v) = send(&n, &stranger, &good).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("unknown device"));
+    let mut hz: serde_json::Value = serde_json::from_str(&good).unwrap();
+    hz["valueQuantity"]["code"] = "Hz".into();
+    let (s, v) = send(&n, &device, &hz.to_string()).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_argument"), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("$.valueQuantity.code"), "{v}");
+    let (s, v) = send(&n, &device, &obs(Vital::SpO2(99.0), now()).replace("99.0", "140.0")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "SpO2 140 %: {v}");
+    let (s, v) = send(&n, &device, &obs(Vital::HeartRate(72.0), now() + 3_600_000)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("future"), "{v}");
+    let (s, v) = send(&n, &device, &format!("{}{}", good, " ".repeat(8_192))).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_argument"), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("above the limit of 8192"), "{v}");
+    let (s, _) = send(&n, &device, &format!("{}{}", good, " ".repeat(300_000))).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(tree(&vault_dir), before, "a refused reading reached the vault");
+    assert_eq!(n.chain.mempool_len(), 0, "a refused reading reached the chain");
+
+    // A good reading is stored encrypted (the value is not in any vault byte) and answered
+    // once; a second copy is a duplicate.
+    let (s, r1) = send(&n, &device, &good).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{r1}");
+    assert!(r1["alarms"].as_array().unwrap().is_empty());
+    assert_ne!(tree(&vault_dir), before);
+    assert!(
+        tree(&vault_dir).iter().all(|(_, b)| !b.windows(6).any(|w| w == b"\"value".as_slice())),
+        "plaintext in the vault"
+    );
+    let (s, v) = send(&n, &device, &good).await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "duplicate"), "{v}");
+
+    // A pulse above the patient's rule raises one alarm (edge-triggered: a second one does not).
+    let (_, r2) = send(&n, &device, &obs(Vital::HeartRate(140.0), now() - 500)).await;
+    assert_eq!(r2["alarms"], serde_json::json!(["pulse > 130"]), "{r2}");
+    let (_, r3) = send(&n, &device, &obs(Vital::HeartRate(141.0), now() - 400)).await;
+    assert!(r3["alarms"].as_array().unwrap().is_empty(), "{r3}");
+    n.commit();
+    let alarms = medledger_state::care::monitoring::alarms_of_doctor(&n.chain.store.snapshot().unwrap(), &doc.public());
+    assert_eq!((alarms.len(), alarms[0].cause.as_str()), (1, "pulse > 130"));
+    assert_eq!(alarms[0].reading.to_hex(), r2["digest"].as_str().unwrap());
+
+    // After the interval, the node anchors the device's readings: their Merkle root, in order.
+    n.clock.fetch_add(11_000, Ordering::SeqCst);
+    svc.monitor.tick(&svc);
+    n.commit();
+    let snap = n.chain.store.snapshot().unwrap();
+    let a = medledger_state::care::monitoring::anchor(&snap, &device_id, 0).expect("anchored");
+    let digests: Vec<[u8; 32]> =
+        [&r1, &r2, &r3].iter().map(|r| Hash::from_hex(r["digest"].as_str().unwrap()).unwrap().0).collect();
+    assert_eq!((a.count, a.root), (3, medledger_types::merkle::root(&digests)));
+    // A reading from before the anchored interval is refused.
+    let (s, v) = send(&n, &device, &obs(Vital::HeartRate(80.0), a.first_ms + 1)).await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "duplicate"), "{v}");
+
+    // Unacknowledged past its delay, with an on-call doctor named, the alarm escalates.
+    let on_call = staff(&n, 93, Role::Doctor, "h0").await;
+    ok_tx(&n, &n.admins[0], Operation::Care(CareOp::SetOnCall { doctor: on_call.public() })).await;
+    n.commit();
+    n.clock.fetch_add(61_000, Ordering::SeqCst);
+    svc.monitor.tick(&svc);
+    n.commit();
+    let a = medledger_state::care::monitoring::alarm(&n.chain.store.snapshot().unwrap(), &alarms[0].id).unwrap();
+    assert_eq!(a.escalated_to, Some(on_call.public()));
+
+    // A revoked device is refused.
+    ok_tx(&n, &doc, Operation::Care(CareOp::RevokeDevice { device_id })).await;
+    n.commit();
+    let (s, v) = send(&n, &device, &obs(Vital::HeartRate(75.0), now())).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("revoked"), "{v}");
+}
+
+/// Issues a credential for an existing key.
+async fn staff_key(n: &Node, k: &Keypair, role: Role, institution: &str) {
+    let spec = CredentialSpec {
+        subject: k.public(),
+        role,
+        institution: institution.into(),
+        display_name: format!("{} service", role.name()),
+        valid_from_ms: T0,
+        valid_until_ms: T0 + 1_000_000_000,
+    };
+    ok_tx(n, &n.ca, Operation::Identity(IdentityOp::IssueCredential { spec })).await;
+    n.commit();
+}

@@ -44,6 +44,13 @@ pub mod domain {
     pub const DRUG_EVENT_CONTENT: &[u8] = b"medledger/drug-event-content/v1";
     /// Id of the consent a referral grants its receiving doctor, from the referral id.
     pub const REFERRAL_CONSENT_ID: &[u8] = b"medledger/referral-consent-id/v1";
+    /// A monitoring device's signature over one reading.
+    pub const READING_SIGNATURE: &[u8] = b"medledger/reading-signature/v1";
+    /// Digest of one reading (what the batched anchors commit to), from the device and the
+    /// reading's exact bytes.
+    pub const READING_DIGEST: &[u8] = b"medledger/reading-digest/v1";
+    /// Id of an alarm, from the reading that raised it and its cause.
+    pub const ALARM_ID: &[u8] = b"medledger/alarm-id/v1";
     /// Hash of each frozen encoding in the conformance fixtures (tests only).
     pub const CONFORMANCE_FIXTURE: &[u8] = b"medledger/conformance-fixture/v1";
 
@@ -66,6 +73,9 @@ pub mod domain {
         (DRUG_EVENT_ID, "hash: key of a drug custody event id"),
         (DRUG_EVENT_CONTENT, "hash: content of a drug custody event"),
         (REFERRAL_CONSENT_ID, "hash: id of a referral's consent"),
+        (READING_SIGNATURE, "signature: a device's monitoring reading"),
+        (READING_DIGEST, "hash: digest of a monitoring reading"),
+        (ALARM_ID, "hash: id of an alarm"),
         (CONFORMANCE_FIXTURE, "hash: conformance fixture entry"),
     ];
 }

@@ -41,6 +41,9 @@ pub const MAX_UPLOAD_BODY_BYTES: usize =
     2 * MAX_SEALED_BYTES + 2 * MAX_TX_BYTES + MAX_RECIPIENTS * WRAPPED_KEY_JSON_BYTES + 4096;
 /// Body limit of signed requests (record reads, audit queries, key additions).
 pub const MAX_SIGNED_REQUEST_BODY_BYTES: usize = 8 * 1024;
+/// Body limit of `POST /v1/care/readings`: far above one reading (8 KiB), so that an oversize
+/// reading is answered with the field and its limit, and only absurd bodies are cut short.
+pub const MAX_READING_BODY_BYTES: usize = 256 * 1024;
 /// Body limit of every route without its own (requests without a body need none).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Most blocks one `GET /v1/blocks` returns.
@@ -74,6 +77,10 @@ const _: () = assert!(
     "the largest consent request fits a transaction"
 );
 const _: () = assert!(MAX_SEALED_BYTES > MAX_RECORD_BYTES);
+const _: () = assert!(
+    MAX_READING_BODY_BYTES > 4 * crate::care::vitals::MAX_READING_BYTES,
+    "a reading with JSON escaping fits its route's limit"
+);
 const _: () = assert!(
     MAX_REGULATORS + 4 <= crate::note::MAX_NOTE_RECIPIENTS,
     "a note can be sealed for every regulator, the patient, the holder and the requester"

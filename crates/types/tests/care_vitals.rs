@@ -176,3 +176,23 @@ fn a_complete_set_of_latest_readings_is_scored() {
     let s = observation_set(&rs, 1).unwrap().score().unwrap();
     assert_eq!((s.total, s.risk), (6, Risk::Medium));
 }
+
+/// What a device builds is what the node reads back, for every kind of vital.
+#[test]
+fn built_observations_read_back_unchanged() {
+    use medledger_types::care::news2::Consciousness;
+    use medledger_types::care::vitals::{observation_json, parse_observation, Vital};
+    let at = 1_795_305_600_000;
+    for v in [
+        Vital::HeartRate(72.0),
+        Vital::RespiratoryRate(16.0),
+        Vital::SpO2(97.0),
+        Vital::Temperature(36.8),
+        Vital::BloodPressure { systolic: 124.0, diastolic: 78.0 },
+        Vital::Consciousness(Consciousness::V),
+        Vital::SupplementalOxygen(true),
+    ] {
+        let r = parse_observation(&observation_json(&v, at)).unwrap_or_else(|e| panic!("{v:?}: {e}"));
+        assert_eq!((r.vital, r.effective_ms), (v, at));
+    }
+}

@@ -78,6 +78,10 @@ pub struct BenchArgs {
     /// tree included.
     #[arg(long, value_name = "N", conflicts_with_all = ["vault", "reads", "state_proofs", "drug_verify", "drug_load"])]
     pub referrals: Option<usize>,
+    /// On the devnet: send `N` readings from eight devices of patient-2 to hospital B's node and
+    /// time the ingest and the alarm latency (start the devnet with a high `--requester-rate`).
+    #[arg(long, value_name = "N", conflicts_with_all = ["vault", "reads", "state_proofs", "drug_verify", "drug_load", "referrals"])]
+    pub readings: Option<usize>,
 }
 
 /// Single and batched ed25519 verification rates on one core.
@@ -121,6 +125,11 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
     let ca_pem = args.dir.join("tls/ca.pem");
     if !medledger_client::http::tls_enabled() && ca_pem.exists() {
         medledger_client::http::trust_consortium_ca(&ca_pem)?;
+    }
+    if let Some(n) = args.readings {
+        let v = super::carebench::readings_load(&args.dir, n)?;
+        println!("{}", if json_out { v.to_string() } else { serde_json::to_string_pretty(&v).unwrap_or_default() });
+        return Ok(());
     }
     if let Some(n) = args.referrals {
         let v = super::carebench::referrals(n)?;

@@ -346,6 +346,21 @@ pub enum DeviceCmd {
         #[arg(long, default_value_t = 5)]
         escalate_after_min: u64,
     },
+    /// A simulated wearable: a full NEWS2 set every interval, signed by the device key, with one
+    /// deteriorating set (medium risk) every `--deteriorate-every` sets. Stops after `--sets`.
+    Simulate {
+        #[arg(long, default_value = "127.0.0.1:7700", env = "MEDLEDGER_NODE")]
+        node: String,
+        #[arg(long)]
+        device_key: std::path::PathBuf,
+        #[arg(long, default_value_t = 60)]
+        sets: u64,
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        /// 0: never.
+        #[arg(long, default_value_t = 60)]
+        deteriorate_every: u64,
+    },
     /// Institution admin: the on-call doctor alarms escalate to.
     OnCall {
         #[command(flatten)]
@@ -438,6 +453,9 @@ pub fn device(cmd: DeviceCmd, j: bool) -> Result<(), String> {
             let v = session(&conn)?.care(op)?;
             done("monitoring set; you are the responsible doctor", None, &v);
         }
+        DeviceCmd::Simulate { node, device_key, sets, interval_ms, deteriorate_every } => {
+            simulate(&node, &device_key, sets, interval_ms, deteriorate_every, j)?;
+        }
         DeviceCmd::OnCall { conn, doctor } => {
             let v = session(&conn)?.care(CareOp::SetOnCall { doctor: parse_subject(&doctor)? })?;
             done("on-call doctor set", None, &v);
@@ -472,6 +490,105 @@ pub fn alarm(cmd: AlarmCmd, j: bool) -> Result<(), String> {
             let v = session(&a.conn)?.care(CareOp::AcknowledgeAlarm { alarm_id })?;
             let out = json!({ "id": alarm_id.to_hex(), "committed": committed(&v) });
             print(j, &out, |o| println!("alarm acknowledged at height {}", o["committed"]["height"]));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReadingCmd {
+    /// Send one reading (a FHIR R4 Observation file), signed by the device's key, to a node of
+    /// the monitoring institution.
+    Send {
+        #[arg(long, default_value = "127.0.0.1:7700", env = "MEDLEDGER_NODE")]
+        node: String,
+        /// The device's key file (it signs the reading).
+        #[arg(long)]
+        device_key: std::path::PathBuf,
+        /// The Observation, JSON.
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
+}
+
+/// Signs and sends readings as a device; the chain id comes from the genesis file.
+fn device_sender(
+    node: &str,
+    device_key: &std::path::Path,
+) -> Result<(medledger_client::http::Client, String, medledger_types::Keypair), String> {
+    let light = medledger_client::light::configured()?;
+    let key = medledger_client::keys::read_key(device_key)?;
+    Ok((medledger_client::http::Client::new(node), light.genesis().chain_id.clone(), key))
+}
+
+pub fn reading(cmd: ReadingCmd, j: bool) -> Result<(), String> {
+    match cmd {
+        ReadingCmd::Send { node, device_key, file } => {
+            let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            if text.len() > medledger_types::care::vitals::MAX_READING_BYTES {
+                return Err(format!(
+                    "{} is {} bytes; a reading is at most {}",
+                    file.display(),
+                    text.len(),
+                    medledger_types::care::vitals::MAX_READING_BYTES
+                ));
+            }
+            let (client, chain_id, key) = device_sender(&node, &device_key)?;
+            let v = medledger_client::care::send_reading(&client, &chain_id, &key, text.trim())?;
+            print(j, &v, |v| {
+                println!("reading {} accepted", v["digest"].as_str().unwrap_or(""));
+                if let Some(r) = v["news2_risk"].as_str() {
+                    println!("NEWS2 {} ({r})", v["news2_total"]);
+                }
+                for a in v["alarms"].as_array().into_iter().flatten() {
+                    println!("alarm raised: {}", a.as_str().unwrap_or(""));
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `device simulate`: a wearable sending a full NEWS2 set every interval, deteriorating into
+/// medium risk for one set every `deteriorate_every` sets; stops after `sets` sets.
+pub fn simulate(
+    node: &str,
+    device_key: &std::path::Path,
+    sets: u64,
+    interval_ms: u64,
+    deteriorate_every: u64,
+    j: bool,
+) -> Result<(), String> {
+    use medledger_types::care::vitals::observation_json;
+    let (client, chain_id, key) = device_sender(node, device_key)?;
+    for i in 0..sets {
+        let bad = deteriorate_every > 0 && i % deteriorate_every == deteriorate_every - 1;
+        let start = std::time::Instant::now();
+        let mut last = Value::Null;
+        for (k, v) in medledger_client::care::simulated_set(bad).iter().enumerate() {
+            // Distinct times within the set, so that each reading is new.
+            let at = medledger_client::tx::now_ms() + k as u64;
+            match medledger_client::care::send_reading(&client, &chain_id, &key, &observation_json(v, at).to_string()) {
+                Ok(v) => last = v,
+                // A bad reading or an unknown device is final; a node that is away, busy or
+                // rate-limiting may come back.
+                Err(e) if ["(400 ", "(403 ", "(421 "].iter().any(|c| e.contains(c)) => return Err(e),
+                Err(e) => eprintln!("medledger: warning: reading not sent: {e}"),
+            }
+        }
+        let line = json!({ "set": i, "deteriorating": bad, "news2_total": last["news2_total"], "news2_risk": last["news2_risk"], "alarms": last["alarms"] });
+        // One line per set, so that a stream of sets stays machine-readable.
+        super::emit(j, &line, |l| {
+            println!(
+                "set {i}: NEWS2 {} ({}){}",
+                l["news2_total"],
+                l["news2_risk"].as_str().unwrap_or("incomplete"),
+                l["alarms"].as_array().filter(|a| !a.is_empty()).map(|a| format!("; alarms {a:?}")).unwrap_or_default()
+            )
+        });
+        let spent = start.elapsed().as_millis() as u64;
+        if i + 1 < sets && spent < interval_ms {
+            std::thread::sleep(std::time::Duration::from_millis(interval_ms - spent));
         }
     }
     Ok(())

@@ -1,5 +1,7 @@
-//! `medledger bench --referrals N` (in process): what one validator spends executing the
-//! referral workflow, state tree included. Each phase runs as blocks of `PER_BLOCK`
+//! `medledger bench --referrals N` (in process) and `--readings N` (on a devnet).
+//!
+//! `--referrals`: what one validator spends executing the referral workflow, state tree
+//! included. Each phase runs as blocks of `PER_BLOCK`
 //! transactions: proposals, approvals, acceptances (each grants two consents), starts, the
 //! reports' anchors, and completions (each ends two consents).
 
@@ -11,7 +13,7 @@ use medledger_types::{
     RecordsOp, Role, Scope, Tx,
 };
 use serde_json::{json, Map, Value};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Makes the `i`th referral's operation of a phase, with its signer.
 type Step<'a> = Box<dyn Fn(usize) -> (Keypair, Operation) + 'a>;
@@ -169,5 +171,125 @@ pub fn referrals(n: usize) -> Result<Value, String> {
         "phases": out,
         "workflows_per_s_one_core": ((n as f64) / (total_ms / 1000.0)).round(),
         "note": "one validator executing referral blocks, state tree included, on one core",
+    }))
+}
+
+/// Devices sending at once in `--readings`.
+const LOAD_DEVICES: usize = 8;
+
+/// On a running devnet (`--requester-rate` high enough not to throttle the devices): readings
+/// ingested per second by hospital B's node (signature check, NEWS2, vault write, batched
+/// anchors), sent by [`LOAD_DEVICES`] devices of patient-2 at once; and the alarm latency, from a
+/// reading's arrival to the `alarm` event on the responsible doctor's SSE stream, measured by a
+/// probe device that crosses the patient's `pulse > 130` rule twice a second during the load.
+pub fn readings_load(dir: &std::path::Path, readings: usize) -> Result<Value, String> {
+    use medledger_client::care::send_reading;
+    use medledger_client::http::Client;
+    use medledger_client::keys::{read_genesis, read_key};
+    use medledger_types::care::vitals::{observation_json, Vital};
+    use std::io::BufRead;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let genesis = read_genesis(&dir.join("genesis.json"))?;
+    let seeded: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("demo/seeded.json"))
+            .map_err(|e| format!("{e} (start the devnet with its demo data)"))?,
+    )
+    .map_err(|e| e.to_string())?;
+    let pid = Hash::from_hex(seeded["identities"]["patient-2"]["pseudonym"].as_str().unwrap_or(""))
+        .map_err(|e| e.to_string())?;
+    let api = genesis.institutions[1].api_address.clone();
+    let bob_key = read_key(&dir.join("demo/dr-bob.key"))?;
+    let bob = medledger_client::Session::for_genesis(&api, bob_key.clone(), &genesis);
+    // The devices: LOAD_DEVICES for the load and one probe.
+    let devices: Vec<Keypair> = (0..=LOAD_DEVICES).map(|_| Keypair::generate()).collect();
+    let mut ids = Vec::new();
+    for d in &devices {
+        let device_id = medledger_client::tx::new_id();
+        bob.care(CareOp::RegisterDevice { device_id, patient: pid, key: d.public(), model: "bench sensor".into() })?;
+        ids.push(device_id);
+    }
+    let probe_id = ids[LOAD_DEVICES].to_hex();
+    // The responsible doctor's alarm stream.
+    let stream =
+        Client::new(&api).with_key(bob_key).with_chain_id(&genesis.chain_id).get_stream("/v1/care/alarms/stream")?;
+    let (alarm_tx, alarm_rx) = std::sync::mpsc::channel::<Instant>();
+    let probe = probe_id.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stream.into_reader()).lines().map_while(Result::ok) {
+            let Some(data) = line.strip_prefix("data:") else { continue };
+            let Ok(v) = serde_json::from_str::<Value>(data.trim()) else { continue };
+            let ours = v["device"] == probe.as_str() && v["escalated"] == false && v["cause"] == "pulse > 130";
+            if ours && alarm_tx.send(Instant::now()).is_err() {
+                return;
+            }
+        }
+    });
+    let chain_id = genesis.chain_id.clone();
+    let done = Arc::new(AtomicBool::new(false));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let per_device = readings.div_ceil(LOAD_DEVICES);
+    let start_ms = medledger_client::tx::now_ms();
+    let t = Instant::now();
+    let workers: Vec<_> = devices[..LOAD_DEVICES]
+        .iter()
+        .cloned()
+        .map(|d| {
+            let (api, chain_id, accepted) = (api.clone(), chain_id.clone(), accepted.clone());
+            std::thread::spawn(move || -> Result<(), String> {
+                let client = Client::new(&api);
+                for i in 0..per_device {
+                    // Past, distinct times: every reading is new.
+                    let at = start_ms - per_device as u64 + i as u64;
+                    send_reading(&client, &chain_id, &d, &observation_json(&Vital::HeartRate(72.0), at).to_string())?;
+                    accepted.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    let (probe_key, api2, chain2, done2) = (devices[LOAD_DEVICES].clone(), api.clone(), chain_id.clone(), done.clone());
+    let prober = std::thread::spawn(move || -> Result<Vec<Instant>, String> {
+        let client = Client::new(&api2);
+        let mut sent = Vec::new();
+        while !done2.load(Ordering::Relaxed) {
+            let at = medledger_client::tx::now_ms();
+            let high = observation_json(&Vital::HeartRate(140.0), at).to_string();
+            let before = Instant::now();
+            let r = send_reading(&client, &chain2, &probe_key, &high)?;
+            if r["alarms"].as_array().is_some_and(|a| a.iter().any(|c| c == "pulse > 130")) {
+                sent.push(before);
+            }
+            send_reading(&client, &chain2, &probe_key, &observation_json(&Vital::HeartRate(80.0), at + 1).to_string())?;
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        Ok(sent)
+    });
+    for w in workers {
+        w.join().map_err(|_| "a sender panicked".to_string())??;
+    }
+    let elapsed = t.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    let sent = prober.join().map_err(|_| "the probe panicked".to_string())??;
+    // Each probe alarm's event, in order (the stream may lag a block behind the last ones).
+    let mut latencies = Vec::new();
+    for s in &sent {
+        match alarm_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(at) => latencies.push(at.saturating_duration_since(*s).as_secs_f64() * 1000.0),
+            Err(_) => break,
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let p = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+    let n = accepted.load(Ordering::Relaxed);
+    Ok(json!({
+        "readings": n,
+        "devices": LOAD_DEVICES,
+        "seconds": (elapsed * 100.0).round() / 100.0,
+        "readings_per_s": (n as f64 / elapsed).round(),
+        "alarms_probed": sent.len(),
+        "alarm_events_received": latencies.len(),
+        "alarm_latency_ms": { "p50": p(0.5).round(), "p99": p(0.99).round(), "max": p(1.0).round() },
+        "note": "hospital B's node: signature, checks, NEWS2, vault write per reading; anchors every 10 s; latency from the reading's POST to the SSE event",
     }))
 }

@@ -340,6 +340,7 @@ fn seed(dir: &Path, genesis: &Genesis, client: &Client) -> Result<serde_json::Va
         ("dr-alice", Role::Doctor, 0, "Dr. Alice Martin (cardiology)"),
         ("dr-bob", Role::Doctor, 1, "Dr. Bob Chen (emergency medicine)"),
         ("dr-dara", Role::Doctor, 2, "Dr. Dara Osei (general practice)"),
+        ("dr-erin", Role::Doctor, 1, "Dr. Erin Walsh (on call)"),
         ("regulator-rita", Role::Regulator, 3, "Rita Okafor (health inspector)"),
         ("pharmacist-pat", Role::Pharmacy, 2, "Clinic C dispensary"),
         ("researcher-rui", Role::Researcher, 0, "Rui Costa (epidemiology)"),
@@ -394,7 +395,8 @@ fn seed(dir: &Path, genesis: &Genesis, client: &Client) -> Result<serde_json::Va
         })],
     )?;
     let records = seed_records(&demo, genesis, &identities)?;
-    let care = seed_care(&demo, genesis, &identities, &records)?;
+    let mut care = seed_care(&demo, genesis, &identities, &records)?;
+    care["wearable"] = seed_wearable(dir, genesis, &identities)?;
     let drugs = seed_drugs(&s, &ca, &demo, genesis, &mut identities)?;
     let summary = json!({ "identities": identities, "demo_attestation_tx": ids[0].to_hex(), "records": records, "drugs": drugs, "care": care });
     std::fs::write(demo.join("seeded.json"), serde_json::to_string_pretty(&summary).expect("json"))
@@ -671,6 +673,78 @@ fn seed_care(
     }))
 }
 
+/// Demo remote monitoring: a wearable registered to patient-2 by Dr. Bob at hospital B, who is
+/// responsible for the monitoring (SpO₂ scale 1, the rule `pulse > 130`, escalation after a
+/// minute); Dr. Erin is hospital B's on-call doctor. The device's key is
+/// `devices/wearable-patient-2.key` (outside `demo/`, which holds people's keys).
+fn seed_wearable(
+    dir: &Path,
+    genesis: &Genesis,
+    identities: &serde_json::Map<String, serde_json::Value>,
+) -> Result<serde_json::Value, String> {
+    use medledger_client::Session;
+    use medledger_types::care::{CareOp, RuleText};
+    use medledger_types::Hash;
+    let b = &genesis.institutions[1];
+    let session =
+        |path: &Path| -> Result<Session, String> { Ok(Session::for_genesis(&b.api_address, read_key(path)?, genesis)) };
+    let bob = session(&dir.join("demo/dr-bob.key"))?;
+    let admin = session(&node_dir(dir, &b.id).join("admin.key"))?;
+    let patient =
+        Hash::from_hex(identities["patient-2"]["pseudonym"].as_str().unwrap_or("")).map_err(|e| e.to_string())?;
+    let erin = medledger_types::PublicKey::from_hex(identities["dr-erin"]["key"].as_str().unwrap_or(""))
+        .map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(dir.join("devices")).map_err(|e| e.to_string())?;
+    let key_file = dir.join("devices/wearable-patient-2.key");
+    let device = Keypair::generate();
+    write_key(&key_file, &device)?;
+    let device_id = medledger_client::tx::new_id();
+    bob.care(CareOp::RegisterDevice {
+        device_id,
+        patient,
+        key: device.public(),
+        model: "wrist pulse oximeter".into(),
+    })?;
+    bob.care(CareOp::SetMonitoring {
+        patient,
+        spo2_scale: 1,
+        rules: vec![RuleText("pulse > 130".into())],
+        escalate_after_ms: 60_000,
+    })?;
+    admin.care(CareOp::SetOnCall { doctor: erin })?;
+    Ok(json!({
+        "device": device_id.to_hex(),
+        "key_file": key_file,
+        "patient": "patient-2",
+        "institution": b.id,
+        "responsible": "dr-bob",
+        "on_call": "dr-erin",
+    }))
+}
+
+/// Streams the demo wearable's readings to hospital B (`device simulate`): a full NEWS2 set a
+/// second, crossing into medium risk once a minute.
+fn spawn_wearable(args: &DevnetArgs, genesis: &Genesis, ca_pem: &Path, key_file: &Path) -> Result<Node, String> {
+    let log_path = args.dir.join("wearable.log");
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| e.to_string())?;
+    let err = log.try_clone().map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the medledger binary: {e}"))?;
+    let child = Command::new(exe)
+        .arg("--genesis")
+        .arg(args.dir.join("genesis.json"))
+        .arg("--ca-cert")
+        .arg(ca_pem)
+        .args(["device", "simulate", "--node", &genesis.institutions[1].api_address, "--device-key"])
+        .arg(key_file)
+        .args(["--sets", "100000000", "--interval-ms", "1000", "--deteriorate-every", "60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .map_err(|e| format!("cannot start the wearable simulator: {e}"))?;
+    Ok(Node { id: "wearable simulator".into(), api: String::new(), log: log_path, child })
+}
+
 pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
     if args.validators < 4 {
         return Err(format!(
@@ -765,6 +839,14 @@ pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
         },
         _ => None,
     };
+    // With the UI (the interactive devnet), the demo wearable streams its readings.
+    let wearable = demo.as_ref().and_then(|d| d["care"]["wearable"]["key_file"].as_str().map(PathBuf::from));
+    if let (Some(_), Some(key_file)) = (&ui, wearable) {
+        match spawn_wearable(&args, &genesis, &ca_pem, &key_file) {
+            Ok(w) => nodes.push(w),
+            Err(e) => eprintln!("medledger: warning: {e}"),
+        }
+    }
     let status = client.get("/v1/status").unwrap_or_default();
     if json_out {
         println!(
@@ -823,6 +905,13 @@ pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
                 c["from"].as_str().unwrap_or(""),
                 c["to"].as_str().unwrap_or("")
             );
+            if let Some(w) = c["wearable"].as_object() {
+                println!(
+                    "demo wearable {} for patient-2 at hospital-b (dr-bob responsible, dr-erin on call){}",
+                    w["device"].as_str().unwrap_or(""),
+                    if ui.is_some() { "; streaming, see wearable.log" } else { "" }
+                );
+            }
         }
         if let Some(d) = demo.as_ref().map(|d| &d["drugs"]).filter(|d| !d.is_null()) {
             println!(

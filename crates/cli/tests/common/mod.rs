@@ -308,3 +308,44 @@ impl Cli {
         err
     }
 }
+
+/// Subscribes to a server-sent event stream as `reader` (signed like [`get_as`]); each `data:`
+/// line arrives on the channel as JSON. The stream ends after `limit`.
+pub fn sse_as(
+    api: &str,
+    reader: &medledger_types::Keypair,
+    path: &str,
+    limit: Duration,
+) -> std::sync::mpsc::Receiver<Value> {
+    let signed = medledger_types::auth::ApiRequest {
+        chain_id: "medledger-devnet".into(),
+        method: "GET".into(),
+        path: path.into(),
+        issued_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64,
+        nonce: medledger_client::tx::request_nonce(),
+    };
+    let mut b = ureq::AgentBuilder::new().timeout(limit);
+    let roots = ROOTS.lock().unwrap().clone();
+    if !roots.is_empty() {
+        b = b.tls_config(medledger_tls::client_config_from_pem(&roots).unwrap());
+    }
+    let resp = b
+        .build()
+        .get(&format!("{api}{path}"))
+        .set("authorization", &signed.authorization(reader))
+        .call()
+        .unwrap_or_else(|e| panic!("cannot subscribe to {path}: {e}"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(resp.into_reader()).lines().map_while(Result::ok) {
+            if let Some(data) = line.strip_prefix("data:") {
+                if let Ok(v) = serde_json::from_str(data.trim()) {
+                    if tx.send(v).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}

@@ -219,6 +219,61 @@ pub(crate) async fn doctor_alarms(
     Ok(Json(AlarmsView { alarms: sm::alarms_of_doctor(&snap, &key) }))
 }
 
+#[utoipa::path(tag = "care", post, path = "/v1/care/readings", request_body = crate::care::SignedReading,
+    responses((status = 202, description = "checked, scored, stored encrypted in this institution's vault and queued for the device's next anchor; the alarms it raised are pending", body = crate::care::ReadingReceipt), (status = 400, description = "`malformed`, `invalid_argument`: bad hex, not an Observation, a wrong code or unit, an impossible value, a time in the future (the message names the JSON path)", body = ErrorBody), (status = 403, description = "`bad_signature`; `not_permitted`: an unknown or revoked device", body = ErrorBody), (status = 409, description = "`duplicate`: already received, or not after the device's anchored interval; `replayed_request`", body = ErrorBody), (status = 413, description = "`oversize`", body = ErrorBody), (status = 415, description = "`unsupported_media_type`", body = ErrorBody), (status = 421, description = "`wrong_holder`: another institution monitors this device", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody), (status = 503, description = "`no_vault`, `unavailable`, `mempool_full`", body = ErrorBody)))]
+pub(crate) async fn ingest_reading(
+    State(st): State<ApiState>,
+    ApiJson(req): ApiJson<crate::care::SignedReading>,
+) -> Result<Response, ApiError> {
+    let svc = record_service(&st)?;
+    let receipt =
+        tokio::task::spawn_blocking(move || svc.monitor.ingest(&svc, &req)).await.map_err(ApiError::internal)??;
+    Ok((StatusCode::ACCEPTED, Json(receipt)).into_response())
+}
+
+#[utoipa::path(tag = "care", get, path = "/v1/care/alarms/stream",
+    responses((status = 200, description = "Server-sent events: `alarm` when an alarm the caller is responsible for (or was escalated) is finalized, with its id, cause, device, height and whether it is an escalation; never a value", content_type = "text/event-stream"), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody)))]
+pub(crate) async fn alarm_stream(
+    State(st): State<ApiState>,
+    caller: Caller,
+) -> Sse<impl Stream<Item = Result<SseEvent, std::convert::Infallible>>> {
+    let me = caller.key.to_hex();
+    let rx = st.chain.subscribe();
+    let stream =
+        futures::stream::unfold((rx, me, std::collections::VecDeque::new()), |(mut rx, me, mut queue)| async move {
+            loop {
+                if let Some(ev) = queue.pop_front() {
+                    return Some((Ok(ev), (rx, me, queue)));
+                }
+                match rx.recv().await {
+                    Ok(f) => {
+                        for r in f.receipts.iter() {
+                            let medledger_types::Outcome::Applied { events } = &r.outcome else { continue };
+                            for e in events {
+                                let escalated = e.kind == "alarm_escalated";
+                                if (e.kind == "alarm_raised" || escalated) && e.attr("doctor") == Some(me.as_str()) {
+                                    let data = json!({
+                                        "alarm": e.attr("alarm"),
+                                        "cause": e.attr("cause"),
+                                        "device": e.attr("device"),
+                                        "escalated": escalated,
+                                        "height": f.block.height(),
+                                        "timestamp_ms": f.block.header.timestamp_ms,
+                                    });
+                                    queue.push_back(SseEvent::default().event("alarm").data(data.to_string()));
+                                }
+                            }
+                        }
+                    }
+                    // A slow subscriber skips what it missed; the alarm list has everything.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
 /// This namespace's routes.
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
@@ -230,4 +285,6 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/care/patients/{pseudonym}/monitoring", get(patient_monitoring))
         .route("/v1/care/patients/{pseudonym}/alarms", get(patient_alarms))
         .route("/v1/care/doctors/{key}/alarms", get(doctor_alarms))
+        .route("/v1/care/alarms/stream", get(alarm_stream))
+        .route("/v1/care/readings", post(ingest_reading).layer(DefaultBodyLimit::max(limits::MAX_READING_BODY_BYTES)))
 }

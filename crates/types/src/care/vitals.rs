@@ -266,3 +266,83 @@ pub fn observation_set(readings: &[Reading], spo2_scale: u8) -> Option<news2::Ob
         temperature: num("temperature")?,
     })
 }
+
+/// Most bytes of one reading as a device sends it (one FHIR Observation, JSON).
+pub const MAX_READING_BYTES: usize = 8 * 1024;
+
+/// What a device signs for one reading: the chain id, then the Observation's exact bytes.
+pub fn reading_message(chain_id: &str, observation: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(chain_id.len() + 1 + observation.len());
+    m.extend_from_slice(chain_id.as_bytes());
+    m.push(0);
+    m.extend_from_slice(observation);
+    m
+}
+
+/// A reading's digest: what the batched anchors commit to (the device, then the exact bytes).
+pub fn reading_digest(device: &crate::Hash, observation: &[u8]) -> crate::Hash {
+    crate::hash::tagged(crate::hash::domain::READING_DIGEST, &[&device.0, observation])
+}
+
+/// A reading as a FHIR R4 Observation (what a device sends; [`parse_observation`] reads it back
+/// unchanged).
+pub fn observation_json(vital: &Vital, effective_ms: u64) -> Value {
+    use serde_json::json;
+    let when = crate::time::rfc3339_ms(effective_ms);
+    let coded = |system: &str, code: &str, display: &str| json!({ "coding": [{ "system": system, "code": code, "display": display }] });
+    let q = |v: f64, unit: &str| json!({ "value": v, "unit": unit, "system": UCUM, "code": unit });
+    let base = |code: Value| {
+        json!({
+            "resourceType": "Observation",
+            "status": "final",
+            "category": [{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs" }] }],
+            "code": code,
+            "effectiveDateTime": when,
+        })
+    };
+    match *vital {
+        Vital::HeartRate(v) | Vital::RespiratoryRate(v) | Vital::SpO2(v) | Vital::Temperature(v) => {
+            let (code, name, unit, _, _) = QUANTITIES
+                .iter()
+                .find(|row| {
+                    row.1
+                        == match vital {
+                            Vital::HeartRate(_) => "heart rate",
+                            Vital::RespiratoryRate(_) => "respiratory rate",
+                            Vital::SpO2(_) => "SpO2",
+                            _ => "body temperature",
+                        }
+                })
+                .copied()
+                .unwrap_or(QUANTITIES[0]);
+            let mut o = base(coded(LOINC, code, name));
+            o["valueQuantity"] = q(v, unit);
+            o
+        }
+        Vital::BloodPressure { systolic, diastolic } => {
+            let mut o = base(coded(LOINC, BLOOD_PRESSURE, "Blood pressure panel"));
+            o["component"] = json!([
+                { "code": coded(LOINC, SYSTOLIC, "Systolic blood pressure"), "valueQuantity": q(systolic, "mm[Hg]") },
+                { "code": coded(LOINC, DIASTOLIC, "Diastolic blood pressure"), "valueQuantity": q(diastolic, "mm[Hg]") },
+            ]);
+            o
+        }
+        Vital::Consciousness(c) => {
+            let mut o = base(coded(NEWS2_SYSTEM, "consciousness", "Level of consciousness (ACVPU)"));
+            let level = match c {
+                Consciousness::A => "A",
+                Consciousness::C => "C",
+                Consciousness::V => "V",
+                Consciousness::P => "P",
+                Consciousness::U => "U",
+            };
+            o["valueCodeableConcept"] = coded(NEWS2_SYSTEM, level, level);
+            o
+        }
+        Vital::SupplementalOxygen(b) => {
+            let mut o = base(coded(NEWS2_SYSTEM, "supplemental-oxygen", "Supplemental oxygen"));
+            o["valueBoolean"] = json!(b);
+            o
+        }
+    }
+}

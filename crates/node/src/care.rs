@@ -1,0 +1,345 @@
+//! Remote monitoring, the node's side: readings signed by registered devices are checked,
+//! scored and stored encrypted in this institution's vault; the chain gets one anchor per
+//! device per interval (the Merkle root of the readings' digests), an alarm per cause, and an
+//! escalation when nobody acknowledges an alarm in time.
+//!
+//! Every reading is hostile until verified: its signature (by the device key registered on
+//! chain), the device (registered, not revoked, monitored here), the Observation (LOINC code,
+//! UCUM unit, a physiological value, not from the future), and that it is new. Only then does
+//! anything change (vault, pending anchors, the latest values).
+//!
+//! Alarms are edge-triggered: NEWS2 raises one when the patient's risk rises to medium or high,
+//! a rule when it starts to hold; a patient whose readings stay high raises no flood.
+
+use crate::error::ServiceError;
+use crate::records::RecordService;
+use medledger_state::care::monitoring::{self as sm, Device, Monitoring};
+use medledger_state::store::StateRead;
+use medledger_types::care::alarm::{self, Cause, Rule};
+use medledger_types::care::news2::Risk;
+use medledger_types::care::vitals::{self, Reading, MAX_READING_BYTES};
+use medledger_types::care::CareOp;
+use medledger_types::hash::{domain, tagged};
+use medledger_types::{ErrorCode, Hash, Operation, PublicKey, Signature};
+use medledger_vault::envelope::{self, DataKey};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet, VecDeque};
+
+/// The data key of a sealed reading, wrapped for each of its readers.
+type RecipientKeys = Vec<(PublicKey, envelope::WrappedKey)>;
+
+/// Readings may carry a time at most this far ahead of the node's clock.
+pub const MAX_SKEW_MS: u64 = 5 * 60 * 1000;
+/// How often each device's pending readings are anchored.
+pub const ANCHOR_EVERY_MS: u64 = 10_000;
+/// Most readings one anchor covers; a busier device is anchored more often.
+pub const MAX_PENDING_PER_DEVICE: usize = 10_000;
+/// Recent reading digests remembered to refuse duplicates (beyond the anchored intervals).
+pub const MAX_SEEN: usize = 200_000;
+/// Latest readings kept per patient, to complete NEWS2 sets.
+pub const MAX_LATEST: usize = 32;
+/// Devices and patients followed at once (bounds the node's memory).
+pub const MAX_FOLLOWED: usize = 100_000;
+
+/// One reading as a device sends it.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SignedReading {
+    /// The device's ed25519 public key, hex.
+    #[schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$")]
+    pub device_key: String,
+    /// One FHIR R4 Observation, as JSON text (its exact bytes are signed and digested).
+    #[schema(max_length = 8192)]
+    pub observation: String,
+    /// The device key's signature over `vitals::reading_message(chain_id, observation)`, hex.
+    #[schema(value_type = String, pattern = "^[0-9a-fA-F]{128}$")]
+    pub signature: String,
+}
+
+/// What the node did with a reading.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReadingReceipt {
+    /// The digest the device's next anchor commits to.
+    pub digest: Hash,
+    pub device: Hash,
+    /// The NEWS2 total and risk of the set this reading completes, if complete.
+    pub news2_total: Option<u32>,
+    pub news2_risk: Option<String>,
+    /// Causes of the alarms this reading raised (sent to the chain).
+    pub alarms: Vec<String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Readings since the device's last anchor: (time, digest).
+    pending: HashMap<Hash, Vec<(u64, Hash)>>,
+    /// When each device's pending batch started.
+    pending_since: HashMap<Hash, u64>,
+    /// The end of the last interval sent to the chain per device (anchors must not overlap).
+    anchored_until: HashMap<Hash, u64>,
+    seen: HashSet<Hash>,
+    seen_order: VecDeque<Hash>,
+    /// Latest readings per patient.
+    latest: HashMap<Hash, VecDeque<Reading>>,
+    /// The NEWS2 risk last seen per patient, and the rules holding (for edge triggering).
+    risk: HashMap<Hash, Risk>,
+    holding: HashMap<Hash, HashSet<String>>,
+    /// Alarms this node raised, not known acknowledged or escalated yet.
+    open_alarms: HashSet<Hash>,
+}
+
+/// The monitoring state of one node (all of it rebuilt from the chain after a restart, except
+/// readings not yet anchored, which the devices resend).
+#[derive(Default)]
+pub struct Monitor {
+    inner: Mutex<Inner>,
+}
+
+fn refuse(code: ErrorCode, message: impl Into<String>) -> ServiceError {
+    ServiceError::new(code, message)
+}
+
+fn hex_array<const N: usize>(s: &str, what: &str) -> Result<[u8; N], ServiceError> {
+    let b = hex::decode(s.trim()).map_err(|e| refuse(ErrorCode::InvalidArgument, format!("{what}: {e}")))?;
+    b.try_into()
+        .map_err(|b: Vec<u8>| refuse(ErrorCode::InvalidArgument, format!("{what}: {} bytes, expected {N}", b.len())))
+}
+
+impl Monitor {
+    /// Checks, scores and stores one reading; queues its digest for the device's next anchor
+    /// and raises the alarms it causes.
+    pub fn ingest(&self, svc: &RecordService, req: &SignedReading) -> Result<ReadingReceipt, ServiceError> {
+        let bytes = req.observation.as_bytes();
+        if bytes.len() > MAX_READING_BYTES {
+            return Err(refuse(
+                ErrorCode::InvalidArgument,
+                format!("observation: {} bytes, above the limit of {MAX_READING_BYTES}", bytes.len()),
+            ));
+        }
+        let key = PublicKey(hex_array::<32>(&req.device_key, "device_key")?);
+        let sig = Signature(hex_array::<64>(&req.signature, "signature")?);
+        let msg = vitals::reading_message(&svc.chain.genesis.chain_id, bytes);
+        if !medledger_types::keys::verify(&key, domain::READING_SIGNATURE, &msg, &sig) {
+            return Err(refuse(
+                ErrorCode::BadSignature,
+                "the reading's signature does not verify under the device key",
+            ));
+        }
+        let snap = svc.chain.store.snapshot().map_err(ServiceError::internal)?;
+        let next = svc.chain.tip().height + 1;
+        let device = sm::device_of_key(&snap, &key)
+            .ok_or_else(|| refuse(ErrorCode::NotPermitted, "unknown device: no device is registered with this key"))?;
+        if !device.active_at(next) {
+            return Err(refuse(ErrorCode::NotPermitted, format!("device {} was revoked", device.id)));
+        }
+        if device.institution != svc.institution {
+            return Err(refuse(
+                ErrorCode::WrongHolder,
+                format!("device {} is monitored by `{}`; send its readings there", device.id, device.institution),
+            ));
+        }
+        let json: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| refuse(ErrorCode::InvalidArgument, format!("the reading is not JSON: {e}")))?;
+        let reading =
+            vitals::parse_observation(&json).map_err(|e| refuse(ErrorCode::InvalidArgument, e.to_string()))?;
+        vitals::check_not_future(&reading, svc.chain.now_ms(), MAX_SKEW_MS)
+            .map_err(|e| refuse(ErrorCode::InvalidArgument, e.to_string()))?;
+        let digest = vitals::reading_digest(&device.id, bytes);
+        let monitoring = sm::monitoring(&snap, &device.patient);
+        // Sealed and wrapped before the lock; written to the vault under it.
+        let (sealed, keys) = self.seal(svc, &snap, &device, &digest, bytes)?;
+        {
+            // Checks that need this node's memory, then every change, under one lock.
+            let mut g = self.inner.lock();
+            if g.seen.contains(&digest) {
+                return Err(refuse(ErrorCode::Duplicate, "this reading was already received"));
+            }
+            let floor = g.anchored_until.get(&device.id).copied().max(device.last_anchor_ms);
+            if floor.is_some_and(|f| reading.effective_ms <= f) {
+                return Err(refuse(
+                    ErrorCode::Duplicate,
+                    "the reading is not after the device's last anchored interval (resent, or too late)",
+                ));
+            }
+            if g.pending.len() >= MAX_FOLLOWED && !g.pending.contains_key(&device.id) {
+                return Err(refuse(ErrorCode::Unavailable, "this node follows too many devices; retry later"));
+            }
+            // Each device within its rate (the node's requester limit).
+            svc.guard.admit(&key, digest, svc.chain.now_ms())?;
+            svc.vault.put_version(&digest, 1, &sealed, &keys).map_err(ServiceError::internal)?;
+            g.seen.insert(digest);
+            g.seen_order.push_back(digest);
+            while g.seen_order.len() > MAX_SEEN {
+                if let Some(old) = g.seen_order.pop_front() {
+                    g.seen.remove(&old);
+                }
+            }
+            let now = svc.chain.now_ms();
+            g.pending_since.entry(device.id).or_insert(now);
+            g.pending.entry(device.id).or_default().push((reading.effective_ms, digest));
+            // The latest values complete NEWS2 sets, for monitored patients only.
+            if monitoring.is_some() && (g.latest.len() < MAX_FOLLOWED || g.latest.contains_key(&device.patient)) {
+                let latest = g.latest.entry(device.patient).or_default();
+                latest.push_back(reading);
+                while latest.len() > MAX_LATEST {
+                    latest.pop_front();
+                }
+            }
+        }
+        let (score, causes) = self.assess(&device, &reading, monitoring.as_ref());
+        let mut alarms = Vec::new();
+        if monitoring.is_some() {
+            for cause in causes {
+                let text = cause.text();
+                let alarm_id = tagged(domain::ALARM_ID, &[&digest.0, text.as_bytes()]);
+                let op = CareOp::RaiseAlarm { alarm_id, device_id: device.id, reading: digest, cause: text.clone() };
+                match svc.submit_service_op(Operation::Care(op)) {
+                    Ok(_) => {
+                        self.inner.lock().open_alarms.insert(alarm_id);
+                        alarms.push(text);
+                    }
+                    Err(e) => tracing::warn!("alarm `{text}` for device {} not raised: {e}", device.id),
+                }
+            }
+        }
+        Ok(ReadingReceipt {
+            digest,
+            device: device.id,
+            news2_total: score.map(|s| u32::from(s.0)),
+            news2_risk: score.map(|s| s.1.as_str().to_string()),
+            alarms,
+        })
+    }
+
+    /// Seals the reading under a fresh data key, wrapped for the institution and the patient;
+    /// the vault keeps it under its digest (write-once).
+    fn seal(
+        &self,
+        svc: &RecordService,
+        snap: &dyn StateRead,
+        device: &Device,
+        digest: &Hash,
+        bytes: &[u8],
+    ) -> Result<(Vec<u8>, RecipientKeys), ServiceError> {
+        let key = DataKey::generate();
+        let ctx = envelope::context(digest, 1);
+        let sealed = envelope::seal(&key, bytes, &ctx);
+        let patient = medledger_state::identity::patient_key(snap, &device.patient)
+            .ok_or_else(|| refuse(ErrorCode::NotFound, "the device's patient has no key"))?;
+        let mut keys = Vec::new();
+        for pk in [svc.institution_key.public(), patient] {
+            let w = envelope::wrap(&key, &pk, &ctx).map_err(ServiceError::internal)?;
+            keys.push((pk, w));
+        }
+        Ok((sealed.0, keys))
+    }
+
+    /// The NEWS2 score of the set this reading completes (total, risk), and the alarm causes
+    /// that start with it.
+    fn assess(&self, device: &Device, reading: &Reading, m: Option<&Monitoring>) -> (Option<(u8, Risk)>, Vec<Cause>) {
+        let Some(m) = m else { return (None, vec![]) };
+        let rules: Vec<Rule> = m.rules.iter().filter_map(|r| r.rule().ok()).collect();
+        let mut g = self.inner.lock();
+        let latest: Vec<Reading> =
+            g.latest.get(&device.patient).map(|l| l.iter().copied().collect()).unwrap_or_default();
+        let score = vitals::observation_set(&latest, m.spo2_scale as u8).and_then(|o| o.score().ok());
+        let mut causes = Vec::new();
+        for c in alarm::causes(score.as_ref(), &reading.vital, &rules) {
+            match &c {
+                Cause::Risk(r) => {
+                    let before = g.risk.get(&device.patient).copied().unwrap_or(Risk::Low);
+                    if *r > before {
+                        causes.push(c);
+                    }
+                }
+                Cause::Rule(_, rule) => {
+                    if g.holding.entry(device.patient).or_default().insert(rule.to_string()) {
+                        causes.push(c);
+                    }
+                }
+            }
+        }
+        if let Some(s) = &score {
+            g.risk.insert(device.patient, s.risk);
+        }
+        // A rule that no longer holds for this parameter may fire again later.
+        let holding_now: HashSet<String> = alarm::causes(None, &reading.vital, &rules)
+            .into_iter()
+            .filter_map(|c| if let Cause::Rule(_, r) = c { Some(r.to_string()) } else { None })
+            .collect();
+        if let Some(h) = g.holding.get_mut(&device.patient) {
+            h.retain(|r| {
+                let same_param = rules.iter().any(|x| x.to_string() == *r && x.param.of(&reading.vital).is_some());
+                !same_param || holding_now.contains(r)
+            });
+        }
+        (score.map(|s| (s.total, s.risk)), causes)
+    }
+
+    /// Anchors every device whose batch is due, and escalates this node's overdue alarms.
+    /// Run every second or so; on an error the work stays for the next run.
+    pub fn tick(&self, svc: &RecordService) {
+        let now = svc.chain.now_ms();
+        let due: Vec<(Hash, Vec<(u64, Hash)>)> = {
+            let mut g = self.inner.lock();
+            let ids: Vec<Hash> = g
+                .pending
+                .iter()
+                .filter(|(id, v)| {
+                    !v.is_empty()
+                        && (v.len() >= MAX_PENDING_PER_DEVICE
+                            || g.pending_since.get(*id).is_some_and(|t| now.saturating_sub(*t) >= ANCHOR_EVERY_MS))
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| {
+                    g.pending_since.remove(&id);
+                    g.pending.remove(&id).map(|v| (id, v))
+                })
+                .collect()
+        };
+        for (device_id, mut batch) in due {
+            batch.sort();
+            let first_ms = batch[0].0;
+            let last_ms = batch[batch.len() - 1].0;
+            let digests: Vec<[u8; 32]> = batch.iter().map(|(_, d)| d.0).collect();
+            let root = medledger_types::merkle::root(&digests);
+            let op = CareOp::AnchorReadings { device_id, first_ms, last_ms, count: batch.len() as u32, root };
+            match svc.submit_service_op(Operation::Care(op)) {
+                Ok(_) => {
+                    self.inner.lock().anchored_until.insert(device_id, last_ms);
+                }
+                Err(e) => {
+                    tracing::warn!("anchor of device {device_id} deferred: {e}");
+                    let mut g = self.inner.lock();
+                    g.pending.entry(device_id).or_default().extend(batch);
+                    g.pending_since.entry(device_id).or_insert(now);
+                }
+            }
+        }
+        self.escalate(svc, now);
+    }
+
+    fn escalate(&self, svc: &RecordService, now: u64) {
+        let Ok(snap) = svc.chain.store.snapshot() else { return };
+        let open: Vec<Hash> = self.inner.lock().open_alarms.iter().copied().collect();
+        for id in open {
+            let Some(a) = sm::alarm(&snap, &id) else { continue };
+            if a.acknowledged_by.is_some() || a.escalated_to.is_some() {
+                self.inner.lock().open_alarms.remove(&id);
+                continue;
+            }
+            if now < a.escalate_at_ms || sm::on_call(&snap, &a.institution).is_none() {
+                continue;
+            }
+            match svc.submit_service_op(Operation::Care(CareOp::EscalateAlarm { alarm_id: id })) {
+                // Sent once: the chain refuses it anyway if the doctor acknowledges first.
+                Ok(_) => {
+                    self.inner.lock().open_alarms.remove(&id);
+                }
+                Err(e) => tracing::warn!("escalation of alarm {id} deferred: {e}"),
+            }
+        }
+    }
+}
