@@ -232,7 +232,7 @@ pub(crate) async fn ingest_reading(
 }
 
 #[utoipa::path(tag = "care", get, path = "/v1/care/alarms/stream",
-    responses((status = 200, description = "Server-sent events: `alarm` when an alarm the caller is responsible for (or was escalated) is finalized, with its id, cause, device, height and whether it is an escalation; never a value", content_type = "text/event-stream"), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody)))]
+    responses((status = 200, description = "Server-sent events: `alarm` when an alarm the caller is responsible for (or was escalated) is finalized, with its id, cause, device, height and whether it is an escalation; never a value", content_type = "text/event-stream"), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`)", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody)))]
 pub(crate) async fn alarm_stream(
     State(st): State<ApiState>,
     caller: Caller,
