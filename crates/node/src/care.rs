@@ -20,7 +20,7 @@ use medledger_types::care::news2::Risk;
 use medledger_types::care::vitals::{self, Reading, MAX_READING_BYTES};
 use medledger_types::care::CareOp;
 use medledger_types::hash::{domain, tagged};
-use medledger_types::{ErrorCode, Hash, Operation, PublicKey, Signature};
+use medledger_types::{ErrorCode, Hash, Operation, PublicKey};
 use medledger_vault::envelope::{self, DataKey};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -99,12 +99,6 @@ fn refuse(code: ErrorCode, message: impl Into<String>) -> ServiceError {
     ServiceError::new(code, message)
 }
 
-fn hex_array<const N: usize>(s: &str, what: &str) -> Result<[u8; N], ServiceError> {
-    let b = hex::decode(s.trim()).map_err(|e| refuse(ErrorCode::InvalidArgument, format!("{what}: {e}")))?;
-    b.try_into()
-        .map_err(|b: Vec<u8>| refuse(ErrorCode::InvalidArgument, format!("{what}: {} bytes, expected {N}", b.len())))
-}
-
 impl Monitor {
     /// Checks, scores and stores one reading; queues its digest for the device's next anchor
     /// and raises the alarms it causes.
@@ -116,8 +110,9 @@ impl Monitor {
                 format!("observation: {} bytes, above the limit of {MAX_READING_BYTES}", bytes.len()),
             ));
         }
-        let key = PublicKey(hex_array::<32>(&req.device_key, "device_key")?);
-        let sig = Signature(hex_array::<64>(&req.signature, "signature")?);
+        let key = PublicKey::from_hex(&req.device_key)
+            .map_err(|e| refuse(ErrorCode::Malformed, format!("device_key: {e}")))?;
+        let sig = crate::records::signature(&req.signature)?;
         let msg = vitals::reading_message(&svc.chain.genesis.chain_id, bytes);
         if !medledger_types::keys::verify(&key, domain::READING_SIGNATURE, &msg, &sig) {
             return Err(refuse(
@@ -322,8 +317,12 @@ impl Monitor {
     }
 
     fn escalate(&self, svc: &RecordService, now: u64) {
-        let Ok(snap) = svc.chain.store.snapshot() else { return };
+        // Runs every tick: no snapshot unless this node has alarms to watch.
         let open: Vec<Hash> = self.inner.lock().open_alarms.iter().copied().collect();
+        if open.is_empty() {
+            return;
+        }
+        let Ok(snap) = svc.chain.store.snapshot() else { return };
         for id in open {
             let Some(a) = sm::alarm(&snap, &id) else { continue };
             if a.acknowledged_by.is_some() || a.escalated_to.is_some() {

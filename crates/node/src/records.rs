@@ -134,7 +134,8 @@ fn hex_field(s: &str, what: &str) -> Result<Vec<u8>, ServiceError> {
     hex::decode(s.trim()).map_err(|e| bad(ErrorCode::Malformed, format!("{what} is not hex: {e}")))
 }
 
-fn signature(s: &str) -> Result<Signature, ServiceError> {
+/// A hex ed25519 signature from a request body (shared with the monitoring service).
+pub(crate) fn signature(s: &str) -> Result<Signature, ServiceError> {
     let b = hex_field(s, "signature")?;
     let a: [u8; 64] = b.try_into().map_err(|_| bad(ErrorCode::Malformed, "signature must be 64 bytes"))?;
     Ok(Signature(a))

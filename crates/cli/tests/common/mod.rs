@@ -158,15 +158,20 @@ pub fn get(api: &str, path: &str) -> Option<Value> {
     agent().get(&format!("{api}{path}")).call().ok()?.into_json().ok()
 }
 
-/// A GET signed by `reader` (`Authorization: MedLedger …`), answered with what it may see.
-pub fn get_as(api: &str, reader: &medledger_types::Keypair, path: &str) -> Option<Value> {
-    let signed = medledger_types::auth::ApiRequest {
+/// The signed-request header body of a `GET` of `path` on the devnet's chain, now.
+fn signed_get(path: &str) -> medledger_types::auth::ApiRequest {
+    medledger_types::auth::ApiRequest {
         chain_id: "medledger-devnet".into(),
         method: "GET".into(),
         path: path.into(),
         issued_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64,
         nonce: medledger_client::tx::request_nonce(),
-    };
+    }
+}
+
+/// A GET signed by `reader` (`Authorization: MedLedger …`), answered with what it may see.
+pub fn get_as(api: &str, reader: &medledger_types::Keypair, path: &str) -> Option<Value> {
+    let signed = signed_get(path);
     agent()
         .get(&format!("{api}{path}"))
         .set("authorization", &signed.authorization(reader))
@@ -317,13 +322,7 @@ pub fn sse_as(
     path: &str,
     limit: Duration,
 ) -> std::sync::mpsc::Receiver<Value> {
-    let signed = medledger_types::auth::ApiRequest {
-        chain_id: "medledger-devnet".into(),
-        method: "GET".into(),
-        path: path.into(),
-        issued_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64,
-        nonce: medledger_client::tx::request_nonce(),
-    };
+    let signed = signed_get(path);
     let mut b = ureq::AgentBuilder::new().timeout(limit);
     let roots = ROOTS.lock().unwrap().clone();
     if !roots.is_empty() {
