@@ -365,6 +365,18 @@ fn wearable_alarm_reaches_the_doctor_then_escalates(cli: &Cli, dir: &std::path::
     cli.ok(&["reading", "send", "--node", &n1, "--device-key", &key_file, "--file", fever.to_str().unwrap()]);
     let ev = bob_events.recv_timeout(Duration::from_secs(30)).expect("the rule's alarm reaches Dr. Bob");
     assert_eq!(ev["cause"], "pulse > 130", "{ev}");
+    // The values themselves: from the monitoring node, to the responsible doctor, not to a
+    // doctor elsewhere.
+    let p2 = dn.ready["demo"]["identities"]["patient-2"]["pseudonym"].as_str().unwrap().to_string();
+    let latest = cli.ok(&["reading", "latest", "--node", &n1, "--key", &bob_key, "--patient", &p2]);
+    let texts: Vec<&str> = latest["readings"].as_array().unwrap().iter().filter_map(|r| r["text"].as_str()).collect();
+    assert_eq!(texts[..2], ["37.73 Cel", "143 /min"], "{latest}");
+    cli.fails(
+        &["reading", "latest", "--node", &n1, "--key", &cli.demo("dr-alice"), "--patient", &p2],
+        "the patient, the responsible and the on-call doctor only",
+    );
+    let mine = cli.ok(&["device", "patients", "--node", &n1, "--key", &bob_key]);
+    assert!(mine["patients"].as_array().unwrap().iter().any(|m| m["patient"] == p2.as_str()), "{mine}");
     let esc =
         erin_events.recv_timeout(Duration::from_secs(100)).expect("unacknowledged, it escalates to the on-call doctor");
     assert_eq!((esc["alarm"].clone(), esc["escalated"].as_bool()), (ev["alarm"].clone(), Some(true)), "{esc}");

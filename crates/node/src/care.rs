@@ -69,6 +69,28 @@ pub struct ReadingReceipt {
     pub alarms: Vec<String>,
 }
 
+/// One recent reading, as the patient and the doctors who watch it see it.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReadingValue {
+    /// The NEWS2 parameter it fills: `pulse`, `respiratory_rate`, `spo2`, `temperature`,
+    /// `systolic_bp` (with the diastolic in `text`), `consciousness` or `on_oxygen`.
+    pub parameter: String,
+    /// The value with its unit, as charted (`112 /min`, `124/78 mm[Hg]`, `A`, `on air`).
+    pub text: String,
+    pub effective_ms: u64,
+}
+
+/// A patient's live readings: the latest this node received (newest first, at most
+/// [`MAX_LATEST`]) and the NEWS2 score of the latest complete set. Readings are not kept past
+/// a restart; the vault keeps each one sealed.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LiveReadings {
+    pub patient: Hash,
+    pub readings: Vec<ReadingValue>,
+    #[schema(value_type = Option<Object>)]
+    pub news2: Option<medledger_types::care::news2::Score>,
+}
+
 #[derive(Default)]
 struct Inner {
     /// Readings since the device's last anchor: (time, digest).
@@ -204,6 +226,23 @@ impl Monitor {
             news2_risk: score.map(|s| s.1.as_str().to_string()),
             alarms,
         })
+    }
+
+    /// The patient's live readings under monitoring `m` (the caller checked who may see them).
+    pub fn live(&self, m: &Monitoring) -> LiveReadings {
+        let latest: Vec<Reading> =
+            self.inner.lock().latest.get(&m.patient).map(|l| l.iter().copied().collect()).unwrap_or_default();
+        let news2 = vitals::observation_set(&latest, m.spo2_scale as u8).and_then(|o| o.score().ok());
+        let mut readings: Vec<ReadingValue> = latest
+            .iter()
+            .map(|r| ReadingValue {
+                parameter: r.vital.kind().to_string(),
+                text: r.vital.text(),
+                effective_ms: r.effective_ms,
+            })
+            .collect();
+        readings.reverse();
+        LiveReadings { patient: m.patient, readings, news2 }
     }
 
     /// Seals the reading under a fresh data key, wrapped for the institution and the patient;

@@ -37,6 +37,8 @@ pub const BATCH_WINDOW_MS: u64 = 50;
 /// sibling, and without a bound they would pile up until finalization (they once did, to
 /// several gigabytes). Evicting one costs only its re-execution if it is needed again.
 pub const MAX_SPECULATIVE: usize = 16;
+/// How often [`Chain::base`] re-reads a snapshot that is a block ahead of the published tip.
+const MAX_BASE_TRIES: usize = 10_000;
 
 /// Why a submitted transaction was refused before the mempool.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -236,6 +238,26 @@ impl Chain {
         *self.tip.lock()
     }
 
+    /// The committed state together with the tip it is the state of.
+    ///
+    /// [`Chain::finalize`] commits the store before it publishes the new tip, so a snapshot and
+    /// a tip read one after the other can belong to two different blocks. Executing a child of
+    /// the older one on the newer state reads a tree version that the newer block already
+    /// pruned (a validator stopped on exactly that). This retries until both name the same
+    /// height; the gap lasts one tip update. `None` if the store cannot be read.
+    fn base(&self) -> Option<(Tip, medledger_storage::Snapshot)> {
+        for _ in 0..MAX_BASE_TRIES {
+            let snap = self.store.snapshot().ok()?;
+            let tip = self.tip();
+            if medledger_state::height_of(&snap) == Some(tip.height) {
+                return Some((tip, snap));
+            }
+            std::thread::yield_now();
+        }
+        tracing::warn!("the committed state and the tip kept moving apart; trying later");
+        None
+    }
+
     pub fn mempool_len(&self) -> usize {
         self.mempool.lock().len()
     }
@@ -377,8 +399,7 @@ impl Chain {
 
     /// Builds a block on `parent`. Returns `None` if the parent's state is not known here.
     pub fn build(&self, parent: &Block) -> Option<Arc<Block>> {
-        let tip = self.tip();
-        let snap = self.store.snapshot().ok()?;
+        let (tip, snap) = self.base()?;
         let spec = self.speculative.lock();
         let (layers, included) = self.layers_to(&spec, &tip, parent.digest())?;
         drop(spec);
@@ -410,8 +431,7 @@ impl Chain {
     /// A block on `parent` at `timestamp_ms` carrying exactly `txs`, with the state root their
     /// execution gives (whether or not the block is valid otherwise). For fault injection.
     pub fn block_on(&self, parent: &Block, timestamp_ms: u64, txs: Vec<Tx>) -> Option<Arc<Block>> {
-        let tip = self.tip();
-        let snap = self.store.snapshot().ok()?;
+        let (tip, snap) = self.base()?;
         let layers = {
             let spec = self.speculative.lock();
             self.layers_to(&spec, &tip, parent.digest())?.0
@@ -476,7 +496,7 @@ impl Chain {
         if self.speculative.lock().map.contains_key(&block.digest()) {
             return Ok(true);
         }
-        let tip = self.tip();
+        let (tip, snap) = self.base().ok_or(VerifyLater::UnknownParent)?;
         if h.height <= tip.height {
             // Only the committed block itself is valid at a committed height.
             return Ok(self.store.height_of(&block.digest()).ok().flatten() == Some(h.height));
@@ -497,7 +517,6 @@ impl Chain {
                 pool.mark_verified(t.id());
             }
         }
-        let snap = self.store.snapshot().map_err(|_| VerifyLater::UnknownParent)?;
         let (layers, _) = {
             let spec = self.speculative.lock();
             self.layers_to(&spec, &tip, parent.digest()).ok_or(VerifyLater::UnknownParent)?

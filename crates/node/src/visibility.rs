@@ -16,6 +16,7 @@
 //! public.
 
 use crate::error::ServiceError;
+use medledger_state::care::monitoring::{self, Monitoring};
 use medledger_state::consent::{active_consents, is_active, names, Requester};
 use medledger_state::store::StateRead;
 use medledger_state::{identity, records, Principal};
@@ -249,6 +250,16 @@ impl Caller {
     /// doctor's institution, regulators and the CA.
     pub fn may_see_alarms_of(&self, state: &dyn StateRead, doctor: &PublicKey) -> bool {
         self.sees_everything() || self.key == *doctor || self.administers(state, doctor)
+    }
+
+    /// A patient's live readings (values): the patient, the doctor responsible for the
+    /// monitoring and the monitoring institution's on-call doctor. Nobody else, regulators
+    /// included: the chain holds only digests and alarm causes for them.
+    pub fn may_read_readings_of(&self, state: &dyn StateRead, m: &Monitoring) -> bool {
+        self.is_patient(&m.patient)
+            || (self.is(Role::Doctor)
+                && (self.key == m.responsible
+                    || monitoring::on_call(state, &m.institution).is_some_and(|d| d == self.key)))
     }
 
     /// Referral statistics (institution pairs only, no patient): regulators, the CA and

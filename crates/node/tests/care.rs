@@ -164,7 +164,7 @@ async fn readings_are_checked_before_the_vault_then_stored_anchored_and_scored()
     let svc = n.records.clone().unwrap();
     staff_key(&n, &service, Role::NodeService, "h0").await;
     let doc = n.credential(60, Role::Doctor, T0 + 1_000_000_000).await;
-    let _patient = n.credential(70, Role::Patient, T0 + 1_000_000_000).await;
+    let patient = n.credential(70, Role::Patient, T0 + 1_000_000_000).await;
     let pid = Hash([70; 32]);
     let device = Keypair::from_seed(91);
     let device_id = Hash([0xDE; 32]);
@@ -275,6 +275,33 @@ async fn readings_are_checked_before_the_vault_then_stored_anchored_and_scored()
     n.commit();
     let a = medledger_state::care::monitoring::alarm(&n.chain.store.snapshot().unwrap(), &alarms[0].id).unwrap();
     assert_eq!(a.escalated_to, Some(on_call.public()));
+
+    // The live readings (values) go to the patient, the responsible and the on-call doctor
+    // only: not to another doctor of the institution, nor to a regulator.
+    let live = format!("/v1/care/patients/{}/readings", pid.to_hex());
+    for who in [&patient, &doc, &on_call] {
+        let (s, v) = n.call_as(Some(who), "GET", &live, None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let texts: Vec<&str> = v["readings"].as_array().unwrap().iter().map(|r| r["text"].as_str().unwrap()).collect();
+        assert_eq!(texts, ["141 /min", "140 /min", "72 /min"], "newest first: {v}");
+        assert!(v["news2"].is_null(), "a pulse alone is no complete NEWS2 set: {v}");
+    }
+    let colleague = staff(&n, 94, Role::Doctor, "h0").await;
+    let regulator = staff(&n, 95, Role::Regulator, "h0").await;
+    for who in [&colleague, &regulator] {
+        let (s, v) = n.call_as(Some(who), "GET", &live, None).await;
+        assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{v}");
+    }
+    let (s, v) = n.call_as(Some(&doc), "GET", &format!("/v1/care/patients/{}/readings", "77".repeat(32)), None).await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"), "{v}");
+    // The doctor's monitored patients: the doctor sees them, a colleague does not.
+    let mine = format!("/v1/care/doctors/{}/patients", doc.public().to_hex());
+    let (s, v) = n.call_as(Some(&doc), "GET", &mine, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["patients"][0]["patient"], pid.to_hex(), "{v}");
+    assert_eq!(v["patients"][0]["devices"][0]["id"], device_id.to_hex(), "{v}");
+    let (s, v) = n.call_as(Some(&colleague), "GET", &mine, None).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{v}");
 
     // A revoked device is refused.
     ok_tx(&n, &doc, Operation::Care(CareOp::RevokeDevice { device_id })).await;

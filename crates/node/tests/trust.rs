@@ -685,3 +685,37 @@ async fn proof_routes_decide_visibility_before_proving_and_prove_only_certified_
     let (s, _) = n.call_as(None, "GET", "/v1/proofs/validators", None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "proofs are signed reads like any other");
 }
+
+/// `finalize` commits the store before it publishes the new tip. A block verified in that gap
+/// (a sibling of the block being finalized) used to execute on the newer state, find the older
+/// state tree pruned, and stop the validator with a panic. Now it waits for the tip.
+#[test]
+fn verification_in_the_gap_between_commit_and_tip_waits_instead_of_stopping_the_validator() {
+    use medledger_node::chain::VerifyLater;
+    let n = node();
+    n.commit();
+    let tip = n.chain.tip();
+    let parent = n.chain.store.block(tip.height).unwrap().unwrap();
+    n.clock.fetch_add(1000, std::sync::atomic::Ordering::SeqCst);
+    let next = n.chain.build(&parent).unwrap();
+    let env = |ts| medledger_state::BlockEnv {
+        chain_id: "api-test".into(),
+        height: next.height(),
+        timestamp_ms: ts,
+        proposer: next.header.proposer,
+    };
+    let snap = n.chain.store.snapshot().unwrap();
+    let executed = medledger_state::execute_block(&snap, &env(next.header.timestamp_ms), &next.txs);
+    // A sibling at the same height, on the same parent: another proposer's block for the view.
+    let ts = next.header.timestamp_ms + 1;
+    let sibling_root = medledger_state::execute_block(&snap, &env(ts), &[]).state_root;
+    let sibling =
+        medledger_types::Block::new(next.height(), parent.digest(), ts, next.header.proposer, sibling_root, vec![]);
+    drop(snap);
+    // The gap: the store holds the next block, the tip does not name it yet.
+    n.chain.store.commit_block(&next, None, &executed).unwrap();
+    assert_eq!(n.chain.tip(), tip);
+    let verdict = n.chain.verify(&parent, &sibling, &next.header.proposer);
+    assert_eq!(verdict, Err(VerifyLater::UnknownParent), "the sibling is judged later, once the tip moves");
+    assert!(n.chain.build(&parent).is_none(), "no proposal on a state the tip does not name");
+}

@@ -70,6 +70,7 @@ pub const CARE_DEVICE: &[u8] = b"cd/";
 pub const CARE_DEVICE_KEY: &[u8] = b"cdk/";
 pub const CARE_PATIENT_DEVICES: &[u8] = b"cdp/";
 pub const CARE_MONITORING: &[u8] = b"cm/";
+pub const CARE_DOCTOR_PATIENTS: &[u8] = b"cmd/";
 pub const CARE_ON_CALL: &[u8] = b"co/";
 pub const CARE_ANCHOR: &[u8] = b"cn/";
 pub const CARE_ALARM: &[u8] = b"cx/";
@@ -143,6 +144,7 @@ pub const REGISTRY: &[Prefix] = &[
     Prefix { bytes: CARE_DEVICE_KEY, domain: "care", holds: "the device a key signs for" },
     Prefix { bytes: CARE_PATIENT_DEVICES, domain: "care", holds: "devices of a patient" },
     Prefix { bytes: CARE_MONITORING, domain: "care", holds: "a patient's monitoring settings and responsible doctor" },
+    Prefix { bytes: CARE_DOCTOR_PATIENTS, domain: "care", holds: "patients a doctor is responsible for monitoring" },
     Prefix { bytes: CARE_ON_CALL, domain: "care", holds: "an institution's on-call doctor" },
     Prefix { bytes: CARE_ANCHOR, domain: "care", holds: "batched reading anchors by device and sequence" },
     Prefix { bytes: CARE_ALARM, domain: "care", holds: "alarm by id" },

@@ -478,6 +478,9 @@ mod monitoring {
                 key::patient_alarms(&self.pid),
                 key::doctor_alarms(&self.doctor.public()),
                 key::doctor_alarms(&self.on_call.public()),
+                key::doctor_patients(&self.doctor.public()),
+                key::doctor_patients(&self.on_call.public()),
+                key::doctor_patients(&self.elsewhere.public()),
             ];
             for i in 0..4u8 {
                 ks.push(key::alarm(&Hash([i; 32])));
@@ -556,7 +559,8 @@ mod monitoring {
             escalate_after_ms: 60_000,
         };
         w.refused(&elsewhere, set.clone(), RejectCode::NotPermitted, "patient's institution");
-        applied(&w.run(&doctor, set));
+        applied(&w.run(&doctor, set.clone()));
+        assert_eq!(m::patients_of_doctor(&w.c.state, &doctor.public()), vec![w.pid]);
         let mon = m::monitoring(&w.c.state, &w.pid).unwrap();
         assert_eq!((mon.responsible, mon.spo2_scale, mon.rules[0].0.as_str()), (doctor.public(), 2, "pulse > 130"));
         w.refused(&node, w.alarm(1, "spo2 < 80"), RejectCode::InvalidArgument, "not one of the patient's rules");
@@ -627,5 +631,13 @@ mod monitoring {
         w.refused(&node, w.alarm(3, "news2 high"), RejectCode::NotPermitted, "revoked");
         // Roles outside the table never reach the domain.
         assert_eq!(rejected(&w.run(&doctor, w.anchor(now + 10, now + 11))), RejectCode::NotPermitted);
+
+        // Whoever sets the monitoring becomes responsible: the patient moves to their list,
+        // once; setting it again changes no list.
+        applied(&w.run(&on_call, set.clone()));
+        assert!(m::patients_of_doctor(&w.c.state, &doctor.public()).is_empty());
+        assert_eq!(m::patients_of_doctor(&w.c.state, &on_call.public()), vec![w.pid]);
+        applied(&w.run(&on_call, set));
+        assert_eq!(m::patients_of_doctor(&w.c.state, &on_call.public()), vec![w.pid]);
     }
 }

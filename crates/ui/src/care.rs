@@ -3,6 +3,10 @@
 //! admin's referral board, and the regulator's statistics per institution pair.
 //!
 //! Patients are named in POST bodies only (the referral form), never in a URL.
+//!
+//! [`monitoring`] holds the remote-monitoring views.
+
+pub mod monitoring;
 
 use crate::{blocking, jobs, page, App, Me, UiError};
 use axum::extract::Path;
@@ -19,7 +23,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub(crate) fn routes() -> Router<App> {
-    Router::new().route("/referrals", get(referrals_page).post(propose)).route("/referrals/{id}/{action}", post(act))
+    Router::new()
+        .route("/referrals", get(referrals_page).post(propose))
+        .route("/referrals/{id}/{action}", post(act))
+        .merge(monitoring::routes())
 }
 
 const ROLES: [Role; 4] = [Role::Patient, Role::Doctor, Role::InstitutionAdmin, Role::Regulator];
@@ -35,16 +42,6 @@ fn status_tag(status: &str) -> Markup {
         _ => "tag",
     };
     html! { span class=(class) { (status) } }
-}
-
-/// Who a key is, among the identities this server holds.
-fn who(me: &Me, hex: &str) -> String {
-    me.ui
-        .identities
-        .iter()
-        .find(|i| i.session.key.public().to_hex() == hex)
-        .map(|i| i.name.clone())
-        .unwrap_or_else(|| format!("key {}…", hex.chars().take(12).collect::<String>()))
 }
 
 fn reason_form(id: &str, action: &str, label: &str) -> Markup {
@@ -135,13 +132,13 @@ fn table(me: &Me, list: &[Value], table_id: &str, caption: &str) -> Markup {
                             td {
                                 @if let Some(t) = r["appointment_ms"].as_u64() {
                                     (page::time(t)) " · " (s(r, "mode"))
-                                    @if let Some(d) = r["receiving_doctor"].as_str() { br; small { "with " (who(me, d)) } }
+                                    @if let Some(d) = r["receiving_doctor"].as_str() { br; small { "with " (page::who_hex(me, d)) } }
                                 } @else { "—" }
                             }
                             td {
                                 ol.steps {
                                     @for st in r["history"].as_array().into_iter().flatten() {
-                                        li { (s(st, "action")) " by " (who(me, s(st, "by"))) " at height " (st["height"]) }
+                                        li { (s(st, "action")) " by " (page::who_hex(me, s(st, "by"))) " at height " (st["height"]) }
                                     }
                                 }
                             }

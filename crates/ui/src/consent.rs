@@ -34,13 +34,7 @@ pub(crate) fn my_pseudonym(me: &Me) -> Result<medledger_types::Hash, UiError> {
 pub(crate) fn describe_terms(me: &Me, t: &ConsentTerms) -> Markup {
     let grantee = match &t.grantee {
         Grantee::Institution(i) => format!("institution {i}"),
-        Grantee::Person(k) => me
-            .ui
-            .identities
-            .iter()
-            .find(|i| i.session.key.public() == *k)
-            .and_then(|i| i.credential.as_ref().map(|c| format!("{} ({}, {})", i.name, c.role.name(), c.institution)))
-            .unwrap_or_else(|| format!("key {}…", &k.to_hex()[..12])),
+        Grantee::Person(k) => page::who(me, k),
     };
     let actions: Vec<&str> = [(action::READ, "read"), (action::WRITE, "write")]
         .iter()

@@ -36,12 +36,14 @@ pub fn nav(role: Option<Role>) -> Vec<(&'static str, &'static str)> {
             ("/requests", "Access requests"),
             ("/access-log", "Access log"),
             ("/referrals", "My referrals"),
+            ("/monitoring", "My monitoring"),
         ][..],
         Some(Role::Doctor) => &[
             ("/patients", "Patients"),
             ("/write", "Write a record"),
             ("/requests", "My requests"),
             ("/referrals", "Referrals"),
+            ("/monitoring", "Monitoring"),
         ][..],
         Some(Role::Regulator) => {
             &[("/audit", "Audit"), ("/audit/break-glass", "Break-glass review"), ("/referrals", "Referral statistics")]
@@ -154,6 +156,28 @@ pub fn notice(text: &str) -> Markup {
 pub fn short(hex: &str) -> Markup {
     let s: String = hex.chars().take(12).collect();
     html! { code title=(hex) { (s) "…" } }
+}
+
+/// Who a key is, among the identities this server holds: `name (role, institution)`, else
+/// the key's first hex characters.
+pub fn who(me: &Me, key: &medledger_types::PublicKey) -> String {
+    me.ui
+        .identities
+        .iter()
+        .find(|i| i.session.key.public() == *key)
+        .map(|i| match &i.credential {
+            Some(c) => format!("{} ({}, {})", i.name, c.role.name(), c.institution),
+            None => i.name.clone(),
+        })
+        .unwrap_or_else(|| format!("key {}…", &key.to_hex()[..12]))
+}
+
+/// [`who`] for a key in hex (as JSON answers carry it).
+pub fn who_hex(me: &Me, hex: &str) -> String {
+    match medledger_types::PublicKey::from_hex(hex) {
+        Ok(k) => who(me, &k),
+        Err(_) => format!("key {}…", hex.chars().take(12).collect::<String>()),
+    }
 }
 
 pub fn time(ms: u64) -> String {

@@ -329,6 +329,14 @@ pub enum DeviceCmd {
         #[arg(long)]
         patient: String,
     },
+    /// The patients whose monitoring a doctor is responsible for, with their devices.
+    Patients {
+        #[command(flatten)]
+        conn: Conn,
+        /// Key file or hex key; default: the signer.
+        #[arg(long)]
+        doctor: Option<String>,
+    },
     /// A doctor of the patient's institution (who becomes responsible): the NEWS2 SpO₂ scale,
     /// threshold rules and the escalation delay.
     Monitor {
@@ -443,6 +451,27 @@ pub fn device(cmd: DeviceCmd, j: bool) -> Result<(), String> {
                 }
             });
         }
+        DeviceCmd::Patients { conn, doctor } => {
+            let d = match doctor {
+                Some(d) => parse_subject(&d)?,
+                None => medledger_client::keys::read_key(&conn.key)?.public(),
+            };
+            let v = signed_client(&conn)?.get(&format!("/v1/care/doctors/{}/patients", d.to_hex()))?;
+            print(j, &v, |v| {
+                let list = v["patients"].as_array().cloned().unwrap_or_default();
+                if list.is_empty() {
+                    println!("no monitored patients");
+                }
+                for m in &list {
+                    println!(
+                        "{}  {} device(s)  SpO2 scale {}",
+                        m["patient"].as_str().unwrap_or(""),
+                        m["devices"].as_array().map_or(0, Vec::len),
+                        m["monitoring"]["spo2_scale"]
+                    );
+                }
+            });
+        }
         DeviceCmd::Monitor { conn, patient, spo2_scale, rules, escalate_after_min } => {
             let op = CareOp::SetMonitoring {
                 patient: hash_arg(&patient, "--patient")?,
@@ -509,6 +538,14 @@ pub enum ReadingCmd {
         #[arg(long)]
         file: std::path::PathBuf,
     },
+    /// The patient, the responsible or the on-call doctor: a patient's latest readings as the
+    /// monitoring institution's node received them, with the NEWS2 score of the latest set.
+    Latest {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        patient: String,
+    },
 }
 
 /// Signs and sends readings as a device; the chain id comes from the genesis file.
@@ -542,6 +579,24 @@ pub fn reading(cmd: ReadingCmd, j: bool) -> Result<(), String> {
                 }
                 for a in v["alarms"].as_array().into_iter().flatten() {
                     println!("alarm raised: {}", a.as_str().unwrap_or(""));
+                }
+            });
+        }
+        ReadingCmd::Latest { conn, patient } => {
+            let p = hash_arg(&patient, "--patient")?;
+            let v = signed_client(&conn)?.get(&format!("/v1/care/patients/{}/readings", p.to_hex()))?;
+            print(j, &v, |v| {
+                match v["news2"]["total"].as_u64() {
+                    Some(t) => println!("NEWS2 {t} ({})", v["news2"]["risk"].as_str().unwrap_or("")),
+                    None => println!("NEWS2: no complete set yet"),
+                }
+                for r in v["readings"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}  {:17} {}",
+                        r["effective_ms"].as_u64().map(rfc3339_ms).unwrap_or_default(),
+                        r["parameter"].as_str().unwrap_or(""),
+                        r["text"].as_str().unwrap_or("")
+                    );
                 }
             });
         }

@@ -161,10 +161,17 @@ fn port_free(addr: &str) -> bool {
     std::net::TcpListener::bind(addr).is_ok()
 }
 
+/// The last `lines` lines of a log; a panic's message (which a backtrace would push out of
+/// the tail) comes first when there is one.
 fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let v: Vec<&str> = text.lines().collect();
-    v[v.len().saturating_sub(lines)..].join("\n")
+    let panic = v.iter().rposition(|l| l.contains("panicked at"));
+    let mut out = String::new();
+    if let Some(p) = panic.filter(|p| *p + lines < v.len()) {
+        out = v[p..(p + 4).min(v.len())].join("\n") + "\n...\n";
+    }
+    out + &v[v.len().saturating_sub(lines)..].join("\n")
 }
 
 struct Node {
@@ -945,7 +952,12 @@ pub fn run(args: DevnetArgs, json_out: bool) -> Result<(), String> {
                     if n.id == "web UI" {
                         eprintln!("medledger: warning: the web UI exited ({status}). Log: {}", n.log.display());
                     } else {
-                        eprintln!("medledger: warning: validator {} exited ({status}); the consortium tolerates one failure. Log: {}", n.id, n.log.display());
+                        eprintln!(
+                            "medledger: warning: validator {} exited ({status}); the consortium tolerates one failure. Log: {}; it ends:\n{}",
+                            n.id,
+                            n.log.display(),
+                            tail(&n.log, 20)
+                        );
                     }
                     *r = true;
                 }

@@ -219,6 +219,60 @@ pub(crate) async fn doctor_alarms(
     Ok(Json(AlarmsView { alarms: sm::alarms_of_doctor(&snap, &key) }))
 }
 
+/// The patients a doctor is responsible for monitoring, with their devices and settings.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct MonitoredPatientsView {
+    pub patients: Vec<MonitoringView>,
+}
+
+#[utoipa::path(tag = "care", get, path = "/v1/care/doctors/{key}/patients", params(("key" = PublicKey, Path, description = "the doctor's ed25519 public key")),
+    responses((status = 200, description = "the patients whose monitoring the doctor is responsible for, oldest first, with their devices and settings", body = MonitoredPatientsView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`)", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "`not_permitted`: only that doctor, the admins of the doctor's institution and regulators; credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+pub(crate) async fn doctor_patients(
+    State(st): State<ApiState>,
+    caller: Caller,
+    ApiPath(key): ApiPath<String>,
+) -> Result<Json<MonitoredPatientsView>, ApiError> {
+    let key = parse_key(&key)?;
+    let snap = snapshot(&st)?;
+    if !caller.may_see_alarms_of(&snap, &key) {
+        return Err(not_yours("the patients this doctor monitors"));
+    }
+    let patients = sm::patients_of_doctor(&snap, &key)
+        .into_iter()
+        .map(|p| MonitoringView {
+            patient: p,
+            devices: sm::devices_of(&snap, &p),
+            monitoring: sm::monitoring(&snap, &p),
+        })
+        .collect();
+    Ok(Json(MonitoredPatientsView { patients }))
+}
+
+#[utoipa::path(tag = "care", get, path = "/v1/care/patients/{pseudonym}/readings", params(("pseudonym" = Hash, Path, description = "patient pseudonym")),
+    responses((status = 200, description = "the latest readings this node received for the patient (newest first) and the NEWS2 score of the latest complete set; values, so only the patient, the responsible doctor and the institution's on-call doctor may read them", body = crate::care::LiveReadings), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`)", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "`not_permitted`: not the patient, the responsible doctor or the on-call doctor; credential problems", body = ErrorBody), (status = 404, description = "`not_found`: no such patient, or no monitoring set", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 421, description = "`wrong_holder`: another institution monitors this patient; ask its node", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody), (status = 503, description = "`no_vault`: this node runs no record service", body = ErrorBody)))]
+pub(crate) async fn patient_readings(
+    State(st): State<ApiState>,
+    caller: Caller,
+    ApiPath(p): ApiPath<String>,
+) -> Result<Json<crate::care::LiveReadings>, ApiError> {
+    let p = parse_hash(&p, "pseudonym")?;
+    let snap = snapshot(&st)?;
+    state_identity::patient_key(&snap, &p).ok_or_else(|| ApiError::not_found("no patient with this pseudonym"))?;
+    let m = sm::monitoring(&snap, &p).ok_or_else(|| ApiError::not_found("no monitoring is set for this patient"))?;
+    if !caller.may_read_readings_of(&snap, &m) {
+        return Err(not_yours("this patient's readings (the patient, the responsible and the on-call doctor only)"));
+    }
+    let svc = record_service(&st)?;
+    if m.institution != svc.institution {
+        return Err(crate::error::ServiceError::new(
+            ErrorCode::WrongHolder,
+            format!("`{}` monitors this patient; ask its node", m.institution),
+        )
+        .into());
+    }
+    Ok(Json(svc.monitor.live(&m)))
+}
+
 #[utoipa::path(tag = "care", post, path = "/v1/care/readings", request_body = crate::care::SignedReading,
     responses((status = 202, description = "checked, scored, stored encrypted in this institution's vault and queued for the device's next anchor; the alarms it raised are pending", body = crate::care::ReadingReceipt), (status = 400, description = "`malformed`, `invalid_argument`: bad hex, not an Observation, a wrong code or unit, an impossible value, a time in the future (the message names the JSON path)", body = ErrorBody), (status = 403, description = "`bad_signature`; `not_permitted`: an unknown or revoked device", body = ErrorBody), (status = 409, description = "`duplicate`: already received, or not after the device's anchored interval; `replayed_request`", body = ErrorBody), (status = 413, description = "`oversize`", body = ErrorBody), (status = 415, description = "`unsupported_media_type`", body = ErrorBody), (status = 421, description = "`wrong_holder`: another institution monitors this device", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody), (status = 503, description = "`no_vault`, `unavailable`, `mempool_full`", body = ErrorBody)))]
 pub(crate) async fn ingest_reading(
@@ -285,6 +339,8 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/care/patients/{pseudonym}/monitoring", get(patient_monitoring))
         .route("/v1/care/patients/{pseudonym}/alarms", get(patient_alarms))
         .route("/v1/care/doctors/{key}/alarms", get(doctor_alarms))
+        .route("/v1/care/doctors/{key}/patients", get(doctor_patients))
+        .route("/v1/care/patients/{pseudonym}/readings", get(patient_readings))
         .route("/v1/care/alarms/stream", get(alarm_stream))
         .route("/v1/care/readings", post(ingest_reading).layer(DefaultBodyLimit::max(limits::MAX_READING_BODY_BYTES)))
 }

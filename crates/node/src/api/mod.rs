@@ -251,7 +251,7 @@ impl utoipa::Modify for SignedRequests {
           records::patient_records, consent::patient_consents, consent::patient_requests, audit::audit, audit::access_event,
           drugs::verify, drugs::trail, drugs::events, drugs::capture, drugs::capture_job, drugs::alerts, drugs::recalls, drugs::products, drugs::product, drugs::inventory,
           care::referral, care::patient_referrals, care::institution_referrals, care::doctor_referrals, care::stats,
-          care::patient_monitoring, care::patient_alarms, care::doctor_alarms, care::ingest_reading, care::alarm_stream,
+          care::patient_monitoring, care::patient_alarms, care::doctor_alarms, care::doctor_patients, care::patient_readings, care::ingest_reading, care::alarm_stream,
           proofs::validators, proofs::identity, proofs::patient, proofs::consents, proofs::regulators, proofs::record, proofs::access_event, proofs::drug_verify, proofs::referral),
     components(schemas(identity::RegulatorsView, identity::StaffView, ErrorBody, ErrorDetail, SubmitRequest, SubmitResponse, BatchRequest, BatchResponse, BatchItem,
                        TxStatus, BlockView, ProofBundle, IdentityView, StatusView, ValidatorView,
@@ -265,7 +265,7 @@ impl utoipa::Modify for SignedRequests {
                        drugs::VerifyView, drugs::ScannedId, drugs::TrailView, drugs::AlertsView, drugs::RecallsView, drugs::ProductView,
                        drugs::ProductsView, drugs::InventoryView, drugs::CaptureRequest, drugs::CaptureJob, drugs::EpcisDocument, medledger_types::drugs::epcis::EpcisError,
                        care::ReferralView, care::ReferralsView, care::Mailbox, care::PairStatsView, care::ReferralStatsView,
-                       care::MonitoringView, care::AlarmsView, crate::care::SignedReading, crate::care::ReadingReceipt))
+                       care::MonitoringView, care::AlarmsView, care::MonitoredPatientsView, crate::care::SignedReading, crate::care::ReadingReceipt, crate::care::LiveReadings, crate::care::ReadingValue))
 )]
 pub struct ApiDoc;
 

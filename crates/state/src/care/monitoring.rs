@@ -24,13 +24,15 @@ use serde::{Deserialize, Serialize};
 pub const MAX_DEVICES_PER_PATIENT: usize = 64;
 /// Most alarms one list keeps (a patient's, a doctor's); older ones stay readable by id.
 pub const MAX_ALARMS_LISTED: usize = 1024;
+/// Most patients one doctor is responsible for monitoring (a further one is refused).
+pub const MAX_PATIENTS_PER_DOCTOR: usize = 1024;
 /// An anchor may not end more than this far after its block's time.
 pub const MAX_FUTURE_SKEW_MS: u64 = 5 * 60 * 1000;
 
 pub mod key {
     use crate::keys::{
-        compose, CARE_ALARM, CARE_ANCHOR, CARE_DEVICE, CARE_DEVICE_KEY, CARE_DOCTOR_ALARMS, CARE_MONITORING,
-        CARE_ON_CALL, CARE_PATIENT_ALARMS, CARE_PATIENT_DEVICES,
+        compose, CARE_ALARM, CARE_ANCHOR, CARE_DEVICE, CARE_DEVICE_KEY, CARE_DOCTOR_ALARMS, CARE_DOCTOR_PATIENTS,
+        CARE_MONITORING, CARE_ON_CALL, CARE_PATIENT_ALARMS, CARE_PATIENT_DEVICES,
     };
     use medledger_types::{Hash, PublicKey};
     pub fn device(id: &Hash) -> Vec<u8> {
@@ -45,6 +47,10 @@ pub mod key {
     }
     pub fn monitoring(pseudonym: &Hash) -> Vec<u8> {
         compose(CARE_MONITORING, &[&pseudonym.0])
+    }
+    /// Patients whose monitoring a doctor is responsible for.
+    pub fn doctor_patients(pk: &PublicKey) -> Vec<u8> {
+        compose(CARE_DOCTOR_PATIENTS, &[&pk.0])
     }
     pub fn on_call(institution: &str) -> Vec<u8> {
         compose(CARE_ON_CALL, &[institution.as_bytes()])
@@ -281,6 +287,11 @@ pub fn monitoring(state: &dyn StateRead, patient: &Hash) -> Option<Monitoring> {
     state.get(&key::monitoring(patient)).map(|b| decode_stored(&b, "monitoring"))
 }
 
+/// Patients whose monitoring `doctor` is responsible for, oldest first.
+pub fn patients_of_doctor(state: &dyn StateRead, doctor: &PublicKey) -> Vec<Hash> {
+    ids_at(state, &key::doctor_patients(doctor), MAX_PATIENTS_PER_DOCTOR)
+}
+
 pub fn on_call(state: &dyn StateRead, institution: &str) -> Option<PublicKey> {
     state.get(&key::on_call(institution)).map(|b| decode_stored(&b, "on-call doctor"))
 }
@@ -420,6 +431,22 @@ pub(super) fn apply(
                 return Err(not_permitted(format!(
                     "only a doctor of `{inst}`, the patient's institution, sets the patient's monitoring"
                 )));
+            }
+            let previous = monitoring(o, patient).map(|m| m.responsible);
+            if previous != Some(*signer) {
+                let mut mine = patients_of_doctor(o, signer);
+                if mine.len() >= MAX_PATIENTS_PER_DOCTOR {
+                    return Err(invalid(format!(
+                        "the doctor is already responsible for monitoring {MAX_PATIENTS_PER_DOCTOR} patients, the limit"
+                    )));
+                }
+                if let Some(before) = previous {
+                    let mut theirs = patients_of_doctor(o, &before);
+                    theirs.retain(|p| p != patient);
+                    o.put(key::doctor_patients(&before), crate::encode_ids(&theirs));
+                }
+                mine.push(*patient);
+                o.put(key::doctor_patients(signer), crate::encode_ids(&mine));
             }
             let m = Monitoring {
                 patient: *patient,

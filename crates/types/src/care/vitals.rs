@@ -51,6 +51,22 @@ impl Vital {
     }
 }
 
+impl Vital {
+    /// The value with its UCUM unit, as charted: `112 /min`, `124/78 mm[Hg]`, `37.2 Cel`,
+    /// `97 %`, `A`, `on oxygen` or `on air`.
+    pub fn text(&self) -> String {
+        match self {
+            Vital::HeartRate(v) | Vital::RespiratoryRate(v) => format!("{v} /min"),
+            Vital::SpO2(v) => format!("{v} %"),
+            Vital::Temperature(v) => format!("{v} Cel"),
+            Vital::BloodPressure { systolic, diastolic } => format!("{systolic}/{diastolic} mm[Hg]"),
+            Vital::Consciousness(c) => format!("{c:?}"),
+            Vital::SupplementalOxygen(true) => "on oxygen".into(),
+            Vital::SupplementalOxygen(false) => "on air".into(),
+        }
+    }
+}
+
 /// A checked reading: its value and when it was taken.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Reading {

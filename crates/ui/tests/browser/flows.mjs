@@ -397,6 +397,35 @@ await flow('a clinic doctor refers a patient, the patient approves, the receivin
   assert.ok(await page.locator(`#inbox tr[data-referral="${rid}"]`).count(), 'the board lists the referral');
 });
 
+await flow('a doctor follows live readings, an alarm reaches the dashboard over SSE and is acknowledged; the patient sees devices, readings and alarms', async () => {
+  // patient-2's wearable streams from the devnet; Dr. Bob is responsible.
+  await actAs('dr-bob');
+  await view('/monitoring', 'doctor-monitoring');
+  const patient = page.locator(`section.patient[data-patient="${p2}"]`);
+  await patient.locator('table.readings td.value', { hasText: '/min' }).first().waitFor({ timeout: 60_000 });
+  // The deterioration crosses into medium risk once a minute: pushed to the open page.
+  const pushed = page.locator('#alarm-feed li.alarm').first();
+  await pushed.waitFor({ timeout: 120_000 });
+  assert.match(await pushed.innerText(), /news2 (medium|high)/);
+  const aid = await pushed.getAttribute('data-alarm');
+  const row = `#alarms tr[data-alarm="${aid}"]`;
+  await page.locator(`${row} button:has-text("Acknowledge")`).waitFor({ timeout: 30_000 });
+  await axe('doctor-monitoring with an alarm');
+  await page.locator(`${row} button:has-text("Acknowledge")`).click();
+  await jobDone('#ack-result');
+  await page.waitForFunction((sel) => document.querySelector(`${sel} td.state`)?.innerText.includes('acknowledged'), row, { timeout: 30_000 });
+  const text = await page.locator('#live').innerText();
+  assert.ok(!/\b\d{2,3}\.\d+ \/min/.test(await pushed.innerText()), 'the pushed alarm carries no value');
+  assert.match(text, /NEWS2 risk/);
+
+  await actAs('patient-2');
+  await view('/monitoring', 'patient-monitoring');
+  assert.match(await page.locator('#devices td.status').first().innerText(), /active/);
+  await page.locator('#live table.readings td.value').first().waitFor({ timeout: 30_000 });
+  assert.ok(await page.locator(`#alarms tr[data-alarm="${aid}"]`).count(), 'the patient sees the alarm');
+  assert.match(await page.locator(`#alarms tr[data-alarm="${aid}"] td.state`).innerText(), /acknowledged by dr-bob/);
+});
+
 await flow('an institution admin lists the staff and revokes a credential', async () => {
   await actAs('admin-clinic-c');
   await view('/staff', 'admin-staff');
