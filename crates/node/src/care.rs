@@ -26,6 +26,9 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet, VecDeque};
 
+/// Readings of one device waiting for an anchor: (time, digest).
+type Batch = Vec<(u64, Hash)>;
+
 /// The data key of a sealed reading, wrapped for each of its readers.
 type RecipientKeys = Vec<(PublicKey, envelope::WrappedKey)>;
 
@@ -94,13 +97,16 @@ pub struct LiveReadings {
 #[derive(Default)]
 struct Inner {
     /// Readings since the device's last anchor: (time, digest).
-    pending: HashMap<Hash, Vec<(u64, Hash)>>,
+    pending: HashMap<Hash, Batch>,
     /// When each device's pending batch started.
     pending_since: HashMap<Hash, u64>,
     /// The end of the last interval sent to the chain per device (anchors must not overlap).
     anchored_until: HashMap<Hash, u64>,
     seen: HashSet<Hash>,
     seen_order: VecDeque<Hash>,
+    /// Per device, the times of readings being written to the vault right now: an anchor
+    /// covers only readings before the earliest of them.
+    storing: HashMap<Hash, Vec<u64>>,
     /// Latest readings per patient.
     latest: HashMap<Hash, VecDeque<Reading>>,
     /// The NEWS2 risk last seen per patient, and the rules holding (for edge triggering).
@@ -163,10 +169,12 @@ impl Monitor {
             .map_err(|e| refuse(ErrorCode::InvalidArgument, e.to_string()))?;
         let digest = vitals::reading_digest(&device.id, bytes);
         let monitoring = sm::monitoring(&snap, &device.patient);
-        // Sealed and wrapped before the lock; written to the vault under it.
+        // Sealed and wrapped before the lock, written to the vault outside it: readings of
+        // many devices are written at once. Under the lock the reading is only reserved: its
+        // digest (no second copy passes) and its time (no anchor of the device goes past it
+        // until it is stored, see `tick`).
         let (sealed, keys) = self.seal(svc, &snap, &device, &digest, bytes)?;
         {
-            // Checks that need this node's memory, then every change, under one lock.
             let mut g = self.inner.lock();
             if g.seen.contains(&digest) {
                 return Err(refuse(ErrorCode::Duplicate, "this reading was already received"));
@@ -183,8 +191,25 @@ impl Monitor {
             }
             // Each device within its rate (the node's requester limit).
             svc.guard.admit(&key, digest, svc.chain.now_ms())?;
-            svc.vault.put_version(&digest, 1, &sealed, &keys).map_err(ServiceError::internal)?;
             g.seen.insert(digest);
+            g.storing.entry(device.id).or_default().push(reading.effective_ms);
+        }
+        let stored = svc.vault.put_reading(&device.id, &digest, &sealed, &keys);
+        {
+            let mut g = self.inner.lock();
+            if let Some(times) = g.storing.get_mut(&device.id) {
+                if let Some(i) = times.iter().position(|t| *t == reading.effective_ms) {
+                    times.swap_remove(i);
+                }
+                if times.is_empty() {
+                    g.storing.remove(&device.id);
+                }
+            }
+            if let Err(e) = stored {
+                // Not stored: the device may send it again.
+                g.seen.remove(&digest);
+                return Err(ServiceError::internal(e));
+            }
             g.seen_order.push_back(digest);
             while g.seen_order.len() > MAX_SEEN {
                 if let Some(old) = g.seen_order.pop_front() {
@@ -314,7 +339,10 @@ impl Monitor {
     /// Run every second or so; on an error the work stays for the next run.
     pub fn tick(&self, svc: &RecordService) {
         let now = svc.chain.now_ms();
-        let due: Vec<(Hash, Vec<(u64, Hash)>)> = {
+        // Taken under one lock with the device's new floor, so that no reading at or before
+        // the batch's end is accepted while its anchor is on the way (the next anchor could not
+        // start after this one's end, and the chain would refuse it).
+        let due: Vec<(Hash, Batch, Option<u64>)> = {
             let mut g = self.inner.lock();
             let ids: Vec<Hash> = g
                 .pending
@@ -326,30 +354,39 @@ impl Monitor {
                 })
                 .map(|(id, _)| *id)
                 .collect();
-            ids.into_iter()
-                .filter_map(|id| {
-                    g.pending_since.remove(&id);
-                    g.pending.remove(&id).map(|v| (id, v))
-                })
-                .collect()
+            let mut out = Vec::new();
+            for id in ids {
+                let Some(all) = g.pending.remove(&id) else { continue };
+                let since = g.pending_since.remove(&id).unwrap_or(now);
+                // Only readings before the earliest one still being written to the vault.
+                let cut = g.storing.get(&id).and_then(|t| t.iter().min().copied());
+                let (batch, later): (Vec<_>, Vec<_>) = all.into_iter().partition(|(ms, _)| cut.is_none_or(|c| *ms < c));
+                if !later.is_empty() {
+                    g.pending.insert(id, later);
+                    g.pending_since.insert(id, since);
+                }
+                let Some(last_ms) = batch.iter().map(|(ms, _)| *ms).max() else { continue };
+                let before = g.anchored_until.insert(id, last_ms);
+                out.push((id, batch, before));
+            }
+            out
         };
-        for (device_id, mut batch) in due {
+        for (device_id, mut batch, before) in due {
             batch.sort();
             let first_ms = batch[0].0;
             let last_ms = batch[batch.len() - 1].0;
             let digests: Vec<[u8; 32]> = batch.iter().map(|(_, d)| d.0).collect();
             let root = medledger_types::merkle::root(&digests);
             let op = CareOp::AnchorReadings { device_id, first_ms, last_ms, count: batch.len() as u32, root };
-            match svc.submit_service_op(Operation::Care(op)) {
-                Ok(_) => {
-                    self.inner.lock().anchored_until.insert(device_id, last_ms);
-                }
-                Err(e) => {
-                    tracing::warn!("anchor of device {device_id} deferred: {e}");
-                    let mut g = self.inner.lock();
-                    g.pending.entry(device_id).or_default().extend(batch);
-                    g.pending_since.entry(device_id).or_insert(now);
-                }
+            if let Err(e) = svc.submit_service_op(Operation::Care(op)) {
+                tracing::warn!("anchor of device {device_id} deferred: {e}");
+                let mut g = self.inner.lock();
+                match before {
+                    Some(b) => g.anchored_until.insert(device_id, b),
+                    None => g.anchored_until.remove(&device_id),
+                };
+                g.pending.entry(device_id).or_default().extend(batch);
+                g.pending_since.entry(device_id).or_insert(now);
             }
         }
         self.escalate(svc, now);

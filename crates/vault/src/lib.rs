@@ -168,4 +168,70 @@ impl<S: BlobStore> Vault<S> {
         }
         Ok(removed)
     }
+
+    /// Stores one monitoring reading, sealed, with its wrapped keys, as a single object under
+    /// `readings/{device}/{digest}`: one durable write per reading (a record version takes
+    /// four), so a node can take thousands a second. Write-once: an identical retry is a no-op,
+    /// another content under the same digest is refused.
+    pub fn put_reading(
+        &self,
+        device: &Hash,
+        digest: &Hash,
+        sealed: &[u8],
+        keys: &[(PublicKey, WrappedKey)],
+    ) -> Result<(), VaultError> {
+        if sealed.len() > MAX_SEALED_BYTES {
+            return Err(VaultError::Oversize(sealed.len()));
+        }
+        if keys.len() > medledger_types::limits::MAX_RECIPIENTS {
+            return Err(VaultError::TooManyKeys(keys.len()));
+        }
+        for (_, w) in keys {
+            w.check().map_err(|got| VaultError::BadWrappedKey { expected: envelope::WRAPPED_KEY_BYTES, got })?;
+        }
+        let mut w = medledger_types::codec::Writer::with_capacity(sealed.len() + 64 + keys.len() * 128);
+        w.bytes(sealed).u32(keys.len() as u32);
+        for (pk, k) in keys {
+            w.fixed(&pk.0).bytes(&k.to_bytes());
+        }
+        let bytes = w.finish();
+        let name = Self::reading_name(device, digest);
+        match self.store.get(&name)? {
+            Some(existing) if existing == bytes => Ok(()),
+            Some(_) => Err(VaultError::Exists(*digest, 1)),
+            None => Ok(self.store.put(&name, &bytes)?),
+        }
+    }
+
+    /// A stored reading: its sealed bytes and wrapped keys.
+    pub fn reading(&self, device: &Hash, digest: &Hash) -> Result<Option<StoredReading>, VaultError> {
+        let Some(b) = self.store.get(&Self::reading_name(device, digest))? else { return Ok(None) };
+        let corrupt = |e: medledger_types::codec::DecodeError| VaultError::Corrupt(format!("reading {digest}: {e}"));
+        let mut r = medledger_types::codec::Reader::new(&b);
+        let sealed = r.bytes("sealed reading", MAX_SEALED_BYTES).map_err(corrupt)?.to_vec();
+        let n = r.u32("key count").map_err(corrupt)? as usize;
+        if n > medledger_types::limits::MAX_RECIPIENTS {
+            return Err(VaultError::Corrupt(format!("reading {digest}: {n} keys")));
+        }
+        let mut keys = Vec::with_capacity(n);
+        for _ in 0..n {
+            let pk = PublicKey(r.array("recipient").map_err(corrupt)?);
+            let k = WrappedKey::from_bytes(r.bytes("wrapped key", 1024).map_err(corrupt)?)
+                .map_err(|e| VaultError::Corrupt(format!("reading {digest}: {e}")))?;
+            keys.push((pk, k));
+        }
+        r.finish().map_err(corrupt)?;
+        Ok(Some(StoredReading { sealed, keys }))
+    }
+
+    fn reading_name(device: &Hash, digest: &Hash) -> String {
+        format!("readings/{}/{}", device.to_hex(), digest.to_hex())
+    }
+}
+
+/// A monitoring reading as the vault keeps it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct StoredReading {
+    pub sealed: Vec<u8>,
+    pub keys: Vec<(PublicKey, WrappedKey)>,
 }

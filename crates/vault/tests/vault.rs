@@ -223,3 +223,38 @@ fn the_health_probe_passes_on_a_working_store_and_fails_on_one_that_loses_writes
     assert_eq!(std::fs::read(dir.path().join("health/probe")).unwrap(), b"two");
     assert!(Vault::new(Forgetful).probe(b"one").is_err());
 }
+
+#[test]
+fn a_reading_is_one_write_once_object_that_its_recipients_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::new(FsStore::open(dir.path()).unwrap());
+    let (patient, hospital) = (Keypair::from_seed(1), Keypair::from_seed(2));
+    let (device, digest) = (Hash([4; 32]), Hash([5; 32]));
+    let ctx = context(&digest, 1);
+    let key = DataKey::generate();
+    let sealed = seal(&key, FHIR, &ctx);
+    let keys = vec![
+        (patient.public(), wrap(&key, &patient.public(), &ctx).unwrap()),
+        (hospital.public(), wrap(&key, &hospital.public(), &ctx).unwrap()),
+    ];
+    vault.put_reading(&device, &digest, &sealed.0, &keys).unwrap();
+    let mut all = Vec::new();
+    files(dir.path(), &mut all);
+    assert_eq!(all.len(), 1, "one object per reading: {all:?}");
+    assert!(!std::fs::read(&all[0]).unwrap().windows(10).any(|w| w == b"Heart rate"), "sealed, not plain");
+    let stored = vault.reading(&device, &digest).unwrap().unwrap();
+    assert_eq!(stored.sealed, sealed.0);
+    for (who, (pk, w)) in [&patient, &hospital].into_iter().zip(&stored.keys) {
+        assert_eq!(*pk, who.public());
+        assert_eq!(envelope::open(&unwrap(w, who, &ctx).unwrap(), &stored.sealed, &ctx).unwrap(), FHIR);
+    }
+    // An identical retry is a no-op; other content under the same digest changes nothing.
+    vault.put_reading(&device, &digest, &sealed.0, &keys).unwrap();
+    let other = seal(&DataKey::generate(), FHIR, &ctx);
+    assert!(matches!(vault.put_reading(&device, &digest, &other.0, &keys), Err(VaultError::Exists(..))));
+    assert_eq!(vault.reading(&device, &digest).unwrap().unwrap(), stored);
+    assert_eq!(vault.reading(&device, &Hash([6; 32])).unwrap(), None);
+    // A corrupt object is an error, not a panic.
+    std::fs::write(&all[0], b"\x00\x00").unwrap();
+    assert!(matches!(vault.reading(&device, &digest), Err(VaultError::Corrupt(_))));
+}
