@@ -276,6 +276,16 @@ fn monitoring_on_chain(cli: &Cli, dir: &std::path::Path, dn: &Devnet, p2: &str, 
     cli.ok(&["alarm", "ack", "--node", &n1, "--key", bob, "--id", &alarm_id.to_hex()]);
     let mine = cli.ok(&["alarm", "list", "--node", &n1, "--key", p2_key, "--patient", p2]);
     assert!(!mine["alarms"][0]["acknowledged_by"].is_null(), "{mine}");
+    // The same as FHIR: Flags (acknowledged, so inactive) and Devices about the patient.
+    let flags = cli.ok(&["alarm", "list", "--node", &n1, "--key", p2_key, "--patient", p2, "--fhir"]);
+    let flag = &flags["entry"][0]["resource"];
+    assert_eq!((flag["resourceType"].as_str(), flag["status"].as_str()), (Some("Flag"), Some("inactive")), "{flags}");
+    assert_eq!(flag["subject"]["reference"], format!("Patient/{p2}"));
+    let devices = cli.ok(&["device", "list", "--node", &n1, "--key", p2_key, "--patient", p2, "--fhir"]);
+    assert!(
+        devices["entry"].as_array().unwrap().iter().all(|e| e["resource"]["resourceType"] == "Device"),
+        "{devices}"
+    );
 
     wearable_alarm_reaches_the_doctor_then_escalates(cli, dir, dn);
 

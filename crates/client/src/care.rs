@@ -120,3 +120,139 @@ pub fn simulated_set(deteriorating: bool) -> Vec<medledger_types::care::vitals::
         Vital::Temperature(36.8),
     ]
 }
+
+/// Devices and alarms in their FHIR R4 shapes: a registered device is a `Device`, an alarm a
+/// `Flag`. Built from what the chain holds (never a reading value); identifiers use the
+/// project's `urn:medledger:` systems.
+pub mod fhir {
+    use medledger_state::care::monitoring::{Alarm, Device};
+    use medledger_types::time::rfc3339_ms;
+    use medledger_types::PublicKey;
+    use serde_json::{json, Value};
+
+    /// The `urn:medledger:` extension that carries an alarm's reading digest.
+    pub const READING_DIGEST: &str = "urn:medledger:fhir:reading-digest";
+    /// The extension naming the on-call doctor an alarm escalated to.
+    pub const ESCALATED_TO: &str = "urn:medledger:fhir:escalated-to";
+
+    fn key_ref(k: &PublicKey) -> Value {
+        json!({ "identifier": { "system": "urn:medledger:key", "value": k.to_hex() } })
+    }
+
+    /// A registered device as a FHIR R4 `Device` (`inactive` once revoked).
+    pub fn device(d: &Device) -> Value {
+        json!({
+            "resourceType": "Device",
+            "id": d.id.to_hex(),
+            "identifier": [{ "system": "urn:medledger:device", "value": d.id.to_hex() }],
+            "status": if d.revoked_height.is_some() { "inactive" } else { "active" },
+            "deviceName": [{ "name": d.model, "type": "model-name" }],
+            "patient": { "reference": format!("Patient/{}", d.patient.to_hex()) },
+            "owner": {
+                "identifier": { "system": "urn:medledger:institution", "value": d.institution },
+                "display": d.institution,
+            },
+        })
+    }
+
+    /// An alarm as a FHIR R4 `Flag`: clinical, authored by the device, `active` until a doctor
+    /// acknowledges it (the period then ends at the acknowledgement).
+    pub fn flag(a: &Alarm) -> Value {
+        let mut period = json!({ "start": rfc3339_ms(a.raised_ms) });
+        if let Some(t) = a.acknowledged_ms {
+            period["end"] = rfc3339_ms(t).into();
+        }
+        let mut extension = vec![json!({ "url": READING_DIGEST, "valueString": a.reading.to_hex() })];
+        if let Some(to) = &a.escalated_to {
+            extension.push(json!({ "url": ESCALATED_TO, "valueReference": key_ref(to) }));
+        }
+        json!({
+            "resourceType": "Flag",
+            "id": a.id.to_hex(),
+            "identifier": [{ "system": "urn:medledger:alarm", "value": a.id.to_hex() }],
+            "extension": extension,
+            "status": if a.acknowledged_by.is_some() { "inactive" } else { "active" },
+            "category": [{ "coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/flag-category",
+                "code": "clinical",
+                "display": "Clinical",
+            }] }],
+            "code": { "text": a.cause },
+            "subject": { "reference": format!("Patient/{}", a.patient.to_hex()) },
+            "period": period,
+            "author": { "reference": format!("Device/{}", a.device.to_hex()) },
+        })
+    }
+
+    /// A FHIR `collection` Bundle of resources.
+    pub fn bundle(resources: Vec<Value>) -> Value {
+        json!({
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": resources.into_iter().map(|r| json!({ "resource": r })).collect::<Vec<_>>(),
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use medledger_types::{Hash, Keypair};
+
+        #[test]
+        fn devices_and_alarms_are_fhir_resources_about_their_patient_without_values() {
+            let patient = Hash([3; 32]);
+            let d = Device {
+                id: Hash([1; 32]),
+                patient,
+                key: Keypair::from_seed(9).public(),
+                model: "wrist pulse oximeter".into(),
+                institution: "hospital-b".into(),
+                registered_by: Keypair::from_seed(8).public(),
+                registered_height: 4,
+                revoked_height: None,
+                anchors: 0,
+                last_anchor_ms: None,
+            };
+            let mut a = Alarm {
+                id: Hash([2; 32]),
+                patient,
+                device: d.id,
+                institution: "hospital-b".into(),
+                reading: Hash([7; 32]),
+                cause: "news2 medium".into(),
+                raised_ms: 1_800_000_000_000,
+                raised_height: 9,
+                responsible: Keypair::from_seed(8).public(),
+                escalate_at_ms: 1_800_000_060_000,
+                acknowledged_by: None,
+                acknowledged_ms: None,
+                escalated_to: None,
+                escalated_ms: None,
+            };
+            let b = bundle(vec![device(&d), flag(&a)]);
+            let bytes = serde_json::to_vec(&b).unwrap();
+            // The vault's FHIR check: known resource types, each about this patient.
+            assert_eq!(medledger_vault::fhir::check(&bytes, &patient).unwrap(), "Bundle");
+            assert!(medledger_vault::fhir::check(&bytes, &Hash([4; 32])).is_err(), "about another patient");
+            assert_eq!(
+                (b["entry"][0]["resource"]["status"].as_str(), b["entry"][1]["resource"]["status"].as_str()),
+                (Some("active"), Some("active"))
+            );
+            assert_eq!(b["entry"][1]["resource"]["author"]["reference"], format!("Device/{}", d.id.to_hex()));
+            assert_eq!(b["entry"][1]["resource"]["extension"][0]["valueString"], a.reading.to_hex());
+            // Acknowledged: inactive, the period ends; revoked: inactive.
+            a.acknowledged_by = Some(Keypair::from_seed(8).public());
+            a.acknowledged_ms = Some(1_800_000_030_000);
+            a.escalated_to = Some(Keypair::from_seed(7).public());
+            let f = flag(&a);
+            assert_eq!(
+                (f["status"].as_str(), f["period"]["end"].as_str()),
+                (Some("inactive"), Some("2027-01-15T08:00:30.000Z"))
+            );
+            assert_eq!(f["extension"][1]["url"], ESCALATED_TO);
+            let mut revoked = d.clone();
+            revoked.revoked_height = Some(12);
+            assert_eq!(device(&revoked)["status"], "inactive");
+        }
+    }
+}

@@ -280,7 +280,8 @@ pub fn patient_of(state: &dyn StateRead, op: &Operation) -> Option<Hash> {
             IdentityOp::AddInstitution { .. }
             | IdentityOp::IssueCredential { .. }
             | IdentityOp::RevokeCredential { .. }
-            | IdentityOp::Attest { .. } => None,
+            | IdentityOp::Attest { .. }
+            | IdentityOp::SetRegion { .. } => None,
         },
         Operation::Consent(op) => match op {
             ConsentOp::RequestAccess { patient, .. } => Some(*patient),

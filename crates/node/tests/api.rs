@@ -144,6 +144,10 @@ async fn every_disallowed_cell_is_refused_at_the_api() {
                     new_key: Keypair::from_seed(9000 + j as u64).public(),
                     proof: medledger_types::Signature([0; 64]),
                 }),
+                OpKind::SetRegion => Operation::Identity(IdentityOp::SetRegion {
+                    institution: "h0".into(),
+                    region: format!("region-{j}"),
+                }),
                 OpKind::GrantConsent => Operation::Consent(ConsentOp::GrantConsent {
                     consent_id: Hash([j as u8; 32]),
                     terms: terms(victim),

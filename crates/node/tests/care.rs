@@ -94,6 +94,10 @@ async fn referrals_are_shown_to_their_parties_only() {
     let (s, v) = n.call_as(Some(&regulator), "GET", "/v1/care/stats", None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!((v["pairs"][0]["from"].as_str(), v["pairs"][0]["requested"].as_u64()), (Some("h0"), Some(1)));
+    assert_eq!(
+        (v["regions"][0]["from"].as_str(), v["regions"][0]["requested"].as_u64()),
+        (Some("unassigned"), Some(1))
+    );
     assert!(!v.to_string().contains(&pid.to_hex()));
 
     // Monitoring: the patient, the patient's institution and regulators; nobody else.
@@ -242,6 +246,8 @@ async fn readings_are_checked_before_the_vault_then_stored_anchored_and_scored()
     );
     let (s, v) = send(&n, &device, &good).await;
     assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "duplicate"), "{v}");
+    let d1 = Hash::from_hex(r1["digest"].as_str().unwrap()).unwrap();
+    assert!(svc.vault.reading(&device_id, &d1).unwrap().is_some(), "stored under its device");
 
     // A pulse above the patient's rule raises one alarm (edge-triggered: a second one does not).
     let (_, r2) = send(&n, &device, &obs(Vital::HeartRate(140.0), now() - 500)).await;
@@ -302,6 +308,21 @@ async fn readings_are_checked_before_the_vault_then_stored_anchored_and_scored()
     assert_eq!(v["patients"][0]["devices"][0]["id"], device_id.to_hex(), "{v}");
     let (s, v) = n.call_as(Some(&colleague), "GET", &mine, None).await;
     assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "not_permitted"), "{v}");
+
+    // Readings sent at once are written to the vault in parallel (outside the monitor's lock);
+    // every one is stored before its sender hears back.
+    let at = now();
+    let sends = (0..24u64).map(|i| {
+        let o = obs(Vital::Temperature(36.0 + i as f64 / 10.0), at + 10 + i);
+        let (n, device) = (&n, &device);
+        async move { send(n, device, &o).await }
+    });
+    let receipts = futures::future::join_all(sends).await;
+    for (s, r) in &receipts {
+        assert_eq!(*s, StatusCode::ACCEPTED, "{r}");
+        let d = Hash::from_hex(r["digest"].as_str().unwrap()).unwrap();
+        assert!(svc.vault.reading(&device_id, &d).unwrap().is_some(), "answered before it was stored: {r}");
+    }
 
     // A revoked device is refused.
     ok_tx(&n, &doc, Operation::Care(CareOp::RevokeDevice { device_id })).await;

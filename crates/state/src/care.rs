@@ -389,6 +389,29 @@ pub fn stats(state: &dyn StateRead) -> Vec<PairStats> {
         .collect()
 }
 
+/// The region statistics use for an institution that was placed in none.
+pub const UNASSIGNED_REGION: &str = "unassigned";
+
+/// Referral statistics per (referring, receiving) region pair: the institution pairs' counts and
+/// times summed under each institution's current region (`from` and `to` are region codes).
+pub fn stats_by_region(state: &dyn StateRead) -> Vec<PairStats> {
+    let region = |inst: &str| crate::identity::region_of(state, inst).unwrap_or_else(|| UNASSIGNED_REGION.to_string());
+    let mut by: std::collections::BTreeMap<(String, String), PairStats> = std::collections::BTreeMap::new();
+    for p in stats(state) {
+        let (from, to) = (region(&p.from), region(&p.to));
+        let e = by.entry((from.clone(), to.clone())).or_insert_with(|| PairStats { from, to, ..Default::default() });
+        e.requested = e.requested.saturating_add(p.requested);
+        e.accepted = e.accepted.saturating_add(p.accepted);
+        e.rejected = e.rejected.saturating_add(p.rejected);
+        e.completed = e.completed.saturating_add(p.completed);
+        e.failed = e.failed.saturating_add(p.failed);
+        e.cancelled = e.cancelled.saturating_add(p.cancelled);
+        e.accept_ms_total = e.accept_ms_total.saturating_add(p.accept_ms_total);
+        e.complete_ms_total = e.complete_ms_total.saturating_add(p.complete_ms_total);
+    }
+    by.into_values().collect()
+}
+
 /// The FHIR resource type of a consultation report (a consult note is a `Composition`).
 pub const REPORT_RESOURCE_TYPE: &str = "Composition";
 

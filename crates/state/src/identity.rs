@@ -2,24 +2,25 @@
 //!
 //! ## Permissions
 //!
-//! | principal          | add_institution | issue_credential | revoke_credential | register_patient | attest | rotate_patient_key |
-//! |--------------------|:---:|:---:|:---:|:---:|:---:|:---:|
-//! | ca                 |  ✓  |  ✓  |  ✓  |     |     |  ✓  |
-//! | patient            |     |     |     |     |     |  ✓  |
-//! | doctor             |     |     |     |     |  ✓  |     |
-//! | institution_admin  |     |     |  ✓  |  ✓  |  ✓  |  ✓  |
-//! | regulator          |     |     |     |     |  ✓  |     |
-//! | researcher         |     |     |     |     |  ✓  |     |
-//! | insurer            |     |     |     |     |  ✓  |     |
-//! | manufacturer       |     |     |     |     |  ✓  |     |
-//! | distributor        |     |     |     |     |  ✓  |     |
-//! | pharmacy           |     |     |     |     |  ✓  |     |
-//! | node_service       |     |     |     |     |     |     |
+//! | principal          | add_institution | issue_credential | revoke_credential | register_patient | attest | rotate_patient_key | set_region |
+//! |--------------------|:---:|:---:|:---:|:---:|:---:|:---:|:---:|
+//! | ca                 |  ✓  |  ✓  |  ✓  |     |     |  ✓  |  ✓  |
+//! | patient            |     |     |     |     |     |  ✓  |     |
+//! | doctor             |     |     |     |     |  ✓  |     |     |
+//! | institution_admin  |     |     |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |
+//! | regulator          |     |     |     |     |  ✓  |     |  ✓  |
+//! | researcher         |     |     |     |     |  ✓  |     |     |
+//! | insurer            |     |     |     |     |  ✓  |     |     |
+//! | manufacturer       |     |     |     |     |  ✓  |     |     |
+//! | distributor        |     |     |     |     |  ✓  |     |     |
+//! | pharmacy           |     |     |     |     |  ✓  |     |     |
+//! | node_service       |     |     |     |     |     |     |     |
 //!
 //! Scope rules on top: an institution admin revokes only its own institution's credentials and
 //! registers patients only at its own institution; a patient rotates only their own key, an
 //! admin only its own institution's patients' keys (recovery), and the new key must prove
-//! possession.
+//! possession. An institution admin sets only its own institution's region; a region is a
+//! code of `[a-z0-9-]`, so statistics grouped by it carry nothing else.
 
 use crate::principal::Principal;
 use crate::principal::{Rows, N, Y};
@@ -33,23 +34,23 @@ use serde::{Deserialize, Serialize};
 pub const GENESIS_ADMIN_VALIDITY_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
 
 /// This domain's rows of the permission table (see the module docs).
-pub const PERMISSIONS: Rows<6> = [
-    // add iss rvk reg att rot
-    [Y, Y, Y, N, N, Y], // ca
-    [N, N, N, N, N, Y], // patient
-    [N, N, N, N, Y, N], // doctor
-    [N, N, Y, Y, Y, Y], // institution_admin
-    [N, N, N, N, Y, N], // regulator
-    [N, N, N, N, Y, N], // researcher
-    [N, N, N, N, Y, N], // insurer
-    [N, N, N, N, Y, N], // manufacturer
-    [N, N, N, N, Y, N], // distributor
-    [N, N, N, N, Y, N], // pharmacy
-    [N, N, N, N, N, N], // node_service
+pub const PERMISSIONS: Rows<7> = [
+    // add iss rvk reg att rot rgn
+    [Y, Y, Y, N, N, Y, Y], // ca
+    [N, N, N, N, N, Y, N], // patient
+    [N, N, N, N, Y, N, N], // doctor
+    [N, N, Y, Y, Y, Y, Y], // institution_admin
+    [N, N, N, N, Y, N, Y], // regulator
+    [N, N, N, N, Y, N, N], // researcher
+    [N, N, N, N, Y, N, N], // insurer
+    [N, N, N, N, Y, N, N], // manufacturer
+    [N, N, N, N, Y, N, N], // distributor
+    [N, N, N, N, Y, N, N], // pharmacy
+    [N, N, N, N, N, N, N], // node_service
 ];
 
 pub mod key {
-    use crate::keys::{compose, ATTESTATION, CREDENTIAL, INSTITUTION, NONCE, PATIENT};
+    use crate::keys::{compose, ATTESTATION, CREDENTIAL, INSTITUTION, NONCE, PATIENT, REGION};
     pub use crate::keys::{CA, CHAIN_ID, REGULATORS, VALIDATORS};
     use medledger_types::{Hash, PublicKey};
     pub fn nonce(pk: &PublicKey) -> Vec<u8> {
@@ -60,6 +61,10 @@ pub mod key {
     }
     pub fn institution(id: &str) -> Vec<u8> {
         compose(INSTITUTION, &[id.as_bytes()])
+    }
+    /// The region of an institution.
+    pub fn region(institution: &str) -> Vec<u8> {
+        compose(REGION, &[institution.as_bytes()])
     }
     pub fn patient(pseudonym: &Hash) -> Vec<u8> {
         compose(PATIENT, &[&pseudonym.0])
@@ -204,6 +209,11 @@ pub fn decode_credential(stored: &[u8]) -> Credential {
 
 pub fn institution(state: &dyn StateRead, id: &str) -> Option<Institution> {
     state.get(&key::institution(id)).map(|b| decode_stored(&b, "institution"))
+}
+
+/// The region an institution was placed in, if any.
+pub fn region_of(state: &dyn StateRead, institution: &str) -> Option<String> {
+    state.get(&key::region(institution)).map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
 pub fn patient_key(state: &dyn StateRead, pseudonym: &medledger_types::Hash) -> Option<PublicKey> {
@@ -388,6 +398,26 @@ pub(crate) fn apply(
             Ok(vec![Event::new("institution_added").with("institution", id)])
         }
         IdentityOp::IssueCredential { spec } => issue(o, env, signer, spec),
+        IdentityOp::SetRegion { institution: id, region } => {
+            if institution(o, id).is_none() {
+                return Err(Rejection::new(RejectCode::NotFound, format!("unknown institution `{id}`")));
+            }
+            if let Principal::Role(Role::InstitutionAdmin) = principal {
+                let own = credential(o, signer).map(|c| c.institution).unwrap_or_default();
+                if *id != own {
+                    return Err(Rejection::new(
+                        RejectCode::NotPermitted,
+                        format!("an admin of `{own}` sets only its own institution's region, not `{id}`'s"),
+                    ));
+                }
+            }
+            let code = region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if region.is_empty() || !code {
+                return Err(invalid(format!("region `{region}` must be a non-empty code of [a-z0-9-]")));
+            }
+            o.put(key::region(id), region.as_bytes().to_vec());
+            Ok(vec![Event::new("region_set").with("institution", id).with("region", region)])
+        }
         IdentityOp::RevokeCredential { subject, reason } => {
             let mut c = credential(o, subject).ok_or_else(|| {
                 Rejection::new(RejectCode::NotFound, format!("no credential for key {}", subject.short()))

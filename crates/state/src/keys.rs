@@ -23,6 +23,7 @@ pub const TREE: &[u8] = b"\xfftree/";
 pub const NONCE: &[u8] = b"n/";
 pub const CREDENTIAL: &[u8] = b"c/";
 pub const INSTITUTION: &[u8] = b"i/";
+pub const REGION: &[u8] = b"ir/";
 pub const PATIENT: &[u8] = b"p/";
 pub const ATTESTATION: &[u8] = b"a/";
 // consent
@@ -97,6 +98,7 @@ pub const REGISTRY: &[Prefix] = &[
     Prefix { bytes: NONCE, domain: "identity", holds: "next nonce of a signer" },
     Prefix { bytes: CREDENTIAL, domain: "identity", holds: "credential of a key" },
     Prefix { bytes: INSTITUTION, domain: "identity", holds: "member institution" },
+    Prefix { bytes: REGION, domain: "identity", holds: "the region an institution is in" },
     Prefix { bytes: PATIENT, domain: "identity", holds: "patient key by pseudonym" },
     Prefix { bytes: ATTESTATION, domain: "identity", holds: "attested digest" },
     Prefix { bytes: CONSENT, domain: "consent", holds: "consent by id" },

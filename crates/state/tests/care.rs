@@ -214,6 +214,28 @@ fn a_referral_runs_from_proposal_to_report_and_its_consent_ends_with_it() {
     assert_eq!(stats.len(), 1);
     assert_eq!((stats[0].requested, stats[0].accepted, stats[0].completed), (1, 1, 1));
     assert!(stats[0].mean_turnaround_ms().unwrap() >= stats[0].mean_accept_ms().unwrap());
+    // By region: `unassigned` until the institutions are placed, then under their regions. An
+    // admin places only its own institution; a region is a code, nothing else.
+    let by = care::stats_by_region(&w.c.state);
+    assert_eq!((by[0].from.as_str(), by[0].to.as_str(), by[0].completed), ("unassigned", "unassigned", 1));
+    let region = |institution: &str, region: &str| {
+        Operation::Identity(medledger_types::IdentityOp::SetRegion {
+            institution: institution.into(),
+            region: region.into(),
+        })
+    };
+    let (ca, from_admin) = (w.c.ca.clone(), w.c.admins[1].clone());
+    assert_eq!(rejected(&w.c.one(&from_admin, region(TO, "metro-north"))), RejectCode::NotPermitted);
+    assert_eq!(rejected(&w.c.one(&ca, region(TO, "Metro North; patient 17"))), RejectCode::InvalidArgument);
+    assert_eq!(rejected(&w.c.one(&ca, region("nowhere", "metro-north"))), RejectCode::NotFound);
+    assert_eq!(rejected(&w.c.one(&receiving, region(TO, "metro-north"))), RejectCode::NotPermitted);
+    assert_eq!(identity::region_of(&w.c.state, TO), None, "refusals change nothing");
+    applied(&w.c.one(&from_admin, region(FROM, "rural-east")));
+    applied(&w.c.one(&ca, region(TO, "metro-north")));
+    let by = care::stats_by_region(&w.c.state);
+    assert_eq!(by.len(), 1);
+    assert_eq!((by[0].from.as_str(), by[0].to.as_str()), ("rural-east", "metro-north"));
+    assert_eq!((by[0].requested, by[0].completed, by[0].complete_ms_total), (1, 1, stats[0].complete_ms_total));
     // A closed referral changes no more.
     w.refused(
         &receiving,

@@ -287,6 +287,10 @@ fn op_of_kind(k: OpKind, subject: &Keypair, n: u8) -> Operation {
             new_key: Keypair::from_seed(7000 + n as u64).public(),
             proof: medledger_types::Signature([0; 64]),
         }),
+        OpKind::SetRegion => Operation::Identity(IdentityOp::SetRegion {
+            institution: "hospital-0".into(),
+            region: format!("region-{n}"),
+        }),
         OpKind::GrantConsent => {
             Operation::Consent(ConsentOp::GrantConsent { consent_id: Hash([n; 32]), terms: terms(subject) })
         }

@@ -11,10 +11,12 @@ pub mod limits {
     pub const MAX_INSTITUTION_ID: usize = 64;
     pub const MAX_NAME: usize = 128;
     pub const MAX_LABEL: usize = 128;
+    /// A region code (`[a-z0-9-]`, e.g. `rural-east`): what statistics group institutions by.
+    pub const MAX_REGION: usize = 32;
     /// Most regulators with a valid credential at once: every sealed reason is sealed for each.
     pub const MAX_REGULATORS: usize = 8;
 }
-use crate::limits::{MAX_INSTITUTION_ID, MAX_LABEL, MAX_NAME, MAX_REASON};
+use crate::limits::{MAX_INSTITUTION_ID, MAX_LABEL, MAX_NAME, MAX_REASON, MAX_REGION};
 
 /// The roles a credential can bind to a key.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -132,6 +134,12 @@ crate::operations! {
             new_key: PublicKey = "new key",
             proof: crate::Signature = "possession proof",
         },
+        /// CA, a regulator, or an institution admin for its own institution: place an
+        /// institution in a region (a code such as `rural-east`; statistics group by it).
+        6 => SetRegion {
+            institution: String = "institution id" max MAX_INSTITUTION_ID,
+            region: String = "region" max MAX_REGION,
+        },
     }
 }
 
@@ -159,6 +167,10 @@ impl IdentityOp {
             IdentityOp::RevokeCredential { reason, .. } => check("reason", reason, MAX_REASON),
             IdentityOp::RegisterPatient { .. } | IdentityOp::RotatePatientKey { .. } => Ok(()),
             IdentityOp::Attest { label, .. } => check("label", label, MAX_LABEL),
+            IdentityOp::SetRegion { institution, region } => {
+                check("institution id", institution, MAX_INSTITUTION_ID)?;
+                check("region", region, MAX_REGION)
+            }
         }
     }
 }
@@ -191,6 +203,7 @@ pub(crate) mod tests {
                 new_key: Keypair::from_seed(3).public(),
                 proof: crate::Signature([9; 64]),
             },
+            IdentityOp::SetRegion { institution: "h1".into(), region: "rural-east".into() },
         ]
     }
 

@@ -120,6 +120,7 @@ pub enum OpKind {
     RegisterPatient,
     Attest,
     RotatePatientKey,
+    SetRegion,
     GrantConsent,
     RevokeConsent,
     RequestAccess,
@@ -162,13 +163,14 @@ pub enum OpKind {
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 45] = [
+    pub const ALL: [OpKind; 46] = [
         OpKind::AddInstitution,
         OpKind::IssueCredential,
         OpKind::RevokeCredential,
         OpKind::RegisterPatient,
         OpKind::Attest,
         OpKind::RotatePatientKey,
+        OpKind::SetRegion,
         OpKind::GrantConsent,
         OpKind::RevokeConsent,
         OpKind::RequestAccess,
@@ -217,6 +219,7 @@ impl OpKind {
             OpKind::RegisterPatient => "register_patient",
             OpKind::Attest => "attest",
             OpKind::RotatePatientKey => "rotate_patient_key",
+            OpKind::SetRegion => "set_region",
             OpKind::GrantConsent => "grant_consent",
             OpKind::RevokeConsent => "revoke_consent",
             OpKind::RequestAccess => "request_access",
@@ -266,7 +269,8 @@ impl OpKind {
             | OpKind::RevokeCredential
             | OpKind::RegisterPatient
             | OpKind::Attest
-            | OpKind::RotatePatientKey => Domain::Identity,
+            | OpKind::RotatePatientKey
+            | OpKind::SetRegion => Domain::Identity,
             OpKind::GrantConsent | OpKind::RevokeConsent | OpKind::RequestAccess | OpKind::RespondAccess => {
                 Domain::Consent
             }

@@ -202,22 +202,13 @@ async fn referrals_page(me: Me) -> Result<Html<String>, UiError> {
         }
         Some(Role::Regulator) => {
             let v = blocking(move || sess.client.get("/v1/care/stats")).await??;
+            let empty = Vec::new();
+            let pairs = v["pairs"].as_array().unwrap_or(&empty);
+            let regions = v["regions"].as_array().unwrap_or(&empty);
             html! {
-                p { "Referral counts and turnaround per institution pair. No patient appears here." }
-                table #referral-stats tabindex="0" {
-                    caption { "Referral statistics" }
-                    thead { tr { th { "From" } th { "To" } th { "Requested" } th { "Accepted" } th { "Completed" } th { "Rejected" } th { "Failed" } th { "Cancelled" } th { "Mean time to acceptance" } th { "Mean turnaround" } } }
-                    tbody {
-                        @for p in v["pairs"].as_array().into_iter().flatten() {
-                            tr {
-                                td { (s(p, "from")) } td { (s(p, "to")) }
-                                td { (p["requested"]) } td { (p["accepted"]) } td { (p["completed"]) }
-                                td { (p["rejected"]) } td { (p["failed"]) } td { (p["cancelled"]) }
-                                td { (minutes(&p["mean_accept_ms"])) } td { (minutes(&p["mean_turnaround_ms"])) }
-                            }
-                        }
-                    }
-                }
+                p { "Referral counts and turnaround per institution pair and per region pair. No patient appears here." }
+                (stats_table(pairs, "referral-stats", "Referral statistics by institution pair"))
+                (stats_table(regions, "referral-region-stats", "Referral statistics by region pair"))
             }
         }
         _ => {
@@ -247,6 +238,25 @@ async fn referrals_page(me: Me) -> Result<Html<String>, UiError> {
         _ => "Referrals",
     };
     Ok(page::shell(&me, title, body))
+}
+
+fn stats_table(rows: &[Value], id: &str, caption: &str) -> Markup {
+    html! {
+        table id=(id) tabindex="0" {
+            caption { (caption) }
+            thead { tr { th { "From" } th { "To" } th { "Requested" } th { "Accepted" } th { "Completed" } th { "Rejected" } th { "Failed" } th { "Cancelled" } th { "Mean time to acceptance" } th { "Mean turnaround" } } }
+            tbody {
+                @for p in rows {
+                    tr {
+                        td { (s(p, "from")) } td { (s(p, "to")) }
+                        td { (p["requested"]) } td { (p["accepted"]) } td { (p["completed"]) }
+                        td { (p["rejected"]) } td { (p["failed"]) } td { (p["cancelled"]) }
+                        td { (minutes(&p["mean_accept_ms"])) } td { (minutes(&p["mean_turnaround_ms"])) }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn minutes(v: &Value) -> String {

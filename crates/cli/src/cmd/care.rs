@@ -328,6 +328,9 @@ pub enum DeviceCmd {
         conn: Conn,
         #[arg(long)]
         patient: String,
+        /// Print the devices as a FHIR R4 Bundle of `Device` resources.
+        #[arg(long)]
+        fhir: bool,
     },
     /// The patients whose monitoring a doctor is responsible for, with their devices.
     Patients {
@@ -390,6 +393,9 @@ pub enum AlarmCmd {
         /// Key file or hex key; default: the signer.
         #[arg(long)]
         doctor: Option<String>,
+        /// Print the alarms as a FHIR R4 Bundle of `Flag` resources.
+        #[arg(long)]
+        fhir: bool,
     },
     /// The responsible (or escalated-to) doctor: acknowledge an alarm.
     Ack(IdArgs),
@@ -433,9 +439,18 @@ pub fn device(cmd: DeviceCmd, j: bool) -> Result<(), String> {
             let v = session(&a.conn)?.care(CareOp::RevokeDevice { device_id })?;
             done("device revoked (its readings are refused from the next block)", Some(device_id.to_hex()), &v);
         }
-        DeviceCmd::List { conn, patient } => {
+        DeviceCmd::List { conn, patient, fhir } => {
             let p = hash_arg(&patient, "--patient")?;
             let v = signed_client(&conn)?.get(&format!("/v1/care/patients/{}/monitoring", p.to_hex()))?;
+            if fhir {
+                let devices: Vec<medledger_state::care::monitoring::Device> =
+                    serde_json::from_value(v["devices"].clone()).map_err(|e| format!("the node's answer: {e}"))?;
+                let b = medledger_client::care::fhir::bundle(
+                    devices.iter().map(medledger_client::care::fhir::device).collect(),
+                );
+                println!("{}", serde_json::to_string_pretty(&b).unwrap_or_default());
+                return Ok(());
+            }
             print(j, &v, |v| {
                 for d in v["devices"].as_array().into_iter().flatten() {
                     println!(
@@ -495,7 +510,7 @@ pub fn device(cmd: DeviceCmd, j: bool) -> Result<(), String> {
 
 pub fn alarm(cmd: AlarmCmd, j: bool) -> Result<(), String> {
     match cmd {
-        AlarmCmd::List { conn, patient, doctor } => {
+        AlarmCmd::List { conn, patient, doctor, fhir } => {
             let c = signed_client(&conn)?;
             let path = match (patient, doctor) {
                 (Some(p), _) => format!("/v1/care/patients/{}/alarms", hash_arg(&p, "--patient")?.to_hex()),
@@ -506,6 +521,15 @@ pub fn alarm(cmd: AlarmCmd, j: bool) -> Result<(), String> {
                 }
             };
             let v = c.get(&path)?;
+            if fhir {
+                let alarms: Vec<medledger_state::care::monitoring::Alarm> =
+                    serde_json::from_value(v["alarms"].clone()).map_err(|e| format!("the node's answer: {e}"))?;
+                let b = medledger_client::care::fhir::bundle(
+                    alarms.iter().map(medledger_client::care::fhir::flag).collect(),
+                );
+                println!("{}", serde_json::to_string_pretty(&b).unwrap_or_default());
+                return Ok(());
+            }
             print(j, &v, |v| {
                 let list = v["alarms"].as_array().cloned().unwrap_or_default();
                 if list.is_empty() {

@@ -372,6 +372,15 @@ fn seed(dir: &Path, genesis: &Genesis, client: &Client) -> Result<serde_json::Va
             },
         }));
     }
+    // Regions, which referral statistics group by: the rural clinic refers up to the city.
+    for (i, region) in ["metro-north", "metro-south", "rural-east", "metro-north"].iter().enumerate() {
+        if let Some(g) = genesis.institutions.get(i) {
+            ops.push(Operation::Identity(IdentityOp::SetRegion {
+                institution: g.id.clone(),
+                region: region.to_string(),
+            }));
+        }
+    }
     s.run(&ca, ops)?;
     // Patients: the pseudonym is derived by the CA from national id + medical record number;
     // neither ever leaves this process.

@@ -96,6 +96,14 @@ pub enum TxOp {
         #[arg(long)]
         name: String,
     },
+    /// CA, regulator, or an institution admin for its own institution: place an institution in
+    /// a region (a code such as `rural-east`; referral statistics group by it).
+    SetRegion {
+        #[arg(long)]
+        institution: String,
+        #[arg(long)]
+        region: String,
+    },
     /// Patient: grant a consent (prints its id).
     GrantConsent {
         #[command(flatten)]
@@ -184,6 +192,9 @@ pub fn build_op(op: &TxOp, s: &Session, key: &Keypair) -> Result<Operation, Stri
         }
         TxOp::AddInstitution { id, name } => {
             Operation::Identity(IdentityOp::AddInstitution { id: id.clone(), name: name.clone() })
+        }
+        TxOp::SetRegion { institution, region } => {
+            Operation::Identity(IdentityOp::SetRegion { institution: institution.clone(), region: region.clone() })
         }
         TxOp::GrantConsent { terms: t } => {
             Operation::Consent(ConsentOp::GrantConsent { consent_id: new_id(), terms: terms(t)? })

@@ -67,6 +67,13 @@ pub struct PairStatsView {
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct ReferralStatsView {
     pub pairs: Vec<PairStatsView>,
+    /// The same summed per (referring, receiving) region pair, under each institution's
+    /// current region (`unassigned` for an institution placed in none).
+    pub regions: Vec<PairStatsView>,
+}
+
+fn stats_view(s: PairStats) -> PairStatsView {
+    PairStatsView { mean_accept_ms: s.mean_accept_ms(), mean_turnaround_ms: s.mean_turnaround_ms(), stats: s }
 }
 
 fn visible(caller: &Caller, list: Vec<Referral>) -> ReferralsView {
@@ -136,21 +143,15 @@ pub(crate) async fn doctor_referrals(
 }
 
 #[utoipa::path(tag = "care", get, path = "/v1/care/stats",
-    responses((status = 200, description = "referral counts and turnaround per (referring, receiving) institution pair; no patient appears", body = ReferralStatsView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`)", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "`not_permitted`: regulators and institution admins only; credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+    responses((status = 200, description = "referral counts and turnaround per (referring, receiving) institution pair and per region pair; no patient appears", body = ReferralStatsView), (status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`)", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "`not_permitted`: regulators and institution admins only; credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn stats(State(st): State<ApiState>, caller: Caller) -> Result<Json<ReferralStatsView>, ApiError> {
     if !caller.may_see_referral_stats() {
         return Err(not_yours("referral statistics (regulators and institution admins only)"));
     }
     let snap = snapshot(&st)?;
-    let pairs = sc::stats(&snap)
-        .into_iter()
-        .map(|s| PairStatsView {
-            mean_accept_ms: s.mean_accept_ms(),
-            mean_turnaround_ms: s.mean_turnaround_ms(),
-            stats: s,
-        })
-        .collect();
-    Ok(Json(ReferralStatsView { pairs }))
+    let pairs = sc::stats(&snap).into_iter().map(stats_view).collect();
+    let regions = sc::stats_by_region(&snap).into_iter().map(stats_view).collect();
+    Ok(Json(ReferralStatsView { pairs, regions }))
 }
 
 /// A patient's monitoring: devices (FHIR `Device`), settings and the responsible doctor.

@@ -391,6 +391,8 @@ await flow('a clinic doctor refers a patient, the patient approves, the receivin
   await view('/referrals', 'regulator-referral-stats');
   const stats = await page.locator('#referral-stats tr', { hasText: 'clinic-c' }).innerText();
   assert.match(stats, /hospital-a/);
+  const byRegion = await page.locator('#referral-region-stats tr', { hasText: 'rural-east' }).innerText();
+  assert.match(byRegion, /metro-north/, 'the rural clinic refers up to the city');
   for (const p of [p1, p2]) assert.ok(!(await page.content()).includes(p), 'the statistics name no patient');
   await actAs('admin-hospital-a');
   await view('/referrals', 'admin-referral-board');
