@@ -302,8 +302,12 @@ impl Monitor {
         let latest: Vec<Reading> =
             g.latest.get(&device.patient).map(|l| l.iter().copied().collect()).unwrap_or_default();
         let score = vitals::observation_set(&latest, m.spo2_scale as u8).and_then(|o| o.score().ok());
+        let all = alarm::causes(score.as_ref(), &reading.vital, &rules);
+        // The rules holding for this reading (a rule cause does not depend on the score).
+        let holding_now: HashSet<String> =
+            all.iter().filter_map(|c| if let Cause::Rule(_, r) = c { Some(r.to_string()) } else { None }).collect();
         let mut causes = Vec::new();
-        for c in alarm::causes(score.as_ref(), &reading.vital, &rules) {
+        for c in all {
             match &c {
                 Cause::Risk(r) => {
                     let before = g.risk.get(&device.patient).copied().unwrap_or(Risk::Low);
@@ -322,10 +326,6 @@ impl Monitor {
             g.risk.insert(device.patient, s.risk);
         }
         // A rule that no longer holds for this parameter may fire again later.
-        let holding_now: HashSet<String> = alarm::causes(None, &reading.vital, &rules)
-            .into_iter()
-            .filter_map(|c| if let Cause::Rule(_, r) = c { Some(r.to_string()) } else { None })
-            .collect();
         if let Some(h) = g.holding.get_mut(&device.patient) {
             h.retain(|r| {
                 let same_param = rules.iter().any(|x| x.to_string() == *r && x.param.of(&reading.vital).is_some());

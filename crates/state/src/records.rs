@@ -122,23 +122,16 @@ pub struct RecordVersion {
     pub status: VersionStatus,
 }
 
-fn opt_u64(w: &mut Writer, v: Option<u64>) {
-    match v {
-        Some(x) => w.u8(1).u64(x),
-        None => w.u8(0),
-    };
-}
-
-fn read_opt_u64(r: &mut Reader<'_>, what: &'static str) -> Result<Option<u64>, DecodeError> {
-    Ok(if r.bool(what)? { Some(r.u64(what)?) } else { None })
-}
-
 impl Canonical for RecordHead {
     fn encode_to(&self, w: &mut Writer) {
         w.fixed(&self.id.0).fixed(&self.patient.0).str(&self.resource_type);
         w.u32(self.latest_version).u32(self.current_version).u64(self.access_events);
-        opt_u64(w, self.erasure_requested_at);
-        opt_u64(w, self.erased_at);
+        w.opt(&self.erasure_requested_at, |w, t| {
+            w.u64(*t);
+        });
+        w.opt(&self.erased_at, |w, t| {
+            w.u64(*t);
+        });
     }
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(RecordHead {
@@ -148,8 +141,8 @@ impl Canonical for RecordHead {
             latest_version: r.u32("latest version")?,
             current_version: r.u32("current version")?,
             access_events: r.u64("access events")?,
-            erasure_requested_at: read_opt_u64(r, "erasure requested")?,
-            erased_at: read_opt_u64(r, "erased")?,
+            erasure_requested_at: r.opt("erasure requested", |r| r.u64("erasure requested"))?,
+            erased_at: r.opt("erased", |r| r.u64("erased"))?,
         })
     }
 }

@@ -47,6 +47,20 @@ pub struct Vault<S: BlobStore = FsStore> {
     store: S,
 }
 
+/// The limits every sealed object and its wrapped keys must meet before anything is written.
+fn check_sealed(sealed: &[u8], keys: &[(PublicKey, WrappedKey)]) -> Result<(), VaultError> {
+    if sealed.len() > MAX_SEALED_BYTES {
+        return Err(VaultError::Oversize(sealed.len()));
+    }
+    if keys.len() > medledger_types::limits::MAX_RECIPIENTS {
+        return Err(VaultError::TooManyKeys(keys.len()));
+    }
+    for (_, w) in keys {
+        w.check().map_err(|got| VaultError::BadWrappedKey { expected: envelope::WRAPPED_KEY_BYTES, got })?;
+    }
+    Ok(())
+}
+
 fn rec(id: &Hash, v: u32) -> String {
     format!("records/{}/{v}", id.to_hex())
 }
@@ -84,15 +98,7 @@ impl<S: BlobStore> Vault<S> {
         sealed: &[u8],
         keys: &[(PublicKey, WrappedKey)],
     ) -> Result<Hash, VaultError> {
-        if sealed.len() > MAX_SEALED_BYTES {
-            return Err(VaultError::Oversize(sealed.len()));
-        }
-        if keys.len() > medledger_types::limits::MAX_RECIPIENTS {
-            return Err(VaultError::TooManyKeys(keys.len()));
-        }
-        for (_, w) in keys {
-            w.check().map_err(|got| VaultError::BadWrappedKey { expected: envelope::WRAPPED_KEY_BYTES, got })?;
-        }
+        check_sealed(sealed, keys)?;
         if self.is_erased(id)? {
             return Err(VaultError::Erased(*id));
         }
@@ -180,15 +186,7 @@ impl<S: BlobStore> Vault<S> {
         sealed: &[u8],
         keys: &[(PublicKey, WrappedKey)],
     ) -> Result<(), VaultError> {
-        if sealed.len() > MAX_SEALED_BYTES {
-            return Err(VaultError::Oversize(sealed.len()));
-        }
-        if keys.len() > medledger_types::limits::MAX_RECIPIENTS {
-            return Err(VaultError::TooManyKeys(keys.len()));
-        }
-        for (_, w) in keys {
-            w.check().map_err(|got| VaultError::BadWrappedKey { expected: envelope::WRAPPED_KEY_BYTES, got })?;
-        }
+        check_sealed(sealed, keys)?;
         let mut w = medledger_types::codec::Writer::with_capacity(sealed.len() + 64 + keys.len() * 128);
         w.bytes(sealed).u32(keys.len() as u32);
         for (pk, k) in keys {

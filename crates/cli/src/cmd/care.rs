@@ -417,6 +417,14 @@ fn alarm_line(a: &Value) {
     );
 }
 
+/// Prints a node's list (devices or alarms) as a FHIR Bundle of the resources `to_fhir` makes.
+fn print_fhir<T: serde::de::DeserializeOwned>(list: &Value, to_fhir: fn(&T) -> Value) -> Result<(), String> {
+    let items: Vec<T> = serde_json::from_value(list.clone()).map_err(|e| format!("the node's answer: {e}"))?;
+    let b = medledger_client::care::fhir::bundle(items.iter().map(to_fhir).collect());
+    println!("{}", serde_json::to_string_pretty(&b).unwrap_or_default());
+    Ok(())
+}
+
 pub fn device(cmd: DeviceCmd, j: bool) -> Result<(), String> {
     let done = |what: &str, id: Option<String>, v: &Value| {
         let out = json!({ "id": id, "committed": committed(v) });
@@ -443,13 +451,7 @@ pub fn device(cmd: DeviceCmd, j: bool) -> Result<(), String> {
             let p = hash_arg(&patient, "--patient")?;
             let v = signed_client(&conn)?.get(&format!("/v1/care/patients/{}/monitoring", p.to_hex()))?;
             if fhir {
-                let devices: Vec<medledger_state::care::monitoring::Device> =
-                    serde_json::from_value(v["devices"].clone()).map_err(|e| format!("the node's answer: {e}"))?;
-                let b = medledger_client::care::fhir::bundle(
-                    devices.iter().map(medledger_client::care::fhir::device).collect(),
-                );
-                println!("{}", serde_json::to_string_pretty(&b).unwrap_or_default());
-                return Ok(());
+                return print_fhir(&v["devices"], medledger_client::care::fhir::device);
             }
             print(j, &v, |v| {
                 for d in v["devices"].as_array().into_iter().flatten() {
@@ -522,13 +524,7 @@ pub fn alarm(cmd: AlarmCmd, j: bool) -> Result<(), String> {
             };
             let v = c.get(&path)?;
             if fhir {
-                let alarms: Vec<medledger_state::care::monitoring::Alarm> =
-                    serde_json::from_value(v["alarms"].clone()).map_err(|e| format!("the node's answer: {e}"))?;
-                let b = medledger_client::care::fhir::bundle(
-                    alarms.iter().map(medledger_client::care::fhir::flag).collect(),
-                );
-                println!("{}", serde_json::to_string_pretty(&b).unwrap_or_default());
-                return Ok(());
+                return print_fhir(&v["alarms"], medledger_client::care::fhir::flag);
             }
             print(j, &v, |v| {
                 let list = v["alarms"].as_array().cloned().unwrap_or_default();
