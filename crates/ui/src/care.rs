@@ -193,7 +193,7 @@ async fn referrals_page(me: Me) -> Result<Html<String>, UiError> {
     let inst = cred.as_ref().map(|c| c.institution.clone()).unwrap_or_default();
     let body = match role {
         Some(Role::Patient) => {
-            let p = cred.and_then(|c| c.pseudonym).ok_or_else(|| UiError::forbidden("no pseudonym"))?;
+            let p = crate::consent::my_pseudonym(&me)?;
             let v = blocking(move || sess.client.get(&format!("/v1/care/patients/{}/referrals", p.to_hex()))).await??;
             html! {
                 p { "Referrals of you to another institution. Approving lets the receiving institution act; once it accepts, its doctor may read the records the referral names until the referral closes. Share your records' keys so that doctor can decrypt them." }

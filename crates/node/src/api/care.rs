@@ -163,6 +163,12 @@ pub struct MonitoringView {
     pub monitoring: Option<Monitoring>,
 }
 
+impl MonitoringView {
+    fn of(snap: &dyn medledger_state::store::StateRead, p: Hash) -> MonitoringView {
+        MonitoringView { patient: p, devices: sm::devices_of(snap, &p), monitoring: sm::monitoring(snap, &p) }
+    }
+}
+
 /// Alarms (FHIR `Flag`): causes and reading digests, never values. Oldest first.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct AlarmsView {
@@ -191,7 +197,7 @@ pub(crate) async fn patient_monitoring(
     ApiPath(p): ApiPath<String>,
 ) -> Result<Json<MonitoringView>, ApiError> {
     let (p, snap) = monitored_patient(&st, &caller, &p)?;
-    Ok(Json(MonitoringView { patient: p, devices: sm::devices_of(&snap, &p), monitoring: sm::monitoring(&snap, &p) }))
+    Ok(Json(MonitoringView::of(&snap, p)))
 }
 
 #[utoipa::path(tag = "care", get, path = "/v1/care/patients/{pseudonym}/alarms", params(("pseudonym" = Hash, Path, description = "patient pseudonym")),
@@ -238,14 +244,7 @@ pub(crate) async fn doctor_patients(
     if !caller.may_see_alarms_of(&snap, &key) {
         return Err(not_yours("the patients this doctor monitors"));
     }
-    let patients = sm::patients_of_doctor(&snap, &key)
-        .into_iter()
-        .map(|p| MonitoringView {
-            patient: p,
-            devices: sm::devices_of(&snap, &p),
-            monitoring: sm::monitoring(&snap, &p),
-        })
-        .collect();
+    let patients = sm::patients_of_doctor(&snap, &key).into_iter().map(|p| MonitoringView::of(&snap, p)).collect();
     Ok(Json(MonitoredPatientsView { patients }))
 }
 

@@ -42,12 +42,7 @@ fn s<'a>(v: &'a Value, k: &str) -> &'a str {
 }
 
 fn own_pseudonym(me: &Me) -> Result<String, UiError> {
-    me.id()
-        .credential
-        .as_ref()
-        .and_then(|c| c.pseudonym)
-        .map(|p| p.to_hex())
-        .ok_or_else(|| UiError::forbidden("no pseudonym"))
+    crate::consent::my_pseudonym(me).map(|p| p.to_hex())
 }
 
 fn risk_tag(risk: &str) -> Markup {
