@@ -25,12 +25,23 @@ use medledger_vault::envelope::{self, DataKey};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 /// Readings of one device waiting for an anchor: (time, digest).
 type Batch = Vec<(u64, Hash)>;
 
-/// The data key of a sealed reading, wrapped for each of its readers.
-type RecipientKeys = Vec<(PublicKey, envelope::WrappedKey)>;
+/// One device's reading key for a few seconds: its readings are sealed under it, each bound to
+/// its own digest, and it is wrapped for the readers once (HPKE costs two X25519 operations per
+/// reader, more than everything else a reading costs).
+struct KeyEpoch {
+    id: Hash,
+    key: DataKey,
+    readers: [PublicKey; 2],
+    since_ms: u64,
+    /// Readings sealed under it so far (a bound, not a count: reservations may overshoot).
+    sealed: AtomicU32,
+}
 
 /// Readings may carry a time at most this far ahead of the node's clock.
 pub const MAX_SKEW_MS: u64 = 5 * 60 * 1000;
@@ -44,6 +55,10 @@ pub const MAX_SEEN: usize = 200_000;
 pub const MAX_LATEST: usize = 32;
 /// Devices and patients followed at once (bounds the node's memory).
 pub const MAX_FOLLOWED: usize = 100_000;
+/// How long one device's readings share a data key.
+pub const KEY_EPOCH_MS: u64 = ANCHOR_EVERY_MS;
+/// Most readings sealed under one data key.
+pub const MAX_READINGS_PER_KEY: u32 = 100_000;
 
 /// One reading as a device sends it.
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
@@ -114,6 +129,8 @@ struct Inner {
     holding: HashMap<Hash, HashSet<String>>,
     /// Alarms this node raised, not known acknowledged or escalated yet.
     open_alarms: HashSet<Hash>,
+    /// Each device's current reading key.
+    epochs: HashMap<Hash, Arc<KeyEpoch>>,
 }
 
 /// The monitoring state of one node (all of it rebuilt from the chain after a restart, except
@@ -173,7 +190,8 @@ impl Monitor {
         // many devices are written at once. Under the lock the reading is only reserved: its
         // digest (no second copy passes) and its time (no anchor of the device goes past it
         // until it is stored, see `tick`).
-        let (sealed, keys) = self.seal(svc, &snap, &device, &digest, bytes)?;
+        let epoch = self.key_epoch(svc, &snap, &device, svc.chain.now_ms())?;
+        let sealed = envelope::seal(&epoch.key, bytes, &envelope::reading_context(&device.id, &digest));
         {
             let mut g = self.inner.lock();
             if g.seen.contains(&digest) {
@@ -194,7 +212,7 @@ impl Monitor {
             g.seen.insert(digest);
             g.storing.entry(device.id).or_default().push(reading.effective_ms);
         }
-        let stored = svc.vault.put_reading(&device.id, &digest, &sealed, &keys);
+        let stored = svc.vault.put_reading(&device.id, &digest, &epoch.id, &sealed.0);
         {
             let mut g = self.inner.lock();
             if let Some(times) = g.storing.get_mut(&device.id) {
@@ -272,25 +290,42 @@ impl Monitor {
 
     /// Seals the reading under a fresh data key, wrapped for the institution and the patient;
     /// the vault keeps it under its digest (write-once).
-    fn seal(
+    /// The device's current key epoch: reused while it is young, under its limit and wrapped
+    /// for today's readers (the institution and the patient's current key); otherwise a new
+    /// one, wrapped and written to the vault before any reading is sealed under it.
+    fn key_epoch(
         &self,
         svc: &RecordService,
         snap: &dyn StateRead,
         device: &Device,
-        digest: &Hash,
-        bytes: &[u8],
-    ) -> Result<(Vec<u8>, RecipientKeys), ServiceError> {
-        let key = DataKey::generate();
-        let ctx = envelope::context(digest, 1);
-        let sealed = envelope::seal(&key, bytes, &ctx);
+        now: u64,
+    ) -> Result<Arc<KeyEpoch>, ServiceError> {
         let patient = medledger_state::identity::patient_key(snap, &device.patient)
             .ok_or_else(|| refuse(ErrorCode::NotFound, "the device's patient has no key"))?;
-        let mut keys = Vec::new();
-        for pk in [svc.institution_key.public(), patient] {
-            let w = envelope::wrap(&key, &pk, &ctx).map_err(ServiceError::internal)?;
-            keys.push((pk, w));
+        let readers = [svc.institution_key.public(), patient];
+        if let Some(e) = self.inner.lock().epochs.get(&device.id) {
+            if e.readers == readers
+                && now.saturating_sub(e.since_ms) < KEY_EPOCH_MS
+                && e.sealed.fetch_add(1, Ordering::Relaxed) < MAX_READINGS_PER_KEY
+            {
+                return Ok(e.clone());
+            }
         }
-        Ok((sealed.0, keys))
+        let mut id = [0u8; 32];
+        rand::Rng::fill_bytes(&mut rand::rng(), &mut id);
+        let epoch = KeyEpoch { id: Hash(id), key: DataKey::generate(), readers, since_ms: now, sealed: 1.into() };
+        let ctx = envelope::reading_key_context(&device.id, &epoch.id);
+        let mut keys = Vec::with_capacity(readers.len());
+        for pk in readers {
+            keys.push((pk, envelope::wrap(&epoch.key, &pk, &ctx).map_err(ServiceError::internal)?));
+        }
+        svc.vault.put_reading_key(&device.id, &epoch.id, &keys).map_err(ServiceError::internal)?;
+        let epoch = Arc::new(epoch);
+        let mut g = self.inner.lock();
+        if g.epochs.len() < MAX_FOLLOWED || g.epochs.contains_key(&device.id) {
+            g.epochs.insert(device.id, epoch.clone());
+        }
+        Ok(epoch)
     }
 
     /// The NEWS2 score of the set this reading completes (total, risk), and the alarm causes

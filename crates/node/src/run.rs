@@ -206,7 +206,10 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
                     me.id
                 ));
             }
-            let vault = medledger_vault::Vault::new(open_vault_store(&cfg)?);
+            // Readings' ciphertexts stay on this machine (group-committed), whatever the store.
+            let vault = medledger_vault::Vault::new(open_vault_store(&cfg)?)
+                .with_reading_log(&cfg.data_dir.join("readings.redb"))
+                .map_err(|e| e.to_string())?;
             let mut svc =
                 crate::records::RecordService::new(chain.clone(), vault, me.id.clone(), ikey).with_guard(guard.clone());
             if let Some(path) = &cfg.service_key {

@@ -254,6 +254,25 @@ async fn readings_are_checked_before_the_vault_then_stored_anchored_and_scored()
     assert_eq!(r2["alarms"], serde_json::json!(["pulse > 130"]), "{r2}");
     let (_, r3) = send(&n, &device, &obs(Vital::HeartRate(141.0), now() - 400)).await;
     assert!(r3["alarms"].as_array().unwrap().is_empty(), "{r3}");
+    // The device's readings of one key epoch share one data key, wrapped once for the
+    // institution and the patient; the patient opens each reading, bound to its own digest.
+    {
+        use medledger_vault::envelope::{open, reading_context, reading_key_context, unwrap};
+        let d2 = Hash::from_hex(r2["digest"].as_str().unwrap()).unwrap();
+        let (s1, s2) = (
+            svc.vault.reading(&device_id, &d1).unwrap().unwrap(),
+            svc.vault.reading(&device_id, &d2).unwrap().unwrap(),
+        );
+        assert_eq!(s1.epoch, s2.epoch, "one key epoch");
+        let readers: Vec<_> = s2.keys.iter().map(|(pk, _)| *pk).collect();
+        assert_eq!(readers, vec![svc.institution_key.public(), patient.public()]);
+        let key = unwrap(&s2.keys[1].1, &patient, &reading_key_context(&device_id, &s2.epoch)).unwrap();
+        let plain = open(&key, &s2.sealed, &reading_context(&device_id, &d2)).unwrap();
+        assert!(String::from_utf8(plain).unwrap().contains("140"), "the patient reads the value");
+        assert!(open(&key, &s2.sealed, &reading_context(&device_id, &d1)).is_err(), "bound to its digest");
+        let key_objects = tree(&vault_dir).iter().filter(|(p, _)| p.to_string_lossy().contains("/keys/")).count();
+        assert_eq!(key_objects, 1, "one wrapped key for the epoch, not one per reading");
+    }
     n.commit();
     let alarms = medledger_state::care::monitoring::alarms_of_doctor(&n.chain.store.snapshot().unwrap(), &doc.public());
     assert_eq!((alarms.len(), alarms[0].cause.as_str()), (1, "pulse > 130"));

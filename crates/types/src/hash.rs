@@ -38,6 +38,10 @@ pub mod domain {
     pub const RECORD_CONTEXT: &[u8] = b"medledger/record/v1";
     /// Encryption context of a sealed note (an on-chain reason), followed by what it belongs to.
     pub const NOTE_CONTEXT: &[u8] = b"medledger/note/v1";
+    /// Binds a sealed monitoring reading to (device, reading digest).
+    pub const READING_CONTEXT: &[u8] = b"medledger/reading/v1";
+    /// Binds a device's wrapped reading key to (device, key epoch).
+    pub const READING_KEY_CONTEXT: &[u8] = b"medledger/reading-key/v1";
     /// Key of a drug custody event, from its EPCIS `eventID`.
     pub const DRUG_EVENT_ID: &[u8] = b"medledger/drug-event-id/v1";
     /// Content of a drug custody event (re-capture of the same event is idempotent).
@@ -70,6 +74,8 @@ pub mod domain {
         (KEY_ROTATION_SIGNATURE, "signature: possession of a rotated-to patient key"),
         (RECORD_CONTEXT, "encryption context: record version"),
         (NOTE_CONTEXT, "encryption context: sealed note (on-chain reason)"),
+        (READING_CONTEXT, "encryption context: monitoring reading"),
+        (READING_KEY_CONTEXT, "encryption context: a device's reading key epoch"),
         (DRUG_EVENT_ID, "hash: key of a drug custody event id"),
         (DRUG_EVENT_CONTENT, "hash: content of a drug custody event"),
         (REFERRAL_CONSENT_ID, "hash: id of a referral's consent"),

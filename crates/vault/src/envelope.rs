@@ -7,6 +7,11 @@
 //! (Montgomery form of the public point; the clamped SHA-512 half of the seed as secret), so no
 //! second key needs registering. Granting a consent re-wraps one data key: 32 bytes, not the
 //! record.
+//!
+//! Monitoring readings arrive thousands a second, so they share keys: a device's readings of
+//! one key epoch (a few seconds) are sealed under one data key, each bound by its own context
+//! to (device, digest); the key is wrapped once per epoch. Deleting an epoch's wrapped keys
+//! erases its readings.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
@@ -53,6 +58,16 @@ impl Drop for DataKey {
 /// Binds ciphertexts and wrapped keys to one record version.
 pub fn context(record_id: &Hash, version: u32) -> Vec<u8> {
     [medledger_types::hash::domain::RECORD_CONTEXT, &record_id.0, &version.to_be_bytes()].concat()
+}
+
+/// Binds a sealed monitoring reading to its device and digest.
+pub fn reading_context(device: &Hash, digest: &Hash) -> Vec<u8> {
+    [medledger_types::hash::domain::READING_CONTEXT, &device.0, &digest.0].concat()
+}
+
+/// Binds a device's wrapped reading key to the device and the key's epoch.
+pub fn reading_key_context(device: &Hash, epoch: &Hash) -> Vec<u8> {
+    [medledger_types::hash::domain::READING_KEY_CONTEXT, &device.0, &epoch.0].concat()
 }
 
 /// Sealed record content: `nonce(12) || ciphertext+tag`.

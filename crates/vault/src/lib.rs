@@ -5,12 +5,15 @@
 //! Layout in the blob store:
 //! - `objects/<sha256 of ciphertext>`: sealed content (content-addressed);
 //! - `records/<record id>/<version>/object`: the object name of that version;
-//! - `records/<record id>/<version>/keys/<recipient key>`: the data key wrapped for a recipient.
+//! - `records/<record id>/<version>/keys/<recipient key>`: the data key wrapped for a recipient;
+//! - `readings/<device>/keys/<epoch>`: a device's reading key of one epoch, wrapped for each
+//!   reader. The readings' ciphertexts are in the reading log ([`readings`]), not the blob store.
 
 pub mod envelope;
 pub mod fhir;
 pub mod keyfile;
 pub mod object;
+pub mod readings;
 pub mod store;
 
 use envelope::WrappedKey;
@@ -41,10 +44,14 @@ pub enum VaultError {
     BadWrappedKey { expected: usize, got: usize },
     #[error("{0} wrapped keys, above the limit of {max}", max = medledger_types::limits::MAX_RECIPIENTS)]
     TooManyKeys(usize),
+    #[error("reading log: {0}")]
+    ReadingLog(String),
 }
 
 pub struct Vault<S: BlobStore = FsStore> {
     store: S,
+    /// Monitoring readings' ciphertexts (a monitoring node's vault has one).
+    readings: Option<readings::ReadingLog>,
 }
 
 /// The limits every sealed object and its wrapped keys must meet before anything is written.
@@ -67,7 +74,17 @@ fn rec(id: &Hash, v: u32) -> String {
 
 impl<S: BlobStore> Vault<S> {
     pub fn new(store: S) -> Self {
-        Vault { store }
+        Vault { store, readings: None }
+    }
+
+    /// The same vault, keeping monitoring readings in the reading log at `path`.
+    pub fn with_reading_log(mut self, path: &std::path::Path) -> Result<Self, VaultError> {
+        self.readings = Some(readings::ReadingLog::open(path)?);
+        Ok(self)
+    }
+
+    fn reading_log(&self) -> Result<&readings::ReadingLog, VaultError> {
+        self.readings.as_ref().ok_or_else(|| VaultError::ReadingLog("this vault keeps no readings".into()))
     }
 
     fn tombstone(id: &Hash) -> String {
@@ -175,55 +192,75 @@ impl<S: BlobStore> Vault<S> {
         Ok(removed)
     }
 
-    /// Stores one monitoring reading, sealed, with its wrapped keys, as a single object under
-    /// `readings/{device}/{digest}`: one durable write per reading (a record version takes
-    /// four), so a node can take thousands a second. Write-once: an identical retry is a no-op,
-    /// another content under the same digest is refused.
-    pub fn put_reading(
+    /// Stores the data key of one device's key epoch, wrapped for each reader, under
+    /// `readings/{device}/keys/{epoch}`. Write-once, like readings. Written before the first
+    /// reading sealed under it.
+    pub fn put_reading_key(
         &self,
         device: &Hash,
-        digest: &Hash,
-        sealed: &[u8],
+        epoch: &Hash,
         keys: &[(PublicKey, WrappedKey)],
     ) -> Result<(), VaultError> {
-        check_sealed(sealed, keys)?;
-        let mut w = medledger_types::codec::Writer::with_capacity(sealed.len() + 64 + keys.len() * 128);
-        w.bytes(sealed).u32(keys.len() as u32);
+        check_sealed(&[], keys)?;
+        let mut w = medledger_types::codec::Writer::with_capacity(8 + keys.len() * 128);
+        w.u32(keys.len() as u32);
         for (pk, k) in keys {
             w.fixed(&pk.0).bytes(&k.to_bytes());
         }
-        let bytes = w.finish();
-        let name = Self::reading_name(device, digest);
-        match self.store.get(&name)? {
+        self.put_once(&Self::reading_key_name(device, epoch), &w.finish(), epoch)
+    }
+
+    /// Stores one monitoring reading, sealed under its device's key of epoch `epoch`, in the
+    /// reading log (group-committed with the readings of every device written at the same
+    /// time), and no key wrapping, so a node can take thousands a second. Returns once it is
+    /// durable. Write-once: an identical retry is a no-op, another content under the same
+    /// digest is refused.
+    pub fn put_reading(&self, device: &Hash, digest: &Hash, epoch: &Hash, sealed: &[u8]) -> Result<(), VaultError> {
+        check_sealed(sealed, &[])?;
+        let log = self.reading_log()?;
+        let mut w = medledger_types::codec::Writer::with_capacity(sealed.len() + 40);
+        w.fixed(&epoch.0).bytes(sealed);
+        log.put(device, digest, w.finish())
+    }
+
+    fn put_once(&self, name: &str, bytes: &[u8], id: &Hash) -> Result<(), VaultError> {
+        match self.store.get(name)? {
             Some(existing) if existing == bytes => Ok(()),
-            Some(_) => Err(VaultError::Exists(*digest, 1)),
-            None => Ok(self.store.put(&name, &bytes)?),
+            Some(_) => Err(VaultError::Exists(*id, 1)),
+            None => Ok(self.store.put(name, bytes)?),
         }
     }
 
-    /// A stored reading: its sealed bytes and wrapped keys.
+    /// A stored reading: its sealed bytes, its key epoch and that epoch's wrapped keys.
     pub fn reading(&self, device: &Hash, digest: &Hash) -> Result<Option<StoredReading>, VaultError> {
-        let Some(b) = self.store.get(&Self::reading_name(device, digest))? else { return Ok(None) };
+        let Some(b) = self.reading_log()?.get(device, digest)? else { return Ok(None) };
         let corrupt = |e: medledger_types::codec::DecodeError| VaultError::Corrupt(format!("reading {digest}: {e}"));
         let mut r = medledger_types::codec::Reader::new(&b);
+        let epoch = Hash(r.array("key epoch").map_err(corrupt)?);
         let sealed = r.bytes("sealed reading", MAX_SEALED_BYTES).map_err(corrupt)?.to_vec();
+        r.finish().map_err(corrupt)?;
+        let Some(k) = self.store.get(&Self::reading_key_name(device, &epoch))? else {
+            return Err(VaultError::Corrupt(format!("reading {digest}: the keys of its epoch {epoch} are gone")));
+        };
+        let corrupt = |e: medledger_types::codec::DecodeError| VaultError::Corrupt(format!("reading key {epoch}: {e}"));
+        let mut r = medledger_types::codec::Reader::new(&k);
         let n = r.u32("key count").map_err(corrupt)? as usize;
         if n > medledger_types::limits::MAX_RECIPIENTS {
-            return Err(VaultError::Corrupt(format!("reading {digest}: {n} keys")));
+            return Err(VaultError::Corrupt(format!("reading key {epoch}: {n} keys")));
         }
         let mut keys = Vec::with_capacity(n);
         for _ in 0..n {
             let pk = PublicKey(r.array("recipient").map_err(corrupt)?);
             let k = WrappedKey::from_bytes(r.bytes("wrapped key", 1024).map_err(corrupt)?)
-                .map_err(|e| VaultError::Corrupt(format!("reading {digest}: {e}")))?;
+                .map_err(|e| VaultError::Corrupt(format!("reading key {epoch}: {e}")))?;
             keys.push((pk, k));
         }
         r.finish().map_err(corrupt)?;
-        Ok(Some(StoredReading { sealed, keys }))
+        Ok(Some(StoredReading { sealed, epoch, keys }))
     }
 
-    fn reading_name(device: &Hash, digest: &Hash) -> String {
-        format!("readings/{}/{}", device.to_hex(), digest.to_hex())
+    fn reading_key_name(device: &Hash, epoch: &Hash) -> String {
+        format!("readings/{}/keys/{}", device.to_hex(), epoch.to_hex())
     }
 }
 
@@ -231,5 +268,8 @@ impl<S: BlobStore> Vault<S> {
 #[derive(Debug, PartialEq, Eq)]
 pub struct StoredReading {
     pub sealed: Vec<u8>,
+    /// The device's key epoch the reading is sealed under (open it with
+    /// `envelope::reading_context`; unwrap the key with `envelope::reading_key_context`).
+    pub epoch: Hash,
     pub keys: Vec<(PublicKey, WrappedKey)>,
 }

@@ -1,5 +1,7 @@
 use medledger_types::{Hash, Keypair};
-use medledger_vault::envelope::{self, content_hash, context, seal, unwrap, wrap, DataKey, EnvelopeError};
+use medledger_vault::envelope::{
+    self, content_hash, context, reading_context, reading_key_context, seal, unwrap, wrap, DataKey, EnvelopeError,
+};
 use medledger_vault::{FsStore, Vault, VaultError};
 
 const FHIR: &[u8] = br#"{"resourceType":"Observation","status":"final","code":{"text":"Heart rate"},"subject":{"reference":"Patient/p1"},"valueQuantity":{"value":72,"unit":"beats/min"}}"#;
@@ -225,36 +227,98 @@ fn the_health_probe_passes_on_a_working_store_and_fails_on_one_that_loses_writes
 }
 
 #[test]
-fn a_reading_is_one_write_once_object_that_its_recipients_open() {
+fn readings_are_write_once_rows_that_their_recipients_open_with_the_epoch_key() {
     let dir = tempfile::tempdir().unwrap();
-    let vault = Vault::new(FsStore::open(dir.path()).unwrap());
+    let log = tempfile::tempdir().unwrap();
+    let vault =
+        Vault::new(FsStore::open(dir.path()).unwrap()).with_reading_log(&log.path().join("readings.redb")).unwrap();
     let (patient, hospital) = (Keypair::from_seed(1), Keypair::from_seed(2));
-    let (device, digest) = (Hash([4; 32]), Hash([5; 32]));
-    let ctx = context(&digest, 1);
+    let (device, epoch) = (Hash([4; 32]), Hash([7; 32]));
     let key = DataKey::generate();
-    let sealed = seal(&key, FHIR, &ctx);
+    let kctx = reading_key_context(&device, &epoch);
     let keys = vec![
-        (patient.public(), wrap(&key, &patient.public(), &ctx).unwrap()),
-        (hospital.public(), wrap(&key, &hospital.public(), &ctx).unwrap()),
+        (patient.public(), wrap(&key, &patient.public(), &kctx).unwrap()),
+        (hospital.public(), wrap(&key, &hospital.public(), &kctx).unwrap()),
     ];
-    vault.put_reading(&device, &digest, &sealed.0, &keys).unwrap();
+    vault.put_reading_key(&device, &epoch, &keys).unwrap();
+    // Two readings of the epoch, each bound to its own digest.
+    let digests = [Hash([5; 32]), Hash([6; 32])];
+    let sealed: Vec<_> = digests.iter().map(|d| seal(&key, FHIR, &reading_context(&device, d))).collect();
+    for (d, s) in digests.iter().zip(&sealed) {
+        vault.put_reading(&device, d, &epoch, &s.0).unwrap();
+    }
     let mut all = Vec::new();
     files(dir.path(), &mut all);
-    assert_eq!(all.len(), 1, "one object per reading: {all:?}");
-    assert!(!std::fs::read(&all[0]).unwrap().windows(10).any(|w| w == b"Heart rate"), "sealed, not plain");
-    let stored = vault.reading(&device, &digest).unwrap().unwrap();
-    assert_eq!(stored.sealed, sealed.0);
-    for (who, (pk, w)) in [&patient, &hospital].into_iter().zip(&stored.keys) {
-        assert_eq!(*pk, who.public());
-        assert_eq!(envelope::open(&unwrap(w, who, &ctx).unwrap(), &stored.sealed, &ctx).unwrap(), FHIR);
+    assert_eq!(all.len(), 1, "one blob for the epoch's keys, none per reading: {all:?}");
+    let mut logged = Vec::new();
+    files(log.path(), &mut logged);
+    for f in all.iter().chain(&logged) {
+        assert!(!std::fs::read(f).unwrap().windows(10).any(|w| w == b"Heart rate"), "sealed, not plain");
+    }
+    for (d, s) in digests.iter().zip(&sealed) {
+        let stored = vault.reading(&device, d).unwrap().unwrap();
+        assert_eq!((&stored.sealed, stored.epoch), (&s.0, epoch));
+        for (who, (pk, w)) in [&patient, &hospital].into_iter().zip(&stored.keys) {
+            assert_eq!(*pk, who.public());
+            let k = unwrap(w, who, &kctx).unwrap();
+            assert_eq!(envelope::open(&k, &stored.sealed, &reading_context(&device, d)).unwrap(), FHIR);
+            // A reading's ciphertext does not open as another reading's.
+            let other = if *d == digests[0] { digests[1] } else { digests[0] };
+            assert!(envelope::open(&k, &stored.sealed, &reading_context(&device, &other)).is_err());
+        }
     }
     // An identical retry is a no-op; other content under the same digest changes nothing.
-    vault.put_reading(&device, &digest, &sealed.0, &keys).unwrap();
-    let other = seal(&DataKey::generate(), FHIR, &ctx);
-    assert!(matches!(vault.put_reading(&device, &digest, &other.0, &keys), Err(VaultError::Exists(..))));
-    assert_eq!(vault.reading(&device, &digest).unwrap().unwrap(), stored);
-    assert_eq!(vault.reading(&device, &Hash([6; 32])).unwrap(), None);
-    // A corrupt object is an error, not a panic.
-    std::fs::write(&all[0], b"\x00\x00").unwrap();
-    assert!(matches!(vault.reading(&device, &digest), Err(VaultError::Corrupt(_))));
+    let before = vault.reading(&device, &digests[0]).unwrap().unwrap();
+    vault.put_reading(&device, &digests[0], &epoch, &sealed[0].0).unwrap();
+    let other = seal(&DataKey::generate(), FHIR, &reading_context(&device, &digests[0]));
+    assert!(matches!(vault.put_reading(&device, &digests[0], &epoch, &other.0), Err(VaultError::Exists(..))));
+    assert!(matches!(vault.put_reading_key(&device, &epoch, &keys[..1]), Err(VaultError::Exists(..))));
+    assert_eq!(vault.reading(&device, &digests[0]).unwrap().unwrap(), before);
+    assert_eq!(vault.reading(&device, &Hash([9; 32])).unwrap(), None);
+    // A reading whose epoch keys are gone (erased) is an error, not a panic, and unreadable.
+    std::fs::remove_file(&all[0]).unwrap();
+    assert!(matches!(vault.reading(&device, &digests[1]), Err(VaultError::Corrupt(m)) if m.contains("gone")));
+    // A vault without a reading log refuses readings, specifically.
+    let bare = Vault::new(FsStore::open(dir.path()).unwrap());
+    assert!(
+        matches!(bare.put_reading(&device, &digests[0], &epoch, &sealed[0].0), Err(VaultError::ReadingLog(m)) if m.contains("keeps no readings"))
+    );
+}
+
+#[test]
+fn readings_written_at_once_from_many_threads_are_all_durable_after_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (blobs, path) = (dir.path().join("blobs"), dir.path().join("readings.redb"));
+    let vault = std::sync::Arc::new(Vault::new(FsStore::open(&blobs).unwrap()).with_reading_log(&path).unwrap());
+    let hospital = Keypair::from_seed(2);
+    let (epoch, key) = (Hash([1; 32]), DataKey::generate());
+    let key = std::sync::Arc::new(key);
+    let threads: Vec<_> = (0..16u8)
+        .map(|t| {
+            let (vault, key, pk) = (vault.clone(), key.clone(), hospital.public());
+            std::thread::spawn(move || {
+                let device = Hash([t; 32]);
+                let w = wrap(&key, &pk, &reading_key_context(&device, &epoch)).unwrap();
+                vault.put_reading_key(&device, &epoch, &[(pk, w)]).unwrap();
+                for i in 0..50u8 {
+                    let sealed = seal(&key, &[t, i], &reading_context(&device, &Hash([i; 32])));
+                    vault.put_reading(&device, &Hash([i; 32]), &epoch, &sealed.0).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    drop(vault);
+    let again = Vault::new(FsStore::open(&blobs).unwrap()).with_reading_log(&path).unwrap();
+    for t in 0..16u8 {
+        let device = Hash([t; 32]);
+        for i in 0..50u8 {
+            let r = again.reading(&device, &Hash([i; 32])).unwrap().expect("durable");
+            let k = unwrap(&r.keys[0].1, &hospital, &reading_key_context(&device, &epoch)).unwrap();
+            assert_eq!(envelope::open(&k, &r.sealed, &reading_context(&device, &Hash([i; 32]))).unwrap(), vec![t, i]);
+        }
+    }
+    assert_eq!(again.reading(&Hash([99; 32]), &Hash([0; 32])).unwrap(), None);
 }

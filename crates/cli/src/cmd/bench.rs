@@ -78,10 +78,15 @@ pub struct BenchArgs {
     /// tree included.
     #[arg(long, value_name = "N", conflicts_with_all = ["vault", "reads", "state_proofs", "drug_verify", "drug_load"])]
     pub referrals: Option<usize>,
-    /// On the devnet: send `N` readings from eight devices of patient-2 to hospital B's node and
-    /// time the ingest and the alarm latency (start the devnet with a high `--requester-rate`).
+    /// On the devnet: send `N` readings from `--devices` devices of patient-2 to hospital B's
+    /// node and time the ingest and the alarm latency (start the devnet with a high
+    /// `--requester-rate`).
     #[arg(long, value_name = "N", conflicts_with_all = ["vault", "reads", "state_proofs", "drug_verify", "drug_load", "referrals"])]
     pub readings: Option<usize>,
+    /// Devices sending at once in `--readings` (each with one reading in flight). They are
+    /// registered to patient-2, who may have 64: one run per fresh devnet.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=48))]
+    pub devices: u16,
 }
 
 /// Single and batched ed25519 verification rates on one core.
@@ -127,7 +132,7 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
         medledger_client::http::trust_consortium_ca(&ca_pem)?;
     }
     if let Some(n) = args.readings {
-        let v = super::carebench::readings_load(&args.dir, n)?;
+        let v = super::carebench::readings_load(&args.dir, n, usize::from(args.devices))?;
         println!("{}", if json_out { v.to_string() } else { serde_json::to_string_pretty(&v).unwrap_or_default() });
         return Ok(());
     }

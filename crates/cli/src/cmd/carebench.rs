@@ -174,15 +174,12 @@ pub fn referrals(n: usize) -> Result<Value, String> {
     }))
 }
 
-/// Devices sending at once in `--readings`.
-const LOAD_DEVICES: usize = 8;
-
 /// On a running devnet (`--requester-rate` high enough not to throttle the devices): readings
 /// ingested per second by hospital B's node (signature check, NEWS2, vault write, batched
-/// anchors), sent by [`LOAD_DEVICES`] devices of patient-2 at once; and the alarm latency, from a
+/// anchors), sent by `devices` devices of patient-2 at once (one reading in flight each); and the alarm latency, from a
 /// reading's arrival to the `alarm` event on the responsible doctor's SSE stream, measured by a
 /// probe device that crosses the patient's `pulse > 130` rule twice a second during the load.
-pub fn readings_load(dir: &std::path::Path, readings: usize) -> Result<Value, String> {
+pub fn readings_load(dir: &std::path::Path, readings: usize, devices: usize) -> Result<Value, String> {
     use medledger_client::care::send_reading;
     use medledger_client::http::Client;
     use medledger_client::keys::{read_genesis, read_key};
@@ -201,15 +198,16 @@ pub fn readings_load(dir: &std::path::Path, readings: usize) -> Result<Value, St
     let api = genesis.institutions[1].api_address.clone();
     let bob_key = read_key(&dir.join("demo/dr-bob.key"))?;
     let bob = medledger_client::Session::for_genesis(&api, bob_key.clone(), &genesis);
-    // The devices: LOAD_DEVICES for the load and one probe.
-    let devices: Vec<Keypair> = (0..=LOAD_DEVICES).map(|_| Keypair::generate()).collect();
+    // The devices: `devices` for the load and one probe.
+    let load = devices;
+    let devices: Vec<Keypair> = (0..=load).map(|_| Keypair::generate()).collect();
     let mut ids = Vec::new();
     for d in &devices {
         let device_id = medledger_client::tx::new_id();
         bob.care(CareOp::RegisterDevice { device_id, patient: pid, key: d.public(), model: "bench sensor".into() })?;
         ids.push(device_id);
     }
-    let probe_id = ids[LOAD_DEVICES].to_hex();
+    let probe_id = ids[load].to_hex();
     // The responsible doctor's alarm stream.
     let stream =
         Client::new(&api).with_key(bob_key).with_chain_id(&genesis.chain_id).get_stream("/v1/care/alarms/stream")?;
@@ -228,10 +226,10 @@ pub fn readings_load(dir: &std::path::Path, readings: usize) -> Result<Value, St
     let chain_id = genesis.chain_id.clone();
     let done = Arc::new(AtomicBool::new(false));
     let accepted = Arc::new(AtomicUsize::new(0));
-    let per_device = readings.div_ceil(LOAD_DEVICES);
+    let per_device = readings.div_ceil(load);
     let start_ms = medledger_client::tx::now_ms();
     let t = Instant::now();
-    let workers: Vec<_> = devices[..LOAD_DEVICES]
+    let workers: Vec<_> = devices[..load]
         .iter()
         .cloned()
         .map(|d| {
@@ -248,7 +246,7 @@ pub fn readings_load(dir: &std::path::Path, readings: usize) -> Result<Value, St
             })
         })
         .collect();
-    let (probe_key, api2, chain2, done2) = (devices[LOAD_DEVICES].clone(), api.clone(), chain_id.clone(), done.clone());
+    let (probe_key, api2, chain2, done2) = (devices[load].clone(), api.clone(), chain_id.clone(), done.clone());
     let prober = std::thread::spawn(move || -> Result<Vec<Instant>, String> {
         let client = Client::new(&api2);
         let mut sent = Vec::new();
@@ -284,12 +282,12 @@ pub fn readings_load(dir: &std::path::Path, readings: usize) -> Result<Value, St
     let n = accepted.load(Ordering::Relaxed);
     Ok(json!({
         "readings": n,
-        "devices": LOAD_DEVICES,
+        "devices": load,
         "seconds": (elapsed * 100.0).round() / 100.0,
         "readings_per_s": (n as f64 / elapsed).round(),
         "alarms_probed": sent.len(),
         "alarm_events_received": latencies.len(),
         "alarm_latency_ms": { "p50": p(0.5).round(), "p99": p(0.99).round(), "max": p(1.0).round() },
-        "note": "hospital B's node: signature, checks, NEWS2, vault write per reading; anchors every 10 s; latency from the reading's POST to the SSE event",
+        "note": "hospital B's node: signature, checks, NEWS2, sealing under the device's key epoch, a durable write to the group-committed reading log; anchors every 10 s; latency from the reading's POST to the SSE event",
     }))
 }

@@ -65,7 +65,9 @@ pub fn node_with_service_key(service: &Keypair) -> Node {
         n.chain.clone(),
         Vault::new(
             Box::new(FsStore::open(&n._dir.path().join("vault")).unwrap()) as Box<dyn medledger_vault::BlobStore>
-        ),
+        )
+        .with_reading_log(&n._dir.path().join("vault/readings.redb"))
+        .unwrap(),
         "h0".into(),
         n.admins[0].clone(),
     )
@@ -120,7 +122,9 @@ pub fn node_in(dir: tempfile::TempDir, vault: bool, limit: medledger_node::guard
     let records = vault.then(|| {
         let v = Vault::new(
             Box::new(FsStore::open(&dir.path().join("vault")).unwrap()) as Box<dyn medledger_vault::BlobStore>
-        );
+        )
+        .with_reading_log(&dir.path().join("readings.redb"))
+        .unwrap();
         let svc = RecordService::new(chain.clone(), v, "h0".into(), admins[0].clone()).with_guard(guard.clone());
         svc.attach_journal(&dir.path().join("access.wal")).unwrap();
         Arc::new(svc)

@@ -1,0 +1,147 @@
+//! The reading log: where a monitoring node keeps its readings' ciphertexts.
+//!
+//! Readings are small and arrive thousands a second. As one file each (create, write, two
+//! `fsync`s), the kernel spent more time on them than everything else a reading costs. Here
+//! they are rows of one embedded table (redb), keyed by `device || digest`, written by one
+//! writer thread in groups: every reading queued while a commit runs goes into the next
+//! transaction, so one `fsync` serves them all (group commit). A caller returns only when its
+//! reading's transaction is durable.
+//!
+//! Only ciphertexts live here. The data keys (one per device per key epoch, wrapped for the
+//! readers) are vault objects, so deleting an epoch's keys erases its readings wherever their
+//! ciphertexts lie, including pages redb has freed but not overwritten.
+
+use crate::VaultError;
+use medledger_types::Hash;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::Arc;
+
+const READINGS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("readings");
+
+/// Most readings one transaction takes (the rest wait for the next one).
+pub const MAX_GROUP: usize = 4096;
+
+struct Job {
+    key: [u8; 64],
+    value: Vec<u8>,
+    done: mpsc::SyncSender<Result<(), VaultError>>,
+}
+
+/// The table and its writer thread (dropping the log finishes the queued writes, then closes
+/// the database, so it can be opened again).
+pub struct ReadingLog {
+    db: Arc<Database>,
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for ReadingLog {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+fn db_err(e: impl std::fmt::Display) -> VaultError {
+    VaultError::ReadingLog(e.to_string())
+}
+
+fn key(device: &Hash, digest: &Hash) -> [u8; 64] {
+    let mut k = [0u8; 64];
+    k[..32].copy_from_slice(&device.0);
+    k[32..].copy_from_slice(&digest.0);
+    k
+}
+
+impl ReadingLog {
+    /// Opens (or creates) the log at `path`.
+    pub fn open(path: &Path) -> Result<ReadingLog, VaultError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| VaultError::Store(e.into()))?;
+        }
+        let db = Arc::new(Database::create(path).map_err(db_err)?);
+        let w = db.begin_write().map_err(db_err)?;
+        w.open_table(READINGS).map_err(db_err)?;
+        w.commit().map_err(db_err)?;
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let writer = db.clone();
+        let writer = std::thread::Builder::new()
+            .name("reading-log".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut group = vec![first];
+                    while group.len() < MAX_GROUP {
+                        match rx.try_recv() {
+                            Ok(j) => group.push(j),
+                            Err(_) => break,
+                        }
+                    }
+                    let results = write_group(&writer, &group);
+                    for (job, r) in group.into_iter().zip(results) {
+                        // The caller may have gone; its reading is stored all the same.
+                        let _ = job.done.send(r);
+                    }
+                }
+            })
+            .map_err(|e| VaultError::Store(e.into()))?;
+        Ok(ReadingLog { db, jobs: Some(jobs), writer: Some(writer) })
+    }
+
+    /// Stores `value` under (device, digest), durably, once: an identical retry is a no-op,
+    /// another value under the same key is refused and changes nothing.
+    pub fn put(&self, device: &Hash, digest: &Hash, value: Vec<u8>) -> Result<(), VaultError> {
+        let (done, rx) = mpsc::sync_channel(1);
+        let jobs = self.jobs.as_ref().ok_or_else(|| db_err("closed"))?;
+        jobs.send(Job { key: key(device, digest), value, done }).map_err(|_| db_err("the writer stopped"))?;
+        rx.recv().map_err(|_| db_err("the writer stopped"))?
+    }
+
+    pub fn get(&self, device: &Hash, digest: &Hash) -> Result<Option<Vec<u8>>, VaultError> {
+        let r = self.db.begin_read().map_err(db_err)?;
+        let t = r.open_table(READINGS).map_err(db_err)?;
+        Ok(t.get(key(device, digest).as_slice()).map_err(db_err)?.map(|v| v.value().to_vec()))
+    }
+}
+
+/// One transaction for the whole group; each job's own verdict (write-once), or the commit's
+/// error for all of them.
+fn write_group(db: &Database, group: &[Job]) -> Vec<Result<(), VaultError>> {
+    let run = || -> Result<Vec<Result<(), VaultError>>, VaultError> {
+        let w = db.begin_write().map_err(db_err)?;
+        let mut out = Vec::with_capacity(group.len());
+        {
+            let mut t = w.open_table(READINGS).map_err(db_err)?;
+            for j in group {
+                let existing = t.get(j.key.as_slice()).map_err(db_err)?.map(|v| v.value() == j.value.as_slice());
+                out.push(match existing {
+                    Some(true) => Ok(()),
+                    Some(false) => {
+                        let mut d = [0u8; 32];
+                        d.copy_from_slice(&j.key[32..]);
+                        Err(VaultError::Exists(Hash(d), 1))
+                    }
+                    None => {
+                        t.insert(j.key.as_slice(), j.value.as_slice()).map_err(db_err)?;
+                        Ok(())
+                    }
+                });
+            }
+        }
+        w.commit().map_err(db_err)?;
+        Ok(out)
+    };
+    match run() {
+        Ok(out) => out,
+        Err(e) => {
+            let msg = match e {
+                VaultError::ReadingLog(m) => m,
+                other => other.to_string(),
+            };
+            group.iter().map(|_| Err(VaultError::ReadingLog(msg.clone()))).collect()
+        }
+    }
+}
