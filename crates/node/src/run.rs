@@ -376,3 +376,60 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
     });
     Ok(())
 }
+
+/// No peers: the read-only API below runs without a network.
+struct Alone;
+
+impl NodeInfo for Alone {
+    fn peers(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Serves the API over HTTPS on a loopback port, over a stored chain and without consensus:
+/// nothing is proposed or finalized, and every read answers from the stored state. For
+/// benchmarks over a ledger built offline (`bench --drug-verify --api`), where the same handlers
+/// and the same redb reads answer as on a validator. Returns the address; the server runs on
+/// its own thread until the process exits.
+pub fn spawn_read_api(
+    genesis: medledger_types::Genesis,
+    store: Arc<Store>,
+    tls: Arc<medledger_tls::rustls::ServerConfig>,
+) -> Result<SocketAddr, String> {
+    let chain =
+        Chain::open(genesis, store, medledger_types::PublicKey([0; 32]), MempoolConfig::default(), Arc::new(now_ms))
+            .map_err(|e| format!("the stored chain: {e}"))?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("loopback port: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let state = ApiState {
+        chain,
+        info: Arc::new(Alone),
+        gossip: None,
+        records: None,
+        guard: Arc::new(crate::guard::Guard::new(crate::guard::RateLimit::default())),
+        forward_tls: None,
+    };
+    let app = api::router(state);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    std::thread::Builder::new()
+        .name("read-api".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => {
+                        if let Err(e) = crate::tls::serve(l, app, tls).await {
+                            eprintln!("API server stopped: {e}");
+                        }
+                    }
+                    Err(e) => eprintln!("API listener: {e}"),
+                }
+            })
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(addr)
+}

@@ -662,4 +662,58 @@ mod monitoring {
         applied(&w.run(&on_call, set));
         assert_eq!(m::patients_of_doctor(&w.c.state, &on_call.public()), vec![w.pid]);
     }
+
+    #[test]
+    fn a_doctor_at_the_limit_of_monitored_patients_is_refused_and_nothing_changes() {
+        use medledger_types::{IdentityOp, Transaction, Tx};
+        const MAX: usize = m::MAX_PATIENTS_PER_DOCTOR;
+        let mut w = w();
+        let (doctor, on_call) = (w.doctor.clone(), w.on_call.clone());
+        let set = |patient: Hash, scale: u32| C::SetMonitoring {
+            patient,
+            spo2_scale: scale,
+            rules: vec![],
+            escalate_after_ms: 60_000,
+        };
+        let signed = |c: &Chain, k: &Keypair, i: usize, op: Operation| {
+            let nonce = medledger_state::nonce_of(&c.state, &k.public()) + i as u64;
+            Tx::sign(Transaction { chain_id: "test-chain".into(), signer: k.public(), nonce, op }, k)
+        };
+        // MAX patients of the doctor's institution, then the doctor takes every one of them.
+        let admin = w.c.admins[0].clone();
+        let pids: Vec<Hash> = (0..MAX)
+            .map(|i| medledger_types::patient_pseudonym(&[9; 32], &format!("L{i}"), &format!("M{i}")))
+            .collect();
+        let txs = pids
+            .iter()
+            .enumerate()
+            .map(|(i, pid)| {
+                let op = Operation::Identity(IdentityOp::RegisterPatient {
+                    subject: Keypair::from_seed(100_000 + i as u64).public(),
+                    pseudonym: *pid,
+                    valid_until_ms: u64::MAX / 2,
+                });
+                signed(&w.c, &admin, i, op)
+            })
+            .collect();
+        assert!(w.c.block(txs).iter().all(|r| r.is_applied()));
+        let txs =
+            pids.iter().enumerate().map(|(i, pid)| signed(&w.c, &doctor, i, Operation::Care(set(*pid, 1)))).collect();
+        assert!(w.c.block(txs).iter().all(|r| r.is_applied()));
+        assert_eq!(m::patients_of_doctor(&w.c.state, &doctor.public()), pids, "every one, in order");
+
+        // One more patient is refused, naming the limit, and nothing changes.
+        w.refused(&doctor, set(w.pid, 1), RejectCode::InvalidArgument, &format!("{MAX} patients, the limit"));
+        assert_eq!(m::monitoring(&w.c.state, &w.pid), None);
+        // At the limit, the doctor still changes the settings of their own patients; another
+        // doctor takes the refused patient.
+        applied(&w.run(&doctor, set(pids[0], 2)));
+        assert_eq!(m::monitoring(&w.c.state, &pids[0]).unwrap().spo2_scale, 2);
+        assert_eq!(m::patients_of_doctor(&w.c.state, &doctor.public()).len(), MAX);
+        applied(&w.run(&on_call, set(w.pid, 1)));
+        assert_eq!(m::patients_of_doctor(&w.c.state, &on_call.public()), vec![w.pid]);
+        // Handing one of theirs to a colleague frees a place.
+        applied(&w.run(&on_call, set(pids[1], 1)));
+        assert_eq!(m::patients_of_doctor(&w.c.state, &doctor.public()).len(), MAX - 1);
+    }
 }

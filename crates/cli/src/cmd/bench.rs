@@ -66,6 +66,10 @@ pub struct BenchArgs {
     /// Custody events for `--drug-verify`.
     #[arg(long, default_value_t = 10_000_000)]
     pub events: usize,
+    /// With `--drug-verify`: also store that ledger in a node's store (redb, in a temporary
+    /// directory) and time public verifications through the node's HTTPS API.
+    #[arg(long, requires = "drug_verify")]
+    pub api: bool,
     /// On the devnet: commission `--serials` serials, capture `--captures` EPCIS documents of 40
     /// events, and time public verifications through the API.
     #[arg(long, conflicts_with_all = ["vault", "reads", "state_proofs", "drug_verify"])]
@@ -143,7 +147,7 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
     }
     if args.drug_verify || args.drug_load {
         let v = if args.drug_verify {
-            super::drugbench::verify_in_process(args.events)?
+            super::drugbench::verify_in_process(args.events, args.api)?
         } else {
             super::drugbench::load(&args.dir, args.serials, args.captures)?
         };
