@@ -133,8 +133,9 @@ struct Inner {
     epochs: HashMap<Hash, Arc<KeyEpoch>>,
 }
 
-/// The monitoring state of one node (all of it rebuilt from the chain after a restart, except
-/// readings not yet anchored, which the devices resend).
+/// The monitoring state of one node. After a restart, [`Monitor::recover`] rebuilds the
+/// pending anchors from the vault's reading log and the chain; the latest values (NEWS2 sets)
+/// and the edge-trigger memory start empty.
 #[derive(Default)]
 pub struct Monitor {
     inner: Mutex<Inner>,
@@ -212,7 +213,7 @@ impl Monitor {
             g.seen.insert(digest);
             g.storing.entry(device.id).or_default().push(reading.effective_ms);
         }
-        let stored = svc.vault.put_reading(&device.id, &digest, &epoch.id, &sealed.0);
+        let stored = svc.vault.put_reading(&device.id, &digest, reading.effective_ms, &epoch.id, &sealed.0);
         {
             let mut g = self.inner.lock();
             if let Some(times) = g.storing.get_mut(&device.id) {
@@ -370,6 +371,53 @@ impl Monitor {
         (score.map(|s| (s.total, s.risk)), causes)
     }
 
+    /// After a restart: the readings the vault holds that no anchor covers (none on chain, none
+    /// waiting in the mempool, which its log restored) are queued for their device's next
+    /// anchor again, so a reading this node acknowledged is anchored even across a crash.
+    /// Devices revoked meanwhile cannot be anchored any more; their readings stay in the vault.
+    /// Returns how many readings were queued. Call it once, before readings are taken.
+    pub fn recover(&self, svc: &RecordService) -> Result<usize, ServiceError> {
+        let snap = svc.chain.store.snapshot().map_err(ServiceError::internal)?;
+        let next = svc.chain.tip().height + 1;
+        // Anchors this node's service key has waiting in the mempool: their ends are floors too.
+        let mut waiting: HashMap<Hash, u64> = HashMap::new();
+        for tx in svc.chain.with_mempool(|m| m.pending_of(&svc.service_key())) {
+            if let Operation::Care(CareOp::AnchorReadings { device_id, last_ms, .. }) = &tx.body().op {
+                let w = waiting.entry(*device_id).or_default();
+                *w = (*w).max(*last_ms);
+            }
+        }
+        let now = svc.chain.now_ms();
+        let mut queued = 0;
+        for id in svc.vault.reading_devices(MAX_FOLLOWED).map_err(ServiceError::internal)? {
+            let Some(device) = sm::device(&snap, &id) else { continue };
+            if device.institution != svc.institution || !device.active_at(next) {
+                continue;
+            }
+            let floor = device.last_anchor_ms.max(waiting.get(&id).copied());
+            let found = svc.vault.readings_after(&id, floor, MAX_PENDING_PER_DEVICE).map_err(ServiceError::internal)?;
+            let mut g = self.inner.lock();
+            if let Some(f) = floor {
+                g.anchored_until.insert(id, f);
+            }
+            if found.is_empty() {
+                continue;
+            }
+            queued += found.len();
+            for (_, d) in &found {
+                if g.seen.insert(*d) {
+                    g.seen_order.push_back(*d);
+                }
+            }
+            g.pending_since.entry(id).or_insert(now);
+            g.pending.entry(id).or_default().extend(found);
+        }
+        if queued > 0 {
+            tracing::info!("{queued} readings acknowledged before the restart are queued for anchoring again");
+        }
+        Ok(queued)
+    }
+
     /// Anchors every device whose batch is due, and escalates this node's overdue alarms.
     /// Run every second or so; on an error the work stays for the next run.
     pub fn tick(&self, svc: &RecordService) {
@@ -406,7 +454,24 @@ impl Monitor {
             }
             out
         };
+        // What the chain says of each device now: an anchor it cannot take would be retried
+        // forever (a revoked device; readings an anchor from before a restart already covers).
+        let snap = if due.is_empty() { None } else { svc.chain.store.snapshot().ok() };
+        let next = svc.chain.tip().height + 1;
         for (device_id, mut batch, before) in due {
+            if let Some(d) = snap.as_ref().and_then(|s| sm::device(s, &device_id)) {
+                if !d.active_at(next) {
+                    tracing::warn!(
+                        "device {device_id} was revoked: {} readings stay unanchored in the vault",
+                        batch.len()
+                    );
+                    continue;
+                }
+                batch.retain(|(ms, _)| d.last_anchor_ms.is_none_or(|last| *ms > last));
+            }
+            if batch.is_empty() {
+                continue;
+            }
             batch.sort();
             let first_ms = batch[0].0;
             let last_ms = batch[batch.len() - 1].0;

@@ -86,6 +86,11 @@ impl Mempool {
         self.by_signer.get(signer).and_then(|q| q.keys().next_back().copied())
     }
 
+    /// Every pending transaction of `signer`, in nonce order.
+    pub fn pending_of(&self, signer: &PublicKey) -> Vec<Tx> {
+        self.by_signer.get(signer).map(|q| q.values().cloned().collect()).unwrap_or_default()
+    }
+
     /// The exact bytes of every pending transaction (for rewriting the write-ahead log).
     pub fn pending_raw(&self) -> Vec<Vec<u8>> {
         self.by_signer.values().flat_map(|m| m.values().map(|t| t.raw().to_vec())).collect()

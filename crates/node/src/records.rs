@@ -641,6 +641,11 @@ impl RecordService {
         }
     }
 
+    /// The key this service signs its own transactions with.
+    pub fn service_key(&self) -> PublicKey {
+        self.signer.public()
+    }
+
     /// Signs `op` with the node's service key, submits it and returns once it is pooled (for
     /// the node's other services: monitoring anchors, alarms, escalations).
     pub(crate) fn submit_service_op(&self, op: Operation) -> Result<Hash, ServiceError> {

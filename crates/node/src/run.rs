@@ -220,6 +220,11 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
             if queued > 0 {
                 eprintln!("queued {queued} access events from the access journal for the chain");
             }
+            // Readings acknowledged before a crash that no anchor covers are queued again.
+            let readings = svc.monitor.recover(&svc).map_err(|e| format!("monitoring: {e}"))?;
+            if readings > 0 {
+                eprintln!("queued {readings} readings from the vault for their devices' anchors");
+            }
             Some(Arc::new(svc))
         }
     };

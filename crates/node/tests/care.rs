@@ -158,22 +158,26 @@ async fn send(n: &Node, device: &Keypair, obs: &str) -> (StatusCode, serde_json:
     n.call_as(None, "POST", "/v1/care/readings", Some(body)).await
 }
 
-#[tokio::test]
-async fn readings_are_checked_before_the_vault_then_stored_anchored_and_scored() {
-    use medledger_types::care::vitals::{observation_json, Vital};
+/// A patient (70) monitored by a doctor (60) under the rule `pulse > 130`, with a device (key
+/// seed 91, id 0xDE…) registered at h0, whose node signs with `service`.
+struct Monitored {
+    doc: Keypair,
+    patient: Keypair,
+    pid: Hash,
+    device: Keypair,
+    device_id: Hash,
+}
+
+async fn monitored(n: &Node, service: &Keypair) -> Monitored {
     use medledger_types::care::RuleText;
-    use std::sync::atomic::Ordering;
-    let service = Keypair::from_seed(90);
-    let n = node_with_service_key(&service);
-    let svc = n.records.clone().unwrap();
-    staff_key(&n, &service, Role::NodeService, "h0").await;
+    staff_key(n, service, Role::NodeService, "h0").await;
     let doc = n.credential(60, Role::Doctor, T0 + 1_000_000_000).await;
     let patient = n.credential(70, Role::Patient, T0 + 1_000_000_000).await;
     let pid = Hash([70; 32]);
     let device = Keypair::from_seed(91);
     let device_id = Hash([0xDE; 32]);
     ok_tx(
-        &n,
+        n,
         &doc,
         Operation::Care(CareOp::RegisterDevice {
             device_id,
@@ -185,7 +189,7 @@ async fn readings_are_checked_before_the_vault_then_stored_anchored_and_scored()
     .await;
     n.commit();
     ok_tx(
-        &n,
+        n,
         &doc,
         Operation::Care(CareOp::SetMonitoring {
             patient: pid,
@@ -196,6 +200,83 @@ async fn readings_are_checked_before_the_vault_then_stored_anchored_and_scored()
     )
     .await;
     n.commit();
+    Monitored { doc, patient, pid, device, device_id }
+}
+
+#[tokio::test]
+async fn readings_acknowledged_before_a_crash_are_anchored_after_the_restart() {
+    use medledger_state::care::monitoring::anchor;
+    use medledger_types::care::vitals::{observation_json, Vital};
+    use medledger_types::merkle::root;
+    use std::sync::atomic::Ordering;
+    let service = Keypair::from_seed(90);
+    let n = node_with_service_key(&service);
+    let m = monitored(&n, &service).await;
+    let now = |n: &Node| n.clock.load(Ordering::SeqCst);
+    let digest = |v: &serde_json::Value| Hash::from_hex(v["digest"].as_str().unwrap()).unwrap().0;
+    let reading = |at: u64| observation_json(&Vital::HeartRate(70.0 + (at % 10) as f64), at).to_string();
+    let (mut sent, mut texts) = (Vec::new(), Vec::new());
+    for back in [3_000, 2_000, 1_000] {
+        let text = reading(now(&n) - back);
+        let (s, v) = send(&n, &m.device, &text).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        sent.push(digest(&v));
+        texts.push(text);
+    }
+    // The first anchor is on its way (in the mempool's log, not in a block) when two more
+    // readings arrive; then the node crashes.
+    n.clock.fetch_add(11_000, Ordering::SeqCst);
+    n.records.as_ref().unwrap().monitor.tick(n.records.as_ref().unwrap());
+    assert_eq!(n.chain.mempool_len(), 1);
+    for back in [500, 400] {
+        let text = reading(now(&n) - back);
+        let (s, v) = send(&n, &m.device, &text).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        sent.push(digest(&v));
+        texts.push(text);
+    }
+    let n = n.crash_and_restart_with_service_key(&service);
+    let svc = n.records.clone().unwrap();
+    // The anchor came back from the log; the two later readings from the vault.
+    assert_eq!(n.chain.mempool_len(), 1);
+    n.commit();
+    n.clock.fetch_add(11_000, Ordering::SeqCst);
+    svc.monitor.tick(&svc);
+    n.commit();
+    let snap = n.chain.store.snapshot().unwrap();
+    let (a0, a1) = (anchor(&snap, &m.device_id, 0).unwrap(), anchor(&snap, &m.device_id, 1).expect("recovered"));
+    assert_eq!((a0.count, a0.root), (3, root(&sent[..3])), "the anchor sent before the crash");
+    assert_eq!((a1.count, a1.root), (2, root(&sent[3..])), "the readings acknowledged after it");
+    assert!(anchor(&snap, &m.device_id, 2).is_none(), "nothing anchored twice");
+    // Resent after the restart, each of them is a duplicate.
+    for text in &texts {
+        let (s, v) = send(&n, &m.device, text).await;
+        assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "duplicate"), "{v}");
+    }
+
+    // A crash with readings not anchored at all: they are anchored after the restart.
+    let (s, v) = send(&n, &m.device, &reading(now(&n) - 100)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let last = digest(&v);
+    drop(svc);
+    let n = n.crash_and_restart_with_service_key(&service);
+    let svc = n.records.clone().unwrap();
+    assert_eq!(n.chain.mempool_len(), 0);
+    n.clock.fetch_add(11_000, Ordering::SeqCst);
+    svc.monitor.tick(&svc);
+    n.commit();
+    let a2 = anchor(&n.chain.store.snapshot().unwrap(), &m.device_id, 2).expect("recovered");
+    assert_eq!((a2.count, a2.root), (1, root(&[last])));
+}
+
+#[tokio::test]
+async fn readings_are_checked_before_the_vault_then_stored_anchored_and_scored() {
+    use medledger_types::care::vitals::{observation_json, Vital};
+    use std::sync::atomic::Ordering;
+    let service = Keypair::from_seed(90);
+    let n = node_with_service_key(&service);
+    let svc = n.records.clone().unwrap();
+    let Monitored { doc, patient, pid, device, device_id } = monitored(&n, &service).await;
     let now = || n.clock.load(Ordering::SeqCst);
     let obs = |v: Vital, at: u64| observation_json(&v, at).to_string();
     let vault_dir = n._dir.path().join("vault");

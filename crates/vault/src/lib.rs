@@ -215,12 +215,35 @@ impl<S: BlobStore> Vault<S> {
     /// time), and no key wrapping, so a node can take thousands a second. Returns once it is
     /// durable. Write-once: an identical retry is a no-op, another content under the same
     /// digest is refused.
-    pub fn put_reading(&self, device: &Hash, digest: &Hash, epoch: &Hash, sealed: &[u8]) -> Result<(), VaultError> {
+    pub fn put_reading(
+        &self,
+        device: &Hash,
+        digest: &Hash,
+        time_ms: u64,
+        epoch: &Hash,
+        sealed: &[u8],
+    ) -> Result<(), VaultError> {
         check_sealed(sealed, &[])?;
         let log = self.reading_log()?;
         let mut w = medledger_types::codec::Writer::with_capacity(sealed.len() + 40);
         w.fixed(&epoch.0).bytes(sealed);
-        log.put(device, digest, w.finish())
+        log.put(device, digest, time_ms, w.finish())
+    }
+
+    /// Readings of `device` taken after `after_ms`, oldest first, at most `limit`: (time,
+    /// digest). A restarted node queues those no anchor covers yet.
+    pub fn readings_after(
+        &self,
+        device: &Hash,
+        after_ms: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, Hash)>, VaultError> {
+        self.reading_log()?.after(device, after_ms, limit)
+    }
+
+    /// The devices this vault holds readings of, at most `limit`.
+    pub fn reading_devices(&self, limit: usize) -> Result<Vec<Hash>, VaultError> {
+        self.reading_log()?.devices(limit)
     }
 
     fn put_once(&self, name: &str, bytes: &[u8], id: &Hash) -> Result<(), VaultError> {

@@ -19,12 +19,16 @@ use std::sync::mpsc;
 use std::sync::Arc;
 
 const READINGS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("readings");
+/// The same readings by time: `device || time (u64 BE) || digest`, empty values. A restarted
+/// node finds here what no anchor covers yet.
+const BY_TIME: TableDefinition<&[u8], &[u8]> = TableDefinition::new("readings_by_time");
 
 /// Most readings one transaction takes (the rest wait for the next one).
 pub const MAX_GROUP: usize = 4096;
 
 struct Job {
     key: [u8; 64],
+    time_ms: u64,
     value: Vec<u8>,
     done: mpsc::SyncSender<Result<(), VaultError>>,
 }
@@ -66,6 +70,7 @@ impl ReadingLog {
         let db = Arc::new(Database::create(path).map_err(db_err)?);
         let w = db.begin_write().map_err(db_err)?;
         w.open_table(READINGS).map_err(db_err)?;
+        w.open_table(BY_TIME).map_err(db_err)?;
         w.commit().map_err(db_err)?;
         let (jobs, rx) = mpsc::channel::<Job>();
         let writer = db.clone();
@@ -91,12 +96,12 @@ impl ReadingLog {
         Ok(ReadingLog { db, jobs: Some(jobs), writer: Some(writer) })
     }
 
-    /// Stores `value` under (device, digest), durably, once: an identical retry is a no-op,
-    /// another value under the same key is refused and changes nothing.
-    pub fn put(&self, device: &Hash, digest: &Hash, value: Vec<u8>) -> Result<(), VaultError> {
+    /// Stores `value` under (device, digest), taken at `time_ms`, durably, once: an identical
+    /// retry is a no-op, another value under the same key is refused and changes nothing.
+    pub fn put(&self, device: &Hash, digest: &Hash, time_ms: u64, value: Vec<u8>) -> Result<(), VaultError> {
         let (done, rx) = mpsc::sync_channel(1);
         let jobs = self.jobs.as_ref().ok_or_else(|| db_err("closed"))?;
-        jobs.send(Job { key: key(device, digest), value, done }).map_err(|_| db_err("the writer stopped"))?;
+        jobs.send(Job { key: key(device, digest), time_ms, value, done }).map_err(|_| db_err("the writer stopped"))?;
         rx.recv().map_err(|_| db_err("the writer stopped"))?
     }
 
@@ -105,6 +110,69 @@ impl ReadingLog {
         let t = r.open_table(READINGS).map_err(db_err)?;
         Ok(t.get(key(device, digest).as_slice()).map_err(db_err)?.map(|v| v.value().to_vec()))
     }
+
+    /// The readings of `device` taken after `after_ms` (all of them for `None`), oldest first,
+    /// at most `limit`: (time, digest).
+    pub fn after(&self, device: &Hash, after_ms: Option<u64>, limit: usize) -> Result<Vec<(u64, Hash)>, VaultError> {
+        let start = match after_ms {
+            Some(ms) => match ms.checked_add(1) {
+                Some(next) => time_key(device, next, &Hash([0; 32])),
+                None => return Ok(Vec::new()),
+            },
+            None => time_key(device, 0, &Hash([0; 32])),
+        };
+        let end = time_key(device, u64::MAX, &Hash([0xff; 32]));
+        let r = self.db.begin_read().map_err(db_err)?;
+        let t = r.open_table(BY_TIME).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in t.range(start.as_slice()..=end.as_slice()).map_err(db_err)?.take(limit) {
+            let (k, _) = entry.map_err(db_err)?;
+            let k = k.value();
+            let (Ok(ms), Ok(d)) = (<[u8; 8]>::try_from(&k[32..40]), <[u8; 32]>::try_from(&k[40..72])) else {
+                return Err(VaultError::Corrupt(format!("reading log: a time key of {} bytes", k.len())));
+            };
+            out.push((u64::from_be_bytes(ms), Hash(d)));
+        }
+        Ok(out)
+    }
+
+    /// The devices with readings in the log, at most `limit` (one seek per device).
+    pub fn devices(&self, limit: usize) -> Result<Vec<Hash>, VaultError> {
+        let r = self.db.begin_read().map_err(db_err)?;
+        let t = r.open_table(BY_TIME).map_err(db_err)?;
+        let mut out = Vec::new();
+        let mut from = [0u8; 32];
+        while out.len() < limit {
+            let Some(entry) = t.range(from.as_slice()..).map_err(db_err)?.next() else { break };
+            let (k, _) = entry.map_err(db_err)?;
+            let Ok(device) = <[u8; 32]>::try_from(&k.value()[..32]) else {
+                return Err(VaultError::Corrupt("reading log: a short time key".into()));
+            };
+            out.push(Hash(device));
+            // The next device: this one plus one, as a 256-bit big-endian number.
+            from = device;
+            let mut i = 32;
+            loop {
+                if i == 0 {
+                    return Ok(out);
+                }
+                i -= 1;
+                from[i] = from[i].wrapping_add(1);
+                if from[i] != 0 {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn time_key(device: &Hash, ms: u64, digest: &Hash) -> [u8; 72] {
+    let mut k = [0u8; 72];
+    k[..32].copy_from_slice(&device.0);
+    k[32..40].copy_from_slice(&ms.to_be_bytes());
+    k[40..].copy_from_slice(&digest.0);
+    k
 }
 
 /// One transaction for the whole group; each job's own verdict (write-once), or the commit's
@@ -115,6 +183,7 @@ fn write_group(db: &Database, group: &[Job]) -> Vec<Result<(), VaultError>> {
         let mut out = Vec::with_capacity(group.len());
         {
             let mut t = w.open_table(READINGS).map_err(db_err)?;
+            let mut by_time = w.open_table(BY_TIME).map_err(db_err)?;
             for j in group {
                 let existing = t.get(j.key.as_slice()).map_err(db_err)?.map(|v| v.value() == j.value.as_slice());
                 out.push(match existing {
@@ -126,6 +195,12 @@ fn write_group(db: &Database, group: &[Job]) -> Vec<Result<(), VaultError>> {
                     }
                     None => {
                         t.insert(j.key.as_slice(), j.value.as_slice()).map_err(db_err)?;
+                        let mut device = [0u8; 32];
+                        let mut digest = [0u8; 32];
+                        device.copy_from_slice(&j.key[..32]);
+                        digest.copy_from_slice(&j.key[32..]);
+                        let tk = time_key(&Hash(device), j.time_ms, &Hash(digest));
+                        by_time.insert(tk.as_slice(), [].as_slice()).map_err(db_err)?;
                         Ok(())
                     }
                 });

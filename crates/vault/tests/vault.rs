@@ -245,7 +245,7 @@ fn readings_are_write_once_rows_that_their_recipients_open_with_the_epoch_key() 
     let digests = [Hash([5; 32]), Hash([6; 32])];
     let sealed: Vec<_> = digests.iter().map(|d| seal(&key, FHIR, &reading_context(&device, d))).collect();
     for (d, s) in digests.iter().zip(&sealed) {
-        vault.put_reading(&device, d, &epoch, &s.0).unwrap();
+        vault.put_reading(&device, d, 1_000 + u64::from(d.0[0]), &epoch, &s.0).unwrap();
     }
     let mut all = Vec::new();
     files(dir.path(), &mut all);
@@ -269,9 +269,9 @@ fn readings_are_write_once_rows_that_their_recipients_open_with_the_epoch_key() 
     }
     // An identical retry is a no-op; other content under the same digest changes nothing.
     let before = vault.reading(&device, &digests[0]).unwrap().unwrap();
-    vault.put_reading(&device, &digests[0], &epoch, &sealed[0].0).unwrap();
+    vault.put_reading(&device, &digests[0], 1_005, &epoch, &sealed[0].0).unwrap();
     let other = seal(&DataKey::generate(), FHIR, &reading_context(&device, &digests[0]));
-    assert!(matches!(vault.put_reading(&device, &digests[0], &epoch, &other.0), Err(VaultError::Exists(..))));
+    assert!(matches!(vault.put_reading(&device, &digests[0], 1_005, &epoch, &other.0), Err(VaultError::Exists(..))));
     assert!(matches!(vault.put_reading_key(&device, &epoch, &keys[..1]), Err(VaultError::Exists(..))));
     assert_eq!(vault.reading(&device, &digests[0]).unwrap().unwrap(), before);
     assert_eq!(vault.reading(&device, &Hash([9; 32])).unwrap(), None);
@@ -281,7 +281,7 @@ fn readings_are_write_once_rows_that_their_recipients_open_with_the_epoch_key() 
     // A vault without a reading log refuses readings, specifically.
     let bare = Vault::new(FsStore::open(dir.path()).unwrap());
     assert!(
-        matches!(bare.put_reading(&device, &digests[0], &epoch, &sealed[0].0), Err(VaultError::ReadingLog(m)) if m.contains("keeps no readings"))
+        matches!(bare.put_reading(&device, &digests[0], 1_005, &epoch, &sealed[0].0), Err(VaultError::ReadingLog(m)) if m.contains("keeps no readings"))
     );
 }
 
@@ -302,7 +302,9 @@ fn readings_written_at_once_from_many_threads_are_all_durable_after_a_reopen() {
                 vault.put_reading_key(&device, &epoch, &[(pk, w)]).unwrap();
                 for i in 0..50u8 {
                     let sealed = seal(&key, &[t, i], &reading_context(&device, &Hash([i; 32])));
-                    vault.put_reading(&device, &Hash([i; 32]), &epoch, &sealed.0).unwrap();
+                    // Sent out of order: the log answers by time.
+                    let at = 10_000 + (u64::from(i) * 7) % 50;
+                    vault.put_reading(&device, &Hash([i; 32]), at, &epoch, &sealed.0).unwrap();
                 }
             })
         })
@@ -321,4 +323,18 @@ fn readings_written_at_once_from_many_threads_are_all_durable_after_a_reopen() {
         }
     }
     assert_eq!(again.reading(&Hash([99; 32]), &Hash([0; 32])).unwrap(), None);
+    // What a restarted node asks: the devices, and each one's readings after a time, in order.
+    let devices = again.reading_devices(1_000).unwrap();
+    assert_eq!(devices, (0..16u8).map(|t| Hash([t; 32])).collect::<Vec<_>>());
+    assert_eq!(again.reading_devices(3).unwrap().len(), 3, "bounded");
+    let after = again.readings_after(&Hash([3; 32]), Some(10_039), 100).unwrap();
+    let times: Vec<u64> = after.iter().map(|(ms, _)| *ms).collect();
+    assert_eq!(times, (10_040..10_050).collect::<Vec<_>>(), "after, exclusive, oldest first");
+    for (ms, d) in &after {
+        assert_eq!(10_000 + (u64::from(d.0[0]) * 7) % 50, *ms, "each time with its own digest");
+    }
+    assert_eq!(again.readings_after(&Hash([3; 32]), None, 100).unwrap().len(), 50);
+    assert_eq!(again.readings_after(&Hash([3; 32]), None, 5).unwrap().len(), 5, "bounded");
+    assert!(again.readings_after(&Hash([3; 32]), Some(u64::MAX), 5).unwrap().is_empty());
+    assert!(again.readings_after(&Hash([99; 32]), None, 5).unwrap().is_empty());
 }

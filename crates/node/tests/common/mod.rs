@@ -60,7 +60,13 @@ pub fn node_limited(vault: bool, limit: medledger_node::guard::RateLimit) -> Nod
 /// A harness whose record service signs its own transactions with `service` (a node service
 /// key; the test issues its credential).
 pub fn node_with_service_key(service: &Keypair) -> Node {
-    let mut n = node_with(true);
+    with_service_key(node_with(true), service)
+}
+
+/// Replaces `n`'s record service with one that signs with `service`, over the vault in
+/// `vault/` and its reading log, as a node starts it: the access journal attached, then the
+/// readings no anchor covers queued again.
+fn with_service_key(mut n: Node, service: &Keypair) -> Node {
     let svc = RecordService::new(
         n.chain.clone(),
         Vault::new(
@@ -73,6 +79,7 @@ pub fn node_with_service_key(service: &Keypair) -> Node {
     )
     .with_signer(service.clone());
     svc.attach_journal(&n._dir.path().join("access-service.wal")).unwrap();
+    svc.monitor.recover(&svc).unwrap();
     let svc = Arc::new(svc);
     n.router = api::router(ApiState {
         chain: n.chain.clone(),
@@ -155,6 +162,11 @@ impl Node {
         assert_eq!(Arc::strong_count(&chain), 1, "the harness holds the only chain");
         drop(chain);
         node_in(_dir, vault, medledger_node::guard::RateLimit::default(), now)
+    }
+
+    /// [`Node::crash_and_restart`] for a node made by [`node_with_service_key`].
+    pub fn crash_and_restart_with_service_key(self, service: &Keypair) -> Node {
+        with_service_key(self.crash_and_restart(), service)
     }
 }
 
