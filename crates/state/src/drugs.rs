@@ -112,9 +112,6 @@ pub mod key {
     pub fn trail(epc: &Epc, n: u32) -> Vec<u8> {
         compose(DRUG_TRAIL, &[&epc_part(epc), &n.to_be_bytes()])
     }
-    pub fn trail_len(epc: &Epc) -> Vec<u8> {
-        compose(DRUG_TRAIL_LEN, &[&epc.key()])
-    }
     pub fn alert(seq: u64) -> Vec<u8> {
         compose(DRUG_ALERT, &[&seq.to_be_bytes()])
     }
@@ -255,6 +252,11 @@ medledger_types::canonical_struct! {
         shipment: Option<Shipment> = "shipment",
         last_change: Option<Change> = "last change",
         commissioned_ms: u64 = "commissioned at",
+        /// Custody events on its trail so far.
+        trail_len: u32 = "trail length",
+        /// The trail's first event (its commissioning or packing), kept here rather than under
+        /// its own key: commissioning a pack then writes two state keys, not four.
+        first_event: Option<Hash> = "first event",
     }
 }
 
@@ -648,13 +650,26 @@ pub fn verify(
     v
 }
 
+/// The event keys on an identifier's trail, oldest first, at most `limit`: the first one is
+/// kept in the item, the others under their own keys.
+fn trail_events(s: &dyn StateRead, epc: &Epc, limit: usize) -> Vec<Hash> {
+    let Some(it) = item(s, epc) else { return Vec::new() };
+    let n = it.trail_len.min(MAX_TRAIL);
+    it.first_event
+        .into_iter()
+        .chain(
+            (1..n)
+                .filter_map(|i| s.get(&key::trail(epc, i)))
+                .filter_map(|b| <[u8; 32]>::try_from(b.as_slice()).ok().map(Hash)),
+        )
+        .take(limit.min(n as usize))
+        .collect()
+}
+
 /// The custody trail of an identifier, oldest first, at most `limit` entries.
 pub fn trail(s: &dyn StateRead, epc: &Epc, limit: usize) -> Vec<TrailEntry> {
-    let n = get_u64(s, &key::trail_len(epc)).min(u64::from(MAX_TRAIL)) as u32;
-    (0..n)
-        .take(limit)
-        .filter_map(|i| s.get(&key::trail(epc, i)))
-        .filter_map(|b| <[u8; 32]>::try_from(b.as_slice()).ok().map(Hash))
+    trail_events(s, epc, limit)
+        .into_iter()
         .filter_map(|h| get::<StoredEvent>(s, &key::event(&h), "drug event"))
         .map(|e| trail_entry(&e))
         .collect()
@@ -684,12 +699,9 @@ fn trail_entry(e: &StoredEvent) -> TrailEntry {
 
 /// The stored events on an identifier's trail, oldest first (for EPCIS queries).
 pub fn events_of(s: &dyn StateRead, epc: &Epc, limit: usize) -> Vec<StoredEvent> {
-    let n = get_u64(s, &key::trail_len(epc)).min(u64::from(MAX_TRAIL)) as u32;
     let mut seen = std::collections::BTreeSet::new();
-    (0..n)
-        .take(limit)
-        .filter_map(|i| s.get(&key::trail(epc, i)))
-        .filter_map(|b| <[u8; 32]>::try_from(b.as_slice()).ok().map(Hash))
+    trail_events(s, epc, limit)
+        .into_iter()
         .filter(|h| seen.insert(*h))
         .filter_map(|h| get::<StoredEvent>(s, &key::event(&h), "drug event"))
         .collect()
@@ -1018,13 +1030,20 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
     Ok(())
 }
 
+/// Appends `event` to the trail of `epc` (an identifier that exists: every custody operation
+/// checks that before it touches one).
 fn trail_push(o: &mut Overlay<'_>, epc: &Epc, event: &Hash) -> Result<(), Rejection> {
-    let n = get_u64(o, &key::trail_len(epc));
-    if n >= u64::from(MAX_TRAIL) {
+    let mut it = need_item(o, epc)?;
+    if it.trail_len >= MAX_TRAIL {
         return Err(invalid(format!("{epc} has {MAX_TRAIL} custody events, the most one identifier keeps")));
     }
-    o.put(key::trail(epc, n as u32), event.0.to_vec());
-    o.put(key::trail_len(epc), (n + 1).to_be_bytes().to_vec());
+    if it.trail_len == 0 {
+        it.first_event = Some(*event);
+    } else {
+        o.put(key::trail(epc, it.trail_len), event.0.to_vec());
+    }
+    it.trail_len += 1;
+    put(o, key::item(epc), &it);
     Ok(())
 }
 
@@ -1130,6 +1149,8 @@ fn commission(
             shipment: None,
             last_change: None,
             commissioned_ms: cx.env.timestamp_ms,
+            trail_len: 0,
+            first_event: None,
         };
         put(o, key::item(&epc), &it);
         o.put(key::inventory(&cx.institution, &epc), vec![1]);
@@ -1186,6 +1207,8 @@ fn aggregate(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, parent: &str, children: &[Ep
                 shipment: None,
                 last_change: None,
                 commissioned_ms: cx.env.timestamp_ms,
+                trail_len: 0,
+                first_event: None,
             };
             o.put(key::inventory(&cx.institution, &pe), vec![1]);
             it

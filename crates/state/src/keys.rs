@@ -54,7 +54,6 @@ pub const DRUG_LOTS_OF: &[u8] = b"dls/";
 pub const DRUG_ITEM: &[u8] = b"dk/";
 pub const DRUG_EVENT: &[u8] = b"de/";
 pub const DRUG_TRAIL: &[u8] = b"dx/";
-pub const DRUG_TRAIL_LEN: &[u8] = b"dn/";
 pub const DRUG_ALERT: &[u8] = b"da/";
 pub const DRUG_MAKER_ALERT: &[u8] = b"dm/";
 pub const DRUG_MAKER_ALERTS_LEN: &[u8] = b"dmn/";
@@ -128,8 +127,11 @@ pub const REGISTRY: &[Prefix] = &[
     Prefix { bytes: DRUG_LOTS_OF, domain: "drugs", holds: "lots of a GTIN" },
     Prefix { bytes: DRUG_ITEM, domain: "drugs", holds: "pack, case or pallet: possessor, status, container" },
     Prefix { bytes: DRUG_EVENT, domain: "drugs", holds: "custody event by event id" },
-    Prefix { bytes: DRUG_TRAIL, domain: "drugs", holds: "custody events of an identifier, in order" },
-    Prefix { bytes: DRUG_TRAIL_LEN, domain: "drugs", holds: "number of custody events of an identifier" },
+    Prefix {
+        bytes: DRUG_TRAIL,
+        domain: "drugs",
+        holds: "custody events of an identifier after its first (kept in the item), in order",
+    },
     Prefix { bytes: DRUG_ALERT, domain: "drugs", holds: "alert by sequence number" },
     Prefix { bytes: DRUG_MAKER_ALERT, domain: "drugs", holds: "alerts about a manufacturer's products, in order" },
     Prefix { bytes: DRUG_MAKER_ALERTS_LEN, domain: "drugs", holds: "number of alerts about a manufacturer's products" },
