@@ -719,3 +719,73 @@ fn verification_in_the_gap_between_commit_and_tip_waits_instead_of_stopping_the_
     assert_eq!(verdict, Err(VerifyLater::UnknownParent), "the sibling is judged later, once the tip moves");
     assert!(n.chain.build(&parent).is_none(), "no proposal on a state the tip does not name");
 }
+
+/// One HTTP/1.1 response from `r`: its status and body (`Content-Length` framing, as the API
+/// answers).
+fn read_response(r: &mut impl std::io::Read) -> std::io::Result<(u16, String)> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if r.read(&mut byte)? == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the server closed the connection"));
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let len = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)?;
+    Ok((status, String::from_utf8_lossy(&body).to_string()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_refused_before_its_body_is_read_leaves_the_connection_usable() {
+    use std::io::Write as _;
+    let n = node();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = medledger_tls::node_certificate(&n.ca, "api-test", "h0", &["127.0.0.1".into()]).unwrap();
+    std::fs::write(dir.path().join("tls.pem"), cert).unwrap();
+    std::fs::write(dir.path().join("tls.key"), key).unwrap();
+    let server = medledger_tls::server_config(&dir.path().join("tls.pem"), &dir.path().join("tls.key")).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = tokio::spawn(medledger_node::tls::serve(listener, n.router.clone(), server));
+    let client =
+        medledger_tls::client_config_from_pem(medledger_tls::ca_certificate(&n.ca, "api-test").unwrap().as_bytes())
+            .unwrap();
+    let answers = tokio::task::spawn_blocking(move || {
+        use medledger_tls::rustls::{pki_types::ServerName, ClientConnection, StreamOwned};
+        let tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let conn = ClientConnection::new(client, ServerName::try_from("127.0.0.1").unwrap().to_owned()).unwrap();
+        let mut tls = StreamOwned::new(conn, tcp);
+        let mut answers = Vec::new();
+        // Refused before the body is read: a wrong media type, a body above the route's limit.
+        for (ctype, len) in [("text/plain", 12_000), ("application/json", 40_000)] {
+            let body = vec![b'0'; len];
+            let head = format!(
+                "POST /v1/txs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\nContent-Length: {len}\r\n\r\n"
+            );
+            tls.write_all(head.as_bytes()).and_then(|_| tls.write_all(&body)).unwrap();
+            answers.push(read_response(&mut tls).map_err(|e| e.to_string()));
+        }
+        // The same connection still answers.
+        tls.write_all(b"GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        answers.push(read_response(&mut tls).map_err(|e| e.to_string()));
+        answers
+    })
+    .await
+    .unwrap();
+    let (media, oversize) = (answers[0].clone().unwrap(), answers[1].clone().unwrap());
+    assert_eq!(media.0, 415, "{media:?}");
+    assert!(media.1.contains("unsupported_media_type"), "{media:?}");
+    assert_eq!(oversize.0, 413, "{oversize:?}");
+    assert!(oversize.1.contains("oversize"), "{oversize:?}");
+    let status = answers[2].clone().expect("the connection is still open after the refusals");
+    assert_eq!(status.0, 200, "{status:?}");
+    served.abort();
+}
