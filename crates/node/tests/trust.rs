@@ -765,10 +765,11 @@ async fn a_request_refused_before_its_body_is_read_leaves_the_connection_usable(
         let mut tls = StreamOwned::new(conn, tcp);
         let mut answers = Vec::new();
         // Refused before the body is read: a wrong media type, a body above the route's limit.
-        for (ctype, len) in [("text/plain", 12_000), ("application/json", 40_000)] {
+        let over = medledger_types::limits::MAX_TX_BODY_BYTES + 1;
+        for (path, ctype, len) in [("/v1/care/readings", "text/plain", 12_000), ("/v1/txs", "application/json", over)] {
             let body = vec![b'0'; len];
             let head = format!(
-                "POST /v1/txs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\nContent-Length: {len}\r\n\r\n"
+                "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\nContent-Length: {len}\r\n\r\n"
             );
             tls.write_all(head.as_bytes()).and_then(|_| tls.write_all(&body)).unwrap();
             answers.push(read_response(&mut tls).map_err(|e| e.to_string()));

@@ -294,5 +294,45 @@ pub fn router(state: ApiState) -> Router {
         .route("/openapi.json", get(openapi))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(drain_unread_body))
         .with_state(state)
+}
+
+/// Most bytes of a request body left unread by its answer that are read and dropped so that
+/// the connection stays open.
+pub const DRAIN_MAX_BYTES: usize = 1 << 20;
+/// Longest the draining may take.
+pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A request refused before its body is read (a wrong media type, a body above the route's
+/// limit, a bad signature) would leave the rest of the body on the connection; the HTTP server
+/// then closes it, and a client sending its next request on it sees the connection reset. So
+/// the body is read through a shared handle, and what the answer left unread is read and
+/// dropped before the answer goes out (up to [`DRAIN_MAX_BYTES`] and [`DRAIN_TIMEOUT`]; beyond
+/// that the answer says `Connection: close`).
+async fn drain_unread_body(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use futures::StreamExt as _;
+    let (parts, body) = req.into_parts();
+    let shared = Arc::new(tokio::sync::Mutex::new(body.into_data_stream()));
+    let reader = futures::stream::unfold(shared.clone(), |s| async move {
+        let next = s.lock().await.next().await;
+        next.map(|chunk| (chunk, s))
+    });
+    let mut response = next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from_stream(reader))).await;
+    let mut rest = shared.lock().await;
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        let mut read = 0usize;
+        while let Some(chunk) = rest.next().await {
+            match chunk {
+                Ok(b) if read + b.len() <= DRAIN_MAX_BYTES => read += b.len(),
+                _ => return false,
+            }
+        }
+        true
+    })
+    .await;
+    if drained != Ok(true) {
+        response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    }
+    response
 }
