@@ -620,9 +620,16 @@ async fn a_patient_who_lost_their_key_is_recovered_and_reads_their_records_with_
     assert_eq!(s, StatusCode::OK, "{v}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_api_over_tls_answers_only_clients_that_trust_the_consortium_ca() {
-    let n = node_with(true);
+/// Serves `n`'s API over TLS on a loopback port, with a certificate from `n`'s CA (for
+/// 127.0.0.1 and localhost); returns the address, the server task and a client configuration
+/// that trusts that CA.
+async fn serve_tls(
+    n: &Node,
+) -> (
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+    std::sync::Arc<medledger_tls::rustls::ClientConfig>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) =
         medledger_tls::node_certificate(&n.ca, "api-test", "h0", &["127.0.0.1".into(), "localhost".into()]).unwrap();
@@ -632,9 +639,16 @@ async fn the_api_over_tls_answers_only_clients_that_trust_the_consortium_ca() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let served = tokio::spawn(medledger_node::tls::serve(listener, n.router.clone(), server));
-    let ours =
+    let client =
         medledger_tls::client_config_from_pem(medledger_tls::ca_certificate(&n.ca, "api-test").unwrap().as_bytes())
             .unwrap();
+    (addr, served, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_over_tls_answers_only_clients_that_trust_the_consortium_ca() {
+    let n = node_with(true);
+    let (addr, served, ours) = serve_tls(&n).await;
     let theirs = medledger_tls::client_config_from_pem(
         medledger_tls::ca_certificate(&Keypair::from_seed(4242), "api-test").unwrap().as_bytes(),
     )
@@ -746,17 +760,7 @@ fn read_response(r: &mut impl std::io::Read) -> std::io::Result<(u16, String)> {
 async fn a_request_refused_before_its_body_is_read_leaves_the_connection_usable() {
     use std::io::Write as _;
     let n = node();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = medledger_tls::node_certificate(&n.ca, "api-test", "h0", &["127.0.0.1".into()]).unwrap();
-    std::fs::write(dir.path().join("tls.pem"), cert).unwrap();
-    std::fs::write(dir.path().join("tls.key"), key).unwrap();
-    let server = medledger_tls::server_config(&dir.path().join("tls.pem"), &dir.path().join("tls.key")).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let served = tokio::spawn(medledger_node::tls::serve(listener, n.router.clone(), server));
-    let client =
-        medledger_tls::client_config_from_pem(medledger_tls::ca_certificate(&n.ca, "api-test").unwrap().as_bytes())
-            .unwrap();
+    let (addr, served, client) = serve_tls(&n).await;
     let answers = tokio::task::spawn_blocking(move || {
         use medledger_tls::rustls::{pki_types::ServerName, ClientConnection, StreamOwned};
         let tcp = std::net::TcpStream::connect(addr).unwrap();
