@@ -289,8 +289,6 @@ impl Monitor {
         LiveReadings { patient: m.patient, readings, news2 }
     }
 
-    /// Seals the reading under a fresh data key, wrapped for the institution and the patient;
-    /// the vault keeps it under its digest (write-once).
     /// The device's current key epoch: reused while it is young, under its limit and wrapped
     /// for today's readers (the institution and the patient's current key); otherwise a new
     /// one, wrapped and written to the vault before any reading is sealed under it.

@@ -207,7 +207,12 @@ impl<S: BlobStore> Vault<S> {
         for (pk, k) in keys {
             w.fixed(&pk.0).bytes(&k.to_bytes());
         }
-        self.put_once(&Self::reading_key_name(device, epoch), &w.finish(), epoch)
+        let (name, bytes) = (Self::reading_key_name(device, epoch), w.finish());
+        match self.store.get(&name)? {
+            Some(existing) if existing == bytes => Ok(()),
+            Some(_) => Err(VaultError::Exists(*epoch, 1)),
+            None => Ok(self.store.put(&name, &bytes)?),
+        }
     }
 
     /// Stores one monitoring reading, sealed under its device's key of epoch `epoch`, in the
@@ -244,14 +249,6 @@ impl<S: BlobStore> Vault<S> {
     /// The devices this vault holds readings of, at most `limit`.
     pub fn reading_devices(&self, limit: usize) -> Result<Vec<Hash>, VaultError> {
         self.reading_log()?.devices(limit)
-    }
-
-    fn put_once(&self, name: &str, bytes: &[u8], id: &Hash) -> Result<(), VaultError> {
-        match self.store.get(name)? {
-            Some(existing) if existing == bytes => Ok(()),
-            Some(_) => Err(VaultError::Exists(*id, 1)),
-            None => Ok(self.store.put(name, bytes)?),
-        }
     }
 
     /// A stored reading: its sealed bytes, its key epoch and that epoch's wrapped keys.

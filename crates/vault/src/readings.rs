@@ -27,7 +27,8 @@ const BY_TIME: TableDefinition<&[u8], &[u8]> = TableDefinition::new("readings_by
 pub const MAX_GROUP: usize = 4096;
 
 struct Job {
-    key: [u8; 64],
+    device: Hash,
+    digest: Hash,
     time_ms: u64,
     value: Vec<u8>,
     done: mpsc::SyncSender<Result<(), VaultError>>,
@@ -101,7 +102,8 @@ impl ReadingLog {
     pub fn put(&self, device: &Hash, digest: &Hash, time_ms: u64, value: Vec<u8>) -> Result<(), VaultError> {
         let (done, rx) = mpsc::sync_channel(1);
         let jobs = self.jobs.as_ref().ok_or_else(|| db_err("closed"))?;
-        jobs.send(Job { key: key(device, digest), time_ms, value, done }).map_err(|_| db_err("the writer stopped"))?;
+        jobs.send(Job { device: *device, digest: *digest, time_ms, value, done })
+            .map_err(|_| db_err("the writer stopped"))?;
         rx.recv().map_err(|_| db_err("the writer stopped"))?
     }
 
@@ -128,7 +130,9 @@ impl ReadingLog {
         for entry in t.range(start.as_slice()..=end.as_slice()).map_err(db_err)?.take(limit) {
             let (k, _) = entry.map_err(db_err)?;
             let k = k.value();
-            let (Ok(ms), Ok(d)) = (<[u8; 8]>::try_from(&k[32..40]), <[u8; 32]>::try_from(&k[40..72])) else {
+            let (Some(Ok(ms)), Some(Ok(d))) =
+                (k.get(32..40).map(<[u8; 8]>::try_from), k.get(40..72).map(<[u8; 32]>::try_from))
+            else {
                 return Err(VaultError::Corrupt(format!("reading log: a time key of {} bytes", k.len())));
             };
             out.push((u64::from_be_bytes(ms), Hash(d)));
@@ -136,32 +140,25 @@ impl ReadingLog {
         Ok(out)
     }
 
-    /// The devices with readings in the log, at most `limit` (one seek per device).
+    /// The devices with readings in the log, at most `limit` (one seek per device: the next
+    /// key after the highest one the last device can have).
     pub fn devices(&self, limit: usize) -> Result<Vec<Hash>, VaultError> {
+        use std::ops::Bound::{Excluded, Unbounded};
         let r = self.db.begin_read().map_err(db_err)?;
         let t = r.open_table(BY_TIME).map_err(db_err)?;
-        let mut out = Vec::new();
-        let mut from = [0u8; 32];
+        let mut out: Vec<Hash> = Vec::new();
         while out.len() < limit {
-            let Some(entry) = t.range(from.as_slice()..).map_err(db_err)?.next() else { break };
+            let past = out.last().map(|d| time_key(d, u64::MAX, &Hash([0xff; 32])));
+            let from = match &past {
+                Some(k) => Excluded(k.as_slice()),
+                None => Unbounded,
+            };
+            let Some(entry) = t.range::<&[u8]>((from, Unbounded)).map_err(db_err)?.next() else { break };
             let (k, _) = entry.map_err(db_err)?;
-            let Ok(device) = <[u8; 32]>::try_from(&k.value()[..32]) else {
+            let Some(Ok(device)) = k.value().get(..32).map(<[u8; 32]>::try_from) else {
                 return Err(VaultError::Corrupt("reading log: a short time key".into()));
             };
             out.push(Hash(device));
-            // The next device: this one plus one, as a 256-bit big-endian number.
-            from = device;
-            let mut i = 32;
-            loop {
-                if i == 0 {
-                    return Ok(out);
-                }
-                i -= 1;
-                from[i] = from[i].wrapping_add(1);
-                if from[i] != 0 {
-                    break;
-                }
-            }
         }
         Ok(out)
     }
@@ -185,21 +182,14 @@ fn write_group(db: &Database, group: &[Job]) -> Vec<Result<(), VaultError>> {
             let mut t = w.open_table(READINGS).map_err(db_err)?;
             let mut by_time = w.open_table(BY_TIME).map_err(db_err)?;
             for j in group {
-                let existing = t.get(j.key.as_slice()).map_err(db_err)?.map(|v| v.value() == j.value.as_slice());
+                let k = key(&j.device, &j.digest);
+                let existing = t.get(k.as_slice()).map_err(db_err)?.map(|v| v.value() == j.value.as_slice());
                 out.push(match existing {
                     Some(true) => Ok(()),
-                    Some(false) => {
-                        let mut d = [0u8; 32];
-                        d.copy_from_slice(&j.key[32..]);
-                        Err(VaultError::Exists(Hash(d), 1))
-                    }
+                    Some(false) => Err(VaultError::Exists(j.digest, 1)),
                     None => {
-                        t.insert(j.key.as_slice(), j.value.as_slice()).map_err(db_err)?;
-                        let mut device = [0u8; 32];
-                        let mut digest = [0u8; 32];
-                        device.copy_from_slice(&j.key[..32]);
-                        digest.copy_from_slice(&j.key[32..]);
-                        let tk = time_key(&Hash(device), j.time_ms, &Hash(digest));
+                        t.insert(k.as_slice(), j.value.as_slice()).map_err(db_err)?;
+                        let tk = time_key(&j.device, j.time_ms, &j.digest);
                         by_time.insert(tk.as_slice(), [].as_slice()).map_err(db_err)?;
                         Ok(())
                     }

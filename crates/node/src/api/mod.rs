@@ -311,7 +311,12 @@ pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5)
 /// dropped before the answer goes out (up to [`DRAIN_MAX_BYTES`] and [`DRAIN_TIMEOUT`]; beyond
 /// that the answer says `Connection: close`).
 async fn drain_unread_body(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::body::HttpBody as _;
     use futures::StreamExt as _;
+    // Most requests (every GET) carry no body: nothing can be left unread.
+    if req.body().size_hint().exact() == Some(0) {
+        return next.run(req).await;
+    }
     let (parts, body) = req.into_parts();
     let shared = Arc::new(tokio::sync::Mutex::new(body.into_data_stream()));
     let reader = futures::stream::unfold(shared.clone(), |s| async move {
