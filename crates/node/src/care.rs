@@ -191,23 +191,14 @@ impl Monitor {
         // many devices are written at once. Under the lock the reading is only reserved: its
         // digest (no second copy passes) and its time (no anchor of the device goes past it
         // until it is stored, see `tick`).
+        // Checked once before the key epoch (which may write a new key to the vault), so that a
+        // resent reading writes nothing, and again when the reading is reserved.
+        Self::check_new(&self.inner.lock(), &device, &digest, reading.effective_ms)?;
         let epoch = self.key_epoch(svc, &snap, &device, svc.chain.now_ms())?;
         let sealed = envelope::seal(&epoch.key, bytes, &envelope::reading_context(&device.id, &digest));
         {
             let mut g = self.inner.lock();
-            if g.seen.contains(&digest) {
-                return Err(refuse(ErrorCode::Duplicate, "this reading was already received"));
-            }
-            let floor = g.anchored_until.get(&device.id).copied().max(device.last_anchor_ms);
-            if floor.is_some_and(|f| reading.effective_ms <= f) {
-                return Err(refuse(
-                    ErrorCode::Duplicate,
-                    "the reading is not after the device's last anchored interval (resent, or too late)",
-                ));
-            }
-            if g.pending.len() >= MAX_FOLLOWED && !g.pending.contains_key(&device.id) {
-                return Err(refuse(ErrorCode::Unavailable, "this node follows too many devices; retry later"));
-            }
+            Self::check_new(&g, &device, &digest, reading.effective_ms)?;
             // Each device within its rate (the node's requester limit).
             svc.guard.admit(&key, digest, svc.chain.now_ms())?;
             g.seen.insert(digest);
@@ -287,6 +278,25 @@ impl Monitor {
             .collect();
         readings.reverse();
         LiveReadings { patient: m.patient, readings, news2 }
+    }
+
+    /// Refuses a reading already received, one not after the device's anchored interval, and a
+    /// new device when the node follows too many.
+    fn check_new(g: &Inner, device: &Device, digest: &Hash, effective_ms: u64) -> Result<(), ServiceError> {
+        if g.seen.contains(digest) {
+            return Err(refuse(ErrorCode::Duplicate, "this reading was already received"));
+        }
+        let floor = g.anchored_until.get(&device.id).copied().max(device.last_anchor_ms);
+        if floor.is_some_and(|f| effective_ms <= f) {
+            return Err(refuse(
+                ErrorCode::Duplicate,
+                "the reading is not after the device's last anchored interval (resent, or too late)",
+            ));
+        }
+        if g.pending.len() >= MAX_FOLLOWED && !g.pending.contains_key(&device.id) {
+            return Err(refuse(ErrorCode::Unavailable, "this node follows too many devices; retry later"));
+        }
+        Ok(())
     }
 
     /// The device's current key epoch: reused while it is young, under its limit and wrapped

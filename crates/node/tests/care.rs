@@ -248,11 +248,14 @@ async fn readings_acknowledged_before_a_crash_are_anchored_after_the_restart() {
     assert_eq!((a0.count, a0.root), (3, root(&sent[..3])), "the anchor sent before the crash");
     assert_eq!((a1.count, a1.root), (2, root(&sent[3..])), "the readings acknowledged after it");
     assert!(anchor(&snap, &m.device_id, 2).is_none(), "nothing anchored twice");
-    // Resent after the restart, each of them is a duplicate.
+    // Resent after the restart (no key epoch in memory yet), each of them is a duplicate, and
+    // the vault gets nothing: not even a new epoch key.
+    let vault = tree(&n._dir.path().join("vault"));
     for text in &texts {
         let (s, v) = send(&n, &m.device, text).await;
         assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "duplicate"), "{v}");
     }
+    assert_eq!(tree(&n._dir.path().join("vault")), vault, "a duplicate reached the vault");
 
     // A crash with readings not anchored at all: they are anchored after the restart.
     let (s, v) = send(&n, &m.device, &reading(now(&n) - 100)).await;
