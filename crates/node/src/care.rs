@@ -194,13 +194,13 @@ impl Monitor {
         // Checked once before the key epoch (which may write a new key to the vault), so that a
         // resent reading writes nothing, and again when the reading is reserved.
         Self::check_new(&self.inner.lock(), &device, &digest, reading.effective_ms)?;
+        // Each device within its rate (the node's requester limit), also before any write.
+        svc.guard.admit(&key, digest, svc.chain.now_ms())?;
         let epoch = self.key_epoch(svc, &snap, &device, svc.chain.now_ms())?;
         let sealed = envelope::seal(&epoch.key, bytes, &envelope::reading_context(&device.id, &digest));
         {
             let mut g = self.inner.lock();
             Self::check_new(&g, &device, &digest, reading.effective_ms)?;
-            // Each device within its rate (the node's requester limit).
-            svc.guard.admit(&key, digest, svc.chain.now_ms())?;
             g.seen.insert(digest);
             g.storing.entry(device.id).or_default().push(reading.effective_ms);
         }
