@@ -1,5 +1,5 @@
 //! The authenticated state: a Jellyfish Merkle tree (the `jmt` crate) over every key-value pair
-//! of the domain state, versioned by block height.
+//! of the domain state except the derived indexes ([`keys::INDEXES`]), versioned by block height.
 //!
 //! The tree's nodes live in the state itself, under [`keys::TREE`] (a prefix no domain key can
 //! start with), so they travel with the block's writes: they are layered for unfinalized blocks
@@ -23,6 +23,12 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Is `key` a node of the state tree (not domain state)?
 pub fn is_tree_key(key: &[u8]) -> bool {
     key.starts_with(keys::TREE)
+}
+
+/// Is `key` a leaf of the state tree: domain state that is neither a tree node nor a derived
+/// index ([`keys::INDEXES`])?
+pub fn is_leaf_key(key: &[u8]) -> bool {
+    !is_tree_key(key) && !keys::is_index_key(key)
 }
 
 fn node_key(k: &NodeKey) -> Vec<u8> {
@@ -72,7 +78,7 @@ fn commit_with(state: &dyn StateRead, version: u64, writes: &WriteSet, batch_all
     let reader = Reader { state, proving: None };
     let tree = JellyfishMerkleTree::<_, TreeHasher>::new(&reader);
     let set: Vec<(KeyHash, Option<OwnedValue>)> =
-        writes.iter().filter(|(k, _)| !is_tree_key(k)).map(|(k, v)| (key_hash(k), v.clone())).collect();
+        writes.iter().filter(|(k, _)| is_leaf_key(k)).map(|(k, v)| (key_hash(k), v.clone())).collect();
     assert!(!set.is_empty(), "every version writes at least its height");
     let incomplete = |e: anyhow::Error| -> ! {
         panic!("the state tree of version {} is incomplete: {e:#}", version.wrapping_sub(1))
@@ -98,8 +104,12 @@ fn commit_with(state: &dyn StateRead, version: u64, writes: &WriteSet, batch_all
 }
 
 /// The value of `key` in the committed state of `version` (the latest the state holds) with its
-/// Merkle proof, Borsh-encoded. An error means the tree is not at `version`.
+/// Merkle proof, Borsh-encoded. An error means the tree is not at `version`, or `key` is not a
+/// leaf of it (a derived index is never proven: its absence from the tree proves nothing).
 pub fn prove(state: &dyn StateRead, version: u64, key: &[u8]) -> Result<(Option<Vec<u8>>, Vec<u8>), String> {
+    if !is_leaf_key(key) {
+        return Err(format!("`{}` is not in the state tree, so it cannot be proven", String::from_utf8_lossy(key)));
+    }
     let kh = key_hash(key);
     let reader = Reader { state, proving: Some((key, kh)) };
     let tree = JellyfishMerkleTree::<_, TreeHasher>::new(&reader);
@@ -172,6 +182,27 @@ mod tests {
     use super::*;
     use crate::store::MemState;
     use proptest::prelude::*;
+
+    /// A derived index is stored but is not a leaf: writing it leaves the root as it is, and it
+    /// is never proven (an absence proof for it would be a lie).
+    #[test]
+    fn a_derived_index_is_not_in_the_tree_and_is_not_proven() {
+        let index_key = [keys::DRUG_INVENTORY, b"i0/0110614141073464A1"].concat();
+        let mut base = WriteSet::new();
+        base.insert(keys::HEIGHT.to_vec(), Some(vec![0]));
+        let (without, _) = commit(&MemState::default(), 0, &base);
+        let mut with = base.clone();
+        with.insert(index_key.clone(), Some(vec![1]));
+        let (root, tree) = commit(&MemState::default(), 0, &with);
+        assert_eq!(root, without, "an index write does not change the state root");
+        let mut state = MemState::default();
+        state.apply(&with);
+        state.apply(&tree);
+        assert_eq!(state.get(&index_key), Some(vec![1]), "it is stored");
+        let err = prove(&state, 0, &index_key).unwrap_err();
+        assert!(err.contains("not in the state tree"), "{err}");
+        assert!(prove(&state, 0, keys::HEIGHT).is_ok());
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]

@@ -78,6 +78,22 @@ pub const CARE_PATIENT_ALARMS: &[u8] = b"cxp/";
 pub const CARE_DOCTOR_ALARMS: &[u8] = b"cxd/";
 pub const DRUG_INVENTORY: &[u8] = b"do/";
 
+/// Derived indexes: stored, layered and written by every validator in the same block like any
+/// key, but not leaves of the state tree (so not in the state root, and never proven). Each is a
+/// function of keys that are in the tree, stated here and checked by the tests, so it adds no
+/// fact of its own: a node that lies about an index can only misreport what the proven keys
+/// already say. Listing one here is a choice of cost over proof: a leaf costs every validator
+/// a tree update and its stored nodes on every write.
+///
+/// - [`DRUG_INVENTORY`]: `(institution, identifier)` is present exactly when the item under
+///   [`DRUG_ITEM`] is active and that institution is its owner.
+pub const INDEXES: &[&[u8]] = &[DRUG_INVENTORY];
+
+/// Is `key` in a derived index (stored, but not in the state tree)?
+pub fn is_index_key(key: &[u8]) -> bool {
+    INDEXES.iter().any(|p| key.starts_with(p))
+}
+
 /// One registered prefix: its bytes, the domain that owns it and what it holds.
 pub struct Prefix {
     pub bytes: &'static [u8],
@@ -136,7 +152,7 @@ pub const REGISTRY: &[Prefix] = &[
     Prefix { bytes: DRUG_MAKER_ALERT, domain: "drugs", holds: "alerts about a manufacturer's products, in order" },
     Prefix { bytes: DRUG_MAKER_ALERTS_LEN, domain: "drugs", holds: "number of alerts about a manufacturer's products" },
     Prefix { bytes: DRUG_RECALL, domain: "drugs", holds: "lot recall by sequence number" },
-    Prefix { bytes: DRUG_INVENTORY, domain: "drugs", holds: "identifiers an institution possesses" },
+    Prefix { bytes: DRUG_INVENTORY, domain: "drugs", holds: "identifiers an institution possesses (a derived index, not in the state tree)" },
     Prefix { bytes: CARE_PAIRS, domain: "care", holds: "institution pairs the referral statistics follow" },
     Prefix { bytes: CARE_REFERRAL, domain: "care", holds: "referral by id" },
     Prefix { bytes: CARE_PATIENT, domain: "care", holds: "referrals of a patient" },
@@ -174,6 +190,14 @@ pub fn prefix_of(key: &[u8]) -> Option<&'static Prefix> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_index_is_a_registered_prefix() {
+        for p in INDEXES {
+            assert!(REGISTRY.iter().any(|r| r.bytes == *p), "{:?} is not registered", String::from_utf8_lossy(p));
+            assert!(!p.starts_with(TREE), "tree nodes are not an index");
+        }
+    }
 
     #[test]
     fn prefixes_are_unique_and_prefix_free() {

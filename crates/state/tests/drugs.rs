@@ -6,6 +6,7 @@ mod common;
 
 use common::{Chain, DAY};
 use medledger_state::drugs::{self, Status, VerifyStatus};
+use medledger_state::StateRead;
 use medledger_types::drugs::{DrugsOp as D, Epc, EventMeta, ProductSpec, Reported, Serial, Step};
 use medledger_types::{Keypair, Operation, Outcome, RejectCode, Role};
 use proptest::prelude::*;
@@ -573,6 +574,12 @@ proptest! {
                 prop_assert_eq!(&it.owner, parties[m.owner].1, "owner of {}", serials[i]);
                 prop_assert_eq!(it.shipment.as_ref().map(|s| (s.from.clone(), s.to.clone())), m.transit.map(|(f, t)| (parties[f].1.to_string(), parties[t].1.to_string())));
                 prop_assert_eq!(it.status, m.status);
+                // The inventory (a derived index, outside the state tree) is exactly the active
+                // items by owner.
+                for (_, inst, _) in &parties {
+                    let listed = w.c.state.get(&drugs::key::inventory(inst, &pack(serials[i]))).is_some();
+                    prop_assert_eq!(listed, it.owner == *inst && it.status == Status::Active, "inventory of {} at {}", serials[i], inst);
+                }
                 let v = w.verify(serials[i]);
                 if recalled {
                     prop_assert_ne!(v, VerifyStatus::Sellable);

@@ -78,6 +78,10 @@ pub struct BenchArgs {
     pub serials: usize,
     #[arg(long, default_value_t = 500)]
     pub captures: usize,
+    /// EPCIS capture lines sending at once in `--drug-load`: manufacturer keys the CA
+    /// credentials at the maker's institution, each sending its own documents in turn.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub capture_lines: u16,
     /// Time the referral workflow in process: `N` referrals from proposal to completion, state
     /// tree included.
     #[arg(long, value_name = "N", conflicts_with_all = ["vault", "reads", "state_proofs", "drug_verify", "drug_load"])]
@@ -149,7 +153,7 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
         let v = if args.drug_verify {
             super::drugbench::verify_in_process(args.events, args.api)?
         } else {
-            super::drugbench::load(&args.dir, args.serials, args.captures)?
+            super::drugbench::load(&args.dir, args.serials, args.captures, usize::from(args.capture_lines))?
         };
         println!("{}", if json_out { v.to_string() } else { serde_json::to_string_pretty(&v).unwrap_or_default() });
         return Ok(());

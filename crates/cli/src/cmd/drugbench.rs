@@ -309,7 +309,7 @@ fn verify_through_api(b: Builder, made: usize) -> Result<Value, String> {
 }
 
 /// On a running devnet: commissioning rate, EPCIS capture rate, public verification latency.
-pub fn load(dir: &Path, serials: usize, captures: usize) -> Result<Value, String> {
+pub fn load(dir: &Path, serials: usize, captures: usize, lines: usize) -> Result<Value, String> {
     let genesis = read_genesis(&dir.join("genesis.json"))?;
     let maker =
         read_key(&dir.join("demo/maker-mia.key")).map_err(|e| format!("{e} (start the devnet with its demo data)"))?;
@@ -353,40 +353,103 @@ pub fn load(dir: &Path, serials: usize, captures: usize) -> Result<Value, String
     let last = txs.last().ok_or("no transactions")?.id();
     medledger_client::tx::wait_committed(&client, &last, Duration::from_secs(600))?;
     let commission_s = t.elapsed().as_secs_f64();
-    // EPCIS capture: documents of 40 commissioning events (2 serials each), sent by `threads`.
+    // EPCIS capture: documents of 40 commissioning events (2 serials each) from `lines`
+    // capture lines at once. A line is a manufacturer key of the maker's institution (the CA
+    // credentials them first); each sends its own documents in turn, as its nonces must arrive
+    // in order.
     let per_doc = 40;
-    let docs: Vec<(Value, Tx)> = (0..captures)
-        .map(|d| {
-            let events: Vec<Value> = (0..per_doc)
-                .map(|e| {
-                    let op = DrugsOp::Commission {
-                        meta: EventMeta::now(now_ms()),
-                        gtin: GTIN.into(),
-                        lot: format!("CAP{}", run % 100_000),
-                        expiry: "391231".into(),
-                        serials: (0..2).map(|i| Serial(format!("C{tag:05}{d:05}{e:02}{i}"))).collect(),
-                    };
-                    epcis::event_json(&op, &|_| Some(7)).unwrap_or(Value::Null)
-                })
-                .collect();
-            let doc = epcis::document(events, now_ms());
-            let steps: Vec<Step> = epcis::parse_value(&doc).unwrap_or_default();
-            nonce += 1;
-            (doc, sign(nonce - 1, DrugsOp::Capture { events: steps }))
+    let ca = read_key(&dir.join("ca.key"))?;
+    let institution =
+        ident["credential"]["institution"].as_str().ok_or("the manufacturer holds no credential")?.to_string();
+    let line_keys: Vec<Keypair> = (0..lines.max(1)).map(|_| Keypair::generate()).collect();
+    let ca_client = Client::new(&apis[0]).with_key(ca.clone());
+    let ca_nonce =
+        ca_client.get(&format!("/v1/identities/{}", ca.public().to_hex()))?["next_nonce"].as_u64().unwrap_or(0);
+    let setup: Vec<Tx> = line_keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let spec = CredentialSpec {
+                subject: k.public(),
+                role: Role::Manufacturer,
+                institution: institution.clone(),
+                display_name: format!("capture line {i}"),
+                valid_from_ms: run.saturating_sub(60_000),
+                valid_until_ms: run + 86_400_000,
+            };
+            let body = Transaction {
+                chain_id: genesis.chain_id.clone(),
+                signer: ca.public(),
+                nonce: ca_nonce + i as u64,
+                op: Operation::Identity(IdentityOp::IssueCredential { spec }),
+            };
+            Tx::sign(body, &ca)
         })
         .collect();
+    let body = json!({ "txs": setup.iter().map(|t| hex::encode(t.raw())).collect::<Vec<_>>() });
+    client.post("/v1/txs/batch", &body)?;
+    medledger_client::tx::wait_committed(&ca_client, &setup.last().ok_or("no capture lines")?.id(), Duration::from_secs(60))?;
+    let per_line = captures.div_ceil(line_keys.len());
+    let work: Vec<Vec<(Value, Tx)>> = line_keys
+        .iter()
+        .enumerate()
+        .map(|(l, k)| {
+            (0..per_line)
+                .map(|n| {
+                    let d = l * per_line + n;
+                    let events: Vec<Value> = (0..per_doc)
+                        .map(|e| {
+                            let op = DrugsOp::Commission {
+                                meta: EventMeta::now(now_ms()),
+                                gtin: GTIN.into(),
+                                lot: format!("CAP{}", run % 100_000),
+                                expiry: "391231".into(),
+                                serials: (0..2).map(|i| Serial(format!("C{tag:05}{d:05}{e:02}{i}"))).collect(),
+                            };
+                            epcis::event_json(&op, &|_| Some(7)).unwrap_or(Value::Null)
+                        })
+                        .collect();
+                    let doc = epcis::document(events, now_ms());
+                    let steps: Vec<Step> = epcis::parse_value(&doc).unwrap_or_default();
+                    let body = Transaction {
+                        chain_id: genesis.chain_id.clone(),
+                        signer: k.public(),
+                        nonce: n as u64,
+                        op: Operation::Drugs(DrugsOp::Capture { events: steps }),
+                    };
+                    (doc, Tx::sign(body, k))
+                })
+                .collect()
+        })
+        .collect();
+    let docs = per_line * line_keys.len();
+    let lasts: Vec<_> = work.iter().filter_map(|w| w.last().map(|d| d.1.id())).collect();
     let t = Instant::now();
-    // One signer's nonces must arrive in order (the mempool refuses gaps), so one connection
-    // sends the documents in turn.
-    for (doc, tx) in &docs {
-        client.post("/v1/drugs/capture", &json!({ "document": doc, "tx": hex::encode(tx.raw()) }))?;
+    // Each line posts to the validators in turn, as capture stations of several sites would.
+    let sent: Vec<Result<(), String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = work
+            .iter()
+            .enumerate()
+            .map(|(l, docs)| {
+                let c = Client::new(&apis[l % apis.len()]).with_key(maker.clone());
+                scope.spawn(move || -> Result<(), String> {
+                    for (doc, tx) in docs {
+                        c.post("/v1/drugs/capture", &json!({ "document": doc, "tx": hex::encode(tx.raw()) }))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a capture line panicked".into()))).collect()
+    });
+    sent.into_iter().collect::<Result<Vec<()>, String>>()?;
+    for last in &lasts {
+        let st = medledger_client::tx::wait_committed(&ca_client, last, Duration::from_secs(600))?;
+        if st["receipt"]["outcome"]["status"] != "applied" {
+            return Err(format!("a capture line's last document was rejected: {}", st["receipt"]["outcome"]));
+        }
     }
-    let last = docs.last().map(|d| d.1.id()).ok_or("no captures")?;
-    let st = medledger_client::tx::wait_committed(&client, &last, Duration::from_secs(600))?;
     let capture_s = t.elapsed().as_secs_f64();
-    if st["receipt"]["outcome"]["status"] != "applied" {
-        return Err(format!("the last capture was rejected: {}", st["receipt"]["outcome"]));
-    }
     // Public verification through the API (no key), from another node.
     let public = Client::new(&apis[1 % apis.len()]);
     let mut lat = Vec::new();
@@ -402,8 +465,8 @@ pub fn load(dir: &Path, serials: usize, captures: usize) -> Result<Value, String
     Ok(json!({
         "commissioning": { "serials": txs.len() * per_tx, "transactions": txs.len(), "seconds": (commission_s * 100.0).round() / 100.0,
                            "serials_per_s": ((txs.len() * per_tx) as f64 / commission_s).round() },
-        "epcis_capture": { "documents": captures, "events": captures * per_doc, "seconds": (capture_s * 100.0).round() / 100.0,
-                           "events_per_s": ((captures * per_doc) as f64 / capture_s).round() },
+        "epcis_capture": { "documents": docs, "events": docs * per_doc, "lines": line_keys.len(), "seconds": (capture_s * 100.0).round() / 100.0,
+                           "events_per_s": ((docs * per_doc) as f64 / capture_s).round() },
         "public_verify_api": stats_us(lat),
     }))
 }

@@ -409,7 +409,9 @@ pub(crate) async fn inventory(
             Some(b"00") => Epc::Sscc(String::from_utf8_lossy(&part[2..]).to_string()),
             _ => continue,
         };
-        if let Some(it) = sd::item(&snap, &epc) {
+        // The index is derived from the items (which are in the state tree); the answer lists
+        // only what the items themselves say this institution holds.
+        if let Some(it) = sd::item(&snap, &epc).filter(|it| it.owner == inst && it.status == sd::Status::Active) {
             items.push(it);
         }
     }
