@@ -100,6 +100,8 @@ fn a_pack_is_followed_from_manufacturer_to_dispensing_across_processes() {
         assert!(v["proven"]["height"].as_u64().unwrap() > 0, "{what}: {v}");
     }
     let v = cli.ok(&["drug", "verify", "--node", &n2, &link("dispensed")]);
+    // The trail too was recomputed from proven state.
+    assert_eq!(v["proven"]["trail_max"], 200, "{v}");
     let steps: Vec<&str> = v["trail"].as_array().unwrap().iter().map(|t| t["biz_step"].as_str().unwrap()).collect();
     assert_eq!(
         steps,

@@ -28,9 +28,10 @@ pub fn verify_public(client: &Client, scanned: &str) -> Result<Value, String> {
     client.get(&format!("/v1/drugs/verify?id={}", query_escape(scanned)))
 }
 
-/// A pack's verification computed from proven state only: the node proves what verifying reads
-/// (product, pack, lot) against a certified block, and this process recomputes the answer, as
-/// of the block after it. Needs the genesis file (the light client); no key.
+/// A pack's verification and public custody trail computed from proven state only: the node
+/// proves what they read (product, pack, lot; the trail's slots and its events' public records)
+/// against a certified block, and this process recomputes both, as of the block after it. Needs
+/// the genesis file (the light client); no key.
 pub fn verify_proven(client: &Client, scanned: &str) -> Result<Value, String> {
     let light = crate::light::configured()?;
     let (epc, id) = parse_scanned(scanned)?;
@@ -42,10 +43,12 @@ pub fn verify_proven(client: &Client, scanned: &str) -> Result<Value, String> {
     let v = a.replay(|s, at| {
         medledger_state::queries::drug_verify(s, &gtin, &serial, id.lot.as_deref(), id.expiry.as_deref(), at)
     })?;
+    let trail = a.replay(|s, _| medledger_state::queries::drug_trail(s, &gtin, &serial))?;
     let at = a.at();
     Ok(serde_json::json!({
         "verification": v,
-        "proven": { "height": at.height - 1, "as_of_ms": at.now_ms },
+        "trail": trail,
+        "proven": { "height": at.height - 1, "as_of_ms": at.now_ms, "trail_max": medledger_state::queries::PROVEN_TRAIL_MAX },
     }))
 }
 

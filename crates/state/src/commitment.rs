@@ -1,5 +1,5 @@
 //! The authenticated state: a Jellyfish Merkle tree (the `jmt` crate) over every key-value pair
-//! of the domain state except the derived indexes ([`keys::INDEXES`]), versioned by block height.
+//! of the domain state except the keys kept off it ([`keys::OFF_TREE`]), versioned by block height.
 //!
 //! The tree's nodes live in the state itself, under [`keys::TREE`] (a prefix no domain key can
 //! start with), so they travel with the block's writes: they are layered for unfinalized blocks
@@ -25,10 +25,10 @@ pub fn is_tree_key(key: &[u8]) -> bool {
     key.starts_with(keys::TREE)
 }
 
-/// Is `key` a leaf of the state tree: domain state that is neither a tree node nor a derived
-/// index ([`keys::INDEXES`])?
+/// Is `key` a leaf of the state tree: domain state that is neither a tree node nor kept off
+/// the tree ([`keys::OFF_TREE`])?
 pub fn is_leaf_key(key: &[u8]) -> bool {
-    !is_tree_key(key) && !keys::is_index_key(key)
+    !is_tree_key(key) && !keys::is_off_tree(key)
 }
 
 fn node_key(k: &NodeKey) -> Vec<u8> {
@@ -105,7 +105,7 @@ fn commit_with(state: &dyn StateRead, version: u64, writes: &WriteSet, batch_all
 
 /// The value of `key` in the committed state of `version` (the latest the state holds) with its
 /// Merkle proof, Borsh-encoded. An error means the tree is not at `version`, or `key` is not a
-/// leaf of it (a derived index is never proven: its absence from the tree proves nothing).
+/// leaf of it (a key kept off the tree is never proven: its absence from the tree proves nothing).
 pub fn prove(state: &dyn StateRead, version: u64, key: &[u8]) -> Result<(Option<Vec<u8>>, Vec<u8>), String> {
     if !is_leaf_key(key) {
         return Err(format!("`{}` is not in the state tree, so it cannot be proven", String::from_utf8_lossy(key)));
@@ -183,10 +183,10 @@ mod tests {
     use crate::store::MemState;
     use proptest::prelude::*;
 
-    /// A derived index is stored but is not a leaf: writing it leaves the root as it is, and it
-    /// is never proven (an absence proof for it would be a lie).
+    /// A key kept off the tree is stored but is not a leaf: writing it leaves the root as it
+    /// is, and it is never proven (an absence proof for it would be a lie).
     #[test]
-    fn a_derived_index_is_not_in_the_tree_and_is_not_proven() {
+    fn a_key_off_the_tree_is_not_a_leaf_and_is_not_proven() {
         let index_key = [keys::DRUG_INVENTORY, b"i0/0110614141073464A1"].concat();
         let mut base = WriteSet::new();
         base.insert(keys::HEIGHT.to_vec(), Some(vec![0]));
@@ -194,7 +194,7 @@ mod tests {
         let mut with = base.clone();
         with.insert(index_key.clone(), Some(vec![1]));
         let (root, tree) = commit(&MemState::default(), 0, &with);
-        assert_eq!(root, without, "an index write does not change the state root");
+        assert_eq!(root, without, "an off-tree write does not change the state root");
         let mut state = MemState::default();
         state.apply(&with);
         state.apply(&tree);

@@ -109,6 +109,9 @@ pub mod key {
     pub fn event(id: &Hash) -> Vec<u8> {
         compose(DRUG_EVENT, &[&id.0])
     }
+    pub fn event_body(id: &Hash) -> Vec<u8> {
+        compose(DRUG_EVENT_BODY, &[&id.0])
+    }
     pub fn trail(epc: &Epc, n: u32) -> Vec<u8> {
         compose(DRUG_TRAIL, &[&epc_part(epc), &n.to_be_bytes()])
     }
@@ -193,10 +196,10 @@ medledger_types::canonical_struct! {
 }
 
 medledger_types::canonical_struct! {
-    /// Who recalled a lot, when and why.
+    /// Who recalled a lot (at institution level: the recall transaction at `height` names
+    /// its signer), when and why.
     pub struct LotRecall {
         institution: String = "institution" max 64,
-        by: PublicKey = "recalled by",
         reason: String = "reason" max 256,
         at_ms: u64 = "recalled at",
         height: u64 = "recalled at height",
@@ -215,11 +218,14 @@ medledger_types::canonical_struct! {
 }
 
 medledger_types::canonical_struct! {
-    /// A status change: who made it, where, when and why.
+    /// A status change: who made it (at institution level), where, when and why, and the
+    /// custody event that made it (its body, off the state tree, names the signer). The item is
+    /// proven to the public with its status, so it holds no key.
     pub struct Change {
         status: Status = "status",
         institution: String = "institution" max 64,
-        by: PublicKey = "changed by",
+        /// Key hash of the event ([`event_key`] of its id).
+        event: Hash = "event",
         reason: String = "reason" max 256,
         at_ms: u64 = "changed at",
         premises: Option<String> = "premises" max 64,
@@ -261,7 +267,28 @@ medledger_types::canonical_struct! {
 }
 
 medledger_types::canonical_struct! {
-    /// A captured custody event, kept whole for queries.
+    /// A custody event as the state tree holds it: the public projection anyone verifying a
+    /// pack may see (no keys, event ids, heights, other identifiers or volumes), the hash that
+    /// makes re-capture idempotent, and the digest of the event whole ([`StoredEvent`], kept
+    /// off the tree). Proving a trail reveals these fields only.
+    pub struct EventRecord {
+        biz_step: String = "business step" max 32,
+        institution: String = "institution" max 64,
+        /// For shipping, the destination; for receiving, the source.
+        counterparty: Option<String> = "counterparty" max 64,
+        at_ms: u64 = "event time",
+        /// For an undo or a report: what it set.
+        detail: Option<String> = "detail" max 64,
+        declared_in_error: bool = "declared in error",
+        content: Hash = "content hash",
+        /// `H(DRUG_EVENT_BODY, StoredEvent)` of the body under `dev/`.
+        body: Hash = "body digest",
+    }
+}
+
+medledger_types::canonical_struct! {
+    /// A captured custody event, kept whole for queries (off the state tree; its
+    /// [`EventRecord`] commits to it).
     pub struct StoredEvent {
         op: Step = "event",
         institution: String = "institution" max 64,
@@ -531,7 +558,7 @@ pub fn event_key(event_id: &str) -> Hash {
     tagged(domain::DRUG_EVENT_ID, &[event_id.as_bytes()])
 }
 pub fn event(s: &dyn StateRead, event_id: &str) -> Option<StoredEvent> {
-    get(s, &key::event(&event_key(event_id)), "drug event")
+    event_body(s, &event_key(event_id))
 }
 
 /// The newest alerts first: all of them (`maker` = `None`, for regulators) or those about one
@@ -666,18 +693,49 @@ fn trail_events(s: &dyn StateRead, epc: &Epc, limit: usize) -> Vec<Hash> {
         .collect()
 }
 
-/// The custody trail of an identifier, oldest first, at most `limit` entries.
+/// The custody trail of an identifier, oldest first, at most `limit` entries, with each
+/// event's id and height (for credentialed readers; the bodies are off the tree).
 pub fn trail(s: &dyn StateRead, epc: &Epc, limit: usize) -> Vec<TrailEntry> {
     trail_events(s, epc, limit)
         .into_iter()
-        .filter_map(|h| get::<StoredEvent>(s, &key::event(&h), "drug event"))
-        .map(|e| trail_entry(&e))
+        .filter_map(|h| event_body(s, &h))
+        .map(|e| {
+            let mut t = public_entry(&record_of(&e));
+            t.height = e.height;
+            t.event_id = e.op.0.meta().map(|m| m.event_id.clone());
+            t
+        })
         .collect()
 }
 
-fn trail_entry(e: &StoredEvent) -> TrailEntry {
+/// The public custody trail of an identifier, oldest first, at most `limit` entries: what
+/// anyone verifying the pack sees (no event ids, heights or volumes). It reads leaves of the
+/// state tree only (the item, its trail keys, the events' public records), so it can be
+/// proven and recomputed by a client ([`crate::queries::drug_trail`]).
+pub fn public_trail(s: &dyn StateRead, epc: &Epc, limit: usize) -> Vec<TrailEntry> {
+    trail_events(s, epc, limit)
+        .into_iter()
+        .filter_map(|h| get::<EventRecord>(s, &key::event(&h), "drug event record"))
+        .map(|r| public_entry(&r))
+        .collect()
+}
+
+fn public_entry(r: &EventRecord) -> TrailEntry {
+    TrailEntry {
+        biz_step: r.biz_step.clone(),
+        institution: r.institution.clone(),
+        counterparty: r.counterparty.clone(),
+        at_ms: r.at_ms,
+        height: 0,
+        detail: r.detail.clone(),
+        declared_in_error: r.declared_in_error,
+        event_id: None,
+    }
+}
+
+/// The public record of a stored event, committing to it.
+fn record_of(e: &StoredEvent) -> EventRecord {
     let op = &e.op.0;
-    let meta = op.meta();
     let (counterparty, detail) = match op {
         DrugsOp::Ship { to, .. } => (Some(to.clone()), None),
         DrugsOp::Receive { from, .. } => (Some(from.clone()), None),
@@ -685,26 +743,46 @@ fn trail_entry(e: &StoredEvent) -> TrailEntry {
         DrugsOp::Report { status, .. } => (None, Some(format!("reported {}", status.name()))),
         _ => (None, None),
     };
-    TrailEntry {
+    EventRecord {
         biz_step: op.biz_step().unwrap_or("").to_string(),
         institution: e.institution.clone(),
         counterparty,
-        at_ms: meta.map_or(0, |m| m.event_time_ms),
-        height: e.height,
+        at_ms: op.meta().map_or(0, |m| m.event_time_ms),
         detail,
         declared_in_error: e.error_declaration.is_some(),
-        event_id: meta.map(|m| m.event_id.clone()),
+        content: e.content,
+        body: body_digest(e),
     }
+}
+
+fn body_digest(e: &StoredEvent) -> Hash {
+    tagged(domain::DRUG_EVENT_BODY, &[&e.to_bytes()])
+}
+
+/// Writes an event: its public record (a leaf) and its body (off the tree).
+fn store_event(o: &mut Overlay<'_>, ekey: &Hash, e: &StoredEvent) {
+    put(o, key::event(ekey), &record_of(e));
+    put(o, key::event_body(ekey), e);
+}
+
+/// An event's body by its key hash. A body that does not match its public record's digest is
+/// corrupt storage: the validator stops rather than serve or act on it.
+fn event_body(s: &dyn StateRead, ekey: &Hash) -> Option<StoredEvent> {
+    let e = get::<StoredEvent>(s, &key::event_body(ekey), "drug event")?;
+    if let Some(r) = get::<EventRecord>(s, &key::event(ekey), "drug event record") {
+        assert_eq!(
+            r.body,
+            body_digest(&e),
+            "the body of drug event {ekey} does not match its record: state is corrupt"
+        );
+    }
+    Some(e)
 }
 
 /// The stored events on an identifier's trail, oldest first (for EPCIS queries).
 pub fn events_of(s: &dyn StateRead, epc: &Epc, limit: usize) -> Vec<StoredEvent> {
     let mut seen = std::collections::BTreeSet::new();
-    trail_events(s, epc, limit)
-        .into_iter()
-        .filter(|h| seen.insert(*h))
-        .filter_map(|h| get::<StoredEvent>(s, &key::event(&h), "drug event"))
-        .collect()
+    trail_events(s, epc, limit).into_iter().filter(|h| seen.insert(*h)).filter_map(|h| event_body(s, &h)).collect()
 }
 
 /// What applying a custody event needs besides the operation.
@@ -831,7 +909,6 @@ pub(crate) fn apply(
             }
             l.recall = Some(LotRecall {
                 institution: cx.institution.clone(),
-                by: *signer,
                 reason: reason.clone(),
                 at_ms: env.timestamp_ms,
                 height: env.height,
@@ -944,8 +1021,8 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
     }
     let content = tagged(domain::DRUG_EVENT_CONTENT, &[&op.to_bytes()]);
     let ekey = event_key(&meta.event_id);
-    if let Some(mut existing) = get::<StoredEvent>(o, &key::event(&ekey), "drug event") {
-        if existing.content == content {
+    if let Some(record) = get::<EventRecord>(o, &key::event(&ekey), "drug event record") {
+        if record.content == content {
             // Re-capturing the same event is idempotent.
             cx.events.push(Event::new("drug_event_duplicate").with("event_id", &meta.event_id));
             return Ok(());
@@ -959,18 +1036,20 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
                 ),
             ));
         };
-        if existing.error_declaration.is_some() {
+        if record.declared_in_error {
             return Err(Rejection::new(
                 RejectCode::AlreadyExists,
                 format!("event `{}` was already declared in error", meta.event_id),
             ));
         }
-        if existing.institution != cx.institution {
+        if record.institution != cx.institution {
             return Err(denied(format!(
                 "event `{}` was captured by `{}`; only it may declare it in error",
-                meta.event_id, existing.institution
+                meta.event_id, record.institution
             )));
         }
+        let mut existing = event_body(o, &ekey)
+            .unwrap_or_else(|| panic!("drug event {ekey} has a record but no body: state is corrupt"));
         // An error declaration of a dispensing event undoes it; of any other event it is
         // recorded on the event (custody is corrected by the events that follow).
         if let (DrugsOp::UndoDispense { epc, .. }, DrugsOp::Dispense { epc: orig, .. }) = (op, &existing.op.0) {
@@ -981,7 +1060,7 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
             trail_push(o, epc, &ekey)?;
         }
         existing.error_declaration = Some(decl.clone());
-        put(o, key::event(&ekey), &existing);
+        store_event(o, &ekey, &existing);
         cx.events.push(Event::new("drug_error_declared").with("event_id", &meta.event_id).with("reason", &decl.reason));
         return Ok(());
     }
@@ -1018,7 +1097,7 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
         content,
         error_declaration: None,
     };
-    put(o, key::event(&ekey), &stored);
+    store_event(o, &ekey, &stored);
     if !touched.is_empty() {
         cx.events.push(
             Event::new("drug_event")
@@ -1390,7 +1469,7 @@ fn dispense(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, meta: &EventMeta, epc: &Epc) 
     it.last_change = Some(Change {
         status: Status::Dispensed,
         institution: cx.institution.clone(),
-        by: *cx.signer,
+        event: event_key(&meta.event_id),
         reason: "dispensed".into(),
         at_ms: cx.env.timestamp_ms,
         premises: meta.premises().map(str::to_string),
@@ -1431,7 +1510,7 @@ fn undo(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, meta: &EventMeta, epc: &Epc) -> R
     it.last_change = Some(Change {
         status: Status::Active,
         institution: cx.institution.clone(),
-        by: *cx.signer,
+        event: event_key(&meta.event_id),
         reason: "dispense undone".into(),
         at_ms: cx.env.timestamp_ms,
         premises: meta.premises().map(str::to_string),
@@ -1461,7 +1540,7 @@ fn report(
             x.last_change = Some(Change {
                 status: x.status,
                 institution: cx.institution.clone(),
-                by: *cx.signer,
+                event: event_key(&meta.event_id),
                 reason: reason.to_string(),
                 at_ms: cx.env.timestamp_ms,
                 premises: meta.premises().map(str::to_string),

@@ -53,6 +53,7 @@ pub const DRUG_LOT: &[u8] = b"dl/";
 pub const DRUG_LOTS_OF: &[u8] = b"dls/";
 pub const DRUG_ITEM: &[u8] = b"dk/";
 pub const DRUG_EVENT: &[u8] = b"de/";
+pub const DRUG_EVENT_BODY: &[u8] = b"dev/";
 pub const DRUG_TRAIL: &[u8] = b"dx/";
 pub const DRUG_ALERT: &[u8] = b"da/";
 pub const DRUG_MAKER_ALERT: &[u8] = b"dm/";
@@ -78,20 +79,24 @@ pub const CARE_PATIENT_ALARMS: &[u8] = b"cxp/";
 pub const CARE_DOCTOR_ALARMS: &[u8] = b"cxd/";
 pub const DRUG_INVENTORY: &[u8] = b"do/";
 
-/// Derived indexes: stored, layered and written by every validator in the same block like any
-/// key, but not leaves of the state tree (so not in the state root, and never proven). Each is a
-/// function of keys that are in the tree, stated here and checked by the tests, so it adds no
-/// fact of its own: a node that lies about an index can only misreport what the proven keys
-/// already say. Listing one here is a choice of cost over proof: a leaf costs every validator
-/// a tree update and its stored nodes on every write.
+/// Keys kept outside the state tree: stored, layered and written by every validator in the same
+/// block like any key, but not leaves (so not in the state root, and never proven). Each is
+/// determined by leaves, as stated here and checked by the tests, so it adds no fact of its own:
+/// either a function of leaves (a node lying about it can only misreport what proven keys
+/// already say) or the preimage of a digest a leaf holds (checkable by hashing). Keeping a key
+/// out is a choice of cost or privacy over a proof of its own: a leaf costs every validator a
+/// tree update and its stored nodes on every write, and proving a leaf reveals its whole value.
 ///
 /// - [`DRUG_INVENTORY`]: `(institution, identifier)` is present exactly when the item under
 ///   [`DRUG_ITEM`] is active and that institution is its owner.
-pub const INDEXES: &[&[u8]] = &[DRUG_INVENTORY];
+/// - [`DRUG_EVENT_BODY`]: a custody event whole (identifiers, partners, the signer); the
+///   public record under [`DRUG_EVENT`] holds its digest, so a trail can be proven to the
+///   public without revealing volumes or partner details.
+pub const OFF_TREE: &[&[u8]] = &[DRUG_INVENTORY, DRUG_EVENT_BODY];
 
-/// Is `key` in a derived index (stored, but not in the state tree)?
-pub fn is_index_key(key: &[u8]) -> bool {
-    INDEXES.iter().any(|p| key.starts_with(p))
+/// Is `key` kept outside the state tree ([`OFF_TREE`])?
+pub fn is_off_tree(key: &[u8]) -> bool {
+    OFF_TREE.iter().any(|p| key.starts_with(p))
 }
 
 /// One registered prefix: its bytes, the domain that owns it and what it holds.
@@ -142,7 +147,12 @@ pub const REGISTRY: &[Prefix] = &[
     Prefix { bytes: DRUG_LOT, domain: "drugs", holds: "lot (expiry, pack count, recall) by GTIN and lot" },
     Prefix { bytes: DRUG_LOTS_OF, domain: "drugs", holds: "lots of a GTIN" },
     Prefix { bytes: DRUG_ITEM, domain: "drugs", holds: "pack, case or pallet: possessor, status, container" },
-    Prefix { bytes: DRUG_EVENT, domain: "drugs", holds: "custody event by event id" },
+    Prefix {
+        bytes: DRUG_EVENT,
+        domain: "drugs",
+        holds: "custody event's public record (step, institutions, time) and its body's digest",
+    },
+    Prefix { bytes: DRUG_EVENT_BODY, domain: "drugs", holds: "custody event whole (not in the state tree)" },
     Prefix {
         bytes: DRUG_TRAIL,
         domain: "drugs",
@@ -152,7 +162,11 @@ pub const REGISTRY: &[Prefix] = &[
     Prefix { bytes: DRUG_MAKER_ALERT, domain: "drugs", holds: "alerts about a manufacturer's products, in order" },
     Prefix { bytes: DRUG_MAKER_ALERTS_LEN, domain: "drugs", holds: "number of alerts about a manufacturer's products" },
     Prefix { bytes: DRUG_RECALL, domain: "drugs", holds: "lot recall by sequence number" },
-    Prefix { bytes: DRUG_INVENTORY, domain: "drugs", holds: "identifiers an institution possesses (a derived index, not in the state tree)" },
+    Prefix {
+        bytes: DRUG_INVENTORY,
+        domain: "drugs",
+        holds: "identifiers an institution possesses (not in the state tree)",
+    },
     Prefix { bytes: CARE_PAIRS, domain: "care", holds: "institution pairs the referral statistics follow" },
     Prefix { bytes: CARE_REFERRAL, domain: "care", holds: "referral by id" },
     Prefix { bytes: CARE_PATIENT, domain: "care", holds: "referrals of a patient" },
@@ -192,10 +206,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_index_is_a_registered_prefix() {
-        for p in INDEXES {
+    fn every_off_tree_prefix_is_registered() {
+        for p in OFF_TREE {
             assert!(REGISTRY.iter().any(|r| r.bytes == *p), "{:?} is not registered", String::from_utf8_lossy(p));
-            assert!(!p.starts_with(TREE), "tree nodes are not an index");
+            assert!(!p.starts_with(TREE), "tree nodes are not off the tree");
         }
     }
 

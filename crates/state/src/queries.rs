@@ -11,7 +11,7 @@
 
 use crate::audit::AccessEvent;
 use crate::consent::{self, Consent};
-use crate::drugs::{self, Verification};
+use crate::drugs::{self, TrailEntry, Verification};
 use crate::identity::{self, Credential};
 use crate::records::{self, RecordHead, RecordVersion};
 use crate::store::StateRead;
@@ -100,4 +100,16 @@ pub fn drug_verify(
     at: At,
 ) -> Verification {
     drugs::verify(s, gtin, serial, lot_seen, expiry_seen, at.now_ms)
+}
+
+/// Most entries of a pack's trail a proof covers: each entry reads up to two keys (its trail
+/// slot and its event's public record), and a proof carries at most
+/// [`medledger_types::state_proof::MAX_ENTRIES`] keys, with room for the verification's own.
+pub const PROVEN_TRAIL_MAX: usize = 200;
+const _: () = assert!(2 * PROVEN_TRAIL_MAX + 8 <= medledger_types::state_proof::MAX_ENTRIES);
+
+/// A pack's public custody trail (steps, institutions, counterparties, times; no event ids,
+/// heights or volumes), oldest first, at most [`PROVEN_TRAIL_MAX`] entries.
+pub fn drug_trail(s: &dyn StateRead, gtin: &str, serial: &str) -> Vec<TrailEntry> {
+    drugs::public_trail(s, &medledger_types::drugs::Epc::sgtin(gtin, serial), PROVEN_TRAIL_MAX)
 }

@@ -636,3 +636,88 @@ fn a_pack_verification_is_recomputed_from_proven_state() {
         }
     }
 }
+
+/// A pack's public trail is recomputed from proven values only, and the proof (with the
+/// verification's) reveals no other pack that travelled in the same shipments and no signer's
+/// key. A key left out refuses the answer.
+#[test]
+fn a_pack_trail_is_proven_without_revealing_its_shipments() {
+    use medledger_state::commitment::{prove, Proven, Recording};
+    use medledger_state::queries::{drug_trail, At};
+    use medledger_types::state_proof::verify_entry;
+    use std::collections::BTreeMap;
+
+    let mut w = world();
+    // A1 travels with A2 and A3 in every shipment.
+    w.deliver_to_pharmacy(&["A1", "A2", "A3"]);
+    let pharm = w.pharm.clone();
+    applied(&w.dispense(&pharm, pack("A1")));
+    let direct = drug_trail(&w.c.state, GTIN, "A1");
+    let steps: Vec<&str> = direct.iter().map(|t| t.biz_step.as_str()).collect();
+    assert_eq!(steps, ["commissioning", "shipping", "receiving", "shipping", "receiving", "dispensing"]);
+    assert_eq!(direct[1].counterparty.as_deref(), Some(DIST));
+    assert!(direct.iter().all(|t| t.event_id.is_none() && t.height == 0), "the public trail has no ids or heights");
+    // What the node's credentialed trail shows, less ids and heights, is the public trail.
+    let full = drugs::trail(&w.c.state, &pack("A1"), 100);
+    assert!(full.iter().all(|t| t.event_id.is_some() && t.height > 0));
+    let stripped: Vec<_> = full
+        .into_iter()
+        .map(|mut t| {
+            t.event_id = None;
+            t.height = 0;
+            t
+        })
+        .collect();
+    assert_eq!(stripped, direct);
+
+    // What the public proof route proves: the verification's reads and the trail's.
+    let rec = Recording::new(&w.c.state);
+    medledger_state::queries::drug_verify(&rec, GTIN, "A1", None, None, At::after(w.c.height, w.c.now));
+    drug_trail(&rec, GTIN, "A1");
+    let mut entries = BTreeMap::new();
+    for key in rec.touched() {
+        // Every key they read is a leaf: `prove` refuses any other.
+        let (value, proof) = prove(&w.c.state, w.c.height, &key).unwrap();
+        verify_entry(&w.c.root, &key, value.as_deref(), &proof).unwrap();
+        entries.insert(key, value);
+    }
+    let proven = Proven::new(entries.clone());
+    assert_eq!(proven.replay(|s| drug_trail(s, GTIN, "A1")).unwrap(), direct);
+    let revealed: Vec<u8> = entries.values().flatten().flatten().copied().collect();
+    let contains = |needle: &[u8]| revealed.windows(needle.len()).any(|x| x == needle);
+    for other in [pack("A2"), pack("A3")] {
+        assert!(!contains(&other.key()), "the proof reveals {other}, which shipped with A1");
+    }
+    for k in [&w.maker, &w.dist, &w.pharm] {
+        assert!(!contains(&k.public().0), "the proof reveals a signer's key");
+    }
+    let at = At::after(w.c.height, w.c.now);
+    for k in entries.keys() {
+        let mut partial = entries.clone();
+        partial.remove(k);
+        let p = Proven::new(partial);
+        let verified = p.replay(|s| medledger_state::queries::drug_verify(s, GTIN, "A1", None, None, at));
+        let trail = p.replay(|s| drug_trail(s, GTIN, "A1"));
+        let err = verified.err().or(trail.err()).expect("an answer without one of its keys is refused");
+        assert!(err.contains("does not cover"), "{err}");
+    }
+}
+
+/// An event's body is kept off the state tree, committed by its public record: a body that
+/// does not match is corrupt storage, and reading it stops the validator rather than serve it.
+#[test]
+#[should_panic(expected = "does not match its record")]
+fn an_event_body_that_does_not_match_its_record_is_refused() {
+    let mut w = world();
+    let maker = w.maker.clone();
+    applied(&w.ship(&maker, vec![pack("A1")], DIST));
+    let id = drugs::trail(&w.c.state, &pack("A1"), 100)[1].event_id.clone().unwrap();
+    // A well-formed body with other content: an error declaration that never happened.
+    let mut e = drugs::event(&w.c.state, &id).unwrap();
+    e.error_declaration =
+        Some(medledger_types::drugs::ErrorDeclaration { declared_ms: 1, reason: "incorrect_data".into() });
+    let body_key = drugs::key::event_body(&drugs::event_key(&id));
+    assert!(w.c.state.0.contains_key(&body_key));
+    w.c.state.0.insert(body_key, medledger_types::Canonical::to_bytes(&e));
+    drugs::event(&w.c.state, &id);
+}

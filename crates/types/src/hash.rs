@@ -46,6 +46,9 @@ pub mod domain {
     pub const DRUG_EVENT_ID: &[u8] = b"medledger/drug-event-id/v1";
     /// Content of a drug custody event (re-capture of the same event is idempotent).
     pub const DRUG_EVENT_CONTENT: &[u8] = b"medledger/drug-event-content/v1";
+    /// Digest of a drug custody event's whole stored body (kept outside the state tree; its
+    /// public record in the tree commits to it).
+    pub const DRUG_EVENT_BODY: &[u8] = b"medledger/drug-event-body/v1";
     /// Id of the consent a referral grants its receiving doctor, from the referral id.
     pub const REFERRAL_CONSENT_ID: &[u8] = b"medledger/referral-consent-id/v1";
     /// A monitoring device's signature over one reading.
@@ -78,6 +81,7 @@ pub mod domain {
         (READING_KEY_CONTEXT, "encryption context: a device's reading key epoch"),
         (DRUG_EVENT_ID, "hash: key of a drug custody event id"),
         (DRUG_EVENT_CONTENT, "hash: content of a drug custody event"),
+        (DRUG_EVENT_BODY, "hash: stored body of a drug custody event"),
         (REFERRAL_CONSENT_ID, "hash: id of a referral's consent"),
         (READING_SIGNATURE, "signature: a device's monitoring reading"),
         (READING_DIGEST, "hash: digest of a monitoring reading"),

@@ -53,7 +53,11 @@ fn verification(v: &Value) -> Markup {
             h2 { "Result: " span class=(class) { (code.replace('_', " ")) } }
             p { (ver["nmvs"].as_str().unwrap_or("")) }
             @if let Some(h) = v["proven"]["height"].as_u64() {
-                p.hint { "Status proven against finalized block " (h) " of the consortium (the custody trail below is the node's word). A pharmacy's dispense verifies again on chain." }
+                p.hint #proven {
+                    "Status and custody trail proven against finalized block " (h) " of the consortium"
+                    @if v["proven"]["trail_cut"] == true { " (the trail's first " (v["proven"]["trail_max"]) " steps; the rest is the node's word)" }
+                    ". A pharmacy's dispense verifies again on chain."
+                }
             }
             dl {
                 dt { "Product" } dd { (ver["product_name"].as_str().unwrap_or("unknown product")) }
@@ -83,6 +87,18 @@ fn verification(v: &Value) -> Markup {
     }
 }
 
+/// Puts the proven trail `p` in the node's answer `v`: the proven steps, then any the proof did
+/// not cover (marked in `proven.trail_cut`).
+fn merge_proven_trail(v: &mut Value, p: &Value) {
+    let proven = p["trail"].as_array().cloned().unwrap_or_default();
+    let node = v["trail"].as_array().cloned().unwrap_or_default();
+    let cut = node.len() > proven.len();
+    let mut trail = proven.clone();
+    trail.extend(node.into_iter().skip(proven.len()));
+    v["trail"] = Value::Array(trail);
+    v["proven"]["trail_cut"] = Value::Bool(cut);
+}
+
 /// The scan form: any GS1 form, a Digital Link from the box works.
 fn scan_form(action: &str, value: &str, button: &str) -> Markup {
     html! {
@@ -99,10 +115,12 @@ async fn public_answer(ui: &App, id: String) -> Result<Markup, UiError> {
     let v = blocking(move || {
         let c = Client::with_nodes(&nodes);
         let mut v = verify_public(&c, &id)?;
-        // The status recomputed from proven state (the trail stays the node's word).
+        // The status and the trail recomputed from proven state; past the proven length (long
+        // trails only) the rest of the trail is the node's word.
         let p = medledger_client::drugs::verify_proven(&c, &id)?;
         v["verification"] = p["verification"].clone();
         v["proven"] = p["proven"].clone();
+        merge_proven_trail(&mut v, &p);
         Ok::<_, String>(v)
     })
     .await?;

@@ -311,14 +311,15 @@ pub fn run(cmd: DrugCmd, j: bool) -> Result<(), String> {
                     json!({ "verification": public["verification"], "trail": public["trail"], "alerts": alerts(&st), "height": st["height"] })
                 }
                 None => {
-                    // With the genesis file, the status is recomputed from proven state; the
-                    // trail stays the node's word.
+                    // With the genesis file, the status and the trail are recomputed from
+                    // proven state.
                     let c = Client::new(&node);
                     let mut v = verify_public(&c, &id)?;
                     v["proven"] = Value::Null;
                     if medledger_client::light::configured().is_ok() {
                         let p = medledger_client::drugs::verify_proven(&c, &id)?;
                         v["verification"] = p["verification"].clone();
+                        v["trail"] = p["trail"].clone();
                         v["proven"] = p["proven"].clone();
                     }
                     v
@@ -333,8 +334,11 @@ pub fn run(cmd: DrugCmd, j: bool) -> Result<(), String> {
                     ver["nmvs"].as_str().unwrap_or("")
                 );
                 match v.get("proven") {
-                    Some(Value::Null) => println!("  (the node's word: give --genesis to have the status proven)"),
-                    Some(p) => println!("  status proven against block {}", p["height"]),
+                    Some(Value::Null) => println!("  (the node's word: give --genesis to have it proven)"),
+                    Some(p) => println!(
+                        "  status and trail (its first {} steps) proven against block {}",
+                        p["trail_max"], p["height"]
+                    ),
                     None => {}
                 }
                 for t in v["trail"].as_array().into_iter().flatten() {

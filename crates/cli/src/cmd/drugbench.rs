@@ -388,7 +388,11 @@ pub fn load(dir: &Path, serials: usize, captures: usize, lines: usize) -> Result
         .collect();
     let body = json!({ "txs": setup.iter().map(|t| hex::encode(t.raw())).collect::<Vec<_>>() });
     client.post("/v1/txs/batch", &body)?;
-    medledger_client::tx::wait_committed(&ca_client, &setup.last().ok_or("no capture lines")?.id(), Duration::from_secs(60))?;
+    medledger_client::tx::wait_committed(
+        &ca_client,
+        &setup.last().ok_or("no capture lines")?.id(),
+        Duration::from_secs(60),
+    )?;
     let per_line = captures.div_ceil(line_keys.len());
     let work: Vec<Vec<(Value, Tx)>> = line_keys
         .iter()

@@ -169,14 +169,6 @@ pub(crate) fn parse_pack(s: &str) -> Result<(String, String, gs1::Gs1Id), ApiErr
     }
 }
 
-fn public_trail(mut t: Vec<TrailEntry>) -> Vec<TrailEntry> {
-    for e in &mut t {
-        e.event_id = None;
-        e.height = 0;
-    }
-    t
-}
-
 #[utoipa::path(tag = "drugs", get, path = "/v1/drugs/verify", params(IdQuery),
     responses((status = 200, body = VerifyView), (status = 400, description = "`invalid_argument`: the identifier breaks a GS1 rule (named in the message)", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn verify(
@@ -187,7 +179,7 @@ pub(crate) async fn verify(
     let epc = Epc::sgtin(&gtin, &serial);
     let snap = snapshot(&st)?;
     let v = sd::verify(&snap, &gtin, &serial, id.lot.as_deref(), id.expiry.as_deref(), st.chain.now_ms());
-    let trail = public_trail(sd::trail(&snap, &epc, MAX_LIST));
+    let trail = sd::public_trail(&snap, &epc, MAX_LIST);
     Ok(Json(VerifyView { scanned: ScannedId { gtin, serial, lot: id.lot, expiry: id.expiry }, verification: v, trail }))
 }
 

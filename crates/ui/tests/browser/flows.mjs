@@ -334,7 +334,7 @@ await flow('a pharmacist scans, verifies and dispenses a pack; the public page t
   const link = new URL(drugs.sellable);
   await view(link.pathname + link.search, 'public-verify-digital-link');
   assert.match(await page.locator('.verification h2').innerText(), /dispensed/);
-  assert.match(await page.locator('.verification .hint').innerText(), /proven against finalized block \d+/);
+  assert.match(await page.locator('.verification .hint').innerText(), /Status and custody trail proven against finalized block \d+/);
   assert.match(await page.locator('table.trail').innerText(), /dispensing/);
   await page.goto(UI + '/verify?id=' + encodeURIComponent(drugs.counterfeit));
   assert.match(await page.locator('.verification h2').innerText(), /unknown serial/);
