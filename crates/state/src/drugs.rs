@@ -1168,10 +1168,33 @@ fn reach(o: &Overlay<'_>, root: Item) -> Result<Vec<Item>, Rejection> {
     Ok(out)
 }
 
+/// Whether an item is on its owner's inventory: the rule the inventory index (off the tree)
+/// follows, so that `do/{owner}{epc}` is present exactly when this holds.
+pub fn held(it: &Item) -> bool {
+    it.status == Status::Active
+}
+
+/// Keeps the inventory index equal to [`held`] items by owner: given the item's owner and
+/// whether it was held before a change (`None` for a new item) and the item after it. Every
+/// change of an item's owner or status goes through here.
+fn reindex(o: &mut Overlay<'_>, before: Option<(String, bool)>, after: &Item) {
+    let was = before.and_then(|(owner, held)| held.then_some(owner));
+    let now = held(after).then_some(after.owner.as_str());
+    if was.as_deref() == now {
+        return;
+    }
+    if let Some(owner) = &was {
+        o.delete(key::inventory(owner, &after.epc));
+    }
+    if let Some(owner) = now {
+        o.put(key::inventory(owner, &after.epc), vec![1]);
+    }
+}
+
 fn set_owner(o: &mut Overlay<'_>, it: &mut Item, owner: &str) {
-    o.delete(key::inventory(&it.owner, &it.epc));
+    let before = (it.owner.clone(), held(it));
     it.owner = owner.to_string();
-    o.put(key::inventory(owner, &it.epc), vec![1]);
+    reindex(o, Some(before), it);
 }
 
 fn commission(
@@ -1232,7 +1255,7 @@ fn commission(
             first_event: None,
         };
         put(o, key::item(&epc), &it);
-        o.put(key::inventory(&cx.institution, &epc), vec![1]);
+        reindex(o, None, &it);
         out.push(epc);
     }
     l.packs += serials.len() as u64;
@@ -1289,7 +1312,7 @@ fn aggregate(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, parent: &str, children: &[Ep
                 trail_len: 0,
                 first_event: None,
             };
-            o.put(key::inventory(&cx.institution, &pe), vec![1]);
+            reindex(o, None, &it);
             it
         }
     };
@@ -1465,6 +1488,7 @@ fn dispense(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, meta: &EventMeta, epc: &Epc) 
             put(o, key::item(&pe), &c);
         }
     }
+    let before = (it.owner.clone(), held(&it));
     it.status = Status::Dispensed;
     it.last_change = Some(Change {
         status: Status::Dispensed,
@@ -1474,7 +1498,7 @@ fn dispense(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, meta: &EventMeta, epc: &Epc) 
         at_ms: cx.env.timestamp_ms,
         premises: meta.premises().map(str::to_string),
     });
-    o.delete(key::inventory(&cx.institution, epc));
+    reindex(o, Some(before), &it);
     put(o, key::item(epc), &it);
     Ok(())
 }
@@ -1506,6 +1530,7 @@ fn undo(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, meta: &EventMeta, epc: &Epc) -> R
         )));
     }
     not_sellable_lot(o, cx, &it)?;
+    let before = (it.owner.clone(), held(&it));
     it.status = Status::Active;
     it.last_change = Some(Change {
         status: Status::Active,
@@ -1515,7 +1540,7 @@ fn undo(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, meta: &EventMeta, epc: &Epc) -> R
         at_ms: cx.env.timestamp_ms,
         premises: meta.premises().map(str::to_string),
     });
-    o.put(key::inventory(&cx.institution, epc), vec![1]);
+    reindex(o, Some(before), &it);
     put(o, key::item(epc), &it);
     Ok(())
 }
@@ -1536,6 +1561,7 @@ fn report(
             if x.status != Status::Active {
                 continue;
             }
+            let before = (x.owner.clone(), held(&x));
             x.status = Status::reported(status);
             x.last_change = Some(Change {
                 status: x.status,
@@ -1545,7 +1571,7 @@ fn report(
                 at_ms: cx.env.timestamp_ms,
                 premises: meta.premises().map(str::to_string),
             });
-            o.delete(key::inventory(&cx.institution, &x.epc));
+            reindex(o, Some(before), &x);
             put(o, key::item(&x.epc), &x);
             touched.push(x.epc);
         }

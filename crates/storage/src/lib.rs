@@ -30,15 +30,16 @@ pub enum StoreError {
     #[error("the store belongs to another chain (genesis {stored}, expected {expected})")]
     WrongGenesis { stored: Hash, expected: Hash },
     #[error(
-        "the store holds state format {found}, this node needs format {STATE_FORMAT} (state roots are now \
-         Merkle roots over the whole state, which older stores cannot be upgraded to): reset the node's data \
-         (for a devnet, start it again with --reset)"
+        "the store holds state format {found}, this node needs format {STATE_FORMAT} (the state's layout or \
+         its tree changed, and older stores are not upgraded): reset the node's data (for a devnet, start it \
+         again with --reset)"
     )]
     OldFormat { found: u32 },
 }
 
-/// The state format: 1 was the write-set accumulator, 2 the authenticated state tree.
-pub const STATE_FORMAT: u32 = 2;
+/// The state format: 1 was the write-set accumulator, 2 the authenticated state tree, 3 the
+/// drug layout with one leaf per pack, public event records and keys kept off the tree.
+pub const STATE_FORMAT: u32 = 3;
 
 macro_rules! db_err {
     ($($t:ty),*) => {$(

@@ -133,6 +133,50 @@ fn post_batch(client: &Client, txs: &[Tx]) -> Result<usize, String> {
     Ok(r["accepted"].as_u64().unwrap_or(0) as usize)
 }
 
+/// Credentials `keys` through the CA for a day (one transaction each, posted as one batch) and
+/// waits until the last is committed. `spec(i)` gives the i-th key's role, institution and
+/// display name. `api` must sign as the CA (it reads the CA's nonce and its transactions).
+pub(super) fn credential_keys(
+    api: &Client,
+    ca: &Keypair,
+    chain_id: &str,
+    keys: &[Keypair],
+    spec: impl Fn(usize) -> (Role, String, String),
+) -> Result<(), String> {
+    let ca_nonce = api.get(&format!("/v1/identities/{}", ca.public().to_hex()))?["next_nonce"]
+        .as_u64()
+        .ok_or("the node did not give the CA's next nonce")?;
+    let now = now_ms();
+    let txs: Vec<Tx> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let (role, institution, display_name) = spec(i);
+            let op = Operation::Identity(IdentityOp::IssueCredential {
+                spec: CredentialSpec {
+                    subject: k.public(),
+                    role,
+                    institution,
+                    display_name,
+                    valid_from_ms: now.saturating_sub(60_000),
+                    valid_until_ms: now + 86_400_000,
+                },
+            });
+            Tx::sign(
+                Transaction { chain_id: chain_id.to_string(), signer: ca.public(), nonce: ca_nonce + i as u64, op },
+                ca,
+            )
+        })
+        .collect();
+    let accepted = post_batch(api, &txs)?;
+    if accepted != txs.len() {
+        return Err(format!("the node accepted {accepted} of {} credentials", txs.len()));
+    }
+    let last = txs.last().map(Tx::id).ok_or("no keys to credential")?;
+    medledger_client::tx::wait_committed(api, &last, Duration::from_secs(60))?;
+    Ok(())
+}
+
 pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
     // A devnet serves HTTPS under its consortium CA: trust it unless told otherwise.
     let ca_pem = args.dir.join("tls/ca.pem");
@@ -207,32 +251,10 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
 
     // Setup: credential the signers.
     let signers: Vec<Keypair> = (0..args.signers).map(|_| Keypair::generate()).collect();
-    let ca_nonce =
-        apis[0].get(&format!("/v1/identities/{}", ca.public().to_hex()))?["next_nonce"].as_u64().unwrap_or(0);
     let now = now_ms();
-    let setup: Vec<Tx> = signers
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            sign(
-                &ca,
-                ca_nonce + i as u64,
-                Operation::Identity(IdentityOp::IssueCredential {
-                    spec: CredentialSpec {
-                        subject: k.public(),
-                        role: Role::Doctor,
-                        institution: genesis.institutions[i % genesis.institutions.len()].id.clone(),
-                        display_name: format!("bench signer {i}"),
-                        valid_from_ms: now.saturating_sub(60_000),
-                        valid_until_ms: now + 86_400_000,
-                    },
-                }),
-            )
-        })
-        .collect();
-    post_batch(&apis[0], &setup)?;
-    let last = setup.last().map(Tx::id).ok_or("no signers")?;
-    medledger_client::tx::wait_committed(&apis[0], &last, Duration::from_secs(60))?;
+    credential_keys(&apis[0], &ca, &chain_id, &signers, |i| {
+        (Role::Doctor, genesis.institutions[i % genesis.institutions.len()].id.clone(), format!("bench signer {i}"))
+    })?;
 
     // Pre-sign the load.
     let per_signer = args.txs.div_ceil(args.signers);

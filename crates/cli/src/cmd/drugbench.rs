@@ -363,36 +363,9 @@ pub fn load(dir: &Path, serials: usize, captures: usize, lines: usize) -> Result
         ident["credential"]["institution"].as_str().ok_or("the manufacturer holds no credential")?.to_string();
     let line_keys: Vec<Keypair> = (0..lines.max(1)).map(|_| Keypair::generate()).collect();
     let ca_client = Client::new(&apis[0]).with_key(ca.clone());
-    let ca_nonce =
-        ca_client.get(&format!("/v1/identities/{}", ca.public().to_hex()))?["next_nonce"].as_u64().unwrap_or(0);
-    let setup: Vec<Tx> = line_keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            let spec = CredentialSpec {
-                subject: k.public(),
-                role: Role::Manufacturer,
-                institution: institution.clone(),
-                display_name: format!("capture line {i}"),
-                valid_from_ms: run.saturating_sub(60_000),
-                valid_until_ms: run + 86_400_000,
-            };
-            let body = Transaction {
-                chain_id: genesis.chain_id.clone(),
-                signer: ca.public(),
-                nonce: ca_nonce + i as u64,
-                op: Operation::Identity(IdentityOp::IssueCredential { spec }),
-            };
-            Tx::sign(body, &ca)
-        })
-        .collect();
-    let body = json!({ "txs": setup.iter().map(|t| hex::encode(t.raw())).collect::<Vec<_>>() });
-    client.post("/v1/txs/batch", &body)?;
-    medledger_client::tx::wait_committed(
-        &ca_client,
-        &setup.last().ok_or("no capture lines")?.id(),
-        Duration::from_secs(60),
-    )?;
+    super::bench::credential_keys(&ca_client, &ca, &genesis.chain_id, &line_keys, |i| {
+        (Role::Manufacturer, institution.clone(), format!("capture line {i}"))
+    })?;
     let per_line = captures.div_ceil(line_keys.len());
     let work: Vec<Vec<(Value, Tx)>> = line_keys
         .iter()

@@ -403,7 +403,7 @@ pub(crate) async fn inventory(
         };
         // The index is derived from the items (which are in the state tree); the answer lists
         // only what the items themselves say this institution holds.
-        if let Some(it) = sd::item(&snap, &epc).filter(|it| it.owner == inst && it.status == sd::Status::Active) {
+        if let Some(it) = sd::item(&snap, &epc).filter(|it| it.owner == inst && sd::held(it)) {
             items.push(it);
         }
     }

@@ -169,7 +169,7 @@ pub(crate) async fn access_event(
 }
 
 #[utoipa::path(tag = "proofs", get, path = "/v1/proofs/drugs/verify", params(super::drugs::IdQuery),
-    responses((status = 200, description = "what verifying the pack reads (product, pack, lot) and its public custody trail (its first 200 steps: institutions, counterparties, times; no volumes or event ids), proven: the client recomputes both from proven values only. Public, like `/v1/drugs/verify`", body = StateProof), (status = 400, description = "`invalid_argument`: not a GS1 pack identifier", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody), (status = 503, description = "`not_yet_certified`", body = ErrorBody)))]
+    responses((status = 200, description = "what verifying the pack reads (product, pack, lot) and its public custody trail (its first 200 steps: institutions, counterparties, times; no shipment sizes, event ids or keys), proven: the client recomputes both from proven values only. Public, like `/v1/drugs/verify`", body = StateProof), (status = 400, description = "`invalid_argument`: not a GS1 pack identifier", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody), (status = 503, description = "`not_yet_certified`", body = ErrorBody)))]
 pub(crate) async fn drug_verify(
     State(st): State<ApiState>,
     ApiQuery(q): ApiQuery<super::drugs::IdQuery>,
