@@ -52,6 +52,27 @@ pub fn verify_proven(client: &Client, scanned: &str) -> Result<Value, String> {
     }))
 }
 
+/// The node's public answer `v` (from [`verify_public`]) with the status and trail recomputed
+/// from proven state (`p`, from [`verify_proven`]). A trail as long as a proof covers may go on:
+/// the node's further steps follow, marked in `proven.trail_cut`. Otherwise the proven trail is
+/// the whole trail (steps the node shows beyond it are newer than the certified block, and are
+/// left out).
+pub fn with_proven(mut v: Value, p: &Value) -> Value {
+    let proven = p["trail"].as_array().cloned().unwrap_or_default();
+    let node = v["trail"].as_array().cloned().unwrap_or_default();
+    let full = p["proven"]["trail_max"].as_u64().is_some_and(|max| proven.len() as u64 >= max);
+    let cut = full && node.len() > proven.len();
+    let mut trail = proven.clone();
+    if cut {
+        trail.extend(node.into_iter().skip(proven.len()));
+    }
+    v["verification"] = p["verification"].clone();
+    v["trail"] = Value::Array(trail);
+    v["proven"] = p["proven"].clone();
+    v["proven"]["trail_cut"] = Value::Bool(cut);
+    v
+}
+
 /// The events of a committed drug transaction.
 pub fn events(status: &Value) -> Vec<Value> {
     status["receipt"]["outcome"]["events"].as_array().cloned().unwrap_or_default()
@@ -162,5 +183,27 @@ mod tests {
         .unwrap();
         assert!(v.iter().all(|e| *e == v[0]));
         assert!(epcs(&["(01)10614141073465(21)2017".into()]).unwrap_err().contains("check digit"));
+    }
+
+    fn steps(n: usize) -> Value {
+        Value::Array((0..n).map(|i| json!({ "biz_step": format!("s{i}") })).collect())
+    }
+
+    /// A node ahead of the certified block shows newer steps: they are left out, and the trail
+    /// is not said to be cut.
+    #[test]
+    fn steps_newer_than_the_proof_are_left_out() {
+        let v =
+            with_proven(json!({ "trail": steps(5) }), &json!({ "trail": steps(3), "proven": { "trail_max": 200 } }));
+        assert_eq!(v["trail"], steps(3));
+        assert_eq!(v["proven"]["trail_cut"], false);
+    }
+
+    /// A trail longer than a proof covers: the proven steps, then the node's, marked.
+    #[test]
+    fn a_trail_past_the_proven_length_is_marked() {
+        let v = with_proven(json!({ "trail": steps(5) }), &json!({ "trail": steps(3), "proven": { "trail_max": 3 } }));
+        assert_eq!(v["trail"], steps(5));
+        assert_eq!(v["proven"]["trail_cut"], true);
     }
 }

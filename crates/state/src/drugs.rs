@@ -558,7 +558,7 @@ pub fn event_key(event_id: &str) -> Hash {
     tagged(domain::DRUG_EVENT_ID, &[event_id.as_bytes()])
 }
 pub fn event(s: &dyn StateRead, event_id: &str) -> Option<StoredEvent> {
-    event_body(s, &event_key(event_id))
+    event_parts(s, &event_key(event_id)).map(|(_, e)| e)
 }
 
 /// The newest alerts first: all of them (`maker` = `None`, for regulators) or those about one
@@ -698,12 +698,11 @@ fn trail_events(s: &dyn StateRead, epc: &Epc, limit: usize) -> Vec<Hash> {
 pub fn trail(s: &dyn StateRead, epc: &Epc, limit: usize) -> Vec<TrailEntry> {
     trail_events(s, epc, limit)
         .into_iter()
-        .filter_map(|h| event_body(s, &h))
-        .map(|e| {
-            let mut t = public_entry(&record_of(&e));
-            t.height = e.height;
-            t.event_id = e.op.0.meta().map(|m| m.event_id.clone());
-            t
+        .filter_map(|h| event_parts(s, &h))
+        .map(|(r, e)| TrailEntry {
+            height: e.height,
+            event_id: e.op.0.meta().map(|m| m.event_id.clone()),
+            ..public_entry(&r)
         })
         .collect()
 }
@@ -733,8 +732,8 @@ fn public_entry(r: &EventRecord) -> TrailEntry {
     }
 }
 
-/// The public record of a stored event, committing to it.
-fn record_of(e: &StoredEvent) -> EventRecord {
+/// The public record of a stored event whose encoding hashes to `body`.
+fn record_of(e: &StoredEvent, body: Hash) -> EventRecord {
     let op = &e.op.0;
     let (counterparty, detail) = match op {
         DrugsOp::Ship { to, .. } => (Some(to.clone()), None),
@@ -751,38 +750,41 @@ fn record_of(e: &StoredEvent) -> EventRecord {
         detail,
         declared_in_error: e.error_declaration.is_some(),
         content: e.content,
-        body: body_digest(e),
+        body,
     }
 }
 
-fn body_digest(e: &StoredEvent) -> Hash {
-    tagged(domain::DRUG_EVENT_BODY, &[&e.to_bytes()])
-}
-
-/// Writes an event: its public record (a leaf) and its body (off the tree).
+/// Writes an event: its public record (a leaf) and its body (off the tree), encoded once.
 fn store_event(o: &mut Overlay<'_>, ekey: &Hash, e: &StoredEvent) {
-    put(o, key::event(ekey), &record_of(e));
-    put(o, key::event_body(ekey), e);
+    let body = e.to_bytes();
+    put(o, key::event(ekey), &record_of(e, tagged(domain::DRUG_EVENT_BODY, &[&body])));
+    o.put(key::event_body(ekey), body);
 }
 
-/// An event's body by its key hash. A body that does not match its public record's digest is
-/// corrupt storage: the validator stops rather than serve or act on it.
-fn event_body(s: &dyn StateRead, ekey: &Hash) -> Option<StoredEvent> {
-    let e = get::<StoredEvent>(s, &key::event_body(ekey), "drug event")?;
-    if let Some(r) = get::<EventRecord>(s, &key::event(ekey), "drug event record") {
-        assert_eq!(
-            r.body,
-            body_digest(&e),
-            "the body of drug event {ekey} does not match its record: state is corrupt"
-        );
-    }
-    Some(e)
+/// An event's public record and its body, by the event's key hash. A missing body, or one that
+/// does not match the record's digest, is corrupt storage: the validator stops rather than
+/// serve or act on it.
+fn event_parts(s: &dyn StateRead, ekey: &Hash) -> Option<(EventRecord, StoredEvent)> {
+    let record = get::<EventRecord>(s, &key::event(ekey), "drug event record")?;
+    let raw = s
+        .get(&key::event_body(ekey))
+        .unwrap_or_else(|| panic!("drug event {ekey} has a record but no body: state is corrupt"));
+    assert_eq!(
+        record.body,
+        tagged(domain::DRUG_EVENT_BODY, &[&raw]),
+        "the body of drug event {ekey} does not match its record: state is corrupt"
+    );
+    Some((record, decode_stored(&raw, "drug event")))
 }
 
 /// The stored events on an identifier's trail, oldest first (for EPCIS queries).
 pub fn events_of(s: &dyn StateRead, epc: &Epc, limit: usize) -> Vec<StoredEvent> {
     let mut seen = std::collections::BTreeSet::new();
-    trail_events(s, epc, limit).into_iter().filter(|h| seen.insert(*h)).filter_map(|h| event_body(s, &h)).collect()
+    trail_events(s, epc, limit)
+        .into_iter()
+        .filter(|h| seen.insert(*h))
+        .filter_map(|h| event_parts(s, &h).map(|(_, e)| e))
+        .collect()
 }
 
 /// What applying a custody event needs besides the operation.
@@ -1021,7 +1023,7 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
     }
     let content = tagged(domain::DRUG_EVENT_CONTENT, &[&op.to_bytes()]);
     let ekey = event_key(&meta.event_id);
-    if let Some(record) = get::<EventRecord>(o, &key::event(&ekey), "drug event record") {
+    if let Some((record, mut existing)) = event_parts(o, &ekey) {
         if record.content == content {
             // Re-capturing the same event is idempotent.
             cx.events.push(Event::new("drug_event_duplicate").with("event_id", &meta.event_id));
@@ -1048,8 +1050,6 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
                 meta.event_id, record.institution
             )));
         }
-        let mut existing = event_body(o, &ekey)
-            .unwrap_or_else(|| panic!("drug event {ekey} has a record but no body: state is corrupt"));
         // An error declaration of a dispensing event undoes it; of any other event it is
         // recorded on the event (custody is corrected by the events that follow).
         if let (DrugsOp::UndoDispense { epc, .. }, DrugsOp::Dispense { epc: orig, .. }) = (op, &existing.op.0) {

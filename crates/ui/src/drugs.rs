@@ -87,23 +87,6 @@ fn verification(v: &Value) -> Markup {
     }
 }
 
-/// Puts the proven trail `p` in the node's answer `v`. A trail as long as a proof covers may go
-/// on: the node's further steps follow, marked in `proven.trail_cut`. Otherwise the proven
-/// trail is the whole answer (steps the node shows beyond it are newer than the certified
-/// block, and are left out).
-fn merge_proven_trail(v: &mut Value, p: &Value) {
-    let proven = p["trail"].as_array().cloned().unwrap_or_default();
-    let node = v["trail"].as_array().cloned().unwrap_or_default();
-    let full = p["proven"]["trail_max"].as_u64().is_some_and(|max| proven.len() as u64 >= max);
-    let cut = full && node.len() > proven.len();
-    let mut trail = proven.clone();
-    if cut {
-        trail.extend(node.into_iter().skip(proven.len()));
-    }
-    v["trail"] = Value::Array(trail);
-    v["proven"]["trail_cut"] = Value::Bool(cut);
-}
-
 /// The scan form: any GS1 form, a Digital Link from the box works.
 fn scan_form(action: &str, value: &str, button: &str) -> Markup {
     html! {
@@ -119,14 +102,10 @@ async fn public_answer(ui: &App, id: String) -> Result<Markup, UiError> {
     let nodes = ui.nodes.clone();
     let v = blocking(move || {
         let c = Client::with_nodes(&nodes);
-        let mut v = verify_public(&c, &id)?;
         // The status and the trail recomputed from proven state; past the proven length (long
         // trails only) the rest of the trail is the node's word.
         let p = medledger_client::drugs::verify_proven(&c, &id)?;
-        v["verification"] = p["verification"].clone();
-        v["proven"] = p["proven"].clone();
-        merge_proven_trail(&mut v, &p);
-        Ok::<_, String>(v)
+        Ok::<_, String>(medledger_client::drugs::with_proven(verify_public(&c, &id)?, &p))
     })
     .await?;
     Ok(match v {
@@ -437,33 +416,4 @@ async fn undo(me: Me, Form(f): Form<IdForm>) -> Result<Html<String>, UiError> {
         let v = s.drug(DrugsOp::UndoDispense { meta: s.event_meta(None), epc })?;
         Ok(html! { p.notice { "Dispense undone; committed at height " (v["height"]) "." } })
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::merge_proven_trail;
-    use serde_json::{json, Value};
-
-    fn steps(n: usize) -> Value {
-        Value::Array((0..n).map(|i| json!({ "biz_step": format!("s{i}") })).collect())
-    }
-
-    /// A node ahead of the certified block shows newer steps: they are left out, and the trail
-    /// is not said to be cut.
-    #[test]
-    fn steps_newer_than_the_proof_are_left_out() {
-        let mut v = json!({ "trail": steps(5), "proven": {} });
-        merge_proven_trail(&mut v, &json!({ "trail": steps(3), "proven": { "trail_max": 200 } }));
-        assert_eq!(v["trail"], steps(3));
-        assert_eq!(v["proven"]["trail_cut"], false);
-    }
-
-    /// A trail longer than a proof covers: the proven steps, then the node's, marked.
-    #[test]
-    fn a_trail_past_the_proven_length_is_marked() {
-        let mut v = json!({ "trail": steps(5), "proven": {} });
-        merge_proven_trail(&mut v, &json!({ "trail": steps(3), "proven": { "trail_max": 3 } }));
-        assert_eq!(v["trail"], steps(5));
-        assert_eq!(v["proven"]["trail_cut"], true);
-    }
 }

@@ -318,9 +318,7 @@ pub fn run(cmd: DrugCmd, j: bool) -> Result<(), String> {
                     v["proven"] = Value::Null;
                     if medledger_client::light::configured().is_ok() {
                         let p = medledger_client::drugs::verify_proven(&c, &id)?;
-                        v["verification"] = p["verification"].clone();
-                        v["trail"] = p["trail"].clone();
-                        v["proven"] = p["proven"].clone();
+                        v = medledger_client::drugs::with_proven(v, &p);
                     }
                     v
                 }
@@ -335,10 +333,11 @@ pub fn run(cmd: DrugCmd, j: bool) -> Result<(), String> {
                 );
                 match v.get("proven") {
                     Some(Value::Null) => println!("  (the node's word: give --genesis to have it proven)"),
-                    Some(p) => println!(
-                        "  status and trail (its first {} steps) proven against block {}",
+                    Some(p) if p["trail_cut"] == true => println!(
+                        "  status and the trail's first {} steps proven against block {} (the rest is the node's word)",
                         p["trail_max"], p["height"]
                     ),
+                    Some(p) => println!("  status and trail proven against block {}", p["height"]),
                     None => {}
                 }
                 for t in v["trail"].as_array().into_iter().flatten() {
