@@ -103,6 +103,9 @@ pub mod key {
     pub fn lots_of(gtin: &str) -> Vec<u8> {
         compose(DRUG_LOTS_OF, &[gtin.as_bytes()])
     }
+    pub fn lot_packs(gtin: &str, lot: &str) -> Vec<u8> {
+        compose(DRUG_LOT_PACKS, &[gtin.as_bytes(), lot.as_bytes()])
+    }
     pub fn item(epc: &Epc) -> Vec<u8> {
         compose(DRUG_ITEM, &[&epc.key()])
     }
@@ -207,14 +210,27 @@ medledger_types::canonical_struct! {
 }
 
 medledger_types::canonical_struct! {
-    /// A lot of a product.
+    /// A lot of a product, as every verification of one of its packs reads (and a public
+    /// verification proves) it. Its pack count is kept apart ([`key::lot_packs`]): a proof must
+    /// not reveal how many packs a lot holds.
     pub struct Lot {
         gtin: String = "gtin" max 14,
         lot: String = "lot" max 20,
         expiry: String = "expiry" max 6,
-        packs: u64 = "packs",
         recall: Option<LotRecall> = "recall",
     }
+}
+
+/// A lot with its pack count, for its manufacturer's and the regulators' views.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LotView {
+    pub gtin: String,
+    pub lot: String,
+    pub expiry: String,
+    /// Packs commissioned in it.
+    pub packs: u64,
+    pub recall: Option<LotRecall>,
 }
 
 medledger_types::canonical_struct! {
@@ -547,10 +563,18 @@ pub fn products_of(s: &dyn StateRead, institution: &str) -> Vec<Product> {
         .filter_map(|g| product(s, g))
         .collect()
 }
-pub fn lots_of(s: &dyn StateRead, gtin: &str) -> Vec<Lot> {
+/// Packs commissioned in a lot.
+pub fn lot_packs(s: &dyn StateRead, gtin: &str, lot: &str) -> u64 {
+    get_u64(s, &key::lot_packs(gtin, lot))
+}
+fn lot_view(s: &dyn StateRead, l: Lot) -> LotView {
+    LotView { packs: lot_packs(s, &l.gtin, &l.lot), gtin: l.gtin, lot: l.lot, expiry: l.expiry, recall: l.recall }
+}
+pub fn lots_of(s: &dyn StateRead, gtin: &str) -> Vec<LotView> {
     get_strings(s, &key::lots_of(gtin), "lot list", MAX_LOTS_PER_PRODUCT)
         .iter()
         .filter_map(|l| lot(s, gtin, l))
+        .map(|l| lot_view(s, l))
         .collect()
 }
 /// The event id's key hash.
@@ -582,7 +606,7 @@ pub fn alerts(s: &dyn StateRead, maker: Option<&str>, limit: usize) -> Vec<Alert
 }
 
 /// The newest recalls first, at most `limit`: (gtin, lot).
-pub fn recalls(s: &dyn StateRead, limit: usize) -> Vec<Lot> {
+pub fn recalls(s: &dyn StateRead, limit: usize) -> Vec<LotView> {
     let n = get_u64(s, crate::keys::DRUG_RECALLS_LEN);
     (0..n)
         .rev()
@@ -594,6 +618,7 @@ pub fn recalls(s: &dyn StateRead, limit: usize) -> Vec<Lot> {
             let l = r.string("lot", 20).ok()?;
             lot(s, &gtin, &l)
         })
+        .map(|l| lot_view(s, l))
         .collect()
 }
 
@@ -921,7 +946,10 @@ pub(crate) fn apply(
             w.str(gtin).str(lot_id);
             o.put(key::recall(n), w.finish());
             o.put(crate::keys::DRUG_RECALLS_LEN.to_vec(), (n + 1).to_be_bytes().to_vec());
-            Ok(vec![Event::new("lot_recalled").with("gtin", gtin).with("lot", lot_id).with("packs", l.packs)])
+            Ok(vec![Event::new("lot_recalled")
+                .with("gtin", gtin)
+                .with("lot", lot_id)
+                .with("packs", lot_packs(o, gtin, lot_id))])
         }
         DrugsOp::Verify { epc, lot, expiry } => {
             let Epc::Sgtin { gtin, serial } = epc else { return Err(invalid("verification is per pack (SGTIN)")) };
@@ -1067,9 +1095,13 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
     if meta.error_declaration.is_some() {
         return Err(not_found(format!("error declaration of event `{}`, which was never captured", meta.event_id)));
     }
+    // Commissioning makes each pack with this event as its first; every other step appends it
+    // to the trails of the items it touched.
+    let mut commissioned = false;
     let touched = match op {
         DrugsOp::Commission { gtin, lot: lot_id, expiry, serials, .. } => {
-            commission(o, cx, gtin, lot_id, expiry, serials)?
+            commissioned = true;
+            commission(o, cx, &ekey, gtin, lot_id, expiry, serials)?
         }
         DrugsOp::Aggregate { parent, children, .. } => aggregate(o, cx, parent, children)?,
         DrugsOp::Disaggregate { parent, children, .. } => disaggregate(o, cx, parent, children)?,
@@ -1086,8 +1118,10 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
         DrugsOp::Report { epcs, status, reason, .. } => report(o, cx, meta, epcs, *status, reason)?,
         _ => unreachable!("custody is called with custody events only"),
     };
-    for epc in &touched {
-        trail_push(o, epc, &ekey)?;
+    if !commissioned {
+        for epc in &touched {
+            trail_push(o, epc, &ekey)?;
+        }
     }
     let stored = StoredEvent {
         op: Step(op.clone()),
@@ -1200,6 +1234,7 @@ fn set_owner(o: &mut Overlay<'_>, it: &mut Item, owner: &str) {
 fn commission(
     o: &mut Overlay<'_>,
     cx: &mut Ctx<'_>,
+    event: &Hash,
     gtin: &str,
     lot_id: &str,
     expiry: &str,
@@ -1209,7 +1244,7 @@ fn commission(
     if p.manufacturer != cx.institution {
         return Err(denied(format!("{gtin} is `{}`'s product; only its manufacturer commissions it", p.manufacturer)));
     }
-    let mut l = match lot(o, gtin, lot_id) {
+    match lot(o, gtin, lot_id) {
         Some(l) => {
             if l.expiry != expiry {
                 return Err(invalid(format!("lot {lot_id} of {gtin} expires {}, not {expiry}", l.expiry)));
@@ -1219,7 +1254,6 @@ fn commission(
                     "lot {lot_id} of {gtin} is recalled; no more packs are commissioned in it"
                 )));
             }
-            l
         }
         None => {
             let mut lots = get_strings(o, &key::lots_of(gtin), "lot list", MAX_LOTS_PER_PRODUCT);
@@ -1228,9 +1262,10 @@ fn commission(
             }
             lots.push(lot_id.to_string());
             put_strings(o, key::lots_of(gtin), &lots);
-            Lot { gtin: gtin.to_string(), lot: lot_id.to_string(), expiry: expiry.to_string(), packs: 0, recall: None }
+            let l = Lot { gtin: gtin.to_string(), lot: lot_id.to_string(), expiry: expiry.to_string(), recall: None };
+            put(o, key::lot(gtin, lot_id), &l);
         }
-    };
+    }
     let mut out = Vec::with_capacity(serials.len());
     for Serial(s) in serials {
         let epc = Epc::sgtin(gtin, s);
@@ -1251,15 +1286,15 @@ fn commission(
             shipment: None,
             last_change: None,
             commissioned_ms: cx.env.timestamp_ms,
-            trail_len: 0,
-            first_event: None,
+            trail_len: 1,
+            first_event: Some(*event),
         };
         put(o, key::item(&epc), &it);
         reindex(o, None, &it);
         out.push(epc);
     }
-    l.packs += serials.len() as u64;
-    put(o, key::lot(gtin, lot_id), &l);
+    let packs = lot_packs(o, gtin, lot_id) + serials.len() as u64;
+    o.put(key::lot_packs(gtin, lot_id), packs.to_be_bytes().to_vec());
     Ok(out)
 }
 

@@ -51,6 +51,9 @@ pub const DRUG_PRODUCT: &[u8] = b"dg/";
 pub const DRUG_PRODUCTS_OF: &[u8] = b"dq/";
 pub const DRUG_LOT: &[u8] = b"dl/";
 pub const DRUG_LOTS_OF: &[u8] = b"dls/";
+/// Packs commissioned in a lot: apart from the lot record, which every public verification
+/// proves, so a proof does not reveal a lot's size.
+pub const DRUG_LOT_PACKS: &[u8] = b"dlc/";
 pub const DRUG_ITEM: &[u8] = b"dk/";
 pub const DRUG_EVENT: &[u8] = b"de/";
 pub const DRUG_EVENT_BODY: &[u8] = b"dev/";
@@ -144,7 +147,8 @@ pub const REGISTRY: &[Prefix] = &[
     Prefix { bytes: DRUG_PREFIX, domain: "drugs", holds: "institution a GS1 company prefix is bound to" },
     Prefix { bytes: DRUG_PRODUCT, domain: "drugs", holds: "product master data by GTIN" },
     Prefix { bytes: DRUG_PRODUCTS_OF, domain: "drugs", holds: "GTINs a manufacturer registered" },
-    Prefix { bytes: DRUG_LOT, domain: "drugs", holds: "lot (expiry, pack count, recall) by GTIN and lot" },
+    Prefix { bytes: DRUG_LOT, domain: "drugs", holds: "lot (expiry, recall) by GTIN and lot" },
+    Prefix { bytes: DRUG_LOT_PACKS, domain: "drugs", holds: "packs commissioned in a lot, by GTIN and lot" },
     Prefix { bytes: DRUG_LOTS_OF, domain: "drugs", holds: "lots of a GTIN" },
     Prefix { bytes: DRUG_ITEM, domain: "drugs", holds: "pack, case or pallet: possessor, status, container" },
     Prefix {

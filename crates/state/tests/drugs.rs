@@ -719,6 +719,36 @@ fn a_pack_trail_is_proven_without_revealing_its_shipments() {
     }
 }
 
+/// A lot's size is production volume, which the public must not learn: a public verification
+/// proves the lot record (expiry, recall) of the pack, and of any other lot the scan names, but
+/// never a pack count. Commissioning more packs into both lots leaves every value such a proof
+/// holds as it was, while the manufacturer's view counts them.
+#[test]
+fn a_verification_proof_does_not_reveal_how_many_packs_a_lot_holds() {
+    use medledger_state::commitment::Recording;
+    use medledger_state::queries::{drug_trail, drug_verify, At};
+    use std::collections::BTreeMap;
+
+    let proven = |w: &World| -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
+        let rec = Recording::new(&w.c.state);
+        let at = At::after(w.c.height, w.c.now);
+        // The second scan names lot B, so the answer reads (and a proof proves) lot B too.
+        drug_verify(&rec, GTIN, "A1", None, None, at);
+        drug_verify(&rec, GTIN, "A1", Some("LOTB"), None, at);
+        drug_trail(&rec, GTIN, "A1");
+        rec.touched().into_iter().map(|k| (k.clone(), w.c.state.get(&k))).collect()
+    };
+    let mut w = world();
+    let before = proven(&w);
+    assert!(before.contains_key(&drugs::key::lot(GTIN, "LOTB")), "the mismatched lot is read");
+    assert!(!before.keys().any(|k| k.starts_with(medledger_state::keys::DRUG_LOT_PACKS)));
+    w.commission("LOTA", "301231", &["A4", "A5"]);
+    w.commission("LOTB", "301231", &["B2", "B3", "B4"]);
+    assert_eq!(proven(&w), before, "a proven value changed with the lots' sizes");
+    let sizes: Vec<(String, u64)> = drugs::lots_of(&w.c.state, GTIN).into_iter().map(|l| (l.lot, l.packs)).collect();
+    assert_eq!(sizes, [("LOTA".to_string(), 5), ("LOTB".to_string(), 4)]);
+}
+
 /// An event's body is kept off the state tree, committed by its public record: a body that
 /// does not match is corrupt storage, and reading it stops the validator rather than serve it.
 #[test]

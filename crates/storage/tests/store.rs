@@ -97,19 +97,19 @@ fn a_store_of_the_old_state_format_is_refused_with_a_clear_error() {
     assert!(matches!(err, StoreError::OldFormat { found: 1 }), "{err}");
     assert!(err.to_string().contains("--reset"), "the error says what to do: {err}");
     drop(s);
-    // A store of the previous drug layout (format 2) is refused too, before anything reads it.
+    // A store of a previous drug layout (format 3) is refused too, before anything reads it.
     {
         let db = redb::Database::create(&path).unwrap();
         let w = db.begin_write().unwrap();
         w.open_table(redb::TableDefinition::<&str, &[u8]>::new("meta"))
             .unwrap()
-            .insert("format", 2u32.to_be_bytes().as_slice())
+            .insert("format", 3u32.to_be_bytes().as_slice())
             .unwrap();
         w.commit().unwrap();
     }
     let s = Store::open(&path).unwrap();
     let err = s.init_genesis(&g0, &genesis_writes(&g), g.hash()).unwrap_err();
-    assert!(matches!(err, StoreError::OldFormat { found: 2 }), "{err}");
+    assert!(matches!(err, StoreError::OldFormat { found: 3 }), "{err}");
 }
 
 #[test]

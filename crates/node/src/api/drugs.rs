@@ -6,7 +6,7 @@
 //! Everything else takes a signed caller.
 
 use super::*;
-use medledger_state::drugs::{self as sd, Alert, Lot, Product, TrailEntry, Verification};
+use medledger_state::drugs::{self as sd, Alert, LotView, Product, TrailEntry, Verification};
 use medledger_types::drugs::epcis::{self, EpcisError};
 use medledger_types::drugs::{gs1, DrugsOp, Epc};
 use medledger_types::Operation;
@@ -57,13 +57,13 @@ pub struct AlertsView {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct RecallsView {
-    pub recalls: Vec<Lot>,
+    pub recalls: Vec<LotView>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct ProductView {
     pub product: Product,
-    pub lots: Vec<Lot>,
+    pub lots: Vec<LotView>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
