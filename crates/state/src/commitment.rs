@@ -5,7 +5,8 @@
 //! start with), so they travel with the block's writes: they are layered for unfinalized blocks
 //! exactly like domain writes, committed in the same storage transaction, and held in memory by
 //! [`crate::MemState`] in simulations. Only the latest version is kept: the nodes a block makes
-//! stale are deleted by that block's writes.
+//! stale are deleted by that block's writes, and a node is stored under its path alone, so a
+//! node replacing another at the same path overwrites it.
 //!
 //! [`commit`] computes the tree writes and root of a block; [`prove`] answers one key against
 //! the committed state; [`Recording`] learns which keys a query reads and [`Proven`] replays
@@ -31,9 +32,32 @@ pub fn is_leaf_key(key: &[u8]) -> bool {
     !is_tree_key(key) && !keys::is_off_tree(key)
 }
 
+/// The version of the tree the state holds: [`keys::TREE`] then 0xff, a key no node has (a
+/// node's key ends with its path length, at most 64).
+fn version_key() -> Vec<u8> {
+    [keys::TREE, &[0xff]].concat()
+}
+
+/// The version of the tree `state` holds, if any.
+pub fn tree_version(state: &dyn StateRead) -> Option<u64> {
+    state.get(&version_key()).and_then(|b| b.as_slice().try_into().ok()).map(u64::from_be_bytes)
+}
+
+/// Where a node is stored: under its path alone, as [`keys::TREE`], the path's bytes, then its
+/// length in nibbles. Only the latest version of the tree is kept, and every node of it sits at
+/// its own path, so the version in `k` is not needed to find it; a node that replaces another
+/// at the same path overwrites it in place rather than being written in one place and deleted
+/// in another.
 fn node_key(k: &NodeKey) -> Vec<u8> {
-    let mut out = keys::TREE.to_vec();
-    borsh::to_writer(&mut out, k).expect("writing to a Vec cannot fail");
+    // Borsh encodes a nibble path as its length (u64, little-endian), the byte count (u32) and
+    // the bytes; a path is at most 64 nibbles.
+    let path = borsh::to_vec(k.nibble_path()).expect("writing to a Vec cannot fail");
+    let (len, bytes) = path.split_at(12);
+    debug_assert!(len[0] <= 64 && len[1..8].iter().all(|b| *b == 0), "a path is at most 64 nibbles");
+    let mut out = Vec::with_capacity(keys::TREE.len() + bytes.len() + 1);
+    out.extend_from_slice(keys::TREE);
+    out.extend_from_slice(bytes);
+    out.push(len[0]);
     out
 }
 
@@ -75,6 +99,12 @@ pub fn commit(state: &dyn StateRead, version: u64, writes: &WriteSet) -> (Hash, 
 }
 
 fn commit_with(state: &dyn StateRead, version: u64, writes: &WriteSet, batch_allowed: bool) -> (Hash, WriteSet) {
+    // Nodes are found by path, so a tree of another version would be read without complaint:
+    // the parent's tree must be the one of the version before.
+    let parent = tree_version(state);
+    if parent != version.checked_sub(1) && parent.is_some() {
+        panic!("the state tree is at version {parent:?}, not at the parent of version {version}");
+    }
     let reader = Reader { state, proving: None };
     let tree = JellyfishMerkleTree::<_, TreeHasher>::new(&reader);
     let set: Vec<(KeyHash, Option<OwnedValue>)> =
@@ -97,9 +127,11 @@ fn commit_with(state: &dyn StateRead, version: u64, writes: &WriteSet, batch_all
     for stale in &batch.stale_node_index_batch {
         out.insert(node_key(&stale.node_key), None);
     }
+    // A new node at the path of a stale one replaces it (inserted after the deletions).
     for (k, node) in batch.node_batch.nodes() {
         out.insert(node_key(k), Some(borsh::to_vec(node).expect("writing to a Vec cannot fail")));
     }
+    out.insert(version_key(), Some(version.to_be_bytes().to_vec()));
     (Hash(root.0), out)
 }
 
@@ -109,6 +141,11 @@ fn commit_with(state: &dyn StateRead, version: u64, writes: &WriteSet, batch_all
 pub fn prove(state: &dyn StateRead, version: u64, key: &[u8]) -> Result<(Option<Vec<u8>>, Vec<u8>), String> {
     if !is_leaf_key(key) {
         return Err(format!("`{}` is not in the state tree, so it cannot be proven", String::from_utf8_lossy(key)));
+    }
+    // Nodes are found by path, so any version would read the latest tree: refuse any other.
+    let at = tree_version(state);
+    if at != Some(version) {
+        return Err(format!("cannot prove at {version}: the state tree is at version {at:?}"));
     }
     let kh = key_hash(key);
     let reader = Reader { state, proving: Some((key, kh)) };
@@ -202,6 +239,9 @@ mod tests {
         let err = prove(&state, 0, &index_key).unwrap_err();
         assert!(err.contains("not in the state tree"), "{err}");
         assert!(prove(&state, 0, keys::HEIGHT).is_ok());
+        // Nodes are stored by path, so only the version the tree is at can be proven.
+        let err = prove(&state, 1, keys::HEIGHT).unwrap_err();
+        assert!(err.contains("cannot prove at 1"), "{err}");
     }
 
     proptest! {
@@ -231,6 +271,21 @@ mod tests {
                 a.apply(&ta);
                 b.apply(&writes);
                 b.apply(&tb);
+                // The store holds exactly the latest tree: one leaf node per live key (no node
+                // a version made stale is left, none of its own is lost), and every live key
+                // is proven against the root.
+                let live: Vec<&Vec<u8>> = a.0.keys().filter(|k| is_leaf_key(k)).collect();
+                let leaf_nodes = a.0.iter()
+                    .filter(|(k, _)| is_tree_key(k) && **k != version_key())
+                    .filter(|(_, v)| matches!(borsh::from_slice::<Node>(v), Ok(Node::Leaf(_))))
+                    .count();
+                prop_assert_eq!(leaf_nodes, live.len(), "version {}", version);
+                prop_assert_eq!(tree_version(&a), Some(version));
+                for key in live {
+                    let (value, proof) = prove(&a, version, key).map_err(TestCaseError::fail)?;
+                    medledger_types::state_proof::verify_entry(&ra, key, value.as_deref(), &proof)
+                        .map_err(TestCaseError::fail)?;
+                }
             }
             prop_assert_eq!(a.0, b.0);
         }

@@ -44,7 +44,7 @@ impl Builder {
     }
 
     /// Executes one block of `txs` and applies it; every transaction must apply.
-    pub(super) fn block(&mut self, txs: &[Tx]) {
+    pub(super) fn block(&mut self, txs: &[Tx]) -> (usize, usize) {
         self.env.height += 1;
         self.env.timestamp_ms += 1;
         let (w, r) = if self.sealed {
@@ -55,6 +55,9 @@ impl Builder {
         };
         assert!(r.iter().all(|r| r.is_applied()), "setup operation rejected: {:?}", r.iter().find(|r| !r.is_applied()));
         self.state.apply(&w);
+        // What the block asks of the store: keys written, keys deleted.
+        let deletes = w.values().filter(|v| v.is_none()).count();
+        (w.len() - deletes, deletes)
     }
 
     /// Genesis of four institutions `i0`..`i3` (admins `Keypair::from_seed(20 + i)`), and the
@@ -137,6 +140,7 @@ pub fn block_execution(blocks: usize) -> Value {
     let per_tx = 400;
     let per_block = (medledger_types::block::MAX_BLOCK_WEIGHT as usize / per_tx).max(1);
     let mut times = Vec::new();
+    let (mut puts, mut deletes) = (0, 0);
     let mut nonce = nonce_of(&b.state, &maker.public());
     for k in 0..blocks {
         let txs: Vec<Tx> = (0..per_block)
@@ -154,11 +158,14 @@ pub fn block_execution(blocks: usize) -> Value {
             })
             .collect();
         let t = Instant::now();
-        b.block(&txs);
+        let (p, d) = b.block(&txs);
         times.push(t.elapsed().as_secs_f64() * 1e6);
+        puts += p;
+        deletes += d;
     }
     let mut v = stats_us(times);
     v["serials_per_block"] = json!(per_block * per_tx);
+    v["store_writes_per_block"] = json!({ "puts": puts / blocks.max(1), "deletes": deletes / blocks.max(1) });
     v["note"] = json!("one validator executing a full block of commissioning, state tree included, on one core");
     v
 }
@@ -173,7 +180,7 @@ pub fn verify_in_process(events: usize, api: bool) -> Result<Value, String> {
     let mut made = 0usize;
     let mut lot = 0usize;
     while made < packs {
-        // A new lot every 100,000 packs (lots hold their pack count).
+        // A new lot every 100,000 packs.
         if made.is_multiple_of(100_000) {
             lot += 1;
         }
