@@ -237,6 +237,11 @@ fn run(cli: Cli) -> Result<(), String> {
     Ok(())
 }
 
+/// Execution allocates and frees many small objects per state write (tree nodes, encodings); the
+/// system allocator returned freed pages to the kernel and refaulted them, block after block.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
