@@ -39,7 +39,7 @@ pub enum StoreError {
 
 /// The state format: 1 was the write-set accumulator, 2 the authenticated state tree, 3 the
 /// drug layout with one leaf per pack, public event records and keys kept off the tree, 4 a
-/// lot's pack count kept apart from the lot record.
+/// lot's pack count kept apart from the lot record and tree nodes stored under their path.
 pub const STATE_FORMAT: u32 = 4;
 
 macro_rules! db_err {
