@@ -175,6 +175,14 @@ impl Caller {
         None
     }
 
+    /// How many packs the lots of `manufacturer`'s products hold (production volume): that
+    /// institution's manufacturing staff and admins, and regulators.
+    pub fn may_see_lot_sizes_of(&self, manufacturer: &str) -> bool {
+        self.sees_everything()
+            || (self.institution.as_deref() == Some(manufacturer)
+                && (self.is(Role::Manufacturer) || self.is(Role::InstitutionAdmin)))
+    }
+
     /// An institution's drug inventory: its own staff in a supply role, and regulators.
     pub fn may_see_inventory_of(&self, institution: &str) -> bool {
         self.sees_everything()

@@ -175,6 +175,29 @@ async fn alerts_are_for_regulators_and_the_products_manufacturer() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
 
+/// A lot's size is production volume: the product's manufacturer and regulators see how many
+/// packs each lot holds; any other credential holder sees the lots without it.
+#[tokio::test]
+async fn a_lots_size_is_shown_to_its_manufacturer_and_regulators_only() {
+    let n = node();
+    let m = maker(&n).await;
+    let pharmacist = n.credential(42, Role::Pharmacy, T0 + 400 * 86_400_000).await;
+    let regulator = n.credential(44, Role::Regulator, T0 + 400 * 86_400_000).await;
+    let serials = ["L1", "L2", "L3"].iter().map(|s| medledger_types::drugs::Serial::from(*s)).collect();
+    let meta = medledger_types::drugs::EventMeta::now(T0);
+    let op = DrugsOp::Commission { meta, gtin: GTIN.into(), lot: "LOTA".into(), expiry: "301231".into(), serials };
+    ok(&n, &m, Operation::Drugs(op)).await;
+    let path = format!("/v1/drugs/products/{GTIN}");
+    for (who, packs) in [(&m, json!(3)), (&regulator, json!(3)), (&pharmacist, Value::Null)] {
+        let (s, v) = n.call_as(Some(who), "GET", &path, None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["lots"][0]["lot"], "LOTA");
+        assert_eq!(v["lots"][0]["packs"], packs, "{v}");
+        let (_, v) = n.call_as(Some(who), "GET", "/v1/drugs/products?institution=h0", None).await;
+        assert_eq!(v["products"][0]["lots"][0]["packs"], packs, "{v}");
+    }
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {

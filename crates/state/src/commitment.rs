@@ -244,6 +244,22 @@ mod tests {
         assert!(err.contains("cannot prove at 1"), "{err}");
     }
 
+    /// Nodes are found by path, so a tree of another version would be read without complaint:
+    /// committing a version on a tree that is not its parent's stops instead.
+    #[test]
+    #[should_panic(expected = "not at the parent of version 2")]
+    fn a_version_is_committed_only_on_its_parents_tree() {
+        let mut state = MemState::default();
+        let mut writes = WriteSet::new();
+        writes.insert(keys::HEIGHT.to_vec(), Some(0u64.to_be_bytes().to_vec()));
+        let (_, tree) = commit(&state, 0, &writes);
+        state.apply(&writes);
+        state.apply(&tree);
+        assert_eq!(tree_version(&state), Some(0));
+        writes.insert(keys::HEIGHT.to_vec(), Some(2u64.to_be_bytes().to_vec()));
+        commit(&state, 2, &writes);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
         /// The batch insertion and the one-key-at-a-time insertion give the same root and the

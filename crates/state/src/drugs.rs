@@ -221,15 +221,16 @@ medledger_types::canonical_struct! {
     }
 }
 
-/// A lot with its pack count, for its manufacturer's and the regulators' views.
+/// A lot with its pack count.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LotView {
     pub gtin: String,
     pub lot: String,
     pub expiry: String,
-    /// Packs commissioned in it.
-    pub packs: u64,
+    /// Packs commissioned in it: production volume, so the API shows it only to the product's
+    /// manufacturer and to regulators (null for anyone else).
+    pub packs: Option<u64>,
     pub recall: Option<LotRecall>,
 }
 
@@ -568,7 +569,7 @@ pub fn lot_packs(s: &dyn StateRead, gtin: &str, lot: &str) -> u64 {
     get_u64(s, &key::lot_packs(gtin, lot))
 }
 fn lot_view(s: &dyn StateRead, l: Lot) -> LotView {
-    LotView { packs: lot_packs(s, &l.gtin, &l.lot), gtin: l.gtin, lot: l.lot, expiry: l.expiry, recall: l.recall }
+    LotView { packs: Some(lot_packs(s, &l.gtin, &l.lot)), gtin: l.gtin, lot: l.lot, expiry: l.expiry, recall: l.recall }
 }
 pub fn lots_of(s: &dyn StateRead, gtin: &str) -> Vec<LotView> {
     get_strings(s, &key::lots_of(gtin), "lot list", MAX_LOTS_PER_PRODUCT)

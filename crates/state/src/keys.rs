@@ -52,7 +52,7 @@ pub const DRUG_PRODUCTS_OF: &[u8] = b"dq/";
 pub const DRUG_LOT: &[u8] = b"dl/";
 pub const DRUG_LOTS_OF: &[u8] = b"dls/";
 /// Packs commissioned in a lot: apart from the lot record, which every public verification
-/// proves, so a proof does not reveal a lot's size.
+/// proves, and kept off the state tree ([`OFF_TREE`]), so no proof reveals a lot's size.
 pub const DRUG_LOT_PACKS: &[u8] = b"dlc/";
 pub const DRUG_ITEM: &[u8] = b"dk/";
 pub const DRUG_EVENT: &[u8] = b"de/";
@@ -95,7 +95,11 @@ pub const DRUG_INVENTORY: &[u8] = b"do/";
 /// - [`DRUG_EVENT_BODY`]: a custody event whole (identifiers, partners, the signer); the
 ///   public record under [`DRUG_EVENT`] holds its digest, so a trail can be proven to the
 ///   public without revealing volumes or partner details.
-pub const OFF_TREE: &[&[u8]] = &[DRUG_INVENTORY, DRUG_EVENT_BODY];
+/// - [`DRUG_LOT_PACKS`]: the number of packs under [`DRUG_ITEM`] whose lot is that lot (a
+///   commissioned pack stays an item forever). Kept out for privacy: as a leaf, its value's
+///   hash would travel in any proof that ends at or passes its leaf, and a count is quickly
+///   found from its hash.
+pub const OFF_TREE: &[&[u8]] = &[DRUG_INVENTORY, DRUG_EVENT_BODY, DRUG_LOT_PACKS];
 
 /// Is `key` kept outside the state tree ([`OFF_TREE`])?
 pub fn is_off_tree(key: &[u8]) -> bool {
@@ -148,7 +152,11 @@ pub const REGISTRY: &[Prefix] = &[
     Prefix { bytes: DRUG_PRODUCT, domain: "drugs", holds: "product master data by GTIN" },
     Prefix { bytes: DRUG_PRODUCTS_OF, domain: "drugs", holds: "GTINs a manufacturer registered" },
     Prefix { bytes: DRUG_LOT, domain: "drugs", holds: "lot (expiry, recall) by GTIN and lot" },
-    Prefix { bytes: DRUG_LOT_PACKS, domain: "drugs", holds: "packs commissioned in a lot, by GTIN and lot" },
+    Prefix {
+        bytes: DRUG_LOT_PACKS,
+        domain: "drugs",
+        holds: "packs commissioned in a lot, by GTIN and lot (not in the state tree)",
+    },
     Prefix { bytes: DRUG_LOTS_OF, domain: "drugs", holds: "lots of a GTIN" },
     Prefix { bytes: DRUG_ITEM, domain: "drugs", holds: "pack, case or pallet: possessor, status, container" },
     Prefix {

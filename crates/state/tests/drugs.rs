@@ -40,11 +40,14 @@ fn m0() -> EventMeta {
     EventMeta::now(0)
 }
 
-/// Every item the state holds is on its owner's inventory exactly when it is held (active),
-/// and the inventory lists nothing else.
-fn inventory_is_the_held_items(state: &medledger_state::MemState) {
-    use medledger_state::keys::{DRUG_INVENTORY, DRUG_ITEM};
+/// The keys kept off the state tree are what the items say: every item the state holds is on
+/// its owner's inventory exactly when it is held (active), and the inventory lists nothing
+/// else; a lot's pack count is the number of its packs.
+fn off_tree_keys_match_the_items(state: &medledger_state::MemState) {
+    use medledger_state::keys::{DRUG_INVENTORY, DRUG_ITEM, DRUG_LOT_PACKS};
+    use std::collections::BTreeMap;
     let mut held = 0;
+    let mut packs: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
     for (k, v) in state.0.range(DRUG_ITEM.to_vec()..) {
         if !k.starts_with(DRUG_ITEM) {
             break;
@@ -53,9 +56,19 @@ fn inventory_is_the_held_items(state: &medledger_state::MemState) {
         let listed = state.get(&drugs::key::inventory(&it.owner, &it.epc)).is_some();
         assert_eq!(listed, drugs::held(&it), "{} of {} ({:?})", it.epc, it.owner, it.status);
         held += usize::from(drugs::held(&it));
+        if let Epc::Sgtin { gtin, .. } = &it.epc {
+            *packs.entry(drugs::key::lot_packs(gtin, &it.lot)).or_default() += 1;
+        }
     }
     let listed = state.0.keys().filter(|k| k.starts_with(DRUG_INVENTORY)).count();
     assert_eq!(listed, held, "the inventory lists exactly the held items");
+    let counted: BTreeMap<Vec<u8>, u64> = state
+        .0
+        .iter()
+        .filter(|(k, _)| k.starts_with(DRUG_LOT_PACKS))
+        .map(|(k, v)| (k.clone(), u64::from_be_bytes(v.as_slice().try_into().unwrap())))
+        .collect();
+    assert_eq!(counted, packs, "a lot's pack count is the number of its packs");
 }
 
 fn pack(serial: &str) -> Epc {
@@ -120,12 +133,13 @@ impl World {
                 serials: serials.iter().map(|s| Serial::from(*s)).collect(),
             }),
         ));
+        off_tree_keys_match_the_items(&self.c.state);
     }
     /// Runs one operation; after it, whatever its outcome, the inventory (an index kept off the
     /// state tree) must be exactly the held items by owner.
     fn run(&mut self, who: &Keypair, o: D) -> Outcome {
         let out = self.c.one(who, op(o));
-        inventory_is_the_held_items(&self.c.state);
+        off_tree_keys_match_the_items(&self.c.state);
         out
     }
     fn ship(&mut self, who: &Keypair, epcs: Vec<Epc>, to: &str) -> Outcome {
@@ -721,7 +735,7 @@ fn a_pack_trail_is_proven_without_revealing_its_shipments() {
 
 /// A lot's size is production volume, which the public must not learn: a public verification
 /// proves the lot record (expiry, recall) of the pack, and of any other lot the scan names, but
-/// never a pack count. Commissioning more packs into both lots leaves every value such a proof
+/// never a pack count, which is kept off the state tree. Commissioning more packs into both lots leaves every value such a proof
 /// holds as it was, while the manufacturer's view counts them.
 #[test]
 fn a_verification_proof_does_not_reveal_how_many_packs_a_lot_holds() {
@@ -742,11 +756,14 @@ fn a_verification_proof_does_not_reveal_how_many_packs_a_lot_holds() {
     let before = proven(&w);
     assert!(before.contains_key(&drugs::key::lot(GTIN, "LOTB")), "the mismatched lot is read");
     assert!(!before.keys().any(|k| k.starts_with(medledger_state::keys::DRUG_LOT_PACKS)));
+    // Nor can a proof carry the count as a leaf it passes or ends at: it is not a leaf.
+    assert!(!medledger_state::commitment::is_leaf_key(&drugs::key::lot_packs(GTIN, "LOTA")));
     w.commission("LOTA", "301231", &["A4", "A5"]);
     w.commission("LOTB", "301231", &["B2", "B3", "B4"]);
     assert_eq!(proven(&w), before, "a proven value changed with the lots' sizes");
-    let sizes: Vec<(String, u64)> = drugs::lots_of(&w.c.state, GTIN).into_iter().map(|l| (l.lot, l.packs)).collect();
-    assert_eq!(sizes, [("LOTA".to_string(), 5), ("LOTB".to_string(), 4)]);
+    let sizes: Vec<(String, Option<u64>)> =
+        drugs::lots_of(&w.c.state, GTIN).into_iter().map(|l| (l.lot, l.packs)).collect();
+    assert_eq!(sizes, [("LOTA".to_string(), Some(5)), ("LOTB".to_string(), Some(4))]);
 }
 
 /// An event's body is kept off the state tree, committed by its public record: a body that

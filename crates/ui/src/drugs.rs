@@ -196,7 +196,7 @@ fn products_section(v: &Value) -> Markup {
                 table.lots tabindex="0" {
                     thead { tr { th { "Lot" } th { "Expiry" } th { "Packs" } th { "Recall" } } }
                     tbody { @for l in p["lots"].as_array().into_iter().flatten() { tr {
-                        td { (l["lot"].as_str().unwrap_or("")) } td { (l["expiry"].as_str().unwrap_or("")) } td { (l["packs"]) }
+                        td { (l["lot"].as_str().unwrap_or("")) } td { (l["expiry"].as_str().unwrap_or("")) } td { (l["packs"].as_u64().map_or("—".to_string(), |n| n.to_string())) }
                         td { @if l["recall"].is_null() { span.tag.ok { "none" } } @else { span.tag.warn { "recalled" } } }
                     } } }
                 }
@@ -292,7 +292,7 @@ fn recalls_section(v: &Value, role: Option<Role>) -> Markup {
                 table.recalls tabindex="0" {
                     thead { tr { th { "GTIN" } th { "Lot" } th { "Packs" } th { "By" } th { "Reason" } } }
                     tbody { @for l in &list { tr {
-                        td { (l["gtin"].as_str().unwrap_or("")) } td { (l["lot"].as_str().unwrap_or("")) } td { (l["packs"]) }
+                        td { (l["gtin"].as_str().unwrap_or("")) } td { (l["lot"].as_str().unwrap_or("")) } td { (l["packs"].as_u64().map_or("—".to_string(), |n| n.to_string())) }
                         td { (l["recall"]["institution"].as_str().unwrap_or("")) } td { (l["recall"]["reason"].as_str().unwrap_or("")) }
                     } } }
                 }

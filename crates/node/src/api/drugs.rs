@@ -342,14 +342,28 @@ pub(crate) async fn alerts(State(st): State<ApiState>, caller: Caller) -> Result
 }
 
 #[utoipa::path(tag = "drugs", get, path = "/v1/drugs/recalls",
-    responses((status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`)", body = ErrorBody), (status = 200, description = "recalled lots, newest first", body = RecallsView), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
-pub(crate) async fn recalls(State(st): State<ApiState>, _caller: Caller) -> Result<Json<RecallsView>, ApiError> {
+    responses((status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`)", body = ErrorBody), (status = 200, description = "recalled lots, newest first (a lot's `packs` only for its manufacturer and regulators, null for anyone else)", body = RecallsView), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+pub(crate) async fn recalls(State(st): State<ApiState>, caller: Caller) -> Result<Json<RecallsView>, ApiError> {
     let snap = snapshot(&st)?;
-    Ok(Json(RecallsView { recalls: sd::recalls(&snap, MAX_LIST) }))
+    Ok(Json(RecallsView { recalls: lot_sizes_for(&caller, &snap, sd::recalls(&snap, MAX_LIST)) }))
+}
+
+/// A lot's size is production volume: it stays in the answer only for those who may see the
+/// sizes of its product's manufacturer ([`Caller::may_see_lot_sizes_of`]).
+fn lot_sizes_for(caller: &Caller, snap: &dyn medledger_state::StateRead, lots: Vec<LotView>) -> Vec<LotView> {
+    lots.into_iter()
+        .map(|mut l| {
+            let maker = sd::product(snap, &l.gtin).map(|p| p.manufacturer);
+            if !maker.is_some_and(|m| caller.may_see_lot_sizes_of(&m)) {
+                l.packs = None;
+            }
+            l
+        })
+        .collect()
 }
 
 #[utoipa::path(tag = "drugs", get, path = "/v1/drugs/products", params(InstitutionQuery),
-    responses((status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`)", body = ErrorBody), (status = 200, description = "an institution's products with their lots", body = ProductsView), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+    responses((status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`)", body = ErrorBody), (status = 200, description = "an institution's products with their lots (a lot's `packs` only for its manufacturer and regulators, null for anyone else)", body = ProductsView), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn products(
     State(st): State<ApiState>,
     caller: Caller,
@@ -359,7 +373,7 @@ pub(crate) async fn products(
     let snap = snapshot(&st)?;
     let products = sd::products_of(&snap, &inst)
         .into_iter()
-        .map(|p| ProductView { lots: sd::lots_of(&snap, &p.spec.gtin), product: p })
+        .map(|p| ProductView { lots: lot_sizes_for(&caller, &snap, sd::lots_of(&snap, &p.spec.gtin)), product: p })
         .collect();
     Ok(Json(ProductsView { products }))
 }
@@ -368,13 +382,13 @@ pub(crate) async fn products(
     responses((status = 200, body = ProductView), (status = 400, description = "`invalid_argument`", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "credential problems", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn product(
     State(st): State<ApiState>,
-    _caller: Caller,
+    caller: Caller,
     ApiPath(gtin): ApiPath<String>,
 ) -> Result<Json<ProductView>, ApiError> {
     let g = gs1::validate_gtin(&gtin).map_err(bad_id)?;
     let snap = snapshot(&st)?;
     let p = sd::product(&snap, &g).ok_or_else(|| ApiError::not_found(format!("no product {g} is registered")))?;
-    Ok(Json(ProductView { lots: sd::lots_of(&snap, &g), product: p }))
+    Ok(Json(ProductView { lots: lot_sizes_for(&caller, &snap, sd::lots_of(&snap, &g)), product: p }))
 }
 
 #[utoipa::path(tag = "drugs", get, path = "/v1/drugs/inventory", params(InstitutionQuery),
