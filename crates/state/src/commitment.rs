@@ -50,14 +50,16 @@ pub fn tree_version(state: &dyn StateRead) -> Option<u64> {
 /// in another.
 fn node_key(k: &NodeKey) -> Vec<u8> {
     // Borsh encodes a nibble path as its length (u64, little-endian), the byte count (u32) and
-    // the bytes; a path is at most 64 nibbles.
-    let path = borsh::to_vec(k.nibble_path()).expect("writing to a Vec cannot fail");
-    let (len, bytes) = path.split_at(12);
-    debug_assert!(len[0] <= 64 && len[1..8].iter().all(|b| *b == 0), "a path is at most 64 nibbles");
-    let mut out = Vec::with_capacity(keys::TREE.len() + bytes.len() + 1);
+    // the bytes (a path is at most 64 nibbles): encoded in place, the 12-byte header becomes
+    // the trailing length byte.
+    let t = keys::TREE.len();
+    let mut out = Vec::with_capacity(t + 12 + 32);
     out.extend_from_slice(keys::TREE);
-    out.extend_from_slice(bytes);
-    out.push(len[0]);
+    borsh::to_writer(&mut out, k.nibble_path()).expect("writing to a Vec cannot fail");
+    let nibbles = out[t];
+    debug_assert!(nibbles <= 64 && out[t + 1..t + 8].iter().all(|b| *b == 0), "a path is at most 64 nibbles");
+    out.drain(t..t + 12);
+    out.push(nibbles);
     out
 }
 

@@ -568,14 +568,16 @@ pub fn products_of(s: &dyn StateRead, institution: &str) -> Vec<Product> {
 pub fn lot_packs(s: &dyn StateRead, gtin: &str, lot: &str) -> u64 {
     get_u64(s, &key::lot_packs(gtin, lot))
 }
-fn lot_view(s: &dyn StateRead, l: Lot) -> LotView {
-    LotView { packs: Some(lot_packs(s, &l.gtin, &l.lot)), gtin: l.gtin, lot: l.lot, expiry: l.expiry, recall: l.recall }
+/// A lot for a view, with its pack count when `counted` (the caller decides who may see it; the
+/// count is read only then).
+pub fn lot_view(s: &dyn StateRead, l: Lot, counted: bool) -> LotView {
+    let packs = counted.then(|| lot_packs(s, &l.gtin, &l.lot));
+    LotView { packs, gtin: l.gtin, lot: l.lot, expiry: l.expiry, recall: l.recall }
 }
-pub fn lots_of(s: &dyn StateRead, gtin: &str) -> Vec<LotView> {
+pub fn lots_of(s: &dyn StateRead, gtin: &str) -> Vec<Lot> {
     get_strings(s, &key::lots_of(gtin), "lot list", MAX_LOTS_PER_PRODUCT)
         .iter()
         .filter_map(|l| lot(s, gtin, l))
-        .map(|l| lot_view(s, l))
         .collect()
 }
 /// The event id's key hash.
@@ -607,7 +609,7 @@ pub fn alerts(s: &dyn StateRead, maker: Option<&str>, limit: usize) -> Vec<Alert
 }
 
 /// The newest recalls first, at most `limit`: (gtin, lot).
-pub fn recalls(s: &dyn StateRead, limit: usize) -> Vec<LotView> {
+pub fn recalls(s: &dyn StateRead, limit: usize) -> Vec<Lot> {
     let n = get_u64(s, crate::keys::DRUG_RECALLS_LEN);
     (0..n)
         .rev()
@@ -619,7 +621,6 @@ pub fn recalls(s: &dyn StateRead, limit: usize) -> Vec<LotView> {
             let l = r.string("lot", 20).ok()?;
             lot(s, &gtin, &l)
         })
-        .map(|l| lot_view(s, l))
         .collect()
 }
 

@@ -6,7 +6,7 @@
 //! Everything else takes a signed caller.
 
 use super::*;
-use medledger_state::drugs::{self as sd, Alert, LotView, Product, TrailEntry, Verification};
+use medledger_state::drugs::{self as sd, Alert, Lot, LotView, Product, TrailEntry, Verification};
 use medledger_types::drugs::epcis::{self, EpcisError};
 use medledger_types::drugs::{gs1, DrugsOp, Epc};
 use medledger_types::Operation;
@@ -345,19 +345,17 @@ pub(crate) async fn alerts(State(st): State<ApiState>, caller: Caller) -> Result
     responses((status = 400, description = "malformed or invalid input (`malformed`, `invalid_argument`)", body = ErrorBody), (status = 200, description = "recalled lots, newest first (a lot's `packs` only for its manufacturer and regulators, null for anyone else)", body = RecallsView), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn recalls(State(st): State<ApiState>, caller: Caller) -> Result<Json<RecallsView>, ApiError> {
     let snap = snapshot(&st)?;
-    Ok(Json(RecallsView { recalls: lot_sizes_for(&caller, &snap, sd::recalls(&snap, MAX_LIST)) }))
+    Ok(Json(RecallsView { recalls: lot_views(&caller, &snap, sd::recalls(&snap, MAX_LIST)) }))
 }
 
-/// A lot's size is production volume: it stays in the answer only for those who may see the
-/// sizes of its product's manufacturer ([`Caller::may_see_lot_sizes_of`]).
-fn lot_sizes_for(caller: &Caller, snap: &dyn medledger_state::StateRead, lots: Vec<LotView>) -> Vec<LotView> {
+/// Lots as `caller` may see them. A lot's size is production volume: it is read and shown only
+/// for those who may see the sizes of its product's manufacturer
+/// ([`Caller::may_see_lot_sizes_of`]).
+fn lot_views(caller: &Caller, snap: &dyn medledger_state::StateRead, lots: Vec<Lot>) -> Vec<LotView> {
     lots.into_iter()
-        .map(|mut l| {
-            let maker = sd::product(snap, &l.gtin).map(|p| p.manufacturer);
-            if !maker.is_some_and(|m| caller.may_see_lot_sizes_of(&m)) {
-                l.packs = None;
-            }
-            l
+        .map(|l| {
+            let counted = sd::product(snap, &l.gtin).is_some_and(|p| caller.may_see_lot_sizes_of(&p.manufacturer));
+            sd::lot_view(snap, l, counted)
         })
         .collect()
 }
@@ -373,7 +371,7 @@ pub(crate) async fn products(
     let snap = snapshot(&st)?;
     let products = sd::products_of(&snap, &inst)
         .into_iter()
-        .map(|p| ProductView { lots: lot_sizes_for(&caller, &snap, sd::lots_of(&snap, &p.spec.gtin)), product: p })
+        .map(|p| ProductView { lots: lot_views(&caller, &snap, sd::lots_of(&snap, &p.spec.gtin)), product: p })
         .collect();
     Ok(Json(ProductsView { products }))
 }
@@ -388,7 +386,7 @@ pub(crate) async fn product(
     let g = gs1::validate_gtin(&gtin).map_err(bad_id)?;
     let snap = snapshot(&st)?;
     let p = sd::product(&snap, &g).ok_or_else(|| ApiError::not_found(format!("no product {g} is registered")))?;
-    Ok(Json(ProductView { lots: lot_sizes_for(&caller, &snap, sd::lots_of(&snap, &g)), product: p }))
+    Ok(Json(ProductView { lots: lot_views(&caller, &snap, sd::lots_of(&snap, &g)), product: p }))
 }
 
 #[utoipa::path(tag = "drugs", get, path = "/v1/drugs/inventory", params(InstitutionQuery),
