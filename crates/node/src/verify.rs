@@ -65,6 +65,10 @@ pub fn verify_chain(g: &Genesis, store: &Store) -> Result<ChainReport, String> {
             return Err(format!("block {h} stored receipts differ from re-execution"));
         }
         state.apply(&ex.writes);
+        if h % medledger_storage::PRUNE_EVERY == 0 {
+            // As the store does: the tree's stale nodes would otherwise pile up in memory.
+            state.prune_tree(h);
+        }
         uncovered.push(h);
         if let Some(cert) = store.certificate(h).map_err(err)? {
             verify_certificate(g, &cert, &b.digest()).map_err(|e| format!("block {h}: {e}"))?;

@@ -4,9 +4,10 @@
 //! The tree's nodes live in the state itself, under [`keys::TREE`] (a prefix no domain key can
 //! start with), so they travel with the block's writes: they are layered for unfinalized blocks
 //! exactly like domain writes, committed in the same storage transaction, and held in memory by
-//! [`crate::MemState`] in simulations. Only the latest version is kept: the nodes a block makes
-//! stale are deleted by that block's writes, and a node is stored under its path alone, so a
-//! node replacing another at the same path overwrites it.
+//! [`crate::MemState`] in simulations. A node is stored under the version that made it, so a
+//! block's new nodes are contiguous in the store; the nodes a block makes stale are not deleted
+//! by it but recorded in a stale-node index, from which the store prunes many blocks' worth at
+//! once ([`stale_through`], [`pruned`]). Only the latest version is proven.
 //!
 //! [`commit`] computes the tree writes and root of a block; [`prove`] answers one key against
 //! the committed state; [`Recording`] learns which keys a query reads and [`Proven`] replays
@@ -26,6 +27,11 @@ pub fn is_tree_key(key: &[u8]) -> bool {
     key.starts_with(keys::TREE)
 }
 
+/// Is `key` a stored node of the state tree (not its version, not its stale-node index)?
+pub fn is_node_key(key: &[u8]) -> bool {
+    is_tree_key(key) && key.get(keys::TREE.len()) == Some(&0) && key.len() > keys::TREE.len() + 8
+}
+
 /// Is `key` a leaf of the state tree: domain state that is neither a tree node nor kept off
 /// the tree ([`keys::OFF_TREE`])?
 pub fn is_leaf_key(key: &[u8]) -> bool {
@@ -43,23 +49,79 @@ pub fn tree_version(state: &dyn StateRead) -> Option<u64> {
     state.get(&version_key()).and_then(|b| b.as_slice().try_into().ok()).map(u64::from_be_bytes)
 }
 
-/// Where a node is stored: under its path alone, as [`keys::TREE`], the path's bytes, then its
-/// length in nibbles. Only the latest version of the tree is kept, and every node of it sits at
-/// its own path, so the version in `k` is not needed to find it; a node that replaces another
-/// at the same path overwrites it in place rather than being written in one place and deleted
-/// in another.
+/// Where a node is stored: [`keys::TREE`], the version that made it (8 bytes, big-endian), the
+/// path's bytes, then its length in nibbles. A block's new nodes are thus contiguous in the
+/// store, written together at its end, whatever their paths; a node's replacement at the same
+/// path is another key, and the replaced node is left for [`pruned`] (see [`stale_key`]).
 fn node_key(k: &NodeKey) -> Vec<u8> {
     // Borsh encodes a nibble path as its length (u64, little-endian), the byte count (u32) and
     // the bytes (a path is at most 64 nibbles): encoded in place, the 12-byte header becomes
     // the trailing length byte.
-    let t = keys::TREE.len();
-    let mut out = Vec::with_capacity(t + 12 + 32);
+    let mut out = Vec::with_capacity(keys::TREE.len() + 8 + 12 + 32);
     out.extend_from_slice(keys::TREE);
+    out.extend_from_slice(&k.version().to_be_bytes());
+    let p = out.len();
     borsh::to_writer(&mut out, k.nibble_path()).expect("writing to a Vec cannot fail");
-    let nibbles = out[t];
-    debug_assert!(nibbles <= 64 && out[t + 1..t + 8].iter().all(|b| *b == 0), "a path is at most 64 nibbles");
-    out.drain(t..t + 12);
+    let nibbles = out[p];
+    debug_assert!(nibbles <= 64 && out[p + 1..p + 8].iter().all(|b| *b == 0), "a path is at most 64 nibbles");
+    out.drain(p..p + 12);
     out.push(nibbles);
+    out
+}
+
+/// The first byte (after [`keys::TREE`]) of the stale-node index; a stored node key's is its
+/// version's first byte, always zero ([`commit`] refuses versions from 2^56), and the version
+/// key's is 0xff.
+const STALE: u8 = 0xfe;
+
+/// The index entry recording that the node stored under `node` is no longer part of the tree
+/// from version `since` on: [`keys::TREE`], [`STALE`], `since` (big-endian), then `node`
+/// without its [`keys::TREE`] prefix. The entries of a range of versions are contiguous, so the
+/// store can drop the nodes of many blocks in one pass ([`stale_through`], [`pruned`]) rather than
+/// deleting each block's scattered stale nodes as it commits.
+fn stale_key(since: u64, node: &[u8]) -> Vec<u8> {
+    let t = keys::TREE.len();
+    let mut out = Vec::with_capacity(node.len() + 9);
+    out.extend_from_slice(keys::TREE);
+    out.push(STALE);
+    out.extend_from_slice(&since.to_be_bytes());
+    out.extend_from_slice(&node[t..]);
+    out
+}
+
+/// The key range (start inclusive, end exclusive) of the stale-node index entries of versions
+/// up to `version`: the nodes no tree from `version` on needs.
+pub fn stale_through(version: u64) -> (Vec<u8>, Vec<u8>) {
+    let start = [keys::TREE, &[STALE]].concat();
+    let end = match version.checked_add(1) {
+        Some(next) => [keys::TREE, &[STALE], &next.to_be_bytes()].concat(),
+        None => [keys::TREE, &[STALE + 1]].concat(),
+    };
+    (start, end)
+}
+
+/// The deletions that prune the stale nodes named by `entries` (keys of the stale-node index,
+/// as found in a [`stale_through`] range) and the entries themselves. Pruning changes no tree a
+/// reader may still ask for, as long as the range ends at or below the oldest version read.
+pub fn pruned(entries: impl IntoIterator<Item = Vec<u8>>) -> WriteSet {
+    let t = keys::TREE.len();
+    let mut out = WriteSet::new();
+    for entry in entries {
+        assert!(entry.len() > t + 9 && entry[t] == STALE, "not a stale-node index entry");
+        out.insert([keys::TREE, &entry[t + 9..]].concat(), None);
+        out.insert(entry, None);
+    }
+    out
+}
+
+/// A node's Borsh encoding in a buffer of exactly its size. (`borsh::to_vec` starts every
+/// buffer at 1 KiB: most nodes are a tenth of that, and a block's nodes stay in memory until the
+/// block is finalized.)
+fn encode_node(node: &Node) -> Vec<u8> {
+    let len = borsh::object_length(node).expect("measuring a node cannot fail");
+    let mut out = Vec::with_capacity(len);
+    borsh::to_writer(&mut out, node).expect("writing to a Vec cannot fail");
+    debug_assert_eq!(out.len(), len);
     out
 }
 
@@ -101,8 +163,10 @@ pub fn commit(state: &dyn StateRead, version: u64, writes: &WriteSet) -> (Hash, 
 }
 
 fn commit_with(state: &dyn StateRead, version: u64, writes: &WriteSet, batch_allowed: bool) -> (Hash, WriteSet) {
-    // Nodes are found by path, so a tree of another version would be read without complaint:
-    // the parent's tree must be the one of the version before.
+    // Stale nodes wait in the store until pruned, so an older tree may still be readable: a
+    // version built on anything but its parent's tree would be computed from the wrong one.
+    // A stored node's key starts with its version's first byte: zero, never [`STALE`].
+    assert!(version < 1 << 56, "version {version} is past the node keys' range");
     let parent = tree_version(state);
     if parent != version.checked_sub(1) && parent.is_some() {
         panic!("the state tree is at version {parent:?}, not at the parent of version {version}");
@@ -127,11 +191,10 @@ fn commit_with(state: &dyn StateRead, version: u64, writes: &WriteSet, batch_all
     };
     let mut out = WriteSet::new();
     for stale in &batch.stale_node_index_batch {
-        out.insert(node_key(&stale.node_key), None);
+        out.insert(stale_key(stale.stale_since_version, &node_key(&stale.node_key)), Some(Vec::new()));
     }
-    // A new node at the path of a stale one replaces it (inserted after the deletions).
     for (k, node) in batch.node_batch.nodes() {
-        out.insert(node_key(k), Some(borsh::to_vec(node).expect("writing to a Vec cannot fail")));
+        out.insert(node_key(k), Some(encode_node(node)));
     }
     out.insert(version_key(), Some(version.to_be_bytes().to_vec()));
     (Hash(root.0), out)
@@ -144,7 +207,8 @@ pub fn prove(state: &dyn StateRead, version: u64, key: &[u8]) -> Result<(Option<
     if !is_leaf_key(key) {
         return Err(format!("`{}` is not in the state tree, so it cannot be proven", String::from_utf8_lossy(key)));
     }
-    // Nodes are found by path, so any version would read the latest tree: refuse any other.
+    // Stale nodes wait in the store until pruned, so an older tree may or may not still be
+    // readable: only the version the tree is at is proven.
     let at = tree_version(state);
     if at != Some(version) {
         return Err(format!("cannot prove at {version}: the state tree is at version {at:?}"));
@@ -241,13 +305,13 @@ mod tests {
         let err = prove(&state, 0, &index_key).unwrap_err();
         assert!(err.contains("not in the state tree"), "{err}");
         assert!(prove(&state, 0, keys::HEIGHT).is_ok());
-        // Nodes are stored by path, so only the version the tree is at can be proven.
+        // Only the version the tree is at is proven.
         let err = prove(&state, 1, keys::HEIGHT).unwrap_err();
         assert!(err.contains("cannot prove at 1"), "{err}");
     }
 
-    /// Nodes are found by path, so a tree of another version would be read without complaint:
-    /// committing a version on a tree that is not its parent's stops instead.
+    /// An older tree may still be stored (its stale nodes wait for pruning): committing a
+    /// version on a tree that is not its parent's stops instead of reading it.
     #[test]
     #[should_panic(expected = "not at the parent of version 2")]
     fn a_version_is_committed_only_on_its_parents_tree() {
@@ -289,17 +353,27 @@ mod tests {
                 a.apply(&ta);
                 b.apply(&writes);
                 b.apply(&tb);
-                // The store holds exactly the latest tree: one leaf node per live key (no node
-                // a version made stale is left, none of its own is lost), and every live key
-                // is proven against the root.
-                let live: Vec<&Vec<u8>> = a.0.keys().filter(|k| is_leaf_key(k)).collect();
-                let leaf_nodes = a.0.iter()
-                    .filter(|(k, _)| is_tree_key(k) && **k != version_key())
+                // Stale nodes stay until pruned (here after every other version, both trees
+                // alike); pruned, the store holds exactly the latest tree: one leaf node per
+                // live key (no node a version made stale is left, none of its own is lost).
+                // Pruned or not, every live key is proven against the root.
+                let live: Vec<Vec<u8>> = a.0.keys().filter(|k| is_leaf_key(k)).cloned().collect();
+                let leaf_nodes = |s: &MemState| s.0.iter()
+                    .filter(|(k, _)| is_tree_key(k))
                     .filter(|(_, v)| matches!(borsh::from_slice::<Node>(v), Ok(Node::Leaf(_))))
                     .count();
-                prop_assert_eq!(leaf_nodes, live.len(), "version {}", version);
+                prop_assert!(leaf_nodes(&a) >= live.len(), "version {}", version);
+                if version % 2 == 1 {
+                    let stale = a.0.range(stale_through(version).0..stale_through(version).1).count();
+                    let before = a.0.len();
+                    a.prune_tree(version);
+                    b.prune_tree(version);
+                    prop_assert_eq!(a.0.len(), before - 2 * stale, "each entry and its node go");
+                    prop_assert_eq!(leaf_nodes(&a), live.len(), "version {}", version);
+                    prop_assert!(a.0.keys().all(|k| !k.starts_with(&stale_through(0).0)), "no stale entry is left");
+                }
                 prop_assert_eq!(tree_version(&a), Some(version));
-                for key in live {
+                for key in &live {
                     let (value, proof) = prove(&a, version, key).map_err(TestCaseError::fail)?;
                     medledger_types::state_proof::verify_entry(&ra, key, value.as_deref(), &proof)
                         .map_err(TestCaseError::fail)?;

@@ -34,6 +34,14 @@ impl MemState {
             }
         }
     }
+
+    /// Drops the state tree's nodes that no version after `through` needs, as a node's store
+    /// does from time to time (see [`crate::commitment::pruned`]).
+    pub fn prune_tree(&mut self, through: u64) {
+        let (start, end) = crate::commitment::stale_through(through);
+        let entries: Vec<Vec<u8>> = self.0.range(start..end).map(|(k, _)| k.clone()).collect();
+        self.apply(&crate::commitment::pruned(entries));
+    }
 }
 
 /// Committed state plus the write sets of not-yet-finalized ancestors, newest last.

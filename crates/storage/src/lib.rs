@@ -7,7 +7,7 @@
 
 use medledger_state::{Executed, StateRead, WriteSet};
 use medledger_types::{Block, BlockHeader, Canonical, Hash, Receipt};
-use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::Path;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -39,8 +39,9 @@ pub enum StoreError {
 
 /// The state format: 1 was the write-set accumulator, 2 the authenticated state tree, 3 the
 /// drug layout with one leaf per pack, public event records and keys kept off the tree, 4 a
-/// lot's pack count kept apart from the lot record and tree nodes stored under their path.
-pub const STATE_FORMAT: u32 = 4;
+/// lot's pack count kept apart from the lot record and tree nodes stored under their path, 5
+/// tree nodes stored under their version and path, with an index of stale nodes to prune.
+pub const STATE_FORMAT: u32 = 5;
 
 macro_rules! db_err {
     ($($t:ty),*) => {$(
@@ -182,7 +183,11 @@ impl Store {
                 idx.insert(r.tx_id.0.as_slice(), (height, r.index))?;
                 rec.insert((height, r.index), r.to_bytes().as_slice())?;
             }
-            apply_writes(&mut w.open_table(STATE)?, &executed.writes)?;
+            let mut state = w.open_table(STATE)?;
+            apply_writes(&mut state, &executed.writes)?;
+            if height % PRUNE_EVERY == 0 {
+                prune_tree(&mut state, height)?;
+            }
             w.open_table(META)?.insert("tip", height.to_be_bytes().as_slice())?;
         }
         w.commit()?;
@@ -317,6 +322,24 @@ fn tip_header(r: &redb::ReadTransaction) -> Result<Option<BlockHeader>> {
     let Some(h) = meta.get("tip")? else { return Ok(None) };
     let height = u64::from_be_bytes(h.value().try_into().map_err(|_| StoreError::Corrupt("tip".into()))?);
     header_in(r, height)?.map(Some).ok_or_else(|| StoreError::Corrupt(format!("tip block {height} missing")))
+}
+
+/// Every this many blocks, the commit of a block also drops the state tree's nodes that its
+/// tree no longer needs (every tree node made stale up to that block). A block's stale nodes
+/// sit at the places of older blocks' nodes; dropped together, many blocks' stale nodes that
+/// share a page cost one rewrite of it rather than one per block.
+pub const PRUNE_EVERY: u64 = 32;
+
+/// Drops the tree nodes made stale up to version `through` and their index entries. Only the
+/// latest tree is read from the store (unfinalized blocks are layered on it, and readers of an
+/// earlier commit keep their own snapshot), so every node stale at the committed height can go.
+fn prune_tree(t: &mut redb::Table<&[u8], &[u8]>, through: u64) -> Result<()> {
+    let (start, end) = medledger_state::commitment::stale_through(through);
+    let mut entries = Vec::new();
+    for e in t.range::<&[u8]>(start.as_slice()..end.as_slice())? {
+        entries.push(e?.0.value().to_vec());
+    }
+    apply_writes(t, &medledger_state::commitment::pruned(entries))
 }
 
 fn apply_writes(t: &mut redb::Table<&[u8], &[u8]>, writes: &WriteSet) -> Result<()> {

@@ -97,19 +97,20 @@ fn a_store_of_the_old_state_format_is_refused_with_a_clear_error() {
     assert!(matches!(err, StoreError::OldFormat { found: 1 }), "{err}");
     assert!(err.to_string().contains("--reset"), "the error says what to do: {err}");
     drop(s);
-    // A store of a previous drug layout (format 3) is refused too, before anything reads it.
+    // A store of a previous layout (format 4: tree nodes under their path alone) is refused too,
+    // before anything reads it.
     {
         let db = redb::Database::create(&path).unwrap();
         let w = db.begin_write().unwrap();
         w.open_table(redb::TableDefinition::<&str, &[u8]>::new("meta"))
             .unwrap()
-            .insert("format", 3u32.to_be_bytes().as_slice())
+            .insert("format", 4u32.to_be_bytes().as_slice())
             .unwrap();
         w.commit().unwrap();
     }
     let s = Store::open(&path).unwrap();
     let err = s.init_genesis(&g0, &genesis_writes(&g), g.hash()).unwrap_err();
-    assert!(matches!(err, StoreError::OldFormat { found: 3 }), "{err}");
+    assert!(matches!(err, StoreError::OldFormat { found: 4 }), "{err}");
 }
 
 #[test]
@@ -146,4 +147,58 @@ fn a_prefix_scan_returns_only_that_prefix_in_key_order_and_says_when_it_stopped(
     assert_eq!(two, all[..2].to_vec());
     assert!(more);
     assert_eq!(snap.scan_prefix(b"no such prefix/", 10).unwrap(), (vec![], false));
+}
+
+/// A block's stale tree nodes stay in the store (with their index entries) until the commit of
+/// every `PRUNE_EVERY`th block drops them all; pruned, the store holds exactly the latest tree
+/// (one leaf node per live key), and every live key still proves against the tip's root.
+#[test]
+fn stale_tree_nodes_are_pruned_every_prune_every_blocks_and_every_key_still_proves() {
+    use medledger_state::commitment::{is_leaf_key, is_node_key, prove, stale_through};
+    use medledger_storage::PRUNE_EVERY;
+    let dir = tempfile::tempdir().unwrap();
+    let (g, admins) = genesis("prune");
+    let store = Store::open(&dir.path().join("l.redb")).unwrap();
+    let g0 = genesis_block(&g);
+    store.init_genesis(&g0, &genesis_writes(&g), g.hash()).unwrap();
+    let stale_prefix = stale_through(0).0;
+    let all = |store: &Store| store.snapshot().unwrap().scan_prefix(b"", 1_000_000).unwrap().0;
+    let mut parent = g0.digest();
+    for h in 1..=PRUNE_EVERY {
+        let tx = Tx::sign(
+            Transaction {
+                chain_id: "prune".into(),
+                signer: admins[0].public(),
+                nonce: h - 1,
+                op: Operation::Identity(IdentityOp::Attest { digest: Hash([h as u8; 32]), label: "x".into() }),
+            },
+            &admins[0],
+        );
+        let env = BlockEnv { chain_id: "prune".into(), height: h, timestamp_ms: 1_000 + h, proposer: Default::default() };
+        let ex = execute_block(&store.snapshot().unwrap(), &env, std::slice::from_ref(&tx));
+        assert!(ex.receipts[0].is_applied());
+        let b = Block::new(h, parent, 1_000 + h, Default::default(), ex.state_root, vec![tx]);
+        store.commit_block(&b, None, &ex).unwrap();
+        parent = b.digest();
+        let entries = all(&store);
+        let stale = entries.iter().filter(|(k, _)| k.starts_with(&stale_prefix)).count();
+        let live = entries.iter().filter(|(k, _)| is_leaf_key(k)).count();
+        let leaves = entries
+            .iter()
+            .filter(|(k, v)| is_node_key(k) && matches!(borsh::from_slice::<jmt::storage::Node>(v), Ok(jmt::storage::Node::Leaf(_))))
+            .count();
+        if h < PRUNE_EVERY {
+            assert!(stale > 0, "block {h}: stale nodes wait for the prune");
+            assert!(leaves > live, "block {h}: replaced leaves are still stored");
+        } else {
+            assert_eq!(stale, 0, "the prune leaves no index entry");
+            assert_eq!(leaves, live, "the prune leaves exactly the latest tree");
+        }
+        // Pruned or not, every live key proves against the tip's root.
+        let snap = store.snapshot().unwrap();
+        for (k, _) in entries.iter().filter(|(k, _)| is_leaf_key(k)) {
+            let (v, proof) = prove(&snap, h, k).unwrap();
+            medledger_types::state_proof::verify_entry(&ex.state_root, k, v.as_deref(), &proof).unwrap();
+        }
+    }
 }

@@ -66,6 +66,10 @@ pub struct BenchArgs {
     /// Custody events for `--drug-verify`.
     #[arg(long, default_value_t = 10_000_000)]
     pub events: usize,
+    /// With `--drug-verify`: full commissioning blocks to execute and commit to a store, one
+    /// after another (8,000 serials each), for the block timings.
+    #[arg(long, requires = "drug_verify", default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    pub blocks: u64,
     /// With `--drug-verify`: also store that ledger in a node's store (redb, in a temporary
     /// directory) and time public verifications through the node's HTTPS API.
     #[arg(long, requires = "drug_verify")]
@@ -195,7 +199,7 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
     }
     if args.drug_verify || args.drug_load {
         let v = if args.drug_verify {
-            super::drugbench::verify_in_process(args.events, args.api)?
+            super::drugbench::verify_in_process(args.events, args.blocks as usize, args.api)?
         } else {
             super::drugbench::load(&args.dir, args.serials, args.captures, usize::from(args.capture_lines))?
         };

@@ -7,7 +7,7 @@ use medledger_client::tx::now_ms;
 use medledger_client::Client;
 use medledger_state::{drugs, execute_block, execute_unsealed, genesis_writes, nonce_of, BlockEnv, MemState};
 use medledger_types::drugs::{epcis, DrugsOp, Epc, EventMeta, ProductSpec, Serial, Step};
-use medledger_types::{CredentialSpec, IdentityOp, Keypair, Operation, Role, Transaction, Tx};
+use medledger_types::{Block, CredentialSpec, IdentityOp, Keypair, Operation, Role, Transaction, Tx};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -55,6 +55,9 @@ impl Builder {
         };
         assert!(r.iter().all(|r| r.is_applied()), "setup operation rejected: {:?}", r.iter().find(|r| !r.is_applied()));
         self.state.apply(&w);
+        if self.sealed && self.env.height % medledger_storage::PRUNE_EVERY == 0 {
+            self.state.prune_tree(self.env.height);
+        }
         // What the block asks of the store: keys written, keys deleted.
         let deletes = w.values().filter(|v| v.is_none()).count();
         (w.len() - deletes, deletes)
@@ -134,14 +137,24 @@ impl Builder {
 
 /// What a validator spends executing one full block of commissioning, state tree included:
 /// blocks of `MAX_BLOCK_WEIGHT` units (transactions of 400 serials) on a growing state. The
-/// block budget must keep this well under the consensus timeouts.
+/// block budget must keep this well under the consensus timeouts. Each block is then committed
+/// to a redb store as a finalized block is (`store_commit`; every `PRUNE_EVERY`th commit also
+/// prunes the state tree's stale nodes, so its mean is the figure to compare).
 pub fn block_execution(blocks: usize) -> Value {
     let (mut b, maker, _) = Builder::new(true);
     let per_tx = 400;
     let per_block = (medledger_types::block::MAX_BLOCK_WEIGHT as usize / per_tx).max(1);
     let mut times = Vec::new();
+    let mut commits = Vec::new();
     let (mut puts, mut deletes) = (0, 0);
     let mut nonce = nonce_of(&b.state, &maker.public());
+    // Each block is also committed to a redb store, as a validator does once it is finalized.
+    let dir = std::env::temp_dir().join(format!("medledger-block-execution-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let store = medledger_storage::Store::open(&dir.join("ledger.redb")).expect("bench store");
+    let writes: medledger_state::WriteSet = b.state.0.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
+    store.init_genesis(&medledger_node::chain::genesis_block(&b.genesis), &writes, b.genesis.hash()).expect("bench store");
+    let mut parent = store.tip().expect("tip").expect("genesis").hash;
     for k in 0..blocks {
         let txs: Vec<Tx> = (0..per_block)
             .map(|t| {
@@ -157,23 +170,40 @@ pub fn block_execution(blocks: usize) -> Value {
                 b.sign(&maker, nonce - 1, Operation::Drugs(op))
             })
             .collect();
+        b.env.height += 1;
+        b.env.timestamp_ms += 1;
         let t = Instant::now();
-        let (p, d) = b.block(&txs);
+        let ex = execute_block(&b.state, &b.env, &txs);
         times.push(t.elapsed().as_secs_f64() * 1e6);
-        puts += p;
+        assert!(ex.receipts.iter().all(|r| r.is_applied()), "commissioning rejected");
+        let d = ex.writes.values().filter(|v| v.is_none()).count();
+        puts += ex.writes.len() - d;
         deletes += d;
+        let block = Block::new(k as u64 + 1, parent, b.env.timestamp_ms, maker.public(), ex.state_root, txs);
+        let t = Instant::now();
+        store.commit_block(&block, None, &ex).expect("bench commit");
+        commits.push(t.elapsed().as_secs_f64() * 1e6);
+        parent = block.digest();
+        b.state.apply(&ex.writes);
+        if b.env.height % medledger_storage::PRUNE_EVERY == 0 {
+            b.state.prune_tree(b.env.height);
+        }
     }
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
     let mut v = stats_us(times);
     v["serials_per_block"] = json!(per_block * per_tx);
     v["store_writes_per_block"] = json!({ "puts": puts / blocks.max(1), "deletes": deletes / blocks.max(1) });
-    v["note"] = json!("one validator executing a full block of commissioning, state tree included, on one core");
+    v["store_commit_mean_us"] = json!((commits.iter().sum::<f64>() / commits.len().max(1) as f64).round());
+    v["store_commit"] = stats_us(commits);
+    v["note"] = json!("one validator executing a full block of commissioning, state tree included, on one core, then committing it to its redb store");
     v
 }
 
 /// Builds a state of at least `events` pack-level custody events (each pack commissioned,
 /// shipped and received: three events on its trail), then times `verify` on random packs.
-pub fn verify_in_process(events: usize, api: bool) -> Result<Value, String> {
-    let blocks = block_execution(25);
+pub fn verify_in_process(events: usize, blocks: usize, api: bool) -> Result<Value, String> {
+    let blocks = block_execution(blocks);
     let (mut b, maker, dist) = Builder::new(false);
     let packs = events.div_ceil(3).max(PER_EVENT);
     let t = Instant::now();
