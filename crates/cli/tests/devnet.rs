@@ -36,7 +36,10 @@ fn devnet_survives_a_killed_validator_and_resumes() {
     {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         // (Kernels before 5.0 do not report it.)
-        assert!(!status.contains("THP_enabled") || status.contains("THP_enabled:\t0"), "the validator has huge pages on:\n{status}");
+        assert!(
+            !status.contains("THP_enabled") || status.contains("THP_enabled:\t0"),
+            "the validator has huge pages on:\n{status}"
+        );
     }
     kill(pid, 9);
     std::thread::sleep(Duration::from_millis(500));

@@ -65,7 +65,7 @@ pub fn verify_chain(g: &Genesis, store: &Store) -> Result<ChainReport, String> {
             return Err(format!("block {h} stored receipts differ from re-execution"));
         }
         state.apply(&ex.writes);
-        if h % medledger_storage::PRUNE_EVERY == 0 {
+        if h.is_multiple_of(medledger_storage::PRUNE_EVERY) {
             // As the store does: the tree's stale nodes would otherwise pile up in memory.
             state.prune_tree(h);
         }

@@ -363,7 +363,7 @@ mod tests {
                     .filter(|(_, v)| matches!(borsh::from_slice::<Node>(v), Ok(Node::Leaf(_))))
                     .count();
                 prop_assert!(leaf_nodes(&a) >= live.len(), "version {}", version);
-                if version % 2 == 1 {
+                if !version.is_multiple_of(2) {
                     let stale = a.0.range(stale_through(version).0..stale_through(version).1).count();
                     let before = a.0.len();
                     a.prune_tree(version);

@@ -185,7 +185,7 @@ impl Store {
             }
             let mut state = w.open_table(STATE)?;
             apply_writes(&mut state, &executed.writes)?;
-            if height % PRUNE_EVERY == 0 {
+            if height.is_multiple_of(PRUNE_EVERY) {
                 prune_tree(&mut state, height)?;
             }
             w.open_table(META)?.insert("tip", height.to_be_bytes().as_slice())?;

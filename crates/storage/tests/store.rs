@@ -174,7 +174,8 @@ fn stale_tree_nodes_are_pruned_every_prune_every_blocks_and_every_key_still_prov
             },
             &admins[0],
         );
-        let env = BlockEnv { chain_id: "prune".into(), height: h, timestamp_ms: 1_000 + h, proposer: Default::default() };
+        let env =
+            BlockEnv { chain_id: "prune".into(), height: h, timestamp_ms: 1_000 + h, proposer: Default::default() };
         let ex = execute_block(&store.snapshot().unwrap(), &env, std::slice::from_ref(&tx));
         assert!(ex.receipts[0].is_applied());
         let b = Block::new(h, parent, 1_000 + h, Default::default(), ex.state_root, vec![tx]);
@@ -185,7 +186,9 @@ fn stale_tree_nodes_are_pruned_every_prune_every_blocks_and_every_key_still_prov
         let live = entries.iter().filter(|(k, _)| is_leaf_key(k)).count();
         let leaves = entries
             .iter()
-            .filter(|(k, v)| is_node_key(k) && matches!(borsh::from_slice::<jmt::storage::Node>(v), Ok(jmt::storage::Node::Leaf(_))))
+            .filter(|(k, v)| {
+                is_node_key(k) && matches!(borsh::from_slice::<jmt::storage::Node>(v), Ok(jmt::storage::Node::Leaf(_)))
+            })
             .count();
         if h < PRUNE_EVERY {
             assert!(stale > 0, "block {h}: stale nodes wait for the prune");

@@ -55,7 +55,7 @@ impl Builder {
         };
         assert!(r.iter().all(|r| r.is_applied()), "setup operation rejected: {:?}", r.iter().find(|r| !r.is_applied()));
         self.state.apply(&w);
-        if self.sealed && self.env.height % medledger_storage::PRUNE_EVERY == 0 {
+        if self.sealed && self.env.height.is_multiple_of(medledger_storage::PRUNE_EVERY) {
             self.state.prune_tree(self.env.height);
         }
         // What the block asks of the store: keys written, keys deleted.
@@ -153,7 +153,9 @@ pub fn block_execution(blocks: usize) -> Value {
     let _ = std::fs::create_dir_all(&dir);
     let store = medledger_storage::Store::open(&dir.join("ledger.redb")).expect("bench store");
     let writes: medledger_state::WriteSet = b.state.0.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
-    store.init_genesis(&medledger_node::chain::genesis_block(&b.genesis), &writes, b.genesis.hash()).expect("bench store");
+    store
+        .init_genesis(&medledger_node::chain::genesis_block(&b.genesis), &writes, b.genesis.hash())
+        .expect("bench store");
     let mut parent = store.tip().expect("tip").expect("genesis").hash;
     for k in 0..blocks {
         let txs: Vec<Tx> = (0..per_block)
@@ -185,7 +187,7 @@ pub fn block_execution(blocks: usize) -> Value {
         commits.push(t.elapsed().as_secs_f64() * 1e6);
         parent = block.digest();
         b.state.apply(&ex.writes);
-        if b.env.height % medledger_storage::PRUNE_EVERY == 0 {
+        if b.env.height.is_multiple_of(medledger_storage::PRUNE_EVERY) {
             b.state.prune_tree(b.env.height);
         }
     }
