@@ -242,8 +242,9 @@ impl Chain {
     ///
     /// [`Chain::finalize`] commits the store before it publishes the new tip, so a snapshot and
     /// a tip read one after the other can belong to two different blocks. Executing a child of
-    /// the older one on the newer state reads a tree version that the newer block already
-    /// pruned (a validator stopped on exactly that). This retries until both name the same
+    /// the older one on the newer state would build on the wrong tree (`commitment::commit`
+    /// stops on a parent tree that is not the version before; a validator once stopped on a
+    /// tree version the newer block had already replaced). This retries until both name the same
     /// height; the gap lasts one tip update. `None` if the store cannot be read.
     fn base(&self) -> Option<(Tip, medledger_storage::Snapshot)> {
         for _ in 0..MAX_BASE_TRIES {

@@ -16,7 +16,8 @@ pub const REGULATORS: &[u8] = b"meta/regulators";
 pub const HEIGHT: &[u8] = b"meta/height";
 /// The genesis validators: institution id and validator key of each (fixed at genesis).
 pub const VALIDATORS: &[u8] = b"meta/validators";
-/// Nodes of the state tree ([`crate::commitment`]); no domain key starts with 0xff.
+/// The state tree's nodes, its version and its stale-node index ([`crate::commitment`]); no
+/// domain key starts with 0xff.
 pub const TREE: &[u8] = b"\xfftree/";
 
 // identity

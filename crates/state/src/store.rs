@@ -40,7 +40,7 @@ impl MemState {
     pub fn prune_tree(&mut self, through: u64) {
         let (start, end) = crate::commitment::stale_through(through);
         let entries: Vec<Vec<u8>> = self.0.range(start..end).map(|(k, _)| k.clone()).collect();
-        self.apply(&crate::commitment::pruned(entries));
+        self.apply(&crate::commitment::pruned(entries).expect("the index holds only entries commit wrote"));
     }
 }
 

@@ -185,9 +185,7 @@ impl Store {
             }
             let mut state = w.open_table(STATE)?;
             apply_writes(&mut state, &executed.writes)?;
-            if height.is_multiple_of(PRUNE_EVERY) {
-                prune_tree(&mut state, height)?;
-            }
+            prune_tree(&mut state, height)?;
             w.open_table(META)?.insert("tip", height.to_be_bytes().as_slice())?;
         }
         w.commit()?;
@@ -324,22 +322,39 @@ fn tip_header(r: &redb::ReadTransaction) -> Result<Option<BlockHeader>> {
     header_in(r, height)?.map(Some).ok_or_else(|| StoreError::Corrupt(format!("tip block {height} missing")))
 }
 
-/// Every this many blocks, the commit of a block also drops the state tree's nodes that its
-/// tree no longer needs (every tree node made stale up to that block). A block's stale nodes
-/// sit at the places of older blocks' nodes; dropped together, many blocks' stale nodes that
-/// share a page cost one rewrite of it rather than one per block.
+/// Once the oldest stale tree node is this many versions old, a block's commit also drops the
+/// stale nodes, oldest first (at most [`MAX_PRUNE`]). A block's stale nodes sit among older
+/// blocks' nodes; dropped together, many blocks' stale nodes that share a page cost one rewrite
+/// of it rather than one per block.
 pub const PRUNE_EVERY: u64 = 32;
 
-/// Drops the tree nodes made stale up to version `through` and their index entries. Only the
-/// latest tree is read from the store (unfinalized blocks are layered on it, and readers of an
-/// earlier commit keep their own snapshot), so every node stale at the committed height can go.
+/// The most stale nodes one commit drops, so that a prune's share of a commit is bounded (the
+/// commit runs on the finalization path) however many a busy chain leaves; the rest wait for
+/// the next commit whose oldest stale node is [`PRUNE_EVERY`] versions old.
+pub const MAX_PRUNE: usize = 131_072;
+
+/// Drops tree nodes made stale up to version `through` (the committed height) and their index
+/// entries, oldest first, once the oldest is [`PRUNE_EVERY`] versions old. Only the latest tree
+/// is read from the store (unfinalized blocks are layered on it, and readers of an earlier
+/// commit keep their own snapshot), so every node stale at the committed height can go.
 fn prune_tree(t: &mut redb::Table<&[u8], &[u8]>, through: u64) -> Result<()> {
-    let (start, end) = medledger_state::commitment::stale_through(through);
+    use medledger_state::commitment::{pruned, stale_since, stale_through};
+    let (start, end) = stale_through(through);
     let mut entries = Vec::new();
     for e in t.range::<&[u8]>(start.as_slice()..end.as_slice())? {
-        entries.push(e?.0.value().to_vec());
+        let key = e?.0.value().to_vec();
+        if entries.is_empty() {
+            let oldest = stale_since(&key).map_err(StoreError::Corrupt)?;
+            if through.saturating_sub(oldest) + 1 < PRUNE_EVERY {
+                return Ok(());
+            }
+        }
+        entries.push(key);
+        if entries.len() == MAX_PRUNE {
+            break;
+        }
     }
-    apply_writes(t, &medledger_state::commitment::pruned(entries))
+    apply_writes(t, &pruned(entries).map_err(StoreError::Corrupt)?)
 }
 
 fn apply_writes(t: &mut redb::Table<&[u8], &[u8]>, writes: &WriteSet) -> Result<()> {

@@ -149,59 +149,94 @@ fn a_prefix_scan_returns_only_that_prefix_in_key_order_and_says_when_it_stopped(
     assert_eq!(snap.scan_prefix(b"no such prefix/", 10).unwrap(), (vec![], false));
 }
 
-/// A block's stale tree nodes stay in the store (with their index entries) until the commit of
-/// every `PRUNE_EVERY`th block drops them all; pruned, the store holds exactly the latest tree
-/// (one leaf node per live key), and every live key still proves against the tip's root.
+/// A block's stale tree nodes stay in the store (with their index entries) until a commit finds
+/// the oldest `PRUNE_EVERY` versions old and drops them; pruned, the store holds exactly the
+/// latest tree (one leaf node per live key). Over two prunes, with overwrites and deletions
+/// (the tree's key-by-key path), every live key proves at every height; and a block executed
+/// over the store plus its unfinalized parent, before the parent's commit pruned, is committed
+/// after it and proves too (unfinalized blocks never need a node stale at the committed tip).
 #[test]
-fn stale_tree_nodes_are_pruned_every_prune_every_blocks_and_every_key_still_proves() {
-    use medledger_state::commitment::{is_leaf_key, is_node_key, prove, stale_through};
+fn stale_tree_nodes_are_pruned_in_batches_and_every_key_still_proves() {
+    use medledger_state::commitment::{commit, is_leaf_key, is_node_key, prove, stale_through};
+    use medledger_state::{Executed, Layered, WriteSet};
     use medledger_storage::PRUNE_EVERY;
+    use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
-    let (g, admins) = genesis("prune");
+    let (g, _) = genesis("prune");
     let store = Store::open(&dir.path().join("l.redb")).unwrap();
     let g0 = genesis_block(&g);
     store.init_genesis(&g0, &genesis_writes(&g), g.hash()).unwrap();
     let stale_prefix = stale_through(0).0;
-    let all = |store: &Store| store.snapshot().unwrap().scan_prefix(b"", 1_000_000).unwrap().0;
-    let mut parent = g0.digest();
-    for h in 1..=PRUNE_EVERY {
-        let tx = Tx::sign(
-            Transaction {
-                chain_id: "prune".into(),
-                signer: admins[0].public(),
-                nonce: h - 1,
-                op: Operation::Identity(IdentityOp::Attest { digest: Hash([h as u8; 32]), label: "x".into() }),
-            },
-            &admins[0],
-        );
-        let env =
-            BlockEnv { chain_id: "prune".into(), height: h, timestamp_ms: 1_000 + h, proposer: Default::default() };
-        let ex = execute_block(&store.snapshot().unwrap(), &env, std::slice::from_ref(&tx));
-        assert!(ex.receipts[0].is_applied());
-        let b = Block::new(h, parent, 1_000 + h, Default::default(), ex.state_root, vec![tx]);
-        store.commit_block(&b, None, &ex).unwrap();
-        parent = b.digest();
-        let entries = all(&store);
+    // Block h's domain writes: its height, ten keys rewritten in turn (stale leaves), a new key
+    // each block, and every third block the deletion of an earlier new key.
+    let domain = |h: u64| -> WriteSet {
+        let mut w = WriteSet::new();
+        w.insert(medledger_state::keys::HEIGHT.to_vec(), Some(h.to_be_bytes().to_vec()));
+        w.insert(format!("t/{}", h % 10).into_bytes(), Some(format!("v{h}").into_bytes()));
+        w.insert(format!("t/new/{h}").into_bytes(), Some(vec![1]));
+        if h.is_multiple_of(3) {
+            w.insert(format!("t/new/{}", h - 2).into_bytes(), None);
+        }
+        w
+    };
+    let sealed = |base: &dyn StateRead, h: u64| -> Executed {
+        let mut writes = domain(h);
+        let (root, tree) = commit(base, h, &writes);
+        writes.extend(tree);
+        Executed { writes, receipts: vec![], state_root: root }
+    };
+    let check = |store: &Store, h: u64, root: &Hash| -> (usize, usize, usize) {
+        let entries = store.snapshot().unwrap().scan_prefix(b"", 1_000_000).unwrap().0;
         let stale = entries.iter().filter(|(k, _)| k.starts_with(&stale_prefix)).count();
-        let live = entries.iter().filter(|(k, _)| is_leaf_key(k)).count();
+        let live: Vec<&Vec<u8>> = entries.iter().map(|(k, _)| k).filter(|k| is_leaf_key(k)).collect();
         let leaves = entries
             .iter()
             .filter(|(k, v)| {
                 is_node_key(k) && matches!(borsh::from_slice::<jmt::storage::Node>(v), Ok(jmt::storage::Node::Leaf(_)))
             })
             .count();
-        if h < PRUNE_EVERY {
+        let snap = store.snapshot().unwrap();
+        for k in &live {
+            let (v, proof) = prove(&snap, h, k).unwrap();
+            medledger_types::state_proof::verify_entry(root, k, v.as_deref(), &proof).unwrap();
+        }
+        (stale, live.len(), leaves)
+    };
+    let mut parent = g0.digest();
+    let last = 2 * PRUNE_EVERY + 1;
+    let mut h = 1;
+    while h <= last {
+        if h == 2 * PRUNE_EVERY {
+            // Block h+1 is executed over the store (at h-1) with block h as an unfinalized
+            // layer, then h is committed (and prunes), then h+1 from its cached result.
+            let ex = sealed(&store.snapshot().unwrap(), h);
+            let snap = store.snapshot().unwrap();
+            let layered = Layered { base: &snap, layers: vec![Arc::new(ex.writes.clone())] };
+            let next = sealed(&layered, h + 1);
+            drop(snap);
+            let b = Block::new(h, parent, 1_000 + h, Default::default(), ex.state_root, vec![]);
+            store.commit_block(&b, None, &ex).unwrap();
+            let (stale, live, leaves) = check(&store, h, &ex.state_root);
+            assert_eq!((stale, leaves), (0, live), "block {h} prunes: exactly the latest tree is left");
+            let b2 = Block::new(h + 1, b.digest(), 1_001 + h, Default::default(), next.state_root, vec![]);
+            store.commit_block(&b2, None, &next).unwrap();
+            let (stale, live, leaves) = check(&store, h + 1, &next.state_root);
+            assert!(stale > 0 && leaves > live, "block {}: its stale nodes wait", h + 1);
+            parent = b2.digest();
+            h += 2;
+            continue;
+        }
+        let ex = sealed(&store.snapshot().unwrap(), h);
+        let b = Block::new(h, parent, 1_000 + h, Default::default(), ex.state_root, vec![]);
+        store.commit_block(&b, None, &ex).unwrap();
+        parent = b.digest();
+        let (stale, live, leaves) = check(&store, h, &ex.state_root);
+        if h == PRUNE_EVERY {
+            assert_eq!((stale, leaves), (0, live), "block {h} prunes: exactly the latest tree is left");
+        } else {
             assert!(stale > 0, "block {h}: stale nodes wait for the prune");
             assert!(leaves > live, "block {h}: replaced leaves are still stored");
-        } else {
-            assert_eq!(stale, 0, "the prune leaves no index entry");
-            assert_eq!(leaves, live, "the prune leaves exactly the latest tree");
         }
-        // Pruned or not, every live key proves against the tip's root.
-        let snap = store.snapshot().unwrap();
-        for (k, _) in entries.iter().filter(|(k, _)| is_leaf_key(k)) {
-            let (v, proof) = prove(&snap, h, k).unwrap();
-            medledger_types::state_proof::verify_entry(&ex.state_root, k, v.as_deref(), &proof).unwrap();
-        }
+        h += 1;
     }
 }
