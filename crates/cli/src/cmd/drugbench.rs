@@ -44,7 +44,7 @@ impl Builder {
     }
 
     /// Executes one block of `txs` and applies it; every transaction must apply.
-    pub(super) fn block(&mut self, txs: &[Tx]) -> (usize, usize) {
+    pub(super) fn block(&mut self, txs: &[Tx]) {
         self.env.height += 1;
         self.env.timestamp_ms += 1;
         let (w, r) = if self.sealed {
@@ -54,13 +54,16 @@ impl Builder {
             execute_unsealed(&self.state, &self.env, txs)
         };
         assert!(r.iter().all(|r| r.is_applied()), "setup operation rejected: {:?}", r.iter().find(|r| !r.is_applied()));
-        self.state.apply(&w);
+        self.apply(&w);
+    }
+
+    /// Applies the writes of the block at `env.height`, pruning the state tree's stale nodes
+    /// as often as a node's store does.
+    fn apply(&mut self, writes: &medledger_state::WriteSet) {
+        self.state.apply(writes);
         if self.sealed && self.env.height.is_multiple_of(medledger_storage::PRUNE_EVERY) {
             self.state.prune_tree(self.env.height);
         }
-        // What the block asks of the store: keys written, keys deleted.
-        let deletes = w.values().filter(|v| v.is_none()).count();
-        (w.len() - deletes, deletes)
     }
 
     /// Genesis of four institutions `i0`..`i3` (admins `Keypair::from_seed(20 + i)`), and the
@@ -189,10 +192,7 @@ pub fn block_execution(blocks: usize) -> Value {
         store.commit_block(&block, None, &ex).expect("bench commit");
         commits.push(t.elapsed().as_secs_f64() * 1e6);
         parent = block.digest();
-        b.state.apply(&ex.writes);
-        if b.env.height.is_multiple_of(medledger_storage::PRUNE_EVERY) {
-            b.state.prune_tree(b.env.height);
-        }
+        b.apply(&ex.writes);
     }
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
