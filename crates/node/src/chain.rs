@@ -541,23 +541,22 @@ impl Chain {
         }
         assert_eq!(block.height(), tip.height + 1, "finalized blocks arrive in height order");
         assert_eq!(block.header.parent, tip.hash, "a finalized block extends the committed tip");
-        let cached = self.speculative.lock().map.remove(&block.digest());
-        let executed = match cached {
-            // The speculative entry is usually the last holder of its Arcs: take, don't copy.
-            Some(s) => medledger_state::Executed {
-                writes: Arc::try_unwrap(s.writes).unwrap_or_else(|w| (*w).clone()),
-                receipts: Arc::try_unwrap(s.receipts).unwrap_or_else(|r| (*r).clone()),
-                state_root: block.header.state_root,
-            },
+        // The speculative entry stays until the tip names this block: a child verified while the
+        // commit runs still finds its parent's state (with it gone and the tip not yet moved,
+        // the child's parent would look unknown, and the block would be executed again).
+        let cached = self.speculative.lock().map.get(&block.digest()).map(|s| (s.writes.clone(), s.receipts.clone()));
+        let (writes, receipts) = match cached {
+            Some(parts) => parts,
             None => {
                 let snap = self.store.snapshot()?;
                 let h = &block.header;
-                execute_block(&snap, &self.env(h.height, h.timestamp_ms, h.proposer), &block.txs)
+                let ex = execute_block(&snap, &self.env(h.height, h.timestamp_ms, h.proposer), &block.txs);
+                // Finalized blocks carry a quorum certificate; honest validators cannot diverge here.
+                assert_eq!(ex.state_root, h.state_root, "finalized block state root mismatch");
+                (Arc::new(ex.writes), Arc::new(ex.receipts))
             }
         };
-        // Finalized blocks carry a quorum certificate; honest validators cannot diverge here.
-        assert_eq!(executed.state_root, block.header.state_root, "finalized block state root mismatch");
-        self.store.commit_block(&block, certificate, &executed)?;
+        self.store.commit_block(&block, certificate, &writes, &receipts)?;
         let new_tip = Tip { height: block.height(), hash: block.digest(), state_root: block.header.state_root };
         *self.tip.lock() = new_tip;
         {
@@ -566,10 +565,13 @@ impl Chain {
             self.mempool.lock().prune(&snap, signers);
         }
         self.compact_wal();
-        self.speculative.lock().map.retain(|_, s| s.block.height() > new_tip.height);
+        // Dropping a block's write set takes a while: not under the lock.
+        let gone: Vec<Speculative> =
+            self.speculative.lock().map.extract_if(|_, s| s.block.height() <= new_tip.height).map(|(_, s)| s).collect();
+        drop((gone, writes));
         self.metrics.committed_blocks.fetch_add(1, Ordering::Relaxed);
         self.metrics.committed_txs.fetch_add(block.txs.len() as u64, Ordering::Relaxed);
-        let _ = self.finalized_tx.send(Finalized { block, receipts: Arc::new(executed.receipts) });
+        let _ = self.finalized_tx.send(Finalized { block, receipts });
         Ok(())
     }
 

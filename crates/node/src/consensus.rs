@@ -430,7 +430,9 @@ where
     let marshal_handle = actor.start(FinalizedReporter { tx: fin_tx }, buffer, resolver);
     let exec_chain = chain.clone();
     let exec_mailbox = mailbox.clone();
-    let executor = ctx.child("executor").spawn(move |_| async move {
+    // Committing a block holds its thread for a while (a prune, up to a second): a thread of its
+    // own, so voting and verifying go on meanwhile.
+    let executor = ctx.child("executor").dedicated().spawn(move |_| async move {
         while let Some(update) = fin_rx.recv().await {
             if let Update::Block(block, ack) = update {
                 let height = block.height();

@@ -727,11 +727,41 @@ fn verification_in_the_gap_between_commit_and_tip_waits_instead_of_stopping_the_
         medledger_types::Block::new(next.height(), parent.digest(), ts, next.header.proposer, sibling_root, vec![]);
     drop(snap);
     // The gap: the store holds the next block, the tip does not name it yet.
-    n.chain.store.commit_block(&next, None, &executed).unwrap();
+    n.chain.store.commit_block(&next, None, &executed.writes, &executed.receipts).unwrap();
     assert_eq!(n.chain.tip(), tip);
     let verdict = n.chain.verify(&parent, &sibling, &next.header.proposer);
     assert_eq!(verdict, Err(VerifyLater::UnknownParent), "the sibling is judged later, once the tip moves");
     assert!(n.chain.build(&parent).is_none(), "no proposal on a state the tip does not name");
+}
+
+/// `finalize` keeps a block's speculative state until the tip names it. It used to drop it
+/// before the commit: a child proposed while the commit ran then found its parent unknown (not
+/// speculative, not the tip), and consensus executed the parent a second time to catch up.
+#[test]
+fn a_child_verified_while_its_parent_commits_is_judged_at_once_on_the_parents_state() {
+    let n = node();
+    n.commit();
+    let parent = n.chain.store.block(n.chain.tip().height).unwrap().unwrap();
+    n.clock.fetch_add(1000, std::sync::atomic::Ordering::SeqCst);
+    let next = n.chain.build(&parent).unwrap();
+    n.clock.fetch_add(1000, std::sync::atomic::Ordering::SeqCst);
+    // A child this node has not seen (not kept as speculative), as another leader proposes it.
+    let now = n.clock.load(std::sync::atomic::Ordering::SeqCst);
+    let child = n.chain.block_on(&next, now, vec![]).unwrap();
+    // The commit of `next` waits for the store's writes, as a long commit would.
+    let hold = n.chain.store.hold_writes().unwrap();
+    let finalizing = {
+        let (chain, next) = (n.chain.clone(), next.clone());
+        std::thread::spawn(move || chain.finalize(next, None))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(!finalizing.is_finished(), "the commit waits for the held writes");
+    assert_eq!(n.chain.tip().hash, parent.digest(), "the tip moves only after the commit");
+    assert_eq!(n.chain.verify(&next, &child, &child.header.proposer), Ok(true), "judged on `next`'s kept state");
+    drop(hold);
+    finalizing.join().unwrap().unwrap();
+    assert_eq!(n.chain.tip().hash, next.digest());
+    assert!(n.chain.knows(&child.digest()), "the child's state is kept, built on the committed tip");
 }
 
 /// One HTTP/1.1 response from `r`: its status and body (`Content-Length` framing, as the API

@@ -5,7 +5,7 @@
 //! point leaves either the whole block applied or none of it, so restart resumes from the last
 //! committed height and consensus redelivers the rest.
 
-use medledger_state::{Executed, StateRead, WriteSet};
+use medledger_state::{StateRead, WriteSet};
 use medledger_types::{Block, BlockHeader, Canonical, Hash, Receipt};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::Path;
@@ -90,6 +90,11 @@ pub struct Store {
     db: Database,
 }
 
+/// See [`Store::hold_writes`]: dropping it releases the store's writes, having written nothing.
+pub struct WriteHold {
+    _held: redb::WriteTransaction,
+}
+
 fn hash_of(b: &[u8]) -> Result<Hash> {
     b.try_into().map(Hash).map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into()))
 }
@@ -151,6 +156,13 @@ impl Store {
         Ok(())
     }
 
+    /// Holds the store's single write transaction until the returned guard is dropped: every
+    /// commit waits meanwhile. For fault injection (a commit that takes long); the guard writes
+    /// nothing.
+    pub fn hold_writes(&self) -> Result<WriteHold> {
+        Ok(WriteHold { _held: self.db.begin_write()? })
+    }
+
     pub fn tip(&self) -> Result<Option<Tip>> {
         let r = self.db.begin_read()?;
         Ok(tip_header(&r)?.map(|h| Tip::of(&h)))
@@ -161,14 +173,21 @@ impl Store {
     /// `certificate` is the block's own finalization certificate, if consensus produced one. A
     /// block finalized through a descendant's certificate has none; [`Store::certified_at_or_above`]
     /// finds the certificate that covers it.
-    pub fn commit_block(&self, block: &Block, certificate: Option<&[u8]>, executed: &Executed) -> Result<()> {
+    /// `writes` and `receipts` are the block's execution (of a [`medledger_state::Executed`] whose
+    /// state root matched the header's; the caller checked it).
+    pub fn commit_block(
+        &self,
+        block: &Block,
+        certificate: Option<&[u8]>,
+        writes: &WriteSet,
+        receipts: &[Receipt],
+    ) -> Result<()> {
         let height = block.height();
         let tip = self.tip()?.map(|t| t.height);
         if tip != Some(height.wrapping_sub(1)) {
             return Err(StoreError::NotNext { got: height, tip: tip.unwrap_or(0) });
         }
-        assert_eq!(executed.receipts.len(), block.txs.len(), "one receipt per transaction");
-        assert_eq!(executed.state_root, block.header.state_root, "executed root must match the header");
+        assert_eq!(receipts.len(), block.txs.len(), "one receipt per transaction");
         let w = self.db.begin_write()?;
         {
             w.open_table(BLOCKS)?.insert(height, block.encode().as_slice())?;
@@ -179,12 +198,12 @@ impl Store {
             w.open_table(BY_HASH)?.insert(block.digest().0.as_slice(), height)?;
             let mut idx = w.open_table(TX_INDEX)?;
             let mut rec = w.open_table(RECEIPTS)?;
-            for r in &executed.receipts {
+            for r in receipts {
                 idx.insert(r.tx_id.0.as_slice(), (height, r.index))?;
                 rec.insert((height, r.index), r.to_bytes().as_slice())?;
             }
             let mut state = w.open_table(STATE)?;
-            apply_writes(&mut state, &executed.writes)?;
+            apply_writes(&mut state, writes)?;
             prune_tree(&mut state, height)?;
             w.open_table(META)?.insert("tip", height.to_be_bytes().as_slice())?;
         }

@@ -49,9 +49,12 @@ fn committed_blocks_survive_reopen_and_order_is_enforced() {
         let snap = store.snapshot().unwrap();
         let ex = execute_block(&snap, &env, std::slice::from_ref(&tx));
         let b1 = Block::new(1, g0.digest(), 2_000, Default::default(), ex.state_root, vec![tx.clone()]);
-        store.commit_block(&b1, Some(b"cert-1"), &ex).unwrap();
+        store.commit_block(&b1, Some(b"cert-1"), &ex.writes, &ex.receipts).unwrap();
         // Committing the same height again is refused.
-        assert!(matches!(store.commit_block(&b1, Some(b"cert-1"), &ex), Err(StoreError::NotNext { got: 1, tip: 1 })));
+        assert!(matches!(
+            store.commit_block(&b1, Some(b"cert-1"), &ex.writes, &ex.receipts),
+            Err(StoreError::NotNext { got: 1, tip: 1 })
+        ));
         (b1, ex)
     };
     let store = Store::open(&path).unwrap();
@@ -215,11 +218,11 @@ fn stale_tree_nodes_are_pruned_in_batches_and_every_key_still_proves() {
             let next = sealed(&layered, h + 1);
             drop(snap);
             let b = Block::new(h, parent, 1_000 + h, Default::default(), ex.state_root, vec![]);
-            store.commit_block(&b, None, &ex).unwrap();
+            store.commit_block(&b, None, &ex.writes, &ex.receipts).unwrap();
             let (stale, live, leaves) = check(&store, h, &ex.state_root);
             assert_eq!((stale, leaves), (0, live), "block {h} prunes: exactly the latest tree is left");
             let b2 = Block::new(h + 1, b.digest(), 1_001 + h, Default::default(), next.state_root, vec![]);
-            store.commit_block(&b2, None, &next).unwrap();
+            store.commit_block(&b2, None, &next.writes, &next.receipts).unwrap();
             let (stale, live, leaves) = check(&store, h + 1, &next.state_root);
             assert!(stale > 0 && leaves > live, "block {}: its stale nodes wait", h + 1);
             parent = b2.digest();
@@ -228,7 +231,7 @@ fn stale_tree_nodes_are_pruned_in_batches_and_every_key_still_proves() {
         }
         let ex = sealed(&store.snapshot().unwrap(), h);
         let b = Block::new(h, parent, 1_000 + h, Default::default(), ex.state_root, vec![]);
-        store.commit_block(&b, None, &ex).unwrap();
+        store.commit_block(&b, None, &ex.writes, &ex.receipts).unwrap();
         parent = b.digest();
         let (stale, live, leaves) = check(&store, h, &ex.state_root);
         if h == PRUNE_EVERY {
