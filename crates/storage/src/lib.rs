@@ -373,7 +373,14 @@ fn prune_tree(t: &mut redb::Table<&[u8], &[u8]>, through: u64) -> Result<()> {
             break;
         }
     }
-    apply_writes(t, &pruned(entries).map_err(StoreError::Corrupt)?)
+    let Some(last) = entries.last().cloned() else { return Ok(()) };
+    // The nodes one by one; their index entries, the contiguous range `start..=last`, in one
+    // pass of a cursor (a removal per entry would descend the table for each).
+    for (node, _) in pruned(entries).map_err(StoreError::Corrupt)?.iter().filter(|(k, _)| !k.starts_with(&start)) {
+        t.remove(node.as_slice())?;
+    }
+    t.retain_in::<&[u8], _>(start.as_slice()..=last.as_slice(), |_, _| false)?;
+    Ok(())
 }
 
 fn apply_writes(t: &mut redb::Table<&[u8], &[u8]>, writes: &WriteSet) -> Result<()> {
