@@ -153,6 +153,10 @@ pub struct Metrics {
     pub rejected: AtomicU64,
     pub committed_txs: AtomicU64,
     pub committed_blocks: AtomicU64,
+    /// Blocks executed here: built, verified, caught up, or re-executed at finalization for want
+    /// of a kept execution. Over `committed_blocks` by the sibling blocks views abandoned, and by
+    /// any block executed twice.
+    pub executed_blocks: AtomicU64,
     pub verify_sig_cache_hits: AtomicU64,
     pub verify_sig_checked: AtomicU64,
 }
@@ -421,6 +425,7 @@ impl Chain {
         let height = parent.height() + 1;
         let ts = self.now_ms().max(parent.header.timestamp_ms + 1);
         let ex = execute_block(&view, &self.env(height, ts, self.me), &txs);
+        self.metrics.executed_blocks.fetch_add(1, Ordering::Relaxed);
         let block = Arc::new(Block::new(height, parent.digest(), ts, self.me, ex.state_root, txs));
         self.speculative.lock().insert(block.clone(), Arc::new(ex.writes), Arc::new(ex.receipts));
         match self.proposal_fault.get() {
@@ -524,6 +529,7 @@ impl Chain {
         };
         let view = Layered { base: &snap, layers };
         let ex = execute_block(&view, &self.env(h.height, h.timestamp_ms, h.proposer), &block.txs);
+        self.metrics.executed_blocks.fetch_add(1, Ordering::Relaxed);
         if ex.state_root != h.state_root {
             return Ok(false);
         }
@@ -543,7 +549,9 @@ impl Chain {
         assert_eq!(block.header.parent, tip.hash, "a finalized block extends the committed tip");
         // The speculative entry stays until the tip names this block: a child verified while the
         // commit runs still finds its parent's state (with it gone and the tip not yet moved,
-        // the child's parent would look unknown, and the block would be executed again).
+        // the child's parent would look unknown, and the block would be executed again). It
+        // still counts toward `MAX_SPECULATIVE`: a cache overflowing during the commit may evict
+        // it if nothing kept builds on it, and a child verified after that waits for the tip.
         let cached = self.speculative.lock().map.get(&block.digest()).map(|s| (s.writes.clone(), s.receipts.clone()));
         let (writes, receipts) = match cached {
             Some(parts) => parts,
@@ -551,6 +559,7 @@ impl Chain {
                 let snap = self.store.snapshot()?;
                 let h = &block.header;
                 let ex = execute_block(&snap, &self.env(h.height, h.timestamp_ms, h.proposer), &block.txs);
+                self.metrics.executed_blocks.fetch_add(1, Ordering::Relaxed);
                 // Finalized blocks carry a quorum certificate; honest validators cannot diverge here.
                 assert_eq!(ex.state_root, h.state_root, "finalized block state root mismatch");
                 (Arc::new(ex.writes), Arc::new(ex.receipts))
@@ -566,8 +575,12 @@ impl Chain {
         }
         self.compact_wal();
         // Dropping a block's write set takes a while: not under the lock.
-        let gone: Vec<Speculative> =
-            self.speculative.lock().map.extract_if(|_, s| s.block.height() <= new_tip.height).map(|(_, s)| s).collect();
+        let gone: Vec<Speculative> = {
+            let mut spec = self.speculative.lock();
+            let done: Vec<Hash> =
+                spec.map.iter().filter(|(_, s)| s.block.height() <= new_tip.height).map(|(d, _)| *d).collect();
+            done.iter().filter_map(|d| spec.map.remove(d)).collect()
+        };
         drop((gone, writes));
         self.metrics.committed_blocks.fetch_add(1, Ordering::Relaxed);
         self.metrics.committed_txs.fetch_add(block.txs.len() as u64, Ordering::Relaxed);

@@ -279,6 +279,10 @@ async fn read_endpoints_and_proofs() {
     let text = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
     assert!(text.contains(&format!("medledger_height {}", block.height())));
     assert!(text.contains("medledger_committed_transactions_total 5"));
+    // Each block was executed once, when built: finalizing it reused that execution.
+    let committed = n.chain.metrics.committed_blocks.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(committed > 0);
+    assert!(text.contains(&format!("medledger_executed_blocks_total {committed}\n")), "{text}");
 }
 
 /// The OpenAPI document is the contract: typed schemas only, hex fields with their patterns,

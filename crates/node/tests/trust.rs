@@ -757,9 +757,12 @@ fn a_child_verified_while_its_parent_commits_is_judged_at_once_on_the_parents_st
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert!(!finalizing.is_finished(), "the commit waits for the held writes");
     assert_eq!(n.chain.tip().hash, parent.digest(), "the tip moves only after the commit");
+    let executed = || n.chain.metrics.executed_blocks.load(std::sync::atomic::Ordering::Relaxed);
+    let before = executed();
     assert_eq!(n.chain.verify(&next, &child, &child.header.proposer), Ok(true), "judged on `next`'s kept state");
     drop(hold);
     finalizing.join().unwrap().unwrap();
+    assert_eq!(executed(), before + 1, "the child was executed once, and `next` not again");
     assert_eq!(n.chain.tip().hash, next.digest());
     assert!(n.chain.knows(&child.digest()), "the child's state is kept, built on the committed tip");
 }

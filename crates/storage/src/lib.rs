@@ -157,8 +157,9 @@ impl Store {
     }
 
     /// Holds the store's single write transaction until the returned guard is dropped: every
-    /// commit waits meanwhile. For fault injection (a commit that takes long); the guard writes
-    /// nothing.
+    /// commit waits meanwhile. For fault injection in tests (a commit that takes long); the
+    /// guard writes nothing. A node never calls it.
+    #[doc(hidden)]
     pub fn hold_writes(&self) -> Result<WriteHold> {
         Ok(WriteHold { _held: self.db.begin_write()? })
     }
@@ -357,7 +358,7 @@ pub const MAX_PRUNE: usize = 131_072;
 /// is read from the store (unfinalized blocks are layered on it, and readers of an earlier
 /// commit keep their own snapshot), so every node stale at the committed height can go.
 fn prune_tree(t: &mut redb::Table<&[u8], &[u8]>, through: u64) -> Result<()> {
-    use medledger_state::commitment::{pruned, stale_since, stale_through};
+    use medledger_state::commitment::{is_node_key, pruned, stale_since, stale_through};
     let (start, end) = stale_through(through);
     let mut entries = Vec::new();
     for e in t.range::<&[u8]>(start.as_slice()..end.as_slice())? {
@@ -376,7 +377,7 @@ fn prune_tree(t: &mut redb::Table<&[u8], &[u8]>, through: u64) -> Result<()> {
     let Some(last) = entries.last().cloned() else { return Ok(()) };
     // The nodes one by one; their index entries, the contiguous range `start..=last`, in one
     // pass of a cursor (a removal per entry would descend the table for each).
-    for (node, _) in pruned(entries).map_err(StoreError::Corrupt)?.iter().filter(|(k, _)| !k.starts_with(&start)) {
+    for (node, _) in pruned(entries).map_err(StoreError::Corrupt)?.iter().filter(|(k, _)| is_node_key(k)) {
         t.remove(node.as_slice())?;
     }
     t.retain_in::<&[u8], _>(start.as_slice()..=last.as_slice(), |_, _| false)?;

@@ -491,6 +491,12 @@ pub(crate) async fn metrics(State(st): State<ApiState>) -> impl IntoResponse {
     );
     put("committed_blocks_total", "counter", "Finalized blocks committed.", m.committed_blocks.load(Ordering::Relaxed));
     put(
+        "executed_blocks_total",
+        "counter",
+        "Blocks executed here (built, verified, caught up or re-executed at finalization); over committed_blocks_total by abandoned siblings and repeated work.",
+        m.executed_blocks.load(Ordering::Relaxed),
+    );
+    put(
         "verify_signature_cache_hits_total",
         "counter",
         "Block transactions whose signature was already verified at admission.",
