@@ -408,7 +408,7 @@ impl Chain {
         let spec = self.speculative.lock();
         let (layers, included) = self.layers_to(&spec, &tip, parent.digest())?;
         drop(spec);
-        let view = Layered { base: &snap, layers };
+        let view = Layered::new(&snap, layers);
         let mut txs = self.mempool.lock().select(&view, self.max_block_txs.min(MAX_BLOCK_TXS), &included);
         // Stop before the block's work budget; the rest waits for the next block. A prefix of
         // the selection keeps each signer's nonces contiguous.
@@ -442,7 +442,7 @@ impl Chain {
             let spec = self.speculative.lock();
             self.layers_to(&spec, &tip, parent.digest())?.0
         };
-        let view = Layered { base: &snap, layers };
+        let view = Layered::new(&snap, layers);
         let height = parent.height() + 1;
         let ex = execute_block(&view, &self.env(height, timestamp_ms, self.me), &txs);
         Some(Arc::new(Block::new(height, parent.digest(), timestamp_ms, self.me, ex.state_root, txs)))
@@ -527,7 +527,7 @@ impl Chain {
             let spec = self.speculative.lock();
             self.layers_to(&spec, &tip, parent.digest()).ok_or(VerifyLater::UnknownParent)?
         };
-        let view = Layered { base: &snap, layers };
+        let view = Layered::new(&snap, layers);
         let ex = execute_block(&view, &self.env(h.height, h.timestamp_ms, h.proposer), &block.txs);
         self.metrics.executed_blocks.fetch_add(1, Ordering::Relaxed);
         if ex.state_root != h.state_root {

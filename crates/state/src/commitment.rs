@@ -50,6 +50,18 @@ pub fn tree_version(state: &dyn StateRead) -> Option<u64> {
     state.get(&version_key()).and_then(|b| b.as_slice().try_into().ok()).map(u64::from_be_bytes)
 }
 
+/// The version of the tree a block's write set makes (every sealed block writes one).
+pub fn written_version(writes: &WriteSet) -> Option<u64> {
+    writes.get(&version_key())?.as_ref()?.as_slice().try_into().ok().map(u64::from_be_bytes)
+}
+
+/// The version that made the node stored under `key`, if `key` is a node's key ([`node_key`]).
+/// Only the block of that version writes it.
+pub fn node_version(key: &[u8]) -> Option<u64> {
+    let t = keys::TREE.len();
+    is_node_key(key).then(|| u64::from_be_bytes(key[t..t + 8].try_into().expect("8 bytes")))
+}
+
 /// Where a node is stored: [`keys::TREE`], the version that made it (8 bytes, big-endian), the
 /// path's bytes, then its length in nibbles. A block's new nodes are thus contiguous in the
 /// store, written together at its end, whatever their paths; a node's replacement at the same
@@ -296,8 +308,9 @@ impl StateRead for Proven {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemState;
+    use crate::store::{Layered, MemState};
     use proptest::prelude::*;
+    use std::sync::Arc;
 
     /// A key kept off the tree is stored but is not a leaf: writing it leaves the root as it
     /// is, and it is never proven (an absence proof for it would be a lie).
@@ -337,6 +350,56 @@ mod tests {
         assert_eq!(tree_version(&state), Some(0));
         writes.insert(keys::HEIGHT.to_vec(), Some(2u64.to_be_bytes().to_vec()));
         commit(&state, 2, &writes);
+    }
+
+    /// `Layered` looks a tree node up only in the layer of its version, or in the base: every
+    /// key reads as it does in the same state flattened, and versions committed over the layers
+    /// have the roots they have over the flattened state.
+    #[test]
+    fn layered_reads_find_every_node_in_its_versions_layer_or_the_base() {
+        let writes_of = |version: u64| {
+            let mut w = WriteSet::new();
+            for k in 0..40u64 {
+                w.insert(format!("k/{}", (k * 7 + version * 13) % 60).into_bytes(), Some(vec![version as u8; 3]));
+            }
+            if version % 2 == 1 {
+                w.insert(format!("k/{}", version * 5).into_bytes(), None);
+            }
+            w.insert(b"height".to_vec(), Some(version.to_be_bytes().to_vec()));
+            w
+        };
+        let (mut base, mut flat) = (MemState::default(), MemState::default());
+        for version in 0..3 {
+            let mut w = writes_of(version);
+            let (_, tree) = commit(&base, version, &w);
+            w.extend(tree);
+            base.apply(&w);
+            flat.apply(&w);
+        }
+        let mut layers: Vec<Arc<WriteSet>> = Vec::new();
+        for version in 3..7 {
+            let mut w = writes_of(version);
+            let (root, tree) = commit(&Layered::new(&base, layers.clone()), version, &w);
+            let (flat_root, flat_tree) = commit(&flat, version, &w);
+            assert_eq!((root, &tree), (flat_root, &flat_tree), "version {version}");
+            w.extend(tree);
+            flat.apply(&w);
+            layers.push(Arc::new(w));
+        }
+        let view = Layered::new(&base, layers.clone());
+        let mut nodes = 0;
+        for key in flat.0.keys().chain(layers.iter().flat_map(|l| l.keys())) {
+            assert_eq!(view.get(key), flat.get(key), "{}", String::from_utf8_lossy(key));
+            nodes += usize::from(node_version(key).is_some());
+        }
+        assert!(nodes > 100, "the layers and the base hold many nodes ({nodes})");
+        // A node key of a layer's version that the layer lacks is absent; one of an older
+        // version is looked up in the base.
+        let mut missing = [keys::TREE, &5u64.to_be_bytes(), &[0x12, 0x34, 4]].concat();
+        assert_eq!(node_version(&missing), Some(5));
+        assert_eq!(view.get(&missing), None);
+        missing[keys::TREE.len() + 7] = 1;
+        assert_eq!(view.get(&missing), flat.get(&missing));
     }
 
     proptest! {

@@ -46,12 +46,30 @@ impl MemState {
 
 /// Committed state plus the write sets of not-yet-finalized ancestors, newest last.
 pub struct Layered<'a> {
-    pub base: &'a dyn StateRead,
-    pub layers: Vec<Arc<WriteSet>>,
+    base: &'a dyn StateRead,
+    layers: Vec<Arc<WriteSet>>,
+    /// The tree version each layer made, when every layer made one (sealed blocks do).
+    versions: Option<Vec<u64>>,
+}
+
+impl<'a> Layered<'a> {
+    pub fn new(base: &'a dyn StateRead, layers: Vec<Arc<WriteSet>>) -> Self {
+        let versions = layers.iter().map(|l| crate::commitment::written_version(l)).collect();
+        Layered { base, layers, versions }
+    }
 }
 
 impl StateRead for Layered<'_> {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        // A tree node is written only by the block of its version, and never deleted by a
+        // block: it is in that block's layer, or, if no layer is of its version, in the base.
+        // (The state tree reads thousands of nodes per block; most are in the base.)
+        if let (Some(versions), Some(v)) = (&self.versions, crate::commitment::node_version(key)) {
+            return match versions.iter().position(|&lv| lv == v) {
+                Some(i) => self.layers[i].get(key).cloned().flatten(),
+                None => self.base.get(key),
+            };
+        }
         for layer in self.layers.iter().rev() {
             if let Some(v) = layer.get(key) {
                 return v.clone();

@@ -214,7 +214,7 @@ fn stale_tree_nodes_are_pruned_in_batches_and_every_key_still_proves() {
             // layer, then h is committed (and prunes), then h+1 from its cached result.
             let ex = sealed(&store.snapshot().unwrap(), h);
             let snap = store.snapshot().unwrap();
-            let layered = Layered { base: &snap, layers: vec![Arc::new(ex.writes.clone())] };
+            let layered = Layered::new(&snap, vec![Arc::new(ex.writes.clone())]);
             let next = sealed(&layered, h + 1);
             drop(snap);
             let b = Block::new(h, parent, 1_000 + h, Default::default(), ex.state_root, vec![]);
