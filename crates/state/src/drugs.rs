@@ -1097,33 +1097,29 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
     if meta.error_declaration.is_some() {
         return Err(not_found(format!("error declaration of event `{}`, which was never captured", meta.event_id)));
     }
-    // Commissioning makes each pack with this event as its first; every other step appends it
-    // to the trails of the items it touched.
-    let mut commissioned = false;
-    let touched = match op {
+    // An item an event makes starts its trail with the event; the event is appended to the
+    // trails of the items that existed before it.
+    let (made, existing) = match op {
         DrugsOp::Commission { gtin, lot: lot_id, expiry, serials, .. } => {
-            commissioned = true;
-            commission(o, cx, &ekey, gtin, lot_id, expiry, serials)?
+            (commission(o, cx, &ekey, gtin, lot_id, expiry, serials)?, Vec::new())
         }
-        DrugsOp::Aggregate { parent, children, .. } => aggregate(o, cx, parent, children)?,
-        DrugsOp::Disaggregate { parent, children, .. } => disaggregate(o, cx, parent, children)?,
-        DrugsOp::Ship { epcs, to, .. } => ship(o, cx, epcs, to)?,
-        DrugsOp::Receive { epcs, from, .. } => receive(o, cx, epcs, from)?,
+        DrugsOp::Aggregate { parent, children, .. } => aggregate(o, cx, &ekey, parent, children)?,
+        DrugsOp::Disaggregate { parent, children, .. } => (Vec::new(), disaggregate(o, cx, parent, children)?),
+        DrugsOp::Ship { epcs, to, .. } => (Vec::new(), ship(o, cx, epcs, to)?),
+        DrugsOp::Receive { epcs, from, .. } => (Vec::new(), receive(o, cx, epcs, from)?),
         DrugsOp::Dispense { epc, .. } => {
             dispense(o, cx, meta, epc)?;
-            vec![epc.clone()]
+            (Vec::new(), vec![epc.clone()])
         }
         DrugsOp::UndoDispense { epc, .. } => {
             undo(o, cx, meta, epc)?;
-            vec![epc.clone()]
+            (Vec::new(), vec![epc.clone()])
         }
-        DrugsOp::Report { epcs, status, reason, .. } => report(o, cx, meta, epcs, *status, reason)?,
+        DrugsOp::Report { epcs, status, reason, .. } => (Vec::new(), report(o, cx, meta, epcs, *status, reason)?),
         _ => unreachable!("custody is called with custody events only"),
     };
-    if !commissioned {
-        for epc in &touched {
-            trail_push(o, epc, &ekey)?;
-        }
+    for epc in &existing {
+        trail_push(o, epc, &ekey)?;
     }
     let stored = StoredEvent {
         op: Step(op.clone()),
@@ -1134,11 +1130,11 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
         error_declaration: None,
     };
     store_event(o, &ekey, &stored);
-    if !touched.is_empty() {
+    if !made.is_empty() || !existing.is_empty() {
         cx.events.push(
             Event::new("drug_event")
                 .with("step", op.biz_step().unwrap_or(""))
-                .with("items", touched.len())
+                .with("items", made.len() + existing.len())
                 .with("event_id", &meta.event_id),
         );
     }
@@ -1330,11 +1326,20 @@ fn depth(o: &Overlay<'_>, sscc: &str) -> usize {
     d
 }
 
-fn aggregate(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, parent: &str, children: &[Epc]) -> Result<Vec<Epc>, Rejection> {
+/// Packs `children` into `parent`, making the container (with `event` first on its trail) if
+/// it does not exist. Returns the identifiers made and those that existed.
+fn aggregate(
+    o: &mut Overlay<'_>,
+    cx: &mut Ctx<'_>,
+    event: &Hash,
+    parent: &str,
+    children: &[Epc],
+) -> Result<(Vec<Epc>, Vec<Epc>), Rejection> {
     let pe = Epc::Sscc(parent.to_string());
-    let mut container = match item(o, &pe) {
-        Some(_) => possessed(o, cx, &pe)?,
-        None => {
+    let existed = item(o, &pe).is_some();
+    let mut container = match existed {
+        true => possessed(o, cx, &pe)?,
+        false => {
             let it = Item {
                 epc: pe.clone(),
                 lot: String::new(),
@@ -1346,8 +1351,8 @@ fn aggregate(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, parent: &str, children: &[Ep
                 shipment: None,
                 last_change: None,
                 commissioned_ms: cx.env.timestamp_ms,
-                trail_len: 0,
-                first_event: None,
+                trail_len: 1,
+                first_event: Some(*event),
             };
             reindex(o, None, &it);
             it
@@ -1377,9 +1382,13 @@ fn aggregate(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, parent: &str, children: &[Ep
         container.children.push(c.clone());
     }
     put(o, key::item(&pe), &container);
-    let mut touched = vec![pe];
-    touched.extend(children.iter().cloned());
-    Ok(touched)
+    let mut existing = children.to_vec();
+    if existed {
+        existing.insert(0, pe);
+        Ok((Vec::new(), existing))
+    } else {
+        Ok((vec![pe], existing))
+    }
 }
 
 fn disaggregate(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, parent: &str, children: &[Epc]) -> Result<Vec<Epc>, Rejection> {

@@ -409,6 +409,11 @@ fn cases_carry_their_packs_and_unpacking_releases_them() {
     applied(&w.run(&dist, D::Disaggregate { meta: m0(), parent: CASE.into(), children: vec![] }));
     assert_eq!(w.item("A1").parent, None);
     applied(&w.ship(&dist, vec![pack("A1")], PHARM));
+    // The case's trail starts with the packing that made it, once; its packs' trails have it
+    // after their commissioning.
+    let steps = |e: &Epc| drugs::trail(&w.c.state, e, 100).into_iter().map(|t| t.biz_step).collect::<Vec<_>>();
+    assert_eq!(steps(&case), ["packing", "shipping", "receiving", "unpacking"]);
+    assert_eq!(steps(&pack("A2")), ["commissioning", "packing", "shipping", "receiving", "unpacking"]);
 }
 
 #[test]
