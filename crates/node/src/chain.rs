@@ -28,6 +28,9 @@ pub const MAX_FUTURE_MS: u64 = 30_000;
 /// into what a Byzantine proposer sends instead (given the chain and the parent). A running
 /// node never sets one.
 pub type ProposalFault = Box<dyn Fn(&Chain, &Block, Arc<Block>) -> Arc<Block> + Send + Sync>;
+/// Fault injection for tests: runs in [`Chain::finalize`] just before the block is committed
+/// to the store (a commit that stalls there). A running node never sets one.
+pub type CommitFault = Box<dyn Fn(&Block) + Send + Sync>;
 /// Minimum spacing of empty blocks.
 pub const EMPTY_BLOCK_INTERVAL_MS: u64 = 500;
 /// How long a proposer lets transactions gather before building a non-full block.
@@ -145,6 +148,8 @@ pub struct Chain {
     wal: std::sync::OnceLock<crate::wal::Wal>,
     /// Simulations only: makes this node a Byzantine proposer ([`ProposalFault`]).
     pub proposal_fault: std::sync::OnceLock<ProposalFault>,
+    /// Tests only: stalls a commit ([`CommitFault`]).
+    pub commit_fault: std::sync::OnceLock<CommitFault>,
 }
 
 #[derive(Default)]
@@ -196,6 +201,7 @@ impl Chain {
             clock,
             wal: std::sync::OnceLock::new(),
             proposal_fault: std::sync::OnceLock::new(),
+            commit_fault: std::sync::OnceLock::new(),
         }))
     }
 
@@ -565,6 +571,9 @@ impl Chain {
                 (Arc::new(ex.writes), Arc::new(ex.receipts))
             }
         };
+        if let Some(fault) = self.commit_fault.get() {
+            fault(&block);
+        }
         self.store.commit_block(&block, certificate, &writes, &receipts)?;
         let new_tip = Tip { height: block.height(), hash: block.digest(), state_root: block.header.state_root };
         *self.tip.lock() = new_tip;

@@ -748,19 +748,25 @@ fn a_child_verified_while_its_parent_commits_is_judged_at_once_on_the_parents_st
     // A child this node has not seen (not kept as speculative), as another leader proposes it.
     let now = n.clock.load(std::sync::atomic::Ordering::SeqCst);
     let child = n.chain.block_on(&next, now, vec![]).unwrap();
-    // The commit of `next` waits for the store's writes, as a long commit would.
-    let hold = n.chain.store.hold_writes().unwrap();
+    // The commit of `next` stalls just before the store, as a long commit would.
+    let (reached_tx, reached) = std::sync::mpsc::channel::<()>();
+    let (release, release_rx) = std::sync::mpsc::channel::<()>();
+    let (reached_tx, release_rx) = (std::sync::Mutex::new(reached_tx), std::sync::Mutex::new(release_rx));
+    let stall: medledger_node::chain::CommitFault = Box::new(move |_| {
+        let _ = reached_tx.lock().unwrap().send(());
+        let _ = release_rx.lock().unwrap().recv();
+    });
+    assert!(n.chain.commit_fault.set(stall).is_ok());
     let finalizing = {
         let (chain, next) = (n.chain.clone(), next.clone());
         std::thread::spawn(move || chain.finalize(next, None))
     };
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    assert!(!finalizing.is_finished(), "the commit waits for the held writes");
+    reached.recv_timeout(std::time::Duration::from_secs(30)).expect("finalize reaches the commit");
     assert_eq!(n.chain.tip().hash, parent.digest(), "the tip moves only after the commit");
     let executed = || n.chain.metrics.executed_blocks.load(std::sync::atomic::Ordering::Relaxed);
     let before = executed();
     assert_eq!(n.chain.verify(&next, &child, &child.header.proposer), Ok(true), "judged on `next`'s kept state");
-    drop(hold);
+    release.send(()).unwrap();
     finalizing.join().unwrap().unwrap();
     assert_eq!(executed(), before + 1, "the child was executed once, and `next` not again");
     assert_eq!(n.chain.tip().hash, next.digest());

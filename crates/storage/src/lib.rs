@@ -90,11 +90,6 @@ pub struct Store {
     db: Database,
 }
 
-/// See [`Store::hold_writes`]: dropping it releases the store's writes, having written nothing.
-pub struct WriteHold {
-    _held: redb::WriteTransaction,
-}
-
 fn hash_of(b: &[u8]) -> Result<Hash> {
     b.try_into().map(Hash).map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into()))
 }
@@ -154,14 +149,6 @@ impl Store {
         }
         w.commit()?;
         Ok(())
-    }
-
-    /// Holds the store's single write transaction until the returned guard is dropped: every
-    /// commit waits meanwhile. For fault injection in tests (a commit that takes long); the
-    /// guard writes nothing. A node never calls it.
-    #[doc(hidden)]
-    pub fn hold_writes(&self) -> Result<WriteHold> {
-        Ok(WriteHold { _held: self.db.begin_write()? })
     }
 
     pub fn tip(&self) -> Result<Option<Tip>> {
