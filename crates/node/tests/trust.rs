@@ -757,14 +757,15 @@ fn a_child_verified_while_its_parent_commits_is_judged_at_once_on_the_parents_st
         let _ = release_rx.lock().unwrap().recv();
     });
     assert!(n.chain.commit_fault.set(stall).is_ok());
+    let executed = || n.chain.metrics.executed_blocks.load(std::sync::atomic::Ordering::Relaxed);
+    let before = executed();
     let finalizing = {
         let (chain, next) = (n.chain.clone(), next.clone());
         std::thread::spawn(move || chain.finalize(next, None))
     };
     reached.recv_timeout(std::time::Duration::from_secs(30)).expect("finalize reaches the commit");
     assert_eq!(n.chain.tip().hash, parent.digest(), "the tip moves only after the commit");
-    let executed = || n.chain.metrics.executed_blocks.load(std::sync::atomic::Ordering::Relaxed);
-    let before = executed();
+    assert_eq!(executed(), before, "finalize reused `next`'s kept execution");
     assert_eq!(n.chain.verify(&next, &child, &child.header.proposer), Ok(true), "judged on `next`'s kept state");
     release.send(()).unwrap();
     finalizing.join().unwrap().unwrap();

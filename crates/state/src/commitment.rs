@@ -179,7 +179,8 @@ impl TreeReader for Reader<'_> {
 
 /// Applies the domain writes of block `version` to the tree of its parent (`state` is the
 /// parent's state, tree included). Returns the new root and the tree's own writes: new nodes,
-/// and deletions of the nodes this version made stale.
+/// and index entries naming the nodes this version made stale (pruned later, by the store;
+/// a version never deletes a node).
 ///
 /// Panics if the parent's tree is incomplete: that is corrupt storage, and a validator must stop
 /// rather than diverge.
@@ -400,6 +401,14 @@ mod tests {
         assert_eq!(view.get(&missing), None);
         missing[keys::TREE.len() + 7] = 1;
         assert_eq!(view.get(&missing), flat.get(&missing));
+        // Layers that are not a chain of rising versions (here a later write set claiming an
+        // earlier one's version, with other node bytes) are read in turn, newest last, as any
+        // write sets are.
+        let mut again = (*layers[0]).clone();
+        let node = again.keys().find(|k| node_version(k) == Some(3)).expect("version 3 made nodes").clone();
+        again.insert(node.clone(), Some(b"other bytes".to_vec()));
+        let odd = Layered::new(&base, vec![layers[0].clone(), layers[1].clone(), Arc::new(again)]);
+        assert_eq!(odd.get(&node), Some(b"other bytes".to_vec()));
     }
 
     proptest! {

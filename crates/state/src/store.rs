@@ -48,13 +48,15 @@ impl MemState {
 pub struct Layered<'a> {
     base: &'a dyn StateRead,
     layers: Vec<Arc<WriteSet>>,
-    /// The tree version each layer made, when every layer made one (sealed blocks do).
+    /// The tree version each layer made, when every layer made one (sealed blocks do) and they
+    /// rise from layer to layer, as a chain of blocks' do.
     versions: Option<Vec<u64>>,
 }
 
 impl<'a> Layered<'a> {
     pub fn new(base: &'a dyn StateRead, layers: Vec<Arc<WriteSet>>) -> Self {
-        let versions = layers.iter().map(|l| crate::commitment::written_version(l)).collect();
+        let versions: Option<Vec<u64>> = layers.iter().map(|l| crate::commitment::written_version(l)).collect();
+        let versions = versions.filter(|v| v.windows(2).all(|w| w[0] < w[1]));
         Layered { base, layers, versions }
     }
 }

@@ -482,16 +482,18 @@ pub fn load(dir: &Path, serials: usize, captures: usize, lines: usize) -> Result
         }
     }
     // Blocks each validator executed per block committed: 1 when no block is executed twice
-    // and no view abandons a sibling (the genesis-to-end counts, demo data included).
+    // and no view abandons a sibling (counted since each validator started, demo data included).
     let executions: Vec<Value> = apis
         .iter()
         .map(|a| -> Result<Value, String> {
             let text = Client::new(a).get_text("/metrics")?;
             let count = |name: &str| {
                 let prefix = format!("medledger_{name} ");
-                text.lines().find_map(|l| l.strip_prefix(prefix.as_str())?.trim().parse::<f64>().ok()).unwrap_or(0.0)
+                text.lines()
+                    .find_map(|l| l.strip_prefix(prefix.as_str())?.trim().parse::<f64>().ok())
+                    .ok_or(format!("{a} reports no medledger_{name} in /metrics"))
             };
-            let ratio = count("executed_blocks_total") / count("committed_blocks_total").max(1.0);
+            let ratio = count("executed_blocks_total")? / count("committed_blocks_total")?.max(1.0);
             Ok(json!((ratio * 100.0).round() / 100.0))
         })
         .collect::<Result<_, _>>()?;
