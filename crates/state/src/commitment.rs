@@ -129,14 +129,19 @@ pub fn stale_since(entry: &[u8]) -> Result<u64, String> {
 /// reader may still ask for, as long as the range ends at or below the oldest version read. An
 /// error names an entry that is not one (corrupt storage).
 pub fn pruned(entries: impl IntoIterator<Item = Vec<u8>>) -> Result<WriteSet, String> {
-    let t = keys::TREE.len();
     let mut out = WriteSet::new();
     for entry in entries {
-        stale_since(&entry)?;
-        out.insert([keys::TREE, &entry[t + 9..]].concat(), None);
+        out.insert(stale_node(&entry)?, None);
         out.insert(entry, None);
     }
     Ok(out)
+}
+
+/// The key of the node that the stale-node index entry `entry` names. An error names an entry
+/// that is not one (corrupt storage).
+pub fn stale_node(entry: &[u8]) -> Result<Vec<u8>, String> {
+    stale_since(entry)?;
+    Ok([keys::TREE, &entry[keys::TREE.len() + 9..]].concat())
 }
 
 /// A node's Borsh encoding in a buffer of exactly its size. (`borsh::to_vec` starts every

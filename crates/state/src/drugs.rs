@@ -1141,18 +1141,33 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
     Ok(())
 }
 
+/// An identifier `event` makes, held by the event's institution, with the event first on its
+/// trail (a pack with its lot and expiry; a case or pallet with neither).
+fn made(cx: &Ctx<'_>, event: &Hash, epc: Epc, lot: &str, expiry: &str) -> Item {
+    Item {
+        epc,
+        lot: lot.to_string(),
+        expiry: expiry.to_string(),
+        owner: cx.institution.clone(),
+        status: Status::Active,
+        parent: None,
+        children: Vec::new(),
+        shipment: None,
+        last_change: None,
+        commissioned_ms: cx.env.timestamp_ms,
+        trail_len: 1,
+        first_event: Some(*event),
+    }
+}
+
 /// Appends `event` to the trail of `epc` (an identifier that exists: every custody operation
-/// checks that before it touches one).
+/// checks that before it touches one). Its first event is in the item since it was [`made`].
 fn trail_push(o: &mut Overlay<'_>, epc: &Epc, event: &Hash) -> Result<(), Rejection> {
     let mut it = need_item(o, epc)?;
     if it.trail_len >= MAX_TRAIL {
         return Err(invalid(format!("{epc} has {MAX_TRAIL} custody events, the most one identifier keeps")));
     }
-    if it.trail_len == 0 {
-        it.first_event = Some(*event);
-    } else {
-        o.put(key::trail(epc, it.trail_len), event.0.to_vec());
-    }
+    o.put(key::trail(epc, it.trail_len), event.0.to_vec());
     it.trail_len += 1;
     put(o, key::item(epc), &it);
     Ok(())
@@ -1273,20 +1288,7 @@ fn commission(
                 format!("serial {s} of GTIN {gtin} was commissioned before; serials are unique forever"),
             ));
         }
-        let it = Item {
-            epc: epc.clone(),
-            lot: lot_id.to_string(),
-            expiry: expiry.to_string(),
-            owner: cx.institution.clone(),
-            status: Status::Active,
-            parent: None,
-            children: Vec::new(),
-            shipment: None,
-            last_change: None,
-            commissioned_ms: cx.env.timestamp_ms,
-            trail_len: 1,
-            first_event: Some(*event),
-        };
+        let it = made(cx, event, epc.clone(), lot_id, expiry);
         put(o, key::item(&epc), &it);
         reindex(o, None, &it);
         out.push(epc);
@@ -1337,26 +1339,12 @@ fn aggregate(
 ) -> Result<(Vec<Epc>, Vec<Epc>), Rejection> {
     let pe = Epc::Sscc(parent.to_string());
     let existed = item(o, &pe).is_some();
-    let mut container = match existed {
-        true => possessed(o, cx, &pe)?,
-        false => {
-            let it = Item {
-                epc: pe.clone(),
-                lot: String::new(),
-                expiry: String::new(),
-                owner: cx.institution.clone(),
-                status: Status::Active,
-                parent: None,
-                children: Vec::new(),
-                shipment: None,
-                last_change: None,
-                commissioned_ms: cx.env.timestamp_ms,
-                trail_len: 1,
-                first_event: Some(*event),
-            };
-            reindex(o, None, &it);
-            it
-        }
+    let mut container = if existed {
+        possessed(o, cx, &pe)?
+    } else {
+        let it = made(cx, event, pe.clone(), "", "");
+        reindex(o, None, &it);
+        it
     };
     if container.children.len() + children.len() > MAX_CONTAINER_ITEMS {
         return Err(invalid(format!("{pe} would hold more than {MAX_CONTAINER_ITEMS} items")));

@@ -345,7 +345,7 @@ pub const MAX_PRUNE: usize = 131_072;
 /// is read from the store (unfinalized blocks are layered on it, and readers of an earlier
 /// commit keep their own snapshot), so every node stale at the committed height can go.
 fn prune_tree(t: &mut redb::Table<&[u8], &[u8]>, through: u64) -> Result<()> {
-    use medledger_state::commitment::{is_node_key, pruned, stale_since, stale_through};
+    use medledger_state::commitment::{stale_node, stale_since, stale_through};
     let (start, end) = stale_through(through);
     let mut entries = Vec::new();
     for e in t.range::<&[u8]>(start.as_slice()..end.as_slice())? {
@@ -364,8 +364,8 @@ fn prune_tree(t: &mut redb::Table<&[u8], &[u8]>, through: u64) -> Result<()> {
     let Some(last) = entries.last().cloned() else { return Ok(()) };
     // The nodes one by one; their index entries, the contiguous range `start..=last`, in one
     // pass of a cursor (a removal per entry would descend the table for each).
-    for (node, _) in pruned(entries).map_err(StoreError::Corrupt)?.iter().filter(|(k, _)| is_node_key(k)) {
-        t.remove(node.as_slice())?;
+    for entry in &entries {
+        t.remove(stale_node(entry).map_err(StoreError::Corrupt)?.as_slice())?;
     }
     t.retain_in::<&[u8], _>(start.as_slice()..=last.as_slice(), |_, _| false)?;
     Ok(())
