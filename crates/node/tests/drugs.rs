@@ -222,22 +222,26 @@ async fn blocks_carry_a_bounded_amount_of_work() {
         let sscc = format!("{digits}{}", gs1_check(&digits));
         Operation::Drugs(DrugsOp::Ship { meta: EventMeta::now(T0), epcs: vec![Epc::Sscc(sscc)], to: "h1".into() })
     };
+    // As many pallet shipments as fit a block's budget, and four more.
+    let fit = MAX_BLOCK_WEIGHT / pallet(0).weight();
+    let total = fit + 4;
     let nonce = n.nonce(&m);
-    let txs: Vec<_> = (0..12u64).map(|t| n.tx_n(&m, nonce + t, pallet(t))).collect();
+    let txs: Vec<_> = (0..total).map(|t| n.tx_n(&m, nonce + t, pallet(t))).collect();
     assert!(weight_of(&txs) > MAX_BLOCK_WEIGHT);
     for tx in &txs {
         let (s, v) = n.submit(tx).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     }
     let first = n.commit();
-    assert!(first.txs.len() < 12 && weight_of(&first.txs) <= MAX_BLOCK_WEIGHT, "{} txs", first.txs.len());
+    assert_eq!(first.txs.len() as u64, fit, "the proposer fills the block up to its budget");
+    assert!(weight_of(&first.txs) <= MAX_BLOCK_WEIGHT);
     let second = n.commit();
-    assert_eq!(first.txs.len() + second.txs.len(), 12, "the rest goes into the next block");
+    assert_eq!((first.txs.len() + second.txs.len()) as u64, total, "the rest goes into the next block");
     // A proposal over the budget, otherwise valid (its state root is what executing it gives),
     // is refused by every validator; the same transactions within the budget are accepted.
     let parent = n.chain.store.block(n.chain.tip().height).unwrap().unwrap();
     let nonce = n.nonce(&m);
-    let heavy: Vec<_> = (0..12u64).map(|t| n.tx_n(&m, nonce + t, pallet(100 + t))).collect();
+    let heavy: Vec<_> = (0..fit + 1).map(|t| n.tx_n(&m, nonce + t, pallet(100 + t))).collect();
     assert!(weight_of(&heavy) > MAX_BLOCK_WEIGHT);
     let (h, ts, proposer) = (parent.header.height + 1, parent.header.timestamp_ms + 1, parent.header.proposer);
     let snap = n.chain.store.snapshot().unwrap();
@@ -247,7 +251,7 @@ async fn blocks_carry_a_bounded_amount_of_work() {
         Block::new(h, parent.digest(), ts, proposer, root, txs.to_vec())
     };
     assert_eq!(n.chain.verify(&parent, &block_of(&heavy), &proposer).ok(), Some(false), "over the budget");
-    assert_eq!(n.chain.verify(&parent, &block_of(&heavy[..8]), &proposer).ok(), Some(true), "within it");
+    assert_eq!(n.chain.verify(&parent, &block_of(&heavy[..fit as usize]), &proposer).ok(), Some(true), "within it");
     // A capture of many pallets is over one transaction's limit: refused before the mempool.
     let pallets: Vec<Step> = (0..10u64)
         .map(|i| match pallet(200 + i) {

@@ -12,7 +12,7 @@ pub const MAX_BLOCK_TXS: usize = 4096;
 /// Most work one block may carry, in [`crate::Operation::weight`] units (about one state
 /// object each). Bounds the writes, and so the memory and time, of executing any block: a block
 /// over it is invalid, and proposers stop filling a block before it.
-pub const MAX_BLOCK_WEIGHT: u64 = 8_192;
+pub const MAX_BLOCK_WEIGHT: u64 = 12_288;
 
 /// The work of a list of transactions (see [`MAX_BLOCK_WEIGHT`]).
 pub fn weight_of(txs: &[crate::Tx]) -> u64 {

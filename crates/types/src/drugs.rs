@@ -386,8 +386,14 @@ crate::operations! {
 impl DrugsOp {
     /// The work of executing this operation (see [`crate::block::MAX_BLOCK_WEIGHT`]): a pack
     /// counts 1, a case or pallet what an operation on it may reach ([`limits::MAX_REACHED`]:
-    /// its contents move with it); a capture, the sum of its events.
+    /// its contents move with it), and a custody event 1 more for its own record (the event
+    /// and its body, stored under its id); a capture, the sum of its events.
     pub fn weight(&self) -> u64 {
+        self.items_weight() + u64::from(self.meta().is_some())
+    }
+
+    /// [`DrugsOp::weight`] without the event's own record.
+    fn items_weight(&self) -> u64 {
         let of = |v: &[Epc]| -> u64 {
             v.iter().map(|e| if e.is_container() { limits::MAX_REACHED as u64 } else { 1 }).sum::<u64>().max(1)
         };
@@ -710,6 +716,33 @@ pub(crate) mod tests {
         for op in samples() {
             assert_eq!(DrugsOp::STEP_TAGS.contains(&op.tag()), op.meta().is_some(), "{}", op.kind().name());
         }
+    }
+
+    /// A custody event weighs what it reaches and its own record; a capture, its events; the
+    /// heaviest single event a shipment of two pallets: it still fits one transaction.
+    #[test]
+    fn an_event_weighs_its_items_and_its_own_record() {
+        let weight = |op: &DrugsOp| crate::Operation::Drugs(op.clone()).weight();
+        let ops = samples();
+        let find = |f: fn(&DrugsOp) -> bool| ops.iter().find(|o| f(o)).unwrap();
+        let (reached, unpacked) = (limits::MAX_REACHED as u64, limits::MAX_CONTAINER_ITEMS as u64);
+        assert_eq!(weight(find(|o| matches!(o, DrugsOp::Commission { .. }))), 2 + 1, "two serials and the event");
+        assert_eq!(weight(find(|o| matches!(o, DrugsOp::Ship { .. }))), reached + 1, "a case reaches its contents");
+        assert_eq!(weight(find(|o| matches!(o, DrugsOp::Disaggregate { .. }))), unpacked + 1, "unpacking all");
+        assert_eq!(weight(find(|o| matches!(o, DrugsOp::Dispense { .. }))), 2);
+        assert_eq!(weight(find(|o| matches!(o, DrugsOp::Capture { .. }))), 2, "a capture adds nothing to its events");
+        assert_eq!(weight(find(|o| matches!(o, DrugsOp::Recall { .. }))), 1, "not an event");
+        let sscc = |i: u64| {
+            let digits = format!("10614141{i:09}");
+            let check = gs1::check_digit(&digits).unwrap();
+            Epc::Sscc(format!("{digits}{check}"))
+        };
+        let two_pallets = DrugsOp::Ship { meta: meta(), epcs: vec![sscc(1), sscc(2)], to: "dist-1".into() };
+        assert_eq!(weight(&two_pallets), 2 * reached + 1);
+        crate::Operation::Drugs(two_pallets).check_limits().expect("a two-pallet shipment is one transaction");
+        let three = DrugsOp::Ship { meta: meta(), epcs: (1..=3).map(sscc).collect(), to: "dist-1".into() };
+        let err = crate::Operation::Drugs(three).check_limits().unwrap_err();
+        assert!(err.contains("split it"), "{err}");
     }
 
     /// A capture inside a capture is refused while decoding, before any recursion.

@@ -17,7 +17,7 @@ pub use crate::records::limits::*;
 pub const MAX_TX_BYTES: usize = 8 * 1024;
 /// Most work one transaction may carry ([`crate::Operation::weight`]); well under a block's
 /// budget, so every admitted transaction fits a block.
-pub const MAX_TX_WEIGHT: u64 = 2_048;
+pub const MAX_TX_WEIGHT: u64 = 3_072;
 /// Longest chain id.
 pub const MAX_CHAIN_ID: usize = 64;
 /// Longest free-text reason (revocation, access request, break-glass, access event).
