@@ -1,6 +1,8 @@
 //! Medicines: the manufacturer's products, lots, commissioning and recalls; the distributor's
-//! inventory, shipping and receiving; the pharmacy's scan, verify, dispense and undo; the
-//! regulator's alerts and recalls; and a public verification page that takes a scanned
+//! inventory, shipping and receiving; the pharmacy's scan, verify, dispense and undo; for every
+//! possessor, packing into cases and pallets, unpacking, reporting a pack stolen, destroyed,
+//! damaged or returned, and capturing an EPCIS 2.0 document; the regulator's alerts and
+//! recalls; and a public verification page that takes a scanned
 //! identifier or a GS1 Digital Link (`/verify`, and Digital Link paths such as
 //! `/01/{gtin}/10/{lot}/21/{serial}` resolve here too).
 
@@ -13,7 +15,7 @@ use maud::{html, Markup};
 use medledger_client::drugs::{alerts, epcs, verify_public};
 use medledger_client::http::Client;
 use medledger_types::drugs::gs1;
-use medledger_types::drugs::{DrugsOp, Serial};
+use medledger_types::drugs::{DrugsOp, Reported, Serial};
 use medledger_types::Role;
 use serde::Deserialize;
 use serde_json::Value;
@@ -27,11 +29,17 @@ pub(crate) fn routes() -> Router<App> {
         .route("/drugs/receive", post(receive))
         .route("/drugs/dispense", post(dispense))
         .route("/drugs/undo", post(undo))
+        .route("/drugs/pack", post(pack))
+        .route("/drugs/unpack", post(unpack))
+        .route("/drugs/report", post(report))
+        .route("/drugs/capture", post(capture))
         .route("/verify", get(verify_page))
         .route("/01/{*rest}", get(digital_link))
 }
 
 const SUPPLY: [Role; 5] = [Role::Manufacturer, Role::Distributor, Role::Pharmacy, Role::Doctor, Role::Regulator];
+/// The roles that possess packs: they ship, receive, pack, unpack, report and capture.
+const POSSESSORS: [Role; 4] = [Role::Manufacturer, Role::Distributor, Role::Pharmacy, Role::Doctor];
 
 #[derive(Deserialize, Default)]
 struct VerifyQuery {
@@ -245,6 +253,38 @@ fn inventory_section(v: &Value, role: Option<Role>) -> Markup {
                     button type="submit" { "Receive" }
                 }
                 div #receive-result {}
+                h3 { "Pack into a case or pallet" }
+                form.stack hx-post="/drugs/pack" hx-target="#pack-result" {
+                    label for="p-sscc" { "Case or pallet (SSCC, 18 digits)" } input #p-sscc name="sscc" required pattern="[0-9]{18}";
+                    label for="p-items" { "Identifiers to put in it" } textarea #p-items name="items" required {}
+                    button type="submit" { "Pack" }
+                }
+                div #pack-result {}
+                h3 { "Unpack" }
+                form.stack hx-post="/drugs/unpack" hx-target="#unpack-result" {
+                    label for="u-sscc" { "Case or pallet (SSCC, 18 digits)" } input #u-sscc name="sscc" required pattern="[0-9]{18}";
+                    label for="u-items" { "Identifiers to take out (empty: everything)" } textarea #u-items name="items" {}
+                    button type="submit" { "Unpack" }
+                }
+                div #unpack-result {}
+                h3 { "Report stolen, destroyed, damaged or returned" }
+                form.stack hx-post="/drugs/report" hx-target="#report-result" {
+                    label for="rp-items" { "Identifiers" } textarea #rp-items name="items" required {}
+                    label for="rp-status" { "Status" }
+                    select #rp-status name="status" required {
+                        @for r in Reported::ALL { option value=(r.name()) { (r.name()) } }
+                    }
+                    label for="rp-reason" { "Reason (recorded on chain)" } input #rp-reason name="reason" required;
+                    button type="submit" { "Report" }
+                }
+                div #report-result {}
+                h3 { "Capture an EPCIS 2.0 document" }
+                form.stack hx-post="/drugs/capture" hx-target="#capture-result" {
+                    label for="cp-doc" { "EPCISDocument (JSON or JSON-LD); its events are signed as one transaction, all or none" }
+                    textarea #cp-doc name="document" required rows="8" {}
+                    button type="submit" { "Capture" }
+                }
+                div #capture-result {}
             }
         }
     }
@@ -415,5 +455,90 @@ async fn undo(me: Me, Form(f): Form<IdForm>) -> Result<Html<String>, UiError> {
     jobs::start(&me, "Undoing the dispense", move || {
         let v = s.drug(DrugsOp::UndoDispense { meta: s.event_meta(None), epc })?;
         Ok(html! { p.notice { "Dispense undone; committed at height " (v["height"]) "." } })
+    })
+}
+
+#[derive(Deserialize)]
+struct PackForm {
+    sscc: String,
+    #[serde(default)]
+    items: String,
+}
+
+/// The SSCC of a case or pallet, as typed: 18 digits with a valid check digit.
+fn sscc(s: &str) -> Result<String, UiError> {
+    gs1::validate_sscc(s.trim()).map_err(|e| UiError::bad_input(e.to_string()))
+}
+
+async fn pack(me: Me, Form(f): Form<PackForm>) -> Result<Html<String>, UiError> {
+    me.require(&POSSESSORS, "Packing")?;
+    let parent = sscc(&f.sscc)?;
+    let children = epcs(&split(&f.items)).map_err(UiError::bad_input)?;
+    if children.is_empty() {
+        return Err(UiError::bad_input("name at least one identifier to pack".to_string()));
+    }
+    let s = me.session();
+    jobs::start(&me, "Packing", move || {
+        let v = s.drug(DrugsOp::Aggregate { meta: s.event_meta(None), parent, children })?;
+        Ok(html! { p.notice { "Packed; committed at height " (v["height"]) "." } })
+    })
+}
+
+async fn unpack(me: Me, Form(f): Form<PackForm>) -> Result<Html<String>, UiError> {
+    me.require(&POSSESSORS, "Unpacking")?;
+    let parent = sscc(&f.sscc)?;
+    // No identifiers: everything comes out.
+    let children = epcs(&split(&f.items)).map_err(UiError::bad_input)?;
+    let s = me.session();
+    jobs::start(&me, "Unpacking", move || {
+        let v = s.drug(DrugsOp::Disaggregate { meta: s.event_meta(None), parent, children })?;
+        Ok(html! { p.notice { "Unpacked; committed at height " (v["height"]) "." } })
+    })
+}
+
+#[derive(Deserialize)]
+struct ReportForm {
+    items: String,
+    status: String,
+    reason: String,
+}
+
+async fn report(me: Me, Form(f): Form<ReportForm>) -> Result<Html<String>, UiError> {
+    me.require(&POSSESSORS, "Reporting")?;
+    let epcs = epcs(&split(&f.items)).map_err(UiError::bad_input)?;
+    if epcs.is_empty() {
+        return Err(UiError::bad_input("name at least one identifier to report".to_string()));
+    }
+    let status = Reported::parse(&f.status).map_err(UiError::bad_input)?;
+    let reason = f.reason.trim().to_string();
+    let s = me.session();
+    jobs::start(&me, "Reporting", move || {
+        let v = s.drug(DrugsOp::Report { meta: s.event_meta(None), epcs, status, reason })?;
+        Ok(html! { p.notice { "Reported " (status.name()) "; committed at height " (v["height"]) "." } })
+    })
+}
+
+#[derive(Deserialize)]
+struct CaptureForm {
+    document: String,
+}
+
+async fn capture(me: Me, Form(f): Form<CaptureForm>) -> Result<Html<String>, UiError> {
+    me.require(&POSSESSORS, "EPCIS capture")?;
+    let max = medledger_types::drugs::epcis::MAX_DOCUMENT_BYTES;
+    if f.document.len() > max {
+        return Err(UiError::bad_input(format!(
+            "the document is {} bytes, above the limit of {max}",
+            f.document.len()
+        )));
+    }
+    let doc: Value =
+        serde_json::from_str(&f.document).map_err(|e| UiError::bad_input(format!("the document is not JSON: {e}")))?;
+    let s = me.session();
+    jobs::start(&me, "Capturing the EPCIS document", move || {
+        let (id, v) = s.capture(&doc)?;
+        Ok(
+            html! { p.notice { "Captured (capture " (id.to_hex()) "); committed at height " (v["status"]["height"]) "." } },
+        )
     })
 }

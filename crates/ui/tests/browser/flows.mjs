@@ -358,6 +358,55 @@ await flow('the manufacturer, distributor and regulator views show lots, invento
   assert.match(await page.locator('table.recalls').innerText(), /LOTB1/);
 });
 
+await flow('a distributor packs and unpacks a case and reports a pack stolen; the manufacturer captures an EPCIS document; the public page shows both', async () => {
+  const pack = (serial) => `(01)${drugs.gtin}(21)${serial}`;
+  const inventory = async () => { await page.goto(UI + '/drugs'); return page.locator('table.inventory').innerText(); };
+  await actAs('distributor-dan');
+  await page.goto(UI + '/drugs');
+  await page.fill('#p-sscc', drugs.case);
+  await page.fill('#p-items', `${pack('A0004')}\n${pack('A0005')}`);
+  await page.click('form[hx-post="/drugs/pack"] button[type=submit]');
+  assert.match(await jobDone('#pack-result'), /Packed/);
+  const packed = await inventory();
+  for (const s of ['A0004', 'A0005']) assert.match(packed, new RegExp(`${s}[^\\n]*${drugs.case}`), `${s} is in the case`);
+  assert.doesNotMatch(packed, new RegExp(`A0006[^\\n]*${drugs.case}`), 'A0006 was not packed');
+  // Unpacking with no identifiers named takes everything out.
+  await page.fill('#u-sscc', drugs.case);
+  await page.click('form[hx-post="/drugs/unpack"] button[type=submit]');
+  assert.match(await jobDone('#unpack-result'), /Unpacked/);
+  assert.doesNotMatch(await inventory(), new RegExp(`A000[45][^\\n]*${drugs.case}`), 'the case is empty');
+  await page.fill('#rp-items', pack('A0006'));
+  await page.selectOption('#rp-status', 'stolen');
+  await page.fill('#rp-reason', 'missing from the warehouse shelf at stock-take');
+  await page.click('form[hx-post="/drugs/report"] button[type=submit]');
+  assert.match(await jobDone('#report-result'), /Reported stolen/);
+  assert.doesNotMatch(await inventory(), /A0006/, 'a stolen pack leaves the inventory');
+  await page.goto(UI + '/verify?id=' + encodeURIComponent(pack('A0006')));
+  assert.match(await page.locator('.verification h2').innerText(), /stolen/);
+  // A malformed document is refused with the JSON Pointer of what is wrong.
+  await actAs('maker-mia');
+  await page.goto(UI + '/drugs');
+  const event = {
+    type: 'ObjectEvent', eventID: `urn:uuid:${crypto.randomUUID()}`, eventTime: new Date(Date.now() - 60_000).toISOString(),
+    eventTimeZoneOffset: '+00:00', epcList: ['urn:epc:id:sgtin:0614141.107346.U0001'], action: 'ADD',
+    bizStep: 'commissioning', disposition: 'active', readPoint: { id: 'urn:epc:id:sgln:0614141.00001.0' },
+    ilmd: { 'cbvmda:lotNumber': 'LOTU1', 'cbvmda:itemExpirationDate': '2027-06-30' },
+  };
+  const doc = (events) => JSON.stringify({
+    '@context': 'https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld', type: 'EPCISDocument',
+    schemaVersion: '2.0', creationDate: new Date().toISOString(), epcisBody: { eventList: events },
+  });
+  await page.fill('#cp-doc', doc([{ ...event, action: 'SPLIT' }]));
+  await page.click('form[hx-post="/drugs/capture"] button[type=submit]');
+  assert.match(await jobDone('#capture-result', { expectError: true }), /\/epcisBody\/eventList\/0\/action: `SPLIT` is not ADD/);
+  await page.fill('#cp-doc', doc([event]));
+  await page.click('form[hx-post="/drugs/capture"] button[type=submit]');
+  assert.match(await jobDone('#capture-result'), /Captured/);
+  await page.goto(UI + '/verify?id=' + encodeURIComponent(pack('U0001')));
+  assert.match(await page.locator('.verification h2').innerText(), /sellable/);
+  assert.match(await page.locator('table.trail').innerText(), /commissioning/);
+});
+
 await flow('a clinic doctor refers a patient, the patient approves, the receiving doctor accepts; the regulator sees the statistics', async () => {
   await actAs('dr-dara');
   await view('/referrals', 'doctor-referrals');
