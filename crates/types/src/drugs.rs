@@ -731,7 +731,13 @@ pub(crate) mod tests {
         assert_eq!(weight(find(|o| matches!(o, DrugsOp::Disaggregate { .. }))), unpacked + 1, "unpacking all");
         assert_eq!(weight(find(|o| matches!(o, DrugsOp::Dispense { .. }))), 2);
         assert_eq!(weight(find(|o| matches!(o, DrugsOp::Capture { .. }))), 2, "a capture adds nothing to its events");
-        assert_eq!(weight(find(|o| matches!(o, DrugsOp::Recall { .. }))), 1, "not an event");
+        assert_eq!(weight(find(|o| matches!(o, DrugsOp::Aggregate { .. }))), 1 + 1, "one pack into a case");
+        assert_eq!(weight(find(|o| matches!(o, DrugsOp::Receive { .. }))), reached + 1);
+        assert_eq!(weight(find(|o| matches!(o, DrugsOp::UndoDispense { .. }))), 2);
+        assert_eq!(weight(find(|o| matches!(o, DrugsOp::Report { .. }))), 2);
+        for op in ops.iter().filter(|o| o.meta().is_none() && !matches!(o, DrugsOp::Capture { .. })) {
+            assert_eq!(weight(op), 1, "{:?} is not an event", op.kind());
+        }
         let sscc = |i: u64| {
             let digits = format!("10614141{i:09}");
             let check = gs1::check_digit(&digits).unwrap();

@@ -470,18 +470,26 @@ fn sscc(s: &str) -> Result<String, UiError> {
     gs1::validate_sscc(s.trim()).map_err(|e| UiError::bad_input(e.to_string()))
 }
 
+/// Signs and sends `op` in a job, once its fields and its work are within the limits (checked
+/// here, before any job starts or anything is signed).
+fn custody_job(me: &Me, title: &'static str, op: DrugsOp, done: &'static str) -> Result<Html<String>, UiError> {
+    medledger_types::Operation::Drugs(op.clone()).check_limits().map_err(UiError::bad_input)?;
+    let s = me.session();
+    jobs::start(me, title, move || {
+        let v = s.drug(op)?;
+        Ok(html! { p.notice { (done) "; committed at height " (v["height"]) "." } })
+    })
+}
+
 async fn pack(me: Me, Form(f): Form<PackForm>) -> Result<Html<String>, UiError> {
     me.require(&POSSESSORS, "Packing")?;
     let parent = sscc(&f.sscc)?;
     let children = epcs(&split(&f.items)).map_err(UiError::bad_input)?;
     if children.is_empty() {
-        return Err(UiError::bad_input("name at least one identifier to pack".to_string()));
+        return Err(UiError::bad_input("name at least one identifier to pack"));
     }
-    let s = me.session();
-    jobs::start(&me, "Packing", move || {
-        let v = s.drug(DrugsOp::Aggregate { meta: s.event_meta(None), parent, children })?;
-        Ok(html! { p.notice { "Packed; committed at height " (v["height"]) "." } })
-    })
+    let op = DrugsOp::Aggregate { meta: me.session().event_meta(None), parent, children };
+    custody_job(&me, "Packing", op, "Packed")
 }
 
 async fn unpack(me: Me, Form(f): Form<PackForm>) -> Result<Html<String>, UiError> {
@@ -489,11 +497,8 @@ async fn unpack(me: Me, Form(f): Form<PackForm>) -> Result<Html<String>, UiError
     let parent = sscc(&f.sscc)?;
     // No identifiers: everything comes out.
     let children = epcs(&split(&f.items)).map_err(UiError::bad_input)?;
-    let s = me.session();
-    jobs::start(&me, "Unpacking", move || {
-        let v = s.drug(DrugsOp::Disaggregate { meta: s.event_meta(None), parent, children })?;
-        Ok(html! { p.notice { "Unpacked; committed at height " (v["height"]) "." } })
-    })
+    let op = DrugsOp::Disaggregate { meta: me.session().event_meta(None), parent, children };
+    custody_job(&me, "Unpacking", op, "Unpacked")
 }
 
 #[derive(Deserialize)]
@@ -507,15 +512,21 @@ async fn report(me: Me, Form(f): Form<ReportForm>) -> Result<Html<String>, UiErr
     me.require(&POSSESSORS, "Reporting")?;
     let epcs = epcs(&split(&f.items)).map_err(UiError::bad_input)?;
     if epcs.is_empty() {
-        return Err(UiError::bad_input("name at least one identifier to report".to_string()));
+        return Err(UiError::bad_input("name at least one identifier to report"));
     }
     let status = Reported::parse(&f.status).map_err(UiError::bad_input)?;
     let reason = f.reason.trim().to_string();
-    let s = me.session();
-    jobs::start(&me, "Reporting", move || {
-        let v = s.drug(DrugsOp::Report { meta: s.event_meta(None), epcs, status, reason })?;
-        Ok(html! { p.notice { "Reported " (status.name()) "; committed at height " (v["height"]) "." } })
-    })
+    if reason.is_empty() {
+        return Err(UiError::bad_input("give the reason: it is recorded with the status change"));
+    }
+    let op = DrugsOp::Report { meta: me.session().event_meta(None), epcs, status, reason };
+    let done = match status {
+        Reported::Stolen => "Reported stolen",
+        Reported::Destroyed => "Reported destroyed",
+        Reported::Damaged => "Reported damaged",
+        Reported::Returned => "Reported returned",
+    };
+    custody_job(&me, "Reporting", op, done)
 }
 
 #[derive(Deserialize)]
@@ -523,6 +534,8 @@ struct CaptureForm {
     document: String,
 }
 
+/// Checks the pasted document here (size, JSON, EPCIS 2.0 as this ledger takes it, the work
+/// of its events), then signs its events as one capture transaction in a job.
 async fn capture(me: Me, Form(f): Form<CaptureForm>) -> Result<Html<String>, UiError> {
     me.require(&POSSESSORS, "EPCIS capture")?;
     let max = medledger_types::drugs::epcis::MAX_DOCUMENT_BYTES;
@@ -534,6 +547,11 @@ async fn capture(me: Me, Form(f): Form<CaptureForm>) -> Result<Html<String>, UiE
     }
     let doc: Value =
         serde_json::from_str(&f.document).map_err(|e| UiError::bad_input(format!("the document is not JSON: {e}")))?;
+    let steps = medledger_types::drugs::epcis::parse_value(&doc).map_err(|errs| {
+        let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        UiError::bad_input(format!("the document is not valid EPCIS 2.0 for this ledger: {}", lines.join("; ")))
+    })?;
+    medledger_types::Operation::Drugs(DrugsOp::Capture { events: steps }).check_limits().map_err(UiError::bad_input)?;
     let s = me.session();
     jobs::start(&me, "Capturing the EPCIS document", move || {
         let (id, v) = s.capture(&doc)?;

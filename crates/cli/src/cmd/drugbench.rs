@@ -146,8 +146,14 @@ impl Builder {
 pub fn block_execution(blocks: usize) -> Value {
     let (mut b, maker, _) = Builder::new(true);
     let per_tx = 400;
-    // A transaction weighs its serials and its event's record.
-    let per_block = (medledger_types::block::MAX_BLOCK_WEIGHT as usize / (per_tx + 1)).max(1);
+    let sample = Operation::Drugs(DrugsOp::Commission {
+        meta: EventMeta::now(0),
+        gtin: GTIN.into(),
+        lot: "BLOCKS".into(),
+        expiry: "391231".into(),
+        serials: vec![Serial(String::new()); per_tx],
+    });
+    let per_block = (medledger_types::block::MAX_BLOCK_WEIGHT / sample.weight()).max(1) as usize;
     let mut times = Vec::new();
     let mut commits = Vec::new();
     let (mut puts, mut deletes) = (0, 0);
