@@ -109,6 +109,9 @@ pub mod key {
     pub fn item(epc: &Epc) -> Vec<u8> {
         compose(DRUG_ITEM, &[&epc.key()])
     }
+    pub fn change(epc: &Epc) -> Vec<u8> {
+        compose(DRUG_CHANGE, &[&epc.key()])
+    }
     pub fn event(id: &Hash) -> Vec<u8> {
         compose(DRUG_EVENT, &[&id.0])
     }
@@ -235,16 +238,24 @@ pub struct LotView {
 }
 
 medledger_types::canonical_struct! {
-    /// A status change: who made it (at institution level), where, when and why, and the
-    /// custody event that made it (its body, off the state tree, names the signer). The item is
-    /// proven to the public with its status, so it holds no key.
+    /// A status change at institution level: what, who and when. The item is proven to the
+    /// public with its status, so it holds no key, no reason and no premises: those are in the
+    /// change's [`ChangeDetail`], under its own key, which no public answer reads.
     pub struct Change {
         status: Status = "status",
         institution: String = "institution" max 64,
+        at_ms: u64 = "changed at",
+    }
+}
+
+medledger_types::canonical_struct! {
+    /// Why and where an item's last status change was made, and the custody event that made it
+    /// (its body, off the state tree, names the signer): for the parties and the state's own
+    /// checks (an undo at the same premises), never in a public proof.
+    pub struct ChangeDetail {
         /// Key hash of the event ([`event_key`] of its id).
         event: Hash = "event",
         reason: String = "reason" max 256,
-        at_ms: u64 = "changed at",
         premises: Option<String> = "premises" max 64,
     }
 }
@@ -1523,18 +1534,28 @@ fn dispense(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, meta: &EventMeta, epc: &Epc) 
         }
     }
     let before = (it.owner.clone(), held(&it));
-    it.status = Status::Dispensed;
-    it.last_change = Some(Change {
-        status: Status::Dispensed,
-        institution: cx.institution.clone(),
-        event: event_key(&meta.event_id),
-        reason: "dispensed".into(),
-        at_ms: cx.env.timestamp_ms,
-        premises: meta.premises().map(str::to_string),
-    });
+    changed(o, cx, &mut it, Status::Dispensed, meta, "dispensed");
     reindex(o, Some(before), &it);
     put(o, key::item(epc), &it);
     Ok(())
+}
+
+/// Records a status change of `it` by the signer's institution: the change on the item, its
+/// reason, premises and event under [`key::change`].
+fn changed(o: &mut Overlay<'_>, cx: &Ctx<'_>, it: &mut Item, status: Status, meta: &EventMeta, reason: &str) {
+    it.status = status;
+    it.last_change = Some(Change { status, institution: cx.institution.clone(), at_ms: cx.env.timestamp_ms });
+    let detail = ChangeDetail {
+        event: event_key(&meta.event_id),
+        reason: reason.to_string(),
+        premises: meta.premises().map(str::to_string),
+    };
+    put(o, key::change(&it.epc), &detail);
+}
+
+/// Why and where the last status change of `epc` was made, and its event.
+pub fn change_detail(s: &dyn StateRead, epc: &Epc) -> Option<ChangeDetail> {
+    get(s, &key::change(epc), "drug change detail")
 }
 
 fn undo(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, meta: &EventMeta, epc: &Epc) -> Result<(), Rejection> {
@@ -1551,10 +1572,11 @@ fn undo(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, meta: &EventMeta, epc: &Epc) -> R
             c.institution
         )));
     }
-    if c.premises.is_some() && c.premises.as_deref() != meta.premises() {
+    let premises = change_detail(o, epc).and_then(|d| d.premises);
+    if premises.is_some() && premises.as_deref() != meta.premises() {
         return Err(denied(format!(
             "undo_premises_mismatch: {epc} was dispensed at {}; undo at the same premises",
-            c.premises.as_deref().unwrap_or("")
+            premises.as_deref().unwrap_or("")
         )));
     }
     if cx.env.timestamp_ms.saturating_sub(c.at_ms) > UNDO_WINDOW_MS {
@@ -1565,15 +1587,7 @@ fn undo(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, meta: &EventMeta, epc: &Epc) -> R
     }
     not_sellable_lot(o, cx, &it)?;
     let before = (it.owner.clone(), held(&it));
-    it.status = Status::Active;
-    it.last_change = Some(Change {
-        status: Status::Active,
-        institution: cx.institution.clone(),
-        event: event_key(&meta.event_id),
-        reason: "dispense undone".into(),
-        at_ms: cx.env.timestamp_ms,
-        premises: meta.premises().map(str::to_string),
-    });
+    changed(o, cx, &mut it, Status::Active, meta, "dispense undone");
     reindex(o, Some(before), &it);
     put(o, key::item(epc), &it);
     Ok(())
@@ -1596,15 +1610,7 @@ fn report(
                 continue;
             }
             let before = (x.owner.clone(), held(&x));
-            x.status = Status::reported(status);
-            x.last_change = Some(Change {
-                status: x.status,
-                institution: cx.institution.clone(),
-                event: event_key(&meta.event_id),
-                reason: reason.to_string(),
-                at_ms: cx.env.timestamp_ms,
-                premises: meta.premises().map(str::to_string),
-            });
+            changed(o, cx, &mut x, Status::reported(status), meta, reason);
             reindex(o, Some(before), &x);
             put(o, key::item(&x.epc), &x);
             touched.push(x.epc);

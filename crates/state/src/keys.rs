@@ -56,6 +56,7 @@ pub const DRUG_LOTS_OF: &[u8] = b"dls/";
 /// proves, and kept off the state tree ([`OFF_TREE`]), so no proof reveals a lot's size.
 pub const DRUG_LOT_PACKS: &[u8] = b"dlc/";
 pub const DRUG_ITEM: &[u8] = b"dk/";
+pub const DRUG_CHANGE: &[u8] = b"dkc/";
 pub const DRUG_EVENT: &[u8] = b"de/";
 pub const DRUG_EVENT_BODY: &[u8] = b"dev/";
 pub const DRUG_TRAIL: &[u8] = b"dx/";
@@ -160,6 +161,11 @@ pub const REGISTRY: &[Prefix] = &[
     },
     Prefix { bytes: DRUG_LOTS_OF, domain: "drugs", holds: "lots of a GTIN" },
     Prefix { bytes: DRUG_ITEM, domain: "drugs", holds: "pack, case or pallet: possessor, status, container" },
+    Prefix {
+        bytes: DRUG_CHANGE,
+        domain: "drugs",
+        holds: "why and where an item's last status change was made, and its event",
+    },
     Prefix {
         bytes: DRUG_EVENT,
         domain: "drugs",

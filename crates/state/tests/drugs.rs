@@ -426,7 +426,9 @@ fn reports_and_prefixes_and_foreign_products() {
     ));
     assert_eq!(w.verify("A3"), VerifyStatus::Stolen);
     let c = w.item("A3").last_change.unwrap();
-    assert_eq!((c.institution.as_str(), c.reason.as_str()), (MAKER, "warehouse break-in"));
+    assert_eq!((c.institution.as_str(), c.status), (MAKER, Status::Stolen));
+    let d = drugs::change_detail(&w.c.state, &pack("A3")).unwrap();
+    assert_eq!(d.reason, "warehouse break-in");
     // A prefix is bound once, and nobody else mints its GTINs.
     let ca = w.c.ca.clone();
     let (code, _) = refused_without_effect(
@@ -735,6 +737,53 @@ fn a_pack_trail_is_proven_without_revealing_its_shipments() {
         let trail = p.replay(|s| drug_trail(s, GTIN, "A1"));
         let err = verified.err().or(trail.err()).expect("an answer without one of its keys is refused");
         assert!(err.contains("does not cover"), "{err}");
+    }
+}
+
+/// A status change is public at institution level (what, who, when): the reason a possessor
+/// gave and the premises where it was made are not. A public verification proves the item's
+/// record, which holds neither; they are kept under their own key, which the state still reads
+/// for an undo at the same premises.
+#[test]
+fn a_verification_proof_does_not_reveal_why_or_where_a_status_changed() {
+    use medledger_state::commitment::Recording;
+    use medledger_state::queries::{drug_trail, drug_verify, At};
+
+    let mut w = world();
+    let (maker, pharm) = (w.maker.clone(), w.pharm.clone());
+    let reason = "fell off the night van of Swift Logistics";
+    let (van, counter) = ("urn:epc:id:sgln:0614141.00077.0", "urn:epc:id:sgln:0614141.00088.0");
+    let mut m = m0();
+    m.read_point = Some(van.into());
+    applied(
+        &w.run(&maker, D::Report { meta: m, epcs: vec![pack("A3")], status: Reported::Stolen, reason: reason.into() }),
+    );
+    w.deliver_to_pharmacy(&["A1"]);
+    let mut m = m0();
+    m.biz_location = Some(counter.into());
+    applied(&w.run(&pharm, D::Dispense { meta: m, epc: pack("A1") }));
+    let cases = [
+        ("A3", VerifyStatus::Stolen, [reason, van], MAKER),
+        ("A1", VerifyStatus::Dispensed, ["dispensed", counter], PHARM),
+    ];
+    for (serial, status, secrets, by) in cases {
+        let rec = Recording::new(&w.c.state);
+        let v = drug_verify(&rec, GTIN, serial, None, None, At::after(w.c.height, w.c.now));
+        assert_eq!(v.status, status);
+        drug_trail(&rec, GTIN, serial);
+        let touched = rec.touched();
+        assert!(touched.contains(&drugs::key::item(&pack(serial))), "the item's record is proven");
+        assert!(!touched.contains(&drugs::key::change(&pack(serial))), "its change detail is not read");
+        let revealed: Vec<u8> = touched.iter().filter_map(|k| w.c.state.get(k)).flatten().collect();
+        for secret in secrets {
+            let found = revealed.windows(secret.len()).any(|x| x == secret.as_bytes());
+            assert!(!found, "a public proof of {serial} reveals `{secret}`");
+        }
+        // The state keeps them, and the institution-level change is public.
+        let d = drugs::change_detail(&w.c.state, &pack(serial)).expect("the change's detail");
+        assert_eq!((d.reason.as_str(), d.premises.as_deref()), (secrets[0], Some(secrets[1])));
+        let c = w.item(serial).last_change.expect("a change");
+        assert_eq!((c.institution.as_str(), v.changed_by.as_deref()), (by, Some(by)));
     }
 }
 

@@ -40,8 +40,10 @@ pub enum StoreError {
 /// The state format: 1 was the write-set accumulator, 2 the authenticated state tree, 3 the
 /// drug layout with one leaf per pack, public event records and keys kept off the tree, 4 a
 /// lot's pack count kept apart from the lot record and tree nodes stored under their path, 5
-/// tree nodes stored under their version and path, with an index of stale nodes to prune.
-pub const STATE_FORMAT: u32 = 5;
+/// tree nodes stored under their version and path, with an index of stale nodes to prune, 6 an
+/// item's status change at institution level, its reason, premises and event under a key of
+/// their own.
+pub const STATE_FORMAT: u32 = 6;
 
 macro_rules! db_err {
     ($($t:ty),*) => {$(
