@@ -250,8 +250,9 @@ medledger_types::canonical_struct! {
 
 medledger_types::canonical_struct! {
     /// Why and where an item's last status change was made, and the custody event that made it
-    /// (its body, off the state tree, names the signer): for the parties and the state's own
-    /// checks (an undo at the same premises), never in a public proof.
+    /// (its body, off the state tree, names the signer): for the state's own checks (an undo at
+    /// the same premises; an error declaration undoes only the standing dispense), on the state
+    /// tree since they depend on it, and never in a public proof.
     pub struct ChangeDetail {
         /// Key hash of the event ([`event_key`] of its id).
         event: Hash = "event",
@@ -1096,6 +1097,14 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
         if let (DrugsOp::UndoDispense { epc, .. }, DrugsOp::Dispense { epc: orig, .. }) = (op, &existing.op.0) {
             if epc != orig {
                 return Err(invalid(format!("event `{}` dispensed {orig}, not {epc}", meta.event_id)));
+            }
+            // Only the pack's standing dispense: one undone and dispensed again since is not
+            // this event's to undo.
+            if change_detail(o, epc).map(|d| d.event) != Some(ekey) {
+                return Err(invalid(format!(
+                    "undo_status_mismatch: {epc} was changed after event `{}`, so declaring it in error undoes nothing; declare the later events instead",
+                    meta.event_id
+                )));
             }
             undo(o, cx, meta, epc)?;
             trail_push(o, epc, &ekey)?;

@@ -42,7 +42,8 @@ fn m0() -> EventMeta {
 
 /// The keys kept off the state tree are what the items say: every item the state holds is on
 /// its owner's inventory exactly when it is held (active), and the inventory lists nothing
-/// else; a lot's pack count is the number of its packs.
+/// else; a lot's pack count is the number of its packs. (And an item's last status change
+/// has its detail under its own key, exactly when it has one.)
 fn off_tree_keys_match_the_items(state: &medledger_state::MemState) {
     use medledger_state::keys::{DRUG_INVENTORY, DRUG_ITEM, DRUG_LOT_PACKS};
     use std::collections::BTreeMap;
@@ -56,6 +57,8 @@ fn off_tree_keys_match_the_items(state: &medledger_state::MemState) {
         let listed = state.get(&drugs::key::inventory(&it.owner, &it.epc)).is_some();
         assert_eq!(listed, drugs::held(&it), "{} of {} ({:?})", it.epc, it.owner, it.status);
         held += usize::from(drugs::held(&it));
+        let detail = state.get(&drugs::key::change(&it.epc)).is_some();
+        assert_eq!(detail, it.last_change.is_some(), "{}: a status change has its detail, and only a change", it.epc);
         if let Epc::Sgtin { gtin, .. } = &it.epc {
             *packs.entry(drugs::key::lot_packs(gtin, &it.lot)).or_default() += 1;
         }
@@ -303,8 +306,17 @@ fn undo_needs_the_same_premises() {
     applied(&w.run(&pharm, D::Dispense { meta: m, epc: pack("A1") }));
     let mut other = m0();
     other.biz_location = Some("urn:epc:id:sgln:0614141.00003.0".into());
-    let (_, why) = refused_without_effect(&mut w, &pharm, D::UndoDispense { meta: other, epc: pack("A1") });
+    let (_, why) = refused_without_effect(&mut w, &pharm, D::UndoDispense { meta: other.clone(), epc: pack("A1") });
     assert!(why.contains("undo_premises_mismatch"), "{why}");
+    // The premises are those of the standing dispense: undone where it was made, then
+    // dispensed again with no premises named, it may be undone anywhere.
+    let mut here = m0();
+    here.biz_location = Some("urn:epc:id:sgln:0614141.00002.0".into());
+    applied(&w.run(&pharm, D::UndoDispense { meta: here, epc: pack("A1") }));
+    applied(&w.run(&pharm, D::Dispense { meta: m0(), epc: pack("A1") }));
+    let mut elsewhere = other;
+    elsewhere.event_id = m0().event_id;
+    applied(&w.run(&pharm, D::UndoDispense { meta: elsewhere, epc: pack("A1") }));
 }
 
 #[test]
@@ -508,6 +520,23 @@ fn an_error_declaration_of_a_dispense_undoes_it() {
     assert_eq!(w.verify("A1"), VerifyStatus::Sellable);
     let trail = drugs::trail(&w.c.state, &pack("A1"), 100);
     assert!(trail.iter().any(|t| t.biz_step == "dispensing" && t.declared_in_error));
+    // A dispense that was undone and followed by another is no longer the standing one:
+    // declaring it in error must not undo the later dispense.
+    w.deliver_to_pharmacy(&["A2"]);
+    let first = m0();
+    applied(&w.run(&pharm, D::Dispense { meta: first.clone(), epc: pack("A2") }));
+    applied(&w.undo(&pharm, pack("A2")));
+    applied(&w.dispense(&pharm, pack("A2")));
+    let mut decl = first;
+    decl.error_declaration =
+        Some(medledger_types::drugs::ErrorDeclaration { declared_ms: w.c.now, reason: "incorrect_data".into() });
+    let (_, why) = refused_without_effect(
+        &mut w,
+        &pharm,
+        D::Capture { events: vec![Step(D::UndoDispense { meta: decl, epc: pack("A2") })] },
+    );
+    assert!(why.contains("changed after event"), "{why}");
+    assert_eq!(w.verify("A2"), VerifyStatus::Dispensed);
 }
 
 // ---- custody against a reference model ----

@@ -363,18 +363,14 @@ async fn commission(me: Me, Form(f): Form<CommissionForm>) -> Result<Html<String
     me.require(&[Role::Manufacturer], "Commissioning")?;
     let gtin = gs1::validate_gtin(f.gtin.trim()).map_err(|e| UiError::bad_input(e.to_string()))?;
     let serials: Vec<Serial> = split(&f.serials).into_iter().map(Serial).collect();
-    let s = me.session();
-    jobs::start(&me, "Commissioning serials", move || {
-        let op = DrugsOp::Commission {
-            meta: s.event_meta(None),
-            gtin,
-            lot: f.lot.trim().into(),
-            expiry: f.expiry.trim().into(),
-            serials,
-        };
-        let v = s.drug(op)?;
-        Ok(html! { p.notice { "Commissioned; committed at height " (v["height"]) "." } })
-    })
+    let op = DrugsOp::Commission {
+        meta: me.session().event_meta(None),
+        gtin,
+        lot: f.lot.trim().into(),
+        expiry: f.expiry.trim().into(),
+        serials,
+    };
+    drug_job(&me, "Commissioning serials", op, "Commissioned")
 }
 
 #[derive(Deserialize)]
@@ -387,13 +383,8 @@ struct RecallForm {
 async fn recall(me: Me, Form(f): Form<RecallForm>) -> Result<Html<String>, UiError> {
     me.require(&[Role::Manufacturer, Role::Regulator], "Recalls")?;
     let gtin = gs1::validate_gtin(f.gtin.trim()).map_err(|e| UiError::bad_input(e.to_string()))?;
-    let s = me.session();
-    jobs::start(&me, "Recalling the lot", move || {
-        let v = s.drug(DrugsOp::Recall { gtin, lot: f.lot.trim().into(), reason: f.reason })?;
-        Ok(
-            html! { p.notice { "Lot recalled; committed at height " (v["height"]) ". Every pack of it now verifies as recalled." } },
-        )
-    })
+    let op = DrugsOp::Recall { gtin, lot: f.lot.trim().into(), reason: f.reason };
+    drug_job(&me, "Recalling the lot", op, "Lot recalled: every pack of it now verifies as recalled")
 }
 
 #[derive(Deserialize)]
@@ -407,21 +398,20 @@ fn split(s: &str) -> Vec<String> {
 }
 
 async fn ship(me: Me, Form(f): Form<MoveForm>) -> Result<Html<String>, UiError> {
-    me.require(&[Role::Manufacturer, Role::Distributor, Role::Pharmacy, Role::Doctor], "Shipping")?;
-    let items = epcs(&split(&f.items)).map_err(UiError::bad_input)?;
-    let s = me.session();
-    jobs::start(&me, "Shipping", move || {
-        let v = s.drug(DrugsOp::Ship { meta: s.event_meta(None), epcs: items, to: f.party.trim().into() })?;
-        Ok(html! { p.notice { "Shipped; committed at height " (v["height"]) "." } })
-    })
+    me.require(&POSSESSORS, "Shipping")?;
+    let epcs = epcs(&split(&f.items)).map_err(UiError::bad_input)?;
+    let op = DrugsOp::Ship { meta: me.session().event_meta(None), epcs, to: f.party.trim().into() };
+    drug_job(&me, "Shipping", op, "Shipped")
 }
 
 async fn receive(me: Me, Form(f): Form<MoveForm>) -> Result<Html<String>, UiError> {
-    me.require(&[Role::Manufacturer, Role::Distributor, Role::Pharmacy, Role::Doctor], "Receiving")?;
-    let items = epcs(&split(&f.items)).map_err(UiError::bad_input)?;
+    me.require(&POSSESSORS, "Receiving")?;
+    let epcs = epcs(&split(&f.items)).map_err(UiError::bad_input)?;
+    let op = DrugsOp::Receive { meta: me.session().event_meta(None), epcs, from: f.party.trim().into() };
+    checked(&op)?;
     let s = me.session();
     jobs::start(&me, "Receiving", move || {
-        let v = s.drug(DrugsOp::Receive { meta: s.event_meta(None), epcs: items, from: f.party.trim().into() })?;
+        let v = s.drug(op)?;
         let raised = alerts(&v);
         if !raised.is_empty() {
             return Err(format!(
@@ -451,11 +441,8 @@ async fn dispense(me: Me, Form(f): Form<IdForm>) -> Result<Html<String>, UiError
 async fn undo(me: Me, Form(f): Form<IdForm>) -> Result<Html<String>, UiError> {
     me.require(&[Role::Pharmacy, Role::Doctor], "Undoing a dispense")?;
     let epc = epcs(&[f.id]).map_err(UiError::bad_input)?.remove(0);
-    let s = me.session();
-    jobs::start(&me, "Undoing the dispense", move || {
-        let v = s.drug(DrugsOp::UndoDispense { meta: s.event_meta(None), epc })?;
-        Ok(html! { p.notice { "Dispense undone; committed at height " (v["height"]) "." } })
-    })
+    let op = DrugsOp::UndoDispense { meta: me.session().event_meta(None), epc };
+    drug_job(&me, "Undoing the dispense", op, "Dispense undone")
 }
 
 #[derive(Deserialize)]
@@ -470,10 +457,17 @@ fn sscc(s: &str) -> Result<String, UiError> {
     gs1::validate_sscc(s.trim()).map_err(|e| UiError::bad_input(e.to_string()))
 }
 
-/// Signs and sends `op` in a job, once its fields and its work are within the limits (checked
-/// here, before any job starts or anything is signed).
-fn custody_job(me: &Me, title: &'static str, op: DrugsOp, done: &'static str) -> Result<Html<String>, UiError> {
-    medledger_types::Operation::Drugs(op.clone()).check_limits().map_err(UiError::bad_input)?;
+/// Refuses `op` here, before any job starts or anything is signed, if its fields or its work
+/// are over their limits.
+fn checked(op: &DrugsOp) -> Result<(), UiError> {
+    medledger_types::Operation::Drugs(op.clone()).check_limits().map_err(UiError::bad_input)
+}
+
+/// Signs and sends `op` in a job once it is [`checked`]; the job ends with `done` and the
+/// height that committed it.
+fn drug_job(me: &Me, title: &'static str, op: DrugsOp, done: impl Into<String>) -> Result<Html<String>, UiError> {
+    checked(&op)?;
+    let done = done.into();
     let s = me.session();
     jobs::start(me, title, move || {
         let v = s.drug(op)?;
@@ -489,7 +483,7 @@ async fn pack(me: Me, Form(f): Form<PackForm>) -> Result<Html<String>, UiError> 
         return Err(UiError::bad_input("name at least one identifier to pack"));
     }
     let op = DrugsOp::Aggregate { meta: me.session().event_meta(None), parent, children };
-    custody_job(&me, "Packing", op, "Packed")
+    drug_job(&me, "Packing", op, "Packed")
 }
 
 async fn unpack(me: Me, Form(f): Form<PackForm>) -> Result<Html<String>, UiError> {
@@ -498,7 +492,7 @@ async fn unpack(me: Me, Form(f): Form<PackForm>) -> Result<Html<String>, UiError
     // No identifiers: everything comes out.
     let children = epcs(&split(&f.items)).map_err(UiError::bad_input)?;
     let op = DrugsOp::Disaggregate { meta: me.session().event_meta(None), parent, children };
-    custody_job(&me, "Unpacking", op, "Unpacked")
+    drug_job(&me, "Unpacking", op, "Unpacked")
 }
 
 #[derive(Deserialize)]
@@ -519,14 +513,9 @@ async fn report(me: Me, Form(f): Form<ReportForm>) -> Result<Html<String>, UiErr
     if reason.is_empty() {
         return Err(UiError::bad_input("give the reason: it is recorded with the status change"));
     }
+    let done = format!("Reported {}", status.name());
     let op = DrugsOp::Report { meta: me.session().event_meta(None), epcs, status, reason };
-    let done = match status {
-        Reported::Stolen => "Reported stolen",
-        Reported::Destroyed => "Reported destroyed",
-        Reported::Damaged => "Reported damaged",
-        Reported::Returned => "Reported returned",
-    };
-    custody_job(&me, "Reporting", op, done)
+    drug_job(&me, "Reporting", op, done)
 }
 
 #[derive(Deserialize)]
