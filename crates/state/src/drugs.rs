@@ -1098,11 +1098,13 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
             if epc != orig {
                 return Err(invalid(format!("event `{}` dispensed {orig}, not {epc}", meta.event_id)));
             }
-            // Only the pack's standing dispense: one undone and dispensed again since is not
-            // this event's to undo.
+            // Only the pack's standing dispense: one undone (and perhaps dispensed again) since
+            // is not this event's to undo. (After a declaration's own undo the detail names this
+            // event again; the `declared_in_error` check above refuses a second declaration.)
             if change_detail(o, epc).map(|d| d.event) != Some(ekey) {
                 return Err(invalid(format!(
-                    "undo_status_mismatch: {epc} was changed after event `{}`, so declaring it in error undoes nothing; declare the later events instead",
+                    "undo_status_mismatch: refused: {epc} was changed after event `{}` (its dispense was undone), so \
+                     this declaration would undo a later change; declare the later events in error instead (NMVS_NC_PCK_06)",
                     meta.event_id
                 )));
             }

@@ -520,21 +520,21 @@ fn an_error_declaration_of_a_dispense_undoes_it() {
     assert_eq!(w.verify("A1"), VerifyStatus::Sellable);
     let trail = drugs::trail(&w.c.state, &pack("A1"), 100);
     assert!(trail.iter().any(|t| t.biz_step == "dispensing" && t.declared_in_error));
-    // A dispense that was undone and followed by another is no longer the standing one:
-    // declaring it in error must not undo the later dispense.
+    // A dispense that was undone is no longer the standing one: declaring it in error is
+    // refused, whether the pack was dispensed again since (which it must not undo) or not.
     w.deliver_to_pharmacy(&["A2"]);
     let first = m0();
     applied(&w.run(&pharm, D::Dispense { meta: first.clone(), epc: pack("A2") }));
     applied(&w.undo(&pharm, pack("A2")));
-    applied(&w.dispense(&pharm, pack("A2")));
     let mut decl = first;
     decl.error_declaration =
         Some(medledger_types::drugs::ErrorDeclaration { declared_ms: w.c.now, reason: "incorrect_data".into() });
-    let (_, why) = refused_without_effect(
-        &mut w,
-        &pharm,
-        D::Capture { events: vec![Step(D::UndoDispense { meta: decl, epc: pack("A2") })] },
-    );
+    let declare = D::Capture { events: vec![Step(D::UndoDispense { meta: decl, epc: pack("A2") })] };
+    let (_, why) = refused_without_effect(&mut w, &pharm, declare.clone());
+    assert!(why.contains("refused") && why.contains("changed after event"), "{why}");
+    assert_eq!(w.verify("A2"), VerifyStatus::Sellable);
+    applied(&w.dispense(&pharm, pack("A2")));
+    let (_, why) = refused_without_effect(&mut w, &pharm, declare);
     assert!(why.contains("changed after event"), "{why}");
     assert_eq!(w.verify("A2"), VerifyStatus::Dispensed);
 }
