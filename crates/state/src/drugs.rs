@@ -1081,6 +1081,11 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
             ));
         };
         if record.declared_in_error {
+            if existing.error_declaration.as_ref() == Some(decl) {
+                // Re-capturing the same declaration is idempotent, like re-capturing any event.
+                cx.events.push(Event::new("drug_event_duplicate").with("event_id", &meta.event_id));
+                return Ok(());
+            }
             return Err(Rejection::new(
                 RejectCode::AlreadyExists,
                 format!("event `{}` was already declared in error", meta.event_id),

@@ -516,10 +516,27 @@ fn an_error_declaration_of_a_dispense_undoes_it() {
     let mut decl = m.clone();
     decl.error_declaration =
         Some(medledger_types::drugs::ErrorDeclaration { declared_ms: w.c.now, reason: "incorrect_data".into() });
-    applied(&w.run(&pharm, D::Capture { events: vec![Step(D::UndoDispense { meta: decl, epc: pack("A1") })] }));
+    let declaration = D::Capture { events: vec![Step(D::UndoDispense { meta: decl.clone(), epc: pack("A1") })] };
+    applied(&w.run(&pharm, declaration.clone()));
     assert_eq!(w.verify("A1"), VerifyStatus::Sellable);
     let trail = drugs::trail(&w.c.state, &pack("A1"), 100);
     assert!(trail.iter().any(|t| t.biz_step == "dispensing" && t.declared_in_error));
+    // The same declaration captured again (a re-sent document) is idempotent: it is applied and
+    // changes no drug state. Another declaration of the same event is refused.
+    let before = w.c.state.0.clone();
+    applied(&w.run(&pharm, declaration));
+    let changed: Vec<_> =
+        w.c.state.0.iter().filter(|(k, v)| before.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect();
+    assert!(changed.iter().all(|k| !k.starts_with(b"d")), "a duplicate declaration wrote drug state: {changed:?}");
+    let mut other = decl;
+    other.error_declaration =
+        Some(medledger_types::drugs::ErrorDeclaration { declared_ms: w.c.now, reason: "did_not_occur".into() });
+    let (code, why) = refused_without_effect(
+        &mut w,
+        &pharm,
+        D::Capture { events: vec![Step(D::UndoDispense { meta: other, epc: pack("A1") })] },
+    );
+    assert_eq!(code, RejectCode::AlreadyExists, "{why}");
     // A dispense that was undone is no longer the standing one: declaring it in error is
     // refused, whether the pack was dispensed again since (which it must not undo) or not.
     w.deliver_to_pharmacy(&["A2"]);
