@@ -79,6 +79,18 @@ pub fn events(status: &Value) -> Vec<Value> {
 }
 
 /// Alerts a committed transaction raised.
+/// The capture operation of an EPCIS 2.0 document (its events, in order), checked against the
+/// limits; an error lists every problem with its JSON Pointer. Signs nothing.
+pub fn capture_operation(document: &Value) -> Result<Operation, String> {
+    let steps: Vec<Step> = epcis::parse_value(document).map_err(|errs| {
+        let lines: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
+        format!("the document is not valid EPCIS 2.0 for this ledger:\n{}", lines.join("\n"))
+    })?;
+    let op = Operation::Drugs(DrugsOp::Capture { events: steps });
+    op.check_limits()?;
+    Ok(op)
+}
+
 pub fn alerts(status: &Value) -> Vec<Value> {
     events(status).into_iter().filter(|e| e["kind"] == "drug_alert").collect()
 }
@@ -128,12 +140,11 @@ impl Session {
     /// Captures an EPCIS 2.0 document: its events are signed as one capture transaction and
     /// sent with the document, as the node checks they match. Waits for the commit.
     pub fn capture(&self, document: &Value) -> Result<(Hash, Value), String> {
-        let steps: Vec<Step> = epcis::parse_value(document).map_err(|errs| {
-            let lines: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
-            format!("the document is not valid EPCIS 2.0 for this ledger:\n{}", lines.join("\n"))
-        })?;
-        let op = Operation::Drugs(DrugsOp::Capture { events: steps });
-        op.check_limits()?;
+        self.capture_checked(document, capture_operation(document)?)
+    }
+
+    /// [`Session::capture`] of a document whose operation [`capture_operation`] already made.
+    pub fn capture_checked(&self, document: &Value, op: Operation) -> Result<(Hash, Value), String> {
         let nonce = self.me()?["next_nonce"].as_u64().ok_or("node identity has no next_nonce")?;
         let tx = medledger_types::Tx::sign(
             medledger_types::Transaction { chain_id: self.chain_id.clone(), signer: self.key.public(), nonce, op },

@@ -751,10 +751,11 @@ fn a_child_verified_while_its_parent_commits_is_judged_at_once_on_the_parents_st
     // The commit of `next` stalls just before the store, as a long commit would.
     let (reached_tx, reached) = std::sync::mpsc::channel::<()>();
     let (release, release_rx) = std::sync::mpsc::channel::<()>();
-    let (reached_tx, release_rx) = (std::sync::Mutex::new(reached_tx), std::sync::Mutex::new(release_rx));
+    // A `Receiver` is not `Sync`, as a fault hook must be: it waits behind a lock.
+    let release_rx = std::sync::Mutex::new(release_rx);
     let stall: medledger_node::chain::CommitFault = Box::new(move |_| {
-        let _ = reached_tx.lock().unwrap().send(());
-        let _ = release_rx.lock().unwrap().recv();
+        let _ = reached_tx.send(());
+        let _ = release_rx.lock().map(|rx| rx.recv());
     });
     assert!(n.chain.commit_fault.set(stall).is_ok());
     let executed = || n.chain.metrics.executed_blocks.load(std::sync::atomic::Ordering::Relaxed);

@@ -12,9 +12,9 @@ use axum::response::Html;
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use maud::{html, Markup};
-use medledger_client::drugs::{alerts, epcs, verify_public};
+use medledger_client::drugs::{alerts, capture_operation, epcs, verify_public};
 use medledger_client::http::Client;
-use medledger_types::drugs::gs1;
+use medledger_types::drugs::{epcis, gs1};
 use medledger_types::drugs::{DrugsOp, Reported, Serial};
 use medledger_types::Role;
 use serde::Deserialize;
@@ -452,11 +452,6 @@ struct PackForm {
     items: String,
 }
 
-/// The SSCC of a case or pallet, as typed: 18 digits with a valid check digit.
-fn sscc(s: &str) -> Result<String, UiError> {
-    gs1::validate_sscc(s.trim()).map_err(|e| UiError::bad_input(e.to_string()))
-}
-
 /// Refuses `op` here, before any job starts or anything is signed, if its fields or its work
 /// are over their limits.
 fn checked(op: &DrugsOp) -> Result<(), UiError> {
@@ -477,18 +472,15 @@ fn drug_job(me: &Me, title: &'static str, op: DrugsOp, done: impl Into<String>) 
 
 async fn pack(me: Me, Form(f): Form<PackForm>) -> Result<Html<String>, UiError> {
     me.require(&POSSESSORS, "Packing")?;
-    let parent = sscc(&f.sscc)?;
+    let parent = f.sscc.trim().to_string();
     let children = epcs(&split(&f.items)).map_err(UiError::bad_input)?;
-    if children.is_empty() {
-        return Err(UiError::bad_input("name at least one identifier to pack"));
-    }
     let op = DrugsOp::Aggregate { meta: me.session().event_meta(None), parent, children };
     drug_job(&me, "Packing", op, "Packed")
 }
 
 async fn unpack(me: Me, Form(f): Form<PackForm>) -> Result<Html<String>, UiError> {
     me.require(&POSSESSORS, "Unpacking")?;
-    let parent = sscc(&f.sscc)?;
+    let parent = f.sscc.trim().to_string();
     // No identifiers: everything comes out.
     let children = epcs(&split(&f.items)).map_err(UiError::bad_input)?;
     let op = DrugsOp::Disaggregate { meta: me.session().event_meta(None), parent, children };
@@ -505,14 +497,8 @@ struct ReportForm {
 async fn report(me: Me, Form(f): Form<ReportForm>) -> Result<Html<String>, UiError> {
     me.require(&POSSESSORS, "Reporting")?;
     let epcs = epcs(&split(&f.items)).map_err(UiError::bad_input)?;
-    if epcs.is_empty() {
-        return Err(UiError::bad_input("name at least one identifier to report"));
-    }
     let status = Reported::parse(&f.status).map_err(UiError::bad_input)?;
     let reason = f.reason.trim().to_string();
-    if reason.is_empty() {
-        return Err(UiError::bad_input("give the reason: it is recorded with the status change"));
-    }
     let done = format!("Reported {}", status.name());
     let op = DrugsOp::Report { meta: me.session().event_meta(None), epcs, status, reason };
     drug_job(&me, "Reporting", op, done)
@@ -527,23 +513,12 @@ struct CaptureForm {
 /// of its events), then signs its events as one capture transaction in a job.
 async fn capture(me: Me, Form(f): Form<CaptureForm>) -> Result<Html<String>, UiError> {
     me.require(&POSSESSORS, "EPCIS capture")?;
-    let max = medledger_types::drugs::epcis::MAX_DOCUMENT_BYTES;
-    if f.document.len() > max {
-        return Err(UiError::bad_input(format!(
-            "the document is {} bytes, above the limit of {max}",
-            f.document.len()
-        )));
-    }
-    let doc: Value =
-        serde_json::from_str(&f.document).map_err(|e| UiError::bad_input(format!("the document is not JSON: {e}")))?;
-    let steps = medledger_types::drugs::epcis::parse_value(&doc).map_err(|errs| {
-        let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-        UiError::bad_input(format!("the document is not valid EPCIS 2.0 for this ledger: {}", lines.join("; ")))
-    })?;
-    medledger_types::Operation::Drugs(DrugsOp::Capture { events: steps }).check_limits().map_err(UiError::bad_input)?;
+    let doc = epcis::read_document(f.document.as_bytes())
+        .map_err(|e| UiError::bad_input(format!("the document is {}", e.message)))?;
+    let op = capture_operation(&doc).map_err(UiError::bad_input)?;
     let s = me.session();
     jobs::start(&me, "Capturing the EPCIS document", move || {
-        let (id, v) = s.capture(&doc)?;
+        let (id, v) = s.capture_checked(&doc, op)?;
         Ok(
             html! { p.notice { "Captured (capture " (id.to_hex()) "); committed at height " (v["status"]["height"]) "." } },
         )

@@ -68,15 +68,19 @@ fn strip_cbv<'a>(v: &'a str, kind: &str) -> &'a str {
 
 /// Parses a document (bytes of JSON) into capture steps, or every error found.
 pub fn parse_document(bytes: &[u8]) -> Result<Vec<Step>, Vec<EpcisError>> {
+    parse_value(&read_document(bytes).map_err(|e| vec![e])?)
+}
+
+/// Reads a document's bytes as JSON, within [`MAX_DOCUMENT_BYTES`] (not yet checked as EPCIS:
+/// see [`parse_value`]).
+pub fn read_document(bytes: &[u8]) -> Result<Value, EpcisError> {
     if bytes.len() > MAX_DOCUMENT_BYTES {
-        return Err(vec![EpcisError {
+        return Err(EpcisError {
             path: String::new(),
             message: format!("document is {} bytes, above the limit of {MAX_DOCUMENT_BYTES}", bytes.len()),
-        }]);
+        });
     }
-    let doc: Value = serde_json::from_slice(bytes)
-        .map_err(|e| vec![EpcisError { path: String::new(), message: format!("not JSON: {e}") }])?;
-    parse_value(&doc)
+    serde_json::from_slice(bytes).map_err(|e| EpcisError { path: String::new(), message: format!("not JSON: {e}") })
 }
 
 /// Parses a document already read as JSON.
