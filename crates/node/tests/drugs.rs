@@ -198,6 +198,62 @@ async fn a_lots_size_is_shown_to_its_manufacturer_and_regulators_only() {
     }
 }
 
+/// Why and where a pack's status changed is recorded for the parties: a credentialed reader's
+/// trail names the reason, the premises and the event, while the public verification shows
+/// only the status, the institution and the time.
+#[tokio::test]
+async fn a_status_changes_reason_is_shown_to_credentialed_readers_only() {
+    use medledger_types::drugs::{EventMeta, Reported, Serial};
+    let n = node();
+    let m = maker(&n).await;
+    let pharmacist = n.credential(42, Role::Pharmacy, T0 + 400 * 86_400_000).await;
+    let op = DrugsOp::Commission {
+        meta: EventMeta::now(T0),
+        gtin: GTIN.into(),
+        lot: "LOTA".into(),
+        expiry: "301231".into(),
+        serials: vec![Serial::from("S1"), Serial::from("S2")],
+    };
+    ok(&n, &m, Operation::Drugs(op)).await;
+    let reason = "taken from the van of Carrier Nine";
+    let premises = "urn:epc:id:sgln:0614141.00009.0";
+    let mut meta = EventMeta::now(T0);
+    meta.biz_location = Some(premises.into());
+    let event_id = meta.event_id.clone();
+    let epc = medledger_types::drugs::Epc::sgtin(GTIN, "S1");
+    let report = DrugsOp::Report { meta, epcs: vec![epc], status: Reported::Stolen, reason: reason.into() };
+    ok(&n, &m, Operation::Drugs(report)).await;
+    let id = urlencode(&format!("(01){GTIN}(21)S1"));
+    let (s, t) = n.call_as(Some(&pharmacist), "GET", &format!("/v1/drugs/trail?id={id}"), None).await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    let c = &t["last_change"];
+    assert_eq!(c["status"], "stolen", "{t}");
+    assert_eq!(c["institution"], "h0");
+    assert_eq!(c["reason"], reason);
+    assert_eq!(c["premises"], premises);
+    assert_eq!(c["event_id"], event_id.as_str());
+    // A pack whose status never changed has none.
+    let (_, t) = n
+        .call_as(
+            Some(&pharmacist),
+            "GET",
+            &format!("/v1/drugs/trail?id={}", urlencode(&format!("(01){GTIN}(21)S2"))),
+            None,
+        )
+        .await;
+    assert!(t["last_change"].is_null(), "{t}");
+    // The public answer: who and when, never why or where. (What its proof reads is checked
+    // in the state's tests: `a_verification_proof_does_not_reveal_why_or_where_a_status_changed`.)
+    let (s, v) = n.call_as(None, "GET", &format!("/v1/drugs/verify?id={id}"), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["verification"]["code"], "stolen", "{v}");
+    assert_eq!(v["verification"]["changed_by"], "h0", "{v}");
+    let text = v.to_string();
+    for secret in [reason, premises, event_id.as_str()] {
+        assert!(!text.contains(secret), "the public answer reveals `{secret}`: {text}");
+    }
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {

@@ -1574,6 +1574,38 @@ pub fn change_detail(s: &dyn StateRead, epc: &Epc) -> Option<ChangeDetail> {
     get(s, &key::change(epc), "drug change detail")
 }
 
+/// An item's last status change as its credentialed readers see it: what, who and when (as the
+/// public sees it), and why, where and by which event (which the public does not).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastChange {
+    /// The status the change set (`active` after an undone dispense).
+    pub status: Status,
+    pub institution: String,
+    pub at_ms: u64,
+    /// The reason recorded with it: a report's reason, `dispensed`, `dispense undone`.
+    pub reason: String,
+    /// The premises (SGLN) where it was made, if the event named them.
+    pub premises: Option<String>,
+    /// The id of the custody event that made it.
+    pub event_id: Option<String>,
+}
+
+/// The last status change of `epc` with its detail, if it ever changed status.
+pub fn last_change(s: &dyn StateRead, epc: &Epc) -> Option<LastChange> {
+    let c = item(s, epc)?.last_change?;
+    let d = change_detail(s, epc)?;
+    let event_id = event_parts(s, &d.event).and_then(|(_, e)| e.op.0.meta().map(|m| m.event_id.clone()));
+    Some(LastChange {
+        status: c.status,
+        institution: c.institution,
+        at_ms: c.at_ms,
+        reason: d.reason,
+        premises: d.premises,
+        event_id,
+    })
+}
+
 fn undo(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, meta: &EventMeta, epc: &Epc) -> Result<(), Rejection> {
     let mut it = need_item(o, epc)?;
     let Some(c) = it.last_change.clone().filter(|_| it.status == Status::Dispensed) else {

@@ -560,24 +560,60 @@ fn an_error_declaration_of_a_dispense_undoes_it() {
 
 #[derive(Clone, Debug)]
 enum Act {
-    Ship { who: usize, serial: usize, to: usize },
-    Receive { who: usize, serial: usize, from: usize },
-    Dispense { who: usize, serial: usize },
-    Undo { who: usize, serial: usize },
-    Report { who: usize, serial: usize },
+    Ship {
+        who: usize,
+        serial: usize,
+        to: usize,
+    },
+    Receive {
+        who: usize,
+        serial: usize,
+        from: usize,
+    },
+    Dispense {
+        who: usize,
+        serial: usize,
+    },
+    Undo {
+        who: usize,
+        serial: usize,
+    },
+    Report {
+        who: usize,
+        serial: usize,
+    },
+    /// Captures an error declaration of one of the pack's dispensing events (any, by index).
+    Declare {
+        who: usize,
+        serial: usize,
+        which: usize,
+    },
     Recall,
     Wait,
 }
 
+/// Mostly the first pharmacy (where a pack starts), sometimes anyone.
+fn dispenser() -> impl Strategy<Value = usize> {
+    prop_oneof![3 => Just(2usize), 1 => 0..4usize]
+}
+
+/// Mostly the pack that starts at the first pharmacy, sometimes any.
+fn dispensed() -> impl Strategy<Value = usize> {
+    prop_oneof![3 => Just(2usize), 1 => 0..3usize]
+}
+
+/// Operations by any party on any pack, weighted towards those that can apply (a dispense, an
+/// undo and a declaration need a pharmacy that holds the pack, or held it).
 fn act() -> impl Strategy<Value = Act> {
     prop_oneof![
-        (0..4usize, 0..3usize, 0..4usize).prop_map(|(who, serial, to)| Act::Ship { who, serial, to }),
-        (0..4usize, 0..3usize, 0..4usize).prop_map(|(who, serial, from)| Act::Receive { who, serial, from }),
-        (0..4usize, 0..3usize).prop_map(|(who, serial)| Act::Dispense { who, serial }),
-        (0..4usize, 0..3usize).prop_map(|(who, serial)| Act::Undo { who, serial }),
-        (0..4usize, 0..3usize).prop_map(|(who, serial)| Act::Report { who, serial }),
-        Just(Act::Recall),
-        Just(Act::Wait),
+        3 => (0..4usize, 0..3usize, 0..4usize).prop_map(|(who, serial, to)| Act::Ship { who, serial, to }),
+        3 => (0..4usize, 0..3usize, 0..4usize).prop_map(|(who, serial, from)| Act::Receive { who, serial, from }),
+        3 => (dispenser(), dispensed()).prop_map(|(who, serial)| Act::Dispense { who, serial }),
+        3 => (dispenser(), dispensed()).prop_map(|(who, serial)| Act::Undo { who, serial }),
+        1 => (0..4usize, 0..3usize).prop_map(|(who, serial)| Act::Report { who, serial }),
+        3 => (dispenser(), dispensed(), 0..4usize).prop_map(|(who, serial, which)| Act::Declare { who, serial, which }),
+        1 => Just(Act::Recall),
+        1 => Just(Act::Wait),
     ]
 }
 
@@ -588,21 +624,33 @@ struct Model {
     transit: Option<(usize, usize)>,
     status: Status,
     dispensed_by: Option<(usize, u64)>,
+    /// Every dispensing event of the pack: by whom, when, the event, and whether it was
+    /// declared in error.
+    dispenses: Vec<(usize, u64, EventMeta, bool)>,
+    /// Which of them stands (the pack's status is its dispense, not undone since).
+    standing: Option<usize>,
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
-    /// Random custody operations by four parties on three packs of lot A: the ledger accepts
-    /// exactly what the model allows and ends in the model's state. Custody never forks (one
-    /// possessor), a dispensed pack is never dispensed again, a recalled lot never verifies
-    /// as sellable.
+    /// Random custody operations by four parties on three packs of lot A (which start at the
+    /// manufacturer, the distributor and a pharmacy), error declarations of their dispenses
+    /// included: the ledger accepts exactly what the model allows and ends in the model's
+    /// state. Custody never forks (one possessor), a dispensed pack is never dispensed again, a
+    /// recalled lot never verifies as sellable.
     #[test]
     fn custody_follows_the_reference_model(acts in proptest::collection::vec(act(), 1..40)) {
         let mut w = world();
         let parties = [(w.maker.clone(), MAKER, true), (w.dist.clone(), DIST, false), (w.pharm.clone(), PHARM, true), (w.pharm2.clone(), PHARM2, true)];
         let serials = ["A1", "A2", "A3"];
-        let mut model: Vec<Model> = (0..3).map(|_| Model { owner: 0, transit: None, status: Status::Active, dispensed_by: None }).collect();
+        w.deliver_to_pharmacy(&["A3"]);
+        let (maker, dist) = (w.maker.clone(), w.dist.clone());
+        applied(&w.ship(&maker, vec![pack("A2")], DIST));
+        applied(&w.receive(&dist, vec![pack("A2")], MAKER));
+        let mut model: Vec<Model> = (0..3)
+            .map(|i| Model { owner: i, transit: None, status: Status::Active, dispensed_by: None, dispenses: Vec::new(), standing: None })
+            .collect();
         let mut recalled = false;
         for a in acts {
             let out = match a.clone() {
@@ -624,8 +672,14 @@ proptest! {
                 Act::Dispense { who, serial } => {
                     let m = &mut model[serial];
                     let ok = parties[who].2 && who != 0 && m.owner == who && m.transit.is_none() && m.status == Status::Active && !recalled;
-                    let out = w.dispense(&parties[who].0.clone(), pack(serials[serial]));
-                    if ok { m.status = Status::Dispensed; m.dispensed_by = Some((who, w.c.now)); }
+                    let event = meta(&w.c);
+                    let out = w.run(&parties[who].0.clone(), D::Dispense { meta: event.clone(), epc: pack(serials[serial]) });
+                    if ok {
+                        m.status = Status::Dispensed;
+                        m.dispensed_by = Some((who, w.c.now));
+                        m.dispenses.push((who, w.c.now, event, false));
+                        m.standing = Some(m.dispenses.len() - 1);
+                    }
                     (ok, out)
                 }
                 Act::Undo { who, serial } => {
@@ -633,7 +687,7 @@ proptest! {
                     let ok = parties[who].2 && who != 0 && m.status == Status::Dispensed
                         && m.dispensed_by.is_some_and(|(by, at)| by == who && w.c.now + 1000 - at <= 10 * DAY) && !recalled;
                     let out = w.undo(&parties[who].0.clone(), pack(serials[serial]));
-                    if ok { m.status = Status::Active; }
+                    if ok { m.status = Status::Active; m.standing = None; }
                     (ok, out)
                 }
                 Act::Report { who, serial } => {
@@ -642,6 +696,31 @@ proptest! {
                     let m2 = m0();
                     let out = w.run(&parties[who].0.clone(), D::Report { meta: m2, epcs: vec![pack(serials[serial])], status: Reported::Damaged, reason: "dropped".into() });
                     if ok { m.status = Status::Damaged; }
+                    (ok, out)
+                }
+                Act::Declare { who, serial, which } => {
+                    let m = &mut model[serial];
+                    if m.dispenses.is_empty() {
+                        continue;
+                    }
+                    let i = which % m.dispenses.len();
+                    let (by, at, event, declared) = m.dispenses[i].clone();
+                    // The same declaration again is idempotent. Otherwise only the dispensing
+                    // institution may declare, and only its standing dispense, which it undoes
+                    // under the rules of an undo (within 10 days, the lot not recalled). Only
+                    // pharmacies and hospitals capture undo events.
+                    let ok = matches!(who, 2 | 3)
+                        && (declared
+                            || (who == by && m.standing == Some(i) && w.c.now + 1000 - at <= 10 * DAY && !recalled));
+                    let mut decl = event;
+                    decl.error_declaration = Some(medledger_types::drugs::ErrorDeclaration { declared_ms: at, reason: "incorrect_data".into() });
+                    let step = Step(D::UndoDispense { meta: decl, epc: pack(serials[serial]) });
+                    let out = w.run(&parties[who].0.clone(), D::Capture { events: vec![step] });
+                    if ok && !declared {
+                        m.status = Status::Active;
+                        m.standing = None;
+                        m.dispenses[i].3 = true;
+                    }
                     (ok, out)
                 }
                 Act::Recall => {

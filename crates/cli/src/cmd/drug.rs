@@ -386,6 +386,16 @@ pub fn run(cmd: DrugCmd, j: bool) -> Result<(), String> {
                         if t["declared_in_error"] == true { "(declared in error)" } else { "" }
                     );
                 }
+                let c = &v["last_change"];
+                if let Some(status) = c["status"].as_str() {
+                    println!(
+                        "last change: {status} by {} at {}: {}{}",
+                        c["institution"].as_str().unwrap_or(""),
+                        medledger_types::time::rfc3339_ms(c["at_ms"].as_u64().unwrap_or(0)),
+                        c["reason"].as_str().unwrap_or(""),
+                        c["premises"].as_str().map(|p| format!(" (at {p})")).unwrap_or_default()
+                    );
+                }
             });
         }
         DrugCmd::Alerts { conn } => list(j, &signed_client(&conn)?, "/v1/drugs/alerts", "alerts")?,

@@ -48,6 +48,9 @@ pub struct VerifyView {
 pub struct TrailView {
     pub epc: Epc,
     pub trail: Vec<TrailEntry>,
+    /// The identifier's last status change with why and where it was made (null if its status
+    /// never changed). The public verification shows only who and when.
+    pub last_change: Option<sd::LastChange>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -196,7 +199,8 @@ pub(crate) async fn trail(
         return Err(ApiError::not_found(format!("{epc} was never commissioned or packed on this ledger")));
     }
     let trail = sd::trail(&snap, &epc, MAX_LIST);
-    Ok(Json(TrailView { epc, trail }))
+    let last_change = sd::last_change(&snap, &epc);
+    Ok(Json(TrailView { epc, trail, last_change }))
 }
 
 #[utoipa::path(tag = "drugs", get, path = "/v1/drugs/events", params(EpcQuery),
