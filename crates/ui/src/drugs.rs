@@ -2,7 +2,8 @@
 //! inventory, shipping and receiving; the pharmacy's scan, verify, dispense and undo; for every
 //! possessor, packing into cases and pallets, unpacking, reporting a pack stolen, destroyed,
 //! damaged or returned, and capturing an EPCIS 2.0 document; the regulator's alerts and
-//! recalls; and a public verification page that takes a scanned
+//! recalls; for every supply role, tracing a pack or case (its trail with event ids, and why and
+//! where its status last changed); and a public verification page that takes a scanned
 //! identifier or a GS1 Digital Link (`/verify`, and Digital Link paths such as
 //! `/01/{gtin}/10/{lot}/21/{serial}` resolve here too).
 
@@ -33,6 +34,7 @@ pub(crate) fn routes() -> Router<App> {
         .route("/drugs/unpack", post(unpack))
         .route("/drugs/report", post(report))
         .route("/drugs/capture", post(capture))
+        .route("/drugs/trace", get(trace))
         .route("/verify", get(verify_page))
         .route("/01/{*rest}", get(digital_link))
 }
@@ -184,12 +186,66 @@ async fn drugs_page(me: Me, Query(q): Query<VerifyQuery>) -> Result<Html<String>
                 }
             }
         }
+        (trace_section())
         @if let Some(p) = &products { (products_section(p)) }
         @if let Some(inv) = &inventory { (inventory_section(inv, role)) }
         @if let Some(a) = &alert_list { (alerts_section(a)) }
         @if let Some(r) = &recalls { (recalls_section(r, role)) }
     };
     Ok(page::shell(&me, "Medicines", body))
+}
+
+/// Tracing a pack or case as a credentialed reader: its whole trail with event ids and heights,
+/// and its last status change with why and where it was made (which the public page omits).
+fn trace_section() -> Markup {
+    html! {
+        section {
+            h2 { "Trace a pack or case" }
+            form.scan hx-get="/drugs/trace" hx-target="#trace-result" {
+                label for="t-id" { "Identifier (element string, EPC URI, Digital Link or SSCC)" }
+                input #t-id name="id" type="text" autocomplete="off" spellcheck="false" required;
+                button type="submit" { "Trace" }
+            }
+            div #trace-result aria-live="polite" {}
+        }
+    }
+}
+
+/// `GET /drugs/trace?id=…`: the credentialed trail of an identifier, as a fragment.
+async fn trace(me: Me, Query(q): Query<VerifyQuery>) -> Result<Html<String>, UiError> {
+    me.require(&SUPPLY, "Tracing")?;
+    let id = q.id.trim().to_string();
+    if id.is_empty() {
+        return Err(UiError::bad_input("name the identifier to trace"));
+    }
+    let s = me.session();
+    let v = blocking(move || s.trail(&id)).await??;
+    let trail = v["trail"].as_array().cloned().unwrap_or_default();
+    let c = &v["last_change"];
+    Ok(Html(
+        html! {
+            @if let Some(status) = c["status"].as_str() {
+                dl.last-change {
+                    dt { "Last status change" } dd { span.tag.warn { (status) } " by " (c["institution"].as_str().unwrap_or("")) " at " (page::time(c["at_ms"].as_u64().unwrap_or(0))) }
+                    dt { "Reason" } dd { (c["reason"].as_str().unwrap_or("")) }
+                    dt { "Premises" } dd { (c["premises"].as_str().unwrap_or("not named")) }
+                    dt { "Event" } dd { code { (c["event_id"].as_str().unwrap_or("")) } }
+                }
+            } @else { p { "Its status never changed." } }
+            table.trace tabindex="0" {
+                thead { tr { th { "When" } th { "Step" } th { "Institution" } th { "To / from" } th { "Height" } th { "Event" } } }
+                tbody { @for t in &trail { tr {
+                    td { (page::time(t["at_ms"].as_u64().unwrap_or(0))) }
+                    td { (t["biz_step"].as_str().unwrap_or("")) @if let Some(d) = t["detail"].as_str() { " (" (d) ")" } @if t["declared_in_error"] == true { " (declared in error)" } }
+                    td { (t["institution"].as_str().unwrap_or("")) }
+                    td { (t["counterparty"].as_str().unwrap_or("")) }
+                    td { (t["height"]) }
+                    td { code { (t["event_id"].as_str().unwrap_or("")) } }
+                } } }
+            }
+        }
+        .into_string(),
+    ))
 }
 
 fn products_section(v: &Value) -> Markup {
@@ -431,6 +487,8 @@ struct IdForm {
 
 async fn dispense(me: Me, Form(f): Form<IdForm>) -> Result<Html<String>, UiError> {
     me.require(&[Role::Pharmacy, Role::Doctor], "Dispensing")?;
+    // The identifier is read here, so that a bad one starts no job.
+    epcs(std::slice::from_ref(&f.id)).map_err(UiError::bad_input)?;
     let s = me.session();
     jobs::start(&me, "Verifying and dispensing", move || {
         let v = s.dispense(&f.id, None)?;
@@ -523,4 +581,143 @@ async fn capture(me: Me, Form(f): Form<CaptureForm>) -> Result<Html<String>, UiE
             html! { p.notice { "Captured (capture " (id.to_hex()) "); committed at height " (v["status"]["height"]) "." } },
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::tests::{send, test_ui};
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use medledger_types::Role;
+
+    fn form(path: &str, who: &str, body: &str) -> Request<Body> {
+        Request::post(path)
+            .header("host", "127.0.0.1:7790")
+            .header("origin", "http://127.0.0.1:7790")
+            .header("sec-fetch-site", "same-origin")
+            .header("hx-request", "true")
+            .header("cookie", format!("who={who}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    }
+
+    fn esc(s: &str) -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+
+    /// Every medicines form refuses bad input with the field and the rule, before a job starts
+    /// (and so before anything is signed or sent: the UI's node is unreachable, and the job
+    /// list stays empty).
+    #[tokio::test]
+    async fn bad_medicine_forms_are_refused_before_any_job() {
+        let ui = test_ui(&[
+            ("mia", Some(Role::Manufacturer)),
+            ("dan", Some(Role::Distributor)),
+            ("phil", Some(Role::Pharmacy)),
+            ("rita", Some(Role::Regulator)),
+        ]);
+        let pack = esc("(01)10614141073464(21)A1");
+        let bad_check = esc("(01)10614141073465(21)A1");
+        let split = r#"{"@context":"https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld","type":"EPCISDocument","schemaVersion":"2.0","creationDate":"2026-01-01T00:00:00Z","epcisBody":{"eventList":[{"type":"ObjectEvent","eventTime":"2026-01-01T00:00:00Z","eventTimeZoneOffset":"+00:00","epcList":["urn:epc:id:sgtin:0614141.107346.1"],"action":"SPLIT"}]}}"#;
+        let oversize = "x".repeat(medledger_types::drugs::epcis::MAX_DOCUMENT_BYTES + 1);
+        let long_serial = "S".repeat(21);
+        let cases: Vec<(&str, &str, String, StatusCode, &str)> = vec![
+            (
+                "/drugs/commission",
+                "mia",
+                "gtin=1234&lot=L1&expiry=301231&serials=S1".into(),
+                StatusCode::BAD_REQUEST,
+                "GTIN",
+            ),
+            (
+                "/drugs/commission",
+                "mia",
+                format!("gtin=10614141073464&lot=L1&expiry=301231&serials={long_serial}"),
+                StatusCode::BAD_REQUEST,
+                "serial",
+            ),
+            (
+                "/drugs/commission",
+                "mia",
+                "gtin=10614141073464&lot=L1&expiry=301331&serials=S1".into(),
+                StatusCode::BAD_REQUEST,
+                "expiry",
+            ),
+            (
+                "/drugs/commission",
+                "dan",
+                "gtin=10614141073464&lot=L1&expiry=301231&serials=S1".into(),
+                StatusCode::FORBIDDEN,
+                "Commissioning is for manufacturer",
+            ),
+            (
+                "/drugs/recall",
+                "mia",
+                "gtin=10614141073465&lot=L1&reason=r".into(),
+                StatusCode::BAD_REQUEST,
+                "check digit",
+            ),
+            ("/drugs/recall", "dan", "gtin=10614141073464&lot=L1&reason=r".into(), StatusCode::FORBIDDEN, "Recalls"),
+            ("/drugs/ship", "dan", format!("items={bad_check}&party=h2"), StatusCode::BAD_REQUEST, "check digit"),
+            ("/drugs/ship", "dan", "items=&party=h2".into(), StatusCode::BAD_REQUEST, "names no identifier"),
+            ("/drugs/ship", "rita", format!("items={pack}&party=h2"), StatusCode::FORBIDDEN, "Shipping"),
+            ("/drugs/receive", "dan", "items=banana&party=h2".into(), StatusCode::BAD_REQUEST, "banana"),
+            ("/drugs/pack", "dan", format!("sscc=123&items={pack}"), StatusCode::BAD_REQUEST, "SSCC"),
+            (
+                "/drugs/pack",
+                "dan",
+                format!("sscc=106141410000000019&items={bad_check}"),
+                StatusCode::BAD_REQUEST,
+                "check digit",
+            ),
+            ("/drugs/unpack", "dan", "sscc=10614141000000001X".into(), StatusCode::BAD_REQUEST, "SSCC"),
+            ("/drugs/report", "dan", format!("items={pack}&status=lost&reason=r"), StatusCode::BAD_REQUEST, "lost"),
+            ("/drugs/report", "dan", format!("items={pack}&status=stolen&reason="), StatusCode::BAD_REQUEST, "reason"),
+            ("/drugs/dispense", "phil", "id=not-a-pack".into(), StatusCode::BAD_REQUEST, "not-a-pack"),
+            ("/drugs/dispense", "dan", format!("id={pack}"), StatusCode::FORBIDDEN, "Dispensing"),
+            ("/drugs/undo", "phil", format!("id={bad_check}"), StatusCode::BAD_REQUEST, "check digit"),
+            ("/drugs/capture", "dan", format!("document={}", esc("{not json")), StatusCode::BAD_REQUEST, "JSON"),
+            (
+                "/drugs/capture",
+                "dan",
+                format!("document={}", esc(split)),
+                StatusCode::BAD_REQUEST,
+                "/epcisBody/eventList/0/action",
+            ),
+            (
+                "/drugs/capture",
+                "dan",
+                format!("document={oversize}"),
+                StatusCode::BAD_REQUEST,
+                "the document is too large: 262145 bytes",
+            ),
+        ];
+        for (path, who, body, status, says) in cases {
+            let (got, page) = send(&ui, form(path, who, &body)).await;
+            assert_eq!(got, status, "{path} as {who} ({}): {page}", &body[..body.len().min(80)]);
+            assert!(
+                page.to_lowercase().contains(&says.to_lowercase()),
+                "{path} as {who}: the refusal should say `{says}`: {page}"
+            );
+            assert!(ui.jobs.is_empty(), "{path} as {who}: a job was started for a refused form");
+        }
+        // Tracing needs an identifier (and a supply role).
+        let get = |q: &str, who: &str| {
+            Request::get(format!("/drugs/trace?id={q}"))
+                .header("host", "127.0.0.1:7790")
+                .header("hx-request", "true")
+                .header("cookie", format!("who={who}"))
+                .body(Body::empty())
+                .unwrap()
+        };
+        let (got, page) = send(&ui, get("", "rita")).await;
+        assert_eq!(got, StatusCode::BAD_REQUEST, "{page}");
+        assert!(page.contains("name the identifier"), "{page}");
+    }
 }

@@ -365,7 +365,7 @@ pub fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> Result<(), String>
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use axum::body::Body;
     use axum::http::Request;
@@ -376,6 +376,13 @@ mod tests {
     /// A UI with one identity and no reachable node: enough to see what is refused before any
     /// handler runs.
     fn ui() -> App {
+        test_ui(&[("me", None)])
+    }
+
+    /// A UI acting as the named identities (with a credential of the role given, as if proven
+    /// on chain) and no reachable node: whatever a form refuses, it refuses before a job starts
+    /// or anything is sent.
+    pub(crate) fn test_ui(who: &[(&str, Option<Role>)]) -> App {
         let genesis = Genesis {
             chain_id: "ui-test".into(),
             genesis_time_ms: 1,
@@ -392,19 +399,32 @@ mod tests {
                 .collect(),
         };
         let light = Arc::new(Light::new(genesis));
-        let session = Session::open_with(&["127.0.0.1:9".into()], Keypair::from_seed(5), light.clone());
         let (feed, _) = tokio::sync::broadcast::channel(1);
-        Arc::new(Ui {
-            identities: vec![Identity { name: "me".into(), session: Arc::new(session), credential: None }],
-            jobs: jobs::Jobs::default(),
-            light,
-            nodes: vec![],
-            feed,
-            sent: Default::default(),
-        })
+        let identities = who
+            .iter()
+            .enumerate()
+            .map(|(i, (name, role))| {
+                let key = Keypair::from_seed(5 + i as u64);
+                let credential = role.map(|role| Credential {
+                    subject: key.public(),
+                    role,
+                    institution: "h1".into(),
+                    display_name: name.to_string(),
+                    valid_from_ms: 0,
+                    valid_until_ms: u64::MAX,
+                    issued_at_height: 1,
+                    issuer: Keypair::from_seed(1).public(),
+                    pseudonym: None,
+                    revoked: None,
+                });
+                let session = Session::open_with(&["127.0.0.1:9".into()], key, light.clone());
+                Identity { name: name.to_string(), session: Arc::new(session), credential }
+            })
+            .collect();
+        Arc::new(Ui { identities, jobs: jobs::Jobs::default(), light, nodes: vec![], feed, sent: Default::default() })
     }
 
-    async fn send(ui: &App, req: Request<Body>) -> (StatusCode, String) {
+    pub(crate) async fn send(ui: &App, req: Request<Body>) -> (StatusCode, String) {
         let r = router(ui.clone()).oneshot(req).await.unwrap();
         let status = r.status();
         let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();

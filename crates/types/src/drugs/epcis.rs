@@ -77,7 +77,7 @@ pub fn read_document(bytes: &[u8]) -> Result<Value, EpcisError> {
     if bytes.len() > MAX_DOCUMENT_BYTES {
         return Err(EpcisError {
             path: String::new(),
-            message: format!("document is {} bytes, above the limit of {MAX_DOCUMENT_BYTES}", bytes.len()),
+            message: format!("too large: {} bytes, above the limit of {MAX_DOCUMENT_BYTES}", bytes.len()),
         });
     }
     serde_json::from_slice(bytes).map_err(|e| EpcisError { path: String::new(), message: format!("not JSON: {e}") })

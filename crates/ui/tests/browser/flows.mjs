@@ -389,6 +389,19 @@ await flow('a distributor packs and unpacks a case and reports a pack stolen; th
   assert.doesNotMatch(await inventory(), /A0006/, 'a stolen pack leaves the inventory');
   await page.goto(UI + '/verify?id=' + encodeURIComponent(pack('A0006')));
   assert.match(await page.locator('.verification h2').innerText(), /stolen/);
+  assert.doesNotMatch(await page.locator('main').innerText(), /stock-take/, 'the public page does not say why');
+  // The regulator traces the pack: the trail with its events, and why its status changed.
+  await actAs('regulator-rita');
+  await page.goto(UI + '/drugs');
+  await page.fill('#t-id', pack('A0006'));
+  await page.click('form[hx-get="/drugs/trace"] button[type=submit]');
+  const change = page.locator('#trace-result dl.last-change');
+  await change.waitFor();
+  const traced = await change.innerText();
+  assert.match(traced, /stolen/);
+  assert.match(traced, /missing from the warehouse shelf at stock-take/, 'the reason is shown to the regulator');
+  assert.match(await page.locator('#trace-result table.trace').innerText(), /commissioning[\s\S]*urn:uuid:/, 'the trail names its events');
+  await axe('regulator-trace');
   // A malformed document is refused with the JSON Pointer of what is wrong, before a job.
   await actAs('maker-mia');
   await page.goto(UI + '/drugs');
