@@ -254,6 +254,53 @@ async fn a_status_changes_reason_is_shown_to_credentialed_readers_only() {
     }
 }
 
+/// A shipping event declared in error through EPCIS capture cancels its open shipment: the
+/// pack stays with the shipper, and the query document shows the event with its declaration
+/// (kept for the schema check).
+#[tokio::test]
+async fn a_shipping_event_declared_in_error_cancels_its_open_shipment() {
+    use medledger_types::drugs::{Epc, ErrorDeclaration, EventMeta, Serial};
+    let n = node();
+    let m = maker(&n).await;
+    let commission = DrugsOp::Commission {
+        meta: EventMeta::now(T0),
+        gtin: GTIN.into(),
+        lot: "LOTA".into(),
+        expiry: "301231".into(),
+        serials: vec![Serial::from("E1")],
+    };
+    ok(&n, &m, Operation::Drugs(commission)).await;
+    let epc = Epc::sgtin(GTIN, "E1");
+    let sent = EventMeta::now(T0);
+    ok(&n, &m, Operation::Drugs(DrugsOp::Ship { meta: sent.clone(), epcs: vec![epc.clone()], to: "h1".into() })).await;
+    let shipment = |v: &Value| {
+        v["items"].as_array().unwrap().iter().find(|i| i["epc"]["sgtin"]["serial"] == "E1").unwrap()["shipment"].clone()
+    };
+    let (_, inv) = n.call_as(Some(&m), "GET", "/v1/drugs/inventory", None).await;
+    assert_eq!(shipment(&inv)["to"], "h1", "{inv}");
+    let mut declared = sent;
+    declared.error_declaration = Some(ErrorDeclaration { declared_ms: T0, reason: "incorrect_data".into() });
+    let op = DrugsOp::Ship { meta: declared, epcs: vec![epc], to: "h1".into() };
+    let doc = epcis::document(vec![epcis::event_json(&op, &|_| Some(7)).unwrap()], T0);
+    let (s, job) = n.call("POST", "/v1/drugs/capture", Some(capture_body(&n, &m, &doc))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{job}");
+    n.commit();
+    let (_, job) = n.call("GET", &format!("/v1/drugs/capture/{}", job["captureID"].as_str().unwrap()), None).await;
+    assert_eq!(job["success"], true, "{job}");
+    let (_, inv) = n.call_as(Some(&m), "GET", "/v1/drugs/inventory", None).await;
+    assert!(shipment(&inv).is_null(), "the shipment is cancelled: {inv}");
+    let id = urlencode("urn:epc:id:sgtin:0614141.107346.E1");
+    let (s, q) = n.call("GET", &format!("/v1/drugs/events?epc={id}"), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let evs = q["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array().unwrap();
+    let shipping: Vec<_> = evs.iter().filter(|e| e["bizStep"] == "shipping").collect();
+    assert_eq!(shipping.len(), 1, "{q}");
+    assert_eq!(shipping[0]["errorDeclaration"]["reason"], "incorrect_data", "{q}");
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/epcis-produced");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("query-shipping-declared.json"), serde_json::to_vec_pretty(&q).unwrap()).unwrap();
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {

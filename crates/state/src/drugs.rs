@@ -1097,8 +1097,20 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
                 meta.event_id, record.institution
             )));
         }
-        // An error declaration of a dispensing event undoes it; of any other event it is
-        // recorded on the event (custody is corrected by the events that follow).
+        // An error declaration of a dispensing event undoes it, and one of a shipping event
+        // cancels the shipment while it is still open; of any other event it is recorded on the
+        // event (custody is corrected by the events that follow).
+        if let (DrugsOp::Ship { epcs, to, .. }, DrugsOp::Ship { epcs: orig, to: orig_to, .. }) = (op, &existing.op.0) {
+            if epcs != orig || to != orig_to {
+                return Err(invalid(format!(
+                    "event `{}` shipped other identifiers or to another party; a declaration repeats the event it declares",
+                    meta.event_id
+                )));
+            }
+            for epc in cancel_shipment(o, cx, &ekey, epcs, to, &meta.event_id)? {
+                trail_push(o, &epc, &ekey)?;
+            }
+        }
         if let (DrugsOp::UndoDispense { epc, .. }, DrugsOp::Dispense { epc: orig, .. }) = (op, &existing.op.0) {
             if epc != orig {
                 return Err(invalid(format!("event `{}` dispensed {orig}, not {epc}", meta.event_id)));
@@ -1458,6 +1470,46 @@ fn ship(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, epcs: &[Epc], to: &str) -> Result
         }
         if touched.len() > MAX_REACHED {
             return Err(invalid(format!("the shipment reaches more than {MAX_REACHED} items")));
+        }
+    }
+    Ok(touched)
+}
+
+/// The last custody event on an item's trail.
+fn last_event(o: &Overlay<'_>, it: &Item) -> Option<Hash> {
+    match it.trail_len {
+        0 => None,
+        1 => it.first_event,
+        n => o.get(&key::trail(&it.epc, n - 1)).and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok()).map(Hash),
+    }
+}
+
+/// Cancels the shipment that shipping event `event` opened (its error declaration), if it is
+/// still open and nothing happened to the shipped identifiers since: they stay with the
+/// shipper, no longer in transit. Once the destination received them (or anything else
+/// happened to them), the declaration is refused: custody is then corrected by shipping back.
+fn cancel_shipment(
+    o: &mut Overlay<'_>,
+    cx: &Ctx<'_>,
+    event: &Hash,
+    epcs: &[Epc],
+    to: &str,
+    event_id: &str,
+) -> Result<Vec<Epc>, Rejection> {
+    let mut touched = Vec::new();
+    for epc in epcs {
+        let it = need_item(o, epc)?;
+        let open = it.shipment.as_ref().is_some_and(|s| s.from == cx.institution && s.to == to);
+        if !open || last_event(o, &it) != Some(*event) {
+            return Err(invalid(format!(
+                "shipment_not_open: refused: {epc} changed after event `{event_id}` (it was received, or moved \
+                 again), so the shipment is no longer open to cancel; its holder ships it back instead"
+            )));
+        }
+        for mut x in reach(o, it)? {
+            x.shipment = None;
+            put(o, key::item(&x.epc), &x);
+            touched.push(x.epc);
         }
     }
     Ok(touched)

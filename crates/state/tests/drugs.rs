@@ -556,6 +556,104 @@ fn an_error_declaration_of_a_dispense_undoes_it() {
     assert_eq!(w.verify("A2"), VerifyStatus::Dispensed);
 }
 
+/// A shipment sent in error (to the wrong party, say) is cancelled by declaring its shipping
+/// event in error while it is still open: the identifiers, and what a case holds, stay with the
+/// shipper, no longer in transit, and the destination can no longer receive them. Once they
+/// were received, the declaration is refused and changes nothing.
+#[test]
+fn an_error_declaration_of_an_open_shipment_cancels_it() {
+    use medledger_types::drugs::ErrorDeclaration;
+    let mut w = world();
+    let (maker, dist) = (w.maker.clone(), w.dist.clone());
+    let case = Epc::Sscc(CASE.into());
+    applied(&w.run(&maker, D::Aggregate { meta: m0(), parent: CASE.into(), children: vec![pack("A1"), pack("A2")] }));
+    let sent = meta(&w.c);
+    let shipped = vec![case.clone(), pack("A3")];
+    applied(&w.run(&maker, D::Ship { meta: sent.clone(), epcs: shipped.clone(), to: DIST.into() }));
+    assert!(w.item("A1").shipment.is_some());
+    let declared = |m: &EventMeta, reason: &str| {
+        let mut d = m.clone();
+        d.error_declaration = Some(ErrorDeclaration { declared_ms: 7, reason: reason.into() });
+        d
+    };
+    // The declaration repeats the event: other identifiers, or another party, are refused.
+    let (_, why) = refused_without_effect(
+        &mut w,
+        &maker,
+        D::Capture {
+            events: vec![Step(D::Ship {
+                meta: declared(&sent, "incorrect_data"),
+                epcs: vec![pack("A3")],
+                to: DIST.into(),
+            })],
+        },
+    );
+    assert!(why.contains("repeats the event"), "{why}");
+    // Only the shipper's institution may declare it.
+    let (code, _) = refused_without_effect(
+        &mut w,
+        &dist,
+        D::Capture {
+            events: vec![Step(D::Ship {
+                meta: declared(&sent, "incorrect_data"),
+                epcs: shipped.clone(),
+                to: DIST.into(),
+            })],
+        },
+    );
+    assert_eq!(code, RejectCode::NotPermitted);
+    let cancel = D::Capture {
+        events: vec![Step(D::Ship { meta: declared(&sent, "incorrect_data"), epcs: shipped.clone(), to: DIST.into() })],
+    };
+    applied(&w.run(&maker, cancel));
+    for serial in ["A1", "A2", "A3"] {
+        let it = w.item(serial);
+        assert_eq!((it.owner.as_str(), it.shipment.is_none()), (MAKER, true), "{serial} stays with the shipper");
+    }
+    assert!(drugs::item(&w.c.state, &case).unwrap().shipment.is_none());
+    let trail = drugs::trail(&w.c.state, &pack("A1"), 100);
+    assert!(trail.iter().any(|t| t.biz_step == "shipping" && t.declared_in_error), "{trail:?}");
+    // The destination can no longer receive them: its receipt is an alert and moves nothing.
+    let out = w.receive(&dist, shipped.clone(), MAKER);
+    assert!(applied(&out).iter().any(|e| e.kind == "drug_alert"), "{out:?}");
+    assert_eq!(w.item("A3").owner, MAKER);
+    // Shipped again, and received: a declaration of that shipment is refused, and changes nothing.
+    let again = meta(&w.c);
+    applied(&w.run(&maker, D::Ship { meta: again.clone(), epcs: vec![pack("A3")], to: DIST.into() }));
+    applied(&w.receive(&dist, vec![pack("A3")], MAKER));
+    let (_, why) = refused_without_effect(
+        &mut w,
+        &maker,
+        D::Capture {
+            events: vec![Step(D::Ship {
+                meta: declared(&again, "incorrect_data"),
+                epcs: vec![pack("A3")],
+                to: DIST.into(),
+            })],
+        },
+    );
+    assert!(why.contains("shipment_not_open") && why.contains("ships it back"), "{why}");
+    assert_eq!(w.item("A3").owner, DIST);
+    // Back at the shipper and shipped to the same party once more: the open shipment is the
+    // later event's, which the earlier event's declaration must not cancel.
+    applied(&w.ship(&dist, vec![pack("A3")], MAKER));
+    applied(&w.receive(&maker, vec![pack("A3")], DIST));
+    applied(&w.ship(&maker, vec![pack("A3")], DIST));
+    let (_, why) = refused_without_effect(
+        &mut w,
+        &maker,
+        D::Capture {
+            events: vec![Step(D::Ship {
+                meta: declared(&again, "incorrect_data"),
+                epcs: vec![pack("A3")],
+                to: DIST.into(),
+            })],
+        },
+    );
+    assert!(why.contains("shipment_not_open"), "{why}");
+    assert!(w.item("A3").shipment.is_some(), "the later shipment stays open");
+}
+
 // ---- custody against a reference model ----
 
 #[derive(Clone, Debug)]
@@ -588,6 +686,16 @@ enum Act {
         serial: usize,
         which: usize,
     },
+    /// The destination of the pack's open shipment receives it (if one is open).
+    Deliver {
+        serial: usize,
+    },
+    /// Captures an error declaration of one of the pack's shipping events (any, by index).
+    Cancel {
+        who: usize,
+        serial: usize,
+        which: usize,
+    },
     Recall,
     Wait,
 }
@@ -612,6 +720,8 @@ fn act() -> impl Strategy<Value = Act> {
         3 => (dispenser(), dispensed()).prop_map(|(who, serial)| Act::Undo { who, serial }),
         1 => (0..4usize, 0..3usize).prop_map(|(who, serial)| Act::Report { who, serial }),
         3 => (dispenser(), dispensed(), 0..4usize).prop_map(|(who, serial, which)| Act::Declare { who, serial, which }),
+        3 => (0..4usize, 0..3usize, 0..4usize).prop_map(|(who, serial, which)| Act::Cancel { who, serial, which }),
+        2 => (0..3usize).prop_map(|serial| Act::Deliver { serial }),
         1 => Just(Act::Recall),
         1 => Just(Act::Wait),
     ]
@@ -629,6 +739,11 @@ struct Model {
     dispenses: Vec<(usize, u64, EventMeta, bool)>,
     /// Which of them stands (the pack's status is its dispense, not undone since).
     standing: Option<usize>,
+    /// Every shipping event of the pack: by whom, to whom, the event, and whether it was
+    /// declared in error.
+    shipments: Vec<(usize, usize, EventMeta, bool)>,
+    /// The shipping event that opened the pack's current shipment.
+    last_shipment: Option<usize>,
 }
 
 proptest! {
@@ -636,7 +751,7 @@ proptest! {
 
     /// Random custody operations by four parties on three packs of lot A (which start at the
     /// manufacturer, the distributor and a pharmacy), error declarations of their dispenses
-    /// included: the ledger accepts exactly what the model allows and ends in the model's
+    /// and shipments included: the ledger accepts exactly what the model allows and ends in the model's
     /// state. Custody never forks (one possessor), a dispensed pack is never dispensed again, a
     /// recalled lot never verifies as sellable.
     #[test]
@@ -649,7 +764,16 @@ proptest! {
         applied(&w.ship(&maker, vec![pack("A2")], DIST));
         applied(&w.receive(&dist, vec![pack("A2")], MAKER));
         let mut model: Vec<Model> = (0..3)
-            .map(|i| Model { owner: i, transit: None, status: Status::Active, dispensed_by: None, dispenses: Vec::new(), standing: None })
+            .map(|i| Model {
+                owner: i,
+                transit: None,
+                status: Status::Active,
+                dispensed_by: None,
+                dispenses: Vec::new(),
+                standing: None,
+                shipments: Vec::new(),
+                last_shipment: None,
+            })
             .collect();
         let mut recalled = false;
         for a in acts {
@@ -657,8 +781,13 @@ proptest! {
                 Act::Ship { who, serial, to } => {
                     let m = &mut model[serial];
                     let ok = m.owner == who && m.transit.is_none() && m.status == Status::Active && to != who;
-                    let out = w.ship(&parties[who].0.clone(), vec![pack(serials[serial])], parties[to].1);
-                    if ok { m.transit = Some((who, to)); }
+                    let event = meta(&w.c);
+                    let out = w.run(&parties[who].0.clone(), D::Ship { meta: event.clone(), epcs: vec![pack(serials[serial])], to: parties[to].1.into() });
+                    if ok {
+                        m.transit = Some((who, to));
+                        m.shipments.push((who, to, event, false));
+                        m.last_shipment = Some(m.shipments.len() - 1);
+                    }
                     (ok, out)
                 }
                 Act::Receive { who, serial, from } => {
@@ -666,7 +795,7 @@ proptest! {
                     // A mismatched receipt is applied as an alert and moves nothing.
                     let moves = m.transit == Some((from, who));
                     let out = w.receive(&parties[who].0.clone(), vec![pack(serials[serial])], parties[from].1);
-                    if moves { m.owner = who; m.transit = None; }
+                    if moves { m.owner = who; m.transit = None; m.last_shipment = None; }
                     (from != who, out)
                 }
                 Act::Dispense { who, serial } => {
@@ -696,6 +825,36 @@ proptest! {
                     let m2 = m0();
                     let out = w.run(&parties[who].0.clone(), D::Report { meta: m2, epcs: vec![pack(serials[serial])], status: Reported::Damaged, reason: "dropped".into() });
                     if ok { m.status = Status::Damaged; }
+                    (ok, out)
+                }
+                Act::Deliver { serial } => {
+                    let m = &mut model[serial];
+                    let Some((from, to)) = m.transit else { continue };
+                    let out = w.receive(&parties[to].0.clone(), vec![pack(serials[serial])], parties[from].1);
+                    m.owner = to;
+                    m.transit = None;
+                    m.last_shipment = None;
+                    (true, out)
+                }
+                Act::Cancel { who, serial, which } => {
+                    let m = &mut model[serial];
+                    if m.shipments.is_empty() {
+                        continue;
+                    }
+                    let i = which % m.shipments.len();
+                    let (by, to, event, declared) = m.shipments[i].clone();
+                    // The same declaration again is idempotent. Otherwise only the shipper may
+                    // declare, and only while the event's shipment is open.
+                    let ok = declared || (who == by && m.transit == Some((by, to)) && m.last_shipment == Some(i));
+                    let mut decl = event;
+                    decl.error_declaration = Some(medledger_types::drugs::ErrorDeclaration { declared_ms: 1, reason: "incorrect_data".into() });
+                    let step = Step(D::Ship { meta: decl, epcs: vec![pack(serials[serial])], to: parties[to].1.into() });
+                    let out = w.run(&parties[who].0.clone(), D::Capture { events: vec![step] });
+                    if ok && !declared {
+                        m.transit = None;
+                        m.last_shipment = None;
+                        m.shipments[i].3 = true;
+                    }
                     (ok, out)
                 }
                 Act::Declare { who, serial, which } => {

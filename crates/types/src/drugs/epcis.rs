@@ -10,7 +10,7 @@
 //! decommissioning and destroying; `readPoint` and `bizLocation` as SGLN; source and destination
 //! lists naming member institutions as `urn:medledger:institution:{id}`; `ilmd` with
 //! `cbvmda:lotNumber` and `cbvmda:itemExpirationDate`; `errorDeclaration` (an error declaration of
-//! a dispensing event undoes it).
+//! a dispensing event undoes it, and one of a shipping event cancels its shipment while open).
 
 use super::gs1;
 use super::{DrugsOp, Epc, ErrorDeclaration, EventMeta, Reported, Serial, Step};
