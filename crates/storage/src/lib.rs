@@ -90,6 +90,9 @@ impl Tip {
 
 pub struct Store {
     db: Database,
+    /// The most stale tree nodes one commit drops: [`MAX_PRUNE`], lower only in tests
+    /// ([`Store::set_max_prune`]).
+    max_prune: usize,
 }
 
 fn hash_of(b: &[u8]) -> Result<Hash> {
@@ -113,7 +116,14 @@ impl Store {
             w.open_table(STATE)?;
         }
         w.commit()?;
-        Ok(Store { db })
+        Ok(Store { db, max_prune: MAX_PRUNE })
+    }
+
+    /// Lowers the most stale tree nodes one commit drops below [`MAX_PRUNE`] (at least one), so
+    /// that a test can reach the limit with a small tree.
+    pub fn set_max_prune(&mut self, max: usize) {
+        assert!((1..=MAX_PRUNE).contains(&max), "a prune drops 1..={MAX_PRUNE} nodes, not {max}");
+        self.max_prune = max;
     }
 
     /// Writes the genesis block and state if the store is empty; otherwise checks it matches.
@@ -194,7 +204,7 @@ impl Store {
             }
             let mut state = w.open_table(STATE)?;
             apply_writes(&mut state, writes)?;
-            prune_tree(&mut state, height)?;
+            prune_tree(&mut state, height, self.max_prune)?;
             w.open_table(META)?.insert("tip", height.to_be_bytes().as_slice())?;
         }
         w.commit()?;
@@ -346,7 +356,7 @@ pub const MAX_PRUNE: usize = 131_072;
 /// entries, oldest first, once the oldest is [`PRUNE_EVERY`] versions old. Only the latest tree
 /// is read from the store (unfinalized blocks are layered on it, and readers of an earlier
 /// commit keep their own snapshot), so every node stale at the committed height can go.
-fn prune_tree(t: &mut redb::Table<&[u8], &[u8]>, through: u64) -> Result<()> {
+fn prune_tree(t: &mut redb::Table<&[u8], &[u8]>, through: u64, max: usize) -> Result<()> {
     use medledger_state::commitment::{stale_node, stale_since, stale_through};
     let (start, end) = stale_through(through);
     let mut entries = Vec::new();
@@ -359,7 +369,7 @@ fn prune_tree(t: &mut redb::Table<&[u8], &[u8]>, through: u64) -> Result<()> {
             }
         }
         entries.push(key);
-        if entries.len() == MAX_PRUNE {
+        if entries.len() == max {
             break;
         }
     }

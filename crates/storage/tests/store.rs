@@ -243,3 +243,74 @@ fn stale_tree_nodes_are_pruned_in_batches_and_every_key_still_proves() {
         h += 1;
     }
 }
+
+/// A commit drops at most its prune limit of stale nodes, the oldest first, and leaves the rest
+/// (nodes and index entries) for the next commits; every live key still proves. The limit is
+/// lowered to 7 so that a small tree reaches it (`MAX_PRUNE` is 131,072).
+#[test]
+fn a_prune_drops_at_most_its_limit_oldest_first_and_the_rest_waits() {
+    use medledger_state::commitment::{commit, is_leaf_key, prove, stale_node, stale_through};
+    use medledger_state::WriteSet;
+    use medledger_storage::PRUNE_EVERY;
+    use std::collections::BTreeSet;
+    const LIMIT: usize = 7;
+    let dir = tempfile::tempdir().unwrap();
+    let (g, _) = genesis("prune-limit");
+    let mut store = Store::open(&dir.path().join("l.redb")).unwrap();
+    store.set_max_prune(LIMIT);
+    let g0 = genesis_block(&g);
+    store.init_genesis(&g0, &genesis_writes(&g), g.hash()).unwrap();
+    let (start, end) = stale_through(u64::MAX - 1);
+    let index = |store: &Store| -> BTreeSet<Vec<u8>> {
+        let entries = store.snapshot().unwrap().scan_prefix(b"", 1_000_000).unwrap().0;
+        entries.into_iter().map(|(k, _)| k).filter(|k| *k >= start && *k < end).collect()
+    };
+    let mut parent = g0.digest();
+    for h in 1..=PRUNE_EVERY + 6 {
+        // Twelve keys rewritten every block: each block leaves more stale nodes than the limit.
+        let mut writes = WriteSet::new();
+        writes.insert(medledger_state::keys::HEIGHT.to_vec(), Some(h.to_be_bytes().to_vec()));
+        for k in 0..12 {
+            writes.insert(format!("t/{k}").into_bytes(), Some(format!("v{h}").into_bytes()));
+        }
+        let snap = store.snapshot().unwrap();
+        let (root, tree) = commit(&snap, h, &writes);
+        drop(snap);
+        writes.extend(tree);
+        let added: BTreeSet<Vec<u8>> = writes.keys().filter(|k| **k >= start && **k < end).cloned().collect();
+        let before = index(&store);
+        let b = Block::new(h, parent, 1_000 + h, Default::default(), root, vec![]);
+        store.commit_block(&b, None, &writes, &[]).unwrap();
+        parent = b.digest();
+        let after = index(&store);
+        let dropped: Vec<&Vec<u8>> = before.iter().chain(&added).filter(|e| !after.contains(*e)).collect();
+        if h < PRUNE_EVERY {
+            assert!(dropped.is_empty(), "block {h}: nothing is {PRUNE_EVERY} versions old yet");
+        } else {
+            assert_eq!(dropped.len(), LIMIT, "block {h} drops exactly its limit");
+            // The oldest: the first entries of the index as it stood.
+            let oldest: Vec<&Vec<u8>> = before.iter().take(LIMIT).collect();
+            assert_eq!(dropped, oldest, "block {h} drops the oldest first");
+        }
+        // The nodes of dropped entries are gone; those of waiting entries are still there.
+        let snap = store.snapshot().unwrap();
+        for e in &dropped {
+            assert!(snap.get(&stale_node(e).unwrap()).is_none(), "block {h}: a pruned node is still stored");
+        }
+        for e in &after {
+            assert!(snap.get(&stale_node(e).unwrap()).is_some(), "block {h}: a waiting node was dropped");
+        }
+        let live: Vec<Vec<u8>> = snap
+            .scan_prefix(b"", 1_000_000)
+            .unwrap()
+            .0
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| is_leaf_key(k))
+            .collect();
+        for k in &live {
+            let (v, proof) = prove(&snap, h, k).unwrap();
+            medledger_types::state_proof::verify_entry(&root, k, v.as_deref(), &proof).unwrap();
+        }
+    }
+}
