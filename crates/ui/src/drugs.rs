@@ -1,4 +1,5 @@
-//! Medicines: the manufacturer's products, lots, commissioning and recalls; the distributor's
+//! Medicines: the manufacturer's products (and registering one), lots, commissioning and
+//! recalls; the regulator's binding of a company prefix to a manufacturer; the distributor's
 //! inventory, shipping and receiving; the pharmacy's scan, verify, dispense and undo; for every
 //! possessor, packing into cases and pallets, unpacking, reporting a pack stolen, destroyed,
 //! damaged or returned, and capturing an EPCIS 2.0 document; the regulator's alerts and
@@ -16,7 +17,7 @@ use maud::{html, Markup};
 use medledger_client::drugs::{alerts, capture_operation, epcs, verify_public};
 use medledger_client::http::Client;
 use medledger_types::drugs::{epcis, gs1};
-use medledger_types::drugs::{DrugsOp, Reported, Serial};
+use medledger_types::drugs::{DrugsOp, ProductSpec, Reported, Serial};
 use medledger_types::Role;
 use serde::Deserialize;
 use serde_json::Value;
@@ -24,6 +25,8 @@ use serde_json::Value;
 pub(crate) fn routes() -> Router<App> {
     Router::new()
         .route("/drugs", get(drugs_page))
+        .route("/drugs/products", post(register_product))
+        .route("/drugs/prefixes", post(bind_prefix))
         .route("/drugs/commission", post(commission))
         .route("/drugs/recall", post(recall))
         .route("/drugs/ship", post(ship))
@@ -191,6 +194,7 @@ async fn drugs_page(me: Me, Query(q): Query<VerifyQuery>) -> Result<Html<String>
         @if let Some(inv) = &inventory { (inventory_section(inv, role)) }
         @if let Some(a) = &alert_list { (alerts_section(a)) }
         @if let Some(r) = &recalls { (recalls_section(r, role)) }
+        @if matches!(role, Some(Role::Regulator)) { (prefix_section()) }
     };
     Ok(page::shell(&me, "Medicines", body))
 }
@@ -248,6 +252,22 @@ async fn trace(me: Me, Query(q): Query<VerifyQuery>) -> Result<Html<String>, UiE
     ))
 }
 
+/// The regulator binds a GS1 company prefix to a manufacturer's institution, so that only it
+/// may register (and so commission) GTINs under it.
+fn prefix_section() -> Markup {
+    html! {
+        section {
+            h2 { "Company prefixes" }
+            form.stack hx-post="/drugs/prefixes" hx-target="#prefix-result" {
+                label for="bp-prefix" { "GS1 company prefix (6 to 12 digits)" } input #bp-prefix name="prefix" required pattern="[0-9]{6,12}";
+                label for="bp-inst" { "Bind to the manufacturer's institution" } input #bp-inst name="institution" required;
+                button type="submit" { "Bind" }
+            }
+            div #prefix-result {}
+        }
+    }
+}
+
 fn products_section(v: &Value) -> Markup {
     let products = v["products"].as_array().cloned().unwrap_or_default();
     html! {
@@ -265,6 +285,17 @@ fn products_section(v: &Value) -> Markup {
                     } } }
                 }
             }
+            h3 { "Register a product" }
+            form.stack hx-post="/drugs/products" hx-target="#product-result" {
+                label for="g-gtin" { "GTIN (under a company prefix bound to your institution)" } input #g-gtin name="gtin" required;
+                label for="g-name" { "Name" } input #g-name name="name" required;
+                label for="g-form" { "Dosage form" } input #g-form name="form" required;
+                label for="g-strength" { "Strength" } input #g-strength name="strength" required;
+                label for="g-size" { "Pack size" } input #g-size name="pack_size" required inputmode="numeric" pattern="[0-9]+";
+                label for="g-code" { "National reimbursement number (optional)" } input #g-code name="national_code";
+                button type="submit" { "Register" }
+            }
+            div #product-result {}
             h3 { "Commission serials" }
             form.stack hx-post="/drugs/commission" hx-target="#commission-result" {
                 label for="c-gtin" { "GTIN" } input #c-gtin name="gtin" required;
@@ -405,6 +436,46 @@ fn recalls_section(v: &Value, role: Option<Role>) -> Markup {
             }
         }
     }
+}
+
+#[derive(Deserialize)]
+struct ProductForm {
+    gtin: String,
+    name: String,
+    form: String,
+    strength: String,
+    pack_size: String,
+    #[serde(default)]
+    national_code: String,
+}
+
+async fn register_product(me: Me, Form(f): Form<ProductForm>) -> Result<Html<String>, UiError> {
+    me.require(&[Role::Manufacturer], "Registering a product")?;
+    let gtin = gs1::validate_gtin(f.gtin.trim()).map_err(|e| UiError::bad_input(e.to_string()))?;
+    let pack_size = f.pack_size.trim().parse::<u32>().map_err(|_| {
+        UiError::bad_input(format!("pack size `{}` is not a whole number of units", f.pack_size.trim()))
+    })?;
+    let product = ProductSpec {
+        gtin,
+        name: f.name.trim().into(),
+        form: f.form.trim().into(),
+        strength: f.strength.trim().into(),
+        pack_size,
+        national_code: f.national_code.trim().into(),
+    };
+    drug_job(&me, "Registering the product", DrugsOp::RegisterProduct { product }, "Product registered")
+}
+
+#[derive(Deserialize)]
+struct PrefixForm {
+    prefix: String,
+    institution: String,
+}
+
+async fn bind_prefix(me: Me, Form(f): Form<PrefixForm>) -> Result<Html<String>, UiError> {
+    me.require(&[Role::Regulator], "Binding a company prefix")?;
+    let op = DrugsOp::BindPrefix { company_prefix: f.prefix.trim().into(), institution: f.institution.trim().into() };
+    drug_job(&me, "Binding the company prefix", op, "Prefix bound: only that institution may register its GTINs")
 }
 
 #[derive(Deserialize)]
@@ -627,7 +698,45 @@ mod tests {
         let split = r#"{"@context":"https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld","type":"EPCISDocument","schemaVersion":"2.0","creationDate":"2026-01-01T00:00:00Z","epcisBody":{"eventList":[{"type":"ObjectEvent","eventTime":"2026-01-01T00:00:00Z","eventTimeZoneOffset":"+00:00","epcList":["urn:epc:id:sgtin:0614141.107346.1"],"action":"SPLIT"}]}}"#;
         let oversize = "x".repeat(medledger_types::drugs::epcis::MAX_DOCUMENT_BYTES + 1);
         let long_serial = "S".repeat(21);
+        let product = |extra: &str| format!("name=N&form=f&strength=s&{extra}");
         let cases: Vec<(&str, &str, String, StatusCode, &str)> = vec![
+            ("/drugs/products", "mia", product("gtin=1234&pack_size=1"), StatusCode::BAD_REQUEST, "gtin"),
+            (
+                "/drugs/products",
+                "mia",
+                product("gtin=10614141073464&pack_size=ten"),
+                StatusCode::BAD_REQUEST,
+                "pack size `ten`",
+            ),
+            (
+                "/drugs/products",
+                "mia",
+                product("gtin=10614141073464&pack_size=0"),
+                StatusCode::BAD_REQUEST,
+                "pack size must be",
+            ),
+            (
+                "/drugs/products",
+                "mia",
+                "gtin=10614141073464&name=+&form=f&strength=s&pack_size=1".into(),
+                StatusCode::BAD_REQUEST,
+                "product name must not be empty",
+            ),
+            (
+                "/drugs/products",
+                "dan",
+                product("gtin=10614141073464&pack_size=1"),
+                StatusCode::FORBIDDEN,
+                "is for manufacturer",
+            ),
+            ("/drugs/prefixes", "rita", "prefix=12ab&institution=h1".into(), StatusCode::BAD_REQUEST, "6 to 12 digits"),
+            (
+                "/drugs/prefixes",
+                "mia",
+                "prefix=0614141&institution=h1".into(),
+                StatusCode::FORBIDDEN,
+                "is for regulator",
+            ),
             (
                 "/drugs/commission",
                 "mia",

@@ -358,6 +358,33 @@ await flow('the manufacturer, distributor and regulator views show lots, invento
   assert.match(await page.locator('table.recalls').innerText(), /LOTB1/);
 });
 
+await flow('the manufacturer registers a product only under a prefix the regulator bound to it', async () => {
+  const gtin = '10614144000078'; // company prefix 0614144, bound to nobody yet
+  const register = async () => {
+    await page.goto(UI + '/drugs');
+    await page.fill('#g-gtin', gtin);
+    await page.fill('#g-name', 'Paracetamol 500 mg');
+    await page.fill('#g-form', 'tablet');
+    await page.fill('#g-strength', '500 mg');
+    await page.fill('#g-size', '16');
+    await page.click('form[hx-post="/drugs/products"] button[type=submit]');
+  };
+  await actAs('maker-mia');
+  await register();
+  assert.match(await jobDone('#product-result', { expectError: true }), /no company prefix of GTIN 10614144000078 is bound/);
+  await actAs('regulator-rita');
+  await page.goto(UI + '/drugs');
+  await page.fill('#bp-prefix', '0614144');
+  await page.fill('#bp-inst', drugs.manufacturer);
+  await page.click('form[hx-post="/drugs/prefixes"] button[type=submit]');
+  assert.match(await jobDone('#prefix-result'), /Prefix bound/);
+  await actAs('maker-mia');
+  await register();
+  assert.match(await jobDone('#product-result'), /Product registered/);
+  await page.goto(UI + '/drugs');
+  assert.match(await page.locator('main').innerText(), /Paracetamol 500 mg · GTIN 10614144000078/);
+});
+
 await flow('a distributor packs and unpacks a case and reports a pack stolen; the manufacturer captures an EPCIS document; the public page shows both', async () => {
   const pack = (serial) => `(01)${drugs.gtin}(21)${serial}`;
   const inventory = async () => { await page.goto(UI + '/drugs'); return page.locator('table.inventory').innerText(); };
