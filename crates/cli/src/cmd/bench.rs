@@ -86,6 +86,10 @@ pub struct BenchArgs {
     /// credentials at the maker's institution, each sending its own documents in turn.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub capture_lines: u16,
+    /// In process: `N` full blocks of commissioning, then `N` of EPCIS capture, each executed
+    /// over a node's store and committed to it, as one validator does.
+    #[arg(long, value_name = "N", conflicts_with_all = ["vault", "reads", "state_proofs", "drug_verify", "drug_load"], value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    pub drug_blocks: Option<u64>,
     /// Time the referral workflow in process: `N` referrals from proposal to completion, state
     /// tree included.
     #[arg(long, value_name = "N", conflicts_with_all = ["vault", "reads", "state_proofs", "drug_verify", "drug_load"])]
@@ -194,6 +198,11 @@ pub fn run(args: BenchArgs, json_out: bool) -> Result<(), String> {
     }
     if let Some(n) = args.referrals {
         let v = super::carebench::referrals(n)?;
+        println!("{}", if json_out { v.to_string() } else { serde_json::to_string_pretty(&v).unwrap_or_default() });
+        return Ok(());
+    }
+    if let Some(n) = args.drug_blocks {
+        let v = super::drugbench::validator_blocks(n as usize);
         println!("{}", if json_out { v.to_string() } else { serde_json::to_string_pretty(&v).unwrap_or_default() });
         return Ok(());
     }

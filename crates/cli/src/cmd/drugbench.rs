@@ -212,6 +212,108 @@ pub fn block_execution(blocks: usize) -> Value {
     v
 }
 
+/// What one validator spends per block as a node does it: `blocks` full blocks of
+/// commissioning (transactions of 400 serials), then `blocks` full blocks of EPCIS capture
+/// (documents of 40 commissioning events of 2 serials, as `--drug-load` sends), each executed
+/// over the node's redb store (its reads go to the store, as a node's do) and committed to it.
+/// The setup (credential, prefix, product) goes through the store too, so its heights are the
+/// tree's versions and it prunes as a node's does.
+pub fn validator_blocks(blocks: usize) -> Value {
+    let (b, ca) = Builder::genesis(true);
+    let maker = Keypair::from_seed(30);
+    let dir = std::env::temp_dir().join(format!("medledger-validator-blocks-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::create_dir_all(&dir);
+    let store = medledger_storage::Store::open(&dir.join("ledger.redb")).expect("bench store");
+    store
+        .init_genesis(&medledger_node::chain::genesis_block(&b.genesis), &genesis_writes(&b.genesis), b.genesis.hash())
+        .expect("bench store");
+    let mut env = b.env.clone();
+    let mut parent = store.tip().expect("tip").expect("genesis").hash;
+    // Executes `txs` as the next block over the store and commits it: (execute µs, commit µs).
+    let mut block = |txs: Vec<Tx>| -> (f64, f64) {
+        env.height += 1;
+        env.timestamp_ms += 1;
+        let snap = store.snapshot().expect("snapshot");
+        let t = Instant::now();
+        let ex = execute_block(&snap, &env, &txs);
+        let e = t.elapsed().as_secs_f64() * 1e6;
+        drop(snap);
+        assert!(ex.receipts.iter().all(|r| r.is_applied()), "{:?}", ex.receipts.iter().find(|r| !r.is_applied()));
+        let blk = Block::new(env.height, parent, env.timestamp_ms, ca.public(), ex.state_root, txs);
+        let t = Instant::now();
+        store.commit_block(&blk, None, &ex.writes, &ex.receipts).expect("bench commit");
+        parent = blk.digest();
+        (e, t.elapsed().as_secs_f64() * 1e6)
+    };
+    let sign = |key: &Keypair, nonce: u64, op: Operation| b.sign(key, nonce, op);
+    let spec = CredentialSpec {
+        subject: maker.public(),
+        role: Role::Manufacturer,
+        institution: "i0".into(),
+        display_name: "bench".into(),
+        valid_from_ms: 0,
+        valid_until_ms: u64::MAX / 2,
+    };
+    block(vec![sign(&ca, 0, Operation::Identity(IdentityOp::IssueCredential { spec }))]);
+    let bind = DrugsOp::BindPrefix { company_prefix: "0614141".into(), institution: "i0".into() };
+    block(vec![sign(&ca, 1, Operation::Drugs(bind))]);
+    let product = ProductSpec {
+        gtin: GTIN.into(),
+        name: "bench".into(),
+        form: "tablet".into(),
+        strength: "1 mg".into(),
+        pack_size: 1,
+        national_code: String::new(),
+    };
+    block(vec![sign(&maker, 0, Operation::Drugs(DrugsOp::RegisterProduct { product }))]);
+    let mut nonce = 1;
+    let commission = |tag: String, n: usize| DrugsOp::Commission {
+        meta: EventMeta::now(1_800_000_000_000),
+        gtin: GTIN.into(),
+        lot: "VB".into(),
+        expiry: "391231".into(),
+        serials: (0..n).map(|i| Serial(format!("{tag}{i:04}"))).collect(),
+    };
+    let capture = |tag: String| DrugsOp::Capture {
+        events: (0..40).map(|e| Step(commission(format!("{tag}{e:02}"), 2))).collect(),
+    };
+    let mut run = |units_per_tx: usize, make: &dyn Fn(usize, usize) -> DrugsOp| -> Value {
+        let per_block =
+            (medledger_types::block::MAX_BLOCK_WEIGHT / Operation::Drugs(make(0, 0)).weight()).max(1) as usize;
+        let (mut exec, mut commit) = (Vec::new(), Vec::new());
+        for k in 0..blocks {
+            let txs: Vec<Tx> = (0..per_block)
+                .map(|t| {
+                    nonce += 1;
+                    sign(&maker, nonce - 1, Operation::Drugs(make(k, t)))
+                })
+                .collect();
+            let (e, c) = block(txs);
+            exec.push(e);
+            commit.push(c);
+        }
+        let units = (per_block * units_per_tx) as f64;
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let (e, c) = (mean(&exec), mean(&commit));
+        json!({
+            "per_block": units, "execute_mean_us": e.round(), "commit_mean_us": c.round(),
+            "execute_us_per_unit": (e / units * 100.0).round() / 100.0,
+            "commit_us_per_unit": (c / units * 100.0).round() / 100.0,
+            "execute": stats_us(exec), "commit": stats_us(commit),
+        })
+    };
+    let commissioning = run(400, &|k, t| commission(format!("V{k:05}{t:03}"), 400));
+    let captured = run(40, &|k, t| capture(format!("W{k:05}{t:03}")));
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+    json!({
+        "commissioning_serials": commissioning,
+        "capture_events": captured,
+        "note": "one validator on one core: each full block executed over its redb store, then committed to it; units are serials for commissioning, events for capture"
+    })
+}
+
 /// Builds a state of at least `events` pack-level custody events (each pack commissioned,
 /// shipped and received: three events on its trail), then times `verify` on random packs.
 pub fn verify_in_process(events: usize, blocks: usize, api: bool) -> Result<Value, String> {
