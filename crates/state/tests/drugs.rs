@@ -571,40 +571,19 @@ fn an_error_declaration_of_an_open_shipment_cancels_it() {
     let shipped = vec![case.clone(), pack("A3")];
     applied(&w.run(&maker, D::Ship { meta: sent.clone(), epcs: shipped.clone(), to: DIST.into() }));
     assert!(w.item("A1").shipment.is_some());
-    let declared = |m: &EventMeta, reason: &str| {
+    // A capture of shipping event `m`'s error declaration, naming `epcs`.
+    let declare = |m: &EventMeta, epcs: Vec<Epc>| {
         let mut d = m.clone();
-        d.error_declaration = Some(ErrorDeclaration { declared_ms: 7, reason: reason.into() });
-        d
+        d.error_declaration = Some(ErrorDeclaration { declared_ms: 7, reason: "incorrect_data".into() });
+        D::Capture { events: vec![Step(D::Ship { meta: d, epcs, to: DIST.into() })] }
     };
     // The declaration repeats the event: other identifiers, or another party, are refused.
-    let (_, why) = refused_without_effect(
-        &mut w,
-        &maker,
-        D::Capture {
-            events: vec![Step(D::Ship {
-                meta: declared(&sent, "incorrect_data"),
-                epcs: vec![pack("A3")],
-                to: DIST.into(),
-            })],
-        },
-    );
+    let (_, why) = refused_without_effect(&mut w, &maker, declare(&sent, vec![pack("A3")]));
     assert!(why.contains("repeats the event"), "{why}");
     // Only the shipper's institution may declare it.
-    let (code, _) = refused_without_effect(
-        &mut w,
-        &dist,
-        D::Capture {
-            events: vec![Step(D::Ship {
-                meta: declared(&sent, "incorrect_data"),
-                epcs: shipped.clone(),
-                to: DIST.into(),
-            })],
-        },
-    );
+    let (code, _) = refused_without_effect(&mut w, &dist, declare(&sent, shipped.clone()));
     assert_eq!(code, RejectCode::NotPermitted);
-    let cancel = D::Capture {
-        events: vec![Step(D::Ship { meta: declared(&sent, "incorrect_data"), epcs: shipped.clone(), to: DIST.into() })],
-    };
+    let cancel = declare(&sent, shipped.clone());
     applied(&w.run(&maker, cancel));
     for serial in ["A1", "A2", "A3"] {
         let it = w.item(serial);
@@ -621,17 +600,7 @@ fn an_error_declaration_of_an_open_shipment_cancels_it() {
     let again = meta(&w.c);
     applied(&w.run(&maker, D::Ship { meta: again.clone(), epcs: vec![pack("A3")], to: DIST.into() }));
     applied(&w.receive(&dist, vec![pack("A3")], MAKER));
-    let (_, why) = refused_without_effect(
-        &mut w,
-        &maker,
-        D::Capture {
-            events: vec![Step(D::Ship {
-                meta: declared(&again, "incorrect_data"),
-                epcs: vec![pack("A3")],
-                to: DIST.into(),
-            })],
-        },
-    );
+    let (_, why) = refused_without_effect(&mut w, &maker, declare(&again, vec![pack("A3")]));
     assert!(why.contains("shipment_not_open") && why.contains("ships it back"), "{why}");
     assert_eq!(w.item("A3").owner, DIST);
     // Back at the shipper and shipped to the same party once more: the open shipment is the
@@ -639,17 +608,7 @@ fn an_error_declaration_of_an_open_shipment_cancels_it() {
     applied(&w.ship(&dist, vec![pack("A3")], MAKER));
     applied(&w.receive(&maker, vec![pack("A3")], DIST));
     applied(&w.ship(&maker, vec![pack("A3")], DIST));
-    let (_, why) = refused_without_effect(
-        &mut w,
-        &maker,
-        D::Capture {
-            events: vec![Step(D::Ship {
-                meta: declared(&again, "incorrect_data"),
-                epcs: vec![pack("A3")],
-                to: DIST.into(),
-            })],
-        },
-    );
+    let (_, why) = refused_without_effect(&mut w, &maker, declare(&again, vec![pack("A3")]));
     assert!(why.contains("shipment_not_open"), "{why}");
     assert!(w.item("A3").shipment.is_some(), "the later shipment stays open");
 }

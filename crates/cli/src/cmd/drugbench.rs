@@ -121,20 +121,28 @@ impl Builder {
         for (k, role, inst) in [(&maker, Role::Manufacturer, "i0"), (&dist, Role::Distributor, "i1")] {
             b.credential(&ca, k, role, inst);
         }
-        b.run(
-            &ca,
-            Operation::Drugs(DrugsOp::BindPrefix { company_prefix: "0614141".into(), institution: "i0".into() }),
-        );
-        let product = ProductSpec {
+        b.run(&ca, Operation::Drugs(bind_prefix()));
+        b.run(&maker, Operation::Drugs(register_product()));
+        (b, maker, dist)
+    }
+}
+
+/// The benchmarks' company prefix, bound to institution i0.
+fn bind_prefix() -> DrugsOp {
+    DrugsOp::BindPrefix { company_prefix: "0614141".into(), institution: "i0".into() }
+}
+
+/// The benchmarks' product, `GTIN`, under that prefix.
+fn register_product() -> DrugsOp {
+    DrugsOp::RegisterProduct {
+        product: ProductSpec {
             gtin: GTIN.into(),
             name: "bench".into(),
             form: "tablet".into(),
             strength: "1 mg".into(),
             pack_size: 1,
             national_code: String::new(),
-        };
-        b.run(&maker, Operation::Drugs(DrugsOp::RegisterProduct { product }));
-        (b, maker, dist)
+        },
     }
 }
 
@@ -256,17 +264,8 @@ pub fn validator_blocks(blocks: usize) -> Value {
         valid_until_ms: u64::MAX / 2,
     };
     block(vec![sign(&ca, 0, Operation::Identity(IdentityOp::IssueCredential { spec }))]);
-    let bind = DrugsOp::BindPrefix { company_prefix: "0614141".into(), institution: "i0".into() };
-    block(vec![sign(&ca, 1, Operation::Drugs(bind))]);
-    let product = ProductSpec {
-        gtin: GTIN.into(),
-        name: "bench".into(),
-        form: "tablet".into(),
-        strength: "1 mg".into(),
-        pack_size: 1,
-        national_code: String::new(),
-    };
-    block(vec![sign(&maker, 0, Operation::Drugs(DrugsOp::RegisterProduct { product }))]);
+    block(vec![sign(&ca, 1, Operation::Drugs(bind_prefix()))]);
+    block(vec![sign(&maker, 0, Operation::Drugs(register_product()))]);
     let mut nonce = 1;
     let commission = |tag: String, n: usize| DrugsOp::Commission {
         meta: EventMeta::now(1_800_000_000_000),
