@@ -183,6 +183,14 @@ impl Caller {
                 && (self.is(Role::Manufacturer) || self.is(Role::InstitutionAdmin)))
     }
 
+    /// Why and where a pack's status last changed (a report's free-text reason, the premises,
+    /// the event): staff in a supply role (who handle packs), and regulators. Patients,
+    /// researchers and insurers see a trail without it.
+    pub fn may_see_drug_change_details(&self) -> bool {
+        self.sees_everything()
+            || [Role::Manufacturer, Role::Distributor, Role::Pharmacy, Role::Doctor].iter().any(|r| self.is(*r))
+    }
+
     /// An institution's drug inventory: its own staff in a supply role, and regulators.
     pub fn may_see_inventory_of(&self, institution: &str) -> bool {
         self.sees_everything()

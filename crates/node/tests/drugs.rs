@@ -232,6 +232,12 @@ async fn a_status_changes_reason_is_shown_to_credentialed_readers_only() {
     assert_eq!(c["reason"], reason);
     assert_eq!(c["premises"], premises);
     assert_eq!(c["event_id"], event_id.as_str());
+    // A patient (or researcher, or insurer) sees the trail without the reason.
+    let patient = n.credential(45, Role::Patient, T0 + 400 * 86_400_000).await;
+    let (s, t) = n.call_as(Some(&patient), "GET", &format!("/v1/drugs/trail?id={id}"), None).await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    assert!(!t["trail"].as_array().unwrap().is_empty(), "{t}");
+    assert!(t["last_change"].is_null() && !t.to_string().contains(reason), "{t}");
     // A pack whose status never changed has none.
     let (_, t) = n
         .call_as(

@@ -9,19 +9,19 @@
 //!
 //! ## Permissions
 //!
-//! | principal          | bind_prefix | register_product | commission | aggregate | disaggregate | ship | receive | dispense | undo_dispense | recall | report | verify | capture |
-//! |--------------------|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|
-//! | ca                 |  ✓  |     |     |     |     |     |     |     |     |     |     |     |     |
-//! | patient            |     |     |     |     |     |     |     |     |     |     |     |  ✓  |     |
-//! | doctor             |     |     |     |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |     |  ✓  |  ✓  |  ✓  |
-//! | institution_admin  |     |     |     |     |     |     |     |     |     |     |     |  ✓  |     |
-//! | regulator          |  ✓  |     |     |     |     |     |     |     |     |  ✓  |     |  ✓  |     |
-//! | researcher         |     |     |     |     |     |     |     |     |     |     |     |     |     |
-//! | insurer            |     |     |     |     |     |     |     |     |     |     |     |     |     |
-//! | manufacturer       |     |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |     |     |  ✓  |  ✓  |  ✓  |  ✓  |
-//! | distributor        |     |     |     |  ✓  |  ✓  |  ✓  |  ✓  |     |     |     |  ✓  |  ✓  |  ✓  |
-//! | pharmacy           |     |     |     |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |     |  ✓  |  ✓  |  ✓  |
-//! | node_service       |     |     |     |     |     |     |     |     |     |     |     |     |     |
+//! | principal          | bind_prefix | register_product | commission | aggregate | disaggregate | ship | receive | dispense | undo_dispense | recall | report | verify | capture | unbind_prefix |
+//! |--------------------|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|
+//! | ca                 |  ✓  |     |     |     |     |     |     |     |     |     |     |     |     |  ✓  |
+//! | patient            |     |     |     |     |     |     |     |     |     |     |     |  ✓  |     |     |
+//! | doctor             |     |     |     |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |     |  ✓  |  ✓  |  ✓  |     |
+//! | institution_admin  |     |     |     |     |     |     |     |     |     |     |     |  ✓  |     |     |
+//! | regulator          |  ✓  |     |     |     |     |     |     |     |     |  ✓  |     |  ✓  |     |  ✓  |
+//! | researcher         |     |     |     |     |     |     |     |     |     |     |     |     |     |     |
+//! | insurer            |     |     |     |     |     |     |     |     |     |     |     |     |     |     |
+//! | manufacturer       |     |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |     |     |  ✓  |  ✓  |  ✓  |  ✓  |     |
+//! | distributor        |     |     |     |  ✓  |  ✓  |  ✓  |  ✓  |     |     |     |  ✓  |  ✓  |  ✓  |     |
+//! | pharmacy           |     |     |     |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |  ✓  |     |  ✓  |  ✓  |  ✓  |     |
+//! | node_service       |     |     |     |     |     |     |     |     |     |     |     |     |     |     |
 //!
 //! A doctor stands for a hospital's dispensary. Scope rules on top of the table: a manufacturer
 //! registers GTINs only under prefixes bound to its institution, commissions only its own
@@ -53,19 +53,19 @@ pub const MAX_LOTS_PER_PRODUCT: usize = 4096;
 pub const MAX_PREFIXES: usize = 4096;
 
 /// This domain's rows of the permission table (see the module docs).
-pub const PERMISSIONS: Rows<13> = [
-    // bnd reg com agg dis shp rcv dsp und rcl rep ver cap
-    [Y, N, N, N, N, N, N, N, N, N, N, N, N], // ca
-    [N, N, N, N, N, N, N, N, N, N, N, Y, N], // patient
-    [N, N, N, Y, Y, Y, Y, Y, Y, N, Y, Y, Y], // doctor
-    [N, N, N, N, N, N, N, N, N, N, N, Y, N], // institution_admin
-    [Y, N, N, N, N, N, N, N, N, Y, N, Y, N], // regulator
-    [N, N, N, N, N, N, N, N, N, N, N, N, N], // researcher
-    [N, N, N, N, N, N, N, N, N, N, N, N, N], // insurer
-    [N, Y, Y, Y, Y, Y, Y, N, N, Y, Y, Y, Y], // manufacturer
-    [N, N, N, Y, Y, Y, Y, N, N, N, Y, Y, Y], // distributor
-    [N, N, N, Y, Y, Y, Y, Y, Y, N, Y, Y, Y], // pharmacy
-    [N, N, N, N, N, N, N, N, N, N, N, N, N], // node_service
+pub const PERMISSIONS: Rows<14> = [
+    // bnd reg com agg dis shp rcv dsp und rcl rep ver cap unb
+    [Y, N, N, N, N, N, N, N, N, N, N, N, N, Y], // ca
+    [N, N, N, N, N, N, N, N, N, N, N, Y, N, N], // patient
+    [N, N, N, Y, Y, Y, Y, Y, Y, N, Y, Y, Y, N], // doctor
+    [N, N, N, N, N, N, N, N, N, N, N, Y, N, N], // institution_admin
+    [Y, N, N, N, N, N, N, N, N, Y, N, Y, N, Y], // regulator
+    [N, N, N, N, N, N, N, N, N, N, N, N, N, N], // researcher
+    [N, N, N, N, N, N, N, N, N, N, N, N, N, N], // insurer
+    [N, Y, Y, Y, Y, Y, Y, N, N, Y, Y, Y, Y, N], // manufacturer
+    [N, N, N, Y, Y, Y, Y, N, N, N, Y, Y, Y, N], // distributor
+    [N, N, N, Y, Y, Y, Y, Y, Y, N, Y, Y, Y, N], // pharmacy
+    [N, N, N, N, N, N, N, N, N, N, N, N, N, N], // node_service
 ];
 
 pub mod key {
@@ -893,6 +893,29 @@ pub(crate) fn apply(
             put(o, key::prefix(company_prefix), &b);
             Ok(vec![Event::new("prefix_bound").with("prefix", company_prefix).with("institution", institution)])
         }
+        DrugsOp::UnbindPrefix { company_prefix } => {
+            let Some(b) = binding(o, company_prefix) else {
+                return Err(not_found(format!("company prefix {company_prefix} is not bound")));
+            };
+            // A product's GTIN starts with its indicator digit, then the prefix.
+            let minted = get_strings(o, &key::products_of(&b.institution), "product list", MAX_PRODUCTS_PER_MAKER)
+                .into_iter()
+                .filter(|g| product(o, g).is_some_and(|p| p.prefix_len as usize == company_prefix.len()))
+                .filter(|g| g.get(1..1 + company_prefix.len()) == Some(company_prefix.as_str()))
+                .count();
+            if minted > 0 {
+                return Err(invalid(format!(
+                    "{minted} product(s) of `{}` are registered under company prefix {company_prefix}; a prefix whose \
+                     GTINs were registered stays bound to its manufacturer",
+                    b.institution
+                )));
+            }
+            let mut all = get_strings(o, crate::keys::DRUG_PREFIXES, "prefix list", MAX_PREFIXES);
+            all.retain(|p| p != company_prefix);
+            put_strings(o, crate::keys::DRUG_PREFIXES.to_vec(), &all);
+            o.delete(key::prefix(company_prefix));
+            Ok(vec![Event::new("prefix_unbound").with("prefix", company_prefix).with("institution", &b.institution)])
+        }
         DrugsOp::RegisterProduct { product: spec } => {
             let digits = spec.gtin.get(1..).unwrap_or("");
             let Some(len) = prefix_len(o, digits) else {
@@ -1080,6 +1103,24 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
                 ),
             ));
         };
+        // A declaration repeats the event it declares, unchanged but for its declaration (one
+        // of a dispensing event arrives as an undo of the same pack).
+        let mut repeated = op.clone();
+        if let Some(m) = repeated.meta_mut() {
+            m.error_declaration = None;
+        }
+        let as_dispense = match &repeated {
+            DrugsOp::UndoDispense { meta, epc } => Some(DrugsOp::Dispense { meta: meta.clone(), epc: epc.clone() }),
+            _ => None,
+        };
+        if repeated != existing.op.0 && as_dispense.as_ref() != Some(&existing.op.0) {
+            return Err(invalid(format!(
+                "event `{}` was a `{}` event with other content; an error declaration repeats the event it declares, \
+                 unchanged, and adds its errorDeclaration",
+                meta.event_id,
+                existing.op.0.biz_step().unwrap_or("custody")
+            )));
+        }
         if record.declared_in_error {
             if existing.error_declaration.as_ref() == Some(decl) {
                 // Re-capturing the same declaration is idempotent, like re-capturing any event.
@@ -1100,21 +1141,14 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
         // An error declaration of a dispensing event undoes it, and one of a shipping event
         // cancels the shipment while it is still open; of any other event it is recorded on the
         // event (custody is corrected by the events that follow).
-        if let (DrugsOp::Ship { epcs, to, .. }, DrugsOp::Ship { epcs: orig, to: orig_to, .. }) = (op, &existing.op.0) {
-            if epcs != orig || to != orig_to {
-                return Err(invalid(format!(
-                    "event `{}` shipped other identifiers or to another party; a declaration repeats the event it declares",
-                    meta.event_id
-                )));
-            }
+        if let (DrugsOp::Ship { epcs, to, .. }, DrugsOp::Ship { .. }) = (op, &existing.op.0) {
             for epc in cancel_shipment(o, cx, &ekey, epcs, to, &meta.event_id)? {
                 trail_push(o, &epc, &ekey)?;
             }
         }
-        if let (DrugsOp::UndoDispense { epc, .. }, DrugsOp::Dispense { epc: orig, .. }) = (op, &existing.op.0) {
-            if epc != orig {
-                return Err(invalid(format!("event `{}` dispensed {orig}, not {epc}", meta.event_id)));
-            }
+        if let (DrugsOp::UndoDispense { epc, .. } | DrugsOp::Dispense { epc, .. }, DrugsOp::Dispense { .. }) =
+            (op, &existing.op.0)
+        {
             // Only the pack's standing dispense: one undone (and perhaps dispensed again) since
             // is not this event's to undo. (After a declaration's own undo the detail names this
             // event again; the `declared_in_error` check above refuses a second declaration.)
@@ -1633,7 +1667,9 @@ pub fn change_detail(s: &dyn StateRead, epc: &Epc) -> Option<ChangeDetail> {
 pub struct LastChange {
     /// The status the change set (`active` after an undone dispense).
     pub status: Status,
+    /// The institution whose staff made it.
     pub institution: String,
+    /// The block time of the change, in milliseconds since the Unix epoch.
     pub at_ms: u64,
     /// The reason recorded with it: a report's reason, `dispensed`, `dispense undone`.
     pub reason: String,

@@ -186,12 +186,15 @@ fn refused_without_effect(w: &mut World, who: &Keypair, o: D) -> (RejectCode, St
     let before = w.c.state.clone();
     let out = w.run(who, o);
     let r = rejected(&out);
+    // Keys written or changed, and keys deleted.
     let mut changed: Vec<_> =
         w.c.state
             .0
             .iter()
             .filter(|(k, v)| before.0.get(*k) != Some(v))
-            .map(|(k, _)| String::from_utf8_lossy(k).to_string())
+            .map(|(k, _)| k)
+            .chain(before.0.keys().filter(|k| !w.c.state.0.contains_key(*k)))
+            .map(|k| String::from_utf8_lossy(k).to_string())
             .filter(|k| !k.starts_with("n/") && !k.starts_with("meta/height") && !k.starts_with('\u{fffd}'))
             .collect();
     changed.retain(|k| !k.starts_with("\u{fffd}tree"));
@@ -554,6 +557,20 @@ fn an_error_declaration_of_a_dispense_undoes_it() {
     let (_, why) = refused_without_effect(&mut w, &pharm, declare);
     assert!(why.contains("changed after event"), "{why}");
     assert_eq!(w.verify("A2"), VerifyStatus::Dispensed);
+    // A declaration sent as the dispensing event itself (not as an undo) undoes it the same way;
+    // one of another kind under its id is refused.
+    w.deliver_to_pharmacy(&["A3"]);
+    let third = m0();
+    applied(&w.run(&pharm, D::Dispense { meta: third.clone(), epc: pack("A3") }));
+    let mut decl = third;
+    decl.error_declaration =
+        Some(medledger_types::drugs::ErrorDeclaration { declared_ms: w.c.now, reason: "incorrect_data".into() });
+    let report =
+        D::Report { meta: decl.clone(), epcs: vec![pack("A3")], status: Reported::Damaged, reason: "x".into() };
+    let (_, why) = refused_without_effect(&mut w, &pharm, D::Capture { events: vec![Step(report)] });
+    assert!(why.contains("repeats the event"), "{why}");
+    applied(&w.run(&pharm, D::Capture { events: vec![Step(D::Dispense { meta: decl, epc: pack("A3") })] }));
+    assert_eq!(w.verify("A3"), VerifyStatus::Sellable);
 }
 
 /// A shipment sent in error (to the wrong party, say) is cancelled by declaring its shipping
@@ -577,9 +594,20 @@ fn an_error_declaration_of_an_open_shipment_cancels_it() {
         d.error_declaration = Some(ErrorDeclaration { declared_ms: 7, reason: "incorrect_data".into() });
         D::Capture { events: vec![Step(D::Ship { meta: d, epcs, to: DIST.into() })] }
     };
-    // The declaration repeats the event: other identifiers, or another party, are refused.
+    // The declaration repeats the event: other identifiers, another party or another kind of
+    // event under its id are refused.
     let (_, why) = refused_without_effect(&mut w, &maker, declare(&sent, vec![pack("A3")]));
     assert!(why.contains("repeats the event"), "{why}");
+    let mut d = sent.clone();
+    d.error_declaration = Some(ErrorDeclaration { declared_ms: 7, reason: "incorrect_data".into() });
+    for other in [
+        D::Ship { meta: d.clone(), epcs: shipped.clone(), to: PHARM.into() },
+        D::Receive { meta: d.clone(), epcs: shipped.clone(), from: MAKER.into() },
+    ] {
+        let (_, why) = refused_without_effect(&mut w, &maker, D::Capture { events: vec![Step(other)] });
+        assert!(why.contains("repeats the event"), "{why}");
+    }
+    let trail_lens: Vec<u32> = ["A1", "A2", "A3"].iter().map(|s| w.item(s).trail_len).collect();
     // Only the shipper's institution may declare it.
     let (code, _) = refused_without_effect(&mut w, &dist, declare(&sent, shipped.clone()));
     assert_eq!(code, RejectCode::NotPermitted);
@@ -590,12 +618,29 @@ fn an_error_declaration_of_an_open_shipment_cancels_it() {
         assert_eq!((it.owner.as_str(), it.shipment.is_none()), (MAKER, true), "{serial} stays with the shipper");
     }
     assert!(drugs::item(&w.c.state, &case).unwrap().shipment.is_none());
-    let trail = drugs::trail(&w.c.state, &pack("A1"), 100);
-    assert!(trail.iter().any(|t| t.biz_step == "shipping" && t.declared_in_error), "{trail:?}");
+    // The declaration is the last event on each shipped identifier's trail, the case's contents
+    // included.
+    for (serial, before) in ["A1", "A2", "A3"].iter().zip(trail_lens) {
+        assert_eq!(w.item(serial).trail_len, before + 1, "{serial}");
+        let trail = drugs::trail(&w.c.state, &pack(serial), 100);
+        let last = trail.last().unwrap();
+        assert!(last.biz_step == "shipping" && last.declared_in_error, "{serial}: {trail:?}");
+    }
     // The destination can no longer receive them: its receipt is an alert and moves nothing.
     let out = w.receive(&dist, shipped.clone(), MAKER);
     assert!(applied(&out).iter().any(|e| e.kind == "drug_alert"), "{out:?}");
     assert_eq!(w.item("A3").owner, MAKER);
+    // Shipped again with the case, and only part of it received: the declaration is refused
+    // as a whole, and changes nothing (not even the part still in transit).
+    let partial = meta(&w.c);
+    applied(&w.run(&maker, D::Ship { meta: partial.clone(), epcs: shipped.clone(), to: DIST.into() }));
+    applied(&w.receive(&dist, vec![pack("A3")], MAKER));
+    let (_, why) = refused_without_effect(&mut w, &maker, declare(&partial, shipped.clone()));
+    assert!(why.contains("shipment_not_open"), "{why}");
+    assert!(w.item("A1").shipment.is_some(), "the case is still on its way");
+    applied(&w.receive(&dist, vec![case.clone()], MAKER));
+    applied(&w.ship(&dist, vec![pack("A3")], MAKER));
+    applied(&w.receive(&maker, vec![pack("A3")], DIST));
     // Shipped again, and received: a declaration of that shipment is refused, and changes nothing.
     let again = meta(&w.c);
     applied(&w.run(&maker, D::Ship { meta: again.clone(), epcs: vec![pack("A3")], to: DIST.into() }));
@@ -611,6 +656,46 @@ fn an_error_declaration_of_an_open_shipment_cancels_it() {
     let (_, why) = refused_without_effect(&mut w, &maker, declare(&again, vec![pack("A3")]));
     assert!(why.contains("shipment_not_open"), "{why}");
     assert!(w.item("A3").shipment.is_some(), "the later shipment stays open");
+}
+
+/// A prefix bound to the wrong institution is unbound by a regulator (or the CA) and bound
+/// again, as long as no product is registered under it: once its GTINs are registered, it
+/// stays bound to their manufacturer. Nobody else may unbind.
+#[test]
+fn a_prefix_is_unbound_only_until_a_product_is_registered_under_it() {
+    let mut w = world();
+    let (maker, regulator, ca) = (w.maker.clone(), w.regulator.clone(), w.c.ca.clone());
+    let product = |gtin: &str| D::RegisterProduct {
+        product: ProductSpec {
+            gtin: gtin.into(),
+            name: "X".into(),
+            form: "tablet".into(),
+            strength: "1 mg".into(),
+            pack_size: 1,
+            national_code: String::new(),
+        },
+    };
+    applied(&w.run(&regulator, D::BindPrefix { company_prefix: "0712345".into(), institution: DIST.into() }));
+    let (_, why) = refused_without_effect(&mut w, &maker, product("10712345000016"));
+    assert!(why.contains("bound to `"), "{why}");
+    let unbind = |p: &str| D::UnbindPrefix { company_prefix: p.into() };
+    let (code, _) = refused_without_effect(&mut w, &maker, unbind("0712345"));
+    assert_eq!(code, RejectCode::NotPermitted);
+    let (code, why) = refused_without_effect(&mut w, &regulator, unbind("0999999"));
+    assert_eq!(code, RejectCode::NotFound, "{why}");
+    // Only the exact prefix: a longer or shorter one is not bound.
+    let (code, _) = refused_without_effect(&mut w, &regulator, unbind("07123450"));
+    assert_eq!(code, RejectCode::NotFound);
+    applied(&w.run(&regulator, unbind("0712345")));
+    assert!(drugs::binding(&w.c.state, "0712345").is_none());
+    // Bound again, to the right institution: its manufacturer registers a GTIN under it.
+    applied(&w.run(&ca, D::BindPrefix { company_prefix: "0712345".into(), institution: MAKER.into() }));
+    applied(&w.run(&maker, product("10712345000016")));
+    for p in ["0712345", "0614141"] {
+        let (_, why) = refused_without_effect(&mut w, &regulator, unbind(p));
+        assert!(why.contains("registered under company prefix") && why.contains("stays bound"), "{p}: {why}");
+    }
+    assert_eq!(drugs::binding(&w.c.state, "0712345").unwrap().institution, MAKER);
 }
 
 // ---- custody against a reference model ----
@@ -703,16 +788,19 @@ struct Model {
     shipments: Vec<(usize, usize, EventMeta, bool)>,
     /// The shipping event that opened the pack's current shipment.
     last_shipment: Option<usize>,
+    /// Custody events on the pack's trail (a declaration that corrects custody adds one).
+    trail: u32,
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     /// Random custody operations by four parties on three packs of lot A (which start at the
-    /// manufacturer, the distributor and a pharmacy), error declarations of their dispenses
-    /// and shipments included: the ledger accepts exactly what the model allows and ends in the model's
-    /// state. Custody never forks (one possessor), a dispensed pack is never dispensed again, a
-    /// recalled lot never verifies as sellable.
+    /// manufacturer, the distributor and a pharmacy), error declarations of their dispenses and
+    /// shipments included: the ledger accepts exactly what the model allows and ends in the
+    /// model's state (possessor, shipment, status, each trail's length). Custody never forks
+    /// (one possessor), a dispensed pack is never dispensed again, a recalled lot never
+    /// verifies as sellable.
     #[test]
     fn custody_follows_the_reference_model(acts in proptest::collection::vec(act(), 1..40)) {
         let mut w = world();
@@ -732,6 +820,8 @@ proptest! {
                 standing: None,
                 shipments: Vec::new(),
                 last_shipment: None,
+                // Commissioned; A2 also shipped and received, A3 twice.
+                trail: [1, 3, 5][i],
             })
             .collect();
         let mut recalled = false;
@@ -744,6 +834,7 @@ proptest! {
                     let out = w.run(&parties[who].0.clone(), D::Ship { meta: event.clone(), epcs: vec![pack(serials[serial])], to: parties[to].1.into() });
                     if ok {
                         m.transit = Some((who, to));
+                        m.trail += 1;
                         m.shipments.push((who, to, event, false));
                         m.last_shipment = Some(m.shipments.len() - 1);
                     }
@@ -754,7 +845,7 @@ proptest! {
                     // A mismatched receipt is applied as an alert and moves nothing.
                     let moves = m.transit == Some((from, who));
                     let out = w.receive(&parties[who].0.clone(), vec![pack(serials[serial])], parties[from].1);
-                    if moves { m.owner = who; m.transit = None; m.last_shipment = None; }
+                    if moves { m.owner = who; m.transit = None; m.last_shipment = None; m.trail += 1; }
                     (from != who, out)
                 }
                 Act::Dispense { who, serial } => {
@@ -764,6 +855,7 @@ proptest! {
                     let out = w.run(&parties[who].0.clone(), D::Dispense { meta: event.clone(), epc: pack(serials[serial]) });
                     if ok {
                         m.status = Status::Dispensed;
+                        m.trail += 1;
                         m.dispensed_by = Some((who, w.c.now));
                         m.dispenses.push((who, w.c.now, event, false));
                         m.standing = Some(m.dispenses.len() - 1);
@@ -775,7 +867,7 @@ proptest! {
                     let ok = parties[who].2 && who != 0 && m.status == Status::Dispensed
                         && m.dispensed_by.is_some_and(|(by, at)| by == who && w.c.now + 1000 - at <= 10 * DAY) && !recalled;
                     let out = w.undo(&parties[who].0.clone(), pack(serials[serial]));
-                    if ok { m.status = Status::Active; m.standing = None; }
+                    if ok { m.status = Status::Active; m.standing = None; m.trail += 1; }
                     (ok, out)
                 }
                 Act::Report { who, serial } => {
@@ -783,7 +875,7 @@ proptest! {
                     let ok = m.owner == who && m.transit.is_none() && m.status == Status::Active;
                     let m2 = m0();
                     let out = w.run(&parties[who].0.clone(), D::Report { meta: m2, epcs: vec![pack(serials[serial])], status: Reported::Damaged, reason: "dropped".into() });
-                    if ok { m.status = Status::Damaged; }
+                    if ok { m.status = Status::Damaged; m.trail += 1; }
                     (ok, out)
                 }
                 Act::Deliver { serial } => {
@@ -793,6 +885,7 @@ proptest! {
                     m.owner = to;
                     m.transit = None;
                     m.last_shipment = None;
+                    m.trail += 1;
                     (true, out)
                 }
                 Act::Cancel { who, serial, which } => {
@@ -812,6 +905,7 @@ proptest! {
                     if ok && !declared {
                         m.transit = None;
                         m.last_shipment = None;
+                        m.trail += 1;
                         m.shipments[i].3 = true;
                     }
                     (ok, out)
@@ -837,6 +931,7 @@ proptest! {
                     if ok && !declared {
                         m.status = Status::Active;
                         m.standing = None;
+                        m.trail += 1;
                         m.dispenses[i].3 = true;
                     }
                     (ok, out)
@@ -860,6 +955,7 @@ proptest! {
                 prop_assert_eq!(&it.owner, parties[m.owner].1, "owner of {}", serials[i]);
                 prop_assert_eq!(it.shipment.as_ref().map(|s| (s.from.clone(), s.to.clone())), m.transit.map(|(f, t)| (parties[f].1.to_string(), parties[t].1.to_string())));
                 prop_assert_eq!(it.status, m.status);
+                prop_assert_eq!(it.trail_len, m.trail, "trail of {}", serials[i]);
                 let v = w.verify(serials[i]);
                 if recalled {
                     prop_assert_ne!(v, VerifyStatus::Sellable);

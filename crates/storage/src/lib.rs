@@ -120,7 +120,8 @@ impl Store {
     }
 
     /// Lowers the most stale tree nodes one commit drops below [`MAX_PRUNE`] (at least one), so
-    /// that a test can reach the limit with a small tree.
+    /// that a test can reach the limit with a small tree. Not for nodes.
+    #[doc(hidden)]
     pub fn set_max_prune(&mut self, max: usize) {
         assert!((1..=MAX_PRUNE).contains(&max), "a prune drops 1..={MAX_PRUNE} nodes, not {max}");
         self.max_prune = max;

@@ -380,7 +380,19 @@ crate::operations! {
         },
         /// The events of one EPCIS document, applied all or none.
         12 => Capture { events: Vec<Step> = "capture event" max MAX_CAPTURE_EVENTS },
+        /// CA or regulator: undo a binding made in error, while no product is registered under
+        /// the prefix (a prefix whose GTINs were minted stays with its manufacturer).
+        13 => UnbindPrefix { company_prefix: String = "company prefix" max MAX_COMPANY_PREFIX },
     }
+}
+
+/// A GS1 company prefix: 6 to 12 digits.
+fn check_company_prefix(company_prefix: &str) -> Result<(), String> {
+    if !(6..=MAX_COMPANY_PREFIX).contains(&company_prefix.len()) || !company_prefix.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(format!("company prefix `{company_prefix}` must be 6 to 12 digits"));
+    }
+    Ok(())
 }
 
 impl DrugsOp {
@@ -406,6 +418,7 @@ impl DrugsOp {
             DrugsOp::Ship { epcs, .. } | DrugsOp::Receive { epcs, .. } | DrugsOp::Report { epcs, .. } => of(epcs),
             DrugsOp::Capture { events } => events.iter().map(|Step(op)| op.weight()).sum::<u64>().max(1),
             DrugsOp::BindPrefix { .. }
+            | DrugsOp::UnbindPrefix { .. }
             | DrugsOp::RegisterProduct { .. }
             | DrugsOp::Dispense { .. }
             | DrugsOp::UndoDispense { .. }
@@ -429,6 +442,27 @@ impl DrugsOp {
             | DrugsOp::UndoDispense { meta, .. }
             | DrugsOp::Report { meta, .. } => Some(meta),
             DrugsOp::BindPrefix { .. }
+            | DrugsOp::UnbindPrefix { .. }
+            | DrugsOp::RegisterProduct { .. }
+            | DrugsOp::Recall { .. }
+            | DrugsOp::Verify { .. }
+            | DrugsOp::Capture { .. } => None,
+        }
+    }
+
+    /// The event part of a custody operation, to change.
+    pub fn meta_mut(&mut self) -> Option<&mut EventMeta> {
+        match self {
+            DrugsOp::Commission { meta, .. }
+            | DrugsOp::Aggregate { meta, .. }
+            | DrugsOp::Disaggregate { meta, .. }
+            | DrugsOp::Ship { meta, .. }
+            | DrugsOp::Receive { meta, .. }
+            | DrugsOp::Dispense { meta, .. }
+            | DrugsOp::UndoDispense { meta, .. }
+            | DrugsOp::Report { meta, .. } => Some(meta),
+            DrugsOp::BindPrefix { .. }
+            | DrugsOp::UnbindPrefix { .. }
             | DrugsOp::RegisterProduct { .. }
             | DrugsOp::Recall { .. }
             | DrugsOp::Verify { .. }
@@ -466,13 +500,13 @@ impl DrugsOp {
         };
         match self {
             DrugsOp::BindPrefix { company_prefix, institution } => {
-                if !(6..=MAX_COMPANY_PREFIX).contains(&company_prefix.len())
-                    || !company_prefix.bytes().all(|b| b.is_ascii_digit())
-                {
-                    return Err(format!("company prefix `{company_prefix}` must be 6 to 12 digits"));
+                check_company_prefix(company_prefix)?;
+                if institution.trim().is_empty() {
+                    return Err("institution id must not be empty".into());
                 }
                 check_len("institution id", institution, MAX_INSTITUTION_ID)
             }
+            DrugsOp::UnbindPrefix { company_prefix } => check_company_prefix(company_prefix),
             DrugsOp::RegisterProduct { product } => {
                 check_gtin14(&product.gtin)?;
                 if product.name.trim().is_empty() {
@@ -592,6 +626,7 @@ impl DrugsOp {
             K::BindPrefix => {
                 DrugsOp::BindPrefix { company_prefix: format!("06141{n:03}"), institution: "hospital-0".into() }
             }
+            K::UnbindPrefix => DrugsOp::UnbindPrefix { company_prefix: format!("06141{n:03}") },
             K::RegisterProduct => DrugsOp::RegisterProduct {
                 product: ProductSpec {
                     gtin,
@@ -698,6 +733,7 @@ pub(crate) mod tests {
             },
             DrugsOp::Verify { epc: pack.clone(), lot: Some("LOTA1".into()), expiry: None },
             DrugsOp::Capture { events: vec![Step(DrugsOp::Dispense { meta: meta(), epc: pack })] },
+            DrugsOp::UnbindPrefix { company_prefix: "0614141".into() },
         ]
     }
 

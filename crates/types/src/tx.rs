@@ -160,10 +160,11 @@ pub enum OpKind {
     RaiseAlarm,
     AcknowledgeAlarm,
     EscalateAlarm,
+    UnbindPrefix,
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 46] = [
+    pub const ALL: [OpKind; 47] = [
         OpKind::AddInstitution,
         OpKind::IssueCredential,
         OpKind::RevokeCredential,
@@ -193,6 +194,7 @@ impl OpKind {
         OpKind::Report,
         OpKind::Verify,
         OpKind::Capture,
+        OpKind::UnbindPrefix,
         OpKind::ProposeReferral,
         OpKind::ApproveReferral,
         OpKind::ConfirmReferral,
@@ -230,6 +232,7 @@ impl OpKind {
             OpKind::RequestErasure => "request_erasure",
             OpKind::ConfirmErasure => "confirm_erasure",
             OpKind::BindPrefix => "bind_prefix",
+            OpKind::UnbindPrefix => "unbind_prefix",
             OpKind::RegisterProduct => "register_product",
             OpKind::Commission => "commission",
             OpKind::Aggregate => "aggregate",
@@ -290,7 +293,8 @@ impl OpKind {
             | OpKind::Recall
             | OpKind::Report
             | OpKind::Verify
-            | OpKind::Capture => Domain::Drugs,
+            | OpKind::Capture
+            | OpKind::UnbindPrefix => Domain::Drugs,
             OpKind::ProposeReferral
             | OpKind::ApproveReferral
             | OpKind::ConfirmReferral

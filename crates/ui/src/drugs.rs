@@ -27,6 +27,7 @@ pub(crate) fn routes() -> Router<App> {
         .route("/drugs", get(drugs_page))
         .route("/drugs/products", post(register_product))
         .route("/drugs/prefixes", post(bind_prefix))
+        .route("/drugs/prefixes/unbind", post(unbind_prefix))
         .route("/drugs/commission", post(commission))
         .route("/drugs/recall", post(recall))
         .route("/drugs/ship", post(ship))
@@ -111,7 +112,9 @@ fn scan_form(action: &str, value: &str, button: &str) -> Markup {
     }
 }
 
-async fn public_answer(ui: &App, id: String) -> Result<Markup, UiError> {
+/// The public answer for `id`, and whether the nodes answered (a pack was verified; not an
+/// error such as a malformed code or a case's SSCC).
+async fn public_answer(ui: &App, id: String) -> Result<(Markup, bool), UiError> {
     let nodes = ui.nodes.clone();
     let v = blocking(move || {
         let c = Client::with_nodes(&nodes);
@@ -122,8 +125,8 @@ async fn public_answer(ui: &App, id: String) -> Result<Markup, UiError> {
     })
     .await?;
     Ok(match v {
-        Ok(v) => verification(&v),
-        Err(e) => page::error_box(&e),
+        Ok(v) => (verification(&v), true),
+        Err(e) => (page::error_box(&e), false),
     })
 }
 
@@ -134,7 +137,7 @@ async fn verify_page(me: Me, Query(q): Query<VerifyQuery>) -> Result<Html<String
     let answer = if id.is_empty() {
         html! {}
     } else {
-        public_answer(&me.ui, id.clone()).await?
+        public_answer(&me.ui, id.clone()).await?.0
     };
     let body = html! {
         p { "Scan or paste the code on a medicine pack to learn whether it is genuine and sellable, and where it has been. No key or account is used." }
@@ -175,8 +178,10 @@ async fn drugs_page(me: Me, Query(q): Query<VerifyQuery>) -> Result<Html<String>
             section {
                 h2 { "Scan, verify, dispense" }
                 (scan_form("/drugs", &scanned, "Verify"))
-                @if let Some(a) = &answer {
+                @if let Some((a, _)) = &answer {
                     (a)
+                }
+                @if let Some((_, true)) = &answer {
                     form hx-post="/drugs/dispense" hx-target="#dispense-result" {
                         input type="hidden" name="id" value=(scanned);
                         button type="submit" { "Dispense (verify on chain, then decommission)" }
@@ -222,6 +227,7 @@ async fn trace(me: Me, Query(q): Query<VerifyQuery>) -> Result<Html<String>, UiE
     if id.is_empty() {
         return Err(UiError::bad_input("name the identifier to trace"));
     }
+    epcs(std::slice::from_ref(&id)).map_err(UiError::bad_input)?;
     let s = me.session();
     let v = blocking(move || s.trail(&id)).await??;
     let trail = v["trail"].as_array().cloned().unwrap_or_default();
@@ -230,13 +236,13 @@ async fn trace(me: Me, Query(q): Query<VerifyQuery>) -> Result<Html<String>, UiE
         html! {
             @if let Some(status) = c["status"].as_str() {
                 dl.last-change {
-                    dt { "Last status change" } dd { span.tag.warn { (status) } " by " (c["institution"].as_str().unwrap_or("")) " at " (page::time(c["at_ms"].as_u64().unwrap_or(0))) }
+                    dt { "Last status change" } dd { span class=(if status == "active" { "tag ok" } else { "tag warn" }) { (status) } " by " (c["institution"].as_str().unwrap_or("")) " at " (page::time(c["at_ms"].as_u64().unwrap_or(0))) }
                     dt { "Reason" } dd { (c["reason"].as_str().unwrap_or("")) }
                     dt { "Premises" } dd { (c["premises"].as_str().unwrap_or("not named")) }
                     dt { "Event" } dd { code { (c["event_id"].as_str().unwrap_or("")) } }
                 }
             } @else { p { "Its status never changed." } }
-            table.trace tabindex="0" {
+            table.trace tabindex="0" aria-label="Custody trail with heights and event ids" {
                 thead { tr { th { "When" } th { "Step" } th { "Institution" } th { "To / from" } th { "Height" } th { "Event" } } }
                 tbody { @for t in &trail { tr {
                     td { (page::time(t["at_ms"].as_u64().unwrap_or(0))) }
@@ -263,7 +269,14 @@ fn prefix_section() -> Markup {
                 label for="bp-inst" { "Bind to the manufacturer's institution" } input #bp-inst name="institution" required;
                 button type="submit" { "Bind" }
             }
-            div #prefix-result {}
+            div #prefix-result aria-live="polite" {}
+            h3 { "Unbind a prefix bound in error" }
+            p.hint { "Only while no product is registered under it." }
+            form.stack hx-post="/drugs/prefixes/unbind" hx-target="#unbind-result" {
+                label for="ub-prefix" { "GS1 company prefix" } input #ub-prefix name="prefix" required pattern="[0-9]{6,12}";
+                button.secondary type="submit" { "Unbind" }
+            }
+            div #unbind-result aria-live="polite" {}
         }
     }
 }
@@ -295,7 +308,7 @@ fn products_section(v: &Value) -> Markup {
                 label for="g-code" { "National reimbursement number (optional)" } input #g-code name="national_code";
                 button type="submit" { "Register" }
             }
-            div #product-result {}
+            div #product-result aria-live="polite" {}
             h3 { "Commission serials" }
             form.stack hx-post="/drugs/commission" hx-target="#commission-result" {
                 label for="c-gtin" { "GTIN" } input #c-gtin name="gtin" required;
@@ -479,6 +492,17 @@ async fn bind_prefix(me: Me, Form(f): Form<PrefixForm>) -> Result<Html<String>, 
 }
 
 #[derive(Deserialize)]
+struct UnbindForm {
+    prefix: String,
+}
+
+async fn unbind_prefix(me: Me, Form(f): Form<UnbindForm>) -> Result<Html<String>, UiError> {
+    me.require(&[Role::Regulator], "Unbinding a company prefix")?;
+    let op = DrugsOp::UnbindPrefix { company_prefix: f.prefix.trim().into() };
+    drug_job(&me, "Unbinding the company prefix", op, "Prefix unbound")
+}
+
+#[derive(Deserialize)]
 struct CommissionForm {
     gtin: String,
     lot: String,
@@ -558,8 +582,10 @@ struct IdForm {
 
 async fn dispense(me: Me, Form(f): Form<IdForm>) -> Result<Html<String>, UiError> {
     me.require(&[Role::Pharmacy, Role::Doctor], "Dispensing")?;
-    // The identifier is read here, so that a bad one starts no job.
-    epcs(std::slice::from_ref(&f.id)).map_err(UiError::bad_input)?;
+    // The identifier is read, and the dispense it makes checked, here: a bad one, or a case's
+    // code, starts no job.
+    let epc = epcs(std::slice::from_ref(&f.id)).map_err(UiError::bad_input)?.remove(0);
+    checked(&DrugsOp::Dispense { meta: me.session().event_meta(None), epc })?;
     let s = me.session();
     jobs::start(&me, "Verifying and dispensing", move || {
         let v = s.dispense(&f.id, None)?;
@@ -682,9 +708,10 @@ mod tests {
             .collect()
     }
 
-    /// Every medicines form refuses bad input with the field and the rule, before a job starts
-    /// (and so before anything is signed or sent: the UI's node is unreachable, and the job
-    /// list stays empty).
+    /// Every medicines form refuses bad input with the field and the rule, and a role that may
+    /// not use it, before a job starts: the answer is the refusal (a started job answers 200
+    /// with its progress) and the job list stays empty. (The UI's node is unreachable, so the
+    /// refusals are the UI's own checks.)
     #[tokio::test]
     async fn bad_medicine_forms_are_refused_before_any_job() {
         let ui = test_ui(&[
@@ -692,6 +719,7 @@ mod tests {
             ("dan", Some(Role::Distributor)),
             ("phil", Some(Role::Pharmacy)),
             ("rita", Some(Role::Regulator)),
+            ("nobody", None),
         ]);
         let pack = esc("(01)10614141073464(21)A1");
         let bad_check = esc("(01)10614141073465(21)A1");
@@ -730,6 +758,15 @@ mod tests {
                 "is for manufacturer",
             ),
             ("/drugs/prefixes", "rita", "prefix=12ab&institution=h1".into(), StatusCode::BAD_REQUEST, "6 to 12 digits"),
+            ("/drugs/prefixes", "rita", "prefix=0614141&institution=+".into(), StatusCode::BAD_REQUEST, "institution"),
+            (
+                "/drugs/prefixes/unbind",
+                "rita",
+                "prefix=0614141234567".into(),
+                StatusCode::BAD_REQUEST,
+                "6 to 12 digits",
+            ),
+            ("/drugs/prefixes/unbind", "mia", "prefix=0614141".into(), StatusCode::FORBIDDEN, "; mia is manufacturer"),
             (
                 "/drugs/prefixes",
                 "mia",
@@ -789,6 +826,13 @@ mod tests {
             ("/drugs/report", "dan", format!("items={pack}&status=lost&reason=r"), StatusCode::BAD_REQUEST, "lost"),
             ("/drugs/report", "dan", format!("items={pack}&status=stolen&reason="), StatusCode::BAD_REQUEST, "reason"),
             ("/drugs/dispense", "phil", "id=not-a-pack".into(), StatusCode::BAD_REQUEST, "not-a-pack"),
+            (
+                "/drugs/dispense",
+                "phil",
+                format!("id={}", esc("(00)106141412345678908")),
+                StatusCode::BAD_REQUEST,
+                "pack",
+            ),
             ("/drugs/dispense", "dan", format!("id={pack}"), StatusCode::FORBIDDEN, "Dispensing"),
             ("/drugs/undo", "phil", format!("id={bad_check}"), StatusCode::BAD_REQUEST, "check digit"),
             ("/drugs/capture", "dan", format!("document={}", esc("{not json")), StatusCode::BAD_REQUEST, "JSON"),
@@ -814,7 +858,32 @@ mod tests {
                 page.to_lowercase().contains(&says.to_lowercase()),
                 "{path} as {who}: the refusal should say `{says}`: {page}"
             );
+            if status == StatusCode::FORBIDDEN {
+                // Refused for the role the identity holds (its credential was read).
+                assert!(page.contains(&format!("; {who} is ")) && !page.contains("without a credential"), "{page}");
+            }
             assert!(ui.jobs.is_empty(), "{path} as {who}: a job was started for a refused form");
+        }
+        // The control: the same forms, well filled, reach their job in this harness.
+        let good = [
+            ("/drugs/products", "mia", product("gtin=10614141073464&pack_size=1")),
+            ("/drugs/prefixes", "rita", "prefix=0614141&institution=h1".to_string()),
+            ("/drugs/prefixes/unbind", "rita", "prefix=0614141".to_string()),
+            ("/drugs/commission", "mia", "gtin=10614141073464&lot=L1&expiry=301231&serials=S1".to_string()),
+            ("/drugs/ship", "dan", format!("items={pack}&party=h2")),
+            ("/drugs/report", "dan", format!("items={pack}&status=stolen&reason=r")),
+            ("/drugs/dispense", "phil", format!("id={pack}")),
+        ];
+        for (path, who, body) in good {
+            let fresh = test_ui(&[
+                ("mia", Some(Role::Manufacturer)),
+                ("dan", Some(Role::Distributor)),
+                ("phil", Some(Role::Pharmacy)),
+                ("rita", Some(Role::Regulator)),
+            ]);
+            let (got, page) = send(&fresh, form(path, who, &body)).await;
+            assert_eq!(got, StatusCode::OK, "{path} as {who}: {page}");
+            assert!(!fresh.jobs.is_empty(), "{path} as {who}: no job started: {page}");
         }
         // Tracing needs an identifier (and a supply role).
         let get = |q: &str, who: &str| {
@@ -828,5 +897,11 @@ mod tests {
         let (got, page) = send(&ui, get("", "rita")).await;
         assert_eq!(got, StatusCode::BAD_REQUEST, "{page}");
         assert!(page.contains("name the identifier"), "{page}");
+        let (got, page) = send(&ui, get(&bad_check, "rita")).await;
+        assert_eq!(got, StatusCode::BAD_REQUEST, "{page}");
+        assert!(page.contains("check digit"), "{page}");
+        let (got, page) = send(&ui, get(&pack, "nobody")).await;
+        assert_eq!(got, StatusCode::FORBIDDEN, "{page}");
+        assert!(page.contains("Tracing is for") && page.contains("nobody is without a credential"), "{page}");
     }
 }

@@ -266,7 +266,12 @@ async fn same_origin_only(req: axum::extract::Request, next: axum::middleware::N
             return UiError::forbidden("refused: this request did not come from the UI's own pages").into_response();
         }
     }
-    next.run(req).await
+    let mut res = next.run(req).await;
+    // No other site may frame a page (and have the user click its buttons, which act as them).
+    let h = res.headers_mut();
+    h.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+    h.insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static("frame-ancestors 'none'"));
+    res
 }
 
 /// Every route of the UI.
@@ -458,6 +463,13 @@ pub(crate) mod tests {
             );
             assert!(ui.jobs.is_empty(), "no job was started");
         }
+        // No page may be framed by another site.
+        let r = router(ui.clone())
+            .oneshot(Request::get("/consents").header("host", "127.0.0.1:7790").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(r.headers().get("x-frame-options").unwrap(), "DENY");
+        assert_eq!(r.headers().get("content-security-policy").unwrap(), "frame-ancestors 'none'");
         let (status, body) =
             send(&ui, Request::get("/").header("host", "evil.example").body(Body::empty()).unwrap()).await;
         assert_eq!(status, StatusCode::FORBIDDEN);

@@ -88,7 +88,7 @@ pub struct BenchArgs {
     pub capture_lines: u16,
     /// In process: `N` full blocks of commissioning, then `N` of EPCIS capture, each executed
     /// over a node's store and committed to it, as one validator does.
-    #[arg(long, value_name = "N", conflicts_with_all = ["vault", "reads", "state_proofs", "drug_verify", "drug_load"], value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    #[arg(long, value_name = "N", conflicts_with_all = ["vault", "reads", "state_proofs", "drug_verify", "drug_load", "referrals", "readings"], value_parser = clap::value_parser!(u64).range(1..=1_000))]
     pub drug_blocks: Option<u64>,
     /// Time the referral workflow in process: `N` referrals from proposal to completion, state
     /// tree included.

@@ -35,6 +35,13 @@ pub enum DrugCmd {
         prefix: String,
         institution: String,
     },
+    /// CA or regulator: undo a binding made in error, while no product is registered under the
+    /// prefix.
+    UnbindPrefix {
+        #[command(flatten)]
+        conn: Conn,
+        prefix: String,
+    },
     /// Manufacturer: register a product under one of its institution's prefixes.
     Register {
         #[command(flatten)]
@@ -253,6 +260,10 @@ pub fn run(cmd: DrugCmd, j: bool) -> Result<(), String> {
             let v = session(&conn)?.drug(DrugsOp::BindPrefix { company_prefix: prefix, institution })?;
             committed(j, &v, "prefix bound");
         }
+        DrugCmd::UnbindPrefix { conn, prefix } => {
+            let v = session(&conn)?.drug(DrugsOp::UnbindPrefix { company_prefix: prefix })?;
+            committed(j, &v, "prefix unbound");
+        }
         DrugCmd::Register { conn, gtin, name, form, strength, pack_size, national_code } => {
             let gtin = gs1::validate_gtin(&gtin).map_err(|e| e.to_string())?;
             let product = ProductSpec { gtin, name, form, strength, pack_size, national_code };
@@ -389,11 +400,12 @@ pub fn run(cmd: DrugCmd, j: bool) -> Result<(), String> {
                 let c = &v["last_change"];
                 if let Some(status) = c["status"].as_str() {
                     println!(
-                        "last change: {status} by {} at {}: {}{}",
+                        "last change: {status} by {} at {}: {}{} (event {})",
                         c["institution"].as_str().unwrap_or(""),
                         medledger_types::time::rfc3339_ms(c["at_ms"].as_u64().unwrap_or(0)),
                         c["reason"].as_str().unwrap_or(""),
-                        c["premises"].as_str().map(|p| format!(" (at {p})")).unwrap_or_default()
+                        c["premises"].as_str().map(|p| format!(" (at {p})")).unwrap_or_default(),
+                        c["event_id"].as_str().unwrap_or("unknown")
                     );
                 }
             });

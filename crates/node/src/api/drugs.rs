@@ -48,8 +48,9 @@ pub struct VerifyView {
 pub struct TrailView {
     pub epc: Epc,
     pub trail: Vec<TrailEntry>,
-    /// The identifier's last status change with why and where it was made (null if its status
-    /// never changed). The public verification shows only who and when.
+    /// The identifier's last status change with why and where it was made: for staff in a
+    /// supply role and regulators (null for anyone else, and if its status never changed). The
+    /// public verification shows only who and when.
     pub last_change: Option<sd::LastChange>,
 }
 
@@ -190,7 +191,7 @@ pub(crate) async fn verify(
     responses((status = 200, body = TrailView), (status = 400, description = "`invalid_argument`", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "credential problems", body = ErrorBody), (status = 404, description = "`not_found`: never commissioned", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn trail(
     State(st): State<ApiState>,
-    _caller: Caller,
+    caller: Caller,
     ApiQuery(q): ApiQuery<IdQuery>,
 ) -> Result<Json<TrailView>, ApiError> {
     let (epc, _) = parse_epc(&q.id)?;
@@ -199,7 +200,7 @@ pub(crate) async fn trail(
         return Err(ApiError::not_found(format!("{epc} was never commissioned or packed on this ledger")));
     }
     let trail = sd::trail(&snap, &epc, MAX_LIST);
-    let last_change = sd::last_change(&snap, &epc);
+    let last_change = if caller.may_see_drug_change_details() { sd::last_change(&snap, &epc) } else { None };
     Ok(Json(TrailView { epc, trail, last_change }))
 }
 

@@ -324,7 +324,7 @@ await flow('a pharmacist scans, verifies and dispenses a pack; the public page t
   await actAs('pharmacist-pat');
   await view('/drugs', 'pharmacy-medicines');
   await page.fill('#scan-id', drugs.sellable);
-  await page.click('form.scan button[type=submit]');
+  await page.click('form.scan[action="/drugs"] button[type=submit]');
   await page.locator('.verification').waitFor();
   assert.match(await page.locator('.verification h2').innerText(), /sellable/);
   await axe('pharmacy-verify');
@@ -427,7 +427,9 @@ await flow('a distributor packs and unpacks a case and reports a pack stolen; th
   const traced = await change.innerText();
   assert.match(traced, /stolen/);
   assert.match(traced, /missing from the warehouse shelf at stock-take/, 'the reason is shown to the regulator');
-  assert.match(await page.locator('#trace-result table.trace').innerText(), /commissioning[\s\S]*urn:uuid:/, 'the trail names its events');
+  const rows = page.locator('#trace-result table.trace tbody tr');
+  assert.match(await rows.first().innerText(), /commissioning\s+\S+\s+\d+\s+urn:uuid:/, 'the first step with its institution, height and event');
+  assert.match(await rows.last().innerText(), /decommissioning \(reported stolen\)/, 'the last step is the report');
   await axe('regulator-trace');
   // A malformed document is refused with the JSON Pointer of what is wrong, before a job.
   await actAs('maker-mia');
