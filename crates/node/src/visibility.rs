@@ -183,10 +183,11 @@ impl Caller {
                 && (self.is(Role::Manufacturer) || self.is(Role::InstitutionAdmin)))
     }
 
-    /// Why and where a pack's status last changed (a report's free-text reason, the premises,
-    /// the event): staff in a supply role (who handle packs), and regulators. Patients,
-    /// researchers and insurers see a trail without it.
-    pub fn may_see_drug_change_details(&self) -> bool {
+    /// The details of custody events: their ids, heights, read points and business locations
+    /// (premises), and why and where a pack's status last changed (a report's free-text
+    /// reason): staff in a supply role (who handle packs), and regulators. Patients,
+    /// researchers and insurers see the trail the public sees.
+    pub fn may_see_drug_event_details(&self) -> bool {
         self.sees_everything()
             || [Role::Manufacturer, Role::Distributor, Role::Pharmacy, Role::Doctor].iter().any(|r| self.is(*r))
     }

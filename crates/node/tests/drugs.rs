@@ -198,11 +198,12 @@ async fn a_lots_size_is_shown_to_its_manufacturer_and_regulators_only() {
     }
 }
 
-/// Why and where a pack's status changed is recorded for the parties: a credentialed reader's
-/// trail names the reason, the premises and the event, while the public verification shows
-/// only the status, the institution and the time.
+/// Why and where a pack's status changed is recorded for the parties: the trail of staff in a
+/// supply role names the reason, the premises and the event, while a patient's trail and the
+/// public verification show only the status, the institution and the time (and a patient gets
+/// no EPCIS events).
 #[tokio::test]
-async fn a_status_changes_reason_is_shown_to_credentialed_readers_only() {
+async fn why_and_where_a_status_changed_is_shown_to_supply_staff_and_regulators_only() {
     use medledger_types::drugs::{EventMeta, Reported, Serial};
     let n = node();
     let m = maker(&n).await;
@@ -232,12 +233,22 @@ async fn a_status_changes_reason_is_shown_to_credentialed_readers_only() {
     assert_eq!(c["reason"], reason);
     assert_eq!(c["premises"], premises);
     assert_eq!(c["event_id"], event_id.as_str());
-    // A patient (or researcher, or insurer) sees the trail without the reason.
+    // A patient (or researcher, or insurer) sees the trail as the public does: no reason,
+    // premises, event ids or heights; and no EPCIS events.
     let patient = n.credential(45, Role::Patient, T0 + 400 * 86_400_000).await;
     let (s, t) = n.call_as(Some(&patient), "GET", &format!("/v1/drugs/trail?id={id}"), None).await;
     assert_eq!(s, StatusCode::OK, "{t}");
-    assert!(!t["trail"].as_array().unwrap().is_empty(), "{t}");
-    assert!(t["last_change"].is_null() && !t.to_string().contains(reason), "{t}");
+    assert_eq!(t["trail"].as_array().unwrap().len(), 2, "{t}");
+    assert!(t["last_change"].is_null(), "{t}");
+    assert!(t["trail"].as_array().unwrap().iter().all(|e| e["event_id"].is_null() && e["height"] == 0), "{t}");
+    for secret in [reason, premises, event_id.as_str()] {
+        assert!(!t.to_string().contains(secret), "the patient's trail reveals `{secret}`: {t}");
+    }
+    let (s, e) = n.call_as(Some(&patient), "GET", &format!("/v1/drugs/events?epc={id}"), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    let (s, e) = n.call_as(Some(&pharmacist), "GET", &format!("/v1/drugs/events?epc={id}"), None).await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    assert!(e.to_string().contains(premises), "{e}");
     // A pack whose status never changed has none.
     let (_, t) = n
         .call_as(

@@ -25,8 +25,9 @@
 //!
 //! A doctor stands for a hospital's dispensary. Scope rules on top of the table: a manufacturer
 //! registers GTINs only under prefixes bound to its institution, commissions only its own
-//! products and recalls only their lots; every custody event needs possession; a capture's
-//! events are each checked against their own column.
+//! products and recalls only their lots; a prefix is unbound only while no product is
+//! registered under it; every custody event needs possession; a capture's events are each
+//! checked against their own column.
 
 use crate::identity;
 use crate::principal::Principal;
@@ -898,9 +899,9 @@ pub(crate) fn apply(
                 return Err(not_found(format!("company prefix {company_prefix} is not bound")));
             };
             // A product's GTIN starts with its indicator digit, then the prefix.
+            // (Bound prefixes never overlap, so a GTIN that starts with this one is under it.)
             let minted = get_strings(o, &key::products_of(&b.institution), "product list", MAX_PRODUCTS_PER_MAKER)
                 .into_iter()
-                .filter(|g| product(o, g).is_some_and(|p| p.prefix_len as usize == company_prefix.len()))
                 .filter(|g| g.get(1..1 + company_prefix.len()) == Some(company_prefix.as_str()))
                 .count();
             if minted > 0 {
@@ -1103,17 +1104,8 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
                 ),
             ));
         };
-        // A declaration repeats the event it declares, unchanged but for its declaration (one
-        // of a dispensing event arrives as an undo of the same pack).
-        let mut repeated = op.clone();
-        if let Some(m) = repeated.meta_mut() {
-            m.error_declaration = None;
-        }
-        let as_dispense = match &repeated {
-            DrugsOp::UndoDispense { meta, epc } => Some(DrugsOp::Dispense { meta: meta.clone(), epc: epc.clone() }),
-            _ => None,
-        };
-        if repeated != existing.op.0 && as_dispense.as_ref() != Some(&existing.op.0) {
+        // A declaration repeats the event it declares, unchanged but for its declaration.
+        if as_declared(op) != as_declared(&existing.op.0) {
             return Err(invalid(format!(
                 "event `{}` was a `{}` event with other content; an error declaration repeats the event it declares, \
                  unchanged, and adds its errorDeclaration",
@@ -1507,6 +1499,31 @@ fn ship(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, epcs: &[Epc], to: &str) -> Result
         }
     }
     Ok(touched)
+}
+
+/// What an error declaration and the event it declares are compared by: the event without its
+/// declaration (one of a dispensing event may arrive as an undo of the same pack), its
+/// identifier lists as sets (EPCIS lists are), and a report without its free-text reason (no
+/// standard EPCIS field carries it, so a declaration made from an exported event has another).
+fn as_declared(op: &DrugsOp) -> DrugsOp {
+    let mut out = match op {
+        DrugsOp::UndoDispense { meta, epc } => DrugsOp::Dispense { meta: meta.clone(), epc: epc.clone() },
+        other => other.clone(),
+    };
+    if let Some(m) = out.meta_mut() {
+        m.error_declaration = None;
+    }
+    match &mut out {
+        DrugsOp::Report { epcs, reason, .. } => {
+            epcs.sort();
+            reason.clear();
+        }
+        DrugsOp::Ship { epcs, .. } | DrugsOp::Receive { epcs, .. } => epcs.sort(),
+        DrugsOp::Aggregate { children, .. } | DrugsOp::Disaggregate { children, .. } => children.sort(),
+        DrugsOp::Commission { serials, .. } => serials.sort(),
+        _ => {}
+    }
+    out
 }
 
 /// The last custody event on an item's trail.

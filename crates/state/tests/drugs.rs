@@ -571,6 +571,22 @@ fn an_error_declaration_of_a_dispense_undoes_it() {
     assert!(why.contains("repeats the event"), "{why}");
     applied(&w.run(&pharm, D::Capture { events: vec![Step(D::Dispense { meta: decl, epc: pack("A3") })] }));
     assert_eq!(w.verify("A3"), VerifyStatus::Sellable);
+    // A report declared in error from its exported EPCIS event (which carries no reason) is
+    // the same event: it is recorded as declared.
+    let reported = m0();
+    let report = |meta: EventMeta, reason: &str| D::Report {
+        meta,
+        epcs: vec![pack("A1")],
+        status: Reported::Damaged,
+        reason: reason.into(),
+    };
+    applied(&w.run(&pharm, report(reported.clone(), "crushed in the drawer")));
+    let mut decl = reported;
+    decl.error_declaration =
+        Some(medledger_types::drugs::ErrorDeclaration { declared_ms: w.c.now, reason: "incorrect_data".into() });
+    applied(&w.run(&pharm, D::Capture { events: vec![Step(report(decl, "reported in an EPCIS document"))] }));
+    let trail = drugs::trail(&w.c.state, &pack("A1"), 100);
+    assert!(trail.iter().any(|t| t.biz_step == "decommissioning" && t.declared_in_error), "{trail:?}");
 }
 
 /// A shipment sent in error (to the wrong party, say) is cancelled by declaring its shipping
@@ -688,6 +704,10 @@ fn a_prefix_is_unbound_only_until_a_product_is_registered_under_it() {
     assert_eq!(code, RejectCode::NotFound);
     applied(&w.run(&regulator, unbind("0712345")));
     assert!(drugs::binding(&w.c.state, "0712345").is_none());
+    // The CA may unbind too.
+    applied(&w.run(&ca, D::BindPrefix { company_prefix: "0712346".into(), institution: DIST.into() }));
+    applied(&w.run(&ca, unbind("0712346")));
+    assert!(drugs::binding(&w.c.state, "0712346").is_none());
     // Bound again, to the right institution: its manufacturer registers a GTIN under it.
     applied(&w.run(&ca, D::BindPrefix { company_prefix: "0712345".into(), institution: MAKER.into() }));
     applied(&w.run(&maker, product("10712345000016")));

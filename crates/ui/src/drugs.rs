@@ -265,15 +265,16 @@ fn prefix_section() -> Markup {
         section {
             h2 { "Company prefixes" }
             form.stack hx-post="/drugs/prefixes" hx-target="#prefix-result" {
-                label for="bp-prefix" { "GS1 company prefix (6 to 12 digits)" } input #bp-prefix name="prefix" required pattern="[0-9]{6,12}";
+                label for="bp-prefix" { "GS1 company prefix (6 to 12 digits)" } input #bp-prefix name="prefix" required pattern="[0-9]{6,12}" title="6 to 12 digits";
                 label for="bp-inst" { "Bind to the manufacturer's institution" } input #bp-inst name="institution" required;
                 button type="submit" { "Bind" }
             }
             div #prefix-result aria-live="polite" {}
             h3 { "Unbind a prefix bound in error" }
-            p.hint { "Only while no product is registered under it." }
+            p.hint #ub-hint { "Only while no product is registered under it." }
             form.stack hx-post="/drugs/prefixes/unbind" hx-target="#unbind-result" {
-                label for="ub-prefix" { "GS1 company prefix" } input #ub-prefix name="prefix" required pattern="[0-9]{6,12}";
+                label for="ub-prefix" { "GS1 company prefix (6 to 12 digits)" }
+                input #ub-prefix name="prefix" required pattern="[0-9]{6,12}" title="6 to 12 digits" aria-describedby="ub-hint";
                 button.secondary type="submit" { "Unbind" }
             }
             div #unbind-result aria-live="polite" {}

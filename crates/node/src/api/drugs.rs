@@ -188,7 +188,7 @@ pub(crate) async fn verify(
 }
 
 #[utoipa::path(tag = "drugs", get, path = "/v1/drugs/trail", params(IdQuery),
-    responses((status = 200, body = TrailView), (status = 400, description = "`invalid_argument`", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "credential problems", body = ErrorBody), (status = 404, description = "`not_found`: never commissioned", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+    responses((status = 200, description = "the custody trail: with event ids, heights and the last change's reason and premises for staff in a supply role and regulators; as the public sees it for anyone else", body = TrailView), (status = 400, description = "`invalid_argument`", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "credential problems", body = ErrorBody), (status = 404, description = "`not_found`: never commissioned", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn trail(
     State(st): State<ApiState>,
     caller: Caller,
@@ -199,19 +199,27 @@ pub(crate) async fn trail(
     if sd::item(&snap, &epc).is_none() {
         return Err(ApiError::not_found(format!("{epc} was never commissioned or packed on this ledger")));
     }
-    let trail = sd::trail(&snap, &epc, MAX_LIST);
-    let last_change = if caller.may_see_drug_change_details() { sd::last_change(&snap, &epc) } else { None };
+    let (trail, last_change) = if caller.may_see_drug_event_details() {
+        (sd::trail(&snap, &epc, MAX_LIST), sd::last_change(&snap, &epc))
+    } else {
+        (sd::public_trail(&snap, &epc, MAX_LIST), None)
+    };
     Ok(Json(TrailView { epc, trail, last_change }))
 }
 
 #[utoipa::path(tag = "drugs", get, path = "/v1/drugs/events", params(EpcQuery),
-    responses((status = 200, description = "an EPCIS 2.0 `EPCISQueryDocument` with the identifier's events, oldest first", body = EpcisDocument, content_type = "application/ld+json"), (status = 400, description = "`invalid_argument`", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
+    responses((status = 200, description = "an EPCIS 2.0 `EPCISQueryDocument` with the identifier's events, oldest first", body = EpcisDocument, content_type = "application/ld+json"), (status = 400, description = "`invalid_argument`", body = ErrorBody), (status = 401, description = "`unauthenticated`", body = ErrorBody), (status = 403, description = "`not_permitted`: events are for staff in a supply role and regulators; credential problems", body = ErrorBody), (status = 409, description = "`replayed_request`", body = ErrorBody), (status = 429, description = "`rate_limited`", body = ErrorBody), (status = 500, description = "`internal`", body = ErrorBody)))]
 pub(crate) async fn events(
     State(st): State<ApiState>,
-    _caller: Caller,
+    caller: Caller,
     ApiQuery(q): ApiQuery<EpcQuery>,
 ) -> Result<Response, ApiError> {
     let (epc, _) = parse_epc(&q.epc)?;
+    if !caller.may_see_drug_event_details() {
+        return Err(not_yours(
+            "EPCIS events (their ids, read points and business locations; staff in a supply role and regulators only)",
+        ));
+    }
     let snap = snapshot(&st)?;
     let prefix_len = |digits: &str| sd::prefix_len(&snap, digits);
     let events: Vec<Value> = sd::events_of(&snap, &epc, MAX_LIST)

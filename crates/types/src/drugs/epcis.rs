@@ -131,8 +131,11 @@ pub fn parse_value(doc: &Value) -> Result<Vec<Step>, Vec<EpcisError>> {
     }
 }
 
+/// An identifier in an EPC list: an EPC URI, or a GS1 Digital Link URI (EPCIS 2.0 allows
+/// both; this ledger writes a Digital Link for an identifier whose company prefix is not bound).
 fn epc_at(uri: &str, path: &str, errs: &mut Errors) -> Option<Epc> {
-    match gs1::parse_epc_uri(uri) {
+    let parsed = if uri.starts_with("https://") { gs1::parse_digital_link(uri) } else { gs1::parse_epc_uri(uri) };
+    match parsed {
         Ok(id) => match (id.gtin, id.serial, id.sscc) {
             (Some(gtin), Some(serial), _) => Some(Epc::Sgtin { gtin, serial }),
             (_, _, Some(sscc)) => Some(Epc::Sscc(sscc)),
@@ -591,6 +594,19 @@ mod tests {
                 _ => assert_eq!(back, vec![Step(op.clone())], "{ev}"),
             }
         }
+        // Without a bound prefix, identifiers are written as Digital Links, and read back.
+        let none = |_: &str| None;
+        let events: Vec<Value> = steps.iter().filter_map(|s| event_json(&s.0, &none)).collect();
+        assert!(events[0]["epcList"][0].as_str().unwrap().starts_with("https://id.gs1.org/01/"), "{events:?}");
+        assert_eq!(parse_value(&document(events, 0)).unwrap(), steps);
+        let ship = DrugsOp::Ship {
+            meta: EventMeta::now(0),
+            epcs: vec![Epc::Sscc("106141412345678908".into())],
+            to: "dist-1".into(),
+        };
+        let ev = event_json(&ship, &none).unwrap();
+        assert!(ev["epcList"][0].as_str().unwrap().starts_with("https://id.gs1.org/00/"), "{ev}");
+        assert_eq!(parse_value(&document(vec![ev], 0)).unwrap(), vec![Step(ship)]);
     }
 
     #[test]

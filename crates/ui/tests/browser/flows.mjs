@@ -358,7 +358,7 @@ await flow('the manufacturer, distributor and regulator views show lots, invento
   assert.match(await page.locator('table.recalls').innerText(), /LOTB1/);
 });
 
-await flow('the manufacturer registers a product only under a prefix the regulator bound to it', async () => {
+await flow('the manufacturer registers a product only under a prefix the regulator bound to it; a prefix is unbound only while it has no product', async () => {
   const gtin = '10614144000078'; // company prefix 0614144, bound to nobody yet
   const register = async () => {
     await page.goto(UI + '/drugs');
@@ -378,11 +378,26 @@ await flow('the manufacturer registers a product only under a prefix the regulat
   await page.fill('#bp-inst', drugs.manufacturer);
   await page.click('form[hx-post="/drugs/prefixes"] button[type=submit]');
   assert.match(await jobDone('#prefix-result'), /Prefix bound/);
+  // A prefix bound in error is unbound while no product is registered under it.
+  await page.goto(UI + '/drugs');
+  await page.fill('#bp-prefix', '0614145');
+  await page.fill('#bp-inst', drugs.manufacturer);
+  await page.click('form[hx-post="/drugs/prefixes"] button[type=submit]');
+  assert.match(await jobDone('#prefix-result'), /Prefix bound/);
+  await page.fill('#ub-prefix', '0614145');
+  await page.click('form[hx-post="/drugs/prefixes/unbind"] button[type=submit]');
+  assert.match(await jobDone('#unbind-result'), /Prefix unbound/);
   await actAs('maker-mia');
   await register();
   assert.match(await jobDone('#product-result'), /Product registered/);
   await page.goto(UI + '/drugs');
   assert.match(await page.locator('main').innerText(), /Paracetamol 500 mg · GTIN 10614144000078/);
+  // Once a product is registered under it, it stays bound.
+  await actAs('regulator-rita');
+  await page.goto(UI + '/drugs');
+  await page.fill('#ub-prefix', '0614144');
+  await page.click('form[hx-post="/drugs/prefixes/unbind"] button[type=submit]');
+  assert.match(await jobDone('#unbind-result', { expectError: true }), /registered under company prefix 0614144/);
 });
 
 await flow('a distributor packs and unpacks a case and reports a pack stolen; the manufacturer captures an EPCIS document; the public page shows both', async () => {
