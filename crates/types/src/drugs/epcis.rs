@@ -351,7 +351,7 @@ fn parse_event(e: &Value, path: &str, errs: &mut Errors, steps: &mut Vec<Step>) 
                         None
                     }
                 };
-                // One commissioning operation per GTIN, in order of first appearance.
+                // The packs by GTIN, in order of first appearance.
                 let mut by_gtin: Vec<(String, Vec<Serial>)> = Vec::new();
                 for (i, epc) in epcs.into_iter().enumerate() {
                     match epc {
@@ -362,10 +362,21 @@ fn parse_event(e: &Value, path: &str, errs: &mut Errors, steps: &mut Vec<Step>) 
                         Epc::Sscc(_) => errs.at(&format!("{path}/epcList/{i}"), "only packs (SGTIN) are commissioned here"),
                     }
                 }
-                if let (Some(lot), Some(expiry)) = (lot, expiry) {
-                    for (gtin, serials) in by_gtin {
-                        ops.push(DrugsOp::Commission { meta: meta.clone(), gtin, lot: lot.to_string(), expiry: expiry.clone(), serials });
-                    }
+                // A lot is one product's, and an event id names one operation: an event that
+                // commissions packs of several GTINs is refused here, not split into operations
+                // that would share its id (the second would be refused as already captured).
+                if by_gtin.len() > 1 {
+                    let gtins: Vec<&str> = by_gtin.iter().map(|(g, _)| g.as_str()).collect();
+                    errs.at(
+                        &format!("{path}/epcList"),
+                        format!(
+                            "a commissioning event here commissions one product's packs (its lot is one GTIN's); this one names {} GTINs ({}): capture one event per GTIN",
+                            gtins.len(),
+                            gtins.join(", ")
+                        ),
+                    );
+                } else if let (Some(lot), Some(expiry), Some((gtin, serials))) = (lot, expiry, by_gtin.pop()) {
+                    ops.push(DrugsOp::Commission { meta, gtin, lot: lot.to_string(), expiry, serials });
                 }
             }
             "shipping" => {
@@ -560,7 +571,20 @@ mod tests {
     }
 
     #[test]
-    fn commissioning_becomes_one_operation_per_gtin() {
+    fn a_commissioning_event_of_several_gtins_is_refused_at_its_epc_list() {
+        let mut e = commissioning();
+        e["epcList"][1] = json!("urn:epc:id:sgtin:0614141.107347.2018");
+        let errs = parse_document(&doc(json!([e]))).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].path, "/epcisBody/eventList/0/epcList");
+        assert!(
+            errs[0].message.contains("names 2 GTINs") && errs[0].message.contains("one event per GTIN"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn commissioning_becomes_one_operation() {
         let steps = parse_document(&doc(json!([commissioning()]))).unwrap();
         assert_eq!(steps.len(), 1);
         match &steps[0].0 {
