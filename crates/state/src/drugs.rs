@@ -722,15 +722,16 @@ pub fn verify(
 fn trail_events(s: &dyn StateRead, epc: &Epc, limit: usize) -> Vec<Hash> {
     let Some(it) = item(s, epc) else { return Vec::new() };
     let n = it.trail_len.min(MAX_TRAIL);
-    it.first_event
-        .into_iter()
-        .chain(
-            (1..n)
-                .filter_map(|i| s.get(&key::trail(epc, i)))
-                .filter_map(|b| <[u8; 32]>::try_from(b.as_slice()).ok().map(Hash)),
-        )
-        .take(limit.min(n as usize))
-        .collect()
+    (0..n).filter_map(|i| trail_slot(s, &it, i)).take(limit.min(n as usize)).collect()
+}
+
+/// The event in slot `i` of an item's trail: the first one is kept in the item, the others
+/// under their own keys.
+fn trail_slot(s: &dyn StateRead, it: &Item, i: u32) -> Option<Hash> {
+    match i {
+        0 => it.first_event,
+        i => s.get(&key::trail(&it.epc, i)).and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok()).map(Hash),
+    }
 }
 
 /// The custody trail of an identifier, oldest first, at most `limit` entries, with each
@@ -1528,11 +1529,7 @@ fn as_declared(op: &DrugsOp) -> DrugsOp {
 
 /// The last custody event on an item's trail.
 fn last_event(o: &Overlay<'_>, it: &Item) -> Option<Hash> {
-    match it.trail_len {
-        0 => None,
-        1 => it.first_event,
-        n => o.get(&key::trail(&it.epc, n - 1)).and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok()).map(Hash),
-    }
+    it.trail_len.checked_sub(1).and_then(|i| trail_slot(o, it, i))
 }
 
 /// Cancels the shipment that shipping event `event` opened (its error declaration), if it is
