@@ -1,7 +1,8 @@
 //! Drug traceability end to end on the multi-process devnet, through the `medledger` CLI: the
 //! demo supply chain verifies as seeded (sellable, dispensed, recalled, counterfeit with its
 //! alert); a new pack goes from the manufacturer to the pharmacy and is dispensed once and
-//! undone; bad input is refused with its rule; an EPCIS document is captured and queried. The
+//! undone; bad input is refused with its rule; a company prefix bound in error is unbound, and
+//! one with a registered product is not; an EPCIS document is captured and queried. The
 //! offline commands (`drug id`, `drug epcis validate`) are checked without a node.
 
 mod common;
@@ -182,6 +183,17 @@ fn a_pack_is_followed_from_manufacturer_to_dispensing_across_processes() {
     assert_eq!(cli.ok(&["drug", "verify", "--node", &n0, &pack])["verification"]["code"], "sellable");
     let trail = cli.ok(&["drug", "trail", "--node", &n0, "--key", &reg, &pack]);
     assert_eq!(trail["trail"].as_array().unwrap().len(), 7, "{trail}");
+
+    // A company prefix bound in error is unbound by a regulator, while no product is registered
+    // under it; the seeded prefix, under which the demo product is registered, stays bound.
+    cli.ok(&["drug", "bind-prefix", "--node", &n0, "--key", &reg, "0614142", "acme-pharma"]);
+    cli.fails(&["drug", "unbind-prefix", "--node", &n1, "--key", &pharm, "0614142"], "may not perform `unbind_prefix`");
+    cli.ok(&["drug", "unbind-prefix", "--node", &n1, "--key", &reg, "0614142"]);
+    cli.fails(
+        &["drug", "unbind-prefix", "--node", &n2, "--key", &reg, "0614142"],
+        "company prefix 0614142 is not bound",
+    );
+    cli.fails(&["drug", "unbind-prefix", "--node", &n0, "--key", &reg, "0614141"], "stays bound to its manufacturer");
 
     // An EPCIS document captured by the manufacturer, then queried.
     let doc = json!({

@@ -296,7 +296,7 @@ async fn a_shipping_event_declared_in_error_cancels_its_open_shipment() {
     let (_, inv) = n.call_as(Some(&m), "GET", "/v1/drugs/inventory", None).await;
     assert_eq!(shipment(&inv)["to"], "h1", "{inv}");
     let mut declared = sent;
-    declared.error_declaration = Some(ErrorDeclaration { declared_ms: T0, reason: "incorrect_data".into() });
+    declared.error_declaration = Some(ErrorDeclaration { declared_ms: T0 + 5, reason: "incorrect_data".into() });
     let op = DrugsOp::Ship { meta: declared, epcs: vec![epc], to: "h1".into() };
     let doc = epcis::document(vec![epcis::event_json(&op, &|_| Some(7)).unwrap()], T0);
     let (s, job) = n.call("POST", "/v1/drugs/capture", Some(capture_body(&n, &m, &doc))).await;
@@ -313,6 +313,32 @@ async fn a_shipping_event_declared_in_error_cancels_its_open_shipment() {
     let shipping: Vec<_> = evs.iter().filter(|e| e["bizStep"] == "shipping").collect();
     assert_eq!(shipping.len(), 1, "{q}");
     assert_eq!(shipping[0]["errorDeclaration"]["reason"], "incorrect_data", "{q}");
+    // The trail shows the shipment once, marked as declared in error, then its declaration at
+    // the declaration's time; the public verification shows the same steps.
+    let (_, t) = n.call("GET", &format!("/v1/drugs/trail?id={id}"), None).await;
+    let steps = |t: &Value| -> Vec<(String, Value, Value, Value)> {
+        t["trail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["biz_step"].as_str().unwrap().to_string(),
+                    e["detail"].clone(),
+                    e["declared_in_error"].clone(),
+                    e["at_ms"].clone(),
+                )
+            })
+            .collect()
+    };
+    let expect = vec![
+        ("commissioning".to_string(), Value::Null, json!(false), json!(T0)),
+        ("shipping".to_string(), Value::Null, json!(true), json!(T0)),
+        ("shipping".to_string(), json!("error declaration: shipment cancelled"), json!(false), json!(T0 + 5)),
+    ];
+    assert_eq!(steps(&t), expect, "{t}");
+    let (_, v) = n.call_as(None, "GET", &format!("/v1/drugs/verify?id={id}"), None).await;
+    assert_eq!(steps(&v), expect, "{v}");
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/epcis-produced");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("query-shipping-declared.json"), serde_json::to_vec_pretty(&q).unwrap()).unwrap();

@@ -309,7 +309,8 @@ medledger_types::canonical_struct! {
         at_ms: u64 = "event time",
         /// For an undo or a report: what it set.
         detail: Option<String> = "detail" max 64,
-        declared_in_error: bool = "declared in error",
+        /// When it was declared in error (the declaration's time), if it was.
+        declared_ms: Option<u64> = "declared in error at",
         content: Hash = "content hash",
         /// `H(DRUG_EVENT_BODY, StoredEvent)` of the body under `dev/`.
         body: Hash = "body digest",
@@ -737,13 +738,14 @@ fn trail_slot(s: &dyn StateRead, it: &Item, i: u32) -> Option<Hash> {
 /// The custody trail of an identifier, oldest first, at most `limit` entries, with each
 /// event's id and height (for credentialed readers; the bodies are off the tree).
 pub fn trail(s: &dyn StateRead, epc: &Epc, limit: usize) -> Vec<TrailEntry> {
+    let mut seen = std::collections::BTreeSet::new();
     trail_events(s, epc, limit)
         .into_iter()
-        .filter_map(|h| event_parts(s, &h))
-        .map(|(r, e)| TrailEntry {
+        .filter_map(|h| event_parts(s, &h).map(|p| (h, p)))
+        .map(|(h, (r, e))| TrailEntry {
             height: e.height,
             event_id: e.op.0.meta().map(|m| m.event_id.clone()),
-            ..public_entry(&r)
+            ..trail_entry(&mut seen, h, &r)
         })
         .collect()
 }
@@ -753,10 +755,11 @@ pub fn trail(s: &dyn StateRead, epc: &Epc, limit: usize) -> Vec<TrailEntry> {
 /// state tree only (the item, its trail keys, the events' public records), so it can be
 /// proven and recomputed by a client ([`crate::queries::drug_trail`]).
 pub fn public_trail(s: &dyn StateRead, epc: &Epc, limit: usize) -> Vec<TrailEntry> {
+    let mut seen = std::collections::BTreeSet::new();
     trail_events(s, epc, limit)
         .into_iter()
-        .filter_map(|h| get::<EventRecord>(s, &key::event(&h), "drug event record"))
-        .map(|r| public_entry(&r))
+        .filter_map(|h| get::<EventRecord>(s, &key::event(&h), "drug event record").map(|r| (h, r)))
+        .map(|(h, r)| trail_entry(&mut seen, h, &r))
         .collect()
 }
 
@@ -768,9 +771,31 @@ fn public_entry(r: &EventRecord) -> TrailEntry {
         at_ms: r.at_ms,
         height: 0,
         detail: r.detail.clone(),
-        declared_in_error: r.declared_in_error,
+        declared_in_error: r.declared_ms.is_some(),
         event_id: None,
     }
+}
+
+/// A trail entry from its event's record. An event met a second time on a trail is its error
+/// declaration (which cancelled the event's shipment or undid its dispense): it is shown as
+/// that, at the declaration's time, not as the event again (the event itself is marked
+/// `declared_in_error` where it stands).
+fn trail_entry(seen: &mut std::collections::BTreeSet<Hash>, h: Hash, r: &EventRecord) -> TrailEntry {
+    let mut t = public_entry(r);
+    if !seen.insert(h) {
+        t.at_ms = r.declared_ms.unwrap_or(t.at_ms);
+        t.declared_in_error = false;
+        t.counterparty = None;
+        t.detail = Some(
+            match r.biz_step.as_str() {
+                "shipping" => "error declaration: shipment cancelled",
+                "dispensing" => "error declaration: dispense undone",
+                _ => "error declaration",
+            }
+            .to_string(),
+        );
+    }
+    t
 }
 
 /// The public record of a stored event whose encoding hashes to `body`.
@@ -789,7 +814,7 @@ fn record_of(e: &StoredEvent, body: Hash) -> EventRecord {
         counterparty,
         at_ms: op.meta().map_or(0, |m| m.event_time_ms),
         detail,
-        declared_in_error: e.error_declaration.is_some(),
+        declared_ms: e.error_declaration.as_ref().map(|d| d.declared_ms),
         content: e.content,
         body,
     }
@@ -1114,7 +1139,7 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
                 existing.op.0.biz_step().unwrap_or("custody")
             )));
         }
-        if record.declared_in_error {
+        if record.declared_ms.is_some() {
             if existing.error_declaration.as_ref() == Some(decl) {
                 // Re-capturing the same declaration is idempotent, like re-capturing any event.
                 cx.events.push(Event::new("drug_event_duplicate").with("event_id", &meta.event_id));
@@ -1136,7 +1161,7 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
         // event (custody is corrected by the events that follow).
         if let (DrugsOp::Ship { epcs, to, .. }, DrugsOp::Ship { .. }) = (op, &existing.op.0) {
             for epc in cancel_shipment(o, cx, &ekey, epcs, to, &meta.event_id)? {
-                trail_push(o, &epc, &ekey)?;
+                trail_push(o, &epc, &ekey, Closes::Yes)?;
             }
         }
         if let (DrugsOp::UndoDispense { epc, .. } | DrugsOp::Dispense { epc, .. }, DrugsOp::Dispense { .. }) =
@@ -1144,7 +1169,7 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
         {
             // Only the pack's standing dispense: one undone (and perhaps dispensed again) since
             // is not this event's to undo. (After a declaration's own undo the detail names this
-            // event again; the `declared_in_error` check above refuses a second declaration.)
+            // event again; the `declared_ms` check above refuses a second declaration.)
             if change_detail(o, epc).map(|d| d.event) != Some(ekey) {
                 return Err(invalid(format!(
                     "undo_status_mismatch: refused: {epc} was changed after event `{}` (its dispense was undone), so \
@@ -1153,7 +1178,7 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
                 )));
             }
             undo(o, cx, meta, epc)?;
-            trail_push(o, epc, &ekey)?;
+            trail_push(o, epc, &ekey, Closes::Yes)?;
         }
         existing.error_declaration = Some(decl.clone());
         store_event(o, &ekey, &existing);
@@ -1184,8 +1209,12 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
         DrugsOp::Report { epcs, status, reason, .. } => (Vec::new(), report(o, cx, meta, epcs, *status, reason)?),
         _ => unreachable!("custody is called with custody events only"),
     };
+    let closes = match op {
+        DrugsOp::Receive { .. } | DrugsOp::UndoDispense { .. } => Closes::Yes,
+        _ => Closes::No,
+    };
     for epc in &existing {
-        trail_push(o, epc, &ekey)?;
+        trail_push(o, epc, &ekey, closes)?;
     }
     let stored = StoredEvent {
         op: Step(op.clone()),
@@ -1226,12 +1255,31 @@ fn made(cx: &Ctx<'_>, event: &Hash, epc: Epc, lot: &str, expiry: &str) -> Item {
     }
 }
 
+/// Whether an event closes what an earlier one opened: a receipt or a cancel closes a
+/// shipment, an undo a dispense.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Closes {
+    Yes,
+    No,
+}
+
 /// Appends `event` to the trail of `epc` (an identifier that exists: every custody operation
 /// checks that before it touches one). Its first event is in the item since it was [`made`].
-fn trail_push(o: &mut Overlay<'_>, epc: &Epc, event: &Hash) -> Result<(), Rejection> {
+///
+/// The last of the [`MAX_TRAIL`] slots is kept for an event that closes: otherwise a shipment
+/// (or a dispense) could take it, and the items would stay in transit (or the dispense could
+/// not be undone) for good.
+fn trail_push(o: &mut Overlay<'_>, epc: &Epc, event: &Hash, closes: Closes) -> Result<(), Rejection> {
     let mut it = need_item(o, epc)?;
     if it.trail_len >= MAX_TRAIL {
         return Err(invalid(format!("{epc} has {MAX_TRAIL} custody events, the most one identifier keeps")));
+    }
+    if closes == Closes::No && it.trail_len + 1 >= MAX_TRAIL {
+        return Err(invalid(format!(
+            "{epc} has {} custody events, and the last of its {MAX_TRAIL} is kept for a receipt, a shipment's \
+             cancel or a dispense's undo",
+            it.trail_len
+        )));
     }
     o.put(key::trail(epc, it.trail_len), event.0.to_vec());
     it.trail_len += 1;

@@ -522,8 +522,32 @@ fn an_error_declaration_of_a_dispense_undoes_it() {
     let declaration = D::Capture { events: vec![Step(D::UndoDispense { meta: decl.clone(), epc: pack("A1") })] };
     applied(&w.run(&pharm, declaration.clone()));
     assert_eq!(w.verify("A1"), VerifyStatus::Sellable);
+    // The trail shows the dispense (at its event time, marked as declared in error), then its
+    // declaration (at the declaration's time, saying what it did), not the dispense twice; the
+    // public trail the same, without ids.
     let trail = drugs::trail(&w.c.state, &pack("A1"), 100);
-    assert!(trail.iter().any(|t| t.biz_step == "dispensing" && t.declared_in_error));
+    let shown: Vec<_> = trail
+        .iter()
+        .rev()
+        .take(2)
+        .rev()
+        .map(|t| (t.biz_step.as_str(), t.detail.as_deref(), t.at_ms, t.declared_in_error))
+        .collect();
+    let declared_ms = decl.error_declaration.as_ref().unwrap().declared_ms;
+    assert_eq!(
+        shown,
+        [
+            ("dispensing", None, m.event_time_ms, true),
+            ("dispensing", Some("error declaration: dispense undone"), declared_ms, false)
+        ],
+        "{trail:?}"
+    );
+    let public: Vec<_> = drugs::public_trail(&w.c.state, &pack("A1"), 100)
+        .into_iter()
+        .map(|t| (t.biz_step, t.detail, t.at_ms, t.event_id))
+        .collect();
+    let credentialed: Vec<_> = trail.iter().map(|t| (t.biz_step.clone(), t.detail.clone(), t.at_ms, None)).collect();
+    assert_eq!(public, credentialed);
     // The same declaration captured again (a re-sent document) is idempotent: it is applied and
     // changes no drug state. Another declaration of the same event is refused.
     let before = w.c.state.0.clone();
@@ -639,8 +663,17 @@ fn an_error_declaration_of_an_open_shipment_cancels_it() {
     for (serial, before) in ["A1", "A2", "A3"].iter().zip(trail_lens) {
         assert_eq!(w.item(serial).trail_len, before + 1, "{serial}");
         let trail = drugs::trail(&w.c.state, &pack(serial), 100);
-        let last = trail.last().unwrap();
-        assert!(last.biz_step == "shipping" && last.declared_in_error, "{serial}: {trail:?}");
+        let [.., shipped, declared] = trail.as_slice() else { panic!("{serial}: {trail:?}") };
+        assert_eq!(
+            (shipped.biz_step.as_str(), shipped.detail.as_deref(), shipped.at_ms, shipped.declared_in_error),
+            ("shipping", None, sent.event_time_ms, true),
+            "{serial}: the shipment, marked as declared in error: {trail:?}"
+        );
+        assert_eq!(
+            (declared.biz_step.as_str(), declared.detail.as_deref(), declared.at_ms, declared.declared_in_error),
+            ("shipping", Some("error declaration: shipment cancelled"), 7, false),
+            "{serial}: then its declaration, at the declaration's time: {trail:?}"
+        );
     }
     // The destination can no longer receive them: its receipt is an alert and moves nothing.
     let out = w.receive(&dist, shipped.clone(), MAKER);
@@ -672,6 +705,54 @@ fn an_error_declaration_of_an_open_shipment_cancels_it() {
     let (_, why) = refused_without_effect(&mut w, &maker, declare(&again, vec![pack("A3")]));
     assert!(why.contains("shipment_not_open"), "{why}");
     assert!(w.item("A3").shipment.is_some(), "the later shipment stays open");
+}
+
+/// An identifier keeps at most `MAX_TRAIL` custody events, and the last slot is kept for an
+/// event that closes what an earlier one opened: a shipment that would take it is refused (its
+/// items could never be received, nor the shipment cancelled), and a shipment that takes the
+/// slot before it is still received, into the last one.
+#[test]
+fn a_trail_keeps_its_last_slot_for_the_receipt_of_a_shipment() {
+    let mut w = world();
+    let (maker, dist) = (w.maker.clone(), w.dist.clone());
+    // A2 in a case, A1 alone: A2's trail is one event (its packing) longer than A1's.
+    applied(&w.run(&maker, D::Aggregate { meta: m0(), parent: CASE.into(), children: vec![pack("A2")] }));
+    let both = vec![pack("A1"), Epc::Sscc(CASE.into())];
+    let hop = |w: &mut World, i: u32, epcs: Vec<Epc>| -> Outcome {
+        let (from, to, from_id, to_id) =
+            if i.is_multiple_of(2) { (&maker, &dist, MAKER, DIST) } else { (&dist, &maker, DIST, MAKER) };
+        let m = meta(&w.c);
+        let out = w.c.one(from, op(D::Ship { meta: m, epcs: epcs.clone(), to: to_id.into() }));
+        if matches!(out, Outcome::Rejected { .. }) {
+            return out;
+        }
+        let m = meta(&w.c);
+        applied(&w.c.one(to, op(D::Receive { meta: m, epcs, from: from_id.into() })));
+        out
+    };
+    let max = drugs::MAX_TRAIL;
+    let hops = (max - 4) / 2;
+    for i in 0..hops {
+        applied(&hop(&mut w, i, both.clone()));
+    }
+    assert_eq!((w.item("A1").trail_len, w.item("A2").trail_len), (max - 3, max - 2));
+    // One more hop: A2's shipment takes the slot before the last, and its receipt the last.
+    applied(&hop(&mut w, hops, both.clone()));
+    assert_eq!((w.item("A1").trail_len, w.item("A2").trail_len), (max - 1, max));
+    assert_eq!(w.item("A2").owner, DIST, "received into the last slot");
+    assert_eq!(drugs::trail(&w.c.state, &pack("A2"), 2 * max as usize).len(), max as usize);
+    // A1 has one slot left: shipping it would take the slot its receipt needs.
+    let (_, why) =
+        refused_without_effect(&mut w, &dist, D::Ship { meta: m0(), epcs: vec![pack("A1")], to: MAKER.into() });
+    assert!(why.contains(&format!("the last of its {max} is kept for a receipt")), "{why}");
+    // So has the case (one event behind A2, which is full): it stays, received, with its holder.
+    let (_, why) = refused_without_effect(
+        &mut w,
+        &dist,
+        D::Ship { meta: m0(), epcs: vec![Epc::Sscc(CASE.into())], to: MAKER.into() },
+    );
+    assert!(why.contains(CASE) && why.contains("is kept for a receipt"), "{why}");
+    assert_eq!(w.item("A1").owner, DIST);
 }
 
 /// A prefix bound to the wrong institution is unbound by a regulator (or the CA) and bound

@@ -91,7 +91,7 @@ fn verification(v: &Value) -> Markup {
                     thead { tr { th { "When" } th { "Step" } th { "Institution" } th { "To / from" } } }
                     tbody { @for t in &trail { tr {
                         td { (page::time(t["at_ms"].as_u64().unwrap_or(0))) }
-                        td { (t["biz_step"].as_str().unwrap_or("")) @if t["declared_in_error"] == true { " (declared in error)" } }
+                        td { (t["biz_step"].as_str().unwrap_or("")) @if let Some(d) = t["detail"].as_str() { " (" (d) ")" } @if t["declared_in_error"] == true { " (declared in error)" } }
                         td { (t["institution"].as_str().unwrap_or("")) }
                         td { (t["counterparty"].as_str().unwrap_or("")) }
                     } } }

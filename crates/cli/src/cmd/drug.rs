@@ -389,11 +389,12 @@ pub fn run(cmd: DrugCmd, j: bool) -> Result<(), String> {
             print(j, &v, |v| {
                 for t in v["trail"].as_array().into_iter().flatten() {
                     println!(
-                        "{} {:14} {:20} {}{}",
+                        "{} {:14} {:20} {}{}{}",
                         medledger_types::time::rfc3339_ms(t["at_ms"].as_u64().unwrap_or(0)),
                         t["biz_step"].as_str().unwrap_or(""),
                         t["institution"].as_str().unwrap_or(""),
                         t["counterparty"].as_str().map(|c| format!("→ {c} ")).unwrap_or_default(),
+                        t["detail"].as_str().map(|d| format!("({d}) ")).unwrap_or_default(),
                         if t["declared_in_error"] == true { "(declared in error)" } else { "" }
                     );
                 }
