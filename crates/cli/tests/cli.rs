@@ -204,3 +204,35 @@ fn care_news2_scores_one_observation_set_offline() {
         assert!(err.contains(want), "{input}: {err}");
     }
 }
+
+/// `bench --drug-blocks` runs one validator's full blocks and reports each phase, and
+/// `--replay-qmdb` replays the same blocks' writes into both QMDB variants (shapes and counts
+/// only: tests never assert timings).
+#[test]
+fn the_validator_block_bench_reports_its_phases_and_replays_the_same_blocks() {
+    let (code, out, err) = run(&["--json", "bench", "--drug-blocks", "1", "--replay-qmdb"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for (kind, replayed, units) in
+        [("commissioning_serials", "commissioning", 12_000.0), ("capture_events", "capture", 4_080.0)]
+    {
+        let b = &v[kind];
+        assert_eq!(b["per_block"], units, "{v}");
+        let (e, d, s) = (
+            b["execute_mean_us"].as_f64().unwrap(),
+            b["domain_mean_us"].as_f64().unwrap(),
+            b["seal_mean_us"].as_f64().unwrap(),
+        );
+        assert!(d > 0.0 && s > 0.0 && (d + s - e).abs() <= 1.0, "execution is the domain logic and the sealing: {b}");
+        for variant in ["ordered", "unordered"] {
+            let r = &v["qmdb_replay"][variant][replayed];
+            assert_eq!(r["blocks"], 1, "{v}");
+            // At least a pack and its inventory entry per serial (two packs per event).
+            assert!(r["keys_per_block"].as_f64().unwrap() >= 2.0 * 12_000.0, "{r}");
+            assert!(r["merkleize_mean_us"].as_f64().unwrap() > 0.0, "{r}");
+        }
+    }
+    let (code, _, err) = run(&["bench", "--replay-qmdb"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--drug-blocks"), "{err}");
+}

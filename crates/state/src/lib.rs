@@ -68,7 +68,7 @@ impl std::fmt::Display for Rejection {
 
 /// Adds the height write every block makes, then commits the block's domain writes to the state
 /// tree: the tree's writes join the write set and its root is the state root.
-fn seal(state: &dyn StateRead, height: u64, mut writes: WriteSet) -> (WriteSet, Hash) {
+pub fn seal(state: &dyn StateRead, height: u64, mut writes: WriteSet) -> (WriteSet, Hash) {
     debug_assert!(writes.keys().all(|k| !commitment::is_tree_key(k)), "domains never write tree nodes");
     writes.insert(keys::HEIGHT.to_vec(), Some(height.to_be_bytes().to_vec()));
     let (root, tree) = commitment::commit(state, height, &writes);

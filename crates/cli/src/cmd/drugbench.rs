@@ -226,7 +226,7 @@ pub fn block_execution(blocks: usize) -> Value {
 /// over the node's redb store (its reads go to the store, as a node's do) and committed to it.
 /// The setup (credential, prefix, product) goes through the store too, so its heights are the
 /// tree's versions and it prunes as a node's does.
-pub fn validator_blocks(blocks: usize) -> Value {
+pub fn validator_blocks(blocks: usize, replay_qmdb: bool) -> Value {
     let (b, ca) = Builder::genesis(true);
     let maker = Keypair::from_seed(30);
     let dir = std::env::temp_dir().join(format!("medledger-validator-blocks-{}", std::process::id()));
@@ -238,21 +238,30 @@ pub fn validator_blocks(blocks: usize) -> Value {
         .expect("bench store");
     let mut env = b.env.clone();
     let mut parent = store.tip().expect("tip").expect("genesis").hash;
-    // Executes `txs` as the next block over the store and commits it: (execute µs, commit µs).
-    let mut block = |txs: Vec<Tx>| -> (f64, f64) {
+    // Each timed block's state writes (tree nodes excluded), for the replay.
+    let mut replayed: Vec<(&'static str, medledger_state::WriteSet)> = Vec::new();
+    // Executes `txs` as the next block over the store (as `execute_block` does: the domain
+    // logic, then sealing the state tree) and commits it: (domain µs, seal µs, commit µs).
+    let mut block = |txs: Vec<Tx>, kind: &'static str| -> (f64, f64, f64) {
         env.height += 1;
         env.timestamp_ms += 1;
         let snap = store.snapshot().expect("snapshot");
         let t = Instant::now();
-        let ex = execute_block(&snap, &env, &txs);
-        let e = t.elapsed().as_secs_f64() * 1e6;
-        drop(snap);
-        assert!(ex.receipts.iter().all(|r| r.is_applied()), "{:?}", ex.receipts.iter().find(|r| !r.is_applied()));
-        let blk = Block::new(env.height, parent, env.timestamp_ms, ca.public(), ex.state_root, txs);
+        let (domain, receipts) = execute_unsealed(&snap, &env, &txs);
+        let d = t.elapsed().as_secs_f64() * 1e6;
+        if replay_qmdb {
+            replayed.push((kind, domain.clone()));
+        }
         let t = Instant::now();
-        store.commit_block(&blk, None, &ex.writes, &ex.receipts).expect("bench commit");
+        let (writes, state_root) = medledger_state::seal(&snap, env.height, domain);
+        let s = t.elapsed().as_secs_f64() * 1e6;
+        drop(snap);
+        assert!(receipts.iter().all(|r| r.is_applied()), "{:?}", receipts.iter().find(|r| !r.is_applied()));
+        let blk = Block::new(env.height, parent, env.timestamp_ms, ca.public(), state_root, txs);
+        let t = Instant::now();
+        store.commit_block(&blk, None, &writes, &receipts).expect("bench commit");
         parent = blk.digest();
-        (e, t.elapsed().as_secs_f64() * 1e6)
+        (d, s, t.elapsed().as_secs_f64() * 1e6)
     };
     let sign = |key: &Keypair, nonce: u64, op: Operation| b.sign(key, nonce, op);
     let spec = CredentialSpec {
@@ -263,9 +272,9 @@ pub fn validator_blocks(blocks: usize) -> Value {
         valid_from_ms: 0,
         valid_until_ms: u64::MAX / 2,
     };
-    block(vec![sign(&ca, 0, Operation::Identity(IdentityOp::IssueCredential { spec }))]);
-    block(vec![sign(&ca, 1, Operation::Drugs(bind_prefix()))]);
-    block(vec![sign(&maker, 0, Operation::Drugs(register_product()))]);
+    block(vec![sign(&ca, 0, Operation::Identity(IdentityOp::IssueCredential { spec }))], "setup");
+    block(vec![sign(&ca, 1, Operation::Drugs(bind_prefix()))], "setup");
+    block(vec![sign(&maker, 0, Operation::Drugs(register_product()))], "setup");
     let mut nonce = 1;
     let commission = |tag: String, n: usize| DrugsOp::Commission {
         meta: EventMeta::now(1_800_000_000_000),
@@ -277,10 +286,10 @@ pub fn validator_blocks(blocks: usize) -> Value {
     let capture = |tag: String| DrugsOp::Capture {
         events: (0..40).map(|e| Step(commission(format!("{tag}{e:02}"), 2))).collect(),
     };
-    let mut run = |units_per_tx: usize, make: &dyn Fn(usize, usize) -> DrugsOp| -> Value {
+    let mut run = |what: &'static str, units_per_tx: usize, make: &dyn Fn(usize, usize) -> DrugsOp| -> Value {
         let per_block =
             (medledger_types::block::MAX_BLOCK_WEIGHT / Operation::Drugs(make(0, 0)).weight()).max(1) as usize;
-        let (mut exec, mut commit) = (Vec::new(), Vec::new());
+        let (mut exec, mut commit, mut domain) = (Vec::new(), Vec::new(), Vec::new());
         for k in 0..blocks {
             let txs: Vec<Tx> = (0..per_block)
                 .map(|t| {
@@ -288,29 +297,35 @@ pub fn validator_blocks(blocks: usize) -> Value {
                     sign(&maker, nonce - 1, Operation::Drugs(make(k, t)))
                 })
                 .collect();
-            let (e, c) = block(txs);
-            exec.push(e);
+            let (d, e, c) = block(txs, what);
+            domain.push(d);
+            exec.push(d + e);
             commit.push(c);
         }
         let units = (per_block * units_per_tx) as f64;
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-        let (e, c) = (mean(&exec), mean(&commit));
+        let (e, c, d) = (mean(&exec), mean(&commit), mean(&domain));
         json!({
             "per_block": units, "execute_mean_us": e.round(), "commit_mean_us": c.round(),
+            "domain_mean_us": d.round(), "seal_mean_us": (e - d).round(),
             "execute_us_per_unit": (e / units * 100.0).round() / 100.0,
             "commit_us_per_unit": (c / units * 100.0).round() / 100.0,
             "execute": stats_us(exec), "commit": stats_us(commit),
         })
     };
-    let commissioning = run(400, &|k, t| commission(format!("V{k:05}{t:03}"), 400));
-    let captured = run(40, &|k, t| capture(format!("W{k:05}{t:03}")));
+    let commissioning = run("commissioning", 400, &|k, t| commission(format!("V{k:05}{t:03}"), 400));
+    let captured = run("capture", 40, &|k, t| capture(format!("W{k:05}{t:03}")));
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
-    json!({
+    let mut out = json!({
         "commissioning_serials": commissioning,
         "capture_events": captured,
         "note": "one validator on one core: each full block executed over its redb store, then committed to it; units are serials for commissioning, events for capture"
-    })
+    });
+    if replay_qmdb {
+        out["qmdb_replay"] = super::commitbench::replay(replayed);
+    }
+    out
 }
 
 /// Builds a state of at least `events` pack-level custody events (each pack commissioned,

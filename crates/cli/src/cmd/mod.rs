@@ -8,6 +8,7 @@ pub mod audit;
 pub mod bench;
 pub mod care;
 pub mod carebench;
+pub mod commitbench;
 pub mod consent;
 pub mod devnet;
 pub mod drug;

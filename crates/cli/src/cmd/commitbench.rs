@@ -1,0 +1,132 @@
+//! `medledger bench --drug-blocks N --replay-qmdb`: the state writes of the same full blocks,
+//! replayed into an append-only authenticated database (commonware-storage's
+//! `qmdb::current::ordered`, which proves a key's current value and a key's absence) instead of
+//! the state tree over redb. It measures what the storage redesign `ARCHITECTURE.md` describes
+//! would cost a validator per block; the node does not use it.
+
+use commonware_cryptography::{Hasher as _, Sha256};
+use commonware_parallel::Sequential;
+use commonware_runtime::buffer::paged::{page_size, CacheRef};
+use commonware_runtime::{tokio as cw_tokio, Runner as _, Supervisor as _, BLOB_PAGE_SIZE};
+use commonware_storage::journal::contiguous::variable::Config as VConfig;
+use commonware_storage::merkle::{full::Config as MerkleConfig, mmr};
+use commonware_storage::qmdb::current::{ordered, unordered, VariableConfig};
+use commonware_storage::qmdb::floor::Proportional;
+use commonware_storage::translator::EightCap;
+use commonware_utils::{NZUsize, NZU64};
+use medledger_state::WriteSet;
+use serde_json::{json, Value};
+use std::time::Instant;
+
+type Digest = commonware_cryptography::sha256::Digest;
+/// Proves current values and absences (each key linked to the next active one).
+type Ordered = ordered::variable::Db<mmr::Family, cw_tokio::Context, Digest, Vec<u8>, Sha256, EightCap, 32, Sequential>;
+/// Proves current values only.
+type Unordered =
+    unordered::variable::Db<mmr::Family, cw_tokio::Context, Digest, Vec<u8>, Sha256, EightCap, 32, Sequential>;
+
+/// One replayed block: its kind, keys, and µs to read them, to merkleize, to apply and commit.
+type Row = (&'static str, usize, f64, f64, f64);
+
+/// Largest value the replay accepts (a full pallet's item is about 40 KiB).
+const MAX_VALUE: usize = 1 << 20;
+
+/// How an operation's key (a digest: nothing) and value (a byte vector of bounded length) decode.
+type OpCodec = ((), (commonware_codec::RangeCfg<usize>, ()));
+
+fn config() -> VariableConfig<EightCap, OpCodec, Sequential> {
+    // A page cache of 256 MiB, well under redb's default 1 GiB cache the node's store has.
+    let page_cache = CacheRef::new(page_size(BLOB_PAGE_SIZE), NZUsize!(65_536));
+    VariableConfig {
+        merkle_config: MerkleConfig {
+            journal_partition: "merkle-journal".into(),
+            metadata_partition: "merkle-metadata".into(),
+            items_per_blob: NZU64!(1 << 20),
+            write_buffer: NZUsize!(4 << 20),
+            replay_buffer: NZUsize!(4 << 20),
+            strategy: Sequential,
+            page_cache: page_cache.clone(),
+        },
+        journal_config: VConfig {
+            partition: "log-journal".into(),
+            items_per_section: NZU64!(1 << 20),
+            compression: None,
+            codec_config: ((), ((0..=MAX_VALUE).into(), ())),
+            page_cache,
+            write_buffer: NZUsize!(4 << 20),
+            replay_buffer: NZUsize!(4 << 20),
+        },
+        grafted_metadata_partition: "grafted-metadata".into(),
+        translator: EightCap,
+        init_cache: Some(NZUsize!(1 << 18)),
+        init_buffer: NZUsize!(1 << 21),
+        init_concurrency: (),
+    }
+}
+
+/// Replays `blocks` into a fresh database of type `$db`, one runtime and directory of its own.
+macro_rules! replay_into {
+    ($db:ty, $blocks:expr) => {{
+        let dir = std::env::temp_dir().join(format!("medledger-qmdb-replay-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cfg = cw_tokio::Config::new().with_storage_directory(dir.clone()).with_worker_threads(1);
+        let blocks: &[(&'static str, WriteSet)] = $blocks;
+        let rows = cw_tokio::Runner::new(cfg).start(|ctx| async move {
+            let mut db = <$db>::init(ctx.child("state"), config(), None).await.expect("qmdb init");
+            let mut rows: Vec<Row> = Vec::new();
+            for (kind, writes) in blocks {
+                let keys: Vec<(Digest, Option<Vec<u8>>)> =
+                    writes.iter().map(|(k, v)| (Sha256::hash(&[k.as_slice()]), v.clone())).collect();
+                let t = Instant::now();
+                for (k, _) in &keys {
+                    let _ = db.get(k).await.expect("qmdb get");
+                }
+                let read = t.elapsed().as_secs_f64() * 1e6;
+                let t = Instant::now();
+                let mut batch = db.new_batch();
+                let n = keys.len();
+                for (k, v) in keys {
+                    batch = batch.write(k, v);
+                }
+                let merkleized = batch.merkleize(&db, None, &mut Proportional).await.expect("qmdb merkleize");
+                let _root = merkleized.root();
+                let seal = t.elapsed().as_secs_f64() * 1e6;
+                let t = Instant::now();
+                db = db.apply_batch(merkleized).await.expect("qmdb apply");
+                db = db.commit().await.expect("qmdb commit");
+                rows.push((*kind, n, read, seal, t.elapsed().as_secs_f64() * 1e6));
+            }
+            db.destroy().await.expect("qmdb destroy");
+            rows
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        rows
+    }};
+}
+
+fn summary(rows: &[Row], kind: &str) -> Value {
+    let r: Vec<&Row> = rows.iter().filter(|r| r.0 == kind).collect();
+    let mean = |f: &dyn Fn(&Row) -> f64| r.iter().map(|x| f(x)).sum::<f64>() / r.len().max(1) as f64;
+    json!({
+        "blocks": r.len(),
+        "keys_per_block": mean(&|x| x.1 as f64).round(),
+        "read_mean_us": mean(&|x| x.2).round(),
+        "merkleize_mean_us": mean(&|x| x.3).round(),
+        "apply_commit_mean_us": mean(&|x| x.4).round(),
+        "total_mean_us": mean(&|x| x.2 + x.3 + x.4).round(),
+        "max_block_us": r.iter().map(|x| x.2 + x.3 + x.4).fold(0.0, f64::max).round(),
+    })
+}
+
+/// Replays `blocks` (each a block's state writes, tree nodes excluded) in order into each
+/// variant: for each block, reads every key it writes (as execution reads what it changes),
+/// then writes the block as one batch, merkleizes it (its root), applies it and commits it
+/// durably (fsync). Keys are hashed to 32 bytes. Times per block, one worker thread.
+pub fn replay(blocks: Vec<(&'static str, WriteSet)>) -> Value {
+    let ordered = replay_into!(Ordered, &blocks);
+    let unordered = replay_into!(Unordered, &blocks);
+    json!({
+        "ordered": { "commissioning": summary(&ordered, "commissioning"), "capture": summary(&ordered, "capture") },
+        "unordered": { "commissioning": summary(&unordered, "commissioning"), "capture": summary(&unordered, "capture") },
+    })
+}
