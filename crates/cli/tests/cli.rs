@@ -224,7 +224,7 @@ fn the_validator_block_bench_reports_its_phases_and_replays_the_same_blocks() {
             b["seal_mean_us"].as_f64().unwrap(),
         );
         assert!(d > 0.0 && s > 0.0 && (d + s - e).abs() <= 1.0, "execution is the domain logic and the sealing: {b}");
-        for variant in ["ordered", "unordered"] {
+        for variant in ["ordered", "unordered", "hybrid"] {
             let r = &v["qmdb_replay"][variant][replayed];
             assert_eq!(r["blocks"], 1, "{v}");
             // At least a pack and its inventory entry per serial (two packs per event).
