@@ -206,29 +206,27 @@ fn care_news2_scores_one_observation_set_offline() {
 }
 
 /// `bench --drug-blocks` runs one validator's full blocks and reports each phase, and
-/// `--replay-qmdb` replays the same blocks' writes into both QMDB variants (shapes and counts
-/// only: tests never assert timings).
+/// `--replay-qmdb` replays the same blocks' writes into the three QMDB variants (shapes and
+/// counts only: tests never assert timings).
 #[test]
 fn the_validator_block_bench_reports_its_phases_and_replays_the_same_blocks() {
     let (code, out, err) = run(&["--json", "bench", "--drug-blocks", "1", "--replay-qmdb"]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    for (kind, replayed, units) in
-        [("commissioning_serials", "commissioning", 12_000.0), ("capture_events", "capture", 4_080.0)]
-    {
+    // Per block: 12,000 serials, each a pack and its inventory entry; 4,080 events, each two
+    // packs, their inventory entries, the event's record and its body.
+    for (kind, replayed, units, keys) in [
+        ("commissioning_serials", "commissioning", 12_000.0, 24_000.0),
+        ("capture_events", "capture", 4_080.0, 24_480.0),
+    ] {
         let b = &v[kind];
         assert_eq!(b["per_block"], units, "{v}");
-        let (e, d, s) = (
-            b["execute_mean_us"].as_f64().unwrap(),
-            b["domain_mean_us"].as_f64().unwrap(),
-            b["seal_mean_us"].as_f64().unwrap(),
-        );
-        assert!(d > 0.0 && s > 0.0 && (d + s - e).abs() <= 1.0, "execution is the domain logic and the sealing: {b}");
+        assert!(b["domain_mean_us"].as_f64().unwrap() > 0.0 && b["seal_mean_us"].as_f64().unwrap() > 0.0, "{b}");
+        assert!(v["qmdb_replay"]["block_store_mean_us"][replayed].as_f64().unwrap() > 0.0, "{v}");
         for variant in ["ordered", "unordered", "hybrid"] {
             let r = &v["qmdb_replay"][variant][replayed];
             assert_eq!(r["blocks"], 1, "{v}");
-            // At least a pack and its inventory entry per serial (two packs per event).
-            assert!(r["keys_per_block"].as_f64().unwrap() >= 2.0 * 12_000.0, "{r}");
+            assert!(r["keys_per_block"].as_f64().unwrap() >= keys, "{r}");
             assert!(r["merkleize_mean_us"].as_f64().unwrap() > 0.0, "{r}");
         }
     }

@@ -328,6 +328,8 @@ medledger_types::canonical_struct! {
         /// Hash of the event's encoding, for idempotent re-capture.
         content: Hash = "content hash",
         error_declaration: Option<ErrorDeclaration> = "error declaration",
+        /// The height of the block that applied its error declaration.
+        declared_height: Option<u64> = "declaration height",
     }
 }
 
@@ -507,8 +509,11 @@ pub struct TrailEntry {
     pub counterparty: Option<String>,
     pub at_ms: u64,
     pub height: u64,
-    /// For an undo or a report: what it set.
+    /// For an undo or a report, what it set; for an error declaration's own entry (one that
+    /// cancelled a shipment or undid a dispense), `error declaration: …` and what it did.
     pub detail: Option<String>,
+    /// The event was declared in error (its declaration, if it changed custody, is a later
+    /// entry of its own).
     pub declared_in_error: bool,
     /// Event id (omitted in public answers).
     pub event_id: Option<String>,
@@ -742,10 +747,11 @@ pub fn trail(s: &dyn StateRead, epc: &Epc, limit: usize) -> Vec<TrailEntry> {
     trail_events(s, epc, limit)
         .into_iter()
         .filter_map(|h| event_parts(s, &h).map(|p| (h, p)))
-        .map(|(h, (r, e))| TrailEntry {
-            height: e.height,
-            event_id: e.op.0.meta().map(|m| m.event_id.clone()),
-            ..trail_entry(&mut seen, h, &r)
+        .map(|(h, (r, e))| {
+            let (t, declaration) = trail_entry(&mut seen, h, &r);
+            // A declaration's own entry is at the declaration's height.
+            let height = if declaration { e.declared_height.unwrap_or(e.height) } else { e.height };
+            TrailEntry { height, event_id: e.op.0.meta().map(|m| m.event_id.clone()), ..t }
         })
         .collect()
 }
@@ -759,7 +765,7 @@ pub fn public_trail(s: &dyn StateRead, epc: &Epc, limit: usize) -> Vec<TrailEntr
     trail_events(s, epc, limit)
         .into_iter()
         .filter_map(|h| get::<EventRecord>(s, &key::event(&h), "drug event record").map(|r| (h, r)))
-        .map(|(h, r)| trail_entry(&mut seen, h, &r))
+        .map(|(h, r)| trail_entry(&mut seen, h, &r).0)
         .collect()
 }
 
@@ -779,23 +785,22 @@ fn public_entry(r: &EventRecord) -> TrailEntry {
 /// A trail entry from its event's record. An event met a second time on a trail is its error
 /// declaration (which cancelled the event's shipment or undid its dispense): it is shown as
 /// that, at the declaration's time, not as the event again (the event itself is marked
-/// `declared_in_error` where it stands).
-fn trail_entry(seen: &mut std::collections::BTreeSet<Hash>, h: Hash, r: &EventRecord) -> TrailEntry {
+/// `declared_in_error` where it stands). Also says whether the entry is such a declaration.
+fn trail_entry(seen: &mut std::collections::BTreeSet<Hash>, h: Hash, r: &EventRecord) -> (TrailEntry, bool) {
     let mut t = public_entry(r);
-    if !seen.insert(h) {
+    let declaration = !seen.insert(h);
+    if declaration {
         t.at_ms = r.declared_ms.unwrap_or(t.at_ms);
         t.declared_in_error = false;
         t.counterparty = None;
-        t.detail = Some(
-            match r.biz_step.as_str() {
-                "shipping" => "error declaration: shipment cancelled",
-                "dispensing" => "error declaration: dispense undone",
-                _ => "error declaration",
-            }
-            .to_string(),
-        );
+        let what = match r.biz_step.as_str() {
+            "shipping" => ": shipment cancelled",
+            "dispensing" => ": dispense undone",
+            _ => "",
+        };
+        t.detail = Some(format!("error declaration{what}"));
     }
-    t
+    (t, declaration)
 }
 
 /// The public record of a stored event whose encoding hashes to `body`.
@@ -1156,12 +1161,26 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
                 meta.event_id, record.institution
             )));
         }
+        // Its declaration time is shown on the trail: after the event, and not in the future.
+        if decl.declared_ms < meta.event_time_ms
+            || decl.declared_ms > cx.env.timestamp_ms.saturating_add(MAX_FUTURE_SKEW_MS)
+        {
+            return Err(invalid(format!(
+                "declaration time {} of event `{}` is before the event ({}) or in the future (block time {}, at most {} s \
+                 ahead allowed)",
+                medledger_types::time::rfc3339_ms(decl.declared_ms),
+                meta.event_id,
+                medledger_types::time::rfc3339_ms(meta.event_time_ms),
+                medledger_types::time::rfc3339_ms(cx.env.timestamp_ms),
+                MAX_FUTURE_SKEW_MS / 1000
+            )));
+        }
         // An error declaration of a dispensing event undoes it, and one of a shipping event
         // cancels the shipment while it is still open; of any other event it is recorded on the
         // event (custody is corrected by the events that follow).
         if let (DrugsOp::Ship { epcs, to, .. }, DrugsOp::Ship { .. }) = (op, &existing.op.0) {
             for epc in cancel_shipment(o, cx, &ekey, epcs, to, &meta.event_id)? {
-                trail_push(o, &epc, &ekey, Closes::Yes)?;
+                trail_push(o, &epc, &ekey)?;
             }
         }
         if let (DrugsOp::UndoDispense { epc, .. } | DrugsOp::Dispense { epc, .. }, DrugsOp::Dispense { .. }) =
@@ -1178,9 +1197,10 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
                 )));
             }
             undo(o, cx, meta, epc)?;
-            trail_push(o, epc, &ekey, Closes::Yes)?;
+            trail_push(o, epc, &ekey)?;
         }
         existing.error_declaration = Some(decl.clone());
+        existing.declared_height = Some(cx.env.height);
         store_event(o, &ekey, &existing);
         cx.events.push(Event::new("drug_error_declared").with("event_id", &meta.event_id).with("reason", &decl.reason));
         return Ok(());
@@ -1209,12 +1229,8 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
         DrugsOp::Report { epcs, status, reason, .. } => (Vec::new(), report(o, cx, meta, epcs, *status, reason)?),
         _ => unreachable!("custody is called with custody events only"),
     };
-    let closes = match op {
-        DrugsOp::Receive { .. } | DrugsOp::UndoDispense { .. } => Closes::Yes,
-        _ => Closes::No,
-    };
     for epc in &existing {
-        trail_push(o, epc, &ekey, closes)?;
+        trail_push(o, epc, &ekey)?;
     }
     let stored = StoredEvent {
         op: Step(op.clone()),
@@ -1223,6 +1239,7 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
         height: cx.env.height,
         content,
         error_declaration: None,
+        declared_height: None,
     };
     store_event(o, &ekey, &stored);
     if !made.is_empty() || !existing.is_empty() {
@@ -1255,29 +1272,26 @@ fn made(cx: &Ctx<'_>, event: &Hash, epc: Epc, lot: &str, expiry: &str) -> Item {
     }
 }
 
-/// Whether an event closes what an earlier one opened: a receipt or a cancel closes a
-/// shipment, an undo a dispense.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Closes {
-    Yes,
-    No,
-}
-
-/// Appends `event` to the trail of `epc` (an identifier that exists: every custody operation
-/// checks that before it touches one). Its first event is in the item since it was [`made`].
+/// Appends `event` to the trail of `epc` (an identifier that exists, in its state after the
+/// event: every custody operation checks and writes that before it touches the trail). Its
+/// first event is in the item since it was [`made`].
 ///
-/// The last of the [`MAX_TRAIL`] slots is kept for an event that closes: otherwise a shipment
-/// (or a dispense) could take it, and the items would stay in transit (or the dispense could
-/// not be undone) for good.
-fn trail_push(o: &mut Overlay<'_>, epc: &Epc, event: &Hash, closes: Closes) -> Result<(), Rejection> {
+/// A trail keeps room for the events that close what is open on its item: a shipment in
+/// transit (its receipt or cancel), a container it is packed in (its unpacking), a dispense (its
+/// undo). An event that would leave fewer free slots than that is refused, so no item is ever
+/// left in transit, packed or dispensed for good because its trail is full. (A closing event
+/// frees one obligation for the slot it takes, so it always fits.)
+fn trail_push(o: &mut Overlay<'_>, epc: &Epc, event: &Hash) -> Result<(), Rejection> {
     let mut it = need_item(o, epc)?;
     if it.trail_len >= MAX_TRAIL {
         return Err(invalid(format!("{epc} has {MAX_TRAIL} custody events, the most one identifier keeps")));
     }
-    if closes == Closes::No && it.trail_len + 1 >= MAX_TRAIL {
+    let open =
+        u32::from(it.shipment.is_some()) + u32::from(it.parent.is_some()) + u32::from(it.status == Status::Dispensed);
+    if it.trail_len + 1 + open > MAX_TRAIL {
         return Err(invalid(format!(
-            "{epc} has {} custody events, and the last of its {MAX_TRAIL} is kept for a receipt, a shipment's \
-             cancel or a dispense's undo",
+            "{epc} has {} of its {MAX_TRAIL} custody events, and the rest are kept for the events that close what \
+             this one would leave open on it (a receipt, an unpacking, a dispense's undo)",
             it.trail_len
         )));
     }

@@ -542,11 +542,9 @@ fn an_error_declaration_of_a_dispense_undoes_it() {
         ],
         "{trail:?}"
     );
-    let public: Vec<_> = drugs::public_trail(&w.c.state, &pack("A1"), 100)
-        .into_iter()
-        .map(|t| (t.biz_step, t.detail, t.at_ms, t.event_id))
-        .collect();
-    let credentialed: Vec<_> = trail.iter().map(|t| (t.biz_step.clone(), t.detail.clone(), t.at_ms, None)).collect();
+    let public = drugs::public_trail(&w.c.state, &pack("A1"), 100);
+    let credentialed: Vec<_> =
+        trail.iter().map(|t| drugs::TrailEntry { height: 0, event_id: None, ..t.clone() }).collect();
     assert_eq!(public, credentialed);
     // The same declaration captured again (a re-sent document) is idempotent: it is applied and
     // changes no drug state. Another declaration of the same event is refused.
@@ -631,7 +629,8 @@ fn an_error_declaration_of_an_open_shipment_cancels_it() {
     // A capture of shipping event `m`'s error declaration, naming `epcs`.
     let declare = |m: &EventMeta, epcs: Vec<Epc>| {
         let mut d = m.clone();
-        d.error_declaration = Some(ErrorDeclaration { declared_ms: 7, reason: "incorrect_data".into() });
+        d.error_declaration =
+            Some(ErrorDeclaration { declared_ms: m.event_time_ms + 7, reason: "incorrect_data".into() });
         D::Capture { events: vec![Step(D::Ship { meta: d, epcs, to: DIST.into() })] }
     };
     // The declaration repeats the event: other identifiers, another party or another kind of
@@ -639,7 +638,8 @@ fn an_error_declaration_of_an_open_shipment_cancels_it() {
     let (_, why) = refused_without_effect(&mut w, &maker, declare(&sent, vec![pack("A3")]));
     assert!(why.contains("repeats the event"), "{why}");
     let mut d = sent.clone();
-    d.error_declaration = Some(ErrorDeclaration { declared_ms: 7, reason: "incorrect_data".into() });
+    d.error_declaration =
+        Some(ErrorDeclaration { declared_ms: sent.event_time_ms + 7, reason: "incorrect_data".into() });
     for other in [
         D::Ship { meta: d.clone(), epcs: shipped.clone(), to: PHARM.into() },
         D::Receive { meta: d.clone(), epcs: shipped.clone(), from: MAKER.into() },
@@ -648,9 +648,18 @@ fn an_error_declaration_of_an_open_shipment_cancels_it() {
         assert!(why.contains("repeats the event"), "{why}");
     }
     let trail_lens: Vec<u32> = ["A1", "A2", "A3"].iter().map(|s| w.item(s).trail_len).collect();
-    // Only the shipper's institution may declare it.
+    // Only the shipper's institution may declare it, and its declaration time (shown on the
+    // trail) is after the event and not in the future.
     let (code, _) = refused_without_effect(&mut w, &dist, declare(&sent, shipped.clone()));
     assert_eq!(code, RejectCode::NotPermitted);
+    for declared_ms in [sent.event_time_ms - 1, w.c.now + 3_600_000] {
+        let mut d = sent.clone();
+        d.error_declaration = Some(ErrorDeclaration { declared_ms, reason: "incorrect_data".into() });
+        let early_or_late =
+            D::Capture { events: vec![Step(D::Ship { meta: d, epcs: shipped.clone(), to: DIST.into() })] };
+        let (_, why) = refused_without_effect(&mut w, &maker, early_or_late);
+        assert!(why.contains("is before the event") && why.contains("or in the future"), "{why}");
+    }
     let cancel = declare(&sent, shipped.clone());
     applied(&w.run(&maker, cancel));
     for serial in ["A1", "A2", "A3"] {
@@ -663,17 +672,19 @@ fn an_error_declaration_of_an_open_shipment_cancels_it() {
     for (serial, before) in ["A1", "A2", "A3"].iter().zip(trail_lens) {
         assert_eq!(w.item(serial).trail_len, before + 1, "{serial}");
         let trail = drugs::trail(&w.c.state, &pack(serial), 100);
-        let [.., shipped, declared] = trail.as_slice() else { panic!("{serial}: {trail:?}") };
+        let [.., shipping, declared] = trail.as_slice() else { panic!("{serial}: {trail:?}") };
         assert_eq!(
-            (shipped.biz_step.as_str(), shipped.detail.as_deref(), shipped.at_ms, shipped.declared_in_error),
+            (shipping.biz_step.as_str(), shipping.detail.as_deref(), shipping.at_ms, shipping.declared_in_error),
             ("shipping", None, sent.event_time_ms, true),
             "{serial}: the shipment, marked as declared in error: {trail:?}"
         );
+        assert_eq!(shipping.counterparty.as_deref(), Some(DIST));
         assert_eq!(
             (declared.biz_step.as_str(), declared.detail.as_deref(), declared.at_ms, declared.declared_in_error),
-            ("shipping", Some("error declaration: shipment cancelled"), 7, false),
+            ("shipping", Some("error declaration: shipment cancelled"), sent.event_time_ms + 7, false),
             "{serial}: then its declaration, at the declaration's time: {trail:?}"
         );
+        assert!(declared.counterparty.is_none() && declared.height > shipping.height, "at its own height: {trail:?}");
     }
     // The destination can no longer receive them: its receipt is an alert and moves nothing.
     let out = w.receive(&dist, shipped.clone(), MAKER);
@@ -707,17 +718,18 @@ fn an_error_declaration_of_an_open_shipment_cancels_it() {
     assert!(w.item("A3").shipment.is_some(), "the later shipment stays open");
 }
 
-/// An identifier keeps at most `MAX_TRAIL` custody events, and the last slot is kept for an
-/// event that closes what an earlier one opened: a shipment that would take it is refused (its
-/// items could never be received, nor the shipment cancelled), and a shipment that takes the
-/// slot before it is still received, into the last one.
+/// An identifier keeps at most `MAX_TRAIL` custody events, and its trail always has room for
+/// the events that close what is open on it (a shipment's receipt, a container's unpacking, a
+/// dispense's undo): an event that would leave less is refused, so nothing is left in transit
+/// or packed for good, while an event that opens nothing may take the last slot.
 #[test]
-fn a_trail_keeps_its_last_slot_for_the_receipt_of_a_shipment() {
+fn a_trail_keeps_room_for_the_events_that_close_what_is_open() {
     let mut w = world();
     let (maker, dist) = (w.maker.clone(), w.dist.clone());
-    // A2 in a case, A1 alone: A2's trail is one event (its packing) longer than A1's.
+    let case = Epc::Sscc(CASE.into());
+    // A2 packed in the case (one event more than A1, and than the case, which its packing made).
     applied(&w.run(&maker, D::Aggregate { meta: m0(), parent: CASE.into(), children: vec![pack("A2")] }));
-    let both = vec![pack("A1"), Epc::Sscc(CASE.into())];
+    let both = vec![pack("A1"), case.clone()];
     let hop = |w: &mut World, i: u32, epcs: Vec<Epc>| -> Outcome {
         let (from, to, from_id, to_id) =
             if i.is_multiple_of(2) { (&maker, &dist, MAKER, DIST) } else { (&dist, &maker, DIST, MAKER) };
@@ -731,28 +743,37 @@ fn a_trail_keeps_its_last_slot_for_the_receipt_of_a_shipment() {
         out
     };
     let max = drugs::MAX_TRAIL;
+    let len = |w: &World, e: &Epc| drugs::item(&w.c.state, e).unwrap().trail_len;
     let hops = (max - 4) / 2;
     for i in 0..hops {
         applied(&hop(&mut w, i, both.clone()));
     }
-    assert_eq!((w.item("A1").trail_len, w.item("A2").trail_len), (max - 3, max - 2));
-    // One more hop: A2's shipment takes the slot before the last, and its receipt the last.
-    applied(&hop(&mut w, hops, both.clone()));
-    assert_eq!((w.item("A1").trail_len, w.item("A2").trail_len), (max - 1, max));
-    assert_eq!(w.item("A2").owner, DIST, "received into the last slot");
-    assert_eq!(drugs::trail(&w.c.state, &pack("A2"), 2 * max as usize).len(), max as usize);
-    // A1 has one slot left: shipping it would take the slot its receipt needs.
+    assert_eq!((len(&w, &pack("A1")), len(&w, &case), len(&w, &pack("A2"))), (max - 3, max - 3, max - 2));
+    // A2, packed, has two slots left: shipping its case would leave one for the two events that
+    // would then be open on it (the receipt and its unpacking).
+    let (_, why) = refused_without_effect(&mut w, &maker, D::Ship { meta: m0(), epcs: both.clone(), to: DIST.into() });
+    assert!(why.contains(&pack("A2").to_string()) && why.contains("kept for the events that close"), "{why}");
+    // Unpacked, it has one left (and nothing open); the case, two.
+    applied(&w.run(&maker, D::Disaggregate { meta: m0(), parent: CASE.into(), children: vec![pack("A2")] }));
+    assert_eq!((len(&w, &case), len(&w, &pack("A2"))), (max - 2, max - 1));
+    // The case ships into the slot before its last, and its receipt takes the last.
+    applied(&hop(&mut w, 0, vec![case.clone()]));
+    assert_eq!(len(&w, &case), max);
+    assert_eq!(drugs::item(&w.c.state, &case).unwrap().owner, DIST, "received into the last slot");
+    assert_eq!(drugs::trail(&w.c.state, &case, 2 * max as usize).len(), max as usize);
+    // A2 has one slot: shipping it would take the one its receipt needs, but a report opens
+    // nothing and takes it.
     let (_, why) =
-        refused_without_effect(&mut w, &dist, D::Ship { meta: m0(), epcs: vec![pack("A1")], to: MAKER.into() });
-    assert!(why.contains(&format!("the last of its {max} is kept for a receipt")), "{why}");
-    // So has the case (one event behind A2, which is full): it stays, received, with its holder.
-    let (_, why) = refused_without_effect(
-        &mut w,
-        &dist,
-        D::Ship { meta: m0(), epcs: vec![Epc::Sscc(CASE.into())], to: MAKER.into() },
-    );
-    assert!(why.contains(CASE) && why.contains("is kept for a receipt"), "{why}");
-    assert_eq!(w.item("A1").owner, DIST);
+        refused_without_effect(&mut w, &maker, D::Ship { meta: m0(), epcs: vec![pack("A2")], to: DIST.into() });
+    assert!(why.contains("kept for the events that close"), "{why}");
+    applied(&w.run(
+        &maker,
+        D::Report { meta: m0(), epcs: vec![pack("A2")], status: Reported::Damaged, reason: "crushed".into() },
+    ));
+    assert_eq!(len(&w, &pack("A2")), max);
+    // A full trail takes nothing more.
+    let (_, why) = refused_without_effect(&mut w, &dist, D::Ship { meta: m0(), epcs: vec![case], to: MAKER.into() });
+    assert!(why.contains(&format!("has {max} custody events, the most")), "{why}");
 }
 
 /// A prefix bound to the wrong institution is unbound by a regulator (or the CA) and bound
@@ -999,8 +1020,10 @@ proptest! {
                     // The same declaration again is idempotent. Otherwise only the shipper may
                     // declare, and only while the event's shipment is open.
                     let ok = declared || (who == by && m.transit == Some((by, to)) && m.last_shipment == Some(i));
+                    // (Declared just after the event, the same each time: a re-sent declaration.)
+                    let declared_ms = event.event_time_ms + 1;
                     let mut decl = event;
-                    decl.error_declaration = Some(medledger_types::drugs::ErrorDeclaration { declared_ms: 1, reason: "incorrect_data".into() });
+                    decl.error_declaration = Some(medledger_types::drugs::ErrorDeclaration { declared_ms, reason: "incorrect_data".into() });
                     let step = Step(D::Ship { meta: decl, epcs: vec![pack(serials[serial])], to: parties[to].1.into() });
                     let out = w.run(&parties[who].0.clone(), D::Capture { events: vec![step] });
                     if ok && !declared {

@@ -42,8 +42,9 @@ pub enum StoreError {
 /// lot's pack count kept apart from the lot record and tree nodes stored under their path, 5
 /// tree nodes stored under their version and path, with an index of stale nodes to prune, 6 an
 /// item's status change at institution level, its reason, premises and event under a key of
-/// their own.
-pub const STATE_FORMAT: u32 = 6;
+/// their own, 7 when an event was declared in error (its public record) and at which height (its
+/// body).
+pub const STATE_FORMAT: u32 = 7;
 
 macro_rules! db_err {
     ($($t:ty),*) => {$(

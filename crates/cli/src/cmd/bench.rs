@@ -90,9 +90,10 @@ pub struct BenchArgs {
     /// over a node's store and committed to it, as one validator does.
     #[arg(long, value_name = "N", conflicts_with_all = ["vault", "reads", "state_proofs", "drug_verify", "drug_load", "referrals", "readings"], value_parser = clap::value_parser!(u64).range(1..=1_000))]
     pub drug_blocks: Option<u64>,
-    /// With `--drug-blocks`: also replay the same blocks' state writes into an append-only
-    /// authenticated database (commonware-storage's `qmdb::current::ordered`) and time it, to
-    /// size the storage redesign (a measurement only: the node keeps its state tree).
+    /// With `--drug-blocks`: also replay the same blocks' domain writes into Commonware's
+    /// append-only authenticated databases (`qmdb::current`: ordered, unordered and a hybrid)
+    /// and time them, to size the storage redesign (a measurement only: the node keeps its
+    /// state tree).
     #[arg(long, requires = "drug_blocks")]
     pub replay_qmdb: bool,
     /// Time the referral workflow in process: `N` referrals from proposal to completion, state

@@ -1,8 +1,8 @@
-//! `medledger bench --drug-blocks N --replay-qmdb`: the state writes of the same full blocks,
-//! replayed into an append-only authenticated database (commonware-storage's
-//! `qmdb::current::ordered`, which proves a key's current value and a key's absence) instead of
-//! the state tree over redb. It measures what the storage redesign `ARCHITECTURE.md` describes
-//! would cost a validator per block; the node does not use it.
+//! `medledger bench --drug-blocks N --replay-qmdb`: the domain writes of the same full blocks,
+//! replayed into Commonware's append-only authenticated databases (`qmdb::current`, ordered,
+//! unordered, and a hybrid of the two) instead of the state tree over redb. It measures what the
+//! storage redesign `ARCHITECTURE.md` describes would cost a validator per block; the node does
+//! not use it.
 
 use commonware_cryptography::{Hasher as _, Sha256};
 use commonware_parallel::Sequential;
@@ -16,6 +16,7 @@ use commonware_storage::translator::EightCap;
 use commonware_utils::{NZUsize, NZU64};
 use medledger_state::WriteSet;
 use serde_json::{json, Value};
+use std::num::NonZeroUsize;
 use std::time::Instant;
 
 type Digest = commonware_cryptography::sha256::Digest;
@@ -34,10 +35,10 @@ const MAX_VALUE: usize = 1 << 20;
 /// How an operation's key (a digest: nothing) and value (a byte vector of bounded length) decode.
 type OpCodec = ((), (commonware_codec::RangeCfg<usize>, ()));
 
-/// A database's configuration, its partitions named after `name`.
-fn config(name: &str) -> VariableConfig<EightCap, OpCodec, Sequential> {
-    // A page cache of 256 MiB, well under redb's default 1 GiB cache the node's store has.
-    let page_cache = CacheRef::new(page_size(BLOB_PAGE_SIZE), NZUsize!(65_536));
+/// A database's configuration, its partitions named after `name`, with a page cache of `pages`.
+fn config(name: &str, pages: usize) -> VariableConfig<EightCap, OpCodec, Sequential> {
+    let page_cache =
+        CacheRef::new(page_size(BLOB_PAGE_SIZE), NonZeroUsize::new(pages.max(1)).expect("at least one page"));
     VariableConfig {
         merkle_config: MerkleConfig {
             journal_partition: format!("{name}-merkle-journal"),
@@ -65,20 +66,34 @@ fn config(name: &str) -> VariableConfig<EightCap, OpCodec, Sequential> {
     }
 }
 
+/// One timed block: its kind, its domain writes (the tree's excluded), and the µs a node on
+/// QMDB would still spend storing the block itself (its header, transactions and receipts, in
+/// redb with a durable commit, timed by the caller).
+pub struct Replayed {
+    pub kind: &'static str,
+    pub writes: WriteSet,
+    pub block_store_us: f64,
+}
+
+/// A full sync (Merkle nodes and the activity bitmap too) every this many blocks; the other
+/// blocks' `commit` makes only the operation log durable, as a node would between syncs.
+const SYNC_EVERY: usize = 8;
+
 /// Replays `blocks` into a fresh database of type `$db`, one runtime and directory of its own.
 macro_rules! replay_into {
-    ($db:ty, $blocks:expr) => {{
+    ($db:ty, $blocks:expr, $pages:expr) => {{
         let dir = std::env::temp_dir().join(format!("medledger-qmdb-replay-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let cfg = cw_tokio::Config::new().with_storage_directory(dir.clone()).with_worker_threads(1);
-        let blocks: &[(&'static str, WriteSet)] = $blocks;
+        let blocks: &[Replayed] = $blocks;
+        let pages: usize = $pages;
         let rows = cw_tokio::Runner::new(cfg).start(|ctx| async move {
-            let mut db = <$db>::init(ctx.child("state"), config("state"), None).await.expect("qmdb init");
+            let mut db = <$db>::init(ctx.child("state"), config("state", pages), None).await.expect("qmdb init");
             let mut rows: Vec<Row> = Vec::new();
-            for (kind, writes) in blocks {
-                let keys: Vec<(Digest, Option<Vec<u8>>)> =
-                    writes.iter().map(|(k, v)| (Sha256::hash(&[k.as_slice()]), v.clone())).collect();
+            for (i, b) in blocks.iter().enumerate() {
                 let t = Instant::now();
+                let keys: Vec<(Digest, Option<Vec<u8>>)> =
+                    b.writes.iter().map(|(k, v)| (Sha256::hash(&[k.as_slice()]), v.clone())).collect();
                 for (k, _) in &keys {
                     let _ = db.get(k).await.expect("qmdb get");
                 }
@@ -94,8 +109,8 @@ macro_rules! replay_into {
                 let seal = t.elapsed().as_secs_f64() * 1e6;
                 let t = Instant::now();
                 db = db.apply_batch(merkleized).await.expect("qmdb apply");
-                db = db.commit().await.expect("qmdb commit");
-                rows.push((*kind, n, read, seal, t.elapsed().as_secs_f64() * 1e6));
+                db = if (i + 1) % SYNC_EVERY == 0 { db.sync().await } else { db.commit().await }.expect("qmdb commit");
+                rows.push((b.kind, n, read, seal, t.elapsed().as_secs_f64() * 1e6));
             }
             db.destroy().await.expect("qmdb destroy");
             rows
@@ -106,28 +121,28 @@ macro_rules! replay_into {
 }
 
 /// The hybrid: every key in an unordered database, and each identifier's key once more, when it
-/// is made, in a small ordered one (empty values) whose absence proofs would say that a serial
-/// was never commissioned. Timed as the sum of both.
-fn replay_hybrid(blocks: &[(&'static str, WriteSet)]) -> Vec<Row> {
+/// is made, in an ordered one (empty values) whose absence proofs would say that a serial was
+/// never commissioned. Timed as the sum of both.
+fn replay_hybrid(blocks: &[Replayed], pages: usize) -> Vec<Row> {
     let dir = std::env::temp_dir().join(format!("medledger-qmdb-hybrid-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let cfg = cw_tokio::Config::new().with_storage_directory(dir.clone()).with_worker_threads(1);
     let rows = cw_tokio::Runner::new(cfg).start(|ctx| async move {
-        let mut all = Unordered::init(ctx.child("all"), config("all"), None).await.expect("qmdb init");
-        let mut made = Ordered::init(ctx.child("made"), config("made"), None).await.expect("qmdb init");
+        let mut all = Unordered::init(ctx.child("all"), config("all", pages), None).await.expect("qmdb init");
+        let mut made = Ordered::init(ctx.child("made"), config("made", pages), None).await.expect("qmdb init");
         let mut rows: Vec<Row> = Vec::new();
-        for (kind, writes) in blocks {
-            let keys: Vec<(Digest, Option<Vec<u8>>, bool)> = writes
+        for (i, b) in blocks.iter().enumerate() {
+            let t = Instant::now();
+            let keys: Vec<(Digest, Option<Vec<u8>>, bool)> = b
+                .writes
                 .iter()
                 .map(|(k, v)| {
                     (Sha256::hash(&[k.as_slice()]), v.clone(), k.starts_with(medledger_state::keys::DRUG_ITEM))
                 })
                 .collect();
-            let t = Instant::now();
             let mut new = Vec::new();
             for (k, v, item) in &keys {
                 if all.get(k).await.expect("qmdb get").is_none() && *item && v.is_some() {
-                    assert!(made.get(k).await.expect("qmdb get").is_none());
                     new.push(*k);
                 }
             }
@@ -147,11 +162,12 @@ fn replay_hybrid(blocks: &[(&'static str, WriteSet)]) -> Vec<Row> {
             let _roots = (everything.root(), identifiers.root());
             let seal = t.elapsed().as_secs_f64() * 1e6;
             let t = Instant::now();
+            let sync = (i + 1) % SYNC_EVERY == 0;
             all = all.apply_batch(everything).await.expect("qmdb apply");
-            all = all.commit().await.expect("qmdb commit");
+            all = if sync { all.sync().await } else { all.commit().await }.expect("qmdb commit");
             made = made.apply_batch(identifiers).await.expect("qmdb apply");
-            made = made.commit().await.expect("qmdb commit");
-            rows.push((*kind, n, read, seal, t.elapsed().as_secs_f64() * 1e6));
+            made = if sync { made.sync().await } else { made.commit().await }.expect("qmdb commit");
+            rows.push((b.kind, n, read, seal, t.elapsed().as_secs_f64() * 1e6));
         }
         all.destroy().await.expect("qmdb destroy");
         made.destroy().await.expect("qmdb destroy");
@@ -175,15 +191,23 @@ fn summary(rows: &[Row], kind: &str) -> Value {
     })
 }
 
-/// Replays `blocks` (each a block's state writes, tree nodes excluded) in order into each
-/// variant (ordered, unordered, and the [`replay_hybrid`] of the two): for each block, reads every key it writes (as execution reads what it changes),
-/// then writes the block as one batch, merkleizes it (its root), applies it and commits it
-/// durably (fsync). Keys are hashed to 32 bytes. Times per block, one worker thread.
-pub fn replay(blocks: Vec<(&'static str, WriteSet)>) -> Value {
-    let ordered = replay_into!(Ordered, &blocks);
-    let unordered = replay_into!(Unordered, &blocks);
-    let hybrid = replay_hybrid(&blocks);
+/// Replays `blocks` in order into each variant (ordered, unordered, and the [`replay_hybrid`]
+/// of the two): for each block, hashes its keys to 32 bytes and reads each (as execution reads
+/// what it changes), writes the block as one batch, merkleizes it (its root), applies it and
+/// commits it (the operation log fsynced; a full sync every [`SYNC_EVERY`] blocks). Times per
+/// block, one worker thread. Also reports what storing the blocks themselves cost in redb.
+pub fn replay(blocks: Vec<Replayed>) -> Value {
+    // Enough cache for the volume replayed, at most 256 MiB per database.
+    let pages = (blocks.len() * 4096).clamp(4096, 65_536);
+    let ordered = replay_into!(Ordered, &blocks, pages);
+    let unordered = replay_into!(Unordered, &blocks, pages);
+    let hybrid = replay_hybrid(&blocks, pages);
+    let block_store = |kind: &str| {
+        let b: Vec<f64> = blocks.iter().filter(|b| b.kind == kind).map(|b| b.block_store_us).collect();
+        (b.iter().sum::<f64>() / b.len().max(1) as f64).round()
+    };
     json!({
+        "block_store_mean_us": { "commissioning": block_store("commissioning"), "capture": block_store("capture") },
         "hybrid": { "commissioning": summary(&hybrid, "commissioning"), "capture": summary(&hybrid, "capture") },
         "ordered": { "commissioning": summary(&ordered, "commissioning"), "capture": summary(&ordered, "capture") },
         "unordered": { "commissioning": summary(&unordered, "commissioning"), "capture": summary(&unordered, "capture") },

@@ -352,12 +352,7 @@ pub fn run(cmd: DrugCmd, j: bool) -> Result<(), String> {
                     None => {}
                 }
                 for t in v["trail"].as_array().into_iter().flatten() {
-                    println!(
-                        "  {} {:14} {}",
-                        medledger_types::time::rfc3339_ms(t["at_ms"].as_u64().unwrap_or(0)),
-                        t["biz_step"].as_str().unwrap_or(""),
-                        t["institution"].as_str().unwrap_or("")
-                    );
+                    println!("  {}", trail_line(t));
                 }
                 for a in v["alerts"].as_array().into_iter().flatten() {
                     println!("alert recorded: {a}");
@@ -388,15 +383,7 @@ pub fn run(cmd: DrugCmd, j: bool) -> Result<(), String> {
             let v = session(&conn)?.trail(&id)?;
             print(j, &v, |v| {
                 for t in v["trail"].as_array().into_iter().flatten() {
-                    println!(
-                        "{} {:14} {:20} {}{}{}",
-                        medledger_types::time::rfc3339_ms(t["at_ms"].as_u64().unwrap_or(0)),
-                        t["biz_step"].as_str().unwrap_or(""),
-                        t["institution"].as_str().unwrap_or(""),
-                        t["counterparty"].as_str().map(|c| format!("→ {c} ")).unwrap_or_default(),
-                        t["detail"].as_str().map(|d| format!("({d}) ")).unwrap_or_default(),
-                        if t["declared_in_error"] == true { "(declared in error)" } else { "" }
-                    );
+                    println!("{}", trail_line(t));
                 }
                 let c = &v["last_change"];
                 if let Some(status) = c["status"].as_str() {
@@ -471,6 +458,22 @@ fn epcis_cmd(cmd: EpcisCmd, j: bool) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// One step of a custody trail as a line: when, the step, the institution, the counterparty,
+/// what it set or did, and whether it was declared in error.
+fn trail_line(t: &Value) -> String {
+    format!(
+        "{} {:14} {:20} {}{}{}",
+        medledger_types::time::rfc3339_ms(t["at_ms"].as_u64().unwrap_or(0)),
+        t["biz_step"].as_str().unwrap_or(""),
+        t["institution"].as_str().unwrap_or(""),
+        t["counterparty"].as_str().map(|c| format!("→ {c} ")).unwrap_or_default(),
+        t["detail"].as_str().map(|d| format!("({d}) ")).unwrap_or_default(),
+        if t["declared_in_error"] == true { "(declared in error)" } else { "" }
+    )
+    .trim_end()
+    .to_string()
 }
 
 #[cfg(test)]

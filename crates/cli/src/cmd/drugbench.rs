@@ -238,8 +238,21 @@ pub fn validator_blocks(blocks: usize, replay_qmdb: bool) -> Value {
         .expect("bench store");
     let mut env = b.env.clone();
     let mut parent = store.tip().expect("tip").expect("genesis").hash;
-    // Each timed block's state writes (tree nodes excluded), for the replay.
-    let mut replayed: Vec<(&'static str, medledger_state::WriteSet)> = Vec::new();
+    // For the replay: each timed block's domain writes, and a second store that keeps the
+    // blocks and receipts only (what a node whose state lived elsewhere would still store).
+    let mut replayed: Vec<super::commitbench::Replayed> = Vec::new();
+    let blocks_only = if replay_qmdb {
+        let s = medledger_storage::Store::open(&dir.join("blocks.redb")).expect("bench store");
+        s.init_genesis(
+            &medledger_node::chain::genesis_block(&b.genesis),
+            &genesis_writes(&b.genesis),
+            b.genesis.hash(),
+        )
+        .expect("bench store");
+        Some(s)
+    } else {
+        None
+    };
     // Executes `txs` as the next block over the store (as `execute_block` does: the domain
     // logic, then sealing the state tree) and commits it: (domain µs, seal µs, commit µs).
     let mut block = |txs: Vec<Tx>, kind: &'static str| -> (f64, f64, f64) {
@@ -249,9 +262,7 @@ pub fn validator_blocks(blocks: usize, replay_qmdb: bool) -> Value {
         let t = Instant::now();
         let (domain, receipts) = execute_unsealed(&snap, &env, &txs);
         let d = t.elapsed().as_secs_f64() * 1e6;
-        if replay_qmdb {
-            replayed.push((kind, domain.clone()));
-        }
+        let kept = blocks_only.as_ref().map(|_| domain.clone());
         let t = Instant::now();
         let (writes, state_root) = medledger_state::seal(&snap, env.height, domain);
         let s = t.elapsed().as_secs_f64() * 1e6;
@@ -260,8 +271,18 @@ pub fn validator_blocks(blocks: usize, replay_qmdb: bool) -> Value {
         let blk = Block::new(env.height, parent, env.timestamp_ms, ca.public(), state_root, txs);
         let t = Instant::now();
         store.commit_block(&blk, None, &writes, &receipts).expect("bench commit");
+        let c = t.elapsed().as_secs_f64() * 1e6;
         parent = blk.digest();
-        (d, s, t.elapsed().as_secs_f64() * 1e6)
+        if let (Some(bs), Some(writes)) = (&blocks_only, kept) {
+            let t = Instant::now();
+            bs.commit_block(&blk, None, &medledger_state::WriteSet::new(), &receipts).expect("bench commit");
+            replayed.push(super::commitbench::Replayed {
+                kind,
+                writes,
+                block_store_us: t.elapsed().as_secs_f64() * 1e6,
+            });
+        }
+        (d, s, c)
     };
     let sign = |key: &Keypair, nonce: u64, op: Operation| b.sign(key, nonce, op);
     let spec = CredentialSpec {
@@ -297,9 +318,9 @@ pub fn validator_blocks(blocks: usize, replay_qmdb: bool) -> Value {
                     sign(&maker, nonce - 1, Operation::Drugs(make(k, t)))
                 })
                 .collect();
-            let (d, e, c) = block(txs, what);
+            let (d, s, c) = block(txs, what);
             domain.push(d);
-            exec.push(d + e);
+            exec.push(d + s);
             commit.push(c);
         }
         let units = (per_block * units_per_tx) as f64;
@@ -316,6 +337,7 @@ pub fn validator_blocks(blocks: usize, replay_qmdb: bool) -> Value {
     let commissioning = run("commissioning", 400, &|k, t| commission(format!("V{k:05}{t:03}"), 400));
     let captured = run("capture", 40, &|k, t| capture(format!("W{k:05}{t:03}")));
     drop(store);
+    drop(blocks_only);
     let _ = std::fs::remove_dir_all(&dir);
     let mut out = json!({
         "commissioning_serials": commissioning,
