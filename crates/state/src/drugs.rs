@@ -1277,17 +1277,21 @@ fn made(cx: &Ctx<'_>, event: &Hash, epc: Epc, lot: &str, expiry: &str) -> Item {
 /// first event is in the item since it was [`made`].
 ///
 /// A trail keeps room for the events that close what is open on its item: a shipment in
-/// transit (its receipt or cancel), a container it is packed in (its unpacking), a dispense (its
-/// undo). An event that would leave fewer free slots than that is refused, so no item is ever
-/// left in transit, packed or dispensed for good because its trail is full. (A closing event
-/// frees one obligation for the slot it takes, so it always fits.)
+/// transit (its receipt or cancel), a container it is packed in (its unpacking), contents it
+/// holds (their unpacking, which is on the container's trail too), a dispense (its undo). An
+/// event that would leave fewer free slots than that is refused, so no item is ever left in
+/// transit, packed, holding packs or dispensed for good because a trail is full. (A closing
+/// event frees one obligation for the slot it takes, so it always fits; unpacking everything
+/// closes the container's too. Dispensing a pack out of its case only lowers the case's.)
 fn trail_push(o: &mut Overlay<'_>, epc: &Epc, event: &Hash) -> Result<(), Rejection> {
     let mut it = need_item(o, epc)?;
     if it.trail_len >= MAX_TRAIL {
         return Err(invalid(format!("{epc} has {MAX_TRAIL} custody events, the most one identifier keeps")));
     }
-    let open =
-        u32::from(it.shipment.is_some()) + u32::from(it.parent.is_some()) + u32::from(it.status == Status::Dispensed);
+    let open = u32::from(it.shipment.is_some())
+        + u32::from(it.parent.is_some())
+        + u32::from(!it.children.is_empty())
+        + u32::from(it.status == Status::Dispensed);
     if it.trail_len + 1 + open > MAX_TRAIL {
         return Err(invalid(format!(
             "{epc} has {} of its {MAX_TRAIL} custody events, and the rest are kept for the events that close what \

@@ -719,17 +719,22 @@ fn an_error_declaration_of_an_open_shipment_cancels_it() {
 }
 
 /// An identifier keeps at most `MAX_TRAIL` custody events, and its trail always has room for
-/// the events that close what is open on it (a shipment's receipt, a container's unpacking, a
-/// dispense's undo): an event that would leave less is refused, so nothing is left in transit
-/// or packed for good, while an event that opens nothing may take the last slot.
+/// the events that close what is open on it (a shipment's receipt, the unpacking of a container
+/// it is in or of the contents it holds, a dispense's undo): an event that would leave less is
+/// refused, so nothing is left in transit or packed for good, while an event that closes
+/// something, or opens nothing, may take the last slot.
 #[test]
 fn a_trail_keeps_room_for_the_events_that_close_what_is_open() {
+    const EMPTY: &str = "106141412345678915";
     let mut w = world();
     let (maker, dist) = (w.maker.clone(), w.dist.clone());
-    let case = Epc::Sscc(CASE.into());
-    // A2 packed in the case (one event more than A1, and than the case, which its packing made).
+    let (case, empty) = (Epc::Sscc(CASE.into()), Epc::Sscc(EMPTY.into()));
+    // A2 packed in the case (one event more than A1, and than the case, which its packing
+    // made); another case packed and unpacked, empty (one more than A1 too).
     applied(&w.run(&maker, D::Aggregate { meta: m0(), parent: CASE.into(), children: vec![pack("A2")] }));
-    let both = vec![pack("A1"), case.clone()];
+    applied(&w.run(&maker, D::Aggregate { meta: m0(), parent: EMPTY.into(), children: vec![pack("A3")] }));
+    applied(&w.run(&maker, D::Disaggregate { meta: m0(), parent: EMPTY.into(), children: vec![] }));
+    let all = vec![pack("A1"), case.clone(), empty.clone()];
     let hop = |w: &mut World, i: u32, epcs: Vec<Epc>| -> Outcome {
         let (from, to, from_id, to_id) =
             if i.is_multiple_of(2) { (&maker, &dist, MAKER, DIST) } else { (&dist, &maker, DIST, MAKER) };
@@ -746,21 +751,33 @@ fn a_trail_keeps_room_for_the_events_that_close_what_is_open() {
     let len = |w: &World, e: &Epc| drugs::item(&w.c.state, e).unwrap().trail_len;
     let hops = (max - 4) / 2;
     for i in 0..hops {
-        applied(&hop(&mut w, i, both.clone()));
+        applied(&hop(&mut w, i, all.clone()));
     }
-    assert_eq!((len(&w, &pack("A1")), len(&w, &case), len(&w, &pack("A2"))), (max - 3, max - 3, max - 2));
+    let lens = |w: &World| [pack("A1"), case.clone(), pack("A2"), empty.clone()].map(|e| len(w, &e));
+    assert_eq!(lens(&w), [max - 3, max - 3, max - 2, max - 2]);
     // A2, packed, has two slots left: shipping its case would leave one for the two events that
     // would then be open on it (the receipt and its unpacking).
-    let (_, why) = refused_without_effect(&mut w, &maker, D::Ship { meta: m0(), epcs: both.clone(), to: DIST.into() });
+    let (_, why) = refused_without_effect(&mut w, &maker, D::Ship { meta: m0(), epcs: all.clone(), to: DIST.into() });
     assert!(why.contains(&pack("A2").to_string()) && why.contains("kept for the events that close"), "{why}");
-    // Unpacked, it has one left (and nothing open); the case, two.
+    // The empty case ships into the slot before its last, and its receipt takes the last.
+    applied(&hop(&mut w, 0, vec![empty.clone()]));
+    assert_eq!(len(&w, &empty), max);
+    assert_eq!(drugs::item(&w.c.state, &empty).unwrap().owner, DIST, "received into the last slot");
+    assert_eq!(drugs::trail(&w.c.state, &empty, 2 * max as usize).len(), max as usize);
+    // Unpacked, A2 has one slot left (and nothing open); the case two, then one once A3 is in
+    // it: packing B1 too would leave none for unpacking them, which takes the last.
     applied(&w.run(&maker, D::Disaggregate { meta: m0(), parent: CASE.into(), children: vec![pack("A2")] }));
     assert_eq!((len(&w, &case), len(&w, &pack("A2"))), (max - 2, max - 1));
-    // The case ships into the slot before its last, and its receipt takes the last.
-    applied(&hop(&mut w, 0, vec![case.clone()]));
+    applied(&w.run(&maker, D::Aggregate { meta: m0(), parent: CASE.into(), children: vec![pack("A3")] }));
+    let (_, why) = refused_without_effect(
+        &mut w,
+        &maker,
+        D::Aggregate { meta: m0(), parent: CASE.into(), children: vec![pack("B1")] },
+    );
+    assert!(why.contains(CASE) && why.contains("kept for the events that close"), "{why}");
+    applied(&w.run(&maker, D::Disaggregate { meta: m0(), parent: CASE.into(), children: vec![] }));
     assert_eq!(len(&w, &case), max);
-    assert_eq!(drugs::item(&w.c.state, &case).unwrap().owner, DIST, "received into the last slot");
-    assert_eq!(drugs::trail(&w.c.state, &case, 2 * max as usize).len(), max as usize);
+    assert!(drugs::item(&w.c.state, &pack("A3")).unwrap().parent.is_none(), "unpacked into the last slot");
     // A2 has one slot: shipping it would take the one its receipt needs, but a report opens
     // nothing and takes it.
     let (_, why) =
@@ -772,7 +789,7 @@ fn a_trail_keeps_room_for_the_events_that_close_what_is_open() {
     ));
     assert_eq!(len(&w, &pack("A2")), max);
     // A full trail takes nothing more.
-    let (_, why) = refused_without_effect(&mut w, &dist, D::Ship { meta: m0(), epcs: vec![case], to: MAKER.into() });
+    let (_, why) = refused_without_effect(&mut w, &dist, D::Ship { meta: m0(), epcs: vec![empty], to: MAKER.into() });
     assert!(why.contains(&format!("has {max} custody events, the most")), "{why}");
 }
 
