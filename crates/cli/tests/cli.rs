@@ -214,10 +214,13 @@ fn the_validator_block_bench_reports_its_phases_and_replays_the_same_blocks() {
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     // Per block: 12,000 serials, each a pack and its inventory entry; 4,080 events, each two
-    // packs, their inventory entries, the event's record and its body.
+    // packs, their inventory entries, the event's record and its body; 12,000 packs shipped or
+    // received, each its record and a step on its trail.
     for (kind, replayed, units, keys) in [
         ("commissioning_serials", "commissioning", 12_000.0, 24_000.0),
         ("capture_events", "capture", 4_080.0, 24_480.0),
+        ("shipping_packs", "shipping", 12_000.0, 24_000.0),
+        ("receiving_packs", "receiving", 12_000.0, 24_000.0),
     ] {
         let b = &v[kind];
         assert_eq!(b["per_block"], units, "{v}");

@@ -75,6 +75,9 @@ pub struct Replayed {
     pub block_store_us: f64,
 }
 
+/// The kinds of block `--drug-blocks` times, in order.
+const KINDS: [&str; 4] = ["commissioning", "capture", "shipping", "receiving"];
+
 /// A full sync (Merkle nodes and the activity bitmap too) every this many blocks; the other
 /// blocks' `commit` makes only the operation log durable, as a node would between syncs.
 const SYNC_EVERY: usize = 8;
@@ -206,10 +209,13 @@ pub fn replay(blocks: Vec<Replayed>) -> Value {
         let b: Vec<f64> = blocks.iter().filter(|b| b.kind == kind).map(|b| b.block_store_us).collect();
         (b.iter().sum::<f64>() / b.len().max(1) as f64).round()
     };
+    let by_kind = |f: &dyn Fn(&str) -> Value| -> Value {
+        KINDS.iter().map(|k| (k.to_string(), f(k))).collect::<serde_json::Map<_, _>>().into()
+    };
     json!({
-        "block_store_mean_us": { "commissioning": block_store("commissioning"), "capture": block_store("capture") },
-        "hybrid": { "commissioning": summary(&hybrid, "commissioning"), "capture": summary(&hybrid, "capture") },
-        "ordered": { "commissioning": summary(&ordered, "commissioning"), "capture": summary(&ordered, "capture") },
-        "unordered": { "commissioning": summary(&unordered, "commissioning"), "capture": summary(&unordered, "capture") },
+        "block_store_mean_us": by_kind(&|k| json!(block_store(k))),
+        "hybrid": by_kind(&|k| summary(&hybrid, k)),
+        "ordered": by_kind(&|k| summary(&ordered, k)),
+        "unordered": by_kind(&|k| summary(&unordered, k)),
     })
 }

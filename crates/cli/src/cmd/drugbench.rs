@@ -296,7 +296,18 @@ pub fn validator_blocks(blocks: usize, replay_qmdb: bool) -> Value {
     block(vec![sign(&ca, 0, Operation::Identity(IdentityOp::IssueCredential { spec }))], "setup");
     block(vec![sign(&ca, 1, Operation::Drugs(bind_prefix()))], "setup");
     block(vec![sign(&maker, 0, Operation::Drugs(register_product()))], "setup");
-    let mut nonce = 1;
+    let dist = Keypair::from_seed(31);
+    let spec = CredentialSpec {
+        subject: dist.public(),
+        role: Role::Distributor,
+        institution: "i1".into(),
+        display_name: "bench".into(),
+        valid_from_ms: 0,
+        valid_until_ms: u64::MAX / 2,
+    };
+    block(vec![sign(&ca, 2, Operation::Identity(IdentityOp::IssueCredential { spec }))], "setup");
+    // Each signer's next nonce: the manufacturer's, the distributor's.
+    let mut nonces = [1u64, 0];
     let commission = |tag: String, n: usize| DrugsOp::Commission {
         meta: EventMeta::now(1_800_000_000_000),
         gtin: GTIN.into(),
@@ -307,42 +318,55 @@ pub fn validator_blocks(blocks: usize, replay_qmdb: bool) -> Value {
     let capture = |tag: String| DrugsOp::Capture {
         events: (0..40).map(|e| Step(commission(format!("{tag}{e:02}"), 2))).collect(),
     };
-    let mut run = |what: &'static str, units_per_tx: usize, make: &dyn Fn(usize, usize) -> DrugsOp| -> Value {
-        let per_block =
-            (medledger_types::block::MAX_BLOCK_WEIGHT / Operation::Drugs(make(0, 0)).weight()).max(1) as usize;
-        let (mut exec, mut commit, mut domain) = (Vec::new(), Vec::new(), Vec::new());
-        for k in 0..blocks {
-            let txs: Vec<Tx> = (0..per_block)
-                .map(|t| {
-                    nonce += 1;
-                    sign(&maker, nonce - 1, Operation::Drugs(make(k, t)))
-                })
-                .collect();
-            let (d, s, c) = block(txs, what);
-            domain.push(d);
-            exec.push(d + s);
-            commit.push(c);
-        }
-        let units = (per_block * units_per_tx) as f64;
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-        let (e, c, d) = (mean(&exec), mean(&commit), mean(&domain));
-        json!({
-            "per_block": units, "execute_mean_us": e.round(), "commit_mean_us": c.round(),
-            "domain_mean_us": d.round(), "seal_mean_us": (e - d).round(),
-            "execute_us_per_unit": (e / units * 100.0).round() / 100.0,
-            "commit_us_per_unit": (c / units * 100.0).round() / 100.0,
-            "execute": stats_us(exec), "commit": stats_us(commit),
-        })
+    // The packs commissioning transaction `t` of block `k` made.
+    let packs = |k: usize, t: usize| -> Vec<Epc> {
+        (0..400).map(|i| Epc::sgtin(GTIN, &format!("V{k:05}{t:03}{i:04}"))).collect()
     };
-    let commissioning = run("commissioning", 400, &|k, t| commission(format!("V{k:05}{t:03}"), 400));
-    let captured = run("capture", 40, &|k, t| capture(format!("W{k:05}{t:03}")));
+    let mut run =
+        |what: &'static str, who: usize, units_per_tx: usize, make: &dyn Fn(usize, usize) -> DrugsOp| -> Value {
+            let per_block =
+                (medledger_types::block::MAX_BLOCK_WEIGHT / Operation::Drugs(make(0, 0)).weight()).max(1) as usize;
+            let (mut exec, mut commit, mut domain) = (Vec::new(), Vec::new(), Vec::new());
+            for k in 0..blocks {
+                let txs: Vec<Tx> = (0..per_block)
+                    .map(|t| {
+                        nonces[who] += 1;
+                        sign([&maker, &dist][who], nonces[who] - 1, Operation::Drugs(make(k, t)))
+                    })
+                    .collect();
+                let (d, s, c) = block(txs, what);
+                domain.push(d);
+                exec.push(d + s);
+                commit.push(c);
+            }
+            let units = (per_block * units_per_tx) as f64;
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+            let (e, c, d) = (mean(&exec), mean(&commit), mean(&domain));
+            json!({
+                "per_block": units, "execute_mean_us": e.round(), "commit_mean_us": c.round(),
+                "domain_mean_us": d.round(), "seal_mean_us": (e - d).round(),
+                "execute_us_per_unit": (e / units * 100.0).round() / 100.0,
+                "commit_us_per_unit": (c / units * 100.0).round() / 100.0,
+                "execute": stats_us(exec), "commit": stats_us(commit),
+            })
+        };
+    let commissioning = run("commissioning", 0, 400, &|k, t| commission(format!("V{k:05}{t:03}"), 400));
+    let captured = run("capture", 0, 40, &|k, t| capture(format!("W{k:05}{t:03}")));
+    // The commissioned packs shipped to the distributor, then received: blocks that replace
+    // items rather than make them.
+    let meta = || EventMeta::now(1_800_000_000_000);
+    let shipped = run("shipping", 0, 400, &|k, t| DrugsOp::Ship { meta: meta(), epcs: packs(k, t), to: "i1".into() });
+    let received =
+        run("receiving", 1, 400, &|k, t| DrugsOp::Receive { meta: meta(), epcs: packs(k, t), from: "i0".into() });
     drop(store);
     drop(blocks_only);
     let _ = std::fs::remove_dir_all(&dir);
     let mut out = json!({
         "commissioning_serials": commissioning,
         "capture_events": captured,
-        "note": "one validator on one core: each full block executed over its redb store, then committed to it; units are serials for commissioning, events for capture"
+        "shipping_packs": shipped,
+        "receiving_packs": received,
+        "note": "one validator on one core: each full block executed over its redb store, then committed to it; units are serials for commissioning, events for capture, packs for shipping and receiving"
     });
     if replay_qmdb {
         out["qmdb_replay"] = super::commitbench::replay(replayed);
