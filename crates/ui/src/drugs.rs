@@ -53,6 +53,11 @@ struct VerifyQuery {
     id: String,
 }
 
+/// A trail step's cell: the step, what it set or did, and whether it was declared in error.
+fn step_cell(t: &Value) -> Markup {
+    html! { td { (t["biz_step"].as_str().unwrap_or("")) @if let Some(d) = t["detail"].as_str() { " (" (d) ")" } @if t["declared_in_error"] == true { " (declared in error)" } } }
+}
+
 /// The public answer for a scan, as a section.
 fn verification(v: &Value) -> Markup {
     let ver = &v["verification"];
@@ -91,7 +96,7 @@ fn verification(v: &Value) -> Markup {
                     thead { tr { th { "When" } th { "Step" } th { "Institution" } th { "To / from" } } }
                     tbody { @for t in &trail { tr {
                         td { (page::time(t["at_ms"].as_u64().unwrap_or(0))) }
-                        td { (t["biz_step"].as_str().unwrap_or("")) @if let Some(d) = t["detail"].as_str() { " (" (d) ")" } @if t["declared_in_error"] == true { " (declared in error)" } }
+                        (step_cell(t))
                         td { (t["institution"].as_str().unwrap_or("")) }
                         td { (t["counterparty"].as_str().unwrap_or("")) }
                     } } }
@@ -246,7 +251,7 @@ async fn trace(me: Me, Query(q): Query<VerifyQuery>) -> Result<Html<String>, UiE
                 thead { tr { th { "When" } th { "Step" } th { "Institution" } th { "To / from" } th { "Height" } th { "Event" } } }
                 tbody { @for t in &trail { tr {
                     td { (page::time(t["at_ms"].as_u64().unwrap_or(0))) }
-                    td { (t["biz_step"].as_str().unwrap_or("")) @if let Some(d) = t["detail"].as_str() { " (" (d) ")" } @if t["declared_in_error"] == true { " (declared in error)" } }
+                    (step_cell(t))
                     td { (t["institution"].as_str().unwrap_or("")) }
                     td { (t["counterparty"].as_str().unwrap_or("")) }
                     td { (t["height"]) }

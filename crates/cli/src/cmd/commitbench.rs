@@ -82,102 +82,80 @@ const KINDS: [&str; 4] = ["commissioning", "capture", "shipping", "receiving"];
 /// blocks' `commit` makes only the operation log durable, as a node would between syncs.
 const SYNC_EVERY: usize = 8;
 
-/// Replays `blocks` into a fresh database of type `$db`, one runtime and directory of its own.
+/// Replays `blocks` into a fresh database of type `$db` (every key), one runtime and directory
+/// of its own. With `$identifiers` true (the hybrid), each identifier's key is also written, when
+/// it is made, to an ordered database with empty values whose absence proofs would say that a
+/// serial was never commissioned; the block is timed as the sum of both.
 macro_rules! replay_into {
-    ($db:ty, $blocks:expr, $pages:expr) => {{
+    ($db:ty, $identifiers:expr, $blocks:expr, $pages:expr) => {{
         let dir = std::env::temp_dir().join(format!("medledger-qmdb-replay-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let cfg = cw_tokio::Config::new().with_storage_directory(dir.clone()).with_worker_threads(1);
-        let blocks: &[Replayed] = $blocks;
-        let pages: usize = $pages;
+        let (blocks, pages, identifiers): (&[Replayed], usize, bool) = ($blocks, $pages, $identifiers);
         let rows = cw_tokio::Runner::new(cfg).start(|ctx| async move {
             let mut db = <$db>::init(ctx.child("state"), config("state", pages), None).await.expect("qmdb init");
+            let mut made = match identifiers {
+                true => Some(Ordered::init(ctx.child("made"), config("made", pages), None).await.expect("qmdb init")),
+                false => None,
+            };
             let mut rows: Vec<Row> = Vec::new();
             for (i, b) in blocks.iter().enumerate() {
                 let t = Instant::now();
-                let keys: Vec<(Digest, Option<Vec<u8>>)> =
-                    b.writes.iter().map(|(k, v)| (Sha256::hash(&[k.as_slice()]), v.clone())).collect();
-                for (k, _) in &keys {
-                    let _ = db.get(k).await.expect("qmdb get");
+                let keys: Vec<(Digest, Option<Vec<u8>>, bool)> = b
+                    .writes
+                    .iter()
+                    .map(|(k, v)| {
+                        (Sha256::hash(&[k.as_slice()]), v.clone(), k.starts_with(medledger_state::keys::DRUG_ITEM))
+                    })
+                    .collect();
+                let mut new = Vec::new();
+                for (k, v, item) in &keys {
+                    let old = db.get(k).await.expect("qmdb get");
+                    if made.is_some() && old.is_none() && *item && v.is_some() {
+                        new.push(*k);
+                    }
                 }
                 let read = t.elapsed().as_secs_f64() * 1e6;
                 let t = Instant::now();
-                let mut batch = db.new_batch();
                 let n = keys.len();
-                for (k, v) in keys {
+                let mut batch = db.new_batch();
+                for (k, v, _) in keys {
                     batch = batch.write(k, v);
                 }
-                let merkleized = batch.merkleize(&db, None, &mut Proportional).await.expect("qmdb merkleize");
-                let _root = merkleized.root();
+                let everything = batch.merkleize(&db, None, &mut Proportional).await.expect("qmdb merkleize");
+                let _root = everything.root();
+                let made_batch = match &made {
+                    Some(m) => {
+                        let mut batch = m.new_batch();
+                        for k in new {
+                            batch = batch.write(k, Some(Vec::new()));
+                        }
+                        let batch = batch.merkleize(m, None, &mut Proportional).await.expect("qmdb merkleize");
+                        let _root = batch.root();
+                        Some(batch)
+                    }
+                    None => None,
+                };
                 let seal = t.elapsed().as_secs_f64() * 1e6;
                 let t = Instant::now();
-                db = db.apply_batch(merkleized).await.expect("qmdb apply");
-                db = if (i + 1) % SYNC_EVERY == 0 { db.sync().await } else { db.commit().await }.expect("qmdb commit");
+                let sync = (i + 1) % SYNC_EVERY == 0;
+                db = db.apply_batch(everything).await.expect("qmdb apply");
+                db = if sync { db.sync().await } else { db.commit().await }.expect("qmdb commit");
+                if let (Some(m), Some(batch)) = (made.take(), made_batch) {
+                    let m = m.apply_batch(batch).await.expect("qmdb apply");
+                    made = Some(if sync { m.sync().await } else { m.commit().await }.expect("qmdb commit"));
+                }
                 rows.push((b.kind, n, read, seal, t.elapsed().as_secs_f64() * 1e6));
             }
             db.destroy().await.expect("qmdb destroy");
+            if let Some(m) = made {
+                m.destroy().await.expect("qmdb destroy");
+            }
             rows
         });
         let _ = std::fs::remove_dir_all(&dir);
         rows
     }};
-}
-
-/// The hybrid: every key in an unordered database, and each identifier's key once more, when it
-/// is made, in an ordered one (empty values) whose absence proofs would say that a serial was
-/// never commissioned. Timed as the sum of both.
-fn replay_hybrid(blocks: &[Replayed], pages: usize) -> Vec<Row> {
-    let dir = std::env::temp_dir().join(format!("medledger-qmdb-hybrid-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let cfg = cw_tokio::Config::new().with_storage_directory(dir.clone()).with_worker_threads(1);
-    let rows = cw_tokio::Runner::new(cfg).start(|ctx| async move {
-        let mut all = Unordered::init(ctx.child("all"), config("all", pages), None).await.expect("qmdb init");
-        let mut made = Ordered::init(ctx.child("made"), config("made", pages), None).await.expect("qmdb init");
-        let mut rows: Vec<Row> = Vec::new();
-        for (i, b) in blocks.iter().enumerate() {
-            let t = Instant::now();
-            let keys: Vec<(Digest, Option<Vec<u8>>, bool)> = b
-                .writes
-                .iter()
-                .map(|(k, v)| {
-                    (Sha256::hash(&[k.as_slice()]), v.clone(), k.starts_with(medledger_state::keys::DRUG_ITEM))
-                })
-                .collect();
-            let mut new = Vec::new();
-            for (k, v, item) in &keys {
-                if all.get(k).await.expect("qmdb get").is_none() && *item && v.is_some() {
-                    new.push(*k);
-                }
-            }
-            let read = t.elapsed().as_secs_f64() * 1e6;
-            let t = Instant::now();
-            let n = keys.len();
-            let mut batch = all.new_batch();
-            for (k, v, _) in keys {
-                batch = batch.write(k, v);
-            }
-            let everything = batch.merkleize(&all, None, &mut Proportional).await.expect("qmdb merkleize");
-            let mut batch = made.new_batch();
-            for k in new {
-                batch = batch.write(k, Some(Vec::new()));
-            }
-            let identifiers = batch.merkleize(&made, None, &mut Proportional).await.expect("qmdb merkleize");
-            let _roots = (everything.root(), identifiers.root());
-            let seal = t.elapsed().as_secs_f64() * 1e6;
-            let t = Instant::now();
-            let sync = (i + 1) % SYNC_EVERY == 0;
-            all = all.apply_batch(everything).await.expect("qmdb apply");
-            all = if sync { all.sync().await } else { all.commit().await }.expect("qmdb commit");
-            made = made.apply_batch(identifiers).await.expect("qmdb apply");
-            made = if sync { made.sync().await } else { made.commit().await }.expect("qmdb commit");
-            rows.push((b.kind, n, read, seal, t.elapsed().as_secs_f64() * 1e6));
-        }
-        all.destroy().await.expect("qmdb destroy");
-        made.destroy().await.expect("qmdb destroy");
-        rows
-    });
-    let _ = std::fs::remove_dir_all(&dir);
-    rows
 }
 
 fn summary(rows: &[Row], kind: &str) -> Value {
@@ -194,17 +172,17 @@ fn summary(rows: &[Row], kind: &str) -> Value {
     })
 }
 
-/// Replays `blocks` in order into each variant (ordered, unordered, and the [`replay_hybrid`]
-/// of the two): for each block, hashes its keys to 32 bytes and reads each (as execution reads
-/// what it changes), writes the block as one batch, merkleizes it (its root), applies it and
-/// commits it (the operation log fsynced; a full sync every [`SYNC_EVERY`] blocks). Times per
-/// block, one worker thread. Also reports what storing the blocks themselves cost in redb.
+/// Replays `blocks` in order into each variant (ordered, unordered, and the hybrid of the two;
+/// see `replay_into!`): for each block, hashes its keys to 32 bytes and reads each (as execution
+/// reads what it changes), writes the block as one batch, merkleizes it (its root), applies it
+/// and commits it (the operation log fsynced; a full sync every [`SYNC_EVERY`] blocks). Times
+/// per block, one worker thread. Also reports what storing the blocks themselves cost in redb.
 pub fn replay(blocks: Vec<Replayed>) -> Value {
     // Enough cache for the volume replayed, at most 256 MiB per database.
     let pages = (blocks.len() * 4096).clamp(4096, 65_536);
-    let ordered = replay_into!(Ordered, &blocks, pages);
-    let unordered = replay_into!(Unordered, &blocks, pages);
-    let hybrid = replay_hybrid(&blocks, pages);
+    let ordered = replay_into!(Ordered, false, &blocks, pages);
+    let unordered = replay_into!(Unordered, false, &blocks, pages);
+    let hybrid = replay_into!(Unordered, true, &blocks, pages);
     let block_store = |kind: &str| {
         let b: Vec<f64> = blocks.iter().filter(|b| b.kind == kind).map(|b| b.block_store_us).collect();
         (b.iter().sum::<f64>() / b.len().max(1) as f64).round()

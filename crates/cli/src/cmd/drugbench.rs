@@ -98,19 +98,7 @@ impl Builder {
 
     /// Credentials `key` as `role` at `institution`.
     pub(super) fn credential(&mut self, ca: &Keypair, key: &Keypair, role: Role, institution: &str) {
-        self.run(
-            ca,
-            Operation::Identity(IdentityOp::IssueCredential {
-                spec: CredentialSpec {
-                    subject: key.public(),
-                    role,
-                    institution: institution.into(),
-                    display_name: "bench".into(),
-                    valid_from_ms: 0,
-                    valid_until_ms: u64::MAX / 2,
-                },
-            }),
-        );
+        self.run(ca, credential(key, role, institution));
     }
 
     /// A state with a manufacturer (institution i0, owner of prefix 0614141 and product
@@ -125,6 +113,20 @@ impl Builder {
         b.run(&maker, Operation::Drugs(register_product()));
         (b, maker, dist)
     }
+}
+
+/// The CA's operation that credentials `key` as `role` at `institution`, for the benchmarks.
+fn credential(key: &Keypair, role: Role, institution: &str) -> Operation {
+    Operation::Identity(IdentityOp::IssueCredential {
+        spec: CredentialSpec {
+            subject: key.public(),
+            role,
+            institution: institution.into(),
+            display_name: "bench".into(),
+            valid_from_ms: 0,
+            valid_until_ms: u64::MAX / 2,
+        },
+    })
 }
 
 /// The benchmarks' company prefix, bound to institution i0.
@@ -285,27 +287,11 @@ pub fn validator_blocks(blocks: usize, replay_qmdb: bool) -> Value {
         (d, s, c)
     };
     let sign = |key: &Keypair, nonce: u64, op: Operation| b.sign(key, nonce, op);
-    let spec = CredentialSpec {
-        subject: maker.public(),
-        role: Role::Manufacturer,
-        institution: "i0".into(),
-        display_name: "bench".into(),
-        valid_from_ms: 0,
-        valid_until_ms: u64::MAX / 2,
-    };
-    block(vec![sign(&ca, 0, Operation::Identity(IdentityOp::IssueCredential { spec }))], "setup");
+    let dist = Keypair::from_seed(31);
+    block(vec![sign(&ca, 0, credential(&maker, Role::Manufacturer, "i0"))], "setup");
     block(vec![sign(&ca, 1, Operation::Drugs(bind_prefix()))], "setup");
     block(vec![sign(&maker, 0, Operation::Drugs(register_product()))], "setup");
-    let dist = Keypair::from_seed(31);
-    let spec = CredentialSpec {
-        subject: dist.public(),
-        role: Role::Distributor,
-        institution: "i1".into(),
-        display_name: "bench".into(),
-        valid_from_ms: 0,
-        valid_until_ms: u64::MAX / 2,
-    };
-    block(vec![sign(&ca, 2, Operation::Identity(IdentityOp::IssueCredential { spec }))], "setup");
+    block(vec![sign(&ca, 2, credential(&dist, Role::Distributor, "i1"))], "setup");
     // Each signer's next nonce: the manufacturer's, the distributor's.
     let mut nonces = [1u64, 0];
     let commission = |tag: String, n: usize| DrugsOp::Commission {
@@ -318,9 +304,11 @@ pub fn validator_blocks(blocks: usize, replay_qmdb: bool) -> Value {
     let capture = |tag: String| DrugsOp::Capture {
         events: (0..40).map(|e| Step(commission(format!("{tag}{e:02}"), 2))).collect(),
     };
-    // The packs commissioning transaction `t` of block `k` made.
+    // Commissioning transaction `t` of block `k`: its serials' prefix, and the packs it made.
+    let tag = |k: usize, t: usize| format!("V{k:05}{t:03}");
     let packs = |k: usize, t: usize| -> Vec<Epc> {
-        (0..400).map(|i| Epc::sgtin(GTIN, &format!("V{k:05}{t:03}{i:04}"))).collect()
+        let tag = tag(k, t);
+        (0..400).map(|i| Epc::sgtin(GTIN, &format!("{tag}{i:04}"))).collect()
     };
     let mut run =
         |what: &'static str, who: usize, units_per_tx: usize, make: &dyn Fn(usize, usize) -> DrugsOp| -> Value {
@@ -350,7 +338,7 @@ pub fn validator_blocks(blocks: usize, replay_qmdb: bool) -> Value {
                 "execute": stats_us(exec), "commit": stats_us(commit),
             })
         };
-    let commissioning = run("commissioning", 0, 400, &|k, t| commission(format!("V{k:05}{t:03}"), 400));
+    let commissioning = run("commissioning", 0, 400, &|k, t| commission(tag(k, t), 400));
     let captured = run("capture", 0, 40, &|k, t| capture(format!("W{k:05}{t:03}")));
     // The commissioned packs shipped to the distributor, then received: blocks that replace
     // items rather than make them.
