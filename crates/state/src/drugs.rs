@@ -658,6 +658,21 @@ pub fn verify(
     expiry_seen: Option<&str>,
     now_ms: u64,
 ) -> Verification {
+    verify_item(s, gtin, serial, item(s, &Epc::sgtin(gtin, serial)).as_ref(), lot_seen, expiry_seen, now_ms)
+}
+
+/// [`verify`] with the pack already read (`None`: never commissioned), for a caller that also
+/// renders its trail ([`public_trail_of`]) and so reads it once.
+pub fn verify_item(
+    s: &dyn StateRead,
+    gtin: &str,
+    serial: &str,
+    it: Option<&Item>,
+    lot_seen: Option<&str>,
+    expiry_seen: Option<&str>,
+    now_ms: u64,
+) -> Verification {
+    debug_assert!(it.is_none_or(|it| it.epc == Epc::sgtin(gtin, serial)), "the item is the pack verified");
     let mut v = Verification {
         status: VerifyStatus::Sellable,
         code: String::new(),
@@ -677,7 +692,7 @@ pub fn verify(
         let Some(p) = product(s, gtin) else { return VerifyStatus::UnknownProduct };
         v.product_name = Some(p.spec.name.clone());
         v.manufacturer = Some(p.manufacturer.clone());
-        let Some(it) = item(s, &Epc::sgtin(gtin, serial)) else { return VerifyStatus::UnknownSerial };
+        let Some(it) = it else { return VerifyStatus::UnknownSerial };
         v.lot = Some(it.lot.clone());
         v.expiry = Some(it.expiry.clone());
         let l = lot(s, gtin, &it.lot);
@@ -723,12 +738,11 @@ pub fn verify(
     v
 }
 
-/// The event keys on an identifier's trail, oldest first, at most `limit`: the first one is
-/// kept in the item, the others under their own keys.
-fn trail_events(s: &dyn StateRead, epc: &Epc, limit: usize) -> Vec<Hash> {
-    let Some(it) = item(s, epc) else { return Vec::new() };
+/// The event keys on an item's trail, oldest first, at most `limit`: the first one is kept in
+/// the item, the others under their own keys.
+fn trail_events(s: &dyn StateRead, it: &Item, limit: usize) -> Vec<Hash> {
     let n = it.trail_len.min(MAX_TRAIL);
-    (0..n).filter_map(|i| trail_slot(s, &it, i)).take(limit.min(n as usize)).collect()
+    (0..n).filter_map(|i| trail_slot(s, it, i)).take(limit.min(n as usize)).collect()
 }
 
 /// The event in slot `i` of an item's trail: the first one is kept in the item, the others
@@ -743,8 +757,13 @@ fn trail_slot(s: &dyn StateRead, it: &Item, i: u32) -> Option<Hash> {
 /// The custody trail of an identifier, oldest first, at most `limit` entries, with each
 /// event's id and height (for credentialed readers; the bodies are off the tree).
 pub fn trail(s: &dyn StateRead, epc: &Epc, limit: usize) -> Vec<TrailEntry> {
+    item(s, epc).map(|it| trail_of(s, &it, limit)).unwrap_or_default()
+}
+
+/// [`trail`] of an item already read.
+pub fn trail_of(s: &dyn StateRead, it: &Item, limit: usize) -> Vec<TrailEntry> {
     let mut seen = std::collections::BTreeSet::new();
-    trail_events(s, epc, limit)
+    trail_events(s, it, limit)
         .into_iter()
         .filter_map(|h| event_parts(s, &h).map(|p| (h, p)))
         .map(|(h, (r, e))| {
@@ -761,8 +780,13 @@ pub fn trail(s: &dyn StateRead, epc: &Epc, limit: usize) -> Vec<TrailEntry> {
 /// state tree only (the item, its trail keys, the events' public records), so it can be
 /// proven and recomputed by a client ([`crate::queries::drug_trail`]).
 pub fn public_trail(s: &dyn StateRead, epc: &Epc, limit: usize) -> Vec<TrailEntry> {
+    item(s, epc).map(|it| public_trail_of(s, &it, limit)).unwrap_or_default()
+}
+
+/// [`public_trail`] of an item already read.
+pub fn public_trail_of(s: &dyn StateRead, it: &Item, limit: usize) -> Vec<TrailEntry> {
     let mut seen = std::collections::BTreeSet::new();
-    trail_events(s, epc, limit)
+    trail_events(s, it, limit)
         .into_iter()
         .filter_map(|h| get::<EventRecord>(s, &key::event(&h), "drug event record").map(|r| (h, r)))
         .map(|(h, r)| trail_entry(&mut seen, h, &r).0)
@@ -850,8 +874,9 @@ fn event_parts(s: &dyn StateRead, ekey: &Hash) -> Option<(EventRecord, StoredEve
 
 /// The stored events on an identifier's trail, oldest first (for EPCIS queries).
 pub fn events_of(s: &dyn StateRead, epc: &Epc, limit: usize) -> Vec<StoredEvent> {
+    let Some(it) = item(s, epc) else { return Vec::new() };
     let mut seen = std::collections::BTreeSet::new();
-    trail_events(s, epc, limit)
+    trail_events(s, &it, limit)
         .into_iter()
         .filter(|h| seen.insert(*h))
         .filter_map(|h| event_parts(s, &h).map(|(_, e)| e))
@@ -865,6 +890,10 @@ struct Ctx<'e> {
     institution: String,
     events: Vec<Event>,
     alerts: u32,
+    /// The last lot commissioned into by this operation, as (GTIN, lot, expiry), once its
+    /// product and lot checks passed: a capture's events commission the same lot over and over,
+    /// and nothing a capture does changes a product, a lot's expiry or its recall.
+    commissioning: Option<(String, String, String)>,
 }
 
 pub(crate) fn apply(
@@ -875,7 +904,7 @@ pub(crate) fn apply(
     op: &DrugsOp,
 ) -> Result<Vec<Event>, Rejection> {
     let institution = identity::credential(o, signer).map(|c| c.institution).unwrap_or_default();
-    let mut cx = Ctx { env, signer, institution, events: Vec::new(), alerts: 0 };
+    let mut cx = Ctx { env, signer, institution, events: Vec::new(), alerts: 0, commissioning: None };
     match op {
         DrugsOp::Capture { events } => {
             for (i, Step(step)) in events.iter().enumerate() {
@@ -1179,9 +1208,7 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
         // cancels the shipment while it is still open; of any other event it is recorded on the
         // event (custody is corrected by the events that follow).
         if let (DrugsOp::Ship { epcs, to, .. }, DrugsOp::Ship { .. }) = (op, &existing.op.0) {
-            for epc in cancel_shipment(o, cx, &ekey, epcs, to, &meta.event_id)? {
-                trail_push(o, &epc, &ekey)?;
-            }
+            cancel_shipment(o, cx, &ekey, epcs, to, &meta.event_id)?;
         }
         if let (DrugsOp::UndoDispense { epc, .. } | DrugsOp::Dispense { epc, .. }, DrugsOp::Dispense { .. }) =
             (op, &existing.op.0)
@@ -1196,8 +1223,7 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
                     meta.event_id
                 )));
             }
-            undo(o, cx, meta, epc)?;
-            trail_push(o, epc, &ekey)?;
+            undo(o, cx, &ekey, meta, epc)?;
         }
         existing.error_declaration = Some(decl.clone());
         existing.declared_height = Some(cx.env.height);
@@ -1209,29 +1235,27 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
         return Err(not_found(format!("error declaration of event `{}`, which was never captured", meta.event_id)));
     }
     // An item an event makes starts its trail with the event; the event is appended to the
-    // trails of the items that existed before it.
-    let (made, existing) = match op {
+    // trails of the items that existed before it, by the operation, as it writes each of them
+    // (once). The count is of the items the event made or touched.
+    let items = match op {
         DrugsOp::Commission { gtin, lot: lot_id, expiry, serials, .. } => {
-            (commission(o, cx, &ekey, gtin, lot_id, expiry, serials)?, Vec::new())
+            commission(o, cx, &ekey, gtin, lot_id, expiry, serials)?
         }
         DrugsOp::Aggregate { parent, children, .. } => aggregate(o, cx, &ekey, parent, children)?,
-        DrugsOp::Disaggregate { parent, children, .. } => (Vec::new(), disaggregate(o, cx, parent, children)?),
-        DrugsOp::Ship { epcs, to, .. } => (Vec::new(), ship(o, cx, epcs, to)?),
-        DrugsOp::Receive { epcs, from, .. } => (Vec::new(), receive(o, cx, epcs, from)?),
+        DrugsOp::Disaggregate { parent, children, .. } => disaggregate(o, cx, &ekey, parent, children)?,
+        DrugsOp::Ship { epcs, to, .. } => ship(o, cx, &ekey, epcs, to)?,
+        DrugsOp::Receive { epcs, from, .. } => receive(o, cx, &ekey, epcs, from)?,
         DrugsOp::Dispense { epc, .. } => {
-            dispense(o, cx, meta, epc)?;
-            (Vec::new(), vec![epc.clone()])
+            dispense(o, cx, &ekey, meta, epc)?;
+            1
         }
         DrugsOp::UndoDispense { epc, .. } => {
-            undo(o, cx, meta, epc)?;
-            (Vec::new(), vec![epc.clone()])
+            undo(o, cx, &ekey, meta, epc)?;
+            1
         }
-        DrugsOp::Report { epcs, status, reason, .. } => (Vec::new(), report(o, cx, meta, epcs, *status, reason)?),
+        DrugsOp::Report { epcs, status, reason, .. } => report(o, cx, &ekey, meta, epcs, *status, reason)?,
         _ => unreachable!("custody is called with custody events only"),
     };
-    for epc in &existing {
-        trail_push(o, epc, &ekey)?;
-    }
     let stored = StoredEvent {
         op: Step(op.clone()),
         institution: cx.institution.clone(),
@@ -1242,11 +1266,11 @@ fn custody(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, op: &DrugsOp) -> Result<(), Re
         declared_height: None,
     };
     store_event(o, &ekey, &stored);
-    if !made.is_empty() || !existing.is_empty() {
+    if items > 0 {
         cx.events.push(
             Event::new("drug_event")
                 .with("step", op.biz_step().unwrap_or(""))
-                .with("items", made.len() + existing.len())
+                .with("items", items)
                 .with("event_id", &meta.event_id),
         );
     }
@@ -1272,9 +1296,9 @@ fn made(cx: &Ctx<'_>, event: &Hash, epc: Epc, lot: &str, expiry: &str) -> Item {
     }
 }
 
-/// Appends `event` to the trail of `epc` (an identifier that exists, in its state after the
-/// event: every custody operation checks and writes that before it touches the trail). Its
-/// first event is in the item since it was [`made`].
+/// Appends `event` to the trail of `it` (an identifier that exists, in its state after the
+/// event), counting it on the item; the caller then writes the item, once. Its first event is
+/// in the item since it was [`made`].
 ///
 /// A trail keeps room for the events that close what is open on its item: a shipment in
 /// transit (its receipt or cancel), a container it is packed in (its unpacking), contents it
@@ -1282,16 +1306,23 @@ fn made(cx: &Ctx<'_>, event: &Hash, epc: Epc, lot: &str, expiry: &str) -> Item {
 /// event that would leave fewer free slots than that is refused, so no item is ever left in
 /// transit, packed, holding packs or dispensed for good because a trail is full. (A closing
 /// event frees one obligation for the slot it takes, so it always fits; unpacking everything
-/// closes the container's too. Dispensing a pack out of its case only lowers the case's.)
-fn trail_push(o: &mut Overlay<'_>, epc: &Epc, event: &Hash) -> Result<(), Rejection> {
-    let mut it = need_item(o, epc)?;
+/// closes the container's too. Dispensing a pack out of its case only lowers the case's.) A
+/// reported item has nothing open: no event follows a report.
+fn trail_push(o: &mut Overlay<'_>, it: &mut Item, event: &Hash) -> Result<(), Rejection> {
+    let epc = &it.epc;
     if it.trail_len >= MAX_TRAIL {
         return Err(invalid(format!("{epc} has {MAX_TRAIL} custody events, the most one identifier keeps")));
     }
-    let open = u32::from(it.shipment.is_some())
-        + u32::from(it.parent.is_some())
-        + u32::from(!it.children.is_empty())
-        + u32::from(it.status == Status::Dispensed);
+    let open = match it.status {
+        Status::Active => {
+            u32::from(it.shipment.is_some()) + u32::from(it.parent.is_some()) + u32::from(!it.children.is_empty())
+        }
+        // Out of its container (dispensing takes it out), not in transit: only the undo.
+        Status::Dispensed => 1,
+        // A reported item takes no further event (nothing ships, unpacks or dispenses it), so
+        // nothing is open on it: its container's unpacking and its contents' never come.
+        Status::Stolen | Status::Destroyed | Status::Damaged | Status::Returned => 0,
+    };
     if it.trail_len + 1 + open > MAX_TRAIL {
         return Err(invalid(format!(
             "{epc} has {} of its {MAX_TRAIL} custody events, and the rest are kept for the events that close what \
@@ -1301,7 +1332,6 @@ fn trail_push(o: &mut Overlay<'_>, epc: &Epc, event: &Hash) -> Result<(), Reject
     }
     o.put(key::trail(epc, it.trail_len), event.0.to_vec());
     it.trail_len += 1;
-    put(o, key::item(epc), &it);
     Ok(())
 }
 
@@ -1384,7 +1414,38 @@ fn commission(
     lot_id: &str,
     expiry: &str,
     serials: &[Serial],
-) -> Result<Vec<Epc>, Rejection> {
+) -> Result<usize, Rejection> {
+    let checked = cx.commissioning.as_ref().is_some_and(|(g, l, e)| g == gtin && l == lot_id && e == expiry);
+    if !checked {
+        commission_checks(o, cx, gtin, lot_id, expiry)?;
+        cx.commissioning = Some((gtin.to_string(), lot_id.to_string(), expiry.to_string()));
+    }
+    for Serial(s) in serials {
+        let epc = Epc::sgtin(gtin, s);
+        if item(o, &epc).is_some() {
+            return Err(Rejection::new(
+                RejectCode::AlreadyExists,
+                format!("serial {s} of GTIN {gtin} was commissioned before; serials are unique forever"),
+            ));
+        }
+        let it = made(cx, event, epc.clone(), lot_id, expiry);
+        put(o, key::item(&epc), &it);
+        reindex(o, None, &it);
+    }
+    let packs = lot_packs(o, gtin, lot_id) + serials.len() as u64;
+    o.put(key::lot_packs(gtin, lot_id), packs.to_be_bytes().to_vec());
+    Ok(serials.len())
+}
+
+/// What commissioning into a lot checks once per operation: the product is the signer
+/// institution's, and the lot exists with this expiry and is not recalled, or is made.
+fn commission_checks(
+    o: &mut Overlay<'_>,
+    cx: &Ctx<'_>,
+    gtin: &str,
+    lot_id: &str,
+    expiry: &str,
+) -> Result<(), Rejection> {
     let p = product(o, gtin).ok_or_else(|| not_found(format!("unknown product {gtin}: register it first")))?;
     if p.manufacturer != cx.institution {
         return Err(denied(format!("{gtin} is `{}`'s product; only its manufacturer commissions it", p.manufacturer)));
@@ -1411,23 +1472,7 @@ fn commission(
             put(o, key::lot(gtin, lot_id), &l);
         }
     }
-    let mut out = Vec::with_capacity(serials.len());
-    for Serial(s) in serials {
-        let epc = Epc::sgtin(gtin, s);
-        if item(o, &epc).is_some() {
-            return Err(Rejection::new(
-                RejectCode::AlreadyExists,
-                format!("serial {s} of GTIN {gtin} was commissioned before; serials are unique forever"),
-            ));
-        }
-        let it = made(cx, event, epc.clone(), lot_id, expiry);
-        put(o, key::item(&epc), &it);
-        reindex(o, None, &it);
-        out.push(epc);
-    }
-    let packs = lot_packs(o, gtin, lot_id) + serials.len() as u64;
-    o.put(key::lot_packs(gtin, lot_id), packs.to_be_bytes().to_vec());
-    Ok(out)
+    Ok(())
 }
 
 /// Levels from `it` down to its deepest pack (a pack is one level).
@@ -1461,14 +1506,14 @@ fn depth(o: &Overlay<'_>, sscc: &str) -> usize {
 }
 
 /// Packs `children` into `parent`, making the container (with `event` first on its trail) if
-/// it does not exist. Returns the identifiers made and those that existed.
+/// it does not exist. Returns how many identifiers it made or touched.
 fn aggregate(
     o: &mut Overlay<'_>,
     cx: &mut Ctx<'_>,
     event: &Hash,
     parent: &str,
     children: &[Epc],
-) -> Result<(Vec<Epc>, Vec<Epc>), Rejection> {
+) -> Result<usize, Rejection> {
     let pe = Epc::Sscc(parent.to_string());
     let existed = item(o, &pe).is_some();
     let mut container = if existed {
@@ -1498,20 +1543,24 @@ fn aggregate(
             return Err(invalid(format!("{c} contains {pe}; packing it would make a cycle")));
         }
         it.parent = Some(parent.to_string());
+        trail_push(o, &mut it, event)?;
         put(o, key::item(c), &it);
         container.children.push(c.clone());
     }
-    put(o, key::item(&pe), &container);
-    let mut existing = children.to_vec();
     if existed {
-        existing.insert(0, pe);
-        Ok((Vec::new(), existing))
-    } else {
-        Ok((vec![pe], existing))
+        trail_push(o, &mut container, event)?;
     }
+    put(o, key::item(&pe), &container);
+    Ok(children.len() + 1)
 }
 
-fn disaggregate(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, parent: &str, children: &[Epc]) -> Result<Vec<Epc>, Rejection> {
+fn disaggregate(
+    o: &mut Overlay<'_>,
+    cx: &mut Ctx<'_>,
+    event: &Hash,
+    parent: &str,
+    children: &[Epc],
+) -> Result<usize, Rejection> {
     let pe = Epc::Sscc(parent.to_string());
     let mut container = possessed(o, cx, &pe)?;
     let out: Vec<Epc> = if children.is_empty() { container.children.clone() } else { children.to_vec() };
@@ -1522,12 +1571,12 @@ fn disaggregate(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, parent: &str, children: &
         container.children.remove(pos);
         let mut it = need_item(o, c)?;
         it.parent = None;
+        trail_push(o, &mut it, event)?;
         put(o, key::item(c), &it);
     }
+    trail_push(o, &mut container, event)?;
     put(o, key::item(&pe), &container);
-    let mut touched = vec![pe];
-    touched.extend(out);
-    Ok(touched)
+    Ok(out.len() + 1)
 }
 
 fn top_level(it: &Item) -> Result<(), Rejection> {
@@ -1541,14 +1590,14 @@ fn top_level(it: &Item) -> Result<(), Rejection> {
     }
 }
 
-fn ship(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, epcs: &[Epc], to: &str) -> Result<Vec<Epc>, Rejection> {
+fn ship(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, event: &Hash, epcs: &[Epc], to: &str) -> Result<usize, Rejection> {
     if to == cx.institution {
         return Err(invalid(format!("shipping to yourself (`{to}`): a shipment names another party")));
     }
     if identity::institution(o, to).is_none() {
         return Err(not_found(format!("no member institution `{to}` to ship to")));
     }
-    let mut touched = Vec::new();
+    let mut touched = 0;
     for epc in epcs {
         let it = possessed(o, cx, epc)?;
         top_level(&it)?;
@@ -1558,10 +1607,11 @@ fn ship(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, epcs: &[Epc], to: &str) -> Result
             }
             x.shipment =
                 Some(Shipment { from: cx.institution.clone(), to: to.to_string(), at_ms: cx.env.timestamp_ms });
+            trail_push(o, &mut x, event)?;
             put(o, key::item(&x.epc), &x);
-            touched.push(x.epc);
+            touched += 1;
         }
-        if touched.len() > MAX_REACHED {
+        if touched > MAX_REACHED {
             return Err(invalid(format!("the shipment reaches more than {MAX_REACHED} items")));
         }
     }
@@ -1609,8 +1659,7 @@ fn cancel_shipment(
     epcs: &[Epc],
     to: &str,
     event_id: &str,
-) -> Result<Vec<Epc>, Rejection> {
-    let mut touched = Vec::new();
+) -> Result<(), Rejection> {
     for epc in epcs {
         let it = need_item(o, epc)?;
         let open = it.shipment.as_ref().is_some_and(|s| s.from == cx.institution && s.to == to);
@@ -1622,21 +1671,21 @@ fn cancel_shipment(
         }
         for mut x in reach(o, it)? {
             x.shipment = None;
+            trail_push(o, &mut x, event)?;
             put(o, key::item(&x.epc), &x);
-            touched.push(x.epc);
         }
     }
-    Ok(touched)
+    Ok(())
 }
 
-fn receive(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, epcs: &[Epc], from: &str) -> Result<Vec<Epc>, Rejection> {
+fn receive(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, event: &Hash, epcs: &[Epc], from: &str) -> Result<usize, Rejection> {
     if from == cx.institution {
         return Err(invalid(format!("receiving from yourself (`{from}`)")));
     }
     if identity::institution(o, from).is_none() {
         return Err(not_found(format!("no member institution `{from}` to receive from")));
     }
-    let mut touched = Vec::new();
+    let mut touched = 0;
     for epc in epcs {
         let it = match item(o, epc) {
             None => {
@@ -1672,8 +1721,9 @@ fn receive(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, epcs: &[Epc], from: &str) -> R
         for mut x in reach(o, it)? {
             x.shipment = None;
             set_owner(o, &mut x, &cx.institution.clone());
+            trail_push(o, &mut x, event)?;
             put(o, key::item(&x.epc), &x);
-            touched.push(x.epc);
+            touched += 1;
         }
     }
     Ok(touched)
@@ -1690,7 +1740,7 @@ fn not_sellable_lot(o: &Overlay<'_>, cx: &Ctx<'_>, it: &Item) -> Result<(), Reje
     Ok(())
 }
 
-fn dispense(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, meta: &EventMeta, epc: &Epc) -> Result<(), Rejection> {
+fn dispense(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, event: &Hash, meta: &EventMeta, epc: &Epc) -> Result<(), Rejection> {
     let mut it = match possessed(o, cx, epc) {
         Ok(it) => it,
         Err(r) => {
@@ -1718,6 +1768,7 @@ fn dispense(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, meta: &EventMeta, epc: &Epc) 
     let before = (it.owner.clone(), held(&it));
     changed(o, cx, &mut it, Status::Dispensed, meta, "dispensed");
     reindex(o, Some(before), &it);
+    trail_push(o, &mut it, event)?;
     put(o, key::item(epc), &it);
     Ok(())
 }
@@ -1761,8 +1812,13 @@ pub struct LastChange {
 
 /// The last status change of `epc` with its detail, if it ever changed status.
 pub fn last_change(s: &dyn StateRead, epc: &Epc) -> Option<LastChange> {
-    let c = item(s, epc)?.last_change?;
-    let d = change_detail(s, epc)?;
+    last_change_of(s, &item(s, epc)?)
+}
+
+/// [`last_change`] of an item already read.
+pub fn last_change_of(s: &dyn StateRead, it: &Item) -> Option<LastChange> {
+    let c = it.last_change.clone()?;
+    let d = change_detail(s, &it.epc)?;
     let event_id = event_parts(s, &d.event).and_then(|(_, e)| e.op.0.meta().map(|m| m.event_id.clone()));
     Some(LastChange {
         status: c.status,
@@ -1774,7 +1830,7 @@ pub fn last_change(s: &dyn StateRead, epc: &Epc) -> Option<LastChange> {
     })
 }
 
-fn undo(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, meta: &EventMeta, epc: &Epc) -> Result<(), Rejection> {
+fn undo(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, event: &Hash, meta: &EventMeta, epc: &Epc) -> Result<(), Rejection> {
     let mut it = need_item(o, epc)?;
     let Some(c) = it.last_change.clone().filter(|_| it.status == Status::Dispensed) else {
         return Err(invalid(format!(
@@ -1805,6 +1861,7 @@ fn undo(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, meta: &EventMeta, epc: &Epc) -> R
     let before = (it.owner.clone(), held(&it));
     changed(o, cx, &mut it, Status::Active, meta, "dispense undone");
     reindex(o, Some(before), &it);
+    trail_push(o, &mut it, event)?;
     put(o, key::item(epc), &it);
     Ok(())
 }
@@ -1812,12 +1869,13 @@ fn undo(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, meta: &EventMeta, epc: &Epc) -> R
 fn report(
     o: &mut Overlay<'_>,
     cx: &mut Ctx<'_>,
+    event: &Hash,
     meta: &EventMeta,
     epcs: &[Epc],
     status: Reported,
     reason: &str,
-) -> Result<Vec<Epc>, Rejection> {
-    let mut touched = Vec::new();
+) -> Result<usize, Rejection> {
+    let mut touched = 0;
     for epc in epcs {
         let it = possessed(o, cx, epc)?;
         top_level(&it)?;
@@ -1828,8 +1886,9 @@ fn report(
             let before = (x.owner.clone(), held(&x));
             changed(o, cx, &mut x, Status::reported(status), meta, reason);
             reindex(o, Some(before), &x);
+            trail_push(o, &mut x, event)?;
             put(o, key::item(&x.epc), &x);
-            touched.push(x.epc);
+            touched += 1;
         }
     }
     Ok(touched)

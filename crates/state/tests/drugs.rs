@@ -170,6 +170,22 @@ impl World {
         applied(&self.ship(&dist, epcs.clone(), PHARM));
         applied(&self.receive(&pharm, epcs, DIST));
     }
+    /// Ships `epcs` from the maker to the distributor (`i` even) or back (`i` odd), then
+    /// receives them there; a refused shipment is returned as it is. (Without the off-tree
+    /// check of [`World::run`]: trail tests take a thousand of these.)
+    fn hop(&mut self, i: u32, epcs: Vec<Epc>) -> Outcome {
+        let (maker, dist) = (self.maker.clone(), self.dist.clone());
+        let (from, to, from_id, to_id) =
+            if i.is_multiple_of(2) { (&maker, &dist, MAKER, DIST) } else { (&dist, &maker, DIST, MAKER) };
+        let m = meta(&self.c);
+        let out = self.c.one(from, op(D::Ship { meta: m, epcs: epcs.clone(), to: to_id.into() }));
+        if matches!(out, Outcome::Rejected { .. }) {
+            return out;
+        }
+        let m = meta(&self.c);
+        applied(&self.c.one(to, op(D::Receive { meta: m, epcs, from: from_id.into() })));
+        out
+    }
     fn item(&self, serial: &str) -> drugs::Item {
         drugs::item(&self.c.state, &pack(serial)).expect("pack exists")
     }
@@ -509,6 +525,53 @@ fn a_capture_is_all_or_nothing_and_idempotent() {
     assert!(why.contains("event 0"), "{why}");
 }
 
+/// A capture's commissioning events check their product and lot once per lot, not once per
+/// event; an event into the same lot with another expiry, or into another lot, is checked
+/// again: a new lot made by an earlier event of the capture is the one later events find.
+#[test]
+fn a_capture_checks_each_lot_it_commissions_into() {
+    let mut w = world();
+    let maker = w.maker.clone();
+    let commission = |lot: &str, expiry: &str, serial: &str| {
+        Step(D::Commission {
+            meta: m0(),
+            gtin: GTIN.into(),
+            lot: lot.into(),
+            expiry: expiry.into(),
+            serials: vec![serial.into()],
+        })
+    };
+    let (_, why) = refused_without_effect(
+        &mut w,
+        &maker,
+        D::Capture {
+            events: vec![
+                commission("NEW", "391231", "N1"),
+                commission("NEW", "391231", "N2"),
+                commission("NEW", "381231", "N3"),
+            ],
+        },
+    );
+    assert!(
+        why.starts_with("event 2:") && why.contains("lot NEW of") && why.contains("expires 391231, not 381231"),
+        "{why}"
+    );
+    let recall = D::Recall { gtin: GTIN.into(), lot: "LOTB".into(), reason: "sterility".into() };
+    applied(&w.run(&maker, recall));
+    let (_, why) = refused_without_effect(
+        &mut w,
+        &maker,
+        D::Capture { events: vec![commission("NEW", "391231", "N1"), commission("LOTB", "301231", "N2")] },
+    );
+    assert!(why.starts_with("event 1:") && why.contains("recalled"), "{why}");
+    applied(&w.run(
+        &maker,
+        D::Capture { events: vec![commission("NEW", "391231", "N1"), commission("NEW", "391231", "N2")] },
+    ));
+    assert_eq!(drugs::lot_packs(&w.c.state, GTIN, "NEW"), 2);
+    assert_eq!(w.item("N2").expiry, "391231");
+}
+
 #[test]
 fn an_error_declaration_of_a_dispense_undoes_it() {
     let mut w = world();
@@ -735,23 +798,11 @@ fn a_trail_keeps_room_for_the_events_that_close_what_is_open() {
     applied(&w.run(&maker, D::Aggregate { meta: m0(), parent: EMPTY.into(), children: vec![pack("A3")] }));
     applied(&w.run(&maker, D::Disaggregate { meta: m0(), parent: EMPTY.into(), children: vec![] }));
     let all = vec![pack("A1"), case.clone(), empty.clone()];
-    let hop = |w: &mut World, i: u32, epcs: Vec<Epc>| -> Outcome {
-        let (from, to, from_id, to_id) =
-            if i.is_multiple_of(2) { (&maker, &dist, MAKER, DIST) } else { (&dist, &maker, DIST, MAKER) };
-        let m = meta(&w.c);
-        let out = w.c.one(from, op(D::Ship { meta: m, epcs: epcs.clone(), to: to_id.into() }));
-        if matches!(out, Outcome::Rejected { .. }) {
-            return out;
-        }
-        let m = meta(&w.c);
-        applied(&w.c.one(to, op(D::Receive { meta: m, epcs, from: from_id.into() })));
-        out
-    };
     let max = drugs::MAX_TRAIL;
     let len = |w: &World, e: &Epc| drugs::item(&w.c.state, e).unwrap().trail_len;
     let hops = (max - 4) / 2;
     for i in 0..hops {
-        applied(&hop(&mut w, i, all.clone()));
+        applied(&w.hop(i, all.clone()));
     }
     let lens = |w: &World| [pack("A1"), case.clone(), pack("A2"), empty.clone()].map(|e| len(w, &e));
     assert_eq!(lens(&w), [max - 3, max - 3, max - 2, max - 2]);
@@ -760,7 +811,7 @@ fn a_trail_keeps_room_for_the_events_that_close_what_is_open() {
     let (_, why) = refused_without_effect(&mut w, &maker, D::Ship { meta: m0(), epcs: all.clone(), to: DIST.into() });
     assert!(why.contains(&pack("A2").to_string()) && why.contains("kept for the events that close"), "{why}");
     // The empty case ships into the slot before its last, and its receipt takes the last.
-    applied(&hop(&mut w, 0, vec![empty.clone()]));
+    applied(&w.hop(0, vec![empty.clone()]));
     assert_eq!(len(&w, &empty), max);
     assert_eq!(drugs::item(&w.c.state, &empty).unwrap().owner, DIST, "received into the last slot");
     assert_eq!(drugs::trail(&w.c.state, &empty, 2 * max as usize).len(), max as usize);
@@ -791,6 +842,48 @@ fn a_trail_keeps_room_for_the_events_that_close_what_is_open() {
     // A full trail takes nothing more.
     let (_, why) = refused_without_effect(&mut w, &dist, D::Ship { meta: m0(), epcs: vec![empty], to: MAKER.into() });
     assert!(why.contains(&format!("has {max} custody events, the most")), "{why}");
+}
+
+/// A reported item (stolen, destroyed, damaged, returned) takes no further event: it cannot be
+/// shipped, unpacked or dispensed. So nothing stays open on it, and reporting a container
+/// whose trail has one slot left takes that slot, though the container holds a pack (whose
+/// unpacking would otherwise be kept room for).
+#[test]
+fn a_reported_item_keeps_no_room_for_events_it_can_no_longer_take() {
+    let mut w = world();
+    let maker = w.maker.clone();
+    let case = Epc::Sscc(CASE.into());
+    // The case is made by packing A1 and is emptied: two events on its trail.
+    applied(&w.run(&maker, D::Aggregate { meta: m0(), parent: CASE.into(), children: vec![pack("A1")] }));
+    applied(&w.run(&maker, D::Disaggregate { meta: m0(), parent: CASE.into(), children: vec![] }));
+    let max = drugs::MAX_TRAIL;
+    for i in 0..(max - 4) / 2 {
+        applied(&w.hop(i, vec![case.clone()]));
+    }
+    // Packing A2 takes the slot before the last and keeps the last for A2's unpacking.
+    applied(&w.run(&maker, D::Aggregate { meta: m0(), parent: CASE.into(), children: vec![pack("A2")] }));
+    let len = |w: &World, e: &Epc| drugs::item(&w.c.state, e).unwrap().trail_len;
+    assert_eq!(len(&w, &case), max - 1);
+    let (_, why) = refused_without_effect(
+        &mut w,
+        &maker,
+        D::Aggregate { meta: m0(), parent: CASE.into(), children: vec![pack("A3")] },
+    );
+    assert!(why.contains("kept for the events that close"), "{why}");
+    // Reported, the case and A2 in it take one event each, the case its last.
+    applied(&w.run(
+        &maker,
+        D::Report { meta: m0(), epcs: vec![case.clone()], status: Reported::Damaged, reason: "water".into() },
+    ));
+    assert_eq!(len(&w, &case), max);
+    let a2 = drugs::item(&w.c.state, &pack("A2")).unwrap();
+    assert_eq!((a2.status, a2.trail_len, a2.parent.as_deref()), (drugs::Status::Damaged, 3, Some(CASE)));
+    // And nothing can be done with either of them any more.
+    let (_, why) =
+        refused_without_effect(&mut w, &maker, D::Disaggregate { meta: m0(), parent: CASE.into(), children: vec![] });
+    assert!(why.contains("damaged"), "{why}");
+    let (_, why) = refused_without_effect(&mut w, &maker, D::Ship { meta: m0(), epcs: vec![case], to: DIST.into() });
+    assert!(why.contains("damaged"), "{why}");
 }
 
 /// A prefix bound to the wrong institution is unbound by a regulator (or the CA) and bound

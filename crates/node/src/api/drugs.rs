@@ -182,8 +182,11 @@ pub(crate) async fn verify(
     let (gtin, serial, id) = parse_pack(&q.id)?;
     let epc = Epc::sgtin(&gtin, &serial);
     let snap = snapshot(&st)?;
-    let v = sd::verify(&snap, &gtin, &serial, id.lot.as_deref(), id.expiry.as_deref(), st.chain.now_ms());
-    let trail = sd::public_trail(&snap, &epc, MAX_LIST);
+    // The pack is read once, for its verification and its trail.
+    let it = sd::item(&snap, &epc);
+    let v =
+        sd::verify_item(&snap, &gtin, &serial, it.as_ref(), id.lot.as_deref(), id.expiry.as_deref(), st.chain.now_ms());
+    let trail = it.map(|it| sd::public_trail_of(&snap, &it, MAX_LIST)).unwrap_or_default();
     Ok(Json(VerifyView { scanned: ScannedId { gtin, serial, lot: id.lot, expiry: id.expiry }, verification: v, trail }))
 }
 
@@ -196,13 +199,13 @@ pub(crate) async fn trail(
 ) -> Result<Json<TrailView>, ApiError> {
     let (epc, _) = parse_epc(&q.id)?;
     let snap = snapshot(&st)?;
-    if sd::item(&snap, &epc).is_none() {
+    let Some(it) = sd::item(&snap, &epc) else {
         return Err(ApiError::not_found(format!("{epc} was never commissioned or packed on this ledger")));
-    }
+    };
     let (trail, last_change) = if caller.may_see_drug_event_details() {
-        (sd::trail(&snap, &epc, MAX_LIST), sd::last_change(&snap, &epc))
+        (sd::trail_of(&snap, &it, MAX_LIST), sd::last_change_of(&snap, &it))
     } else {
-        (sd::public_trail(&snap, &epc, MAX_LIST), None)
+        (sd::public_trail_of(&snap, &it, MAX_LIST), None)
     };
     Ok(Json(TrailView { epc, trail, last_change }))
 }
