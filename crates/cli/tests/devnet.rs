@@ -315,3 +315,100 @@ fn an_acknowledged_transaction_survives_sigkill_of_the_node_that_acknowledged_it
     kill(dn.child.id(), 2);
     let _ = dn.child.wait();
 }
+
+/// A validator whose stored state holds a value the ledger cannot have written (a damaged disk,
+/// a careless hand) does not panic and serves nothing computed over it: its API answers that its
+/// state is corrupt, naming the value; it stops with an error at the next finalized block
+/// (exit status non-zero, the reason in its log, no panic); the three others go on committing.
+#[test]
+fn a_validator_with_damaged_state_stops_with_an_error_and_the_others_go_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("devnet");
+    let dn = start_devnet(&dir, free_base_port(), true);
+    let apis = apis(&dn);
+    let alice = key(&dir.join("demo/dr-alice.key"));
+    let ca = key(&dir.join("ca.key"));
+
+    // Once clinic-c's validator holds the seeded pack, stop it and damage the pack's record in
+    // its store.
+    let verify = "/v1/drugs/verify?id=%2801%2910614141073464%2821%29A0006";
+    let start = Instant::now();
+    while get(&apis[2], verify).is_none_or(|v| v["verification"]["code"] != "sellable") {
+        assert!(start.elapsed() < Duration::from_secs(60), "clinic-c never held the seeded pack");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let node_dir = dir.join("nodes/clinic-c");
+    let pid: u32 = std::fs::read_to_string(node_dir.join("pid")).unwrap().trim().parse().unwrap();
+    kill(pid, 15);
+    let ledger = node_dir.join("data/ledger.redb");
+    let start = Instant::now();
+    let db = loop {
+        // The store opens once the validator has let it go.
+        match redb::Database::open(&ledger) {
+            Ok(db) => break db,
+            Err(e) => assert!(start.elapsed() < Duration::from_secs(30), "{}: {e}", ledger.display()),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let pack = medledger_types::drugs::Epc::sgtin("10614141073464", "A0006");
+    let w = db.begin_write().unwrap();
+    {
+        let mut state = w.open_table(redb::TableDefinition::<&[u8], &[u8]>::new("state")).unwrap();
+        let key = medledger_state::drugs::key::item(&pack);
+        assert!(state.insert(key.as_slice(), [0xff_u8; 3].as_slice()).unwrap().is_some(), "the pack was seeded");
+    }
+    w.commit().unwrap();
+    drop(db);
+
+    let log = node_dir.join("node.log");
+    let mut node = restart_node(&node_dir);
+    let start = Instant::now();
+    while get(&apis[2], "/v1/status").is_none() {
+        if let Ok(Some(status)) = node.try_wait() {
+            panic!("the damaged validator exited ({status}) before its API answered:\n{}", log_tail(&log, 30));
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "no API:\n{}", log_tail(&log, 30));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Verifying the pack reads the damaged value: the answer says so, and is nothing else.
+    match agent().get(&format!("{}{verify}", apis[2])).call() {
+        Err(ureq::Error::Status(500, r)) => {
+            let body: Value = r.into_json().unwrap();
+            let msg = body["error"]["message"].as_str().unwrap_or_default();
+            assert_eq!(body["error"]["code"], "internal", "{body}");
+            assert!(
+                msg.contains("stored state is corrupt") && msg.contains("stored drug item does not decode"),
+                "{body}"
+            );
+        }
+        other => panic!("verifying the damaged pack answered {other:?}"),
+    }
+    // The same pack verifies on a healthy validator.
+    assert_eq!(get(&apis[0], verify).unwrap()["verification"]["code"], "sellable");
+
+    // It stops at the next finalized block, with the reason and without a panic.
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = node.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the damaged validator kept running:\n{}",
+            log_tail(&log, 30)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success(), "it stopped with {status}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let after = &text[text.rfind("medledger node").unwrap_or(0)..];
+    assert!(
+        after.contains("cannot commit finalized block") && after.contains("stored drug item does not decode"),
+        "{after}"
+    );
+    assert!(!after.contains("panicked"), "{after}");
+
+    // The other three go on.
+    let ids = submit_attests(&apis[0], &alice, 7, 20);
+    wait_committed(&apis[1], &ca, &ids, Duration::from_secs(60));
+}

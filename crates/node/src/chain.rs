@@ -186,7 +186,8 @@ impl Chain {
     ) -> Result<Arc<Chain>, StoreError> {
         let g0 = genesis_block(&genesis);
         store.init_genesis(&g0, &genesis_writes(&genesis), genesis.hash())?;
-        let tip = store.tip()?.expect("genesis was just written");
+        let tip =
+            store.tip()?.ok_or_else(|| StoreError::Corrupt("no tip after the genesis block was stored".into()))?;
         let (finalized_tx, _) = broadcast::channel(1024);
         Ok(Arc::new(Chain {
             genesis,
@@ -432,6 +433,11 @@ impl Chain {
         let ts = self.now_ms().max(parent.header.timestamp_ms + 1);
         let ex = execute_block(&view, &self.env(height, ts, self.me), &txs);
         self.metrics.executed_blocks.fetch_add(1, Ordering::Relaxed);
+        if let Some(fault) = snap.fault() {
+            // Executed over damaged state: nothing to propose (the executor stops this validator).
+            tracing::error!("not proposing at height {height}: {fault}");
+            return None;
+        }
         let block = Arc::new(Block::new(height, parent.digest(), ts, self.me, ex.state_root, txs));
         self.speculative.lock().insert(block.clone(), Arc::new(ex.writes), Arc::new(ex.receipts));
         match self.proposal_fault.get() {
@@ -536,6 +542,10 @@ impl Chain {
         let view = Layered::new(&snap, layers);
         let ex = execute_block(&view, &self.env(h.height, h.timestamp_ms, h.proposer), &block.txs);
         self.metrics.executed_blocks.fetch_add(1, Ordering::Relaxed);
+        if let Some(fault) = snap.fault() {
+            // Executed over damaged state: no verdict either way (the executor stops this validator).
+            return Err(VerifyLater::StoreFault(fault.to_string()));
+        }
         if ex.state_root != h.state_root {
             return Ok(false);
         }
@@ -546,13 +556,24 @@ impl Chain {
     /// Applies a finalized block: executes it on committed state (reusing the speculative result
     /// when there is one), commits it with its certificate, prunes the mempool and announces it.
     /// Blocks at or below the committed tip are ignored (redelivery after restart).
+    ///
+    /// A block that does not extend the stored tip, or whose execution here does not give its
+    /// state root, or any fault of the store, is an error and nothing is committed: this node's
+    /// stored chain is not the one its peers finalized, and it must stop.
     pub fn finalize(&self, block: Arc<Block>, certificate: Option<&[u8]>) -> Result<(), StoreError> {
         let tip = self.tip();
         if block.height() <= tip.height {
             return Ok(());
         }
-        assert_eq!(block.height(), tip.height + 1, "finalized blocks arrive in height order");
-        assert_eq!(block.header.parent, tip.hash, "a finalized block extends the committed tip");
+        if block.height() != tip.height + 1 || block.header.parent != tip.hash {
+            return Err(StoreError::Corrupt(format!(
+                "finalized block {} does not extend the stored tip (height {}, {}): the stored chain is not the \
+                 finalized one",
+                block.height(),
+                tip.height,
+                tip.hash.to_hex()
+            )));
+        }
         // The speculative entry stays until the tip names this block: a child verified while the
         // commit runs still finds its parent's state (with it gone and the tip not yet moved,
         // the child's parent would look unknown, and the block would be executed again). It
@@ -566,8 +587,20 @@ impl Chain {
                 let h = &block.header;
                 let ex = execute_block(&snap, &self.env(h.height, h.timestamp_ms, h.proposer), &block.txs);
                 self.metrics.executed_blocks.fetch_add(1, Ordering::Relaxed);
-                // Finalized blocks carry a quorum certificate; honest validators cannot diverge here.
-                assert_eq!(ex.state_root, h.state_root, "finalized block state root mismatch");
+                if let Some(fault) = snap.fault() {
+                    return Err(StoreError::Corrupt(fault.to_string()));
+                }
+                // Finalized blocks carry a quorum certificate; honest validators agree on the
+                // root, so a different one here means this node's state is not the chain's.
+                if ex.state_root != h.state_root {
+                    return Err(StoreError::Corrupt(format!(
+                        "finalized block {} has state root {}, and executing it here gives {}: the stored state is not \
+                         the chain's",
+                        h.height,
+                        h.state_root.to_hex(),
+                        ex.state_root.to_hex()
+                    )));
+                }
                 (Arc::new(ex.writes), Arc::new(ex.receipts))
             }
         };
@@ -627,6 +660,8 @@ impl Chain {
 pub enum VerifyLater {
     UnknownParent,
     FutureTimestamp(u64),
+    /// The stored state was found corrupt while executing the block: never a verdict.
+    StoreFault(String),
 }
 
 #[cfg(test)]

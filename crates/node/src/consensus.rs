@@ -212,6 +212,9 @@ where
                         return futures::future::pending().await;
                     }
                 }
+                // Abstain for good: this validator's state is damaged, and it stops once its
+                // executor meets the fault.
+                Err(VerifyLater::StoreFault(_)) => return futures::future::pending().await,
             }
         }
     }
@@ -269,7 +272,8 @@ pub struct Validator {
     pub simplex: Handle<()>,
     pub marshal: Handle<()>,
     pub broadcast: Handle<()>,
-    pub executor: Handle<()>,
+    /// Ends with the reason when a finalized block cannot be committed (the validator must stop).
+    pub executor: Handle<Option<String>>,
     pub gossip: Handle<()>,
     pub mailbox: MarshalMailbox<S, Standard<CBlock>>,
     /// Accepted transactions to gossip to the other validators.
@@ -333,7 +337,8 @@ pub fn decode_gossip(bytes: &[u8]) -> Option<Vec<Tx>> {
 }
 
 /// Starts every engine of one validator. Generic over the runtime (tokio or deterministic) and
-/// the network (authenticated lookup or simulated).
+/// the network (authenticated lookup or simulated). An error names a consensus archive that
+/// cannot be opened (its files are damaged).
 #[allow(clippy::too_many_arguments)]
 pub async fn start_validator<E, Bl, Pr, Snd, Rcv>(
     ctx: E,
@@ -343,7 +348,7 @@ pub async fn start_validator<E, Bl, Pr, Snd, Rcv>(
     blocker: Bl,
     peer_provider: Pr,
     ch: Channels<Snd, Rcv>,
-) -> Validator
+) -> Result<Validator, String>
 where
     E: Spawner + Metrics + Clock + Storage + rand_core::CryptoRng,
     Bl: Blocker<PublicKey = EdPublicKey>,
@@ -394,13 +399,13 @@ where
         archive_cfg(&prefix, "finalizations-by-height", &page_cache, S::certificate_codec_config_unbounded()),
     )
     .await
-    .expect("open the finalization archive");
+    .map_err(|e| format!("the finalization archive: {e}"))?;
     let finalized_blocks: immutable::Archive<E, D, Arc<CBlock>> = immutable::Archive::init(
         ctx.child("finalized_blocks"),
         archive_cfg(&prefix, "finalized-blocks", &page_cache, ()),
     )
     .await
-    .expect("open the block archive");
+    .map_err(|e| format!("the block archive: {e}"))?;
     let (actor, mailbox, _floor) = MarshalActor::<_, Standard<CBlock>, _, _, _, _, _>::init(
         ctx.child("marshal"),
         finalizations_by_height,
@@ -439,11 +444,12 @@ where
                 let cert = exec_mailbox.get_finalization(height).await.map(|f| f.encode().to_vec());
                 if let Err(e) = exec_chain.finalize(block.inner().0.clone(), cert.as_deref()) {
                     // A validator that cannot persist must stop rather than acknowledge.
-                    panic!("cannot commit finalized block {}: {e}", height.get());
+                    return Some(format!("cannot commit finalized block {}: {e}", height.get()));
                 }
                 ack.acknowledge();
             }
         }
+        None
     });
 
     // Transaction gossip: send what the API accepted, admit what peers send.
@@ -511,5 +517,5 @@ where
         },
     );
     let simplex = engine.start(ch.votes, ch.certificates, ch.resolver);
-    Validator { simplex, marshal: marshal_handle, broadcast, executor, gossip, mailbox, gossip_tx }
+    Ok(Validator { simplex, marshal: marshal_handle, broadcast, executor, gossip, mailbox, gossip_tx })
 }

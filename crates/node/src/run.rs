@@ -300,7 +300,7 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
             oracle.clone(),
             channels,
         )
-        .await;
+        .await?;
 
         // The holder carries out the erasures it owes: once at start-up (a node that was down
         // or crashed part-way catches up from committed state), then after finalized blocks.
@@ -367,19 +367,27 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
 
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
+        let mut failure = None;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = term.recv() => {},
             _ = validator.simplex => eprintln!("consensus engine stopped"),
             _ = validator.marshal => eprintln!("marshal stopped"),
-            _ = validator.executor => eprintln!("executor stopped"),
+            stopped = validator.executor => match stopped {
+                Ok(Some(why)) => failure = Some(why),
+                _ => eprintln!("executor stopped"),
+            },
             _ = net_handle => eprintln!("network stopped"),
         }
         eprintln!("shutting down at height {}", chain.tip().height);
+        if failure.is_some() {
+            // The answers in flight (those saying the state is corrupt among them) go out first.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
         api.abort();
         let _ = context.stop(0, Some(Duration::from_secs(5))).await;
-    });
-    Ok(())
+        failure.map_or(Ok(()), Err)
+    })
 }
 
 /// No peers: the read-only API below runs without a network.

@@ -130,7 +130,8 @@ fn spawn_validator(
                     oracle.manager(),
                     channels,
                 )
-                .await;
+                .await
+                .expect("the validator's archives open");
                 let _ = ready_tx.send((chain, v.gossip_tx.clone()));
                 futures::future::pending::<()>().await;
                 drop(v);

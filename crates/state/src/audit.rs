@@ -26,7 +26,7 @@ use crate::identity::credential;
 use crate::principal::{Rows, N, Y};
 use crate::records::{head, key as record_key, version};
 use crate::store::{Overlay, StateRead};
-use crate::{decode_stored, BlockEnv, Rejection};
+use crate::{decode_with, read_stored, BlockEnv, Rejection};
 use medledger_types::audit::AccessNote;
 use medledger_types::codec::{Canonical, DecodeError, Reader, Writer};
 use medledger_types::{AccessOutcome, AuditOp, Event, Hash, PublicKey, Purpose, RejectCode, SealedNote};
@@ -114,14 +114,12 @@ impl Canonical for AccessEvent {
 /// Access events of a record, oldest first.
 pub fn access_events(state: &dyn StateRead, id: &Hash) -> Vec<AccessEvent> {
     let Some(h) = head(state, id) else { return Vec::new() };
-    (0..h.access_events)
-        .filter_map(|n| state.get(&key::access(id, n)).map(|b| decode_stored(&b, "access event")))
-        .collect()
+    (0..h.access_events).filter_map(|n| read_stored(state, &key::access(id, n), "access event")).collect()
 }
 
 /// Access event `n` of record `id`, if it exists.
 pub fn access_event(state: &dyn StateRead, id: &Hash, n: u64) -> Option<AccessEvent> {
-    state.get(&key::access(id, n)).map(|b| decode_stored(&b, "access event"))
+    read_stored(state, &key::access(id, n), "access event")
 }
 
 /// The access event that logged signed read request `request_id`, once committed.
@@ -141,7 +139,7 @@ pub fn access_event_count(state: &dyn StateRead, id: &Hash) -> u64 {
 pub fn access_log_len(state: &dyn StateRead) -> u64 {
     state
         .get(key::ACCESS_LOG_LEN)
-        .map(|b| u64::from_be_bytes(b.as_slice().try_into().expect("stored access log length is 8 bytes")))
+        .and_then(|b| decode_with(state, &b, "access log length", |r| r.u64("access log length")))
         .unwrap_or(0)
 }
 
@@ -150,7 +148,7 @@ pub fn access_log_entry(state: &dyn StateRead, seq: u64) -> Option<AccessEvent> 
     let b = state.get(&key::access_log(seq))?;
     let id = Hash(b.get(..32)?.try_into().ok()?);
     let n = u64::from_be_bytes(b.get(32..40)?.try_into().ok()?);
-    state.get(&key::access(&id, n)).map(|e| decode_stored(&e, "access event"))
+    read_stored(state, &key::access(&id, n), "access event")
 }
 
 pub(crate) fn apply(

@@ -45,7 +45,7 @@ use crate::identity::{self, credential};
 use crate::principal::Principal;
 use crate::principal::{Rows, N, Y};
 use crate::store::{Overlay, StateRead};
-use crate::{decode_stored, BlockEnv, Rejection};
+use crate::{decode_stored, decode_with, read_stored, BlockEnv, Rejection};
 use medledger_types::care::limits::{
     MAX_APPOINTMENT_AHEAD_MS, MAX_REFERRAL_REASON, MAX_REFERRAL_RECORDS, MAX_SPECIALTY,
 };
@@ -339,11 +339,11 @@ impl Canonical for PairStats {
 }
 
 pub fn referral(state: &dyn StateRead, id: &Hash) -> Option<Referral> {
-    state.get(&key::referral(id)).map(|b| decode_stored(&b, "referral"))
+    read_stored(state, &key::referral(id), "referral")
 }
 
 fn ids_at(state: &dyn StateRead, k: &[u8]) -> Vec<Hash> {
-    state.get(k).map(|b| crate::decode_ids(&b, "referral list", MAX_LISTED)).unwrap_or_default()
+    state.get(k).map(|b| crate::decode_ids(state, &b, "referral list", MAX_LISTED)).unwrap_or_default()
 }
 
 fn listed(state: &dyn StateRead, k: &[u8]) -> Vec<Referral> {
@@ -369,24 +369,16 @@ pub fn of_doctor(state: &dyn StateRead, doctor: &PublicKey) -> Vec<Referral> {
 
 fn pairs(state: &dyn StateRead) -> Vec<(String, String)> {
     let Some(b) = state.get(&key::pairs()) else { return vec![] };
-    let corrupt = |e: DecodeError| -> ! { panic!("stored referral pairs do not decode ({e}): state is corrupt") };
-    let mut r = Reader::new(&b);
-    let n = r.len("referral pairs", MAX_PAIRS).unwrap_or_else(|e| corrupt(e));
-    (0..n)
-        .map(|_| {
-            let from = r.string("from", MAX_INSTITUTION_ID).unwrap_or_else(|e| corrupt(e));
-            let to = r.string("to", MAX_INSTITUTION_ID).unwrap_or_else(|e| corrupt(e));
-            (from, to)
-        })
-        .collect()
+    decode_with(state, &b, "referral pairs", |r| {
+        let n = r.len("referral pairs", MAX_PAIRS)?;
+        (0..n).map(|_| Ok((r.string("from", MAX_INSTITUTION_ID)?, r.string("to", MAX_INSTITUTION_ID)?))).collect()
+    })
+    .unwrap_or_default()
 }
 
 /// The statistics of every institution pair, in the order pairs first appeared.
 pub fn stats(state: &dyn StateRead) -> Vec<PairStats> {
-    pairs(state)
-        .iter()
-        .filter_map(|(f, t)| state.get(&key::stats(f, t)).map(|b| decode_stored(&b, "referral stats")))
-        .collect()
+    pairs(state).iter().filter_map(|(f, t)| read_stored(state, &key::stats(f, t), "referral stats")).collect()
 }
 
 /// The region statistics use for an institution that was placed in none.
@@ -443,8 +435,9 @@ fn push_listed(o: &mut Overlay<'_>, k: Vec<u8>, id: Hash) {
 
 fn update_stats(o: &mut Overlay<'_>, r: &Referral, f: impl FnOnce(&mut PairStats)) -> Result<(), Rejection> {
     let k = key::stats(&r.from, &r.to);
-    let mut s: PairStats = match o.get(&k) {
-        Some(b) => decode_stored(&b, "referral stats"),
+    // (Stats that do not decode are reported, and the block is never committed.)
+    let mut s: PairStats = match o.get(&k).and_then(|b| decode_stored(o, &b, "referral stats")) {
+        Some(s) => s,
         None => {
             let mut all = pairs(o);
             if all.len() >= MAX_PAIRS {

@@ -187,8 +187,9 @@ impl TreeReader for Reader<'_> {
 /// and index entries naming the nodes this version made stale (pruned later, by the store;
 /// a version never deletes a node).
 ///
-/// Panics if the parent's tree is incomplete: that is corrupt storage, and a validator must stop
-/// rather than diverge.
+/// A parent tree that is incomplete, or of another version, is corrupt storage: it is reported
+/// ([`StateRead::corrupt`]) and the root returned is all zeros, which the view's owner never
+/// acts on (a validator stops rather than diverge).
 pub fn commit(state: &dyn StateRead, version: u64, writes: &WriteSet) -> (Hash, WriteSet) {
     commit_with(state, version, writes, true)
 }
@@ -200,25 +201,30 @@ fn commit_with(state: &dyn StateRead, version: u64, writes: &WriteSet, batch_all
     assert!(version < 1 << 56, "version {version} is past the node keys' range");
     let parent = tree_version(state);
     if parent != version.checked_sub(1) && parent.is_some() {
-        panic!("the state tree is at version {parent:?}, not at the parent of version {version}");
+        state.corrupt(&format!("the state tree is at version {parent:?}, not at the parent of version {version}"));
+        return (Hash([0; 32]), WriteSet::new());
     }
     let reader = Reader { state, proving: None };
     let tree = JellyfishMerkleTree::<_, TreeHasher>::new(&reader);
     let set: Vec<(KeyHash, Option<OwnedValue>)> =
         writes.iter().filter(|(k, _)| is_leaf_key(k)).map(|(k, v)| (key_hash(k), v.clone())).collect();
     assert!(!set.is_empty(), "every version writes at least its height");
-    let incomplete = |e: anyhow::Error| -> ! {
-        panic!("the state tree of version {} is incomplete: {e:#}", version.wrapping_sub(1))
-    };
     // Without deletions, the batch insertion builds each new node once (hashing it once); one
     // key at a time rehashes every node on the path per key, several times slower on large
     // blocks. Both give the same tree: its shape depends only on the keys.
-    let (root, batch) = if batch_allowed && set.iter().all(|(_, v)| v.is_some()) {
+    let done = if batch_allowed && set.iter().all(|(_, v)| v.is_some()) {
         let puts = set.into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect();
-        let (mut roots, batch) = tree.batch_put_value_sets(vec![puts], None, version).unwrap_or_else(|e| incomplete(e));
-        (roots.pop().expect("one version, one root"), batch)
+        tree.batch_put_value_sets(vec![puts], None, version)
+            .map(|(mut roots, batch)| (roots.pop().expect("one version, one root"), batch))
     } else {
-        tree.put_value_set(set, version).unwrap_or_else(|e| incomplete(e))
+        tree.put_value_set(set, version)
+    };
+    let (root, batch) = match done {
+        Ok(done) => done,
+        Err(e) => {
+            state.corrupt(&format!("the state tree of version {} is incomplete: {e:#}", version.wrapping_sub(1)));
+            return (Hash([0; 32]), WriteSet::new());
+        }
     };
     let mut out = WriteSet::new();
     for stale in &batch.stale_node_index_batch {
@@ -272,26 +278,35 @@ impl StateRead for Recording<'_> {
         self.touched.borrow_mut().insert(key.to_vec());
         self.base.get(key)
     }
+    fn corrupt(&self, what: &str) {
+        self.base.corrupt(what)
+    }
 }
 
 /// Verified values only. A read of a key the proof did not cover answers `None` and is
 /// remembered; [`Proven::replay`] then refuses the whole answer, so a node cannot make a query
-/// see "absent" by leaving a key out.
+/// see "absent" by leaving a key out. A proven value that does not decode is remembered too,
+/// and refuses the answer as well.
 pub struct Proven {
     entries: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     unproven: RefCell<Vec<Vec<u8>>>,
+    corrupt: RefCell<Option<String>>,
 }
 
 impl Proven {
     pub fn new(entries: BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Self {
-        Proven { entries, unproven: RefCell::new(Vec::new()) }
+        Proven { entries, unproven: RefCell::new(Vec::new()), corrupt: RefCell::new(None) }
     }
 
     /// Runs `query` over the verified values; an error names a key it needed that the proof
-    /// did not cover.
+    /// did not cover, or a proven value that does not decode.
     pub fn replay<T>(&self, query: impl FnOnce(&dyn StateRead) -> T) -> Result<T, String> {
         self.unproven.borrow_mut().clear();
+        self.corrupt.borrow_mut().take();
         let out = query(self);
+        if let Some(what) = self.corrupt.borrow_mut().take() {
+            return Err(format!("a proven value is not one the ledger writes: {what}"));
+        }
         match self.unproven.borrow().first() {
             None => Ok(out),
             Some(k) => Err(format!("the proof does not cover key `{}`", String::from_utf8_lossy(k))),
@@ -309,6 +324,9 @@ impl StateRead for Proven {
             }
         }
     }
+    fn corrupt(&self, what: &str) {
+        self.corrupt.borrow_mut().get_or_insert_with(|| what.to_string());
+    }
 }
 
 #[cfg(test)]
@@ -317,6 +335,19 @@ mod tests {
     use crate::store::{Layered, MemState};
     use proptest::prelude::*;
     use std::sync::Arc;
+
+    /// A proven value that does not decode refuses the answer replayed over it (it cannot come
+    /// from the ledger), where it would otherwise read as absent; a clean replay after it answers.
+    #[test]
+    fn a_proven_value_that_does_not_decode_refuses_the_answer() {
+        let pk = medledger_types::Keypair::from_seed(7).public();
+        let damaged = Proven::new([(crate::identity::key::credential(&pk), Some(vec![0xff; 3]))].into());
+        let why = damaged.replay(|s| crate::identity::credential(s, &pk)).unwrap_err();
+        assert!(why.contains("not one the ledger writes") && why.contains("credential does not decode"), "{why}");
+        let absent = Proven::new([(crate::identity::key::credential(&pk), None)].into());
+        assert_eq!(absent.replay(|s| crate::identity::credential(s, &pk)), Ok(None));
+        assert_eq!(damaged.replay(|s| s.get(b"x").is_none()).unwrap_err(), "the proof does not cover key `x`");
+    }
 
     /// A key kept off the tree is stored but is not a leaf: writing it leaves the root as it
     /// is, and it is never proven (an absence proof for it would be a lie).

@@ -21,7 +21,7 @@ use crate::identity::{credential, institution, patient_key, principal};
 use crate::principal::Principal;
 use crate::principal::{Rows, N, Y};
 use crate::store::{Overlay, StateRead};
-use crate::{decode_stored, BlockEnv, Rejection};
+use crate::{read_stored, BlockEnv, Rejection};
 use medledger_types::codec::{Canonical, DecodeError, Reader, Writer};
 use medledger_types::{ConsentOp, ConsentTerms, Event, Grantee, Hash, PublicKey, Purpose, RejectCode, Role, Scope};
 use serde::{Deserialize, Serialize};
@@ -163,23 +163,23 @@ impl Canonical for AccessRequest {
     }
 }
 
-fn decode_ids(bytes: &[u8]) -> Vec<Hash> {
-    crate::decode_ids(bytes, "consent list", MAX_CONSENTS_PER_PATIENT)
+fn decode_ids(s: &dyn StateRead, bytes: &[u8]) -> Vec<Hash> {
+    crate::decode_ids(s, bytes, "consent list", MAX_CONSENTS_PER_PATIENT)
 }
 
 pub fn consent(state: &dyn StateRead, id: &Hash) -> Option<Consent> {
-    state.get(&key::consent(id)).map(|b| decode_stored(&b, "consent"))
+    read_stored(state, &key::consent(id), "consent")
 }
 
 pub fn request(state: &dyn StateRead, id: &Hash) -> Option<AccessRequest> {
-    state.get(&key::request(id)).map(|b| decode_stored(&b, "access request"))
+    read_stored(state, &key::request(id), "access request")
 }
 
 /// A patient's consents: the latest past ones (revoked or expired), then the live ones.
 pub fn consents_of(state: &dyn StateRead, patient: &Hash) -> Vec<Consent> {
     let past = state
         .get(&key::past_consents(patient))
-        .map(|b| crate::decode_ids(&b, "past consent list", MAX_PAST_CONSENTS_PER_PATIENT))
+        .map(|b| crate::decode_ids(state, &b, "past consent list", MAX_PAST_CONSENTS_PER_PATIENT))
         .unwrap_or_default();
     past.iter().filter_map(|id| consent(state, id)).chain(active_consents(state, patient)).collect()
 }
@@ -187,7 +187,7 @@ pub fn consents_of(state: &dyn StateRead, patient: &Hash) -> Vec<Consent> {
 /// A patient's live consents, oldest first: at most [`MAX_CONSENTS_PER_PATIENT`], the only
 /// ones [`permits`] examines.
 pub fn active_consents(state: &dyn StateRead, patient: &Hash) -> Vec<Consent> {
-    let ids = state.get(&key::patient_consents(patient)).map(|b| decode_ids(&b)).unwrap_or_default();
+    let ids = state.get(&key::patient_consents(patient)).map(|b| decode_ids(state, &b)).unwrap_or_default();
     ids.iter().filter_map(|id| consent(state, id)).collect()
 }
 
@@ -199,7 +199,7 @@ pub fn pending_requests(state: &dyn StateRead, patient: &Hash) -> Vec<AccessRequ
 fn pending_ids(state: &dyn StateRead, patient: &Hash) -> Vec<Hash> {
     state
         .get(&key::pending_requests(patient))
-        .map(|b| crate::decode_ids(&b, "pending request list", MAX_PENDING_REQUESTS_PER_PATIENT))
+        .map(|b| crate::decode_ids(state, &b, "pending request list", MAX_PENDING_REQUESTS_PER_PATIENT))
         .unwrap_or_default()
 }
 
@@ -315,7 +315,7 @@ fn check_terms(o: &Overlay<'_>, env: &BlockEnv, terms: &ConsentTerms) -> Result<
 }
 
 pub(crate) fn store_consent(o: &mut Overlay<'_>, env: &BlockEnv, c: &Consent) -> Result<(), Rejection> {
-    let mut ids = o.get(&key::patient_consents(&c.patient)).map(|b| decode_ids(&b)).unwrap_or_default();
+    let mut ids = o.get(&key::patient_consents(&c.patient)).map(|b| decode_ids(o, &b)).unwrap_or_default();
     if ids.len() >= MAX_CONSENTS_PER_PATIENT {
         // Full: move revoked and expired consents to the past list; only active ones count.
         let (live, gone): (Vec<Hash>, Vec<Hash>) =
@@ -325,7 +325,7 @@ pub(crate) fn store_consent(o: &mut Overlay<'_>, env: &BlockEnv, c: &Consent) ->
         }
         let mut past = o
             .get(&key::past_consents(&c.patient))
-            .map(|b| crate::decode_ids(&b, "past consent list", MAX_PAST_CONSENTS_PER_PATIENT))
+            .map(|b| crate::decode_ids(o, &b, "past consent list", MAX_PAST_CONSENTS_PER_PATIENT))
             .unwrap_or_default();
         past.extend(gone);
         let drop = past.len().saturating_sub(MAX_PAST_CONSENTS_PER_PATIENT);

@@ -33,7 +33,7 @@ use crate::identity;
 use crate::principal::Principal;
 use crate::principal::{Rows, N, Y};
 use crate::store::{Overlay, StateRead};
-use crate::{decode_stored, BlockEnv, Rejection};
+use crate::{decode_stored, decode_with, read_stored, BlockEnv, Rejection};
 use medledger_types::codec::{Canonical, Reader, Writer};
 use medledger_types::drugs::limits::{
     MAX_CONTAINER_ITEMS, MAX_FUTURE_SKEW_MS, MAX_NESTING, MAX_REACHED, UNDO_WINDOW_MS,
@@ -530,7 +530,7 @@ fn denied(msg: impl Into<String>) -> Rejection {
 }
 
 fn get<T: Canonical>(s: &dyn StateRead, k: &[u8], what: &str) -> Option<T> {
-    s.get(k).map(|b| decode_stored(&b, what))
+    read_stored(s, k, what)
 }
 fn put<T: Canonical>(o: &mut Overlay<'_>, k: Vec<u8>, v: &T) {
     o.put(k, v.to_bytes());
@@ -540,16 +540,11 @@ fn get_u64(s: &dyn StateRead, k: &[u8]) -> u64 {
 }
 fn get_strings(s: &dyn StateRead, k: &[u8], what: &'static str, limit: usize) -> Vec<String> {
     s.get(k)
-        .map(|b| {
-            let mut r = Reader::new(&b);
-            let n =
-                r.len(what, limit).unwrap_or_else(|e| panic!("stored {what} does not decode ({e}): state is corrupt"));
-            (0..n)
-                .map(|_| {
-                    r.string(what, 64)
-                        .unwrap_or_else(|e| panic!("stored {what} does not decode ({e}): state is corrupt"))
-                })
-                .collect()
+        .and_then(|b| {
+            decode_with(s, &b, what, |r| {
+                let n = r.len(what, limit)?;
+                (0..n).map(|_| r.string(what, 64)).collect()
+            })
         })
         .unwrap_or_default()
 }
@@ -857,19 +852,19 @@ fn store_event(o: &mut Overlay<'_>, ekey: &Hash, e: &StoredEvent) {
 }
 
 /// An event's public record and its body, by the event's key hash. A missing body, or one that
-/// does not match the record's digest, is corrupt storage: the validator stops rather than
-/// serve or act on it.
+/// does not match the record's digest, is corrupt storage: it is reported
+/// ([`StateRead::corrupt`]), and the node neither serves nor acts on it.
 fn event_parts(s: &dyn StateRead, ekey: &Hash) -> Option<(EventRecord, StoredEvent)> {
     let record = get::<EventRecord>(s, &key::event(ekey), "drug event record")?;
-    let raw = s
-        .get(&key::event_body(ekey))
-        .unwrap_or_else(|| panic!("drug event {ekey} has a record but no body: state is corrupt"));
-    assert_eq!(
-        record.body,
-        tagged(domain::DRUG_EVENT_BODY, &[&raw]),
-        "the body of drug event {ekey} does not match its record: state is corrupt"
-    );
-    Some((record, decode_stored(&raw, "drug event")))
+    let Some(raw) = s.get(&key::event_body(ekey)) else {
+        s.corrupt(&format!("drug event {ekey} has a record but no body"));
+        return None;
+    };
+    if record.body != tagged(domain::DRUG_EVENT_BODY, &[&raw]) {
+        s.corrupt(&format!("the body of drug event {ekey} does not match its record"));
+        return None;
+    }
+    Some((record, decode_stored(s, &raw, "drug event")?))
 }
 
 /// The stored events on an identifier's trail, oldest first (for EPCIS queries).

@@ -25,7 +25,7 @@
 use crate::principal::Principal;
 use crate::principal::{Rows, N, Y};
 use crate::store::{Overlay, StateRead, WriteSet};
-use crate::{decode_stored, BlockEnv, Rejection};
+use crate::{read_stored, BlockEnv, Rejection};
 use medledger_types::codec::{DecodeError, Reader, Writer};
 use medledger_types::{Canonical, CredentialSpec, Event, Genesis, Hash, IdentityOp, PublicKey, RejectCode, Role};
 use serde::{Deserialize, Serialize};
@@ -196,19 +196,19 @@ pub fn ca_key(state: &dyn StateRead) -> Option<PublicKey> {
 }
 
 pub fn credential(state: &dyn StateRead, pk: &PublicKey) -> Option<Credential> {
-    state.get(&key::credential(pk)).map(|b| decode_stored(&b, "credential"))
+    read_stored(state, &key::credential(pk), "credential")
 }
 
 /// The prefix of every credential key, and the credential a stored value holds: for node-local
 /// listings (a storage scan), which cannot be proven.
 pub const CREDENTIAL_PREFIX: &[u8] = crate::keys::CREDENTIAL;
 
-pub fn decode_credential(stored: &[u8]) -> Credential {
-    decode_stored(stored, "credential")
+pub fn decode_credential(stored: &[u8]) -> Result<Credential, String> {
+    Credential::from_bytes(stored).map_err(|e| format!("stored credential does not decode ({e})"))
 }
 
 pub fn institution(state: &dyn StateRead, id: &str) -> Option<Institution> {
-    state.get(&key::institution(id)).map(|b| decode_stored(&b, "institution"))
+    read_stored(state, &key::institution(id), "institution")
 }
 
 /// The region an institution was placed in, if any.
@@ -221,7 +221,7 @@ pub fn patient_key(state: &dyn StateRead, pseudonym: &medledger_types::Hash) -> 
 }
 
 pub fn attestation(state: &dyn StateRead, digest: &medledger_types::Hash) -> Option<Attestation> {
-    state.get(&key::attestation(digest)).map(|b| decode_stored(&b, "attestation"))
+    read_stored(state, &key::attestation(digest), "attestation")
 }
 
 /// Why a credential is not usable at (`now_ms`, `height`), if it is not.

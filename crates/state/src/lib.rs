@@ -238,18 +238,40 @@ pub(crate) fn encode_ids(ids: &[Hash]) -> Vec<u8> {
     w.finish()
 }
 
-/// Decodes a stored id list written by [`encode_ids`] under `limit`.
-pub(crate) fn decode_ids(bytes: &[u8], what: &'static str, limit: usize) -> Vec<Hash> {
-    let mut r = medledger_types::codec::Reader::new(bytes);
-    let n = r.len(what, limit).unwrap_or_else(|e| panic!("stored {what} does not decode ({e}): state is corrupt"));
-    (0..n)
-        .map(|_| {
-            Hash(r.array(what).unwrap_or_else(|e| panic!("stored {what} does not decode ({e}): state is corrupt")))
-        })
-        .collect()
+/// Decodes a stored id list written by [`encode_ids`] under `limit` (empty if it does not
+/// decode, which is reported: see [`decode_with`]).
+pub(crate) fn decode_ids(s: &dyn StateRead, bytes: &[u8], what: &'static str, limit: usize) -> Vec<Hash> {
+    decode_with(s, bytes, what, |r| {
+        let n = r.len(what, limit)?;
+        (0..n).map(|_| r.array(what).map(Hash)).collect()
+    })
+    .unwrap_or_default()
 }
 
-/// Decodes a stored value, treating corruption as a fatal invariant violation.
-pub(crate) fn decode_stored<T: Canonical>(bytes: &[u8], what: &str) -> T {
-    T::from_bytes(bytes).unwrap_or_else(|e| panic!("stored {what} does not decode ({e}): state is corrupt"))
+/// Decodes a stored value with `f`, which must read all of it. One that does not decode is
+/// reported to the view it was read from ([`StateRead::corrupt`]) and read as absent: the
+/// view's owner stops before acting on anything computed over it.
+pub(crate) fn decode_with<T>(
+    s: &dyn StateRead,
+    bytes: &[u8],
+    what: &str,
+    f: impl FnOnce(&mut medledger_types::codec::Reader<'_>) -> Result<T, medledger_types::codec::DecodeError>,
+) -> Option<T> {
+    let mut r = medledger_types::codec::Reader::new(bytes);
+    let out = f(&mut r).and_then(|v| match r.remaining() {
+        0 => Ok(v),
+        n => Err(medledger_types::codec::DecodeError::TrailingBytes(n)),
+    });
+    out.map_err(|e| s.corrupt(&format!("stored {what} does not decode ({e})"))).ok()
+}
+
+/// Decodes a stored value in its canonical encoding (see [`decode_with`] for one that does
+/// not decode).
+pub(crate) fn decode_stored<T: Canonical>(s: &dyn StateRead, bytes: &[u8], what: &str) -> Option<T> {
+    T::from_bytes(bytes).map_err(|e| s.corrupt(&format!("stored {what} does not decode ({e})"))).ok()
+}
+
+/// The value stored under `key`, decoded ([`decode_stored`]).
+pub(crate) fn read_stored<T: Canonical>(s: &dyn StateRead, key: &[u8], what: &str) -> Option<T> {
+    s.get(key).and_then(|b| decode_stored(s, &b, what))
 }

@@ -25,7 +25,7 @@ use crate::consent::{permits, RecordRef};
 use crate::identity::{credential, patient_key};
 use crate::principal::{Rows, N, Y};
 use crate::store::{Overlay, StateRead};
-use crate::{decode_stored, BlockEnv, Rejection};
+use crate::{decode_with, read_stored, BlockEnv, Rejection};
 use medledger_types::codec::{Canonical, DecodeError, Reader, Writer};
 use medledger_types::{action, Event, Hash, PublicKey, Purpose, RecordsOp, RejectCode, Role};
 use serde::{Deserialize, Serialize};
@@ -176,11 +176,11 @@ impl Canonical for RecordVersion {
 }
 
 pub fn head(state: &dyn StateRead, id: &Hash) -> Option<RecordHead> {
-    state.get(&key::head(id)).map(|b| decode_stored(&b, "record head"))
+    read_stored(state, &key::head(id), "record head")
 }
 
 pub fn version(state: &dyn StateRead, id: &Hash, v: u32) -> Option<RecordVersion> {
-    state.get(&key::version(id, v)).map(|b| decode_stored(&b, "record version"))
+    read_stored(state, &key::version(id, v), "record version")
 }
 
 /// Every version of a record, oldest first.
@@ -193,7 +193,7 @@ pub fn history(state: &dyn StateRead, id: &Hash) -> Vec<RecordVersion> {
 pub fn record_ids_of(state: &dyn StateRead, patient: &Hash) -> Vec<Hash> {
     state
         .get(&key::patient_records(patient))
-        .map(|b| crate::decode_ids(&b, "patient record list", MAX_RECORDS_PER_PATIENT))
+        .map(|b| crate::decode_ids(state, &b, "patient record list", MAX_RECORDS_PER_PATIENT))
         .unwrap_or_default()
 }
 
@@ -227,10 +227,11 @@ pub fn holders(state: &dyn StateRead, id: &Hash, h: &RecordHead) -> Vec<String> 
 /// The institutions yet to confirm the erasure of `id`.
 pub fn erasure_holders(state: &dyn StateRead, id: &Hash) -> Vec<String> {
     let Some(b) = state.get(&key::erasure_holders(id)) else { return Vec::new() };
-    let mut r = Reader::new(&b);
-    let corrupt = |e: DecodeError| -> ! { panic!("stored erasure holders do not decode ({e}): state is corrupt") };
-    let n = r.len("erasure holders", MAX_HOLDERS).unwrap_or_else(|e| corrupt(e));
-    (0..n).map(|_| r.string("institution", 64).unwrap_or_else(|e| corrupt(e))).collect()
+    decode_with(state, &b, "erasure holders", |r| {
+        let n = r.len("erasure holders", MAX_HOLDERS)?;
+        (0..n).map(|_| r.string("institution", 64)).collect()
+    })
+    .unwrap_or_default()
 }
 
 fn put_erasure_holders(o: &mut Overlay<'_>, id: &Hash, holders: &[String]) {
@@ -250,7 +251,7 @@ fn put_erasure_holders(o: &mut Overlay<'_>, id: &Hash, holders: &[String]) {
 pub fn erasure_queue(state: &dyn StateRead, institution: &str) -> Vec<Hash> {
     state
         .get(&key::erasure_queue(institution))
-        .map(|b| crate::decode_ids(&b, "erasure queue", MAX_ERASURE_QUEUE))
+        .map(|b| crate::decode_ids(state, &b, "erasure queue", MAX_ERASURE_QUEUE))
         .unwrap_or_default()
 }
 

@@ -6,6 +6,15 @@ use std::sync::Arc;
 /// Read access to committed (or speculative) state.
 pub trait StateRead {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
+
+    /// Reports a stored value the state machine cannot have written (it does not decode, or it
+    /// contradicts another), named by `what`. The domain code then reads the value as absent and
+    /// goes on; whoever owns the view checks it before acting on any answer computed over it. A
+    /// view over storage latches the fault, and its store refuses every later read and commit
+    /// (a validator stops, its API answers that its state is corrupt); a view over proven values
+    /// refuses the answer. A state held only in memory, built by the process itself (tests,
+    /// simulations, benchmarks, re-execution from genesis), cannot hold such a value, and stops.
+    fn corrupt(&self, what: &str);
 }
 
 /// Writes of one block, sorted by key. `None` deletes.
@@ -18,6 +27,10 @@ pub struct MemState(pub BTreeMap<Vec<u8>, Vec<u8>>);
 impl StateRead for MemState {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         self.0.get(key).cloned()
+    }
+    fn corrupt(&self, what: &str) {
+        // Only this process's own writes are in it: a value that does not decode is a bug.
+        panic!("in-memory state is corrupt: {what}")
     }
 }
 
@@ -79,6 +92,9 @@ impl StateRead for Layered<'_> {
         }
         self.base.get(key)
     }
+    fn corrupt(&self, what: &str) {
+        self.base.corrupt(what)
+    }
 }
 
 /// Buffered writes over a base view.
@@ -105,5 +121,8 @@ impl StateRead for Overlay<'_> {
             Some(v) => v.clone(),
             None => self.base.get(key),
         }
+    }
+    fn corrupt(&self, what: &str) {
+        self.base.corrupt(what)
     }
 }

@@ -4,11 +4,17 @@
 //! certificate, its receipts, the tx index, the state writes and the new tip. A crash at any
 //! point leaves either the whole block applied or none of it, so restart resumes from the last
 //! committed height and consensus redelivers the rest.
+//!
+//! A state read that fails, or a stored value the state machine reports as one it cannot have
+//! written ([`medledger_state::StateRead::corrupt`]), latches a fault on the store: from then
+//! on it refuses every snapshot and every commit with [`StoreError::Corrupt`], so nothing
+//! computed over the damaged state is ever acted on ([`Store::fault`]).
 
 use medledger_state::{StateRead, WriteSet};
 use medledger_types::{Block, BlockHeader, Canonical, Hash, Receipt};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
@@ -94,6 +100,8 @@ pub struct Store {
     /// The most stale tree nodes one commit drops: [`MAX_PRUNE`], lower only in tests
     /// ([`Store::set_max_prune`]).
     max_prune: usize,
+    /// The first fault a read of the state found, shared with every snapshot.
+    fault: Arc<OnceLock<String>>,
 }
 
 fn hash_of(b: &[u8]) -> Result<Hash> {
@@ -117,7 +125,23 @@ impl Store {
             w.open_table(STATE)?;
         }
         w.commit()?;
-        Ok(Store { db, max_prune: MAX_PRUNE })
+        Ok(Store { db, max_prune: MAX_PRUNE, fault: Arc::new(OnceLock::new()) })
+    }
+
+    /// The first fault found in the stored state, if any: a read that failed, or a value the
+    /// state machine cannot have written. Once there is one, the store refuses every snapshot
+    /// and commit.
+    pub fn fault(&self) -> Option<&str> {
+        self.fault.get().map(String::as_str)
+    }
+
+    fn healthy(&self) -> Result<()> {
+        match self.fault() {
+            Some(f) => {
+                Err(StoreError::Corrupt(format!("{f}; found earlier, so this store is no longer read or written")))
+            }
+            None => Ok(()),
+        }
     }
 
     /// Lowers the most stale tree nodes one commit drops below [`MAX_PRUNE`] (at least one), so
@@ -184,6 +208,7 @@ impl Store {
         writes: &WriteSet,
         receipts: &[Receipt],
     ) -> Result<()> {
+        self.healthy()?;
         let height = block.height();
         let tip = self.tip()?.map(|t| t.height);
         if tip != Some(height.wrapping_sub(1)) {
@@ -298,9 +323,10 @@ impl Store {
     /// The header of the committed tip and the state at that tip, read in one transaction (so a
     /// block committed meanwhile cannot put the state ahead of the tip: state proofs need both).
     pub fn view(&self) -> Result<(BlockHeader, Snapshot)> {
+        self.healthy()?;
         let r = self.db.begin_read()?;
         let header = tip_header(&r)?.ok_or_else(|| StoreError::Corrupt("no tip".into()))?;
-        Ok((header, Snapshot { table: r.open_table(STATE)? }))
+        Ok((header, Snapshot { table: r.open_table(STATE)?, fault: self.fault.clone() }))
     }
 
     /// The header of the stored block at `height` (the body is not decoded).
@@ -323,9 +349,10 @@ impl Store {
 
     /// A consistent read view of the committed state.
     pub fn snapshot(&self) -> Result<Snapshot> {
+        self.healthy()?;
         let r = self.db.begin_read()?;
         let table = r.open_table(STATE)?;
-        Ok(Snapshot { table })
+        Ok(Snapshot { table, fault: self.fault.clone() })
     }
 }
 
@@ -399,9 +426,11 @@ fn apply_writes(t: &mut redb::Table<&[u8], &[u8]>, writes: &WriteSet) -> Result<
     Ok(())
 }
 
-/// A point-in-time view of the state table; implements [`StateRead`].
+/// A point-in-time view of the state table; implements [`StateRead`]. A read that fails, or a
+/// value reported corrupt, latches its store's fault ([`Store::fault`]).
 pub struct Snapshot {
     table: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    fault: Arc<OnceLock<String>>,
 }
 
 /// Key-value pairs in key order.
@@ -426,9 +455,28 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// The first fault found in the store this view reads ([`Store::fault`]): a caller checks it
+    /// before it acts on an answer computed over the view.
+    pub fn fault(&self) -> Option<&str> {
+        self.fault.get().map(String::as_str)
+    }
+}
+
 impl StateRead for Snapshot {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        // A read error on committed state is unrecoverable for a validator: stop rather than diverge.
-        self.table.get(key).unwrap_or_else(|e| panic!("state read failed: {e}")).map(|v| v.value().to_vec())
+        // A read error on committed state is unrecoverable for a validator: it is latched (the
+        // store then refuses to be read or committed), and the key reads as absent meanwhile.
+        match self.table.get(key) {
+            Ok(v) => v.map(|v| v.value().to_vec()),
+            Err(e) => {
+                self.corrupt(&format!("state read failed: {e}"));
+                None
+            }
+        }
+    }
+    fn corrupt(&self, what: &str) {
+        // The first fault is kept: later ones often follow from it.
+        let _ = self.fault.set(what.to_string());
     }
 }

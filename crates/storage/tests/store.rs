@@ -314,3 +314,74 @@ fn a_prune_drops_at_most_its_limit_oldest_first_and_the_rest_waits() {
         }
     }
 }
+
+/// Chooses state keys.
+type Pick<'a> = &'a dyn Fn(&[u8]) -> bool;
+
+/// Overwrites, in the stopped store at `path`, every state value whose key `pick` chooses with
+/// bytes no value of the ledger has (as a damaged disk or a careless hand would).
+fn damage(path: &std::path::Path, pick: Pick<'_>) {
+    use redb::ReadableTable as _;
+    let db = redb::Database::create(path).unwrap();
+    let w = db.begin_write().unwrap();
+    {
+        let mut t = w.open_table(redb::TableDefinition::<&[u8], &[u8]>::new("state")).unwrap();
+        let keys: Vec<Vec<u8>> = t.iter().unwrap().map(|e| e.unwrap().0.value().to_vec()).filter(|k| pick(k)).collect();
+        assert!(!keys.is_empty(), "nothing to damage");
+        for k in keys {
+            t.insert(k.as_slice(), [0xff_u8; 3].as_slice()).unwrap();
+        }
+    }
+    w.commit().unwrap();
+}
+
+/// A stored value the state machine cannot have written is reported, not a panic: the read
+/// answers it as absent and latches the fault on the store, which then refuses every snapshot
+/// and every commit (the tip stays). A damaged node of the state tree is found the same way,
+/// by the next block's execution.
+#[test]
+fn a_damaged_value_or_tree_node_latches_a_fault_and_nothing_more_is_committed() {
+    let (g, admins) = genesis("c");
+    let g0 = genesis_block(&g);
+    let attest = Tx::sign(
+        Transaction {
+            chain_id: "c".into(),
+            signer: admins[0].public(),
+            nonce: 0,
+            op: Operation::Identity(IdentityOp::Attest { digest: Hash([5; 32]), label: "x".into() }),
+        },
+        &admins[0],
+    );
+    let env = BlockEnv { chain_id: "c".into(), height: 1, timestamp_ms: 2_000, proposer: Default::default() };
+    let institution = medledger_state::identity::key::institution("h1");
+    let cases: [(Pick<'_>, &str); 2] = [
+        (&|k| k == institution.as_slice(), "stored institution does not decode"),
+        (&medledger_state::commitment::is_node_key, "the state tree of version 0 is incomplete"),
+    ];
+    for (i, (pick, fault)) in cases.into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chain.redb");
+        Store::open(&path).unwrap().init_genesis(&g0, &genesis_writes(&g), g.hash()).unwrap();
+        damage(&path, pick);
+        let store = Store::open(&path).unwrap();
+        store.init_genesis(&g0, &genesis_writes(&g), g.hash()).unwrap();
+        let snap = store.snapshot().unwrap();
+        assert!(store.fault().is_none(), "nothing is read yet");
+        if i == 0 {
+            let read = medledger_state::identity::institution(&snap, "h1");
+            assert!(read.is_none(), "the damaged institution reads as absent");
+        }
+        // (The block's execution reads the tree.)
+        let ex = execute_block(&snap, &env, std::slice::from_ref(&attest));
+        let found = store.fault().unwrap_or_else(|| panic!("no fault latched for `{fault}`")).to_string();
+        assert!(found.contains(fault), "{found}");
+        assert_eq!(snap.fault(), Some(found.as_str()));
+        match store.snapshot() {
+            Err(StoreError::Corrupt(why)) => assert!(why.contains(fault) && why.contains("no longer read"), "{why}"),
+            _ => panic!("a snapshot of a faulted store"),
+        }
+        let b1 = Block::new(1, g0.digest(), 2_000, Default::default(), ex.state_root, vec![attest.clone()]);
+        assert!(matches!(store.commit_block(&b1, None, &ex.writes, &ex.receipts), Err(StoreError::Corrupt(_))));
+        assert_eq!(store.tip().unwrap().unwrap().height, 0, "nothing was committed");
+    }
+}

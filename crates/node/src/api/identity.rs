@@ -2,6 +2,7 @@
 //! permission table.
 
 use super::*;
+use medledger_state::store::StateRead as _;
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct IdentityView {
@@ -173,7 +174,8 @@ pub(crate) async fn get_staff(
         snap.scan_prefix(state_identity::CREDENTIAL_PREFIX, 100 * MAX_STAFF).map_err(ApiError::internal)?;
     let staff: Vec<_> = entries
         .iter()
-        .map(|(_, v)| state_identity::decode_credential(v))
+        // One that does not decode is reported, and the answer is refused (see the router).
+        .filter_map(|(_, v)| state_identity::decode_credential(v).map_err(|e| snap.corrupt(&e)).ok())
         .filter(|c| c.institution == id && c.role != medledger_types::Role::Patient)
         .take(MAX_STAFF)
         .collect();

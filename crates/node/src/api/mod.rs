@@ -295,7 +295,34 @@ pub fn router(state: ApiState) -> Router {
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(drain_unread_body))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), refuse_over_corrupt_state))
         .with_state(state)
+}
+
+/// Nothing computed over damaged state leaves the node: once its store found a stored value
+/// the state machine cannot have written, or a read failed (this request's reads or any
+/// earlier ones), every answer is this error. (The validator stops at its next finalized
+/// block.)
+async fn refuse_over_corrupt_state(
+    State(st): State<ApiState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let corrupt = |fault: &str| {
+        ApiError::internal(format!(
+            "this node's stored state is corrupt ({fault}): it answers nothing more and stops validating; its data \
+             directory must be restored"
+        ))
+        .into_response()
+    };
+    if let Some(fault) = st.chain.store.fault() {
+        return corrupt(fault);
+    }
+    let answer = next.run(req).await;
+    match st.chain.store.fault() {
+        Some(fault) => corrupt(fault),
+        None => answer,
+    }
 }
 
 /// Most bytes of a request body left unread by its answer that are read and dropped so that

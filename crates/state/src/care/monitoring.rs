@@ -12,7 +12,7 @@ use super::{invalid, not_permitted};
 use crate::identity::{self, credential};
 use crate::principal::Principal;
 use crate::store::{Overlay, StateRead};
-use crate::{decode_stored, BlockEnv, Rejection};
+use crate::{read_stored, BlockEnv, Rejection};
 use medledger_types::care::limits::{MAX_DEVICE_MODEL, MAX_RULES, MAX_RULE_TEXT};
 use medledger_types::care::{alarm, CareOp, RuleText};
 use medledger_types::codec::{Canonical, DecodeError, Reader, Writer};
@@ -265,14 +265,13 @@ impl Canonical for Alarm {
 }
 
 pub fn device(state: &dyn StateRead, id: &Hash) -> Option<Device> {
-    state.get(&key::device(id)).map(|b| decode_stored(&b, "device"))
+    read_stored(state, &key::device(id), "device")
 }
 
 /// The device a key signs for.
 pub fn device_of_key(state: &dyn StateRead, pk: &PublicKey) -> Option<Device> {
     let id = state.get(&key::device_key(pk))?;
-    let id: [u8; 32] =
-        id.as_slice().try_into().unwrap_or_else(|_| panic!("stored device key binding: state is corrupt"));
+    let id = crate::decode_with(state, &id, "device key binding", |r| r.array("device key binding"))?;
     device(state, &Hash(id))
 }
 
@@ -284,7 +283,7 @@ pub fn devices_of(state: &dyn StateRead, patient: &Hash) -> Vec<Device> {
 }
 
 pub fn monitoring(state: &dyn StateRead, patient: &Hash) -> Option<Monitoring> {
-    state.get(&key::monitoring(patient)).map(|b| decode_stored(&b, "monitoring"))
+    read_stored(state, &key::monitoring(patient), "monitoring")
 }
 
 /// Patients whose monitoring `doctor` is responsible for, oldest first.
@@ -293,15 +292,15 @@ pub fn patients_of_doctor(state: &dyn StateRead, doctor: &PublicKey) -> Vec<Hash
 }
 
 pub fn on_call(state: &dyn StateRead, institution: &str) -> Option<PublicKey> {
-    state.get(&key::on_call(institution)).map(|b| decode_stored(&b, "on-call doctor"))
+    read_stored(state, &key::on_call(institution), "on-call doctor")
 }
 
 pub fn anchor(state: &dyn StateRead, device: &Hash, seq: u64) -> Option<ReadingAnchor> {
-    state.get(&key::anchor(device, seq)).map(|b| decode_stored(&b, "reading anchor"))
+    read_stored(state, &key::anchor(device, seq), "reading anchor")
 }
 
 pub fn alarm(state: &dyn StateRead, id: &Hash) -> Option<Alarm> {
-    state.get(&key::alarm(id)).map(|b| decode_stored(&b, "alarm"))
+    read_stored(state, &key::alarm(id), "alarm")
 }
 
 pub fn alarms_of_patient(state: &dyn StateRead, patient: &Hash) -> Vec<Alarm> {
@@ -313,7 +312,7 @@ pub fn alarms_of_doctor(state: &dyn StateRead, doctor: &PublicKey) -> Vec<Alarm>
 }
 
 fn ids_at(state: &dyn StateRead, k: &[u8], limit: usize) -> Vec<Hash> {
-    state.get(k).map(|b| crate::decode_ids(&b, "care list", limit)).unwrap_or_default()
+    state.get(k).map(|b| crate::decode_ids(state, &b, "care list", limit)).unwrap_or_default()
 }
 
 fn push_bounded(o: &mut Overlay<'_>, k: Vec<u8>, id: Hash, limit: usize) {
