@@ -570,6 +570,19 @@ fn a_capture_checks_each_lot_it_commissions_into() {
     ));
     assert_eq!(drugs::lot_packs(&w.c.state, GTIN, "NEW"), 2);
     assert_eq!(w.item("N2").expiry, "391231");
+    // From one lot to another and back: each event lands in its own lot.
+    applied(&w.run(
+        &maker,
+        D::Capture {
+            events: vec![
+                commission("NEW", "391231", "N3"),
+                commission("LOTA", "301231", "N4"),
+                commission("NEW", "391231", "N5"),
+            ],
+        },
+    ));
+    assert_eq!([w.item("N3").lot, w.item("N4").lot, w.item("N5").lot], ["NEW", "LOTA", "NEW"]);
+    assert_eq!(drugs::lot_packs(&w.c.state, GTIN, "NEW"), 4);
 }
 
 #[test]
@@ -883,6 +896,12 @@ fn a_reported_item_keeps_no_room_for_events_it_can_no_longer_take() {
         refused_without_effect(&mut w, &maker, D::Disaggregate { meta: m0(), parent: CASE.into(), children: vec![] });
     assert!(why.contains("damaged"), "{why}");
     let (_, why) = refused_without_effect(&mut w, &maker, D::Ship { meta: m0(), epcs: vec![case], to: DIST.into() });
+    assert!(why.contains("damaged"), "{why}");
+    let (_, why) = refused_without_effect(
+        &mut w,
+        &maker,
+        D::Aggregate { meta: m0(), parent: "106141412345678915".into(), children: vec![pack("A2")] },
+    );
     assert!(why.contains("damaged"), "{why}");
 }
 
