@@ -197,6 +197,7 @@ impl Monitor {
         // Each device within its rate (the node's requester limit), also before any write.
         svc.guard.admit(&key, digest, svc.chain.now_ms())?;
         let epoch = self.key_epoch(svc, &snap, &device, svc.chain.now_ms())?;
+        svc.sound()?;
         let sealed = envelope::seal(&epoch.key, bytes, &envelope::reading_context(&device.id, &digest));
         {
             let mut g = self.inner.lock();
@@ -328,6 +329,7 @@ impl Monitor {
         for pk in readers {
             keys.push((pk, envelope::wrap(&epoch.key, &pk, &ctx).map_err(ServiceError::internal)?));
         }
+        svc.sound()?;
         svc.vault.put_reading_key(&device.id, &epoch.id, &keys).map_err(ServiceError::internal)?;
         let epoch = Arc::new(epoch);
         let mut g = self.inner.lock();

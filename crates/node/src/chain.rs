@@ -353,7 +353,11 @@ impl Chain {
                 Err(SubmitError::Rejected(r))
             } else {
                 let expected = medledger_state::nonce_of(&snap, &tx.body().signer);
-                pool.admit(tx, expected).map(|_| id).map_err(SubmitError::from)
+                match snap.fault() {
+                    // Checked over damaged state: not pooled, logged or gossiped.
+                    Some(f) => Err(SubmitError::Unavailable(format!("stored data is corrupt: {f}"))),
+                    None => pool.admit(tx, expected).map(|_| id).map_err(SubmitError::from),
+                }
             };
             if r.is_err() {
                 self.metrics.rejected.fetch_add(1, Ordering::Relaxed);
@@ -411,6 +415,9 @@ impl Chain {
 
     /// Builds a block on `parent`. Returns `None` if the parent's state is not known here.
     pub fn build(&self, parent: &Block) -> Option<Arc<Block>> {
+        if self.store.fault().is_some() {
+            return None;
+        }
         let (tip, snap) = self.base()?;
         let spec = self.speculative.lock();
         let (layers, included) = self.layers_to(&spec, &tip, parent.digest())?;
@@ -496,6 +503,11 @@ impl Chain {
         block: &Block,
         leader: Option<&PublicKey>,
     ) -> Result<bool, VerifyLater> {
+        // Damaged state gives no verdict, and says so at once (not "unknown parent", which
+        // consensus would answer by catching up and asking again).
+        if let Some(fault) = self.store.fault() {
+            return Err(VerifyLater::StoreFault(fault.to_string()));
+        }
         let h = &block.header;
         if h.height != parent.height() + 1 || h.parent != parent.digest() {
             return Ok(false);
@@ -610,8 +622,8 @@ impl Chain {
         self.store.commit_block(&block, certificate, &writes, &receipts)?;
         let new_tip = Tip { height: block.height(), hash: block.digest(), state_root: block.header.state_root };
         *self.tip.lock() = new_tip;
-        {
-            let snap = self.store.snapshot()?;
+        // (Committed: a fault found meanwhile stops the next commit, not this one.)
+        if let Ok(snap) = self.store.snapshot() {
             let signers: HashSet<PublicKey> = block.txs.iter().map(|t| t.body().signer).collect();
             self.mempool.lock().prune(&snap, signers);
         }

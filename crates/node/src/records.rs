@@ -256,10 +256,24 @@ impl RecordService {
     pub fn settle_access_log(&self) {
         let Some(j) = self.journal.get() else { return };
         let Ok(snap) = self.chain.store.snapshot() else { return };
+        // Over damaged state there is no answer: the batch stays in flight.
         j.settle(
             |tx| self.chain.is_pending(tx),
-            |id| medledger_state::audit::access_event_for_request(&snap, id).is_some(),
+            |id| {
+                let committed = medledger_state::audit::access_event_for_request(&snap, id).is_some();
+                snap.fault().is_none().then_some(committed)
+            },
         );
+    }
+
+    /// Refuses once the store found damaged state: nothing goes to the vault or the access
+    /// journal on a decision computed over it (the API answers with the fault, and the
+    /// validator stops).
+    pub(crate) fn sound(&self) -> Result<(), ServiceError> {
+        match self.chain.store.fault() {
+            Some(f) => Err(ServiceError::new(ErrorCode::Internal, format!("stored data is corrupt: {f}"))),
+            None => Ok(()),
+        }
     }
 
     /// The key that signs this service's transactions.
@@ -347,6 +361,7 @@ impl RecordService {
             proposer: self.chain.me,
         };
         medledger_state::check_operation(&snap, &env, &tx).map_err(SubmitError::Rejected)?;
+        self.sound()?;
         self.vault.put_version(record_id, *version, &sealed, &keys).map_err(vault_error)?;
         self.chain.submit(vec![tx.clone()]).remove(0)?;
         Ok(tx)
@@ -370,6 +385,7 @@ impl RecordService {
                 "only the record's patient may add keys, and the signature does not verify",
             ));
         }
+        self.sound()?;
         self.vault.add_key(record_id, version, &recipient, &req.wrapped).map_err(vault_error)
     }
 
@@ -502,6 +518,7 @@ impl RecordService {
         let w = envelope::rewrap(&own, &self.institution_key, &r.requester, &ctx)
             .map_err(|e| ServiceError::new(ErrorCode::Internal, format!("the holder's copy of the key: {e}")))?;
         if keep {
+            self.sound()?;
             self.vault.add_key(&r.record_id, r.version, &r.requester, &w).map_err(vault_error)?;
         }
         Ok((sealed, w))
@@ -555,6 +572,9 @@ impl RecordService {
         let Ok(snap) = self.chain.store.snapshot() else { return Vec::new() };
         let queue = state_records::erasure_queue(&snap, &self.institution);
         drop(snap);
+        if self.sound().is_err() {
+            return Vec::new();
+        }
         let mut confirmed = Vec::new();
         let mut inflight = self.erasures_inflight.lock();
         inflight.retain(|id, tx| queue.contains(id) && self.chain.is_pending(tx));
@@ -615,6 +635,7 @@ impl RecordService {
             outcome,
             reason,
         };
+        self.sound()?;
         journal.record(note).map_err(|e| match e {
             crate::audit::journal::JournalError::Full(_) => ServiceError::new(ErrorCode::MempoolFull, e.to_string()),
             e => ServiceError::new(ErrorCode::Internal, e.to_string()),

@@ -835,3 +835,45 @@ async fn a_request_refused_before_its_body_is_read_leaves_the_connection_usable(
     assert_eq!(status.0, 200, "{status:?}");
     served.abort();
 }
+
+/// Once the store found damaged state, the validator gives no verdict (at once: "unknown
+/// parent" would send consensus catching up and asking again, in a loop), proposes nothing,
+/// commits nothing (the block it had verified stays uncommitted), admits no transaction, and
+/// its API answers every request with the fault.
+#[tokio::test]
+async fn a_faulted_store_gives_no_verdict_no_proposal_no_commit_and_answers_with_the_fault() {
+    use medledger_node::chain::VerifyLater;
+    let n = node();
+    n.commit();
+    let tip = n.chain.tip();
+    let parent = n.chain.store.block(tip.height).unwrap().unwrap();
+    n.clock.fetch_add(1000, std::sync::atomic::Ordering::SeqCst);
+    let next = n.chain.build(&parent).expect("a healthy node proposes");
+    assert_eq!(n.chain.verify(&parent, &next, &next.header.proposer), Ok(true));
+    let (s, _) = n.call("GET", "/v1/status", None).await;
+    assert_eq!(s, StatusCode::OK);
+
+    let tx = n.tx(
+        &n.ca,
+        Operation::Identity(IdentityOp::Attest { digest: medledger_types::Hash([7; 32]), label: "x".into() }),
+    );
+    n.chain.store.inject_fault("stored credential does not decode (test)");
+    assert!(n.chain.build(&parent).is_none());
+    match n.chain.verify(&parent, &next, &next.header.proposer) {
+        Err(VerifyLater::StoreFault(f)) => assert!(f.contains("(test)"), "{f}"),
+        other => panic!("a verdict over damaged state: {other:?}"),
+    }
+    let err = n.chain.finalize(next.clone(), None).unwrap_err().to_string();
+    assert!(err.contains("stored data is corrupt") && err.contains("(test)"), "{err}");
+    assert_eq!(n.chain.tip(), tip);
+    assert_eq!(n.chain.store.tip().unwrap().unwrap().height, tip.height, "nothing committed");
+    let pending = n.chain.mempool_len();
+    assert!(n.chain.submit(vec![tx]).remove(0).is_err());
+    assert_eq!(n.chain.mempool_len(), pending, "nothing admitted");
+    for path in ["/v1/status", "/v1/drugs/verify?id=%2801%2910614141073464%2821%29A1"] {
+        let (s, b) = n.call("GET", path, None).await;
+        assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{path}: {b}");
+        let msg = b["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains("stored state is corrupt") && msg.contains("(test)"), "{path}: {b}");
+    }
+}

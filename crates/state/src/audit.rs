@@ -124,9 +124,7 @@ pub fn access_event(state: &dyn StateRead, id: &Hash, n: u64) -> Option<AccessEv
 
 /// The access event that logged signed read request `request_id`, once committed.
 pub fn access_event_for_request(state: &dyn StateRead, request_id: &Hash) -> Option<AccessEvent> {
-    let b = state.get(&key::by_request(request_id))?;
-    let id = Hash(b.get(..32)?.try_into().ok()?);
-    let n = u64::from_be_bytes(b.get(32..40)?.try_into().ok()?);
+    let (id, n) = event_ref(state, &key::by_request(request_id))?;
     access_event(state, &id, n)
 }
 
@@ -137,18 +135,20 @@ pub fn access_event_count(state: &dyn StateRead, id: &Hash) -> u64 {
 
 /// Number of access events on the whole chain.
 pub fn access_log_len(state: &dyn StateRead) -> u64 {
-    state
-        .get(key::ACCESS_LOG_LEN)
-        .and_then(|b| decode_with(state, &b, "access log length", |r| r.u64("access log length")))
-        .unwrap_or(0)
+    crate::read_u64(state, key::ACCESS_LOG_LEN, "access log length").unwrap_or(0)
 }
 
 /// Entry `seq` (0-based, in commit order) of the chain-wide access log.
 pub fn access_log_entry(state: &dyn StateRead, seq: u64) -> Option<AccessEvent> {
-    let b = state.get(&key::access_log(seq))?;
-    let id = Hash(b.get(..32)?.try_into().ok()?);
-    let n = u64::from_be_bytes(b.get(32..40)?.try_into().ok()?);
+    let (id, n) = event_ref(state, &key::access_log(seq))?;
     read_stored(state, &key::access(&id, n), "access event")
+}
+
+/// An access event named by its record and number (32 + 8 bytes), as the request index and
+/// the chain-wide log store it.
+fn event_ref(state: &dyn StateRead, k: &[u8]) -> Option<(Hash, u64)> {
+    let b = state.get(k)?;
+    decode_with(state, &b, "access event reference", |r| Ok((Hash(r.array("record id")?), r.u64("event number")?)))
 }
 
 pub(crate) fn apply(

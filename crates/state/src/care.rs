@@ -753,7 +753,11 @@ pub(crate) fn apply(
                         ));
                     }
                     check_records(o, &r.patient, std::slice::from_ref(report))?;
-                    let head = crate::records::head(o, report).expect("checked above");
+                    // (Checked above; absent now only if storage failed, and then the block is
+                    // never committed.)
+                    let Some(head) = crate::records::head(o, report) else {
+                        return Err(invalid("the report's record could not be read"));
+                    };
                     if head.resource_type != REPORT_RESOURCE_TYPE {
                         return Err(invalid(format!(
                             "the report must be a {REPORT_RESOURCE_TYPE} (a consult note), not a {}",

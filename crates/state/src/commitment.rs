@@ -47,7 +47,7 @@ fn version_key() -> Vec<u8> {
 
 /// The version of the tree `state` holds, if any.
 pub fn tree_version(state: &dyn StateRead) -> Option<u64> {
-    state.get(&version_key()).and_then(|b| b.as_slice().try_into().ok()).map(u64::from_be_bytes)
+    crate::read_u64(state, &version_key(), "state tree version")
 }
 
 /// The version of the tree a block's write set makes (every sealed block writes one).

@@ -34,12 +34,12 @@ use crate::principal::Principal;
 use crate::principal::{Rows, N, Y};
 use crate::store::{Overlay, StateRead};
 use crate::{decode_stored, decode_with, read_stored, BlockEnv, Rejection};
-use medledger_types::codec::{Canonical, Reader, Writer};
+use medledger_types::codec::{Canonical, Writer};
 use medledger_types::drugs::limits::{
     MAX_CONTAINER_ITEMS, MAX_FUTURE_SKEW_MS, MAX_NESTING, MAX_REACHED, UNDO_WINDOW_MS,
 };
 use medledger_types::drugs::{
-    expiry_end_ms, DrugsOp, Epc, ErrorDeclaration, EventMeta, ProductSpec, Reported, Serial, Step,
+    expiry_end_ms, step, DrugsOp, Epc, ErrorDeclaration, EventMeta, ProductSpec, Reported, Serial, Step,
 };
 use medledger_types::hash::{domain, tagged};
 use medledger_types::{Event, Hash, PublicKey, RejectCode};
@@ -536,7 +536,7 @@ fn put<T: Canonical>(o: &mut Overlay<'_>, k: Vec<u8>, v: &T) {
     o.put(k, v.to_bytes());
 }
 fn get_u64(s: &dyn StateRead, k: &[u8]) -> u64 {
-    s.get(k).and_then(|b| b.as_slice().try_into().ok()).map(u64::from_be_bytes).unwrap_or(0)
+    crate::read_u64(s, k, "drug count").unwrap_or(0)
 }
 fn get_strings(s: &dyn StateRead, k: &[u8], what: &'static str, limit: usize) -> Vec<String> {
     s.get(k)
@@ -615,8 +615,8 @@ pub fn alerts(s: &dyn StateRead, maker: Option<&str>, limit: usize) -> Vec<Alert
             (0..n)
                 .rev()
                 .take(limit)
-                .filter_map(|i| s.get(&key::maker_alert(m, i)))
-                .filter_map(|b| b.as_slice().try_into().ok().map(u64::from_be_bytes).and_then(|seq| alert(s, seq)))
+                .filter_map(|i| crate::read_u64(s, &key::maker_alert(m, i), "alert number"))
+                .filter_map(|seq| alert(s, seq))
                 .collect()
         }
     }
@@ -629,12 +629,8 @@ pub fn recalls(s: &dyn StateRead, limit: usize) -> Vec<Lot> {
         .rev()
         .take(limit)
         .filter_map(|i| s.get(&key::recall(i)))
-        .filter_map(|b| {
-            let mut r = Reader::new(&b);
-            let gtin = r.string("gtin", 14).ok()?;
-            let l = r.string("lot", 20).ok()?;
-            lot(s, &gtin, &l)
-        })
+        .filter_map(|b| decode_with(s, &b, "recall", |r| Ok((r.string("gtin", 14)?, r.string("lot", 20)?))))
+        .filter_map(|(gtin, l)| lot(s, &gtin, &l))
         .collect()
 }
 
@@ -745,7 +741,10 @@ fn trail_events(s: &dyn StateRead, it: &Item, limit: usize) -> Vec<Hash> {
 fn trail_slot(s: &dyn StateRead, it: &Item, i: u32) -> Option<Hash> {
     match i {
         0 => it.first_event,
-        i => s.get(&key::trail(&it.epc, i)).and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok()).map(Hash),
+        i => s
+            .get(&key::trail(&it.epc, i))
+            .and_then(|b| decode_with(s, &b, "trail entry", |r| r.array("trail entry")))
+            .map(Hash),
     }
 }
 
@@ -813,8 +812,8 @@ fn trail_entry(seen: &mut std::collections::BTreeSet<Hash>, h: Hash, r: &EventRe
         t.declared_in_error = false;
         t.counterparty = None;
         let what = match r.biz_step.as_str() {
-            "shipping" => ": shipment cancelled",
-            "dispensing" => ": dispense undone",
+            step::SHIPPING => ": shipment cancelled",
+            step::DISPENSING => ": dispense undone",
             _ => "",
         };
         t.detail = Some(format!("error declaration{what}"));
@@ -980,7 +979,11 @@ pub(crate) fn apply(
                     spec.gtin
                 )));
             };
-            let b = binding(o, &digits[..len]).expect("prefix_len found it");
+            // (Found by `prefix_len`; absent now only if storage failed, and then the block is
+            // never committed.)
+            let Some(b) = binding(o, &digits[..len]) else {
+                return Err(denied(format!("company prefix {} could not be read", &digits[..len])));
+            };
             if b.institution != cx.institution {
                 return Err(denied(format!(
                     "company prefix {} is bound to `{}`, not to your institution `{}`",

@@ -192,7 +192,7 @@ impl Canonical for Attestation {
 }
 
 pub fn ca_key(state: &dyn StateRead) -> Option<PublicKey> {
-    state.get(key::CA).and_then(|b| PublicKey::from_bytes(&b).ok())
+    read_stored(state, key::CA, "CA key")
 }
 
 pub fn credential(state: &dyn StateRead, pk: &PublicKey) -> Option<Credential> {
@@ -213,11 +213,12 @@ pub fn institution(state: &dyn StateRead, id: &str) -> Option<Institution> {
 
 /// The region an institution was placed in, if any.
 pub fn region_of(state: &dyn StateRead, institution: &str) -> Option<String> {
-    state.get(&key::region(institution)).map(|b| String::from_utf8_lossy(&b).into_owned())
+    let b = state.get(&key::region(institution))?;
+    String::from_utf8(b).map_err(|_| state.corrupt("stored region is not UTF-8")).ok()
 }
 
 pub fn patient_key(state: &dyn StateRead, pseudonym: &medledger_types::Hash) -> Option<PublicKey> {
-    state.get(&key::patient(pseudonym)).and_then(|b| PublicKey::from_bytes(&b).ok())
+    read_stored(state, &key::patient(pseudonym), "patient key")
 }
 
 pub fn attestation(state: &dyn StateRead, digest: &medledger_types::Hash) -> Option<Attestation> {
@@ -299,18 +300,12 @@ fn valid_id(id: &str) -> bool {
 
 /// The genesis validators' keys, in genesis order.
 pub fn validators(state: &dyn StateRead) -> Vec<PublicKey> {
-    state
-        .get(key::VALIDATORS)
-        .map(|b| b.chunks_exact(32).filter_map(|c| c.try_into().ok().map(PublicKey)).collect())
-        .unwrap_or_default()
+    crate::read_keys(state, key::VALIDATORS, "validator list")
 }
 
 /// Every key on the regulator list, valid or not (at most a few more than [`MAX_REGULATORS`]).
 fn regulator_list(state: &dyn StateRead) -> Vec<PublicKey> {
-    state
-        .get(key::REGULATORS)
-        .map(|b| b.chunks_exact(32).filter_map(|c| c.try_into().ok().map(PublicKey)).collect())
-        .unwrap_or_default()
+    crate::read_keys(state, key::REGULATORS, "regulator list")
 }
 
 /// The regulators whose credentials are valid now: every sealed reason must be readable by each.
@@ -442,7 +437,11 @@ pub(crate) fn apply(
                 .with("effective_from_height", env.height + 1)])
         }
         IdentityOp::RegisterPatient { subject, pseudonym, valid_until_ms } => {
-            let admin = credential(o, signer).expect("principal resolved from this credential");
+            // (Read before, to resolve the principal; absent now only if storage failed, and
+            // then the block is never committed.)
+            let Some(admin) = credential(o, signer) else {
+                return Err(Rejection::new(RejectCode::NotPermitted, "the signer's credential could not be read"));
+            };
             if credential(o, subject).is_some() || ca_key(o).as_ref() == Some(subject) {
                 return Err(Rejection::new(RejectCode::AlreadyExists, "key already holds a credential"));
             }

@@ -89,15 +89,12 @@ pub fn genesis_root(g: &Genesis) -> Hash {
 
 /// The height of the latest block applied to `state`.
 pub fn height_of(state: &dyn StateRead) -> Option<u64> {
-    state.get(keys::HEIGHT).and_then(|b| b.as_slice().try_into().ok()).map(u64::from_be_bytes)
+    read_u64(state, keys::HEIGHT, "height")
 }
 
 /// Next expected nonce of `signer`.
 pub fn nonce_of(state: &dyn StateRead, signer: &PublicKey) -> u64 {
-    state
-        .get(&identity::key::nonce(signer))
-        .map(|b| u64::from_be_bytes(b.as_slice().try_into().unwrap_or([0; 8])))
-        .unwrap_or(0)
+    read_u64(state, &identity::key::nonce(signer), "nonce").unwrap_or(0)
 }
 
 /// Checks a transaction against current state before it enters the mempool: chain id, nonce
@@ -269,6 +266,27 @@ pub(crate) fn decode_with<T>(
 /// not decode).
 pub(crate) fn decode_stored<T: Canonical>(s: &dyn StateRead, bytes: &[u8], what: &str) -> Option<T> {
     T::from_bytes(bytes).map_err(|e| s.corrupt(&format!("stored {what} does not decode ({e})"))).ok()
+}
+
+/// A count, height or sequence number stored under `key` (8 bytes, big-endian), decoded
+/// ([`decode_with`]).
+pub(crate) fn read_u64(s: &dyn StateRead, key: &[u8], what: &'static str) -> Option<u64> {
+    s.get(key).and_then(|b| decode_with(s, &b, what, |r| r.u64(what)))
+}
+
+/// A stored list of public keys (32 bytes each, no count), decoded ([`decode_with`]).
+pub(crate) fn read_keys(s: &dyn StateRead, key: &[u8], what: &'static str) -> Vec<PublicKey> {
+    s.get(key)
+        .and_then(|b| {
+            decode_with(s, &b, what, |r| {
+                let mut keys = Vec::with_capacity(r.remaining() / 32);
+                while r.remaining() > 0 {
+                    keys.push(PublicKey(r.array(what)?));
+                }
+                Ok(keys)
+            })
+        })
+        .unwrap_or_default()
 }
 
 /// The value stored under `key`, decoded ([`decode_stored`]).

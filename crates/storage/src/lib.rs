@@ -135,6 +135,13 @@ impl Store {
         self.fault.get().map(String::as_str)
     }
 
+    /// Latches a fault as a damaged value would, for tests of what a node does then. Not for
+    /// nodes.
+    #[doc(hidden)]
+    pub fn inject_fault(&self, what: &str) {
+        let _ = self.fault.set(what.to_string());
+    }
+
     fn healthy(&self) -> Result<()> {
         match self.fault() {
             Some(f) => {
@@ -439,10 +446,15 @@ pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 impl Snapshot {
     /// Up to `limit` entries whose key starts with `prefix`, in key order, and whether more
     /// remain. For node-local listings (a directory of staff); proofs cover single keys only.
+    /// A read that fails latches the store's fault, as [`StateRead::get`] does.
     pub fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<(Entries, bool)> {
+        let failed = |e: redb::StorageError| {
+            self.corrupt(&format!("state read failed: {e}"));
+            StoreError::from(e)
+        };
         let mut out = Vec::new();
-        for item in self.table.range::<&[u8]>(prefix..)? {
-            let (k, v) = item?;
+        for item in self.table.range::<&[u8]>(prefix..).map_err(failed)? {
+            let (k, v) = item.map_err(failed)?;
             if !k.value().starts_with(prefix) {
                 break;
             }

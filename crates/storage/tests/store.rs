@@ -380,6 +380,7 @@ fn a_damaged_value_or_tree_node_latches_a_fault_and_nothing_more_is_committed() 
             Err(StoreError::Corrupt(why)) => assert!(why.contains(fault) && why.contains("no longer read"), "{why}"),
             _ => panic!("a snapshot of a faulted store"),
         }
+        assert!(matches!(store.view(), Err(StoreError::Corrupt(_))), "a view of a faulted store");
         let b1 = Block::new(1, g0.digest(), 2_000, Default::default(), ex.state_root, vec![attest.clone()]);
         assert!(matches!(store.commit_block(&b1, None, &ex.writes, &ex.receipts), Err(StoreError::Corrupt(_))));
         assert_eq!(store.tip().unwrap().unwrap().height, 0, "nothing was committed");

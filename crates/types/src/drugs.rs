@@ -395,6 +395,41 @@ fn check_company_prefix(company_prefix: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The CBV 2.0 business steps of the custody events this ledger records (`bizStep`, without
+/// the `cbv:BizStep-` prefix), as EPCIS documents, public trails and records name them.
+pub mod step {
+    pub const COMMISSIONING: &str = "commissioning";
+    pub const PACKING: &str = "packing";
+    pub const UNPACKING: &str = "unpacking";
+    pub const SHIPPING: &str = "shipping";
+    pub const RECEIVING: &str = "receiving";
+    pub const DISPENSING: &str = "dispensing";
+    pub const DESTROYING: &str = "destroying";
+    pub const DECOMMISSIONING: &str = "decommissioning";
+}
+
+/// The event part of a custody operation (`&` or `&mut`, as the operation is borrowed).
+macro_rules! custody_meta {
+    ($op:expr) => {
+        match $op {
+            DrugsOp::Commission { meta, .. }
+            | DrugsOp::Aggregate { meta, .. }
+            | DrugsOp::Disaggregate { meta, .. }
+            | DrugsOp::Ship { meta, .. }
+            | DrugsOp::Receive { meta, .. }
+            | DrugsOp::Dispense { meta, .. }
+            | DrugsOp::UndoDispense { meta, .. }
+            | DrugsOp::Report { meta, .. } => Some(meta),
+            DrugsOp::BindPrefix { .. }
+            | DrugsOp::UnbindPrefix { .. }
+            | DrugsOp::RegisterProduct { .. }
+            | DrugsOp::Recall { .. }
+            | DrugsOp::Verify { .. }
+            | DrugsOp::Capture { .. } => None,
+        }
+    };
+}
+
 impl DrugsOp {
     /// The work of executing this operation (see [`crate::block::MAX_BLOCK_WEIGHT`]): a pack
     /// counts 1, a case or pallet what an operation on it may reach ([`limits::MAX_REACHED`]:
@@ -432,56 +467,26 @@ impl DrugsOp {
 
     /// The event part of a custody operation.
     pub fn meta(&self) -> Option<&EventMeta> {
-        match self {
-            DrugsOp::Commission { meta, .. }
-            | DrugsOp::Aggregate { meta, .. }
-            | DrugsOp::Disaggregate { meta, .. }
-            | DrugsOp::Ship { meta, .. }
-            | DrugsOp::Receive { meta, .. }
-            | DrugsOp::Dispense { meta, .. }
-            | DrugsOp::UndoDispense { meta, .. }
-            | DrugsOp::Report { meta, .. } => Some(meta),
-            DrugsOp::BindPrefix { .. }
-            | DrugsOp::UnbindPrefix { .. }
-            | DrugsOp::RegisterProduct { .. }
-            | DrugsOp::Recall { .. }
-            | DrugsOp::Verify { .. }
-            | DrugsOp::Capture { .. } => None,
-        }
+        custody_meta!(self)
     }
 
     /// The event part of a custody operation, to change.
     pub fn meta_mut(&mut self) -> Option<&mut EventMeta> {
-        match self {
-            DrugsOp::Commission { meta, .. }
-            | DrugsOp::Aggregate { meta, .. }
-            | DrugsOp::Disaggregate { meta, .. }
-            | DrugsOp::Ship { meta, .. }
-            | DrugsOp::Receive { meta, .. }
-            | DrugsOp::Dispense { meta, .. }
-            | DrugsOp::UndoDispense { meta, .. }
-            | DrugsOp::Report { meta, .. } => Some(meta),
-            DrugsOp::BindPrefix { .. }
-            | DrugsOp::UnbindPrefix { .. }
-            | DrugsOp::RegisterProduct { .. }
-            | DrugsOp::Recall { .. }
-            | DrugsOp::Verify { .. }
-            | DrugsOp::Capture { .. } => None,
-        }
+        custody_meta!(self)
     }
 
     /// The CBV 2.0 business step of a custody event.
     pub fn biz_step(&self) -> Option<&'static str> {
         Some(match self {
-            DrugsOp::Commission { .. } => "commissioning",
-            DrugsOp::Aggregate { .. } => "packing",
-            DrugsOp::Disaggregate { .. } => "unpacking",
-            DrugsOp::Ship { .. } => "shipping",
-            DrugsOp::Receive { .. } => "receiving",
-            DrugsOp::Dispense { .. } => "dispensing",
-            DrugsOp::UndoDispense { .. } => "dispensing",
-            DrugsOp::Report { status: Reported::Destroyed, .. } => "destroying",
-            DrugsOp::Report { .. } => "decommissioning",
+            DrugsOp::Commission { .. } => step::COMMISSIONING,
+            DrugsOp::Aggregate { .. } => step::PACKING,
+            DrugsOp::Disaggregate { .. } => step::UNPACKING,
+            DrugsOp::Ship { .. } => step::SHIPPING,
+            DrugsOp::Receive { .. } => step::RECEIVING,
+            DrugsOp::Dispense { .. } => step::DISPENSING,
+            DrugsOp::UndoDispense { .. } => step::DISPENSING,
+            DrugsOp::Report { status: Reported::Destroyed, .. } => step::DESTROYING,
+            DrugsOp::Report { .. } => step::DECOMMISSIONING,
             _ => return None,
         })
     }

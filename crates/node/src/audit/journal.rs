@@ -170,15 +170,27 @@ impl AccessJournal {
 
     /// After a finalized block: forgets committed events; queues again the events of batches
     /// that left the mempool uncommitted (dropping, with a warning, those out of attempts); and
-    /// rewrites the journal when it has grown. Returns the events given up.
-    pub fn settle(&self, is_pending: impl Fn(&Hash) -> bool, committed: impl Fn(&Hash) -> bool) -> Vec<AccessNote> {
+    /// rewrites the journal when it has grown. Returns the events given up. A batch with an
+    /// event whose fate `committed` cannot tell (`None`: the state it reads is damaged) stays in
+    /// flight as it is.
+    pub fn settle(
+        &self,
+        is_pending: impl Fn(&Hash) -> bool,
+        committed: impl Fn(&Hash) -> Option<bool>,
+    ) -> Vec<AccessNote> {
         let mut given_up = Vec::new();
         {
             let mut p = self.pending.lock();
             let done: Vec<Hash> = p.inflight.keys().filter(|tx| !is_pending(tx)).copied().collect();
             for tx in done {
-                for q in p.inflight.remove(&tx).unwrap_or_default() {
-                    if committed(&q.note.request_id) {
+                let batch = p.inflight.remove(&tx).unwrap_or_default();
+                let Some(fates) = batch.iter().map(|q| committed(&q.note.request_id)).collect::<Option<Vec<bool>>>()
+                else {
+                    p.inflight.insert(tx, batch);
+                    continue;
+                };
+                for (q, committed) in batch.into_iter().zip(fates) {
+                    if committed {
                         continue;
                     }
                     if q.attempts >= MAX_ATTEMPTS {
@@ -301,7 +313,7 @@ mod tests {
         // Batch 1 committed, batch 2 still pending, batch 3 dropped from the mempool: its
         // events are queued again; batch 1's are forgotten.
         let committed: HashSet<Hash> = batches[0].iter().map(|n| n.request_id).collect();
-        let given_up = j.settle(|tx| *tx == Hash([2; 32]), |id| committed.contains(id));
+        let given_up = j.settle(|tx| *tx == Hash([2; 32]), |id| Some(committed.contains(id)));
         assert!(given_up.is_empty());
         assert_eq!(j.backlog(), 161 - 64);
 
@@ -312,7 +324,11 @@ mod tests {
         assert_eq!(queued, 161 - 64);
         // Once all is committed, the journal is emptied.
         j.flush(|_| Ok::<_, ()>(Hash([9; 32]))).unwrap();
-        j.settle(|_| false, |_| true);
+        // Over damaged state a batch's fate is unknown: it stays in flight, untouched.
+        let backlog = j.backlog();
+        j.settle(|_| false, |_| None);
+        assert!(backlog > 0 && j.backlog() == backlog && !j.is_idle());
+        j.settle(|_| false, |_| Some(true));
         assert!(j.is_idle());
         assert_eq!(j.file_len(), 0);
     }
@@ -324,7 +340,7 @@ mod tests {
         j.record(note(1, 0)).unwrap();
         for attempt in 1..=MAX_ATTEMPTS {
             assert_eq!(j.flush(|_| Ok::<_, ()>(Hash([attempt as u8; 32]))).unwrap(), 1);
-            let given_up = j.settle(|_| false, |_| false);
+            let given_up = j.settle(|_| false, |_| Some(false));
             assert_eq!(given_up.len(), usize::from(attempt == MAX_ATTEMPTS));
         }
         assert!(j.is_idle());

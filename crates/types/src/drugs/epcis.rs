@@ -13,7 +13,7 @@
 //! a dispensing event undoes it, and one of a shipping event cancels its shipment while open).
 
 use super::gs1;
-use super::{DrugsOp, Epc, ErrorDeclaration, EventMeta, Reported, Serial, Step};
+use super::{step, DrugsOp, Epc, ErrorDeclaration, EventMeta, Reported, Serial, Step};
 use serde_json::{json, Map, Value};
 
 /// The JSON-LD context of EPCIS 2.0 documents.
@@ -317,8 +317,8 @@ fn parse_event(e: &Value, path: &str, errs: &mut Errors, steps: &mut Vec<Step>) 
             };
         let children = epc_list(ev, "childEPCs", path, errs);
         match (action, step, parent) {
-            ("ADD", "packing", Some(parent)) => ops.push(DrugsOp::Aggregate { meta, parent, children }),
-            ("DELETE", "unpacking", Some(parent)) => ops.push(DrugsOp::Disaggregate { meta, parent, children }),
+            ("ADD", step::PACKING, Some(parent)) => ops.push(DrugsOp::Aggregate { meta, parent, children }),
+            ("DELETE", step::UNPACKING, Some(parent)) => ops.push(DrugsOp::Disaggregate { meta, parent, children }),
             (_, _, None) => {}
             _ => errs.at(
                 &format!("{path}/bizStep"),
@@ -331,7 +331,7 @@ fn parse_event(e: &Value, path: &str, errs: &mut Errors, steps: &mut Vec<Step>) 
             errs.at(&format!("{path}/epcList"), "missing; the event names no pack, case or pallet");
         }
         match step {
-            "commissioning" => {
+            step::COMMISSIONING => {
                 if action != "ADD" {
                     errs.at(&format!("{path}/action"), "commissioning is an ADD");
                 }
@@ -379,17 +379,17 @@ fn parse_event(e: &Value, path: &str, errs: &mut Errors, steps: &mut Vec<Step>) 
                     ops.push(DrugsOp::Commission { meta, gtin, lot: lot.to_string(), expiry, serials });
                 }
             }
-            "shipping" => {
+            step::SHIPPING => {
                 if let Some(to) = party(ev, "destinationList", "destination", path, errs) {
                     ops.push(DrugsOp::Ship { meta, epcs, to });
                 }
             }
-            "receiving" => {
+            step::RECEIVING => {
                 if let Some(from) = party(ev, "sourceList", "source", path, errs) {
                     ops.push(DrugsOp::Receive { meta, epcs, from });
                 }
             }
-            "dispensing" => {
+            step::DISPENSING => {
                 if epcs.len() != 1 {
                     errs.at(&format!("{path}/epcList"), "dispensing names exactly one pack");
                 } else if let Some(epc) = epcs.into_iter().next() {
@@ -400,8 +400,8 @@ fn parse_event(e: &Value, path: &str, errs: &mut Errors, steps: &mut Vec<Step>) 
                     }
                 }
             }
-            "decommissioning" | "destroying" => {
-                let status = match disposition.unwrap_or(if step == "destroying" { "destroyed" } else { "" }) {
+            step::DECOMMISSIONING | step::DESTROYING => {
+                let status = match disposition.unwrap_or(if step == step::DESTROYING { "destroyed" } else { "" }) {
                     "stolen" => Some(Reported::Stolen),
                     "destroyed" => Some(Reported::Destroyed),
                     "damaged" => Some(Reported::Damaged),
