@@ -27,21 +27,26 @@ fn genesis_block(g: &Genesis) -> Block {
     Block::new(0, g.hash(), g.genesis_time_ms, Default::default(), genesis_root(g), vec![])
 }
 
+/// `admin`'s first transaction: an attestation.
+fn attest(admin: &Keypair) -> Tx {
+    Tx::sign(
+        Transaction {
+            chain_id: "c".into(),
+            signer: admin.public(),
+            nonce: 0,
+            op: Operation::Identity(IdentityOp::Attest { digest: Hash([5; 32]), label: "x".into() }),
+        },
+        admin,
+    )
+}
+
 #[test]
 fn committed_blocks_survive_reopen_and_order_is_enforced() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chain.redb");
     let (g, admins) = genesis("c");
     let g0 = genesis_block(&g);
-    let tx = Tx::sign(
-        Transaction {
-            chain_id: "c".into(),
-            signer: admins[0].public(),
-            nonce: 0,
-            op: Operation::Identity(IdentityOp::Attest { digest: Hash([5; 32]), label: "x".into() }),
-        },
-        &admins[0],
-    );
+    let tx = attest(&admins[0]);
     let (b1, ex) = {
         let store = Store::open(&path).unwrap();
         store.init_genesis(&g0, &genesis_writes(&g), g.hash()).unwrap();
@@ -343,15 +348,7 @@ fn damage(path: &std::path::Path, pick: Pick<'_>) {
 fn a_damaged_value_or_tree_node_latches_a_fault_and_nothing_more_is_committed() {
     let (g, admins) = genesis("c");
     let g0 = genesis_block(&g);
-    let attest = Tx::sign(
-        Transaction {
-            chain_id: "c".into(),
-            signer: admins[0].public(),
-            nonce: 0,
-            op: Operation::Identity(IdentityOp::Attest { digest: Hash([5; 32]), label: "x".into() }),
-        },
-        &admins[0],
-    );
+    let attest = attest(&admins[0]);
     let env = BlockEnv { chain_id: "c".into(), height: 1, timestamp_ms: 2_000, proposer: Default::default() };
     let institution = medledger_state::identity::key::institution("h1");
     let cases: [(Pick<'_>, &str); 2] = [
