@@ -56,6 +56,9 @@ pub const MAX_CATCH_UP: usize = 512;
 const GOSSIP_COALESCE_BELOW: usize = 64;
 /// How long a small gossip batch waits to be coalesced with later ones.
 const GOSSIP_COALESCE_WINDOW: Duration = Duration::from_millis(20);
+/// How long verification waits before asking again about a block whose parent's state this
+/// node holds but cannot read yet (the tip moving during a commit lasts about that long).
+const UNREADABLE_PARENT_RETRY: Duration = Duration::from_millis(20);
 
 /// Largest transaction-gossip message.
 pub const MAX_GOSSIP_TXS: usize = 1024;
@@ -207,7 +210,12 @@ where
                     rt.sleep(Duration::from_millis(ts.saturating_sub(now) + 1)).await;
                 }
                 Err(VerifyLater::UnknownParent) => {
-                    if !self.catch_up(&parent, &mut ancestry).await {
+                    if self.chain.knows(&parent.digest()) {
+                        // The parent's state is here but cannot be read yet (the tip is moving,
+                        // or an ancestor's state was evicted): nothing to catch up; ask again a
+                        // little later rather than at once, in a loop that would never yield.
+                        rt.sleep(UNREADABLE_PARENT_RETRY).await;
+                    } else if !self.catch_up(&parent, &mut ancestry).await {
                         // Abstain: we cannot judge this block yet.
                         return futures::future::pending().await;
                     }

@@ -582,6 +582,10 @@ impl RecordService {
             if inflight.contains_key(&id) {
                 continue;
             }
+            // (A fault found meanwhile, by a confirmation's snapshot, stops the erasures too.)
+            if self.sound().is_err() {
+                break;
+            }
             if let Err(e) = self.vault.erase(&id) {
                 tracing::warn!("cannot erase record {id} yet: {e}");
                 continue;

@@ -51,8 +51,9 @@ pub const PERMISSIONS: Rows<4> = [
     [N, N, N, Y], // node_service
 ];
 
-/// Most institutions one record's erasure can wait for (bounded by the consortium's size).
-const MAX_HOLDERS: usize = 1024;
+/// Most institutions one record's erasure can wait for: each of its versions has one holder,
+/// so a list written by an erasure request is never longer (nor is the consortium larger).
+const MAX_HOLDERS: usize = MAX_VERSIONS as usize;
 
 /// Most records one institution may have waiting for its erasure confirmation; a request that
 /// would go past it is refused until the institution catches up.
