@@ -233,6 +233,17 @@ fn the_validator_block_bench_reports_its_phases_and_replays_the_same_blocks() {
             assert!(r["merkleize_mean_us"].as_f64().unwrap() > 0.0, "{r}");
         }
     }
+    // Proofs over the final state, verified before they are counted: of packs that exist from
+    // every variant and the tree; of serials never made from the tree and the ordered ones.
+    let proofs = &v["qmdb_replay"]["proofs"];
+    for source in ["tree", "ordered", "unordered", "hybrid"] {
+        assert_eq!(proofs[source]["present"]["samples"], 1_000, "{proofs}");
+        assert!(proofs[source]["present"]["max_bytes"].as_u64().unwrap() > 0, "{proofs}");
+        match source {
+            "unordered" => assert!(proofs[source]["absent"].is_null(), "{proofs}"),
+            _ => assert_eq!(proofs[source]["absent"]["samples"], 1_000, "{proofs}"),
+        }
+    }
     let (code, _, err) = run(&["bench", "--replay-qmdb"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--drug-blocks"), "{err}");

@@ -1,15 +1,18 @@
 //! `medledger bench --drug-blocks N --replay-qmdb`: the domain writes of the same full blocks,
 //! replayed into Commonware's append-only authenticated databases (`qmdb::current`, ordered,
 //! unordered, and a hybrid of the two) instead of the state tree over redb. It measures what the
-//! storage redesign `ARCHITECTURE.md` describes would cost a validator per block; the node does
-//! not use it.
+//! storage redesign `ARCHITECTURE.md` describes would cost a validator per block, and what its
+//! proofs cost over the final state (of packs that exist, and of serials never made); the node
+//! does not use it.
 
+use commonware_codec::EncodeSize as _;
 use commonware_cryptography::{Hasher as _, Sha256};
 use commonware_parallel::Sequential;
 use commonware_runtime::buffer::paged::{page_size, CacheRef};
 use commonware_runtime::{tokio as cw_tokio, Runner as _, Supervisor as _, BLOB_PAGE_SIZE};
 use commonware_storage::journal::contiguous::variable::Config as VConfig;
 use commonware_storage::merkle::{full::Config as MerkleConfig, mmr};
+use commonware_storage::qmdb::any::value::VariableEncoding;
 use commonware_storage::qmdb::current::{ordered, unordered, VariableConfig};
 use commonware_storage::qmdb::floor::Proportional;
 use commonware_storage::translator::EightCap;
@@ -75,6 +78,85 @@ pub struct Replayed {
     pub block_store_us: f64,
 }
 
+/// How many keys of each kind (present, absent) the proofs are timed on.
+pub const PROOF_SAMPLE: usize = 1_000;
+
+/// Up to [`PROOF_SAMPLE`] packs the blocks wrote, spread over them (every pack ever written
+/// still exists at the end: none is deleted), for timing proofs of current values.
+pub fn proof_keys(blocks: &[Replayed]) -> Vec<Vec<u8>> {
+    let items: std::collections::BTreeSet<&Vec<u8>> = blocks
+        .iter()
+        .flat_map(|b| b.writes.iter())
+        .filter(|(k, v)| k.starts_with(medledger_state::keys::DRUG_ITEM) && v.is_some())
+        .map(|(k, _)| k)
+        .collect();
+    let step = (items.len() / PROOF_SAMPLE).max(1);
+    items.into_iter().step_by(step).take(PROOF_SAMPLE).cloned().collect()
+}
+
+/// Proof timings (µs each, generation only) and the largest proof's size.
+pub fn proof_summary(us: Vec<f64>, bytes: usize) -> Value {
+    let mut v = super::drugbench::stats_us(us);
+    v["max_bytes"] = json!(bytes);
+    v
+}
+
+/// What a database proves over its final state, each proof timed alone and then verified
+/// against the database's root.
+trait Proves {
+    /// Proofs of the current values of `keys`, which exist: µs each, the largest size.
+    async fn present(&self, keys: &[Digest]) -> (Vec<f64>, usize);
+    /// Proofs that `keys` do not exist; only an ordered database gives them.
+    async fn absent(&self, keys: &[Digest]) -> Option<(Vec<f64>, usize)>;
+}
+
+impl Proves for Ordered {
+    async fn present(&self, keys: &[Digest]) -> (Vec<f64>, usize) {
+        let root = self.root();
+        let (mut us, mut bytes) = (Vec::with_capacity(keys.len()), 0);
+        for k in keys {
+            let t = Instant::now();
+            let proof = self.key_value_proof(*k).await.expect("qmdb proof");
+            us.push(t.elapsed().as_secs_f64() * 1e6);
+            let value = self.get(k).await.expect("qmdb get").expect("a key that exists");
+            assert!(proof.verify::<Sha256, VariableEncoding<Vec<u8>>>(*k, value, &root), "the proof does not verify");
+            bytes = bytes.max(proof.encode_size());
+        }
+        (us, bytes)
+    }
+    async fn absent(&self, keys: &[Digest]) -> Option<(Vec<f64>, usize)> {
+        let root = self.root();
+        let (mut us, mut bytes) = (Vec::with_capacity(keys.len()), 0);
+        for k in keys {
+            let t = Instant::now();
+            let proof = self.exclusion_proof(k).await.expect("qmdb exclusion proof");
+            us.push(t.elapsed().as_secs_f64() * 1e6);
+            assert!(proof.verify::<Sha256>(k, &root), "the exclusion proof does not verify");
+            bytes = bytes.max(proof.encode_size());
+        }
+        Some((us, bytes))
+    }
+}
+
+impl Proves for Unordered {
+    async fn present(&self, keys: &[Digest]) -> (Vec<f64>, usize) {
+        let root = self.root();
+        let (mut us, mut bytes) = (Vec::with_capacity(keys.len()), 0);
+        for k in keys {
+            let t = Instant::now();
+            let proof = self.key_value_proof(*k).await.expect("qmdb proof");
+            us.push(t.elapsed().as_secs_f64() * 1e6);
+            let value = self.get(k).await.expect("qmdb get").expect("a key that exists");
+            assert!(Unordered::verify_key_value_proof(*k, value, &proof, &root), "the proof does not verify");
+            bytes = bytes.max(proof.encode_size());
+        }
+        (us, bytes)
+    }
+    async fn absent(&self, _: &[Digest]) -> Option<(Vec<f64>, usize)> {
+        None
+    }
+}
+
 /// The kinds of block `--drug-blocks` times, in order.
 const KINDS: [&str; 4] = ["commissioning", "capture", "shipping", "receiving"];
 
@@ -85,14 +167,18 @@ const SYNC_EVERY: usize = 8;
 /// Replays `blocks` into a fresh database of type `$db` (every key), one runtime and directory
 /// of its own. With `$identifiers` true (the hybrid), each identifier's key is also written, when
 /// it is made, to an ordered database with empty values whose absence proofs would say that a
-/// serial was never commissioned; the block is timed as the sum of both.
+/// serial was never commissioned; the block is timed as the sum of both. Then times proofs over
+/// the final state ([`Proves`]): of the `$present` keys from the database of every key, and of
+/// the `$absent` ones from an ordered database (the hybrid's identifiers, or the ordered one).
+/// Returns the rows and the two proof timings.
 macro_rules! replay_into {
-    ($db:ty, $identifiers:expr, $blocks:expr, $pages:expr) => {{
+    ($db:ty, $identifiers:expr, $blocks:expr, $pages:expr, $present:expr, $absent:expr) => {{
         let dir = std::env::temp_dir().join(format!("medledger-qmdb-replay-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let cfg = cw_tokio::Config::new().with_storage_directory(dir.clone()).with_worker_threads(1);
         let (blocks, pages, identifiers): (&[Replayed], usize, bool) = ($blocks, $pages, $identifiers);
-        let rows = cw_tokio::Runner::new(cfg).start(|ctx| async move {
+        let (present_keys, absent_keys): (&[Digest], &[Digest]) = ($present, $absent);
+        let out = cw_tokio::Runner::new(cfg).start(|ctx| async move {
             let mut db = <$db>::init(ctx.child("state"), config("state", pages), None).await.expect("qmdb init");
             let mut made = match identifiers {
                 true => Some(Ordered::init(ctx.child("made"), config("made", pages), None).await.expect("qmdb init")),
@@ -147,14 +233,19 @@ macro_rules! replay_into {
                 }
                 rows.push((b.kind, n, read, seal, t.elapsed().as_secs_f64() * 1e6));
             }
+            let present = db.present(present_keys).await;
+            let absent = match &made {
+                Some(m) => m.absent(absent_keys).await,
+                None => db.absent(absent_keys).await,
+            };
             db.destroy().await.expect("qmdb destroy");
             if let Some(m) = made {
                 m.destroy().await.expect("qmdb destroy");
             }
-            rows
+            (rows, present, absent)
         });
         let _ = std::fs::remove_dir_all(&dir);
-        rows
+        out
     }};
 }
 
@@ -176,13 +267,23 @@ fn summary(rows: &[Row], kind: &str) -> Value {
 /// see `replay_into!`): for each block, hashes its keys to 32 bytes and reads each (as execution
 /// reads what it changes), writes the block as one batch, merkleizes it (its root), applies it
 /// and commits it (the operation log fsynced; a full sync every [`SYNC_EVERY`] blocks). Times
-/// per block, one worker thread. Also reports what storing the blocks themselves cost in redb.
-pub fn replay(blocks: Vec<Replayed>) -> Value {
+/// per block, one worker thread. Also reports what storing the blocks themselves cost in redb,
+/// and the proofs over the final state of the `present` keys (which exist) and the `absent`
+/// ones (never written), as `tree` reports them for the state tree.
+pub fn replay(blocks: Vec<Replayed>, present: &[Vec<u8>], absent: &[Vec<u8>], tree: Value) -> Value {
     // Enough cache for the volume replayed, at most 256 MiB per database.
     let pages = (blocks.len() * 4096).clamp(4096, 65_536);
-    let ordered = replay_into!(Ordered, false, &blocks, pages);
-    let unordered = replay_into!(Unordered, false, &blocks, pages);
-    let hybrid = replay_into!(Unordered, true, &blocks, pages);
+    let hashed = |keys: &[Vec<u8>]| -> Vec<Digest> { keys.iter().map(|k| Sha256::hash(&[k.as_slice()])).collect() };
+    let (present, absent) = (hashed(present), hashed(absent));
+    let (ordered, ordered_present, ordered_absent) = replay_into!(Ordered, false, &blocks, pages, &present, &absent);
+    let (unordered, unordered_present, _) = replay_into!(Unordered, false, &blocks, pages, &present, &absent);
+    let (hybrid, hybrid_present, hybrid_absent) = replay_into!(Unordered, true, &blocks, pages, &present, &absent);
+    let proofs = |present: (Vec<f64>, usize), absent: Option<(Vec<f64>, usize)>| {
+        json!({
+            "present": proof_summary(present.0, present.1),
+            "absent": absent.map(|(us, bytes)| proof_summary(us, bytes)),
+        })
+    };
     let block_store = |kind: &str| {
         let b: Vec<f64> = blocks.iter().filter(|b| b.kind == kind).map(|b| b.block_store_us).collect();
         (b.iter().sum::<f64>() / b.len().max(1) as f64).round()
@@ -195,5 +296,11 @@ pub fn replay(blocks: Vec<Replayed>) -> Value {
         "hybrid": by_kind(&|k| summary(&hybrid, k)),
         "ordered": by_kind(&|k| summary(&ordered, k)),
         "unordered": by_kind(&|k| summary(&unordered, k)),
+        "proofs": {
+            "tree": tree,
+            "ordered": proofs(ordered_present, ordered_absent),
+            "unordered": proofs(unordered_present, None),
+            "hybrid": proofs(hybrid_present, hybrid_absent),
+        },
     })
 }

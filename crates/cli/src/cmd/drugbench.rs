@@ -16,7 +16,7 @@ const GTIN: &str = "10614141073464";
 /// Serials per commissioning event (and per shipment) while the state is built.
 const PER_EVENT: usize = 500;
 
-fn stats_us(mut xs: Vec<f64>) -> Value {
+pub(super) fn stats_us(mut xs: Vec<f64>) -> Value {
     xs.sort_by(f64::total_cmp);
     let p = |q: f64| xs.get(((xs.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
     let r = |x: f64| (x * 100.0).round() / 100.0;
@@ -346,6 +346,29 @@ pub fn validator_blocks(blocks: usize, replay_qmdb: bool) -> Value {
     let shipped = run("shipping", 0, 400, &|k, t| DrugsOp::Ship { meta: meta(), epcs: packs(k, t), to: "i1".into() });
     let received =
         run("receiving", 1, 400, &|k, t| DrugsOp::Receive { meta: meta(), epcs: packs(k, t), from: "i0".into() });
+    // For the replay's comparison: proofs from the state tree over the final state, of the
+    // packs the replay proves and of serials never made (generation only, each alone).
+    let proofs = replay_qmdb.then(|| {
+        let present = super::commitbench::proof_keys(&replayed);
+        let absent: Vec<Vec<u8>> = (0..super::commitbench::PROOF_SAMPLE)
+            .map(|i| drugs::key::item(&Epc::sgtin(GTIN, &format!("NEVER{i:05}"))))
+            .collect();
+        let snap = store.snapshot().expect("snapshot");
+        let version = medledger_state::commitment::tree_version(&snap).expect("a state tree");
+        let time = |keys: &[Vec<u8>], exist: bool| -> Value {
+            let (mut us, mut bytes) = (Vec::with_capacity(keys.len()), 0);
+            for k in keys {
+                let t = Instant::now();
+                let (value, proof) = medledger_state::commitment::prove(&snap, version, k).expect("a proof");
+                us.push(t.elapsed().as_secs_f64() * 1e6);
+                assert_eq!(value.is_some(), exist, "{}", String::from_utf8_lossy(k));
+                bytes = bytes.max(proof.len());
+            }
+            super::commitbench::proof_summary(us, bytes)
+        };
+        let tree = json!({ "present": time(&present, true), "absent": time(&absent, false) });
+        (present, absent, tree)
+    });
     drop(store);
     drop(blocks_only);
     let _ = std::fs::remove_dir_all(&dir);
@@ -356,8 +379,8 @@ pub fn validator_blocks(blocks: usize, replay_qmdb: bool) -> Value {
         "receiving_packs": received,
         "note": "one validator on one core: each full block executed over its redb store, then committed to it; units are serials for commissioning, events for capture, packs for shipping and receiving"
     });
-    if replay_qmdb {
-        out["qmdb_replay"] = super::commitbench::replay(replayed);
+    if let Some((present, absent, tree)) = proofs {
+        out["qmdb_replay"] = super::commitbench::replay(replayed, &present, &absent, tree);
     }
     out
 }
