@@ -101,6 +101,22 @@ pub fn proof_summary(us: Vec<f64>, bytes: usize) -> Value {
     v
 }
 
+/// Times each key's proof alone (`$prove`, its generation only), then checks it (`$verify`,
+/// which must hold): the timings and the largest proof's size.
+macro_rules! time_proofs {
+    ($keys:expr, |$k:ident| $prove:expr, |$p:ident| $verify:expr) => {{
+        let (mut us, mut bytes) = (Vec::with_capacity($keys.len()), 0);
+        for $k in $keys {
+            let t = Instant::now();
+            let $p = $prove;
+            us.push(t.elapsed().as_secs_f64() * 1e6);
+            assert!($verify, "the proof does not verify");
+            bytes = bytes.max($p.encode_size());
+        }
+        (us, bytes)
+    }};
+}
+
 /// What a database proves over its final state, each proof timed alone and then verified
 /// against the database's root.
 trait Proves {
@@ -113,44 +129,26 @@ trait Proves {
 impl Proves for Ordered {
     async fn present(&self, keys: &[Digest]) -> (Vec<f64>, usize) {
         let root = self.root();
-        let (mut us, mut bytes) = (Vec::with_capacity(keys.len()), 0);
-        for k in keys {
-            let t = Instant::now();
-            let proof = self.key_value_proof(*k).await.expect("qmdb proof");
-            us.push(t.elapsed().as_secs_f64() * 1e6);
+        time_proofs!(keys, |k| self.key_value_proof(*k).await.expect("qmdb proof"), |proof| {
             let value = self.get(k).await.expect("qmdb get").expect("a key that exists");
-            assert!(proof.verify::<Sha256, VariableEncoding<Vec<u8>>>(*k, value, &root), "the proof does not verify");
-            bytes = bytes.max(proof.encode_size());
-        }
-        (us, bytes)
+            proof.verify::<Sha256, VariableEncoding<Vec<u8>>>(*k, value, &root)
+        })
     }
     async fn absent(&self, keys: &[Digest]) -> Option<(Vec<f64>, usize)> {
         let root = self.root();
-        let (mut us, mut bytes) = (Vec::with_capacity(keys.len()), 0);
-        for k in keys {
-            let t = Instant::now();
-            let proof = self.exclusion_proof(k).await.expect("qmdb exclusion proof");
-            us.push(t.elapsed().as_secs_f64() * 1e6);
-            assert!(proof.verify::<Sha256>(k, &root), "the exclusion proof does not verify");
-            bytes = bytes.max(proof.encode_size());
-        }
-        Some((us, bytes))
+        Some(time_proofs!(keys, |k| self.exclusion_proof(k).await.expect("qmdb exclusion proof"), |proof| {
+            proof.verify::<Sha256>(k, &root)
+        }))
     }
 }
 
 impl Proves for Unordered {
     async fn present(&self, keys: &[Digest]) -> (Vec<f64>, usize) {
         let root = self.root();
-        let (mut us, mut bytes) = (Vec::with_capacity(keys.len()), 0);
-        for k in keys {
-            let t = Instant::now();
-            let proof = self.key_value_proof(*k).await.expect("qmdb proof");
-            us.push(t.elapsed().as_secs_f64() * 1e6);
+        time_proofs!(keys, |k| self.key_value_proof(*k).await.expect("qmdb proof"), |proof| {
             let value = self.get(k).await.expect("qmdb get").expect("a key that exists");
-            assert!(Unordered::verify_key_value_proof(*k, value, &proof, &root), "the proof does not verify");
-            bytes = bytes.max(proof.encode_size());
-        }
-        (us, bytes)
+            Unordered::verify_key_value_proof(*k, value, &proof, &root)
+        })
     }
     async fn absent(&self, _: &[Digest]) -> Option<(Vec<f64>, usize)> {
         None
