@@ -210,10 +210,12 @@ where
                     rt.sleep(Duration::from_millis(ts.saturating_sub(now) + 1)).await;
                 }
                 Err(VerifyLater::UnknownParent) => {
-                    if self.chain.knows(&parent.digest()) {
-                        // The parent's state is here but cannot be read yet (the tip is moving,
-                        // or an ancestor's state was evicted): nothing to catch up; ask again a
-                        // little later rather than at once, in a loop that would never yield.
+                    if self.chain.knows(&parent.digest()) && self.chain.knows(&parent.header.parent) {
+                        // The parent's state and its parent's are here but cannot be read yet
+                        // (the tip moving during a commit): catching up would have nothing to
+                        // do; ask again a little later rather than at once, in a loop that would
+                        // never yield. (An ancestor further back whose state was evicted is
+                        // executed again by catching up, below.)
                         rt.sleep(UNREADABLE_PARENT_RETRY).await;
                     } else if !self.catch_up(&parent, &mut ancestry).await {
                         // Abstain: we cannot judge this block yet.

@@ -151,7 +151,9 @@ pub fn execute_unsealed(state: &dyn StateRead, env: &BlockEnv, txs: &[Tx]) -> (W
         let mut txo = Overlay::new(&block);
         let outcome = match execute_tx(&mut txo, env, tx) {
             Ok(events) => Outcome::Applied { events },
-            Err(r) => Outcome::Rejected { code: r.code, reason: r.reason },
+            // (A reason can name many things, a list of institutions among them: it is cut to
+            // what a receipt keeps.)
+            Err(r) => Outcome::Rejected { code: r.code, reason: medledger_types::receipt::fit_text(r.reason) },
         };
         let writes = std::mem::take(&mut txo.writes);
         drop(txo);

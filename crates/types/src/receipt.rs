@@ -64,8 +64,10 @@ impl Event {
     pub fn new(kind: &str) -> Self {
         Event { kind: kind.to_string(), attrs: Vec::new() }
     }
+    /// Adds an attribute; a key or value longer than a receipt keeps ([`MAX_TEXT`] bytes) is
+    /// cut there (a list of institutions can be), so that every receipt decodes.
     pub fn with(mut self, k: &str, v: impl ToString) -> Self {
-        self.attrs.push((k.to_string(), v.to_string()));
+        self.attrs.push((fit_text(k.to_string()), fit_text(v.to_string())));
         self
     }
     pub fn attr(&self, k: &str) -> Option<&str> {
@@ -98,7 +100,14 @@ impl Receipt {
 
 const MAX_EVENTS: usize = 64;
 const MAX_ATTRS: usize = 32;
-const MAX_TEXT: usize = 1024;
+/// The longest text a receipt keeps: an event's kind, an attribute's key or value, a reason.
+pub const MAX_TEXT: usize = 1024;
+
+/// `s`, cut to [`MAX_TEXT`] bytes on a character boundary.
+pub fn fit_text(mut s: String) -> String {
+    crate::limits::truncate_utf8(&mut s, MAX_TEXT);
+    s
+}
 
 impl Canonical for Receipt {
     fn encode_to(&self, w: &mut Writer) {
@@ -161,5 +170,18 @@ mod tests {
             let r = Receipt { tx_id: Hash([3; 32]), height: 9, index: 2, outcome };
             assert_eq!(Receipt::from_bytes(&r.to_bytes()).unwrap(), r);
         }
+    }
+
+    /// A long attribute (an erasure's list of holders) is cut to what a receipt keeps, on a
+    /// character boundary, so the receipt still decodes.
+    #[test]
+    fn a_long_attribute_is_cut_so_the_receipt_decodes() {
+        let holders = vec!["hôpital-é".repeat(8); 40].join(",");
+        assert!(holders.len() > MAX_TEXT);
+        let events = vec![Event::new("erasure_requested").with("holders", &holders)];
+        let value = events[0].attr("holders").unwrap().to_string();
+        assert!(value.len() <= MAX_TEXT && holders.starts_with(&value), "{}", value.len());
+        let r = Receipt { tx_id: Hash([3; 32]), height: 9, index: 2, outcome: Outcome::Applied { events } };
+        assert_eq!(Receipt::from_bytes(&r.to_bytes()).unwrap(), r);
     }
 }

@@ -355,6 +355,7 @@ pub fn validator_blocks(blocks: usize, replay_qmdb: bool) -> Value {
             .collect();
         let snap = store.snapshot().expect("snapshot");
         let version = medledger_state::commitment::tree_version(&snap).expect("a state tree");
+        let root = store.tip().expect("tip").expect("a tip").state_root;
         let time = |keys: &[Vec<u8>], exist: bool| -> Value {
             let (mut us, mut bytes) = (Vec::with_capacity(keys.len()), 0);
             for k in keys {
@@ -362,6 +363,8 @@ pub fn validator_blocks(blocks: usize, replay_qmdb: bool) -> Value {
                 let (value, proof) = medledger_state::commitment::prove(&snap, version, k).expect("a proof");
                 us.push(t.elapsed().as_secs_f64() * 1e6);
                 assert_eq!(value.is_some(), exist, "{}", String::from_utf8_lossy(k));
+                medledger_types::state_proof::verify_entry(&root, k, value.as_deref(), &proof)
+                    .expect("the tree's proof verifies against the block's state root");
                 bytes = bytes.max(proof.len());
             }
             super::commitbench::proof_summary(us, bytes)
