@@ -368,16 +368,23 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
         let mut failure = None;
+        // The executor first: when it stops on a block it cannot commit, the marshal it reports
+        // to stops too, and the executor's reason is the one to give.
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term.recv() => {},
-            _ = validator.simplex => eprintln!("consensus engine stopped"),
-            _ = validator.marshal => eprintln!("marshal stopped"),
+            biased;
             stopped = validator.executor => match stopped {
                 Ok(Some(why)) => failure = Some(why),
                 _ => eprintln!("executor stopped"),
             },
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+            _ = validator.simplex => eprintln!("consensus engine stopped"),
+            _ = validator.marshal => eprintln!("marshal stopped"),
             _ = net_handle => eprintln!("network stopped"),
+        }
+        // A store that found damaged state stops the validator with it, whatever stopped first.
+        if failure.is_none() {
+            failure = chain.store.fault().map(|f| format!("stopped on damaged storage: stored data is corrupt: {f}"));
         }
         eprintln!("shutting down at height {}", chain.tip().height);
         if failure.is_some() {
