@@ -1295,8 +1295,8 @@ fn made(cx: &Ctx<'_>, event: &Hash, epc: Epc, lot: &str, expiry: &str) -> Item {
 }
 
 /// Appends `event` to the trail of `it` (an identifier that exists, in its state after the
-/// event), counting it on the item; the caller then writes the item, once. Its first event is
-/// in the item since it was [`made`].
+/// event), counting it on the item, and stores the item: every custody operation writes each
+/// item it touches through here, once. Its first event is in the item since it was [`made`].
 ///
 /// A trail keeps room for the events that close what is open on its item: a shipment in
 /// transit (its receipt or cancel), a container it is packed in (its unpacking), contents it
@@ -1330,6 +1330,7 @@ fn trail_push(o: &mut Overlay<'_>, it: &mut Item, event: &Hash) -> Result<(), Re
     }
     o.put(key::trail(epc, it.trail_len), event.0.to_vec());
     it.trail_len += 1;
+    put(o, key::item(&it.epc), it);
     Ok(())
 }
 
@@ -1542,13 +1543,13 @@ fn aggregate(
         }
         it.parent = Some(parent.to_string());
         trail_push(o, &mut it, event)?;
-        put(o, key::item(c), &it);
         container.children.push(c.clone());
     }
     if existed {
         trail_push(o, &mut container, event)?;
+    } else {
+        put(o, key::item(&pe), &container);
     }
-    put(o, key::item(&pe), &container);
     Ok(children.len() + 1)
 }
 
@@ -1570,10 +1571,8 @@ fn disaggregate(
         let mut it = need_item(o, c)?;
         it.parent = None;
         trail_push(o, &mut it, event)?;
-        put(o, key::item(c), &it);
     }
     trail_push(o, &mut container, event)?;
-    put(o, key::item(&pe), &container);
     Ok(out.len() + 1)
 }
 
@@ -1606,7 +1605,6 @@ fn ship(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, event: &Hash, epcs: &[Epc], to: &
             x.shipment =
                 Some(Shipment { from: cx.institution.clone(), to: to.to_string(), at_ms: cx.env.timestamp_ms });
             trail_push(o, &mut x, event)?;
-            put(o, key::item(&x.epc), &x);
             touched += 1;
         }
         if touched > MAX_REACHED {
@@ -1670,7 +1668,6 @@ fn cancel_shipment(
         for mut x in reach(o, it)? {
             x.shipment = None;
             trail_push(o, &mut x, event)?;
-            put(o, key::item(&x.epc), &x);
         }
     }
     Ok(())
@@ -1720,7 +1717,6 @@ fn receive(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, event: &Hash, epcs: &[Epc], fr
             x.shipment = None;
             set_owner(o, &mut x, &cx.institution.clone());
             trail_push(o, &mut x, event)?;
-            put(o, key::item(&x.epc), &x);
             touched += 1;
         }
     }
@@ -1767,7 +1763,6 @@ fn dispense(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, event: &Hash, meta: &EventMet
     changed(o, cx, &mut it, Status::Dispensed, meta, "dispensed");
     reindex(o, Some(before), &it);
     trail_push(o, &mut it, event)?;
-    put(o, key::item(epc), &it);
     Ok(())
 }
 
@@ -1860,7 +1855,6 @@ fn undo(o: &mut Overlay<'_>, cx: &mut Ctx<'_>, event: &Hash, meta: &EventMeta, e
     changed(o, cx, &mut it, Status::Active, meta, "dispense undone");
     reindex(o, Some(before), &it);
     trail_push(o, &mut it, event)?;
-    put(o, key::item(epc), &it);
     Ok(())
 }
 
@@ -1885,7 +1879,6 @@ fn report(
             changed(o, cx, &mut x, Status::reported(status), meta, reason);
             reindex(o, Some(before), &x);
             trail_push(o, &mut x, event)?;
-            put(o, key::item(&x.epc), &x);
             touched += 1;
         }
     }
