@@ -320,8 +320,9 @@ fn vault_files(n: &Node) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u
 }
 
 /// Trust boundary: an upload whose anchor is unsigned, whose author has no write consent, or
-/// whose version is not latest + 1 is refused before it reaches the vault, and the vault is byte
-/// for byte what it was. The patient's own read still works afterwards.
+/// whose version is not latest + 1, or whose record the patient asked to erase, is refused
+/// before it reaches the vault, and the vault is byte for byte what it was. The patient's own
+/// read still works afterwards (until the erasure request).
 #[tokio::test]
 async fn forged_or_unauthorised_uploads_leave_the_vault_unchanged() {
     let n = node_with(true);
@@ -368,6 +369,19 @@ async fn forged_or_unauthorised_uploads_leave_the_vault_unchanged() {
     let (s, v) = read(&n, &h.patient, Purpose::Treatment, None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(decrypt(&v, &h.patient).unwrap(), h.fhir);
+
+    // 5. A well-formed amendment by the consented author, once the patient has asked for the
+    //    record's erasure: no copy is added that the erasure was not asked of.
+    ok_tx(&n, &h.patient, Operation::Records(RecordsOp::RequestErasure { record_id: REC })).await;
+    n.commit();
+    let before = vault_files(&n);
+    let (_, _, body) = upload_body_v(&n, &h.doc, pid, &observation(&pid), &recipients, 2);
+    let (s, v) = n.call("POST", "/v1/records", Some(body)).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_argument"), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("erased"), "{v}");
+    assert_eq!(vault_files(&n), before, "an upload to a record being erased must not touch the vault");
+    let (_, rec) = n.call("GET", &format!("/v1/records/{}", REC.to_hex()), None).await;
+    assert_eq!(rec["versions"].as_array().unwrap().len(), 1, "{rec}");
 }
 
 /// A pending amendment is readable by the patient and its author only, whatever consent or

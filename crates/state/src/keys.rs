@@ -38,6 +38,7 @@ pub const RECORD_HEAD: &[u8] = b"r/";
 pub const RECORD_VERSION: &[u8] = b"rv/";
 pub const PATIENT_RECORDS: &[u8] = b"rp/";
 pub const ERASURE_HOLDERS: &[u8] = b"re/";
+pub const RECORD_HOLDERS: &[u8] = b"rh/";
 pub const ERASURE_QUEUE: &[u8] = b"rq/";
 // audit
 pub const ACCESS_EVENT: &[u8] = b"ra/";
@@ -141,6 +142,7 @@ pub const REGISTRY: &[Prefix] = &[
     Prefix { bytes: PATIENT_REQUESTS, domain: "consent", holds: "pending request ids of a patient" },
     Prefix { bytes: RECORD_HEAD, domain: "records", holds: "record head" },
     Prefix { bytes: ERASURE_HOLDERS, domain: "records", holds: "institutions yet to confirm a record's erasure" },
+    Prefix { bytes: RECORD_HOLDERS, domain: "records", holds: "institutions holding a version of a record" },
     Prefix { bytes: ERASURE_QUEUE, domain: "records", holds: "records an institution has yet to erase" },
     Prefix { bytes: RECORD_VERSION, domain: "records", holds: "record version" },
     Prefix { bytes: PATIENT_RECORDS, domain: "records", holds: "record ids of a patient" },

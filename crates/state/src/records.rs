@@ -60,8 +60,15 @@ const MAX_HOLDERS: usize = MAX_VERSIONS as usize;
 pub const MAX_ERASURE_QUEUE: usize = 4096;
 
 pub mod key {
-    use crate::keys::{compose, ERASURE_HOLDERS, ERASURE_QUEUE, PATIENT_RECORDS, RECORD_HEAD, RECORD_VERSION};
+    use crate::keys::{
+        compose, ERASURE_HOLDERS, ERASURE_QUEUE, PATIENT_RECORDS, RECORD_HEAD, RECORD_HOLDERS, RECORD_VERSION,
+    };
     use medledger_types::Hash;
+    /// Every institution holding a version of a record, once each, in the order of its first
+    /// version: what an erasure request reads instead of every version.
+    pub fn holders(id: &Hash) -> Vec<u8> {
+        compose(RECORD_HOLDERS, &[&id.0])
+    }
     /// The institutions that still hold a copy of a record whose erasure was requested.
     pub fn erasure_holders(id: &Hash) -> Vec<u8> {
         compose(ERASURE_HOLDERS, &[&id.0])
@@ -212,40 +219,43 @@ fn patient_pseudonym(o: &Overlay<'_>, signer: &PublicKey) -> Result<Hash, Reject
         .ok_or_else(|| Rejection::new(RejectCode::NotPermitted, "only a registered patient may do this"))
 }
 
-/// Every institution holding a version of `id` (distinct, in version order).
-pub fn holders(state: &dyn StateRead, id: &Hash, h: &RecordHead) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for v in 1..=h.latest_version {
-        if let Some(ver) = version(state, id, v) {
-            if !out.contains(&ver.holder) {
-                out.push(ver.holder);
-            }
-        }
-    }
-    out
+/// Every institution holding a version of `id`, once each, in the order of its first version:
+/// one read, kept by anchoring, whatever the number of versions.
+pub fn holders(state: &dyn StateRead, id: &Hash) -> Vec<String> {
+    institutions(state, &key::holders(id), "record holders")
 }
 
 /// The institutions yet to confirm the erasure of `id`.
 pub fn erasure_holders(state: &dyn StateRead, id: &Hash) -> Vec<String> {
-    let Some(b) = state.get(&key::erasure_holders(id)) else { return Vec::new() };
-    decode_with(state, &b, "erasure holders", |r| {
-        let n = r.len("erasure holders", MAX_HOLDERS)?;
+    institutions(state, &key::erasure_holders(id), "erasure holders")
+}
+
+/// A stored list of institutions (a record's holders, or those yet to confirm its erasure).
+fn institutions(state: &dyn StateRead, k: &[u8], what: &'static str) -> Vec<String> {
+    let Some(b) = state.get(k) else { return Vec::new() };
+    decode_with(state, &b, what, |r| {
+        let n = r.len(what, MAX_HOLDERS)?;
         (0..n).map(|_| r.string("institution", 64)).collect()
     })
     .unwrap_or_default()
 }
 
-fn put_erasure_holders(o: &mut Overlay<'_>, id: &Hash, holders: &[String]) {
-    if holders.is_empty() {
-        o.delete(key::erasure_holders(id));
+fn put_institutions(o: &mut Overlay<'_>, k: Vec<u8>, list: &[String]) {
+    debug_assert!(list.len() <= MAX_HOLDERS);
+    if list.is_empty() {
+        o.delete(k);
         return;
     }
     let mut w = medledger_types::codec::Writer::new();
-    w.u32(holders.len() as u32);
-    for h in holders {
-        w.str(h);
+    w.u32(list.len() as u32);
+    for i in list {
+        w.str(i);
     }
-    o.put(key::erasure_holders(id), w.finish());
+    o.put(k, w.finish());
+}
+
+fn put_erasure_holders(o: &mut Overlay<'_>, id: &Hash, holders: &[String]) {
+    put_institutions(o, key::erasure_holders(id), holders);
 }
 
 /// The records `institution` has yet to erase, oldest request first.
@@ -315,6 +325,14 @@ pub(crate) fn apply(
             if h.erased_at.is_some() {
                 return Err(Rejection::new(RejectCode::InvalidArgument, "record was erased"));
             }
+            if h.erasure_requested_at.is_some() {
+                // Its holders were fixed by the request: a version now could leave a copy the
+                // erasure never reaches.
+                return Err(Rejection::new(
+                    RejectCode::InvalidArgument,
+                    "the patient asked for this record to be erased: no version may be added",
+                ));
+            }
             if *v != h.latest_version + 1 || *v > MAX_VERSIONS {
                 return Err(Rejection::new(
                     RejectCode::InvalidArgument,
@@ -345,6 +363,12 @@ pub(crate) fn apply(
             h.latest_version = *v;
             if status == VersionStatus::Current {
                 h.current_version = *v;
+            }
+            let mut holders = holders(o, record_id);
+            if !holders.contains(&rv.holder) {
+                // At most one institution per version, so never past MAX_HOLDERS.
+                holders.push(rv.holder.clone());
+                put_institutions(o, key::holders(record_id), &holders);
             }
             o.put(key::version(record_id, *v), rv.to_bytes());
             o.put(key::head(record_id), h.to_bytes());
@@ -380,7 +404,7 @@ pub(crate) fn apply(
                 return Err(Rejection::new(RejectCode::AlreadyExists, "erasure already requested"));
             }
             // Every institution holding any version must erase its copy and confirm.
-            let holders = holders(o, record_id, &h);
+            let holders = holders(o, record_id);
             let mut queues = Vec::with_capacity(holders.len());
             for inst in &holders {
                 let q = erasure_queue(o, inst);

@@ -258,6 +258,54 @@ fn erasure_is_requested_by_the_patient_and_confirmed_by_the_holder() {
 }
 
 #[test]
+fn no_version_is_anchored_while_an_erasure_waits_for_its_holders() {
+    let mut s = setup();
+    let (doc_a, doc_b) = (s.doc_a.clone(), s.doc_b.clone());
+    grant(&mut s, 1, &doc_a, action::WRITE);
+    grant(&mut s, 2, &doc_b, action::WRITE);
+    applied(&s.c.one(&doc_a, anchor(s.pid, 1, 1)));
+    let p = s.patient.clone();
+    applied(&s.c.one(&p, Operation::Records(RecordsOp::RequestErasure { record_id: REC })));
+    assert_eq!(records::erasure_holders(&s.c.state, &REC), ["hospital-0"]);
+    // Another institution's doctor, and the holder's own, still hold write consent: neither
+    // may add a copy the erasure would not reach (hospital-1 is not among those who confirm).
+    for doc in [&doc_b, &doc_a] {
+        let before = records::head(&s.c.state, &REC).unwrap();
+        assert_eq!(rejected(&s.c.one(doc, anchor(s.pid, 2, 2))), RejectCode::InvalidArgument);
+        assert_eq!(records::head(&s.c.state, &REC).unwrap(), before);
+        assert!(records::version(&s.c.state, &REC, 2).is_none());
+    }
+    assert_eq!(records::erasure_holders(&s.c.state, &REC), ["hospital-0"]);
+    assert!(records::erasure_queue(&s.c.state, "hospital-1").is_empty());
+    assert_eq!(records::holders(&s.c.state, &REC), ["hospital-0"]);
+}
+
+#[test]
+fn the_holders_an_erasure_waits_for_are_kept_as_versions_are_anchored() {
+    let mut s = setup();
+    let (doc_a, doc_b) = (s.doc_a.clone(), s.doc_b.clone());
+    grant(&mut s, 1, &doc_a, action::WRITE);
+    grant(&mut s, 2, &doc_b, action::WRITE);
+    assert!(records::holders(&s.c.state, &REC).is_empty());
+    // Each institution once, in the order of its first version, however many versions it adds.
+    for (v, doc) in [(1, &doc_a), (2, &doc_a), (3, &doc_b), (4, &doc_a), (5, &doc_b)] {
+        applied(&s.c.one(doc, anchor(s.pid, v, v as u8)));
+    }
+    assert_eq!(records::holders(&s.c.state, &REC), ["hospital-0", "hospital-1"]);
+    // The erasure request reads that list, not the versions: drop the versions' holders from
+    // the state and the request still reaches both institutions.
+    for v in 1..=5 {
+        let k = medledger_state::records::key::version(&REC, v);
+        let mut rv = records::version(&s.c.state, &REC, v).unwrap();
+        rv.holder = "nobody".into();
+        s.c.state.0.insert(k, medledger_types::codec::Canonical::to_bytes(&rv));
+    }
+    let p = s.patient.clone();
+    applied(&s.c.one(&p, Operation::Records(RecordsOp::RequestErasure { record_id: REC })));
+    assert_eq!(records::erasure_holders(&s.c.state, &REC), ["hospital-0", "hospital-1"]);
+}
+
+#[test]
 fn every_holder_of_every_version_must_confirm_an_erasure() {
     let mut s = setup();
     let (doc_a, doc_b) = (s.doc_a.clone(), s.doc_b.clone());
@@ -266,10 +314,7 @@ fn every_holder_of_every_version_must_confirm_an_erasure() {
     // v1 held by hospital-0, an amendment (v2) by hospital-1.
     applied(&s.c.one(&doc_a, anchor(s.pid, 1, 1)));
     applied(&s.c.one(&doc_b, anchor(s.pid, 2, 2)));
-    assert_eq!(
-        records::holders(&s.c.state, &REC, &records::head(&s.c.state, &REC).unwrap()),
-        ["hospital-0", "hospital-1"]
-    );
+    assert_eq!(records::holders(&s.c.state, &REC), ["hospital-0", "hospital-1"]);
     let p = s.patient.clone();
     applied(&s.c.one(&p, Operation::Records(RecordsOp::RequestErasure { record_id: REC })));
     assert_eq!(records::erasure_holders(&s.c.state, &REC), ["hospital-0", "hospital-1"]);
