@@ -99,8 +99,8 @@ pub struct ReadingValue {
 }
 
 /// A patient's live readings: the latest this node received (newest first, at most
-/// [`MAX_LATEST`]) and the NEWS2 score of the latest complete set. Readings are not kept past
-/// a restart; the vault keeps each one sealed.
+/// [`MAX_LATEST`]) and the NEWS2 score of the latest complete set. Held in memory; the vault
+/// keeps each reading sealed, and a restarted node opens the latest again.
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LiveReadings {
     pub patient: Hash,
@@ -133,9 +133,9 @@ struct Inner {
     epochs: HashMap<Hash, Arc<KeyEpoch>>,
 }
 
-/// The monitoring state of one node. After a restart, [`Monitor::recover`] rebuilds the
-/// pending anchors from the vault's reading log and the chain; the latest values (NEWS2 sets)
-/// and the edge-trigger memory start empty.
+/// The monitoring state of one node. After a restart, [`Monitor::recover`] rebuilds it from the
+/// vault's reading log and the chain: the pending anchors, the latest values (NEWS2 sets), the
+/// edge-trigger memory, and the alarms to escalate.
 #[derive(Default)]
 pub struct Monitor {
     inner: Mutex<Inner>,
@@ -385,23 +385,36 @@ impl Monitor {
     /// waiting in the mempool, which its log restored) are queued for their device's next
     /// anchor again, so a reading this node acknowledged is anchored even across a crash.
     /// Devices revoked meanwhile cannot be anchored any more; their readings stay in the vault.
-    /// Returns how many readings were queued. Call it once, before readings are taken.
+    /// Then restores the latest values, the edge-trigger memory and the alarms to escalate
+    /// (`restore`). Returns how many readings were queued. Call it once, before
+    /// readings are taken.
     pub fn recover(&self, svc: &RecordService) -> Result<usize, ServiceError> {
         let snap = svc.chain.store.snapshot().map_err(ServiceError::internal)?;
         let next = svc.chain.tip().height + 1;
         // Anchors this node's service key has waiting in the mempool: their ends are floors too.
         let mut waiting: HashMap<Hash, u64> = HashMap::new();
+        // And the alarms it raised that are not in a block yet: watched for escalation too.
+        let mut raised = Vec::new();
         for tx in svc.chain.with_mempool(|m| m.pending_of(&svc.service_key())) {
-            if let Operation::Care(CareOp::AnchorReadings { device_id, last_ms, .. }) = &tx.body().op {
-                let w = waiting.entry(*device_id).or_default();
-                *w = (*w).max(*last_ms);
+            match &tx.body().op {
+                Operation::Care(CareOp::AnchorReadings { device_id, last_ms, .. }) => {
+                    let w = waiting.entry(*device_id).or_default();
+                    *w = (*w).max(*last_ms);
+                }
+                Operation::Care(CareOp::RaiseAlarm { alarm_id, .. }) => raised.push(*alarm_id),
+                _ => {}
             }
         }
         let now = svc.chain.now_ms();
         let mut queued = 0;
+        let mut ours = Vec::new();
         for id in svc.vault.reading_devices(MAX_FOLLOWED).map_err(ServiceError::internal)? {
             let Some(device) = sm::device(&snap, &id) else { continue };
-            if device.institution != svc.institution || !device.active_at(next) {
+            if device.institution != svc.institution {
+                continue;
+            }
+            ours.push(device.clone());
+            if !device.active_at(next) {
                 continue;
             }
             let floor = device.last_anchor_ms.max(waiting.get(&id).copied());
@@ -425,7 +438,73 @@ impl Monitor {
         if queued > 0 {
             tracing::info!("{queued} readings acknowledged before the restart are queued for anchoring again");
         }
+        self.restore(svc, &snap, &ours, raised);
         Ok(queued)
+    }
+
+    /// After a restart, what only memory held before it: each monitored patient's latest
+    /// readings, opened from the vault with the institution's key and scored again in time
+    /// order through the edge-trigger memory (raising nothing), so a patient still at the risk
+    /// or still past the rule that raised an alarm before the restart does not raise it again;
+    /// and this institution's alarms nobody has acknowledged or escalated (on chain, or raised
+    /// and `waiting` in the mempool), watched for escalation again. A reading that cannot be
+    /// opened (its epoch's keys erased) is left out.
+    fn restore(&self, svc: &RecordService, snap: &dyn StateRead, devices: &[Device], waiting: Vec<Hash>) {
+        let mut by_patient: HashMap<Hash, Vec<(Reading, Device)>> = HashMap::new();
+        for device in devices {
+            if sm::monitoring(snap, &device.patient).is_none() {
+                continue;
+            }
+            let found = match svc.vault.latest_readings(&device.id, MAX_LATEST) {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!("latest readings of device {} not restored: {e}", device.id);
+                    continue;
+                }
+            };
+            let mut keys: HashMap<Hash, DataKey> = HashMap::new();
+            let readings = by_patient.entry(device.patient).or_default();
+            for (_, digest) in found {
+                match open_reading(svc, device, &digest, &mut keys) {
+                    Ok(r) => readings.push((r, device.clone())),
+                    Err(e) => tracing::warn!("reading {digest} of device {} not restored: {e}", device.id),
+                }
+            }
+        }
+        let mut open = 0;
+        for (patient, mut readings) in by_patient {
+            let Some(m) = sm::monitoring(snap, &patient) else { continue };
+            readings.sort_by_key(|(r, _)| r.effective_ms);
+            let skip = readings.len().saturating_sub(MAX_LATEST);
+            for (reading, device) in readings.into_iter().skip(skip) {
+                {
+                    let mut g = self.inner.lock();
+                    if g.latest.len() >= MAX_FOLLOWED && !g.latest.contains_key(&patient) {
+                        break;
+                    }
+                    let latest = g.latest.entry(patient).or_default();
+                    latest.push_back(reading);
+                    while latest.len() > MAX_LATEST {
+                        latest.pop_front();
+                    }
+                }
+                drop(self.assess(&device, &reading, Some(&m)));
+            }
+            for a in sm::alarms_of_patient(snap, &patient) {
+                if a.institution == svc.institution && a.acknowledged_by.is_none() && a.escalated_to.is_none() {
+                    open += usize::from(self.inner.lock().open_alarms.insert(a.id));
+                }
+            }
+        }
+        let mut g = self.inner.lock();
+        for id in waiting {
+            open += usize::from(g.open_alarms.insert(id));
+        }
+        if open > 0 {
+            tracing::info!(
+                "{open} alarms raised before the restart and not acknowledged are watched for escalation again"
+            );
+        }
     }
 
     /// Anchors every device whose batch is due, and escalates this node's overdue alarms.
@@ -527,4 +606,29 @@ impl Monitor {
             }
         }
     }
+}
+
+/// Opens a reading this node stored: its epoch's data key unwrapped with the institution's key
+/// (once per epoch, kept in `keys`), then the reading, bound to its digest, parsed again.
+fn open_reading(
+    svc: &RecordService,
+    device: &Device,
+    digest: &Hash,
+    keys: &mut HashMap<Hash, DataKey>,
+) -> Result<Reading, String> {
+    let stored = svc.vault.reading(&device.id, digest).map_err(|e| e.to_string())?.ok_or("not in the vault")?;
+    let key = match keys.entry(stored.epoch) {
+        std::collections::hash_map::Entry::Occupied(k) => k.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            let me = svc.institution_key.public();
+            let (_, wrapped) =
+                stored.keys.iter().find(|(pk, _)| *pk == me).ok_or("its key is not wrapped for this institution")?;
+            let ctx = envelope::reading_key_context(&device.id, &stored.epoch);
+            e.insert(envelope::unwrap(wrapped, &svc.institution_key, &ctx).map_err(|e| e.to_string())?)
+        }
+    };
+    let plain = envelope::open(key, &stored.sealed, &envelope::reading_context(&device.id, digest))
+        .map_err(|e| e.to_string())?;
+    let json: serde_json::Value = serde_json::from_slice(&plain).map_err(|e| e.to_string())?;
+    vitals::parse_observation(&json).map_err(|e| e.to_string())
 }

@@ -448,3 +448,66 @@ async fn staff_key(n: &Node, k: &Keypair, role: Role, institution: &str) {
     ok_tx(n, &n.ca, Operation::Identity(IdentityOp::IssueCredential { spec })).await;
     n.commit();
 }
+
+/// What only memory held before a restart is rebuilt from the vault and the chain: the latest
+/// readings, so a patient still past a rule raises no second alarm for it; and the alarms nobody
+/// acknowledged, raised in a block or still in the mempool at the crash, which escalate when
+/// their delay passes.
+#[tokio::test]
+async fn after_a_restart_a_standing_alarm_is_not_raised_again_and_still_escalates() {
+    use medledger_state::care::monitoring::{alarm, alarms_of_patient};
+    use medledger_types::care::vitals::{observation_json, Vital};
+    use std::sync::atomic::Ordering;
+    let service = Keypair::from_seed(90);
+    let n = node_with_service_key(&service);
+    let m = monitored(&n, &service).await;
+    let on_call = staff(&n, 93, Role::Doctor, "h0").await;
+    ok_tx(&n, &n.admins[0], Operation::Care(CareOp::SetOnCall { doctor: on_call.public() })).await;
+    n.commit();
+    let now = |n: &Node| n.clock.load(Ordering::SeqCst);
+    let pulse = |v: f64, at: u64| observation_json(&Vital::HeartRate(v), at).to_string();
+    let alarms = |n: &Node| alarms_of_patient(&n.chain.store.snapshot().unwrap(), &m.pid);
+    let live = format!("/v1/care/patients/{}/readings", m.pid.to_hex());
+    let texts = |v: &serde_json::Value| -> Vec<String> {
+        v["readings"].as_array().unwrap().iter().map(|r| r["text"].as_str().unwrap().to_string()).collect()
+    };
+
+    // 1. The alarm is raised, and the node crashes before any block holds it.
+    for (value, back) in [(72.0, 2_000), (140.0, 1_000)] {
+        let (s, v) = send(&n, &m.device, &pulse(value, now(&n) - back)).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    }
+    assert_eq!(n.chain.mempool_len(), 1, "the alarm waits in the mempool");
+    let n = n.crash_and_restart_with_service_key(&service);
+    let svc = n.records.clone().unwrap();
+    let (s, v) = n.call_as(Some(&m.patient), "GET", &live, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(texts(&v), ["140 /min", "72 /min"], "the latest readings, from the vault: {v}");
+    let (_, v) = send(&n, &m.device, &pulse(142.0, now(&n) - 500)).await;
+    assert_eq!(v["alarms"], serde_json::json!([]), "still past the rule: not raised again: {v}");
+    n.commit();
+    let first = alarms(&n);
+    assert_eq!(first.len(), 1, "{first:?}");
+    n.clock.fetch_add(61_000, Ordering::SeqCst);
+    svc.monitor.tick(&svc);
+    n.commit();
+    let escalated = alarm(&n.chain.store.snapshot().unwrap(), &first[0].id).unwrap();
+    assert_eq!(escalated.escalated_to, Some(on_call.public()), "escalated after the restart");
+
+    // 2. The rule stops holding and holds again: a second alarm, in a block this time, then a
+    //    crash; it escalates after the restart too.
+    for (value, back, raised) in [(80.0, 2_000, 0), (150.0, 1_000, 1)] {
+        let (_, v) = send(&n, &m.device, &pulse(value, now(&n) - back)).await;
+        assert_eq!(v["alarms"].as_array().unwrap().len(), raised, "{v}");
+    }
+    n.commit();
+    let second = alarms(&n).into_iter().find(|a| a.id != first[0].id).expect("a second alarm");
+    drop(svc);
+    let n = n.crash_and_restart_with_service_key(&service);
+    let svc = n.records.clone().unwrap();
+    n.clock.fetch_add(61_000, Ordering::SeqCst);
+    svc.monitor.tick(&svc);
+    n.commit();
+    let escalated = alarm(&n.chain.store.snapshot().unwrap(), &second.id).unwrap();
+    assert_eq!(escalated.escalated_to, Some(on_call.public()), "escalated after the restart");
+}

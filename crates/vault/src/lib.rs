@@ -246,6 +246,12 @@ impl<S: BlobStore> Vault<S> {
         self.reading_log()?.after(device, after_ms, limit)
     }
 
+    /// The last `limit` readings of `device` by time, oldest first: (time, digest). A
+    /// restarted node scores them again.
+    pub fn latest_readings(&self, device: &Hash, limit: usize) -> Result<Vec<(u64, Hash)>, VaultError> {
+        self.reading_log()?.latest(device, limit)
+    }
+
     /// The devices this vault holds readings of, at most `limit`.
     pub fn reading_devices(&self, limit: usize) -> Result<Vec<Hash>, VaultError> {
         self.reading_log()?.devices(limit)

@@ -55,6 +55,15 @@ fn db_err(e: impl std::fmt::Display) -> VaultError {
     VaultError::ReadingLog(e.to_string())
 }
 
+/// A time key's reading: (time, digest).
+fn time_entry(k: &[u8]) -> Result<(u64, Hash), VaultError> {
+    let (Some(Ok(ms)), Some(Ok(d))) = (k.get(32..40).map(<[u8; 8]>::try_from), k.get(40..72).map(<[u8; 32]>::try_from))
+    else {
+        return Err(VaultError::Corrupt(format!("reading log: a time key of {} bytes", k.len())));
+    };
+    Ok((u64::from_be_bytes(ms), Hash(d)))
+}
+
 fn key(device: &Hash, digest: &Hash) -> [u8; 64] {
     let mut k = [0u8; 64];
     k[..32].copy_from_slice(&device.0);
@@ -128,15 +137,21 @@ impl ReadingLog {
         let t = r.open_table(BY_TIME).map_err(db_err)?;
         let mut out = Vec::new();
         for entry in t.range(start.as_slice()..=end.as_slice()).map_err(db_err)?.take(limit) {
-            let (k, _) = entry.map_err(db_err)?;
-            let k = k.value();
-            let (Some(Ok(ms)), Some(Ok(d))) =
-                (k.get(32..40).map(<[u8; 8]>::try_from), k.get(40..72).map(<[u8; 32]>::try_from))
-            else {
-                return Err(VaultError::Corrupt(format!("reading log: a time key of {} bytes", k.len())));
-            };
-            out.push((u64::from_be_bytes(ms), Hash(d)));
+            out.push(time_entry(entry.map_err(db_err)?.0.value())?);
         }
+        Ok(out)
+    }
+
+    /// The last `limit` readings of `device` by time, oldest first: (time, digest).
+    pub fn latest(&self, device: &Hash, limit: usize) -> Result<Vec<(u64, Hash)>, VaultError> {
+        let (start, end) = (time_key(device, 0, &Hash([0; 32])), time_key(device, u64::MAX, &Hash([0xff; 32])));
+        let r = self.db.begin_read().map_err(db_err)?;
+        let t = r.open_table(BY_TIME).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in t.range(start.as_slice()..=end.as_slice()).map_err(db_err)?.rev().take(limit) {
+            out.push(time_entry(entry.map_err(db_err)?.0.value())?);
+        }
+        out.reverse();
         Ok(out)
     }
 

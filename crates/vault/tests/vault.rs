@@ -247,6 +247,14 @@ fn readings_are_write_once_rows_that_their_recipients_open_with_the_epoch_key() 
     for (d, s) in digests.iter().zip(&sealed) {
         vault.put_reading(&device, d, 1_000 + u64::from(d.0[0]), &epoch, &s.0).unwrap();
     }
+    // The latest by time, oldest first, and no other device's (the next device in key order
+    // has a later reading).
+    vault.put_reading(&Hash([5; 32]), &Hash([1; 32]), 9_000, &epoch, &sealed[0].0).unwrap();
+    let (d5, d6) = (digests[0], digests[1]);
+    assert_eq!(vault.latest_readings(&device, 1).unwrap(), [(1_006, d6)]);
+    assert_eq!(vault.latest_readings(&device, 9).unwrap(), [(1_005, d5), (1_006, d6)]);
+    assert_eq!(vault.readings_after(&device, None, 9).unwrap(), vault.latest_readings(&device, 9).unwrap());
+    assert!(vault.latest_readings(&Hash([0xDF; 32]), 9).unwrap().is_empty());
     let mut all = Vec::new();
     files(dir.path(), &mut all);
     assert_eq!(all.len(), 1, "one blob for the epoch's keys, none per reading: {all:?}");
