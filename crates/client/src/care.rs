@@ -10,7 +10,8 @@ use medledger_types::{Grantee, Hash, Operation, PublicKey};
 use serde_json::Value;
 
 /// What to refer: the patient, the treating doctor, the receiving institution, the specialty
-/// and the records the receiving doctor may read.
+/// (a code of the practice setting value set, or its display name: sent as the code) and the
+/// records the receiving doctor may read.
 pub struct Proposal {
     pub patient: Hash,
     pub doctor: PublicKey,
@@ -27,13 +28,14 @@ impl Session {
 
     /// Proposes (doctor) or applies for (patient) a referral under a fresh id.
     pub fn propose_referral(&self, p: Proposal) -> Result<(Hash, Value), String> {
+        let specialty = medledger_types::care::specialty::parse(&p.specialty)?.to_string();
         let referral_id = new_id();
         let op = CareOp::ProposeReferral {
             referral_id,
             patient: p.patient,
             doctor: p.doctor,
             to: p.to,
-            specialty: p.specialty,
+            specialty,
             records: p.records,
         };
         Ok((referral_id, self.care(op)?))

@@ -127,7 +127,8 @@ struct Inner {
     /// The NEWS2 risk last seen per patient, and the rules holding (for edge triggering).
     risk: HashMap<Hash, Risk>,
     holding: HashMap<Hash, HashSet<String>>,
-    /// Alarms this node raised, not known acknowledged or escalated yet.
+    /// Alarms to escalate when due: those this node raised, and after a restart those of its
+    /// institution on chain not known acknowledged or escalated yet.
     open_alarms: HashSet<Hash>,
     /// Each device's current reading key.
     epochs: HashMap<Hash, Arc<KeyEpoch>>,
@@ -244,7 +245,7 @@ impl Monitor {
         if monitoring.is_some() {
             for cause in causes {
                 let text = cause.text();
-                let alarm_id = tagged(domain::ALARM_ID, &[&digest.0, text.as_bytes()]);
+                let alarm_id = alarm_id(&digest, &cause);
                 let op = CareOp::RaiseAlarm { alarm_id, device_id: device.id, reading: digest, cause: text.clone() };
                 match svc.submit_service_op(Operation::Care(op)) {
                     Ok(_) => {
@@ -393,15 +394,20 @@ impl Monitor {
         let next = svc.chain.tip().height + 1;
         // Anchors this node's service key has waiting in the mempool: their ends are floors too.
         let mut waiting: HashMap<Hash, u64> = HashMap::new();
-        // And the alarms it raised that are not in a block yet: watched for escalation too.
-        let mut raised = Vec::new();
+        // And the alarms it raised, and the escalations it sent, that are not in a block yet.
+        let (mut raised, mut escalating) = (HashSet::new(), HashSet::new());
         for tx in svc.chain.with_mempool(|m| m.pending_of(&svc.service_key())) {
             match &tx.body().op {
                 Operation::Care(CareOp::AnchorReadings { device_id, last_ms, .. }) => {
                     let w = waiting.entry(*device_id).or_default();
                     *w = (*w).max(*last_ms);
                 }
-                Operation::Care(CareOp::RaiseAlarm { alarm_id, .. }) => raised.push(*alarm_id),
+                Operation::Care(CareOp::RaiseAlarm { alarm_id, .. }) => {
+                    raised.insert(*alarm_id);
+                }
+                Operation::Care(CareOp::EscalateAlarm { alarm_id }) => {
+                    escalating.insert(*alarm_id);
+                }
                 _ => {}
             }
         }
@@ -438,19 +444,32 @@ impl Monitor {
         if queued > 0 {
             tracing::info!("{queued} readings acknowledged before the restart are queued for anchoring again");
         }
-        self.restore(svc, &snap, &ours, raised);
+        self.restore(svc, &snap, &ours, &raised, &escalating);
         Ok(queued)
     }
 
     /// After a restart, what only memory held before it: each monitored patient's latest
-    /// readings, opened from the vault with the institution's key and scored again in time
-    /// order through the edge-trigger memory (raising nothing), so a patient still at the risk
-    /// or still past the rule that raised an alarm before the restart does not raise it again;
-    /// and this institution's alarms nobody has acknowledged or escalated (on chain, or raised
-    /// and `waiting` in the mempool), watched for escalation again. A reading that cannot be
-    /// opened (its epoch's keys erased) is left out.
-    fn restore(&self, svc: &RecordService, snap: &dyn StateRead, devices: &[Device], waiting: Vec<Hash>) {
-        let mut by_patient: HashMap<Hash, Vec<(Reading, Device)>> = HashMap::new();
+    /// readings (the last [`MAX_LATEST`] of each device), opened from the vault with the
+    /// institution's key and scored again in time order through the edge-trigger memory,
+    /// raising nothing; and this institution's alarms nobody has acknowledged or escalated (the
+    /// last [`sm::MAX_ALARMS_LISTED`] of each of its devices' patients on chain, and those
+    /// `raised` and waiting in the mempool, less those whose escalation is `escalating` there),
+    /// watched for escalation again.
+    ///
+    /// An edge is kept only where its alarm exists: a cause the replay finds whose alarm is
+    /// neither on chain nor in the mempool (the node stopped between storing the reading and
+    /// raising it, or the replay starts inside a run of high readings) is left unset, so the
+    /// next reading that warrants it raises it. A missed alarm is worse than a second one.
+    /// A reading that cannot be opened (its epoch's keys erased) is left out.
+    fn restore(
+        &self,
+        svc: &RecordService,
+        snap: &dyn StateRead,
+        devices: &[Device],
+        raised: &HashSet<Hash>,
+        escalating: &HashSet<Hash>,
+    ) {
+        let mut by_patient: HashMap<Hash, Vec<(Reading, Hash, Device)>> = HashMap::new();
         for device in devices {
             if sm::monitoring(snap, &device.patient).is_none() {
                 continue;
@@ -466,17 +485,17 @@ impl Monitor {
             let readings = by_patient.entry(device.patient).or_default();
             for (_, digest) in found {
                 match open_reading(svc, device, &digest, &mut keys) {
-                    Ok(r) => readings.push((r, device.clone())),
+                    Ok(r) => readings.push((r, digest, device.clone())),
                     Err(e) => tracing::warn!("reading {digest} of device {} not restored: {e}", device.id),
                 }
             }
         }
-        let mut open = 0;
+        let (mut replayed, mut unset) = (0, 0);
         for (patient, mut readings) in by_patient {
             let Some(m) = sm::monitoring(snap, &patient) else { continue };
-            readings.sort_by_key(|(r, _)| r.effective_ms);
+            readings.sort_by_key(|(r, _, _)| r.effective_ms);
             let skip = readings.len().saturating_sub(MAX_LATEST);
-            for (reading, device) in readings.into_iter().skip(skip) {
+            for (reading, digest, device) in readings.into_iter().skip(skip) {
                 {
                     let mut g = self.inner.lock();
                     if g.latest.len() >= MAX_FOLLOWED && !g.latest.contains_key(&patient) {
@@ -488,22 +507,49 @@ impl Monitor {
                         latest.pop_front();
                     }
                 }
-                drop(self.assess(&device, &reading, Some(&m)));
-            }
-            for a in sm::alarms_of_patient(snap, &patient) {
-                if a.institution == svc.institution && a.acknowledged_by.is_none() && a.escalated_to.is_none() {
-                    open += usize::from(self.inner.lock().open_alarms.insert(a.id));
+                replayed += 1;
+                let (_, causes) = self.assess(&device, &reading, Some(&m));
+                for cause in causes {
+                    let id = alarm_id(&digest, &cause);
+                    if sm::alarm(snap, &id).is_none() && !raised.contains(&id) {
+                        self.unset(&patient, &cause);
+                        unset += 1;
+                    }
                 }
             }
         }
-        let mut g = self.inner.lock();
-        for id in waiting {
-            open += usize::from(g.open_alarms.insert(id));
+        // Every patient of this institution's devices, monitored now or not, read or not.
+        let patients: HashSet<Hash> = devices.iter().map(|d| d.patient).collect();
+        let mut watched = HashSet::new();
+        for patient in patients {
+            for a in sm::alarms_of_patient(snap, &patient) {
+                if a.institution == svc.institution && a.acknowledged_by.is_none() && a.escalated_to.is_none() {
+                    watched.insert(a.id);
+                }
+            }
         }
-        if open > 0 {
-            tracing::info!(
-                "{open} alarms raised before the restart and not acknowledged are watched for escalation again"
-            );
+        watched.extend(raised.iter().copied());
+        watched.retain(|id| !escalating.contains(id));
+        let open = watched.len();
+        self.inner.lock().open_alarms.extend(watched);
+        tracing::info!(
+            "monitoring restored: {replayed} latest readings scored again ({unset} alarm edges left unset, \
+             their alarms not found), {open} alarms not acknowledged watched for escalation"
+        );
+    }
+
+    /// Forgets that `cause` holds for `patient`, so that the next reading warranting it raises it.
+    fn unset(&self, patient: &Hash, cause: &Cause) {
+        let mut g = self.inner.lock();
+        match cause {
+            Cause::Risk(_) => {
+                g.risk.insert(*patient, Risk::Low);
+            }
+            Cause::Rule(_, rule) => {
+                if let Some(h) = g.holding.get_mut(patient) {
+                    h.remove(&rule.to_string());
+                }
+            }
         }
     }
 
@@ -606,6 +652,12 @@ impl Monitor {
             }
         }
     }
+}
+
+/// The id of the alarm `cause` raises for the reading `digest`: the same on every node and
+/// after a restart.
+fn alarm_id(digest: &Hash, cause: &Cause) -> Hash {
+    tagged(domain::ALARM_ID, &[&digest.0, cause.text().as_bytes()])
 }
 
 /// Opens a reading this node stored: its epoch's data key unwrapped with the institution's key

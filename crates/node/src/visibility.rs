@@ -135,7 +135,8 @@ impl Caller {
     }
 
     /// A record's head and versions (ids, hashes, holders; no content): whoever may see its
-    /// patient, staff of an institution holding its original, current or latest version, and
+    /// patient, staff of an institution holding any of its versions (one read: the holders
+    /// list anchoring keeps), and
     /// doctors who know its id (a break-glass reader checks the content against these hashes).
     /// Listing a patient's records is not open to them.
     pub fn may_see_record(&self, state: &dyn StateRead, id: &Hash) -> bool {
@@ -143,15 +144,13 @@ impl Caller {
         if self.is(Role::Doctor) || self.may_see_patient(state, &head.patient) {
             return true;
         }
-        // Staff of the institution holding the original, the current or the latest version
-        // (an amendment may be held elsewhere). A patient registered there is not staff.
+        // Staff of an institution holding any of its versions (an amendment may be held
+        // elsewhere). A patient registered there is not staff.
         if self.is(Role::Patient) {
             return false;
         }
         let Some(inst) = self.institution.as_deref() else { return false };
-        [1, head.current_version, head.latest_version]
-            .iter()
-            .any(|v| records::version(state, id, *v).is_some_and(|v| v.holder == inst))
+        records::holders(state, id).iter().any(|h| h == inst)
     }
 
     /// One access event: the requester it records, the record's patient, the admin of the

@@ -38,7 +38,7 @@ async fn referrals_are_shown_to_their_parties_only() {
         patient: pid,
         doctor: held.doc.public(),
         to: "h1".into(),
-        specialty: "cardiology".into(),
+        specialty: "394579002".into(),
         records: vec![REC],
     };
     ok_tx(&n, &held.doc, Operation::Care(propose)).await;
@@ -510,4 +510,30 @@ async fn after_a_restart_a_standing_alarm_is_not_raised_again_and_still_escalate
     n.commit();
     let escalated = alarm(&n.chain.store.snapshot().unwrap(), &second.id).unwrap();
     assert_eq!(escalated.escalated_to, Some(on_call.public()), "escalated after the restart");
+
+    // 3. The node stopped after storing a reading and before raising its alarm: the reading is
+    //    in the vault, no alarm for it anywhere. The rule stopped holding first (80), then
+    //    that reading (160) is stored as `ingest` stores it. After the restart the edge is not
+    //    taken as raised: the next reading past the rule raises the alarm.
+    let (_, v) = send(&n, &m.device, &pulse(80.0, now(&n) - 3_000)).await;
+    assert_eq!(v["alarms"], serde_json::json!([]), "{v}");
+    {
+        use medledger_types::care::vitals::reading_digest;
+        use medledger_vault::envelope::{reading_context, reading_key_context, seal, wrap, DataKey};
+        let text = pulse(160.0, now(&n) - 2_000);
+        let digest = reading_digest(&m.device_id, text.as_bytes());
+        let (key, epoch) = (DataKey::generate(), Hash([0xE9; 32]));
+        let kctx = reading_key_context(&m.device_id, &epoch);
+        let keys: Vec<_> =
+            [svc.institution_key.public(), m.patient.public()].map(|pk| (pk, wrap(&key, &pk, &kctx).unwrap())).into();
+        svc.vault.put_reading_key(&m.device_id, &epoch, &keys).unwrap();
+        let sealed = seal(&key, text.as_bytes(), &reading_context(&m.device_id, &digest));
+        svc.vault.put_reading(&m.device_id, &digest, now(&n) - 2_000, &epoch, &sealed.0).unwrap();
+    }
+    drop(svc);
+    let n = n.crash_and_restart_with_service_key(&service);
+    let (_, v) = n.call_as(Some(&m.patient), "GET", &live, None).await;
+    assert_eq!(texts(&v)[..2], ["160 /min", "80 /min"], "{v}");
+    let (_, v) = send(&n, &m.device, &pulse(161.0, now(&n) - 1_000)).await;
+    assert_eq!(v["alarms"], serde_json::json!(["pulse > 130"]), "the alarm the stop lost is raised: {v}");
 }

@@ -235,7 +235,7 @@ fn institutions(state: &dyn StateRead, k: &[u8], what: &'static str) -> Vec<Stri
     let Some(b) = state.get(k) else { return Vec::new() };
     decode_with(state, &b, what, |r| {
         let n = r.len(what, MAX_HOLDERS)?;
-        (0..n).map(|_| r.string("institution", 64)).collect()
+        (0..n).map(|_| r.string("institution", medledger_types::limits::MAX_INSTITUTION_ID)).collect()
     })
     .unwrap_or_default()
 }

@@ -97,7 +97,7 @@ impl World {
             patient: self.pid,
             doctor: self.treating.public(),
             to: TO.into(),
-            specialty: "cardiology".into(),
+            specialty: "394579002".into(),
             records: self.records.clone(),
         };
         self.run(who, o)
@@ -299,7 +299,7 @@ fn bad_referrals_are_refused_with_their_rule_and_change_nothing() {
         patient: w.pid,
         doctor: doctor.public(),
         to: to.into(),
-        specialty: "cardiology".into(),
+        specialty: "394579002".into(),
         records,
     };
     let recs = w.records.clone();

@@ -49,8 +49,9 @@ pub enum StoreError {
 /// tree nodes stored under their version and path, with an index of stale nodes to prune, 6 an
 /// item's status change at institution level, its reason, premises and event under a key of
 /// their own, 7 when an event was declared in error (its public record) and at which height (its
-/// body).
-pub const STATE_FORMAT: u32 = 7;
+/// body), 8 a record's holders kept by anchoring (`rh/`), which an erasure request reads, and
+/// referral specialties as codes.
+pub const STATE_FORMAT: u32 = 8;
 
 macro_rules! db_err {
     ($($t:ty),*) => {$(

@@ -7,7 +7,7 @@
 //! approves, the treating doctor proposes or confirms, and on acceptance the state grants the
 //! receiving doctor a consent scoped to the named records that ends when the referral closes.
 //! Clinical content never goes on chain: the records are named by id, the report is a record
-//! version in the vault, and the specialty is a short code.
+//! version in the vault, and the specialty is a code of a fixed value set ([`specialty`]).
 //!
 //! Off chain, in this crate: the NEWS2 early-warning score ([`news2`]), readings as FHIR
 //! Observations ([`vitals`]) and what raises an alarm ([`alarm`]); devices, readings and alarms
@@ -15,6 +15,7 @@
 
 pub mod alarm;
 pub mod news2;
+pub mod specialty;
 pub mod task;
 pub mod vitals;
 
@@ -27,8 +28,9 @@ pub use task::TaskStatus;
 pub mod limits {
     /// Records one referral may name (the scope of its consent).
     pub const MAX_REFERRAL_RECORDS: usize = 64;
-    /// The requested specialty or service (a code or a short label, never clinical content).
-    pub const MAX_SPECIALTY: usize = 64;
+    /// The requested specialty: a code of [`super::specialty::ALL`] (SNOMED CT, at most 18
+    /// digits), never clinical content.
+    pub const MAX_SPECIALTY: usize = 18;
     /// A rejection, failure or cancellation reason.
     pub const MAX_REFERRAL_REASON: usize = super::task::MAX_REASON_BYTES;
     /// An appointment may be at most this far after the acceptance (one year).
@@ -235,12 +237,12 @@ impl CareOp {
                     return Err("the receiving institution must be named".into());
                 }
                 check_len("receiving institution", to, MAX_INSTITUTION_ID)?;
-                if specialty.trim().is_empty() {
-                    return Err("the specialty must be named (for example cardiology)".into());
-                }
-                check_len("specialty", specialty, MAX_SPECIALTY)?;
-                if specialty.chars().any(char::is_control) {
-                    return Err("the specialty must not contain control characters".into());
+                if specialty::display(specialty).is_none() {
+                    // A code, never free text: nothing clinical can ride on it.
+                    return Err(match specialty::parse(specialty) {
+                        Ok(code) => format!("the specialty goes on chain as its code: {code}, not `{specialty}`"),
+                        Err(e) => e,
+                    });
                 }
                 if records.is_empty() {
                     return Err("a referral names at least one record for the receiving doctor".into());
@@ -329,7 +331,7 @@ impl CareOp {
                 patient: Hash([1; 32]),
                 doctor: someone,
                 to: "hospital-1".into(),
-                specialty: "cardiology".into(),
+                specialty: "394579002".into(),
                 records: vec![Hash([2; 32])],
             },
             K::ApproveReferral => CareOp::ApproveReferral { referral_id },
@@ -428,6 +430,19 @@ pub(crate) mod tests {
             }
         });
         assert!(e.contains("specialty"), "{e}");
+        // A code of the value set only: no free text, not even a display name, rides on chain.
+        let e = with(&|op| {
+            if let CareOp::ProposeReferral { specialty, .. } = op {
+                *specialty = "HIV+, chest pain".into()
+            }
+        });
+        assert!(e.contains("unknown specialty") && e.contains("practice setting"), "{e}");
+        let e = with(&|op| {
+            if let CareOp::ProposeReferral { specialty, .. } = op {
+                *specialty = "Cardiology".into()
+            }
+        });
+        assert_eq!(e, "the specialty goes on chain as its code: 394579002, not `Cardiology`");
         let e = CareOp::RejectReferral { referral_id: Hash([1; 32]), reason: " ".into() }.check_limits().unwrap_err();
         assert_eq!(e, "to reject a referral, give a reason");
         let e = CareOp::CompleteReferral { referral_id: Hash([1; 32]), report: Hash::ZERO }.check_limits().unwrap_err();

@@ -112,6 +112,11 @@ fn actions(me: &Me, r: &Value) -> Markup {
     }
 }
 
+/// A specialty code as people read it (the code itself if it is not in the value set).
+fn specialty_name(code: &str) -> &str {
+    medledger_types::care::specialty::display(code).unwrap_or(code)
+}
+
 fn table(me: &Me, list: &[Value], table_id: &str, caption: &str) -> Markup {
     html! {
         @if list.is_empty() { p { "No referrals." } }
@@ -124,7 +129,7 @@ fn table(me: &Me, list: &[Value], table_id: &str, caption: &str) -> Markup {
                         tr data-referral=(s(r, "id")) {
                             td { (page::short(s(r, "id"))) }
                             td { (s(r, "from")) " → " (s(r, "to")) }
-                            td { (s(r, "specialty")) }
+                            td { (specialty_name(s(r, "specialty"))) }
                             td.status {
                                 (status_tag(s(r, "status")))
                                 @if let Some(a) = r["awaiting"].as_str() { br; small { "awaits " (a) } }
@@ -175,8 +180,11 @@ fn propose_form(me: &Me) -> Markup {
                     option value=(inst.id) { (inst.name) }
                 }
             }
-            label for="specialty" { "Specialty or service" }
-            input #specialty name="specialty" required maxlength="64" placeholder="cardiology";
+            label for="specialty" { "Specialty (practice setting, SNOMED CT)" }
+            input #specialty name="specialty" required maxlength="64" placeholder="Cardiology" list="specialties";
+            datalist #specialties {
+                @for (code, name) in medledger_types::care::specialty::ALL { option value=(name) { (code) } }
+            }
             label for="records" { "Records the receiving doctor may read (ids, comma-separated)" }
             input #records name="records" required size="66";
             button type="submit" { "Refer the patient" }

@@ -73,7 +73,8 @@ pub enum ReferralCmd {
         /// The receiving institution's id.
         #[arg(long)]
         to: String,
-        /// The requested specialty or service, for example `cardiology`.
+        /// The requested specialty: a SNOMED CT code of the practice setting value set, or its
+        /// display name, for example `cardiology` (sent as 394579002).
         #[arg(long)]
         specialty: String,
         /// A record id the receiving doctor may read; repeat for each.
@@ -177,7 +178,7 @@ fn line(r: &Value) {
         r["status"].as_str().unwrap_or(""),
         r["from"].as_str().unwrap_or(""),
         r["to"].as_str().unwrap_or(""),
-        r["specialty"].as_str().unwrap_or(""),
+        r["specialty"].as_str().map(|c| medledger_types::care::specialty::display(c).unwrap_or(c)).unwrap_or(""),
         r["awaiting"].as_str().map(|a| format!("  (awaits {a})")).unwrap_or_default()
     );
 }

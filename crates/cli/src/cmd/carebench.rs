@@ -117,7 +117,7 @@ pub fn referrals(n: usize) -> Result<Value, String> {
                         patient: pids[i],
                         doctor: treating.public(),
                         to: "i0".into(),
-                        specialty: "cardiology".into(),
+                        specialty: "394579002".into(),
                         records: vec![id(2, i)],
                     },
                 )

@@ -671,7 +671,7 @@ fn seed_care(
         patient: hex(&identities["patient-1"]["pseudonym"], "patient-1")?,
         doctor: dara.key.public(),
         to: genesis.institutions[0].id.clone(),
-        specialty: "cardiology".into(),
+        specialty: "394579002".into(),
         records: vec![hex(&records["hospital_b_encounter"], "encounter")?],
     };
     let (id, _) = dara.propose_referral(proposal)?;
