@@ -44,6 +44,11 @@ pub struct RecordService {
     journal: std::sync::OnceLock<crate::audit::journal::AccessJournal>,
     /// Erasure confirmations submitted and not yet committed: record → confirmation tx.
     erasures_inflight: Mutex<std::collections::HashMap<Hash, Hash>>,
+    /// Versions written to the vault whose anchor is not executed yet: (record, version, anchor
+    /// tx, the tip's height then), at most [`MAX_UNANCHORED`]. An anchor refused at execution because the patient asked
+    /// for the record's erasure meanwhile leaves a copy no erasure queue names: the next
+    /// reconciliation destroys it ([`RecordService::reconcile_erasures`]).
+    unanchored: Mutex<std::collections::VecDeque<(Hash, u32, Hash, u64)>>,
     /// Signs the service's own transactions (access events, erasure confirmations): the node's
     /// service key, whose `node_service` credential the CA issues, so that people using the
     /// institution admin key never collide with the node's nonces. Defaults to the admin key.
@@ -57,6 +62,11 @@ pub struct RecordService {
 /// A vault probe is reused for this long, so that scraping `/metrics` (public) cannot make the
 /// node write to its vault more often.
 pub const VAULT_PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Most uploads followed until their anchor executes (the oldest are let go past it).
+pub const MAX_UNANCHORED: usize = 65_536;
+/// Blocks an upload is followed after its anchor left the mempool without being anchored.
+pub const UNANCHORED_BLOCKS: u64 = 64;
 
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecipientKey {
@@ -182,6 +192,7 @@ impl RecordService {
             gossip: std::sync::OnceLock::new(),
             guard: Arc::new(crate::guard::Guard::default()),
             erasures_inflight: Mutex::new(std::collections::HashMap::new()),
+            unanchored: Mutex::new(std::collections::VecDeque::new()),
             signer: institution_key.clone(),
             journal: std::sync::OnceLock::new(),
             health: Mutex::new(None),
@@ -364,6 +375,11 @@ impl RecordService {
         self.sound()?;
         self.vault.put_version(record_id, *version, &sealed, &keys).map_err(vault_error)?;
         self.chain.submit(vec![tx.clone()]).remove(0)?;
+        let mut u = self.unanchored.lock();
+        if u.len() >= MAX_UNANCHORED {
+            u.pop_front();
+        }
+        u.push_back((*record_id, *version, tx.id(), self.chain.tip().height));
         Ok(tx)
     }
 
@@ -571,9 +587,40 @@ impl RecordService {
     pub fn reconcile_erasures(&self) -> Vec<Hash> {
         let Ok(snap) = self.chain.store.snapshot() else { return Vec::new() };
         let queue = state_records::erasure_queue(&snap, &self.institution);
+        // Uploads of records being erased whose anchor did not make it in before the request
+        // (it never will: a record being erased takes no version) are copies no queue names;
+        // they are destroyed here. An anchored upload is let go; one refused for another
+        // reason, once its anchor has left the mempool and [`UNANCHORED_BLOCKS`] blocks passed.
+        let tip = self.chain.tip().height;
+        let mut orphans = Vec::new();
+        self.unanchored.lock().retain(|u @ (id, v, tx, at)| {
+            let Some(h) = state_records::head(&snap, id) else {
+                return self.chain.is_pending(tx) || tip < at + UNANCHORED_BLOCKS;
+            };
+            if state_records::version(&snap, id, *v).is_some_and(|rv| rv.holder == self.institution) {
+                return false;
+            }
+            if h.erasure_requested_at.is_some() || h.erased_at.is_some() {
+                if !queue.contains(id) {
+                    orphans.push(*u);
+                }
+                return false;
+            }
+            self.chain.is_pending(tx) || tip < at + UNANCHORED_BLOCKS
+        });
         drop(snap);
         if self.sound().is_err() {
+            self.unanchored.lock().extend(orphans);
             return Vec::new();
+        }
+        for u in orphans {
+            match self.vault.erase(&u.0) {
+                Ok(_) => tracing::info!("destroyed the copy of record {} anchored after its erasure request", u.0),
+                Err(e) => {
+                    tracing::warn!("cannot erase the unanchored copy of record {} yet: {e}", u.0);
+                    self.unanchored.lock().push_back(u);
+                }
+            }
         }
         let mut confirmed = Vec::new();
         let mut inflight = self.erasures_inflight.lock();

@@ -437,3 +437,81 @@ async fn pending_and_rejected_amendments_are_withheld() {
     assert!(v["error"]["message"].as_str().unwrap().contains("rejected"));
     assert_eq!(read_v(&n, &h.patient, 2, Purpose::Treatment, None).await.0, StatusCode::OK);
 }
+
+/// An upload checked against committed state while the patient's erasure request waits for its
+/// block passes, and its anchor is refused when executed after the request. The copy it left is
+/// named by no erasure queue (this institution holds no version): the next reconciliation
+/// destroys it.
+#[tokio::test]
+async fn a_copy_uploaded_while_an_erasure_request_waits_is_destroyed() {
+    let n = node_with(true);
+    let ca = n.ca.clone();
+    let until = T0 + 1_000_000_000;
+    let doc_h1 = Keypair::from_seed(61);
+    ok_tx(
+        &n,
+        &ca,
+        Operation::Identity(IdentityOp::IssueCredential {
+            spec: CredentialSpec {
+                subject: doc_h1.public(),
+                role: Role::Doctor,
+                institution: "h1".into(),
+                display_name: "Dr H1".into(),
+                valid_from_ms: T0,
+                valid_until_ms: until,
+            },
+        }),
+    )
+    .await;
+    n.commit();
+    let doc_h0 = n.credential(60, Role::Doctor, until).await;
+    let patient = n.credential(70, Role::Patient, until).await;
+    let pid = Hash([70; 32]);
+    n.commit();
+    for (id, doc) in [(1, &doc_h1), (2, &doc_h0)] {
+        let terms = ConsentTerms {
+            grantee: Grantee::Person(doc.public()),
+            actions: action::ALL,
+            scope: Scope::All,
+            purpose: Purpose::Treatment,
+            expires_ms: None,
+            roles: vec![],
+        };
+        ok_tx(&n, &patient, Operation::Consent(ConsentOp::GrantConsent { consent_id: Hash([id; 32]), terms })).await;
+        n.commit();
+    }
+    // Version 1 is held by h1 (its vault is elsewhere).
+    let anchor = RecordsOp::AnchorRecord {
+        record_id: REC,
+        version: 1,
+        patient: pid,
+        resource_type: "Observation".into(),
+        content_hash: envelope::content_hash(&observation(&pid)),
+        locator: "vault://h1".into(),
+    };
+    ok_tx(&n, &doc_h1, Operation::Records(anchor)).await;
+    n.commit();
+    let before = vault_files(&n);
+
+    // The erasure request waits in the mempool; h0's doctor uploads version 2 meanwhile.
+    ok_tx(&n, &patient, Operation::Records(RecordsOp::RequestErasure { record_id: REC })).await;
+    let (sealed, keys, body) =
+        upload_body_v(&n, &doc_h0, pid, &observation(&pid), &[patient.public(), n.admins[0].public()], 2);
+    let (s, v) = n.call("POST", "/v1/records", Some(body)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_ne!(vault_files(&n), before, "the upload wrote its copy");
+    n.commit();
+    let snap = n.chain.store.snapshot().unwrap();
+    assert!(medledger_state::records::version(&snap, &REC, 2).is_none(), "refused after the request");
+    assert_eq!(medledger_state::records::erasure_holders(&snap, &REC), ["h1"], "h0 is asked nothing");
+    drop(snap);
+
+    let svc = n.records.clone().unwrap();
+    assert!(svc.reconcile_erasures().is_empty(), "nothing to confirm: h0 holds no version");
+    let needles: Vec<Vec<u8>> = std::iter::once(sealed[..32].to_vec()).chain(keys_bytes(&keys)).collect();
+    for (f, b) in vault_files(&n) {
+        for nd in &needles {
+            assert!(!b.windows(nd.len()).any(|w| w == nd.as_slice()), "the refused copy remains in {}", f.display());
+        }
+    }
+}
