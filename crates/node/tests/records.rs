@@ -469,15 +469,7 @@ async fn a_copy_uploaded_while_an_erasure_request_waits_is_destroyed() {
     let pid = Hash([70; 32]);
     n.commit();
     for (id, doc) in [(1, &doc_h1), (2, &doc_h0)] {
-        let terms = ConsentTerms {
-            grantee: Grantee::Person(doc.public()),
-            actions: action::ALL,
-            scope: Scope::All,
-            purpose: Purpose::Treatment,
-            expires_ms: None,
-            roles: vec![],
-        };
-        ok_tx(&n, &patient, Operation::Consent(ConsentOp::GrantConsent { consent_id: Hash([id; 32]), terms })).await;
+        grant_all(&n, &patient, id, doc).await;
         n.commit();
     }
     // Version 1 is held by h1 (its vault is elsewhere).

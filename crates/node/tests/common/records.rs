@@ -72,27 +72,26 @@ pub struct Held {
     pub keys: Vec<Value>,
 }
 
+/// The patient consents (`consent_id` = `[id; 32]`) to everything `doctor` may do, for
+/// treatment, without expiry.
+pub async fn grant_all(n: &Node, patient: &Keypair, id: u8, doctor: &Keypair) {
+    let terms = ConsentTerms {
+        grantee: Grantee::Person(doctor.public()),
+        actions: action::ALL,
+        scope: Scope::All,
+        purpose: Purpose::Treatment,
+        expires_ms: None,
+        roles: vec![],
+    };
+    ok_tx(n, patient, Operation::Consent(ConsentOp::GrantConsent { consent_id: Hash([id; 32]), terms })).await;
+}
+
 pub async fn held_record(n: &Node) -> Held {
     let doc = n.credential(60, Role::Doctor, T0 + 1_000_000_000).await;
     let patient = n.credential(70, Role::Patient, T0 + 1_000_000_000).await;
     let pid = Hash([70; 32]);
     n.commit();
-    ok_tx(
-        n,
-        &patient,
-        Operation::Consent(ConsentOp::GrantConsent {
-            consent_id: Hash([1; 32]),
-            terms: ConsentTerms {
-                grantee: Grantee::Person(doc.public()),
-                actions: action::ALL,
-                scope: Scope::All,
-                purpose: Purpose::Treatment,
-                expires_ms: None,
-                roles: vec![],
-            },
-        }),
-    )
-    .await;
+    grant_all(n, &patient, 1, &doc).await;
     n.commit();
     let fhir = observation(&pid);
     let (sealed, keys, body) =
