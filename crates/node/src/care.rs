@@ -252,7 +252,12 @@ impl Monitor {
                         self.inner.lock().open_alarms.insert(alarm_id);
                         alarms.push(text);
                     }
-                    Err(e) => tracing::warn!("alarm `{text}` for device {} not raised: {e}", device.id),
+                    Err(e) => {
+                        // Not raised: the edge is not kept, so the next reading warranting it
+                        // raises it (a missed alarm is worse than a second one).
+                        self.unset(&device.patient, &cause);
+                        tracing::warn!("alarm `{text}` for device {} not raised: {e}", device.id)
+                    }
                 }
             }
         }
@@ -452,7 +457,8 @@ impl Monitor {
     /// readings (the last [`MAX_LATEST`] of each device), opened from the vault with the
     /// institution's key and scored again in time order through the edge-trigger memory,
     /// raising nothing; and this institution's alarms nobody has acknowledged or escalated (the
-    /// last [`sm::MAX_ALARMS_LISTED`] of each of its devices' patients on chain, and those
+    /// last [`sm::MAX_ALARMS_LISTED`] on chain of each patient whose device has readings in this
+    /// vault, and those
     /// `raised` and waiting in the mempool, less those whose escalation is `escalating` there),
     /// watched for escalation again.
     ///
@@ -518,7 +524,8 @@ impl Monitor {
                 }
             }
         }
-        // Every patient of this institution's devices, monitored now or not, read or not.
+        // Every patient of this institution's devices with readings in this vault (an alarm
+        // names a stored reading), monitored now or not.
         let patients: HashSet<Hash> = devices.iter().map(|d| d.patient).collect();
         let mut watched = HashSet::new();
         for patient in patients {

@@ -65,7 +65,8 @@ pub const VAULT_PROBE_EVERY: std::time::Duration = std::time::Duration::from_sec
 
 /// Most uploads followed until their anchor executes (the oldest are let go past it).
 pub const MAX_UNANCHORED: usize = 65_536;
-/// Blocks an upload is followed after its anchor left the mempool without being anchored.
+/// Blocks after its upload that a version is followed while its anchor is neither in the
+/// mempool nor executed (a refused anchor of a record not being erased is let go then).
 pub const UNANCHORED_BLOCKS: u64 = 64;
 
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
@@ -374,12 +375,16 @@ impl RecordService {
         medledger_state::check_operation(&snap, &env, &tx).map_err(SubmitError::Rejected)?;
         self.sound()?;
         self.vault.put_version(record_id, *version, &sealed, &keys).map_err(vault_error)?;
-        self.chain.submit(vec![tx.clone()]).remove(0)?;
-        let mut u = self.unanchored.lock();
-        if u.len() >= MAX_UNANCHORED {
-            u.pop_front();
+        // Followed before it is submitted: a submission that fails after the mempool took the
+        // anchor still leaves a copy to settle.
+        {
+            let mut u = self.unanchored.lock();
+            if u.len() >= MAX_UNANCHORED {
+                u.pop_front();
+            }
+            u.push_back((*record_id, *version, tx.id(), self.chain.tip().height));
         }
-        u.push_back((*record_id, *version, tx.id(), self.chain.tip().height));
+        self.chain.submit(vec![tx.clone()]).remove(0)?;
         Ok(tx)
     }
 
@@ -590,7 +595,8 @@ impl RecordService {
         // Uploads of records being erased whose anchor did not make it in before the request
         // (it never will: a record being erased takes no version) are copies no queue names;
         // they are destroyed here. An anchored upload is let go; one refused for another
-        // reason, once its anchor has left the mempool and [`UNANCHORED_BLOCKS`] blocks passed.
+        // reason once its anchor has left the mempool, [`UNANCHORED_BLOCKS`] blocks after the
+        // upload.
         let tip = self.chain.tip().height;
         let mut orphans = Vec::new();
         self.unanchored.lock().retain(|u @ (id, v, tx, at)| {
@@ -615,7 +621,7 @@ impl RecordService {
         }
         for u in orphans {
             match self.vault.erase(&u.0) {
-                Ok(_) => tracing::info!("destroyed the copy of record {} anchored after its erasure request", u.0),
+                Ok(_) => tracing::info!("destroyed the copy of record {} uploaded as its erasure was requested", u.0),
                 Err(e) => {
                     tracing::warn!("cannot erase the unanchored copy of record {} yet: {e}", u.0);
                     self.unanchored.lock().push_back(u);

@@ -135,8 +135,8 @@ impl Caller {
     }
 
     /// A record's head and versions (ids, hashes, holders; no content): whoever may see its
-    /// patient, staff of an institution holding any of its versions (one read: the holders
-    /// list anchoring keeps), and
+    /// patient, staff of an institution that anchored any of its versions (one read: the
+    /// holders list anchoring keeps), and
     /// doctors who know its id (a break-glass reader checks the content against these hashes).
     /// Listing a patient's records is not open to them.
     pub fn may_see_record(&self, state: &dyn StateRead, id: &Hash) -> bool {

@@ -240,7 +240,9 @@ impl CareOp {
                 if specialty::display(specialty).is_none() {
                     // A code, never free text: nothing clinical can ride on it.
                     return Err(match specialty::parse(specialty) {
-                        Ok(code) => format!("the specialty goes on chain as its code: {code}, not `{specialty}`"),
+                        Ok(code) => {
+                            format!("the specialty goes on chain as its code: {code}, not {:?}", specialty.trim())
+                        }
                         Err(e) => e,
                     });
                 }
@@ -442,7 +444,7 @@ pub(crate) mod tests {
                 *specialty = "Cardiology".into()
             }
         });
-        assert_eq!(e, "the specialty goes on chain as its code: 394579002, not `Cardiology`");
+        assert_eq!(e, "the specialty goes on chain as its code: 394579002, not \"Cardiology\"");
         let e = CareOp::RejectReferral { referral_id: Hash([1; 32]), reason: " ".into() }.check_limits().unwrap_err();
         assert_eq!(e, "to reject a referral, give a reason");
         let e = CareOp::CompleteReferral { referral_id: Hash([1; 32]), report: Hash::ZERO }.check_limits().unwrap_err();

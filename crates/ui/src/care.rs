@@ -181,9 +181,10 @@ fn propose_form(me: &Me) -> Markup {
                 }
             }
             label for="specialty" { "Specialty (practice setting, SNOMED CT)" }
-            input #specialty name="specialty" required maxlength="64" placeholder="Cardiology" list="specialties";
+            input #specialty name="specialty" required maxlength="64" placeholder="Cardiology" list="specialties" aria-describedby="specialty-hint";
+            small #specialty-hint { "A practice setting by name or SNOMED CT code; nothing else reaches the chain." }
             datalist #specialties {
-                @for (code, name) in medledger_types::care::specialty::ALL { option value=(name) { (code) } }
+                @for (code, name) in medledger_types::care::specialty::ALL { option value=(name) { (name) " (" (code) ")" } }
             }
             label for="records" { "Records the receiving doctor may read (ids, comma-separated)" }
             input #records name="records" required size="66";

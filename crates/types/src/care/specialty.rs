@@ -141,7 +141,7 @@ pub fn parse(input: &str) -> Result<&'static str, String> {
     let t = input.trim();
     ALL.iter().find(|(c, d)| *c == t || d.eq_ignore_ascii_case(t)).map(|(c, _)| *c).ok_or_else(|| {
         format!(
-            "unknown specialty `{}`: give a code or display name of the practice setting value set \
+            "unknown specialty {:?}: give a code or display name of the practice setting value set \
                  (for example 394579002 or Cardiology; {} in all)",
             t.chars().take(40).collect::<String>(),
             ALL.len()
