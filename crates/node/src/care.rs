@@ -134,6 +134,22 @@ struct Inner {
     epochs: HashMap<Hash, Arc<KeyEpoch>>,
 }
 
+impl Inner {
+    /// Keeps `reading` among the patient's latest (at most [`MAX_LATEST`]); false if the
+    /// patient is not followed and [`MAX_FOLLOWED`] are.
+    fn remember(&mut self, patient: Hash, reading: Reading) -> bool {
+        if self.latest.len() >= MAX_FOLLOWED && !self.latest.contains_key(&patient) {
+            return false;
+        }
+        let latest = self.latest.entry(patient).or_default();
+        latest.push_back(reading);
+        while latest.len() > MAX_LATEST {
+            latest.pop_front();
+        }
+        true
+    }
+}
+
 /// The monitoring state of one node. After a restart, [`Monitor::recover`] rebuilds it from the
 /// vault's reading log and the chain: the pending anchors, the latest values (NEWS2 sets), the
 /// edge-trigger memory, and the alarms to escalate.
@@ -232,12 +248,8 @@ impl Monitor {
             g.pending_since.entry(device.id).or_insert(now);
             g.pending.entry(device.id).or_default().push((reading.effective_ms, digest));
             // The latest values complete NEWS2 sets, for monitored patients only.
-            if monitoring.is_some() && (g.latest.len() < MAX_FOLLOWED || g.latest.contains_key(&device.patient)) {
-                let latest = g.latest.entry(device.patient).or_default();
-                latest.push_back(reading);
-                while latest.len() > MAX_LATEST {
-                    latest.pop_front();
-                }
+            if monitoring.is_some() {
+                g.remember(device.patient, reading);
             }
         }
         let (score, causes) = self.assess(&device, &reading, monitoring.as_ref());
@@ -458,9 +470,8 @@ impl Monitor {
     /// institution's key and scored again in time order through the edge-trigger memory,
     /// raising nothing; and this institution's alarms nobody has acknowledged or escalated (the
     /// last [`sm::MAX_ALARMS_LISTED`] on chain of each patient whose device has readings in this
-    /// vault, and those
-    /// `raised` and waiting in the mempool, less those whose escalation is `escalating` there),
-    /// watched for escalation again.
+    /// vault, and those `raised` and waiting in the mempool, less those whose escalation is
+    /// `escalating` there), watched for escalation again.
     ///
     /// An edge is kept only where its alarm exists: a cause the replay finds whose alarm is
     /// neither on chain nor in the mempool (the node stopped between storing the reading and
@@ -475,9 +486,10 @@ impl Monitor {
         raised: &HashSet<Hash>,
         escalating: &HashSet<Hash>,
     ) {
+        let mut monitored: HashMap<Hash, Option<Monitoring>> = HashMap::new();
         let mut by_patient: HashMap<Hash, Vec<(Reading, Hash, Device)>> = HashMap::new();
         for device in devices {
-            if sm::monitoring(snap, &device.patient).is_none() {
+            if monitored.entry(device.patient).or_insert_with(|| sm::monitoring(snap, &device.patient)).is_none() {
                 continue;
             }
             let found = match svc.vault.latest_readings(&device.id, MAX_LATEST) {
@@ -498,23 +510,15 @@ impl Monitor {
         }
         let (mut replayed, mut unset) = (0, 0);
         for (patient, mut readings) in by_patient {
-            let Some(m) = sm::monitoring(snap, &patient) else { continue };
+            let Some(Some(m)) = monitored.get(&patient) else { continue };
             readings.sort_by_key(|(r, _, _)| r.effective_ms);
             let skip = readings.len().saturating_sub(MAX_LATEST);
             for (reading, digest, device) in readings.into_iter().skip(skip) {
-                {
-                    let mut g = self.inner.lock();
-                    if g.latest.len() >= MAX_FOLLOWED && !g.latest.contains_key(&patient) {
-                        break;
-                    }
-                    let latest = g.latest.entry(patient).or_default();
-                    latest.push_back(reading);
-                    while latest.len() > MAX_LATEST {
-                        latest.pop_front();
-                    }
+                if !self.inner.lock().remember(patient, reading) {
+                    break;
                 }
                 replayed += 1;
-                let (_, causes) = self.assess(&device, &reading, Some(&m));
+                let (_, causes) = self.assess(&device, &reading, Some(m));
                 for cause in causes {
                     let id = alarm_id(&digest, &cause);
                     if sm::alarm(snap, &id).is_none() && !raised.contains(&id) {
@@ -526,10 +530,9 @@ impl Monitor {
         }
         // Every patient of this institution's devices with readings in this vault (an alarm
         // names a stored reading), monitored now or not.
-        let patients: HashSet<Hash> = devices.iter().map(|d| d.patient).collect();
         let mut watched = HashSet::new();
-        for patient in patients {
-            for a in sm::alarms_of_patient(snap, &patient) {
+        for patient in monitored.keys() {
+            for a in sm::alarms_of_patient(snap, patient) {
                 if a.institution == svc.institution && a.acknowledged_by.is_none() && a.escalated_to.is_none() {
                     watched.insert(a.id);
                 }

@@ -45,9 +45,9 @@ pub struct RecordService {
     /// Erasure confirmations submitted and not yet committed: record → confirmation tx.
     erasures_inflight: Mutex<std::collections::HashMap<Hash, Hash>>,
     /// Versions written to the vault whose anchor is not executed yet: (record, version, anchor
-    /// tx, the tip's height then), at most [`MAX_UNANCHORED`]. An anchor refused at execution because the patient asked
-    /// for the record's erasure meanwhile leaves a copy no erasure queue names: the next
-    /// reconciliation destroys it ([`RecordService::reconcile_erasures`]).
+    /// tx, the tip's height then), at most [`MAX_UNANCHORED`]. An anchor refused at execution
+    /// because the patient asked for the record's erasure meanwhile leaves a copy no erasure
+    /// queue names: the next reconciliation destroys it ([`RecordService::reconcile_erasures`]).
     unanchored: Mutex<std::collections::VecDeque<(Hash, u32, Hash, u64)>>,
     /// Signs the service's own transactions (access events, erasure confirmations): the node's
     /// service key, whose `node_service` credential the CA issues, so that people using the

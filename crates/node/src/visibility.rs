@@ -136,15 +136,15 @@ impl Caller {
 
     /// A record's head and versions (ids, hashes, holders; no content): whoever may see its
     /// patient, staff of an institution that anchored any of its versions (one read: the
-    /// holders list anchoring keeps), and
-    /// doctors who know its id (a break-glass reader checks the content against these hashes).
+    /// holders list anchoring keeps), and doctors who know its id (a break-glass reader checks
+    /// the content against these hashes).
     /// Listing a patient's records is not open to them.
     pub fn may_see_record(&self, state: &dyn StateRead, id: &Hash) -> bool {
         let Some(head) = records::head(state, id) else { return self.sees_everything() || self.is(Role::Doctor) };
         if self.is(Role::Doctor) || self.may_see_patient(state, &head.patient) {
             return true;
         }
-        // Staff of an institution holding any of its versions (an amendment may be held
+        // Staff of an institution that anchored any of its versions (an amendment may be held
         // elsewhere). A patient registered there is not staff.
         if self.is(Role::Patient) {
             return false;

@@ -112,11 +112,6 @@ fn actions(me: &Me, r: &Value) -> Markup {
     }
 }
 
-/// A specialty code as people read it (the code itself if it is not in the value set).
-fn specialty_name(code: &str) -> &str {
-    medledger_types::care::specialty::display(code).unwrap_or(code)
-}
-
 fn table(me: &Me, list: &[Value], table_id: &str, caption: &str) -> Markup {
     html! {
         @if list.is_empty() { p { "No referrals." } }
@@ -129,7 +124,7 @@ fn table(me: &Me, list: &[Value], table_id: &str, caption: &str) -> Markup {
                         tr data-referral=(s(r, "id")) {
                             td { (page::short(s(r, "id"))) }
                             td { (s(r, "from")) " → " (s(r, "to")) }
-                            td { (specialty_name(s(r, "specialty"))) }
+                            td { (medledger_types::care::specialty::name(s(r, "specialty"))) }
                             td.status {
                                 (status_tag(s(r, "status")))
                                 @if let Some(a) = r["awaiting"].as_str() { br; small { "awaits " (a) } }

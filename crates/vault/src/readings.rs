@@ -132,27 +132,31 @@ impl ReadingLog {
             },
             None => time_key(device, 0, &Hash([0; 32])),
         };
-        let end = time_key(device, u64::MAX, &Hash([0xff; 32]));
-        let r = self.db.begin_read().map_err(db_err)?;
-        let t = r.open_table(BY_TIME).map_err(db_err)?;
-        let mut out = Vec::new();
-        for entry in t.range(start.as_slice()..=end.as_slice()).map_err(db_err)?.take(limit) {
-            out.push(time_entry(entry.map_err(db_err)?.0.value())?);
-        }
-        Ok(out)
+        self.times(device, start, false, limit)
     }
 
     /// The last `limit` readings of `device` by time, oldest first: (time, digest).
     pub fn latest(&self, device: &Hash, limit: usize) -> Result<Vec<(u64, Hash)>, VaultError> {
-        let (start, end) = (time_key(device, 0, &Hash([0; 32])), time_key(device, u64::MAX, &Hash([0xff; 32])));
-        let r = self.db.begin_read().map_err(db_err)?;
-        let t = r.open_table(BY_TIME).map_err(db_err)?;
-        let mut out = Vec::new();
-        for entry in t.range(start.as_slice()..=end.as_slice()).map_err(db_err)?.rev().take(limit) {
-            out.push(time_entry(entry.map_err(db_err)?.0.value())?);
-        }
+        let mut out = self.times(device, time_key(device, 0, &Hash([0; 32])), true, limit)?;
         out.reverse();
         Ok(out)
+    }
+
+    /// At most `limit` readings of `device` from the time key `start` on, oldest first or,
+    /// with `newest_first`, from the last.
+    fn times(
+        &self,
+        device: &Hash,
+        start: [u8; 72],
+        newest_first: bool,
+        limit: usize,
+    ) -> Result<Vec<(u64, Hash)>, VaultError> {
+        let end = time_key(device, u64::MAX, &Hash([0xff; 32]));
+        let r = self.db.begin_read().map_err(db_err)?;
+        let t = r.open_table(BY_TIME).map_err(db_err)?;
+        let range = t.range(start.as_slice()..=end.as_slice()).map_err(db_err)?;
+        let entries: Box<dyn Iterator<Item = _>> = if newest_first { Box::new(range.rev()) } else { Box::new(range) };
+        entries.take(limit).map(|e| time_entry(e.map_err(db_err)?.0.value())).collect()
     }
 
     /// The devices with readings in the log, at most `limit` (one seek per device: the next

@@ -178,7 +178,7 @@ fn line(r: &Value) {
         r["status"].as_str().unwrap_or(""),
         r["from"].as_str().unwrap_or(""),
         r["to"].as_str().unwrap_or(""),
-        r["specialty"].as_str().map(|c| medledger_types::care::specialty::display(c).unwrap_or(c)).unwrap_or(""),
+        medledger_types::care::specialty::name(r["specialty"].as_str().unwrap_or("")),
         r["awaiting"].as_str().map(|a| format!("  (awaits {a})")).unwrap_or_default()
     );
 }

@@ -135,6 +135,12 @@ pub fn display(code: &str) -> Option<&'static str> {
     ALL.iter().find(|(c, _)| *c == code).map(|(_, d)| *d)
 }
 
+/// How a stored specialty reads: its display, or the text itself if it is not a code of the
+/// value set.
+pub fn name(code: &str) -> &str {
+    display(code).unwrap_or(code)
+}
+
 /// The code a person means by `input`: a code of the value set, or a display name in any case
 /// (`cardiology`, `Cardiology`). Anything else is refused, naming the value set.
 pub fn parse(input: &str) -> Result<&'static str, String> {
